@@ -1,0 +1,66 @@
+# weir: `make run` and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+GO ?= go
+ORT_VERSION := 1.30.0
+CACHE := $(CURDIR)/.cache
+ORT_DIR := $(CACHE)/onnxruntime-$(ORT_VERSION)
+ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
+BIN := build/weir
+export ONNXRUNTIME_LIB ?= $(ORT_LIB)
+# Debian packages the build and tests need: test models, and the C and WAT
+# plugin toolchains.
+DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt
+
+.PHONY: all build run test bench check deps ort debs plugins clean
+
+all: build
+
+## ort: fetch the official ONNX Runtime shared library once (from the npm package).
+ort: $(ORT_LIB)
+$(ORT_LIB):
+	@echo "fetching ONNX Runtime $(ORT_VERSION) (npm package onnxruntime-node) into $(ORT_DIR)"
+	@mkdir -p $(ORT_DIR)/pack
+	cd $(ORT_DIR)/pack && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null
+	tar -xzf $(ORT_DIR)/pack/onnxruntime-node-$(ORT_VERSION).tgz -C $(ORT_DIR)/pack \
+		package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	mv $(ORT_DIR)/pack/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $@
+	rm -rf $(ORT_DIR)/pack
+
+## debs: install the Debian packages that are missing (needs root or sudo).
+debs:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+deps: ort
+	$(GO) mod download
+
+build: deps
+	@mkdir -p build
+	$(GO) build -o $(BIN) ./cmd/weir
+
+## plugins: build the example Wasm plugins into build/plugins/.
+plugins: debs
+	$(MAKE) -C examples/plugins OUT=$(CURDIR)/build/plugins
+
+run: build plugins
+	./scripts/run-demo.sh $(BIN)
+
+test: debs deps plugins
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+bench: debs deps plugins
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+check: deps
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed on:"; gofmt -l .; exit 1)
+	$(GO) vet ./...
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+	$(MAKE) test
+
+clean:
+	rm -rf build

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/sdk/client"
+)
+
+// clientFlags are the flags every client command shares.
+type clientFlags struct {
+	server  string
+	token   string
+	dataDir string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.server, "server", envOr("WEIR_SERVER", "http://127.0.0.1:8080"), "gateway URL")
+	cmd.PersistentFlags().StringVar(&f.token, "token", "", "admin token (default: $WEIR_ADMIN_TOKEN, then <data-dir>/admin-token)")
+	cmd.PersistentFlags().StringVar(&f.dataDir, "data-dir", "weir-data", "data dir of a local `weir serve`, to read its admin token")
+}
+
+// client returns an SDK client with the admin token from the flag, the
+// environment or the local data dir.
+func (f *clientFlags) client() *client.Client {
+	tok := f.token
+	if tok == "" {
+		tok = os.Getenv("WEIR_ADMIN_TOKEN")
+	}
+	if tok == "" {
+		if b, err := os.ReadFile(filepath.Join(f.dataDir, gateway.TokenFile)); err == nil {
+			tok = strings.TrimSpace(string(b))
+		}
+	}
+	return client.New(f.server, tok)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "weir",
+		Short:         "weir serves ONNX models behind WebAssembly feature plugins, with canaries and drift monitoring",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cf := &clientFlags{}
+	cf.register(root)
+	root.AddCommand(
+		newServeCmd(),
+		newModelCmd(cf),
+		newInferCmd(cf),
+	)
+	for _, add := range extraCommands {
+		root.AddCommand(add(cf))
+	}
+	return root
+}
+
+// extraCommands are command groups registered by other files of this
+// package (plugins, routes, canary, ...).
+var extraCommands []func(*clientFlags) *cobra.Command

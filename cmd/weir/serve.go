@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weirhq/weir/gateway"
+)
+
+func newServeCmd() *cobra.Command {
+	var o gateway.Options
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway: HTTP API, embedded NATS (unless --nats-url), monitor and dashboard",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if o.AdminToken == "" {
+				o.AdminToken = os.Getenv("WEIR_ADMIN_TOKEN")
+			}
+			ctx := cmd.Context()
+			g, err := gateway.New(ctx, o)
+			if err != nil {
+				return err
+			}
+			if p := g.TokenPath(); p != "" {
+				fmt.Fprintf(os.Stderr, "admin token: %s (export WEIR_ADMIN_TOKEN=$(cat %s))\n", p, p)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- g.ListenAndServe() }()
+			fmt.Fprintf(os.Stderr, "weir %s serving on %s (NATS %s, data in %s)\n", gateway.Version, o.Listen, g.NATSURL(), o.DataDir)
+			select {
+			case err := <-errc:
+				g.Shutdown(context.Background())
+				return err
+			case <-ctx.Done():
+			}
+			fmt.Fprintln(os.Stderr, "shutting down: draining requests in flight")
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			return g.Shutdown(sctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", ":8080", "HTTP listen address")
+	f.StringVar(&o.DataDir, "data-dir", "weir-data", "where weir keeps NATS data, caches and the admin token")
+	f.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster instead of the embedded server")
+	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
+	f.StringVar(&o.AdminToken, "admin-token", "", "admin token (default: $WEIR_ADMIN_TOKEN, else generated into <data-dir>/admin-token)")
+	f.StringVar(&o.APIKeysFile, "api-keys", "", "file of API keys (one per line) that inference calls must present")
+	f.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then the `make ort` cache)")
+	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
+	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

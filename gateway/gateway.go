@@ -1,0 +1,224 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/weirhq/weir/internal/artifacts"
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/models"
+)
+
+// Version is weir's version, reported by GET /v2.
+var Version = "0.1.0"
+
+// Options configure a gateway. The zero value of each field has a working
+// default (see withDefaults).
+type Options struct {
+	Listen     string // HTTP address, default :8080
+	DataDir    string // default ./weir-data
+	NATSURL    string // external NATS; empty runs an embedded server
+	NATSListen string // embedded NATS client address, default 127.0.0.1:4222
+	// AdminToken guards /v1 writes; empty reads or generates
+	// <DataDir>/admin-token.
+	AdminToken     string
+	APIKeysFile    string // when set, inference needs one of its keys
+	ORTLib         string // ONNX Runtime library; see models.FindLibrary
+	IntraOpThreads int    // per model session, default 1
+	MaxBodyBytes   int    // default 64 MiB
+	Logger         *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Listen == "" {
+		o.Listen = ":8080"
+	}
+	if o.DataDir == "" {
+		o.DataDir = "weir-data"
+	}
+	if o.NATSListen == "" {
+		o.NATSListen = "127.0.0.1:4222"
+	}
+	if o.IntraOpThreads <= 0 {
+		o.IntraOpThreads = 1
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Gateway is a running weir gateway. New starts everything but the HTTP
+// listener; Serve listens; Shutdown stops all of it, in reverse order.
+type Gateway struct {
+	opts       Options
+	log        *slog.Logger
+	adminToken string
+	tokenPath  string
+
+	nats   *natsx.Embedded // nil with an external NATS
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	reg    *prometheus.Registry
+	models *models.Registry
+	app    *fiber.App
+	met    *metrics
+
+	ready bool
+	// Hooks set by the parts wired in (routes, monitor).
+	modelInUse  func(model, version string) []string
+	onReference func(model, version string, data []byte)
+	mounts      []func(v1 fiber.Router, admin fiber.Handler) // extra /v1 endpoints of the wired parts
+	closers     []func()                                     // run in reverse order by Shutdown
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// checkName rejects names that are not safe identifiers, before they reach
+// the disk or the store.
+func checkName(kind, s string) error {
+	if !nameRE.MatchString(s) {
+		return weirerr.Invalidf("%s name %q is not valid: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", kind, s)
+	}
+	return nil
+}
+
+// New starts a gateway's parts: NATS (embedded or external), the artifact
+// stores, the model registry and the HTTP handlers. On error, whatever was
+// started is stopped again.
+func New(ctx context.Context, o Options) (_ *Gateway, err error) {
+	o = o.withDefaults()
+	g := &Gateway{opts: o, log: o.Logger, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	g.adminToken, g.tokenPath, _, err = EnsureAdminToken(o.AdminToken, o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	lib, err := models.FindLibrary(o.ORTLib)
+	if err != nil {
+		return nil, err
+	}
+	if err := models.InitRuntime(lib); err != nil {
+		return nil, err
+	}
+	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	url := o.NATSURL
+	if url == "" {
+		e, err := natsx.Start(natsx.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "nats")})
+		if err != nil {
+			return nil, err
+		}
+		g.nats = e
+		g.closers = append(g.closers, e.Shutdown)
+		url = e.URL()
+	}
+	if g.nc, err = natsx.Connect(url, "weir-gateway"); err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, func() { g.nc.Drain() })
+	if g.js, err = jetstream.New(g.nc); err != nil {
+		return nil, err
+	}
+
+	modelStore, err := artifacts.Open(ctx, g.js, "models")
+	if err != nil {
+		return nil, err
+	}
+	g.models, err = models.NewRegistry(ctx, modelStore, models.Options{
+		CacheDir:   filepath.Join(o.DataDir, "cache", "models"),
+		Session:    models.SessionOptions{IntraOpThreads: o.IntraOpThreads},
+		Logger:     g.log,
+		Registerer: g.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, g.models.Close)
+	g.met = newMetrics(g.reg)
+
+	if err := g.buildApp(); err != nil {
+		return nil, err
+	}
+	g.ready = true
+	return g, nil
+}
+
+// AdminToken is the token admin calls need; TokenPath is where it was read
+// or written ("" when given by flag or environment).
+func (g *Gateway) AdminToken() string { return g.adminToken }
+
+// TokenPath is the file holding a generated admin token.
+func (g *Gateway) TokenPath() string { return g.tokenPath }
+
+// NATSURL is the client URL of the NATS the gateway uses.
+func (g *Gateway) NATSURL() string { return g.nc.ConnectedUrl() }
+
+// Serve accepts HTTP connections on ln until Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	return g.app.Listener(ln)
+}
+
+// ListenAndServe listens on Options.Listen.
+func (g *Gateway) ListenAndServe() error {
+	ln, err := net.Listen("tcp", g.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", g.opts.Listen, err)
+	}
+	return g.Serve(ln)
+}
+
+// Shutdown stops accepting requests, lets those in flight finish (until ctx
+// ends), then stops every part.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.ready = false
+	var err error
+	if g.app != nil {
+		err = g.app.ShutdownWithContext(ctx)
+	}
+	g.close()
+	return err
+}
+
+func (g *Gateway) close() {
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		g.closers[i]()
+	}
+	g.closers = nil
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}

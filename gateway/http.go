@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// buildApp registers every endpoint of the external contract.
+func (g *Gateway) buildApp() error {
+	g.app = fiber.New(fiber.Config{
+		AppName:               "weir",
+		BodyLimit:             g.opts.MaxBodyBytes,
+		DisableStartupMessage: true,
+		ErrorHandler:          errorHandler(g.log),
+		ReadBufferSize:        16 << 10,
+		// Params, queries and headers outlive handlers (map keys, metric
+		// labels, events), so fiber must copy them out of fasthttp's reused
+		// buffers. Bodies are copied where kept.
+		Immutable: true,
+	})
+	app := g.app
+
+	// Health and server metadata: always open.
+	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
+	app.Get("/v2/health/ready", func(c *fiber.Ctx) error {
+		if !g.ready || !g.nc.IsConnected() {
+			return weirerr.Unavailablef("not ready")
+		}
+		return c.SendStatus(fiber.StatusOK)
+	})
+	app.Get("/v2", g.serverMetadata)
+	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	app.Get("/metrics", func(c *fiber.Ctx) error {
+		metricsHandler(c.Context())
+		return nil
+	})
+
+	// Inference (Open Inference Protocol), open unless --api-keys is set.
+	infer := app.Group("/v2/models")
+	if g.opts.APIKeysFile != "" {
+		keys, err := loadAPIKeys(g.opts.APIKeysFile)
+		if err != nil {
+			return err
+		}
+		infer.Use(requireToken("inference", func(k string) bool { return keys[k] }))
+	}
+	infer.Get("/:name", g.modelMetadata)
+	infer.Get("/:name/versions/:version", g.modelMetadata)
+	infer.Get("/:name/ready", g.modelReady)
+	infer.Get("/:name/versions/:version/ready", g.modelReady)
+	infer.Post("/:name/infer", g.infer)
+	infer.Post("/:name/versions/:version/infer", g.infer)
+
+	// Admin API: reads are open, writes need the admin token.
+	admin := requireToken("admin calls", equalToken(g.adminToken))
+	v1 := app.Group("/v1")
+	v1.Get("/models", g.listModels)
+	v1.Get("/models/:name", g.getModel)
+	v1.Put("/models/:name/versions/:version", admin, g.putModel)
+	v1.Put("/models/:name/versions/:version/reference", admin, g.putReference)
+	v1.Delete("/models/:name/versions/:version", admin, g.deleteModel)
+
+	for _, mount := range g.mounts {
+		mount(v1, admin)
+	}
+
+	app.Use(func(c *fiber.Ctx) error {
+		return weirerr.NotFoundf("no endpoint %s %s", c.Method(), c.Path())
+	})
+	return nil
+}

@@ -1,0 +1,41 @@
+package gateway
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's own request metrics; the parts it wires register
+// theirs on the same registry.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_requests_total",
+			Help: "Inference requests by route, variant, model, version and HTTP status code.",
+		}, []string{"route", "variant", "model", "version", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "weir_request_duration_seconds",
+			Help:    "Inference latency in the gateway, from request to response.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route", "variant", "model", "version"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_inflight_requests",
+			Help: "Inference requests being served now.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.inflight)
+	return m
+}
+
+func (m *metrics) observe(route, variant, model, version string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, variant, model, version, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route, variant, model, version).Observe(d.Seconds())
+}

@@ -1,0 +1,259 @@
+// Package artifacts keeps uploaded artifacts (model and plugin bytes,
+// reference data) in NATS JetStream so that every gateway on one NATS serves
+// the same things: bytes in an Object Store bucket, content-addressed by
+// sha256, and per name@version metadata in a KV bucket that replicas watch.
+// It knows nothing of what the bytes mean; models and plugins do.
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Meta describes one name@version. Blob is the sha256 of its bytes in the
+// object store; Attrs holds what the owning package needs (feature list,
+// limits, the reference data's digest, ...).
+type Meta struct {
+	Name     string            `json:"name"`
+	Version  string            `json:"version"`
+	Blob     string            `json:"sha256"`
+	Size     int64             `json:"size"`
+	Uploaded time.Time         `json:"uploaded"`
+	Attrs    map[string]string `json:"attrs,omitempty"`
+}
+
+// Store is one kind of artifact ("models", "plugins") in JetStream.
+type Store struct {
+	kind string
+	kv   jetstream.KeyValue
+	obj  jetstream.ObjectStore
+}
+
+// Open creates or binds the buckets weir-<kind> (KV) and weir-<kind>-blobs
+// (Object Store).
+func Open(ctx context.Context, js jetstream.JetStream, kind string) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      "weir-" + kind,
+		Description: "weir " + kind + ": metadata per name and version",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open KV bucket weir-%s: %w", kind, err)
+	}
+	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      "weir-" + kind + "-blobs",
+		Description: "weir " + kind + ": bytes by sha256",
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open object store weir-%s-blobs: %w", kind, err)
+	}
+	return &Store{kind: kind, kv: kv, obj: obj}, nil
+}
+
+// Digest is the hex sha256 of b, the name a blob is stored under.
+func Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// PutBlob stores b (once per content) and returns its digest.
+func (s *Store) PutBlob(ctx context.Context, b []byte) (string, error) {
+	d := Digest(b)
+	if _, err := s.obj.GetInfo(ctx, d); err == nil {
+		return d, nil
+	}
+	if _, err := s.obj.PutBytes(ctx, d, b); err != nil {
+		return "", fmt.Errorf("store %s blob %s: %w", s.kind, d[:12], err)
+	}
+	return d, nil
+}
+
+// Blob returns the bytes stored under digest.
+func (s *Store) Blob(ctx context.Context, digest string) ([]byte, error) {
+	b, err := s.obj.GetBytes(ctx, digest)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s blob %s: %w", s.kind, short(digest), err)
+	}
+	if Digest(b) != digest {
+		return nil, fmt.Errorf("%s blob %s is corrupt (digest mismatch)", s.kind, short(digest))
+	}
+	return b, nil
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+// Key is the KV key of name@version. Names may hold dots, which KV treats as
+// token separators, so they are escaped ('=' cannot appear in a name).
+func Key(name, version string) string {
+	return escape(name) + "." + escape(version)
+}
+
+func escape(s string) string { return strings.ReplaceAll(s, ".", "=2E") }
+
+func unescape(s string) string { return strings.ReplaceAll(s, "=2E", ".") }
+
+// ParseKey splits a KV key back into name and version.
+func ParseKey(key string) (name, version string, ok bool) {
+	i := strings.IndexByte(key, '.')
+	if i < 0 {
+		return "", "", false
+	}
+	return unescape(key[:i]), unescape(key[i+1:]), true
+}
+
+// PutMeta records m; every replica's watch sees it.
+func (s *Store) PutMeta(ctx context.Context, m Meta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, Key(m.Name, m.Version), b); err != nil {
+		return fmt.Errorf("record %s %s@%s: %w", s.kind, m.Name, m.Version, err)
+	}
+	return nil
+}
+
+// Meta returns the metadata of name@version.
+func (s *Store) Meta(ctx context.Context, name, version string) (Meta, bool, error) {
+	e, err := s.kv.Get(ctx, Key(name, version))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Meta{}, false, nil
+	}
+	if err != nil {
+		return Meta{}, false, err
+	}
+	var m Meta
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return Meta{}, false, fmt.Errorf("decode %s metadata %s: %w", s.kind, e.Key(), err)
+	}
+	return m, true, nil
+}
+
+// List returns every name@version, by name then upload time.
+func (s *Store) List(ctx context.Context) ([]Meta, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Meta
+	for k := range lister.Keys() {
+		name, version, ok := ParseKey(k)
+		if !ok {
+			continue
+		}
+		m, found, err := s.Meta(ctx, name, version)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Uploaded.Before(out[j].Uploaded)
+	})
+	return out, nil
+}
+
+// Delete removes name@version's metadata, and its blob when no other
+// version uses the same bytes.
+func (s *Store) Delete(ctx context.Context, name, version string) error {
+	m, found, err := s.Meta(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return nil
+	}
+	if err := s.kv.Delete(ctx, Key(name, version)); err != nil {
+		return fmt.Errorf("delete %s %s@%s: %w", s.kind, name, version, err)
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, other := range all {
+		if other.Blob == m.Blob {
+			return nil
+		}
+		for _, v := range other.Attrs {
+			if v == m.Blob {
+				return nil
+			}
+		}
+	}
+	if err := s.obj.Delete(ctx, m.Blob); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("delete %s blob %s: %w", s.kind, short(m.Blob), err)
+	}
+	return nil
+}
+
+// Change is one update seen by Watch.
+type Change struct {
+	Name, Version string
+	Meta          Meta // zero when Deleted
+	Deleted       bool
+}
+
+// Watch calls fn for every existing name@version and then for every change,
+// in order, on one goroutine, until ctx ends. ready is closed once the
+// existing entries have been delivered.
+func (s *Store) Watch(ctx context.Context, fn func(Change)) (ready <-chan struct{}, err error) {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", s.kind, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer w.Stop()
+		initial := true
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil { // end of the initial values
+					if initial {
+						initial = false
+						close(done)
+					}
+					continue
+				}
+				name, version, ok := ParseKey(e.Key())
+				if !ok {
+					continue
+				}
+				c := Change{Name: name, Version: version}
+				if e.Operation() != jetstream.KeyValuePut {
+					c.Deleted = true
+				} else if err := json.Unmarshal(e.Value(), &c.Meta); err != nil {
+					continue
+				}
+				fn(c)
+			}
+		}
+	}()
+	return done, nil
+}

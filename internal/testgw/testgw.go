@@ -1,0 +1,96 @@
+// Package testgw starts real weir gateways for tests: embedded NATS with
+// JetStream on a random loopback port, HTTP on another, and a client
+// holding the admin token. Everything stops when the test ends.
+package testgw
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/sdk/client"
+)
+
+// Gateway is a running gateway under test.
+type Gateway struct {
+	*gateway.Gateway
+	URL    string
+	Token  string
+	Client *client.Client
+}
+
+// Option changes the options of a gateway under test.
+type Option func(*gateway.Options)
+
+// WithNATS makes the gateway use an existing NATS (e.g. another test
+// gateway's) instead of starting its own.
+func WithNATS(url string) Option { return func(o *gateway.Options) { o.NATSURL = url } }
+
+// WithDataDir sets the data dir (to restart on the same data).
+func WithDataDir(dir string) Option { return func(o *gateway.Options) { o.DataDir = dir } }
+
+// WithOptions edits the options directly.
+func WithOptions(f func(*gateway.Options)) Option { return Option(f) }
+
+// Start runs a gateway and waits until /v2/health/ready answers 200.
+func Start(t testing.TB, opts ...Option) *Gateway {
+	t.Helper()
+	o := gateway.Options{
+		DataDir:    t.TempDir(),
+		NATSListen: "127.0.0.1:0",
+		AdminToken: "test-admin-token",
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if os.Getenv("WEIR_TEST_LOG") != "" {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := gateway.New(ctx, o)
+	if err != nil {
+		t.Fatalf("start gateway: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(ln)
+	url := "http://" + ln.Addr().String()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		g.Shutdown(ctx)
+	})
+	tg := &Gateway{Gateway: g, URL: url, Token: g.AdminToken(), Client: client.New(url, g.AdminToken())}
+	Eventually(t, 10*time.Second, func() bool {
+		resp, err := http.Get(url + "/v2/health/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "gateway ready")
+	return tg
+}
+
+// Eventually polls cond every 10ms until it holds, failing the test after
+// timeout with what.
+func Eventually(t testing.TB, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,10 @@
+// Package models owns model versions: the ONNX Runtime environment and
+// sessions, conversion between Open Inference Protocol JSON tensors and
+// runtime tensors, validation of requests against a model's signature, and
+// the registry of versions a gateway serves (kept in step with NATS by
+// Sync).
+//
+// models imports no other weir package but internal/weirerr and
+// internal/artifacts; the gateway, router and monitor depend on it, never
+// the other way round. Decisions and their reasons: docs/rationale.md.
+package models

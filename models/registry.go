@@ -1,0 +1,556 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/weirhq/weir/internal/artifacts"
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// State of a model version in this process.
+type State string
+
+const (
+	Loading State = "loading"
+	Ready   State = "ready"
+	Failed  State = "failed"
+)
+
+// Attribute keys weir keeps in a version's artifact metadata.
+const (
+	attrFeatures  = "features"
+	attrReference = "reference" // digest of the reference data blob
+)
+
+// FeaturesMetadataKey is the ONNX metadata_props key from which weir reads a
+// model's feature list when the upload does not give one.
+const FeaturesMetadataKey = "weir.features"
+
+// Version is one loaded (or loading) model version. Its fields are
+// immutable; a reload replaces the whole value.
+type Version struct {
+	Name     string
+	Version  string
+	Meta     artifacts.Meta
+	Features []string
+	State    State
+	Err      string
+	Session  *Session
+}
+
+// HasReference reports whether reference data was uploaded for the version.
+func (v *Version) HasReference() bool { return v.Meta.Attrs[attrReference] != "" }
+
+// Options configure a Registry.
+type Options struct {
+	CacheDir   string // local copies of model files, which ONNX Runtime loads
+	Session    SessionOptions
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Registry holds the model versions this gateway serves and keeps them in
+// step with the artifact store: an upload on any replica loads here too.
+type Registry struct {
+	store  *artifacts.Store
+	opts   Options
+	log    *slog.Logger
+	loads  *prometheus.CounterVec
+	cancel context.CancelFunc
+
+	mu       sync.RWMutex
+	versions map[string]map[string]*Version // name -> version -> value
+
+	loadMu sync.Mutex // serialises loads, so a version's replacements apply in order
+	wg     sync.WaitGroup
+}
+
+// NewRegistry opens the registry over store and waits until the versions
+// already stored are known (they then load in the background).
+func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Registry, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("model cache dir: %w", err)
+	}
+	r := &Registry{
+		store:    store,
+		opts:     o,
+		log:      o.Logger.With("component", "models"),
+		versions: map[string]map[string]*Version{},
+		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_model_loads_total",
+			Help: "Model version loads by result (ok, failed, unloaded).",
+		}, []string{"model", "version", "result"}),
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(r.loads); err != nil {
+			return nil, err
+		}
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	ready, err := store.Watch(wctx, r.apply)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		cancel()
+		return nil, ctx.Err()
+	}
+	return r, nil
+}
+
+// Close stops watching and frees every session.
+func (r *Registry) Close() {
+	r.cancel()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, vs := range r.versions {
+		for _, v := range vs {
+			if v.Session != nil {
+				v.Session.Close()
+			}
+		}
+	}
+	r.versions = map[string]map[string]*Version{}
+}
+
+// Upload validates ONNX bytes by creating a real runtime session, and only
+// then stores them; a model that does not load changes nothing. features
+// may be nil (the model's metadata or, later, its reference data may give
+// them). The version is ready in this process when Upload returns.
+func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte, features []string) (*Version, error) {
+	if len(onnx) == 0 {
+		return nil, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
+	}
+	digest := artifacts.Digest(onnx)
+	path, err := r.cacheFile(digest, onnx)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := LoadSession(path, r.opts.Session)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	if len(features) == 0 {
+		features = metadataFeatures(path)
+	}
+	if err := checkFeatures(sess, features); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	meta := artifacts.Meta{Name: name, Version: version, Size: int64(len(onnx)), Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
+	if prev, ok, _ := r.store.Meta(ctx, name, version); ok && prev.Attrs[attrReference] != "" {
+		meta.Attrs[attrReference] = prev.Attrs[attrReference]
+	}
+	if len(features) > 0 {
+		meta.Attrs[attrFeatures] = strings.Join(features, ",")
+	}
+	if meta.Blob, err = r.store.PutBlob(ctx, onnx); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	v := &Version{Name: name, Version: version, Meta: meta, Features: features, State: Ready, Session: sess}
+	r.install(v)
+	if err := r.store.PutMeta(ctx, meta); err != nil {
+		return nil, err
+	}
+	r.loads.WithLabelValues(name, version, "ok").Inc()
+	r.log.Info("model uploaded", "model", name, "version", version, "sha256", digest[:12], "features", len(features))
+	return v, nil
+}
+
+// SetReference stores reference (training) data for name@version. header
+// is the data's feature names, which become the model's feature list when
+// it has none.
+func (r *Registry) SetReference(ctx context.Context, name, version string, data []byte, header []string) error {
+	meta, ok, err := r.store.Meta(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return weirerr.NotFoundf("model %q has no version %q", name, version)
+	}
+	digest, err := r.store.PutBlob(ctx, data)
+	if err != nil {
+		return err
+	}
+	attrs := map[string]string{}
+	for k, v := range meta.Attrs {
+		attrs[k] = v
+	}
+	attrs[attrReference] = digest
+	if attrs[attrFeatures] == "" && len(header) > 0 {
+		if v, err := r.Get(name, version); err == nil {
+			if err := checkFeatures(v.Session, header); err != nil {
+				return err
+			}
+		}
+		attrs[attrFeatures] = strings.Join(header, ",")
+	}
+	meta.Attrs = attrs
+	r.mu.Lock()
+	if v := r.versions[name][version]; v != nil {
+		nv := *v
+		nv.Meta = meta
+		nv.Features = splitList(attrs[attrFeatures])
+		r.versions[name][version] = &nv
+	}
+	r.mu.Unlock()
+	return r.store.PutMeta(ctx, meta)
+}
+
+// Reference returns the reference data of name@version, if any.
+func (r *Registry) Reference(ctx context.Context, name, version string) ([]byte, bool, error) {
+	meta, ok, err := r.store.Meta(ctx, name, version)
+	if err != nil || !ok || meta.Attrs[attrReference] == "" {
+		return nil, false, err
+	}
+	b, err := r.store.Blob(ctx, meta.Attrs[attrReference])
+	return b, err == nil, err
+}
+
+// Delete removes name@version everywhere. The caller checks that no route
+// sends it traffic.
+func (r *Registry) Delete(ctx context.Context, name, version string) error {
+	if _, ok, err := r.store.Meta(ctx, name, version); err != nil {
+		return err
+	} else if !ok {
+		return weirerr.NotFoundf("model %q has no version %q", name, version)
+	}
+	if err := r.store.Delete(ctx, name, version); err != nil {
+		return err
+	}
+	r.remove(name, version)
+	return nil
+}
+
+// Get returns name@version; version "" or "latest" means the most recently
+// uploaded version that loaded. Errors: NotFound for unknown names and
+// versions, Unavailable while the version is loading, Upstream when it
+// failed to load here.
+func (r *Registry) Get(name, version string) (*Version, error) {
+	r.mu.RLock()
+	vs := r.versions[name]
+	var v *Version
+	if version == "" || version == "latest" {
+		v = latest(vs)
+	} else {
+		v = vs[version]
+	}
+	r.mu.RUnlock()
+	switch {
+	case len(vs) == 0:
+		return nil, weirerr.NotFoundf("model %q not found", name)
+	case v == nil && (version == "" || version == "latest"):
+		return nil, weirerr.Unavailablef("model %q has no version ready yet", name)
+	case v == nil:
+		return nil, weirerr.NotFoundf("model %q has no version %q (versions: %s)", name, version, strings.Join(versionNames(vs), ", "))
+	case v.State == Loading:
+		return v, weirerr.Unavailablef("model %s@%s is loading", name, v.Version)
+	case v.State == Failed:
+		return v, weirerr.Unavailablef("model %s@%s failed to load on this gateway: %s", name, v.Version, v.Err)
+	}
+	return v, nil
+}
+
+// Has reports whether a model of that name exists (in any state).
+func (r *Registry) Has(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.versions[name]) > 0
+}
+
+func latest(vs map[string]*Version) *Version {
+	var best *Version
+	for _, v := range vs {
+		if v.State != Ready {
+			continue
+		}
+		if best == nil || v.Meta.Uploaded.After(best.Meta.Uploaded) {
+			best = v
+		}
+	}
+	return best
+}
+
+func versionNames(vs map[string]*Version) []string {
+	out := make([]string, 0, len(vs))
+	for k := range vs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Model summarises one model for listings.
+type Model struct {
+	Name     string         `json:"name"`
+	Latest   string         `json:"latest,omitempty"`
+	Versions []VersionState `json:"versions"`
+}
+
+// VersionState is one version in a listing.
+type VersionState struct {
+	Version   string       `json:"version"`
+	State     State        `json:"state"`
+	Error     string       `json:"error,omitempty"`
+	Features  []string     `json:"features,omitempty"`
+	SHA256    string       `json:"sha256"`
+	Size      int64        `json:"size"`
+	Uploaded  time.Time    `json:"uploaded"`
+	Reference bool         `json:"reference"`
+	Inputs    []TensorInfo `json:"inputs,omitempty"`
+	Outputs   []TensorInfo `json:"outputs,omitempty"`
+}
+
+// List returns every model with its versions, oldest version first.
+func (r *Registry) List() []Model {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Model, 0, len(r.versions))
+	for name, vs := range r.versions {
+		m := Model{Name: name}
+		if l := latest(vs); l != nil {
+			m.Latest = l.Version
+		}
+		for _, v := range vs {
+			m.Versions = append(m.Versions, v.summary())
+		}
+		sort.Slice(m.Versions, func(i, j int) bool { return m.Versions[i].Uploaded.Before(m.Versions[j].Uploaded) })
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Model returns one model's listing.
+func (r *Registry) Model(name string) (Model, bool) {
+	for _, m := range r.List() {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Model{}, false
+}
+
+func (v *Version) summary() VersionState {
+	s := VersionState{Version: v.Version, State: v.State, Error: v.Err, Features: v.Features,
+		SHA256: v.Meta.Blob, Size: v.Meta.Size, Uploaded: v.Meta.Uploaded, Reference: v.HasReference()}
+	if v.Session != nil {
+		s.Inputs, s.Outputs = v.Session.Inputs(), v.Session.Outputs()
+	}
+	return s
+}
+
+// apply handles one change from the artifact store's watch.
+func (r *Registry) apply(c artifacts.Change) {
+	if c.Deleted {
+		r.remove(c.Name, c.Version)
+		return
+	}
+	r.mu.RLock()
+	cur := r.versions[c.Name][c.Version]
+	r.mu.RUnlock()
+	if cur != nil && cur.Meta.Blob == c.Meta.Blob && cur.State != Failed {
+		if cur.State == Ready { // metadata change only: feature list, reference
+			nv := *cur
+			nv.Meta = c.Meta
+			nv.Features = splitList(c.Meta.Attrs[attrFeatures])
+			r.mu.Lock()
+			if r.versions[c.Name][c.Version] == cur {
+				r.versions[c.Name][c.Version] = &nv
+			}
+			r.mu.Unlock()
+		}
+		return
+	}
+	if cur == nil {
+		r.install(&Version{Name: c.Name, Version: c.Version, Meta: c.Meta, State: Loading})
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.load(c.Meta)
+	}()
+}
+
+// load fetches and loads a version announced by another replica. The old
+// value of the same name@version (if any) keeps serving until it is ready.
+func (r *Registry) load(meta artifacts.Meta) {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	v := &Version{Name: meta.Name, Version: meta.Version, Meta: meta, Features: splitList(meta.Attrs[attrFeatures])}
+	path := filepath.Join(r.opts.CacheDir, meta.Blob+".onnx")
+	if _, err := os.Stat(path); err != nil {
+		b, err := r.store.Blob(context.Background(), meta.Blob)
+		if err == nil {
+			_, err = r.cacheFile(meta.Blob, b)
+		}
+		if err != nil {
+			v.State, v.Err = Failed, err.Error()
+			r.install(v)
+			r.loads.WithLabelValues(meta.Name, meta.Version, "failed").Inc()
+			r.log.Error("model fetch failed", "model", meta.Name, "version", meta.Version, "err", err)
+			return
+		}
+	}
+	sess, err := LoadSession(path, r.opts.Session)
+	if err != nil {
+		v.State, v.Err = Failed, err.Error()
+		r.loads.WithLabelValues(meta.Name, meta.Version, "failed").Inc()
+		r.log.Error("model load failed", "model", meta.Name, "version", meta.Version, "err", err)
+	} else {
+		v.State, v.Session = Ready, sess
+		r.loads.WithLabelValues(meta.Name, meta.Version, "ok").Inc()
+		r.log.Info("model loaded", "model", meta.Name, "version", meta.Version)
+	}
+	r.mu.RLock()
+	stillWanted := r.versions[meta.Name][meta.Version] != nil
+	r.mu.RUnlock()
+	if !stillWanted { // deleted while loading
+		if sess != nil {
+			sess.Close()
+		}
+		return
+	}
+	r.install(v)
+}
+
+// install publishes v and retires what it replaces once requests in flight
+// on the old session finish.
+func (r *Registry) install(v *Version) {
+	r.mu.Lock()
+	vs := r.versions[v.Name]
+	if vs == nil {
+		vs = map[string]*Version{}
+		r.versions[v.Name] = vs
+	}
+	old := vs[v.Version]
+	vs[v.Version] = v
+	r.mu.Unlock()
+	if old != nil && old.Session != nil && old.Session != v.Session {
+		go old.Session.Close() // waits for in-flight runs, off the caller's path
+	}
+}
+
+func (r *Registry) remove(name, version string) {
+	r.mu.Lock()
+	old := r.versions[name][version]
+	delete(r.versions[name], version)
+	if len(r.versions[name]) == 0 {
+		delete(r.versions, name)
+	}
+	r.mu.Unlock()
+	if old != nil {
+		r.loads.WithLabelValues(name, version, "unloaded").Inc()
+		r.log.Info("model unloaded", "model", name, "version", version)
+		if old.Session != nil {
+			go old.Session.Close()
+		}
+	}
+}
+
+func (r *Registry) cacheFile(digest string, b []byte) (string, error) {
+	path := filepath.Join(r.opts.CacheDir, digest+".onnx")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	tmp, err := os.CreateTemp(r.opts.CacheDir, digest+".*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("model cache: %w", err)
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("model cache: %w", err)
+	}
+	return path, nil
+}
+
+// metadataFeatures reads the feature list weir's ONNX builder writes into
+// the model's metadata, if present.
+func metadataFeatures(path string) []string {
+	md, err := ort.GetModelMetadata(path)
+	if err != nil {
+		return nil
+	}
+	defer md.Destroy()
+	v, ok, err := md.LookupCustomMetadataMap(FeaturesMetadataKey)
+	if err != nil || !ok {
+		return nil
+	}
+	return splitList(v)
+}
+
+// checkFeatures verifies a feature list fits the model's first input: a
+// numeric tensor of shape [batch, n].
+func checkFeatures(s *Session, features []string) error {
+	if len(features) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, f := range features {
+		if f == "" {
+			return weirerr.Invalidf("feature list has an empty name")
+		}
+		if seen[f] {
+			return weirerr.Invalidf("feature %q is listed twice", f)
+		}
+		seen[f] = true
+	}
+	in := s.Inputs()[0]
+	if len(in.Shape) != 2 {
+		return weirerr.Invalidf("a feature list needs the model's first input %q to have shape [batch, n], but it has %v", in.Name, in.Shape)
+	}
+	if n := in.Shape[1]; n >= 0 && n != int64(len(features)) {
+		return weirerr.Invalidf("%d features given, but the model's input %q has %d columns (shape %v)", len(features), in.Name, n, in.Shape)
+	}
+	if in.Datatype == Bytes || in.Datatype == Bool {
+		return weirerr.Invalidf("a feature list needs a numeric first input, but %q is %s", in.Name, in.Datatype)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := parts[:0]
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ErrNoFeatures is returned when a named-feature request reaches a model
+// without a feature list.
+var ErrNoFeatures = errors.New("model has no feature list")

@@ -1,0 +1,330 @@
+package models
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// TensorInfo describes one input or output of a model: name, OIP datatype
+// and shape, with -1 for dynamic dimensions.
+type TensorInfo struct {
+	Name     string   `json:"name"`
+	Datatype Datatype `json:"datatype"`
+	Shape    []int64  `json:"shape"`
+}
+
+// SessionOptions tune how ONNX Runtime runs a model.
+type SessionOptions struct {
+	// IntraOpThreads is the number of threads one Run may use. On small
+	// machines serving concurrent requests, 1 is best: requests already run
+	// in parallel, and spinning pools fight over the cores
+	// (docs/rationale.md has the measurements).
+	IntraOpThreads int
+}
+
+// Session is a loaded model, safe for concurrent Infer calls. Close waits
+// for calls in flight and then frees the runtime session.
+type Session struct {
+	inputs  []TensorInfo
+	outputs []TensorInfo
+	byName  map[string]int
+
+	mu     sync.RWMutex // read-held by each Run; Close takes it to free the session
+	sess   *ort.DynamicAdvancedSession
+	closed bool
+}
+
+// LoadSession creates a runtime session for the ONNX file at path. A model
+// weir cannot serve is refused here, with the reason, rather than failing
+// (or crashing the process) on its first request.
+func LoadSession(path string, o SessionOptions) (*Session, error) {
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, weirerr.Invalidf("ONNX Runtime cannot load the model: %s", cleanORTError(err))
+	}
+	s := &Session{byName: map[string]int{}}
+	if s.inputs, err = describe("input", ins); err != nil {
+		return nil, err
+	}
+	if s.outputs, err = describe("output", outs); err != nil {
+		return nil, err
+	}
+	// The binding indexes the first name unconditionally: a model without
+	// inputs or outputs would panic inside it.
+	if len(s.inputs) == 0 {
+		return nil, weirerr.Invalidf("the model has no inputs; weir serves models that take at least one tensor")
+	}
+	if len(s.outputs) == 0 {
+		return nil, weirerr.Invalidf("the model has no outputs")
+	}
+	for i, in := range s.inputs {
+		s.byName[in.Name] = i
+		if len(in.Shape) == 0 && (in.Datatype == FP16 || in.Datatype == Bytes) {
+			return nil, weirerr.Invalidf("input %q is a rank-0 %s tensor, which the ONNX Runtime Go binding cannot build", in.Name, in.Datatype)
+		}
+	}
+	for _, out := range s.outputs {
+		if out.Datatype == FP16 && !static(out.Shape) {
+			return nil, weirerr.Invalidf("output %q is FP16 with dynamic shape %v: the ONNX Runtime Go binding truncates runtime-allocated FP16 outputs, so weir needs a static shape to allocate it", out.Name, out.Shape)
+		}
+		if len(out.Shape) == 0 && out.Datatype == Bytes {
+			return nil, weirerr.Invalidf("output %q is a rank-0 BYTES tensor, which the ONNX Runtime Go binding cannot hold", out.Name)
+		}
+	}
+
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	defer opts.Destroy()
+	threads := o.IntraOpThreads
+	if threads <= 0 {
+		threads = 1
+	}
+	if err := opts.SetIntraOpNumThreads(threads); err != nil {
+		return nil, err
+	}
+	if err := opts.SetInterOpNumThreads(1); err != nil {
+		return nil, err
+	}
+	// Spinning threads burn the cores that concurrent requests need.
+	_ = opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
+	_ = opts.AddSessionConfigEntry("session.inter_op.allow_spinning", "0")
+
+	inNames := make([]string, len(s.inputs))
+	for i, in := range s.inputs {
+		inNames[i] = in.Name
+	}
+	outNames := make([]string, len(s.outputs))
+	for i, out := range s.outputs {
+		outNames[i] = out.Name
+	}
+	s.sess, err = ort.NewDynamicAdvancedSession(path, inNames, outNames, opts)
+	if err != nil {
+		return nil, weirerr.Invalidf("ONNX Runtime cannot load the model: %s", cleanORTError(err))
+	}
+	return s, nil
+}
+
+func describe(kind string, infos []ort.InputOutputInfo) ([]TensorInfo, error) {
+	out := make([]TensorInfo, 0, len(infos))
+	for _, info := range infos {
+		if info.OrtValueType != ort.ONNXTypeTensor {
+			return nil, weirerr.Invalidf("%s %q is a %s; weir serves models whose inputs and outputs are tensors", kind, info.Name, info.OrtValueType)
+		}
+		dt, ok := datatypeOf(info.DataType)
+		if !ok {
+			return nil, weirerr.Invalidf("%s %q has element type %s, which the Open Inference Protocol has no datatype for", kind, info.Name, info.DataType)
+		}
+		shape := make([]int64, len(info.Dimensions))
+		for i, d := range info.Dimensions {
+			if d < 0 {
+				d = -1
+			}
+			shape[i] = d
+		}
+		out = append(out, TensorInfo{Name: info.Name, Datatype: dt, Shape: shape})
+	}
+	return out, nil
+}
+
+func static(shape []int64) bool {
+	for _, d := range shape {
+		if d < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanORTError trims the binding's wrapping so the runtime's own reason shows.
+func cleanORTError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"Error creating C session: ", "Error running network: ", "Error loading temporary session: "} {
+		if i := strings.Index(msg, p); i >= 0 {
+			msg = msg[i+len(p):]
+		}
+	}
+	// "Load model from /local/cache/path failed:<reason>": the path means
+	// nothing to the caller.
+	if strings.HasPrefix(msg, "Load model from ") {
+		if i := strings.Index(msg, " failed:"); i >= 0 {
+			msg = msg[i+len(" failed:"):]
+		}
+	}
+	return strings.TrimSpace(msg)
+}
+
+// Inputs describes the model's inputs.
+func (s *Session) Inputs() []TensorInfo { return s.inputs }
+
+// Outputs describes the model's outputs.
+func (s *Session) Outputs() []TensorInfo { return s.outputs }
+
+// Tensor is a named, typed tensor: a request input after validation, or an
+// output.
+type Tensor struct {
+	Name     string
+	Datatype Datatype
+	Shape    []int64
+	Data     TensorData
+}
+
+// Prepare validates request inputs against the model's signature and
+// parses their data: every error names the input, what came and what was
+// expected. The runtime never sees data that would fail these checks.
+func (s *Session) Prepare(inputs []InputTensor) ([]Tensor, error) {
+	if len(inputs) != len(s.inputs) {
+		seen := map[string]bool{}
+		for _, in := range inputs {
+			if _, ok := s.byName[in.Name]; !ok {
+				return nil, weirerr.Invalidf("unknown input %q: the model's inputs are %s", in.Name, s.inputList())
+			}
+			seen[in.Name] = true
+		}
+		for _, want := range s.inputs {
+			if !seen[want.Name] {
+				return nil, weirerr.Invalidf("missing input %q (%s %v)", want.Name, want.Datatype, want.Shape)
+			}
+		}
+	}
+	out := make([]Tensor, len(s.inputs))
+	for _, in := range inputs {
+		i, ok := s.byName[in.Name]
+		if !ok {
+			return nil, weirerr.Invalidf("unknown input %q: the model's inputs are %s", in.Name, s.inputList())
+		}
+		if out[i].Name != "" {
+			return nil, weirerr.Invalidf("input %q given twice", in.Name)
+		}
+		t, err := s.prepareOne(s.inputs[i], in)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+func (s *Session) inputList() string {
+	parts := make([]string, len(s.inputs))
+	for i, in := range s.inputs {
+		parts[i] = fmt.Sprintf("%q (%s %v)", in.Name, in.Datatype, in.Shape)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
+	if in.Datatype != want.Datatype {
+		if !in.Datatype.Valid() {
+			return Tensor{}, weirerr.Invalidf("input %q: unknown datatype %q, expected %s", in.Name, in.Datatype, want.Datatype)
+		}
+		return Tensor{}, weirerr.Invalidf("input %q has datatype %s, expected %s", in.Name, in.Datatype, want.Datatype)
+	}
+	if in.Shape == nil {
+		return Tensor{}, weirerr.Invalidf("input %q has no shape, expected a shape like %v", in.Name, want.Shape)
+	}
+	if len(in.Shape) != len(want.Shape) {
+		return Tensor{}, weirerr.Invalidf("input %q has shape %v (rank %d), expected rank %d shape %v", in.Name, in.Shape, len(in.Shape), len(want.Shape), want.Shape)
+	}
+	n := int64(1)
+	for d, got := range in.Shape {
+		if got < 0 {
+			return Tensor{}, weirerr.Invalidf("input %q has shape %v with negative dimension %d", in.Name, in.Shape, d)
+		}
+		if w := want.Shape[d]; w >= 0 && got != w {
+			return Tensor{}, weirerr.Invalidf("input %q has shape %v, expected %v (dimension %d must be %d)", in.Name, in.Shape, want.Shape, d, w)
+		}
+		n *= got
+		if n > 1<<31 {
+			return Tensor{}, weirerr.Invalidf("input %q has shape %v, which is too large", in.Name, in.Shape)
+		}
+	}
+	if len(in.Data) == 0 {
+		return Tensor{}, weirerr.Invalidf("input %q has no data", in.Name)
+	}
+	vals, err := parseData(in.Data, in.Datatype, int(n))
+	if err != nil {
+		return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
+	}
+	t := Tensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape, Data: TensorData{Values: vals}}
+	if got := t.Data.Len(); int64(got) != n {
+		return Tensor{}, weirerr.Invalidf("input %q has %d elements, but shape %v needs %d", in.Name, got, in.Shape, n)
+	}
+	return t, nil
+}
+
+// Run executes the model on prepared inputs (in the model's input order, as
+// Prepare returns them) and returns every output.
+func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
+	vals := make([]ort.Value, len(inputs))
+	defer func() {
+		for _, v := range vals {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, in := range inputs {
+		v, err := newValue(in.Datatype, in.Shape, in.Data.Values)
+		if err != nil {
+			return nil, weirerr.Invalidf("input %q: %v", in.Name, err)
+		}
+		vals[i] = v
+	}
+	outs := make([]ort.Value, len(s.outputs))
+	defer func() {
+		for _, v := range outs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, o := range s.outputs {
+		var err error
+		switch {
+		case len(o.Shape) == 0:
+			outs[i], err = emptyScalar(o.Datatype)
+		case o.Datatype == FP16:
+			outs[i], err = emptyFP16(o.Shape)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, weirerr.Unavailablef("model version was unloaded")
+	}
+	err := s.sess.Run(vals, outs)
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, weirerr.Invalidf("ONNX Runtime rejected the request: %s", cleanORTError(err))
+	}
+	result := make([]Tensor, len(outs))
+	for i, v := range outs {
+		data, shape, err := valueData(v)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", s.outputs[i].Name, err)
+		}
+		result[i] = Tensor{Name: s.outputs[i].Name, Datatype: s.outputs[i].Datatype, Shape: shape, Data: TensorData{Values: data}}
+	}
+	return result, nil
+}
+
+// Close frees the runtime session after the calls in flight finish.
+func (s *Session) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.sess.Destroy()
+	}
+}

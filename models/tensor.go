@@ -1,0 +1,624 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/x448/float16"
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// InferRequest is an Open Inference Protocol (KServe V2) inference request.
+type InferRequest struct {
+	ID         string            `json:"id,omitempty"`
+	Parameters map[string]any    `json:"parameters,omitempty"`
+	Inputs     []InputTensor     `json:"inputs"`
+	Outputs    []RequestedOutput `json:"outputs,omitempty"`
+}
+
+// InputTensor is one input of a request. Data is kept raw and parsed for
+// the datatype the model expects, flat or nested (row major).
+type InputTensor struct {
+	Name       string          `json:"name"`
+	Shape      []int64         `json:"shape"`
+	Datatype   Datatype        `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// RequestedOutput names an output the caller wants; none means all.
+type RequestedOutput struct {
+	Name string `json:"name"`
+}
+
+// InferResponse is an Open Inference Protocol inference response.
+type InferResponse struct {
+	ModelName    string         `json:"model_name"`
+	ModelVersion string         `json:"model_version"`
+	ID           string         `json:"id,omitempty"`
+	Outputs      []OutputTensor `json:"outputs"`
+}
+
+// OutputTensor is one output of a response. Data holds a typed Go slice
+// ([]float32, []int64, []string, ...); see TensorData.
+type OutputTensor struct {
+	Name     string     `json:"name"`
+	Shape    []int64    `json:"shape"`
+	Datatype Datatype   `json:"datatype"`
+	Data     TensorData `json:"data"`
+}
+
+// TensorData is a flat, typed tensor payload. It marshals to a JSON array of
+// numbers, booleans or strings: uint8 data as numbers (not base64), FP16 as
+// the float32 it stands for, and non-finite floats as the strings "NaN",
+// "Infinity" and "-Infinity" (which inputs accept too), since JSON numbers
+// cannot hold them.
+type TensorData struct {
+	Values any
+}
+
+// Len is the number of elements.
+func (d TensorData) Len() int {
+	switch v := d.Values.(type) {
+	case []float32:
+		return len(v)
+	case []float64:
+		return len(v)
+	case []int8:
+		return len(v)
+	case []int16:
+		return len(v)
+	case []int32:
+		return len(v)
+	case []int64:
+		return len(v)
+	case []uint8:
+		return len(v)
+	case []uint16:
+		return len(v)
+	case []uint32:
+		return len(v)
+	case []uint64:
+		return len(v)
+	case []bool:
+		return len(v)
+	case []string:
+		return len(v)
+	}
+	return 0
+}
+
+// Float64 returns element i as a float64 (strings as NaN); for events and
+// statistics.
+func (d TensorData) Float64(i int) float64 {
+	switch v := d.Values.(type) {
+	case []float32:
+		return float64(v[i])
+	case []float64:
+		return v[i]
+	case []int8:
+		return float64(v[i])
+	case []int16:
+		return float64(v[i])
+	case []int32:
+		return float64(v[i])
+	case []int64:
+		return float64(v[i])
+	case []uint8:
+		return float64(v[i])
+	case []uint16:
+		return float64(v[i])
+	case []uint32:
+		return float64(v[i])
+	case []uint64:
+		return float64(v[i])
+	case []bool:
+		if v[i] {
+			return 1
+		}
+		return 0
+	}
+	return math.NaN()
+}
+
+// MarshalJSON writes the values as a flat JSON array.
+func (d TensorData) MarshalJSON() ([]byte, error) {
+	return d.AppendJSON(make([]byte, 0, 16+8*d.Len()))
+}
+
+// AppendJSON appends the values as a flat JSON array to b.
+func (d TensorData) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, '[')
+	switch v := d.Values.(type) {
+	case []float32:
+		for i, x := range v {
+			b = appendSep(b, i)
+			b = appendFloat(b, float64(x), 32)
+		}
+	case []float64:
+		for i, x := range v {
+			b = appendSep(b, i)
+			b = appendFloat(b, x, 64)
+		}
+	case []int8:
+		for i, x := range v {
+			b = strconv.AppendInt(appendSep(b, i), int64(x), 10)
+		}
+	case []int16:
+		for i, x := range v {
+			b = strconv.AppendInt(appendSep(b, i), int64(x), 10)
+		}
+	case []int32:
+		for i, x := range v {
+			b = strconv.AppendInt(appendSep(b, i), int64(x), 10)
+		}
+	case []int64:
+		for i, x := range v {
+			b = strconv.AppendInt(appendSep(b, i), x, 10)
+		}
+	case []uint8:
+		for i, x := range v {
+			b = strconv.AppendUint(appendSep(b, i), uint64(x), 10)
+		}
+	case []uint16:
+		for i, x := range v {
+			b = strconv.AppendUint(appendSep(b, i), uint64(x), 10)
+		}
+	case []uint32:
+		for i, x := range v {
+			b = strconv.AppendUint(appendSep(b, i), uint64(x), 10)
+		}
+	case []uint64:
+		for i, x := range v {
+			b = strconv.AppendUint(appendSep(b, i), x, 10)
+		}
+	case []bool:
+		for i, x := range v {
+			b = strconv.AppendBool(appendSep(b, i), x)
+		}
+	case []string:
+		for i, x := range v {
+			s, err := json.Marshal(x)
+			if err != nil {
+				return nil, err
+			}
+			b = append(appendSep(b, i), s...)
+		}
+	case nil:
+	default:
+		return nil, fmt.Errorf("tensor data of unexpected type %T", d.Values)
+	}
+	return append(b, ']'), nil
+}
+
+func appendSep(b []byte, i int) []byte {
+	if i > 0 {
+		return append(b, ',')
+	}
+	return b
+}
+
+func appendFloat(b []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(b, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(b, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		return append(b, `"-Infinity"`...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, bits)
+}
+
+// UnmarshalJSON reads a flat or nested JSON array whose element type is
+// decided by the caller later (see parseData); it keeps the raw bytes.
+func (d *TensorData) UnmarshalJSON(b []byte) error {
+	d.Values = json.RawMessage(append([]byte(nil), b...))
+	return nil
+}
+
+// forEachElement calls fn for every scalar of a flat or nested JSON array
+// (or for raw itself when it is a scalar), in row-major order. tok is the raw
+// token: a number, true/false/null, or a quoted string.
+func forEachElement(raw []byte, fn func(tok []byte) error) error {
+	i, n := 0, len(raw)
+	for i < n {
+		switch c := raw[i]; c {
+		case ' ', '\t', '\n', '\r', '[', ']', ',':
+			i++
+		case '"':
+			j := i + 1
+			for j < n && raw[j] != '"' {
+				if raw[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= n {
+				return fmt.Errorf("unterminated string")
+			}
+			if err := fn(raw[i : j+1]); err != nil {
+				return err
+			}
+			i = j + 1
+		case '{':
+			return fmt.Errorf("found an object where a value was expected")
+		default:
+			j := i
+			for j < n && !isDelim(raw[j]) {
+				j++
+			}
+			if err := fn(raw[i:j]); err != nil {
+				return err
+			}
+			i = j
+		}
+	}
+	return nil
+}
+
+func isDelim(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '[', ']', ',', '"', '{', '}':
+		return true
+	}
+	return false
+}
+
+// parseFloatTok parses a JSON number, or the strings NaN/Infinity/-Infinity.
+func parseFloatTok(tok []byte, bits int) (float64, error) {
+	if len(tok) > 0 && tok[0] == '"' {
+		switch string(tok) {
+		case `"NaN"`, `"nan"`:
+			return math.NaN(), nil
+		case `"Infinity"`, `"inf"`, `"+Infinity"`:
+			return math.Inf(1), nil
+		case `"-Infinity"`, `"-inf"`:
+			return math.Inf(-1), nil
+		}
+		return 0, fmt.Errorf("%s is not a number", tok)
+	}
+	f, err := strconv.ParseFloat(string(tok), bits)
+	if err != nil {
+		return 0, fmt.Errorf("%s is not a number", tok)
+	}
+	return f, nil
+}
+
+func parseIntTok(tok []byte, bits int) (int64, error) {
+	v, err := strconv.ParseInt(string(tok), 10, bits)
+	if err == nil {
+		return v, nil
+	}
+	// Accept integral floats such as 3.0 or 1e3 that some clients send.
+	f, ferr := strconv.ParseFloat(string(tok), 64)
+	if ferr == nil && f == math.Trunc(f) && f >= -math.Exp2(float64(bits-1)) && f < math.Exp2(float64(bits-1)) {
+		return int64(f), nil
+	}
+	return 0, fmt.Errorf("%s is not an integer that fits in %d bits", tok, bits)
+}
+
+func parseUintTok(tok []byte, bits int) (uint64, error) {
+	v, err := strconv.ParseUint(string(tok), 10, bits)
+	if err == nil {
+		return v, nil
+	}
+	f, ferr := strconv.ParseFloat(string(tok), 64)
+	if ferr == nil && f == math.Trunc(f) && f >= 0 && f < math.Exp2(float64(bits)) {
+		return uint64(f), nil
+	}
+	return 0, fmt.Errorf("%s is not an unsigned integer that fits in %d bits", tok, bits)
+}
+
+// parseData reads raw JSON data of datatype dt into a typed slice with
+// capacity hint n (the element count the shape implies).
+func parseData(raw []byte, dt Datatype, n int) (any, error) {
+	var err error
+	idx := 0
+	wrap := func(e error) error { return fmt.Errorf("element %d: %w", idx, e) }
+	switch dt {
+	case FP32, FP16:
+		out := make([]float32, 0, n)
+		err = forEachElement(raw, func(tok []byte) error {
+			f, e := parseFloatTok(tok, 32)
+			if e != nil {
+				return wrap(e)
+			}
+			out = append(out, float32(f))
+			idx++
+			return nil
+		})
+		if dt == FP16 {
+			return out, err // converted to half precision when the tensor is built
+		}
+		return out, err
+	case FP64:
+		out := make([]float64, 0, n)
+		err = forEachElement(raw, func(tok []byte) error {
+			f, e := parseFloatTok(tok, 64)
+			if e != nil {
+				return wrap(e)
+			}
+			out = append(out, f)
+			idx++
+			return nil
+		})
+		return out, err
+	case Int8, Int16, Int32, Int64:
+		bits := map[Datatype]int{Int8: 8, Int16: 16, Int32: 32, Int64: 64}[dt]
+		vals := make([]int64, 0, n)
+		err = forEachElement(raw, func(tok []byte) error {
+			v, e := parseIntTok(tok, bits)
+			if e != nil {
+				return wrap(e)
+			}
+			vals = append(vals, v)
+			idx++
+			return nil
+		})
+		return narrowInts(vals, dt), err
+	case Uint8, Uint16, Uint32, Uint64:
+		bits := map[Datatype]int{Uint8: 8, Uint16: 16, Uint32: 32, Uint64: 64}[dt]
+		vals := make([]uint64, 0, n)
+		err = forEachElement(raw, func(tok []byte) error {
+			v, e := parseUintTok(tok, bits)
+			if e != nil {
+				return wrap(e)
+			}
+			vals = append(vals, v)
+			idx++
+			return nil
+		})
+		return narrowUints(vals, dt), err
+	case Bool:
+		out := make([]bool, 0, n)
+		err = forEachElement(raw, func(tok []byte) error {
+			switch string(tok) {
+			case "true", "1":
+				out = append(out, true)
+			case "false", "0":
+				out = append(out, false)
+			default:
+				return wrap(fmt.Errorf("%s is not a boolean", tok))
+			}
+			idx++
+			return nil
+		})
+		return out, err
+	case Bytes:
+		out := make([]string, 0, n)
+		err = forEachElement(raw, func(tok []byte) error {
+			if len(tok) == 0 || tok[0] != '"' {
+				return wrap(fmt.Errorf("%s is not a string", tok))
+			}
+			var s string
+			if e := json.Unmarshal(tok, &s); e != nil {
+				return wrap(e)
+			}
+			out = append(out, s)
+			idx++
+			return nil
+		})
+		return out, err
+	}
+	return nil, fmt.Errorf("unsupported datatype %s", dt)
+}
+
+func narrowInts(v []int64, dt Datatype) any {
+	switch dt {
+	case Int8:
+		return convertSlice[int64, int8](v)
+	case Int16:
+		return convertSlice[int64, int16](v)
+	case Int32:
+		return convertSlice[int64, int32](v)
+	}
+	return v
+}
+
+func narrowUints(v []uint64, dt Datatype) any {
+	switch dt {
+	case Uint8:
+		return convertSlice[uint64, uint8](v)
+	case Uint16:
+		return convertSlice[uint64, uint16](v)
+	case Uint32:
+		return convertSlice[uint64, uint32](v)
+	}
+	return v
+}
+
+func convertSlice[From, To int64 | uint64 | int8 | int16 | int32 | uint8 | uint16 | uint32](v []From) []To {
+	out := make([]To, len(v))
+	for i, x := range v {
+		out[i] = To(x)
+	}
+	return out
+}
+
+// newValue builds a runtime tensor of shape from typed values. A rank-0
+// shape becomes a runtime scalar, which the binding's tensors cannot hold.
+func newValue(dt Datatype, shape []int64, values any) (ort.Value, error) {
+	s := ort.NewShape(shape...)
+	scalar := len(shape) == 0
+	switch v := values.(type) {
+	case []float32:
+		if dt == FP16 {
+			if scalar {
+				return nil, weirerr.Invalidf("rank-0 FP16 tensors are not supported")
+			}
+			b := make([]byte, 2*len(v))
+			for i, f := range v {
+				h := float16.Fromfloat32(f).Bits()
+				b[2*i], b[2*i+1] = byte(h), byte(h>>8)
+			}
+			if len(b) == 0 {
+				return nil, weirerr.Invalidf("empty FP16 tensors are not supported")
+			}
+			return ort.NewCustomDataTensor(s, b, ort.TensorElementDataTypeFloat16)
+		}
+		return tensorOrScalar(s, v, scalar)
+	case []float64:
+		return tensorOrScalar(s, v, scalar)
+	case []int8:
+		return tensorOrScalar(s, v, scalar)
+	case []int16:
+		return tensorOrScalar(s, v, scalar)
+	case []int32:
+		return tensorOrScalar(s, v, scalar)
+	case []int64:
+		return tensorOrScalar(s, v, scalar)
+	case []uint8:
+		return tensorOrScalar(s, v, scalar)
+	case []uint16:
+		return tensorOrScalar(s, v, scalar)
+	case []uint32:
+		return tensorOrScalar(s, v, scalar)
+	case []uint64:
+		return tensorOrScalar(s, v, scalar)
+	case []bool:
+		return tensorOrScalar(s, v, scalar)
+	case []string:
+		if scalar {
+			return nil, weirerr.Invalidf("rank-0 BYTES tensors are not supported")
+		}
+		t, err := ort.NewStringTensor(s)
+		if err != nil {
+			return nil, err
+		}
+		if len(v) > 0 {
+			if err := t.SetContents(v); err != nil {
+				t.Destroy()
+				return nil, err
+			}
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("no tensor for %T", values)
+}
+
+func tensorOrScalar[T ort.TensorData](s ort.Shape, v []T, scalar bool) (ort.Value, error) {
+	if scalar {
+		return ort.NewScalar(v[0])
+	}
+	return ort.NewTensor(s, v)
+}
+
+// emptyScalar preallocates a rank-0 output of dt, which the binding cannot
+// allocate itself.
+func emptyScalar(dt Datatype) (ort.Value, error) {
+	switch dt {
+	case FP32:
+		return ort.NewEmptyScalar[float32]()
+	case FP64:
+		return ort.NewEmptyScalar[float64]()
+	case Int8:
+		return ort.NewEmptyScalar[int8]()
+	case Int16:
+		return ort.NewEmptyScalar[int16]()
+	case Int32:
+		return ort.NewEmptyScalar[int32]()
+	case Int64:
+		return ort.NewEmptyScalar[int64]()
+	case Uint8:
+		return ort.NewEmptyScalar[uint8]()
+	case Uint16:
+		return ort.NewEmptyScalar[uint16]()
+	case Uint32:
+		return ort.NewEmptyScalar[uint32]()
+	case Uint64:
+		return ort.NewEmptyScalar[uint64]()
+	case Bool:
+		return ort.NewEmptyScalar[bool]()
+	}
+	return nil, fmt.Errorf("rank-0 %s outputs are not supported", dt)
+}
+
+// valueData copies a runtime value's contents out as a typed slice and its
+// shape. FP16 comes back as []float32.
+func valueData(v ort.Value) (any, []int64, error) {
+	shape := []int64(v.GetShape())
+	if shape == nil {
+		shape = []int64{}
+	}
+	switch t := v.(type) {
+	case *ort.Tensor[float32]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[float64]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[int8]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[int16]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[int32]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[int64]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[uint8]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[uint16]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[uint32]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[uint64]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Tensor[bool]:
+		return clone(t.GetData()), shape, nil
+	case *ort.Scalar[float32]:
+		return []float32{t.GetData()}, shape, nil
+	case *ort.Scalar[float64]:
+		return []float64{t.GetData()}, shape, nil
+	case *ort.Scalar[int8]:
+		return []int8{t.GetData()}, shape, nil
+	case *ort.Scalar[int16]:
+		return []int16{t.GetData()}, shape, nil
+	case *ort.Scalar[int32]:
+		return []int32{t.GetData()}, shape, nil
+	case *ort.Scalar[int64]:
+		return []int64{t.GetData()}, shape, nil
+	case *ort.Scalar[uint8]:
+		return []uint8{t.GetData()}, shape, nil
+	case *ort.Scalar[uint16]:
+		return []uint16{t.GetData()}, shape, nil
+	case *ort.Scalar[uint32]:
+		return []uint32{t.GetData()}, shape, nil
+	case *ort.Scalar[uint64]:
+		return []uint64{t.GetData()}, shape, nil
+	case *ort.Scalar[bool]:
+		return []bool{t.GetData()}, shape, nil
+	case *ort.StringTensor:
+		s, err := t.GetContents()
+		return s, shape, err
+	case *ort.CustomDataTensor:
+		if ort.TensorElementDataType(t.DataType()) != ort.TensorElementDataTypeFloat16 {
+			return nil, nil, fmt.Errorf("output of element type %d is not supported", t.DataType())
+		}
+		b := t.GetData()
+		out := make([]float32, len(b)/2)
+		for i := range out {
+			out[i] = float16.Frombits(uint16(b[2*i]) | uint16(b[2*i+1])<<8).Float32()
+		}
+		return out, shape, nil
+	}
+	return nil, nil, fmt.Errorf("output value of type %T is not supported", v)
+}
+
+func clone[T any](s []T) []T { return append(make([]T, 0, len(s)), s...) }
+
+// emptyFP16 preallocates a static-shape FP16 output: the binding copies only
+// half of an FP16 output that the runtime allocated, so weir gives the
+// runtime a buffer of the right size instead.
+func emptyFP16(shape []int64) (ort.Value, error) {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("empty FP16 outputs are not supported")
+	}
+	return ort.NewCustomDataTensor(ort.NewShape(shape...), make([]byte, 2*n), ort.TensorElementDataTypeFloat16)
+}

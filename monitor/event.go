@@ -1,0 +1,36 @@
+package monitor
+
+import "time"
+
+// Subject and stream names fixed by the external contract (shared API.md).
+const (
+	StreamEvents         = "WEIR_EVENTS"
+	SubjectEventsPrefix  = "weir.events."       // + route
+	SubjectDriftPrefix   = "weir.alerts.drift." // + model
+	SubjectRolloutPrefix = "weir.rollouts."     // + route
+)
+
+// Event is one inference, as published on weir.events.<route>. The JSON shape
+// is part of the external contract: add fields, never rename them.
+type Event struct {
+	ID      string    `json:"id"`
+	TS      time.Time `json:"ts"`
+	Route   string    `json:"route"`
+	Variant string    `json:"variant"`
+	Model   string    `json:"model"`
+	Version string    `json:"version"`
+	// Features are the model's named inputs (after plugin enrichment); for an
+	// OIP call on a model without a feature list, each input tensor by name.
+	Features map[string]any `json:"features"`
+	// Outputs are the model's outputs by name (scalars for a batch of one).
+	Outputs   map[string]any `json:"outputs"`
+	LatencyUS int64          `json:"latency_us"`
+	// Status is the HTTP status the caller got (200 on success).
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Shadow marks a mirrored request whose answer nobody saw.
+	Shadow bool `json:"shadow,omitempty"`
+}
+
+// OK reports whether the inference succeeded.
+func (e *Event) OK() bool { return e.Status >= 200 && e.Status < 300 }

@@ -1,0 +1,275 @@
+// Package client is the Go client SDK for a weir gateway: the admin API
+// (models, plugins, routes, rollouts, features) and inference, over HTTP/JSON
+// as described in the external contract. It imports nothing from weir's
+// server packages, so any program can use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to one gateway. It is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the gateway at baseURL (e.g. http://127.0.0.1:8080)
+// that sends token as the admin bearer token (may be empty for inference only).
+func New(baseURL, token string) *Client {
+	return &Client{
+		base:  strings.TrimRight(baseURL, "/"),
+		token: token,
+		http:  &http.Client{Timeout: 5 * time.Minute},
+	}
+}
+
+// WithHTTPClient returns a copy of c that sends requests with hc.
+func (c *Client) WithHTTPClient(hc *http.Client) *Client {
+	cc := *c
+	cc.http = hc
+	return &cc
+}
+
+// Error is a non-2xx answer from the gateway.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+// ModelInfo describes a model and its versions, as GET /v1/models lists them.
+type ModelInfo struct {
+	Name     string        `json:"name"`
+	Latest   string        `json:"latest,omitempty"`
+	Versions []VersionInfo `json:"versions"`
+}
+
+// VersionInfo is one version of a model.
+type VersionInfo struct {
+	Version   string    `json:"version"`
+	State     string    `json:"state"`
+	Features  []string  `json:"features,omitempty"`
+	Size      int64     `json:"size,omitempty"`
+	SHA256    string    `json:"sha256,omitempty"`
+	Uploaded  time.Time `json:"uploaded,omitempty"`
+	Reference bool      `json:"reference,omitempty"`
+}
+
+// PluginInfo describes an uploaded plugin and its versions.
+type PluginInfo struct {
+	Name     string   `json:"name"`
+	Latest   string   `json:"latest,omitempty"`
+	Versions []string `json:"versions"`
+}
+
+// PushModel uploads ONNX bytes as name@version, with an optional feature list.
+func (c *Client) PushModel(ctx context.Context, name, version string, onnx io.Reader, features []string) error {
+	p := "/v1/models/" + url.PathEscape(name) + "/versions/" + url.PathEscape(version)
+	if len(features) > 0 {
+		p += "?features=" + url.QueryEscape(strings.Join(features, ","))
+	}
+	return c.do(ctx, http.MethodPut, p, "application/octet-stream", onnx, nil)
+}
+
+// PushReference uploads the reference (training) data of name@version, CSV
+// with a header row (contentType text/csv) or a JSON array of objects.
+func (c *Client) PushReference(ctx context.Context, name, version string, body io.Reader, contentType string) error {
+	p := "/v1/models/" + url.PathEscape(name) + "/versions/" + url.PathEscape(version) + "/reference"
+	return c.do(ctx, http.MethodPut, p, contentType, body, nil)
+}
+
+// DeleteModel removes name@version (the gateway answers 409 while a route uses it).
+func (c *Client) DeleteModel(ctx context.Context, name, version string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/models/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), "", nil, nil)
+}
+
+// ListModels lists every model with its versions.
+func (c *Client) ListModels(ctx context.Context) ([]ModelInfo, error) {
+	var out struct {
+		Models []ModelInfo `json:"models"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/models", "", nil, &out)
+	return out.Models, err
+}
+
+// PushPlugin uploads Wasm bytes as plugin name@version.
+func (c *Client) PushPlugin(ctx context.Context, name, version string, wasm io.Reader) error {
+	return c.do(ctx, http.MethodPut, "/v1/plugins/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), "application/wasm", wasm, nil)
+}
+
+// DeletePlugin removes plugin name@version.
+func (c *Client) DeletePlugin(ctx context.Context, name, version string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/plugins/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), "", nil, nil)
+}
+
+// ListPlugins lists every plugin with its versions.
+func (c *Client) ListPlugins(ctx context.Context) ([]PluginInfo, error) {
+	var out struct {
+		Plugins []PluginInfo `json:"plugins"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/plugins", "", nil, &out)
+	return out.Plugins, err
+}
+
+// SetRoute creates or replaces a route.
+func (c *Client) SetRoute(ctx context.Context, name string, route json.RawMessage) error {
+	return c.do(ctx, http.MethodPut, "/v1/routes/"+url.PathEscape(name), "application/json", bytes.NewReader(route), nil)
+}
+
+// GetRoute returns a route's configuration.
+func (c *Client) GetRoute(ctx context.Context, name string) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/v1/routes/"+url.PathEscape(name), "", nil, &out)
+	return out, err
+}
+
+// DeleteRoute removes a route.
+func (c *Client) DeleteRoute(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/routes/"+url.PathEscape(name), "", nil, nil)
+}
+
+// StartRollout starts a canary rollout on route and returns its status.
+func (c *Client) StartRollout(ctx context.Context, route string, spec json.RawMessage) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodPost, "/v1/routes/"+url.PathEscape(route)+"/rollout", "application/json", bytes.NewReader(spec), &out)
+	return out, err
+}
+
+// Rollout returns the status of route's rollout.
+func (c *Client) Rollout(ctx context.Context, route string) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/v1/routes/"+url.PathEscape(route)+"/rollout", "", nil, &out)
+	return out, err
+}
+
+// RolloutAction sends promote, pause, resume or abort to route's rollout.
+func (c *Client) RolloutAction(ctx context.Context, route, action string) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodPost, "/v1/routes/"+url.PathEscape(route)+"/rollout/"+url.PathEscape(action), "application/json", nil, &out)
+	return out, err
+}
+
+// Get fetches any JSON endpoint of the gateway (path begins with /) into out.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, "", nil, out)
+}
+
+// Send calls any endpoint with a JSON body and decodes the JSON answer into out.
+func (c *Client) Send(ctx context.Context, method, path string, body any, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, "application/json", r, out)
+}
+
+// Infer sends an Open Inference Protocol request to model (a model or route
+// name) and, when version is not empty, pins that version.
+func (c *Client) Infer(ctx context.Context, model, version string, req json.RawMessage) (json.RawMessage, error) {
+	p := "/v2/models/" + url.PathEscape(model)
+	if version != "" {
+		p += "/versions/" + url.PathEscape(version)
+	}
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodPost, p+"/infer", "application/json", bytes.NewReader(req), &out)
+	return out, err
+}
+
+// Predict sends a raw JSON event through route's plugins and model.
+func (c *Client) Predict(ctx context.Context, route string, event json.RawMessage) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodPost, "/v1/routes/"+url.PathEscape(route)+"/predict", "application/json", bytes.NewReader(event), &out)
+	return out, err
+}
+
+// Metrics returns the gateway's Prometheus text exposition.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	req, err := c.request(ctx, http.MethodGet, "/metrics", "", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode/100 != 2 {
+		return "", &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	return string(b), nil
+}
+
+func (c *Client) request(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" && body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := c.request(ctx, method, path, contentType, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("weir gateway at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read answer of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		return &Error{Status: resp.StatusCode, Message: msg}
+	}
+	if out == nil || len(b) == 0 {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = append((*raw)[:0], b...)
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
