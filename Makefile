@@ -47,7 +47,7 @@ plugins: debs
 	$(MAKE) -C examples/plugins OUT=$(CURDIR)/build/plugins
 
 run: build plugins
-	./scripts/run-demo.sh $(BIN)
+	$(BIN) serve --demo
 
 test: debs deps plugins
 	$(GO) vet ./...

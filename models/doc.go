@@ -4,7 +4,7 @@
 // the registry of versions a gateway serves (kept in step with NATS by
 // Sync).
 //
-// models imports no other weir package but internal/weirerr and
-// internal/artifacts; the gateway, router and monitor depend on it, never
+// models imports no other weir package but internal/weirerr,
+// internal/artifacts and internal/onnx; the gateway, router and monitor depend on it, never
 // the other way round. Decisions and their reasons: docs/rationale.md.
 package models

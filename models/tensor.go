@@ -6,7 +6,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/x448/float16"
+	"github.com/weirhq/weir/internal/onnx"
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/weirhq/weir/internal/weirerr"
@@ -453,7 +453,7 @@ func newValue(dt Datatype, shape []int64, values any) (ort.Value, error) {
 			}
 			b := make([]byte, 2*len(v))
 			for i, f := range v {
-				h := float16.Fromfloat32(f).Bits()
+				h := onnx.Float32ToFloat16(f)
 				b[2*i], b[2*i+1] = byte(h), byte(h>>8)
 			}
 			if len(b) == 0 {
@@ -600,7 +600,7 @@ func valueData(v ort.Value) (any, []int64, error) {
 		b := t.GetData()
 		out := make([]float32, len(b)/2)
 		for i := range out {
-			out[i] = float16.Frombits(uint16(b[2*i]) | uint16(b[2*i+1])<<8).Float32()
+			out[i] = onnx.Float16ToFloat32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
 		}
 		return out, shape, nil
 	}

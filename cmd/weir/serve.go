@@ -15,6 +15,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var o gateway.Options
 	var logLevel string
+	var demo bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway: HTTP API, embedded NATS (unless --nats-url), monitor and dashboard",
@@ -38,6 +39,13 @@ func newServeCmd() *cobra.Command {
 			errc := make(chan error, 1)
 			go func() { errc <- g.ListenAndServe() }()
 			fmt.Fprintf(os.Stderr, "weir %s serving on %s (NATS %s, data in %s)\n", gateway.Version, o.Listen, g.NATSURL(), o.DataDir)
+			if demo {
+				go func() {
+					if err := installDemo(ctx, o.Listen, g.AdminToken()); err != nil {
+						fmt.Fprintln(os.Stderr, "demo set-up failed:", err)
+					}
+				}()
+			}
 			select {
 			case err := <-errc:
 				g.Shutdown(context.Background())
@@ -60,6 +68,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then the `make ort` cache)")
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
 	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
+	f.BoolVar(&demo, "demo", false, "install the fraud-prevention demo (models, plugins, route) once the gateway is up")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
