@@ -20,7 +20,11 @@ import (
 	"github.com/weirhq/weir/internal/artifacts"
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/features"
 	"github.com/weirhq/weir/models"
+	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/plugins"
+	"github.com/weirhq/weir/router"
 )
 
 // Version is weir's version, reported by GET /v2.
@@ -81,11 +85,19 @@ type Gateway struct {
 	app    *fiber.App
 	met    *metrics
 
+	routes      *router.Store
+	features    *features.Store
+	pluginHost  *plugins.Host
+	plugins     *pluginSet
+	events      *monitor.Publisher
+	stats       *monitor.Stats
+	archiver    *monitor.Archiver
+	shadowSlots chan struct{} // bounds shadow requests in flight
+
 	ready bool
 	// Hooks set by the parts wired in (routes, monitor).
 	modelInUse  func(model, version string) []string
 	onReference func(model, version string, data []byte)
-	mounts      []func(v1 fiber.Router, admin fiber.Handler) // extra /v1 endpoints of the wired parts
 	closers     []func()                                     // run in reverse order by Shutdown
 }
 
@@ -160,12 +172,81 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	}
 	g.closers = append(g.closers, g.models.Close)
 	g.met = newMetrics(g.reg)
+	g.shadowSlots = make(chan struct{}, 64)
+
+	if err := g.startParts(ctx); err != nil {
+		return nil, err
+	}
 
 	if err := g.buildApp(); err != nil {
 		return nil, err
 	}
 	g.ready = true
 	return g, nil
+}
+
+// startParts starts routes, features, plugins and monitoring, each with
+// its closer registered so that a failure half-way stops what started.
+func (g *Gateway) startParts(ctx context.Context) error {
+	o := g.opts
+	var err error
+	if g.routes, err = router.OpenStore(ctx, g.js, g.log); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, g.routes.Close)
+
+	if g.features, err = features.Open(ctx, features.Options{
+		NC: g.nc, JS: g.js, Registerer: g.reg, Logger: g.log, Aggregate: true,
+	}); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() { g.features.Close() })
+
+	if g.pluginHost, err = plugins.NewHost(ctx, plugins.Options{
+		CacheDir:   filepath.Join(o.DataDir, "cache", "wasm"),
+		Features:   g.features,
+		Logger:     g.log,
+		Registerer: g.reg,
+	}); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() { g.pluginHost.Close(context.Background()) })
+	pluginStore, err := artifacts.Open(ctx, g.js, "plugins")
+	if err != nil {
+		return err
+	}
+	var stopWatch func()
+	if g.plugins, stopWatch, err = newPluginSet(ctx, g.pluginHost, pluginStore, g.log); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, stopWatch)
+
+	if g.events, err = monitor.NewPublisher(ctx, monitor.PublisherOptions{
+		Conn:       g.nc,
+		SpoolDir:   filepath.Join(o.DataDir, "spool"),
+		Registerer: g.reg,
+		Logger:     g.log,
+	}); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.events.Close(ctx)
+	})
+	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Logger: g.log}); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() { g.stats.Close() })
+	if g.archiver, err = monitor.NewArchiver(monitor.ArchiverOptions{
+		JetStream: g.js, Dir: filepath.Join(o.DataDir, "archive"), Logger: g.log,
+	}); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() { g.archiver.Close(context.Background()) })
+
+	g.modelInUse = g.modelRoutes
+	return nil
 }
 
 // AdminToken is the token admin calls need; TokenPath is where it was read

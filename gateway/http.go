@@ -40,12 +40,14 @@ func (g *Gateway) buildApp() error {
 
 	// Inference (Open Inference Protocol), open unless --api-keys is set.
 	infer := app.Group("/v2/models")
+	var inferAuth fiber.Handler
 	if g.opts.APIKeysFile != "" {
 		keys, err := loadAPIKeys(g.opts.APIKeysFile)
 		if err != nil {
 			return err
 		}
-		infer.Use(requireToken("inference", func(k string) bool { return keys[k] }))
+		inferAuth = requireToken("inference", func(k string) bool { return keys[k] })
+		infer.Use(inferAuth)
 	}
 	infer.Get("/:name", g.modelMetadata)
 	infer.Get("/:name/versions/:version", g.modelMetadata)
@@ -63,9 +65,29 @@ func (g *Gateway) buildApp() error {
 	v1.Put("/models/:name/versions/:version/reference", admin, g.putReference)
 	v1.Delete("/models/:name/versions/:version", admin, g.deleteModel)
 
-	for _, mount := range g.mounts {
-		mount(v1, admin)
+	v1.Get("/plugins", g.listPlugins)
+	v1.Put("/plugins/:name/versions/:version", admin, g.putPlugin)
+	v1.Delete("/plugins/:name/versions/:version", admin, g.deletePlugin)
+
+	v1.Get("/routes", g.listRoutes)
+	v1.Get("/routes/:route", g.getRoute)
+	v1.Put("/routes/:route", admin, g.putRoute)
+	v1.Delete("/routes/:route", admin, g.deleteRoute)
+	v1.Get("/routes/:route/stats", g.routeStats)
+	v1.Get("/routes/:route/timeseries", g.routeTimeseries)
+	predict := []fiber.Handler{g.predict}
+	if inferAuth != nil {
+		predict = []fiber.Handler{inferAuth, g.predict}
 	}
+	v1.Post("/routes/:route/predict", predict...)
+
+	v1.Get("/features/:entity", g.getFeatures)
+	v1.Put("/features/:entity", admin, g.putFeatures)
+	v1.Get("/featuresets", g.listFeatureSets)
+	v1.Get("/featuresets/:name", g.getFeatureSet)
+	v1.Put("/featuresets/:name", admin, g.putFeatureSet)
+	v1.Delete("/featuresets/:name", admin, g.deleteFeatureSet)
+	v1.Post("/featuresets/:name/ingest", admin, g.ingestFeatureSet)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return weirerr.NotFoundf("no endpoint %s %s", c.Method(), c.Path())

@@ -13,6 +13,10 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight prometheus.Gauge
+
+	pluginSkips   *prometheus.CounterVec
+	shadow        *prometheus.CounterVec
+	shadowDropped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,7 +35,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Inference requests being served now.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.inflight)
+	m.pluginSkips = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_plugin_skipped_total",
+		Help: "Plugin failures skipped because the route marks the plugin on_error: skip.",
+	}, []string{"route", "plugin"})
+	m.shadow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_shadow_requests_total",
+		Help: "Mirrored (shadow) requests by route and status code.",
+	}, []string{"route", "code"})
+	m.shadowDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_shadow_dropped_total",
+		Help: "Shadow requests not sent because too many were in flight.",
+	})
+	reg.MustRegister(m.requests, m.latency, m.inflight, m.pluginSkips, m.shadow, m.shadowDropped)
 	return m
 }
 

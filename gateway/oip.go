@@ -8,6 +8,8 @@ import (
 
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
+	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/router"
 )
 
 func (g *Gateway) serverMetadata(c *fiber.Ctx) error {
@@ -93,7 +95,9 @@ func (g *Gateway) resolve(name, version string) (*models.Version, error) {
 	return g.models.Get(name, version)
 }
 
-// infer serves POST /v2/models/{name}[/versions/{v}]/infer.
+// infer serves POST /v2/models/{name}[/versions/{v}]/infer. When name is
+// a route, its split picks the variant (sticky by header); a pinned
+// version bypasses the split.
 func (g *Gateway) infer(c *fiber.Ctx) error {
 	start := time.Now()
 	g.met.inflight.Inc()
@@ -106,22 +110,97 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &req); err != nil {
 		return weirerr.Invalidf("request body is not a valid inference request: %v", err)
 	}
-	v, err := g.resolve(name, version)
+	ev := &monitor.Event{TS: start.UTC(), Route: name}
+	var rt *router.Route
+	if version != "" {
+		ev.Model, ev.Version, ev.Variant = name, version, "pinned"
+		if r, ok := g.routes.Get(name); ok {
+			// On a route, {v} names a variant or a version of the first
+			// variant's model.
+			rt = r
+			if vr, ok := r.Variant(version); ok {
+				ev.Model, ev.Version, ev.Variant = vr.Model, vr.Version, vr.Name
+				c.Set("X-Weir-Variant", vr.Name)
+			} else {
+				ev.Model = r.Variants()[0].Model
+			}
+		}
+	} else {
+		var implicit bool
+		if rt, implicit, err = g.routeFor(name); err != nil {
+			return err
+		}
+		key, hasKey := stickyKey(rt, c, nil)
+		variant := rt.Choose(key, hasKey, headerOf(c))
+		ev.Model, ev.Version, ev.Variant = variant.Model, variant.Version, variant.Name
+		if !implicit {
+			c.Set("X-Weir-Variant", variant.Name)
+		}
+	}
+	resp, err := g.runInfer(&req, ev)
+	if ev.Version != "" {
+		c.Set("X-Weir-Model", ev.Model)
+		c.Set("X-Weir-Model-Version", ev.Version)
+	}
+	g.finish(ev, start, err)
 	if err != nil {
 		return err
 	}
-	c.Set("X-Weir-Model", v.Name)
-	c.Set("X-Weir-Model-Version", v.Version)
-	resp, _, err := v.Infer(&req)
-	code := fiber.StatusOK
-	if err != nil {
-		code = httpStatus(err)
-	}
-	g.met.observe(name, "", v.Name, v.Version, code, time.Since(start))
-	if err != nil {
-		return err
+	if rt != nil {
+		if sh, ok := rt.Shadow(); ok {
+			g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
+				sev := &monitor.Event{}
+				_, err := g.runInfer(&req, sev)
+				return sev, err
+			})
+		}
 	}
 	return writeJSON(c, resp)
+}
+
+// runInfer resolves ev's model version and runs an OIP request on it,
+// recording the features and outputs in ev.
+func (g *Gateway) runInfer(req *models.InferRequest, ev *monitor.Event) (*models.InferResponse, error) {
+	v, err := g.models.Get(ev.Model, ev.Version)
+	if err != nil {
+		return nil, err
+	}
+	ev.Model, ev.Version = v.Name, v.Version
+	resp, inputs, err := v.Infer(req)
+	ev.Features = inputFeatures(v, inputs)
+	if err != nil {
+		return nil, err
+	}
+	outs := make([]models.Tensor, len(resp.Outputs))
+	for i, o := range resp.Outputs {
+		outs[i] = models.Tensor{Name: o.Name, Datatype: o.Datatype, Shape: o.Shape, Data: o.Data}
+	}
+	rows := 1
+	if len(outs) > 0 && len(outs[0].Shape) > 0 && outs[0].Shape[0] > 0 {
+		rows = int(outs[0].Shape[0])
+	}
+	if rows == 1 {
+		ev.Outputs = outputMap(outs, 1)
+	}
+	return resp, nil
+}
+
+// inputFeatures names an OIP request's first row for its event: by the
+// model's feature list when it has one, else small inputs by name.
+func inputFeatures(v *models.Version, inputs []models.Tensor) map[string]any {
+	if len(inputs) == 0 {
+		return nil
+	}
+	if len(v.Features) > 0 {
+		return featureMap(v.Features, inputs[0])
+	}
+	m := map[string]any{}
+	for _, in := range inputs {
+		if in.Data.Len() == 1 {
+			m[in.Name] = scalarAt(in.Data, 0)
+		}
+	}
+	return m
 }
 
 // writeJSON encodes v as the response body.

@@ -116,7 +116,7 @@ func TestInferAndMetadata(t *testing.T) {
 		t.Errorf("server metadata: %s", a.raw)
 	}
 	m := call(t, "GET", g.URL+"/metrics", "", nil)
-	if !strings.Contains(m.raw, `weir_requests_total{code="200",model="add",route="add",variant="",version="1"} 1`) {
+	if !strings.Contains(m.raw, `weir_requests_total{code="200",model="add",route="add",variant="default",version="1"} 1`) {
 		t.Errorf("metrics lack the request count:\n%s", grep(m.raw, "weir_requests_total"))
 	}
 }
@@ -142,7 +142,7 @@ func TestBadRequests(t *testing.T) {
 		want            string // substring of the error
 	}{
 		{"bad json", "/v2/models/add/infer", `{"inputs":`, 400, "not a valid inference request"},
-		{"unknown model", "/v2/models/nope/infer", `{"inputs":[]}`, 404, `model "nope" not found`},
+		{"unknown model", "/v2/models/nope/infer", `{"inputs":[]}`, 404, `model or route "nope" not found`},
 		{"unknown version", "/v2/models/add/versions/7/infer", `{"inputs":[` + x + `,` + y + `]}`, 404, `no version "7"`},
 		{"bad name", "/v2/models/..%2Fetc/infer", `{}`, 400, "not valid"},
 		{"unknown input", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, `"y"`, `"z"`, 1) + `]}`, 400, `unknown input "z"`},

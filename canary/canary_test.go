@@ -1,0 +1,493 @@
+package canary
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/router"
+)
+
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+// testWriter sends the controller's log to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// table is the test's Metrics and Drift: numbers the test sets (the real
+// per-variant stats come from the monitor package).
+type table struct {
+	mu      sync.Mutex
+	metrics map[string]VariantMetrics // by variant
+	drift   map[string]float64        // by model@version
+	windows []time.Time               // "from" of each canary query
+}
+
+func newTable() *table {
+	return &table{metrics: map[string]VariantMetrics{}, drift: map[string]float64{}}
+}
+
+func (t *table) set(variant string, m VariantMetrics) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.metrics[variant] = m
+}
+
+func (t *table) VariantMetrics(route, variant string, from, to time.Time) (VariantMetrics, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if variant == "canary" {
+		t.windows = append(t.windows, from)
+	}
+	return t.metrics[variant], nil
+}
+
+func (t *table) MaxDrift(model, version string) (float64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d, ok := t.drift[model+"@"+version]
+	return d, ok
+}
+
+type env struct {
+	srv     *natstest.Server
+	nc      *nats.Conn
+	routes  *router.Store
+	metrics *table
+	reg     *prometheus.Registry
+}
+
+const routeBody = `{"variants":[{"name":"stable","model":"fraud","version":"1","weight":100}],"sticky":{"header":"X-User-Id"}}`
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := natstest.Start(t)
+	e := &env{srv: srv, metrics: newTable(), reg: prometheus.NewRegistry()}
+	nc, js := srv.Connect(t)
+	e.nc = nc
+	st, err := router.OpenStore(context.Background(), js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	e.routes = st
+	if _, err := st.Put(context.Background(), "fraud", []byte(routeBody)); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) controller(t *testing.T, owner string) *Controller {
+	c, _ := e.controllerTTL(t, owner, 2*time.Second)
+	return c
+}
+
+// controllerTTL starts a controller on its own connection (returned). A
+// long TTL keeps a slow (race-detector) test machine from losing the lease
+// by accident; Close releases it at once.
+func (e *env) controllerTTL(t *testing.T, owner string, ttl time.Duration) (*Controller, *nats.Conn) {
+	t.Helper()
+	nc, js := e.srv.Connect(t)
+	c, err := New(context.Background(), Options{
+		JS: js, Conn: nc, Routes: e.routes, Metrics: e.metrics, Drift: e.metrics,
+		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Registerer: e.reg, Tick: 10 * time.Millisecond, LeaseTTL: ttl, Owner: owner,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, nc
+}
+
+// watchTransitions collects what is published on weir.rollouts.fraud.
+func (e *env) watchTransitions(t *testing.T) func() []Transition {
+	t.Helper()
+	var mu sync.Mutex
+	var got []Transition
+	sub, err := e.nc.Subscribe("weir.rollouts.fraud", func(m *nats.Msg) {
+		var tr Transition
+		if err := json.Unmarshal(m.Data, &tr); err != nil {
+			t.Errorf("bad transition JSON %s: %v", m.Data, err)
+		}
+		mu.Lock()
+		got = append(got, tr)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return func() []Transition {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]Transition(nil), got...)
+	}
+}
+
+func (e *env) variants(t *testing.T) map[string]router.Variant {
+	t.Helper()
+	r, ok := e.routes.Get("fraud")
+	if !ok {
+		t.Fatal("route gone")
+	}
+	out := map[string]router.Variant{}
+	for _, v := range r.Variants() {
+		out[v.Name] = v
+	}
+	return out
+}
+
+func f(v float64) *float64 { return &v }
+
+func spec(interval time.Duration, steps ...int) Spec {
+	return Spec{Variant: "canary", Model: "fraud", Version: "2", Steps: steps, Interval: Duration(interval),
+		MaxErrorRate: f(0.01), MaxP99Ms: f(50), MaxDrift: f(0.25), MinRequests: 100}
+}
+
+func waitState(t *testing.T, c *Controller, want State) *Status {
+	t.Helper()
+	var st *Status
+	eventually(t, 10*time.Second, func() bool {
+		var err error
+		st, err = c.Status(context.Background(), "fraud")
+		return err == nil && st.State == want && st.RouteApplied
+	})
+	return st
+}
+
+func TestGoodCanaryPromoted(t *testing.T) {
+	e := newEnv(t)
+	got := e.watchTransitions(t)
+	c := e.controller(t, "a")
+	e.metrics.set("canary", VariantMetrics{Requests: 500, Errors: 1, P99: 12 * time.Millisecond})
+	e.metrics.set("stable", VariantMetrics{Requests: 4500, Errors: 2, P99: 10 * time.Millisecond})
+	e.metrics.drift["fraud@2"] = 0.1
+
+	st, err := c.Start(context.Background(), "fraud", spec(50*time.Millisecond, 10, 25, 50, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 50ms interval may already have moved it on; the start is step 0 at 10%.
+	if st.State != Progressing || st.History[0].Weight != 10 || st.History[0].To != Progressing {
+		t.Fatalf("after start: %+v", st)
+	}
+	st = waitState(t, c, Promoted)
+	vs := e.variants(t)
+	if len(vs) != 1 || vs["stable"].Version != "2" || vs["stable"].Weight != 100 {
+		t.Fatalf("route after promotion: %+v", vs)
+	}
+	var weights []int
+	for _, h := range st.History {
+		weights = append(weights, h.Weight)
+	}
+	if want := []int{10, 25, 50, 100, 100}; !equal(weights, want) {
+		t.Fatalf("history weights %v, want %v", weights, want)
+	}
+	if last := st.History[len(st.History)-1]; last.To != Promoted || !strings.Contains(last.Reason, "analysis passed at 100%") {
+		t.Fatalf("last transition %+v", last)
+	}
+	if st.Variants["canary"].Requests != 500 || st.Variants["stable"].Requests != 4500 || st.Drift == nil || *st.Drift != 0.1 {
+		t.Fatalf("status figures: %+v drift %v", st.Variants, st.Drift)
+	}
+	eventually(t, 2*time.Second, func() bool { return len(got()) == 5 })
+	for i, tr := range got() {
+		if tr.Route != "fraud" || tr.TS.IsZero() || tr.Weight != weights[i] || tr.By != "a" {
+			t.Errorf("published transition %d: %+v", i, tr)
+		}
+	}
+	if n := testutil.ToFloat64(c.transitions.WithLabelValues("fraud", "promoted")); n != 1 {
+		t.Errorf("promoted counter %v", n)
+	}
+	if n := testutil.ToFloat64(c.transitions.WithLabelValues("fraud", "progressing")); n != 4 {
+		t.Errorf("progressing counter %v", n)
+	}
+	// Each step's analysis window starts at that step's start.
+	e.metrics.mu.Lock()
+	defer e.metrics.mu.Unlock()
+	for _, w := range e.metrics.windows {
+		ok := false
+		for _, h := range st.History {
+			ok = ok || w.Equal(h.TS) || w.Equal(st.StartedAt)
+		}
+		if !ok {
+			t.Errorf("metrics window from %v is no step start", w)
+		}
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRollbacks(t *testing.T) {
+	cases := []struct {
+		name   string
+		canary VariantMetrics
+		drift  float64
+		reason string
+	}{
+		{"error rate", VariantMetrics{Requests: 200, Errors: 40, P99: time.Millisecond}, 0, "error rate 0.2 over max_error_rate 0.01 at 10% (40 of 200 canary requests failed)"},
+		{"p99", VariantMetrics{Requests: 200, P99: 80 * time.Millisecond}, 0, "p99 80ms over max_p99_ms 50 at 10% (200 canary requests)"},
+		{"drift", VariantMetrics{Requests: 200, P99: time.Millisecond}, 0.4, "drift 0.4 over max_drift 0.25 at 10%"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			got := e.watchTransitions(t)
+			c := e.controller(t, "a")
+			e.metrics.set("canary", tc.canary)
+			e.metrics.drift["fraud@2"] = tc.drift
+			if _, err := c.Start(context.Background(), "fraud", spec(100*time.Millisecond, 10, 50, 100)); err != nil {
+				t.Fatal(err)
+			}
+			st := waitState(t, c, RolledBack)
+			// Rolled back at the first analysis: within one interval, still
+			// on the first step.
+			if st.Reason != tc.reason || st.Step != 0 || st.Decision != "rollback" || len(st.History) != 2 {
+				t.Fatalf("status: reason %q step %d decision %s history %d", st.Reason, st.Step, st.Decision, len(st.History))
+			}
+			if vs := e.variants(t); vs["stable"].Weight != 100 || vs["canary"].Weight != 0 || vs["stable"].Version != "1" {
+				t.Fatalf("route after rollback: %+v", vs)
+			}
+			eventually(t, 2*time.Second, func() bool { tr := got(); return len(tr) == 2 && tr[1].To == RolledBack && tr[1].Reason == tc.reason })
+			if n := testutil.ToFloat64(c.transitions.WithLabelValues("fraud", "rolled_back")); n != 1 {
+				t.Errorf("rolled_back counter %v", n)
+			}
+		})
+	}
+}
+
+func TestZeroTrafficWaits(t *testing.T) {
+	e := newEnv(t)
+	c := e.controller(t, "a")
+	if _, err := c.Start(context.Background(), "fraud", spec(30*time.Millisecond, 10, 100)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		st, err := c.Status(context.Background(), "fraud")
+		return err == nil && st.Waiting && st.Reason == "waiting: 0 of 100 requests" && st.State == Progressing
+	})
+	e.metrics.set("canary", VariantMetrics{Requests: 12})
+	eventually(t, 5*time.Second, func() bool {
+		st, err := c.Status(context.Background(), "fraud")
+		return err == nil && st.Reason == "waiting: 12 of 100 requests" && st.Step == 0 && st.Variants["canary"].Requests == 12
+	})
+	e.metrics.set("canary", VariantMetrics{Requests: 150})
+	eventually(t, 5*time.Second, func() bool {
+		st, err := c.Status(context.Background(), "fraud")
+		return err == nil && st.Step == 1 && !st.Waiting
+	})
+}
+
+func TestManualOperations(t *testing.T) {
+	e := newEnv(t)
+	got := e.watchTransitions(t)
+	c := e.controller(t, "a")
+	ctx := context.Background()
+	long := spec(time.Hour, 20, 100)
+
+	if _, err := c.Status(ctx, "fraud"); weirerr.KindOf(err) != weirerr.NotFound {
+		t.Fatalf("status before any rollout: %v", err)
+	}
+	if _, err := c.Pause(ctx, "fraud"); weirerr.KindOf(err) != weirerr.NotFound {
+		t.Fatalf("pause before any rollout: %v", err)
+	}
+	if _, err := c.Start(ctx, "nope", long); weirerr.KindOf(err) != weirerr.NotFound {
+		t.Fatalf("unknown route: %v", err)
+	}
+	if _, err := c.Start(ctx, "fraud", long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctx, "fraud", long); weirerr.KindOf(err) != weirerr.Conflict {
+		t.Fatalf("second start: %v", err)
+	}
+	st, err := c.Pause(ctx, "fraud")
+	if err != nil || st.State != Paused || st.Reason != "paused by user" {
+		t.Fatalf("pause: %+v %v", st, err)
+	}
+	if st, err := c.Pause(ctx, "fraud"); err != nil || st.State != Paused {
+		t.Fatalf("pause again: %v", err)
+	}
+	if vs := e.variants(t); vs["canary"].Weight != 20 {
+		t.Fatalf("pause changed weights: %+v", vs)
+	}
+	if st, err = c.Resume(ctx, "fraud"); err != nil || st.State != Progressing {
+		t.Fatalf("resume: %+v %v", st, err)
+	}
+	if st, err = c.Promote(ctx, "fraud"); err != nil || st.State != Promoted || !st.RouteApplied {
+		t.Fatalf("promote: %+v %v", st, err)
+	}
+	if vs := e.variants(t); len(vs) != 1 || vs["stable"].Version != "2" || vs["stable"].Weight != 100 {
+		t.Fatalf("route after promote: %+v", vs)
+	}
+	for _, op := range []func(context.Context, string) (*Status, error){c.Promote, c.Pause, c.Resume, c.Abort} {
+		if _, err := op(ctx, "fraud"); weirerr.KindOf(err) != weirerr.Conflict {
+			t.Fatalf("operation on a promoted rollout: %v", err)
+		}
+	}
+
+	// A new rollout on the same route, aborted.
+	next := long
+	next.Version = "3"
+	if st, err = c.Start(ctx, "fraud", next); err != nil || st.Weight != 20 {
+		t.Fatalf("second rollout: %+v %v", st, err)
+	}
+	if vs := e.variants(t); vs["canary"].Version != "3" || vs["stable"].Version != "2" || vs["stable"].Weight != 80 {
+		t.Fatalf("route during second rollout: %+v", vs)
+	}
+	if st, err = c.Abort(ctx, "fraud"); err != nil || st.State != RolledBack || st.Reason != "aborted by user" || st.Weight != 0 {
+		t.Fatalf("abort: %+v %v", st, err)
+	}
+	if vs := e.variants(t); vs["stable"].Weight != 100 || vs["canary"].Weight != 0 {
+		t.Fatalf("route after abort: %+v", vs)
+	}
+	wantTo := []State{Progressing, Paused, Progressing, Promoted, Progressing, RolledBack}
+	eventually(t, 2*time.Second, func() bool { return len(got()) == len(wantTo) })
+	for i, tr := range got() {
+		if tr.To != wantTo[i] {
+			t.Errorf("transition %d to %s, want %s", i, tr.To, wantTo[i])
+		}
+	}
+}
+
+func TestStartValidation(t *testing.T) {
+	e := newEnv(t)
+	c := e.controller(t, "a")
+	if _, err := e.routes.Put(context.Background(), "three", []byte(`{"variants":[{"name":"stable","model":"m","weight":80},{"name":"b","model":"m","weight":20}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, route, body, want string
+	}{
+		{"steps not increasing", "fraud", `{"model":"fraud","version":"2","steps":[5,5,100]}`, "rollout field steps[1] is 5 after 5: expected strictly increasing weights"},
+		{"steps not ending at 100", "fraud", `{"model":"fraud","version":"2","steps":[5,50]}`, "rollout field steps ends at 50: expected the last step to be 100"},
+		{"step zero", "fraud", `{"model":"fraud","version":"2","steps":[0,100]}`, "rollout field steps[0] is 0: expected a weight from 1 to 100"},
+		{"interval bad", "fraud", `{"model":"fraud","version":"2","interval":"soon"}`, `rollout field interval is "soon": expected a duration such as "30s" or "500ms"`},
+		{"interval short", "fraud", `{"model":"fraud","version":"2","interval":"1ms"}`, "rollout field interval is 1ms: expected at least 10ms"},
+		{"negative threshold", "fraud", `{"model":"fraud","version":"2","max_p99_ms":-1}`, "rollout field max_p99_ms is -1: expected a number >= 0"},
+		{"no model", "fraud", `{"version":"2"}`, `rollout field model is "": expected the canary's model name`},
+		{"unknown field", "fraud", `{"model":"fraud","stepz":[1]}`, `rollout has unknown field "stepz": expected variant, model, version, steps, interval, max_error_rate, max_p99_ms, max_drift, min_requests`},
+		{"other variant has weight", "three", `{"model":"m","version":"2"}`, `route "three" has variant "b" with weight 20: a rollout moves traffic between the stable variant "stable" and the canary "canary" only; set other variants to weight 0 first`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSpec([]byte(tc.body))
+			if err == nil {
+				_, err = c.Start(context.Background(), tc.route, s)
+			}
+			if weirerr.KindOf(err) != weirerr.Invalid || err.Error() != tc.want {
+				t.Fatalf("got %v (kind %v)\nwant %s", err, weirerr.KindOf(err), tc.want)
+			}
+		})
+	}
+	s, err := ParseSpec([]byte(`{"model":"fraud","version":"2"}`))
+	if err != nil || s.Variant != "canary" || !equal(s.Steps, DefaultSteps) || time.Duration(s.Interval) != DefaultInterval {
+		t.Fatalf("defaults: %+v %v", s, err)
+	}
+}
+
+// Two controllers on one NATS: only the lease holder acts; when it stops,
+// the other takes over and continues from the persisted step.
+func TestLeaseTakeover(t *testing.T) {
+	e := newEnv(t)
+	a := e.controller(t, "a")
+	eventually(t, 5*time.Second, a.Leader) // a starts first and takes the lease
+	b := e.controller(t, "b")
+	e.metrics.set("canary", VariantMetrics{Requests: 500, P99: time.Millisecond})
+
+	// Any replica can start a rollout; the lease holder drives it.
+	if _, err := b.Start(context.Background(), "fraud", spec(40*time.Millisecond, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		st, _ := a.Status(context.Background(), "fraud")
+		return st != nil && st.Step >= 2
+	})
+	if b.Leader() {
+		t.Fatal("both controllers hold the lease")
+	}
+	// Hold the rollout where it is, then stop the leader.
+	e.metrics.set("canary", VariantMetrics{Requests: 0})
+	a.Close()
+	eventually(t, 5*time.Second, b.Leader)
+	held, _ := b.Status(context.Background(), "fraud")
+	e.metrics.set("canary", VariantMetrics{Requests: 500, P99: time.Millisecond})
+
+	st := waitState(t, b, Promoted)
+	prevStep, prevWeight := -1, 0
+	for _, h := range st.History[1:] { // [0] is the start, made by b
+		if h.Weight < prevWeight || (h.To == Progressing && h.Step <= prevStep) {
+			t.Fatalf("rollout went backwards: %+v", st.History)
+		}
+		prevStep, prevWeight = h.Step, h.Weight
+		wantBy := "a"
+		if h.Step > held.Step || h.To == Promoted {
+			wantBy = "b"
+		}
+		if h.By != wantBy {
+			t.Errorf("step %d (weight %d) made by %q, want %q (held at step %d)", h.Step, h.Weight, h.By, wantBy, held.Step)
+		}
+	}
+}
+
+// A lease holder that loses NATS stops acting, and another replica takes
+// over once the lease expires (no Close, no release).
+func TestLeaseExpiry(t *testing.T) {
+	e := newEnv(t)
+	a, anc := e.controllerTTL(t, "a", 300*time.Millisecond)
+	eventually(t, 5*time.Second, a.Leader)
+	b, _ := e.controllerTTL(t, "b", 300*time.Millisecond)
+	anc.Close() // a is cut off from NATS without releasing its lease
+	eventually(t, 5*time.Second, func() bool { return b.Leader() && !a.Leader() })
+}
+
+func TestRouteDeletedEndsRollout(t *testing.T) {
+	e := newEnv(t)
+	c := e.controller(t, "a")
+	eventually(t, 5*time.Second, c.Leader)
+	if _, err := c.Start(context.Background(), "fraud", spec(time.Hour, 50, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.routes.Delete(context.Background(), "fraud"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		st, err := c.Status(context.Background(), "fraud")
+		return err == nil && st.State == RolledBack && st.Reason == "route deleted" && st.RouteApplied
+	})
+}

@@ -1,0 +1,391 @@
+package canary
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/monitor"
+)
+
+// Bucket is the JetStream KV bucket holding rollout state ("route.<name>")
+// and the controller lease ("lease").
+const Bucket = "weir-rollouts"
+
+const (
+	leaseKey       = "lease"
+	routeKeyPrefix = "route."
+	maxCASRetries  = 16
+)
+
+// Options configure a Controller. JS, Conn, Routes and Metrics are required.
+type Options struct {
+	JS      jetstream.JetStream
+	Conn    *nats.Conn // transitions are published on weir.rollouts.<route>
+	Routes  Routes
+	Metrics Metrics
+	Drift   Drift // optional: without it drift is not judged
+	Logger  *slog.Logger
+	// Registerer receives weir_rollout_transitions_total; nil: not exported.
+	Registerer prometheus.Registerer
+	// Tick is how often the lease holder looks at active rollouts; keep it a
+	// fraction of the shortest interval. Default 1s.
+	Tick time.Duration
+	// LeaseTTL is how long the lease lasts without renewal; it is renewed
+	// every LeaseTTL/3. Default 15s.
+	LeaseTTL time.Duration
+	// Owner names this replica in the lease; default host-pid-random.
+	Owner string
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.JS == nil:
+		return errors.New("canary: Options.JS is required")
+	case o.Conn == nil:
+		return errors.New("canary: Options.Conn is required")
+	case o.Routes == nil:
+		return errors.New("canary: Options.Routes is required")
+	case o.Metrics == nil:
+		return errors.New("canary: Options.Metrics is required")
+	case o.Tick < 0 || o.LeaseTTL < 0:
+		return errors.New("canary: Options.Tick and LeaseTTL must not be negative")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Tick == 0 {
+		o.Tick = time.Second
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 15 * time.Second
+	}
+	if o.Owner == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		o.Owner = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	return nil
+}
+
+// Controller drives rollouts. Every replica can start, inspect and change
+// rollouts (all state is in KV, written compare-and-swap); only the holder
+// of the lease runs the analysis loop. See the package doc.
+type Controller struct {
+	o           Options
+	kv          jetstream.KeyValue
+	log         *slog.Logger
+	transitions *prometheus.CounterVec
+
+	watcher jetstream.KeyWatcher
+	mu      sync.Mutex
+	active  map[string]bool // routes whose rollout needs the loop's attention
+
+	lmu         sync.Mutex
+	leader      bool
+	leaseRev    uint64
+	leaseAt     time.Time // when we last wrote the lease
+	leaseFailed bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+type lease struct {
+	Owner   string    `json:"owner"`
+	Expires time.Time `json:"expires"`
+}
+
+// New opens the rollout bucket and starts the loop. Close stops it.
+func New(ctx context.Context, o Options) (*Controller, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	kv, err := o.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "weir canary rollouts and their controller lease",
+		History:     5,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
+	}
+	c := &Controller{
+		o:      o,
+		kv:     kv,
+		log:    o.Logger.With("component", "canary", "owner", o.Owner),
+		active: map[string]bool{},
+		done:   make(chan struct{}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_rollout_transitions_total",
+			Help: "Canary rollout state transitions (including step advances), by route and new state.",
+		}, []string{"route", "to"}),
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(c.transitions); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("register rollout metrics: %w", err)
+			}
+			c.transitions = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	w, err := kv.Watch(lctx, routeKeyPrefix+">")
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch kv bucket %s: %w", Bucket, err)
+	}
+	c.watcher = w
+	go c.run(lctx)
+	return c, nil
+}
+
+// Close stops the loop and, if this replica holds the lease, releases it so
+// another replica takes over at once rather than after LeaseTTL.
+func (c *Controller) Close() {
+	c.once.Do(func() {
+		c.cancel()
+		_ = c.watcher.Stop()
+		<-c.done
+		c.lmu.Lock()
+		defer c.lmu.Unlock()
+		if c.leader {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := c.kv.Delete(ctx, leaseKey, jetstream.LastRevision(c.leaseRev)); err != nil {
+				c.log.Warn("could not release the rollout lease; another replica takes over when it expires", "err", err)
+			}
+			c.leader = false
+		}
+	})
+}
+
+func (c *Controller) run(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(c.o.Tick)
+	defer t.Stop()
+	updates := c.watcher.Updates()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-updates:
+			if !ok {
+				updates = nil // watcher stopped; Close is on its way
+				continue
+			}
+			c.track(e)
+		case <-t.C:
+			if !c.holdLease(ctx) {
+				continue
+			}
+			c.mu.Lock()
+			routes := make([]string, 0, len(c.active))
+			for r := range c.active {
+				routes = append(routes, r)
+			}
+			c.mu.Unlock()
+			for _, r := range routes {
+				if _, err := c.Reconcile(ctx, r); err != nil && ctx.Err() == nil {
+					c.log.Error("reconcile rollout", "route", r, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// track keeps the set of rollouts that need the loop: progressing ones and
+// any whose route change is still pending.
+func (c *Controller) track(e jetstream.KeyValueEntry) {
+	if e == nil {
+		return
+	}
+	route := keyRoute(e.Key())
+	need := false
+	if e.Operation() == jetstream.KeyValuePut {
+		var st Status
+		if err := json.Unmarshal(e.Value(), &st); err == nil {
+			need = st.State == Progressing || st.Generation != st.AppliedGeneration
+		}
+	}
+	c.mu.Lock()
+	if need {
+		c.active[route] = true
+	} else {
+		delete(c.active, route)
+	}
+	c.mu.Unlock()
+}
+
+// holdLease renews or takes the lease when due and reports whether this
+// replica may act. A holder stops acting at 3/4 of the TTL after its last
+// renewal, so it never overlaps a replica that takes over at the full TTL
+// (clocks assumed within TTL/4 of each other). Every state write is also
+// compare-and-swap, so even an overlap cannot corrupt a rollout. Only the
+// loop goroutine calls it; the lock guards the fields, not the KV calls.
+func (c *Controller) holdLease(ctx context.Context) bool {
+	now := time.Now()
+	ttl := c.o.LeaseTTL
+	c.lmu.Lock()
+	wasLeader, leaseAt := c.leader, c.leaseAt
+	c.lmu.Unlock()
+	if wasLeader && now.Sub(leaseAt) < ttl/3 {
+		return true
+	}
+
+	data, _ := json.Marshal(lease{Owner: c.o.Owner, Expires: now.Add(ttl)})
+	var rev uint64
+	var holder string
+	e, err := c.kv.Get(ctx, leaseKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		rev, err = c.kv.Create(ctx, leaseKey, data)
+	case err == nil:
+		var l lease
+		_ = json.Unmarshal(e.Value(), &l)
+		if l.Owner != c.o.Owner && now.Before(l.Expires) {
+			holder = l.Owner
+			break
+		}
+		rev, err = c.kv.Update(ctx, leaseKey, data, e.Revision())
+	}
+
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	switch {
+	case holder != "":
+		if c.leader {
+			c.log.Warn("rollout lease taken by another replica", "holder", holder)
+		}
+		c.leader = false
+	case err != nil:
+		// Lost a race for the lease, or NATS is away: keep acting only while
+		// our last renewal is fresh.
+		c.leader = c.leader && now.Sub(c.leaseAt) < ttl*3/4
+		if !c.leaseFailed && ctx.Err() == nil {
+			c.log.Debug("rollout lease not renewed", "err", err)
+		}
+		c.leaseFailed = true
+	default:
+		if !c.leader {
+			c.log.Info("took the rollout lease; this replica drives rollouts")
+		}
+		c.leader, c.leaseRev, c.leaseAt, c.leaseFailed = true, rev, now, false
+	}
+	return c.leader
+}
+
+// Leader reports whether this replica currently holds the lease.
+func (c *Controller) Leader() bool {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	return c.leader && time.Since(c.leaseAt) < c.o.LeaseTTL*3/4
+}
+
+var errUnchanged = errors.New("unchanged")
+
+// update is the one way rollout state is written: read, apply fn, write
+// compare-and-swap on the KV revision, retry on conflict. A non-nil
+// Transition from fn is recorded in History, bumps Generation (so the route
+// is rewritten), and once written is published, logged and counted. fn
+// returning errUnchanged skips the write.
+func (c *Controller) update(ctx context.Context, route string, fn func(st *Status, exists bool) (*Transition, error)) (*Status, error) {
+	key := routeKey(route)
+	for range maxCASRetries {
+		var st Status
+		var rev uint64
+		e, err := c.kv.Get(ctx, key)
+		exists := err == nil
+		switch {
+		case exists:
+			rev = e.Revision()
+			if err := json.Unmarshal(e.Value(), &st); err != nil {
+				return nil, fmt.Errorf("rollout state of route %q is corrupt: %w", route, err)
+			}
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		default:
+			return nil, weirerr.Unavailablef("read rollout state of route %q: %v", route, err)
+		}
+		tr, err := fn(&st, exists)
+		if errors.Is(err, errUnchanged) {
+			return finish(&st), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now().UTC()
+		st.UpdatedAt = now
+		if tr != nil {
+			if tr.TS.IsZero() {
+				tr.TS = now
+			}
+			tr.Route, tr.To, tr.Step, tr.Weight, tr.By = route, st.State, st.Step, st.Weight, c.o.Owner
+			st.History = append(st.History, *tr)
+			if n := len(st.History); n > maxHistory {
+				st.History = append([]Transition(nil), st.History[n-maxHistory:]...)
+			}
+			st.Generation++
+		}
+		data, err := json.Marshal(finish(&st))
+		if err != nil {
+			return nil, err
+		}
+		if exists {
+			_, err = c.kv.Update(ctx, key, data, rev)
+		} else {
+			_, err = c.kv.Create(ctx, key, data)
+		}
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		}
+		if err != nil {
+			return nil, weirerr.Unavailablef("write rollout state of route %q: %v", route, err)
+		}
+		if tr != nil {
+			c.announce(*tr)
+		}
+		return &st, nil
+	}
+	return nil, weirerr.Conflictf("rollout of route %q kept changing: gave up after %d attempts", route, maxCASRetries)
+}
+
+func finish(st *Status) *Status {
+	st.RouteApplied = st.Generation == st.AppliedGeneration
+	return st
+}
+
+// announce publishes, logs and counts a transition: no silent rollback.
+func (c *Controller) announce(tr Transition) {
+	c.transitions.WithLabelValues(tr.Route, string(tr.To)).Inc()
+	lvl := slog.LevelInfo
+	if tr.To == RolledBack {
+		lvl = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), lvl, "rollout transition", "route", tr.Route, "from", tr.From, "to", tr.To,
+		"step", tr.Step, "weight", tr.Weight, "reason", tr.Reason)
+	data, _ := json.Marshal(tr)
+	if err := c.o.Conn.Publish(monitor.SubjectRolloutPrefix+tr.Route, data); err != nil {
+		c.log.Error("publish rollout transition", "route", tr.Route, "err", err)
+	}
+}
+
+func routeKey(route string) string { return routeKeyPrefix + strings.ReplaceAll(route, ".", "=2E") }
+func keyRoute(key string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(key, routeKeyPrefix), "=2E", ".")
+}

@@ -1,0 +1,380 @@
+package canary
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/router"
+)
+
+// Start begins a rollout on route: the canary variant (added, or updated to
+// spec's model/version, and placed last so sticky users only ever move from
+// stable to canary) gets weight Steps[0] and the stable variant the rest.
+// Bad specs: 400; unknown route: 404; a rollout already progressing or
+// paused: 409. Any replica may call it.
+func (c *Controller) Start(ctx context.Context, route string, spec Spec) (*Status, error) {
+	spec = spec.withDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	r, ok := c.o.Routes.Get(route)
+	if !ok {
+		return nil, weirerr.NotFoundf("route %q not found: create it with PUT /v1/routes/%s before starting a rollout", route, route)
+	}
+	stable := ""
+	for _, v := range r.Variants() {
+		switch {
+		case v.Name == spec.Variant:
+		case stable == "":
+			stable = v.Name
+		case v.Weight > 0:
+			return nil, weirerr.Invalidf("route %q has variant %q with weight %d: a rollout moves traffic between the stable variant %q and the canary %q only; set other variants to weight 0 first", route, v.Name, v.Weight, stable, spec.Variant)
+		}
+	}
+	if stable == "" {
+		return nil, weirerr.Invalidf("route %q has no variant other than %q to act as the stable variant", route, spec.Variant)
+	}
+	st, err := c.update(ctx, route, func(st *Status, exists bool) (*Transition, error) {
+		if exists && st.State.active() {
+			return nil, weirerr.Conflictf("route %q already has a %s rollout to %s at %d%%: abort or promote it first", route, st.State, st.Spec.target(), st.Weight)
+		}
+		from, gen := st.State, st.Generation
+		now := time.Now().UTC()
+		*st = Status{
+			Route: route, Spec: spec, State: Progressing, Stable: stable,
+			Step: 0, Weight: spec.Steps[0],
+			Decision: "start", Reason: fmt.Sprintf("rollout started: %s as variant %q at %d%%", spec.target(), spec.Variant, spec.Steps[0]),
+			StartedAt: now, StepStartedAt: now,
+			Generation: gen, AppliedGeneration: gen, History: st.History,
+		}
+		return &Transition{From: from, Reason: st.Reason, TS: now}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.applyRoute(ctx, route, st)
+}
+
+// Status returns the rollout state of route (404 when it never had one).
+func (c *Controller) Status(ctx context.Context, route string) (*Status, error) {
+	e, err := c.kv.Get(ctx, routeKey(route))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, weirerr.NotFoundf("route %q has no rollout", route)
+	}
+	if err != nil {
+		return nil, weirerr.Unavailablef("read rollout state of route %q: %v", route, err)
+	}
+	var st Status
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return nil, fmt.Errorf("rollout state of route %q is corrupt: %w", route, err)
+	}
+	return finish(&st), nil
+}
+
+// Promote makes the canary the stable variant now (stable points to the
+// canary's model/version at weight 100; the canary variant is removed).
+func (c *Controller) Promote(ctx context.Context, route string) (*Status, error) {
+	return c.manual(ctx, route, "promote", func(st *Status) (*Transition, error) {
+		if !st.State.active() {
+			return nil, c.notActive(route, st, "promoted")
+		}
+		return c.toPromoted(st, "promoted by user"), nil
+	})
+}
+
+// Pause stops analysis and keeps the current weights. Pausing a paused
+// rollout changes nothing.
+func (c *Controller) Pause(ctx context.Context, route string) (*Status, error) {
+	return c.manual(ctx, route, "pause", func(st *Status) (*Transition, error) {
+		switch st.State {
+		case Paused:
+			return nil, errUnchanged
+		case Progressing:
+			from := st.State
+			st.State, st.Decision, st.Reason, st.Waiting = Paused, "pause", "paused by user", false
+			return &Transition{From: from, Reason: st.Reason}, nil
+		}
+		return nil, c.notActive(route, st, "paused")
+	})
+}
+
+// Resume continues a paused rollout; the current step's window starts over.
+func (c *Controller) Resume(ctx context.Context, route string) (*Status, error) {
+	return c.manual(ctx, route, "resume", func(st *Status) (*Transition, error) {
+		switch st.State {
+		case Progressing:
+			return nil, errUnchanged
+		case Paused:
+			st.State, st.Decision, st.Reason = Progressing, "resume", "resumed by user"
+			st.StepStartedAt = time.Now().UTC()
+			return &Transition{From: Paused, Reason: st.Reason, TS: st.StepStartedAt}, nil
+		}
+		return nil, c.notActive(route, st, "resumed")
+	})
+}
+
+// Abort sends 100% back to the stable variant at once (rolled_back).
+func (c *Controller) Abort(ctx context.Context, route string) (*Status, error) {
+	return c.manual(ctx, route, "abort", func(st *Status) (*Transition, error) {
+		if !st.State.active() {
+			return nil, c.notActive(route, st, "aborted")
+		}
+		return toRolledBack(st, "abort", "aborted by user"), nil
+	})
+}
+
+func (c *Controller) notActive(route string, st *Status, verb string) error {
+	return weirerr.Conflictf("rollout of route %q is %s: only a progressing or paused rollout can be %s", route, st.State, verb)
+}
+
+func (c *Controller) manual(ctx context.Context, route, op string, fn func(st *Status) (*Transition, error)) (*Status, error) {
+	st, err := c.update(ctx, route, func(st *Status, exists bool) (*Transition, error) {
+		if !exists {
+			return nil, weirerr.NotFoundf("route %q has no rollout to %s", route, op)
+		}
+		return fn(st)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.applyRoute(ctx, route, st)
+}
+
+func (c *Controller) toPromoted(st *Status, reason string) *Transition {
+	from := st.State
+	now := time.Now().UTC()
+	st.State, st.Weight, st.Step = Promoted, 100, len(st.Spec.Steps)-1
+	st.Decision, st.Reason, st.Waiting, st.FinishedAt = "promote", reason, false, &now
+	return &Transition{From: from, Reason: reason}
+}
+
+func toRolledBack(st *Status, decision, reason string) *Transition {
+	from := st.State
+	now := time.Now().UTC()
+	st.State, st.Weight = RolledBack, 0
+	st.Decision, st.Reason, st.Waiting, st.FinishedAt = decision, reason, false, &now
+	return &Transition{From: from, Reason: reason}
+}
+
+// Reconcile looks at route's rollout once, as the lease holder's loop does
+// every tick: it finishes a pending route change and, when the current
+// step's interval has elapsed, analyses the canary over [StepStartedAt, now]
+// and advances, promotes, rolls back or waits. It is level-based: calling it
+// again with nothing changed does nothing. next is how long until it has
+// something to do (0: nothing scheduled). Only the lease holder should call
+// it; state writes are compare-and-swap either way.
+func (c *Controller) Reconcile(ctx context.Context, route string) (next time.Duration, err error) {
+	st, err := c.Status(ctx, route)
+	if weirerr.KindOf(err) == weirerr.NotFound {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := c.o.Routes.Get(route); !ok {
+		// The route was deleted under the rollout: end it rather than fail
+		// every tick. There is no route left to write weights to.
+		_, err := c.update(ctx, route, func(st *Status, exists bool) (*Transition, error) {
+			if !exists || (!st.State.active() && st.Generation == st.AppliedGeneration) {
+				return nil, errUnchanged
+			}
+			var tr *Transition
+			if st.State.active() {
+				tr = toRolledBack(st, "rollback", "route deleted")
+				st.AppliedGeneration = st.Generation + 1 // nothing to apply
+			} else {
+				st.AppliedGeneration = st.Generation
+			}
+			return tr, nil
+		})
+		return 0, err
+	}
+	if st.Generation != st.AppliedGeneration {
+		if st, err = c.applyRoute(ctx, route, st); err != nil {
+			return c.o.Tick, err
+		}
+	}
+	if st.State != Progressing {
+		return 0, nil
+	}
+	now := time.Now().UTC()
+	interval := time.Duration(st.Spec.Interval)
+	if due := st.StepStartedAt.Add(interval); now.Before(due) {
+		return due.Sub(now), nil
+	}
+	before := st
+	st, err = c.update(ctx, route, func(st *Status, _ bool) (*Transition, error) {
+		if st.State != Progressing || st.Generation != before.Generation {
+			return nil, errUnchanged // someone acted meanwhile; next tick looks again
+		}
+		return c.analyze(route, st, now)
+	})
+	if err != nil {
+		return c.o.Tick, err
+	}
+	if st.Generation != st.AppliedGeneration {
+		if st, err = c.applyRoute(ctx, route, st); err != nil {
+			return c.o.Tick, err
+		}
+	}
+	if st.State == Progressing && st.Waiting {
+		return c.o.Tick, nil
+	}
+	if st.State == Progressing {
+		return interval, nil
+	}
+	return 0, nil
+}
+
+// analyze judges the canary over [StepStartedAt, now] and mutates st.
+func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transition, error) {
+	from, to := st.StepStartedAt, now
+	st.AnalyzedAt = &now
+	cm, err := c.o.Metrics.VariantMetrics(route, st.Spec.Variant, from, to)
+	if err != nil {
+		reason := fmt.Sprintf("waiting: canary metrics unavailable: %v", err)
+		if st.Reason == reason {
+			return nil, errUnchanged
+		}
+		st.Decision, st.Reason, st.Waiting = "wait", reason, true
+		return nil, nil
+	}
+	sm, err := c.o.Metrics.VariantMetrics(route, st.Stable, from, to)
+	if err != nil {
+		sm = VariantMetrics{}
+	}
+	cs := stats(cm)
+	st.Variants = map[string]VariantStats{st.Spec.Variant: cs, st.Stable: stats(sm)}
+	st.Drift = nil
+	if c.o.Drift != nil {
+		if d, ok := c.o.Drift.MaxDrift(st.Spec.Model, st.Spec.Version); ok {
+			st.Drift = &d
+		}
+	}
+	weight := st.Weight
+	need := max(st.Spec.MinRequests, 1)
+	if cm.Requests < need {
+		reason := fmt.Sprintf("waiting: %d of %d requests", cm.Requests, need)
+		if st.Waiting && st.Reason == reason {
+			return nil, errUnchanged
+		}
+		st.Decision, st.Reason, st.Waiting = "wait", reason, true
+		return nil, nil
+	}
+	st.Waiting = false
+	if s := st.Spec; s.MaxErrorRate != nil && cs.ErrorRate > *s.MaxErrorRate {
+		return toRolledBack(st, "rollback", fmt.Sprintf("error rate %.4g over max_error_rate %v at %d%% (%d of %d canary requests failed)", cs.ErrorRate, *s.MaxErrorRate, weight, cm.Errors, cm.Requests)), nil
+	}
+	if s := st.Spec; s.MaxP99Ms != nil && cs.P99Ms > *s.MaxP99Ms {
+		return toRolledBack(st, "rollback", fmt.Sprintf("p99 %.4gms over max_p99_ms %v at %d%% (%d canary requests)", cs.P99Ms, *s.MaxP99Ms, weight, cm.Requests)), nil
+	}
+	if s := st.Spec; s.MaxDrift != nil && st.Drift != nil && *st.Drift > *s.MaxDrift {
+		return toRolledBack(st, "rollback", fmt.Sprintf("drift %.4g over max_drift %v at %d%%", *st.Drift, *s.MaxDrift, weight)), nil
+	}
+	passed := fmt.Sprintf("analysis passed at %d%%: %d requests, error rate %.4g, p99 %.4gms", weight, cm.Requests, cs.ErrorRate, cs.P99Ms)
+	if st.Drift != nil {
+		passed += fmt.Sprintf(", drift %.4g", *st.Drift)
+	}
+	if st.Step+1 >= len(st.Spec.Steps) {
+		return c.toPromoted(st, passed+"; promoted"), nil
+	}
+	st.Step++
+	st.Weight = st.Spec.Steps[st.Step]
+	st.StepStartedAt = now
+	st.Decision, st.Reason = "advance", fmt.Sprintf("%s; moving to %d%%", passed, st.Weight)
+	return &Transition{From: Progressing, Reason: st.Reason, TS: now}, nil
+}
+
+// applyRoute writes the weights the rollout state calls for into the route,
+// then records the generation it applied. The state is re-read inside the
+// route's compare-and-swap so that, whatever the interleaving of replicas,
+// the last route write reflects the latest state.
+func (c *Controller) applyRoute(ctx context.Context, route string, st *Status) (*Status, error) {
+	var applied int
+	err := c.o.Routes.UpdateVariants(ctx, route, func(vs []router.Variant) ([]router.Variant, error) {
+		cur, err := c.Status(ctx, route)
+		if err != nil {
+			return nil, err
+		}
+		applied = cur.Generation
+		var matches []router.MatchRule
+		if r, ok := c.o.Routes.Get(route); ok {
+			matches = r.Matches()
+		}
+		return desiredVariants(cur, vs, matches)
+	})
+	if err != nil {
+		st.Reason = fmt.Sprintf("%s (route change pending: %v)", st.Reason, err)
+		return st, fmt.Errorf("apply rollout of route %q to the route: %w", route, err)
+	}
+	return c.update(ctx, route, func(cur *Status, exists bool) (*Transition, error) {
+		if !exists || cur.AppliedGeneration >= applied {
+			return nil, errUnchanged
+		}
+		cur.AppliedGeneration = applied
+		return nil, nil
+	})
+}
+
+// desiredVariants is the route's variant list for a rollout state.
+func desiredVariants(st *Status, vs []router.Variant, matches []router.MatchRule) ([]router.Variant, error) {
+	name := st.Spec.Variant
+	var canary *router.Variant
+	out := make([]router.Variant, 0, len(vs)+1)
+	stableIdx, others := -1, 0
+	for _, v := range vs {
+		switch v.Name {
+		case name:
+			cv := v
+			canary = &cv
+			continue
+		case st.Stable:
+			stableIdx = len(out)
+		default:
+			others += v.Weight
+		}
+		out = append(out, v)
+	}
+	if stableIdx < 0 {
+		return nil, weirerr.Conflictf("route %q no longer has the stable variant %q of its rollout", st.Route, st.Stable)
+	}
+	if canary == nil {
+		canary = &router.Variant{Name: name}
+	}
+	canary.Model, canary.Version = st.Spec.Model, st.Spec.Version
+	stable := &out[stableIdx]
+	switch st.State {
+	case Progressing, Paused:
+		canary.Weight = st.Weight
+	case RolledBack:
+		canary.Weight = 0
+	case Promoted:
+		stable.Model, stable.Version = st.Spec.Model, st.Spec.Version
+		canary.Weight = 0
+		referenced := false
+		for _, m := range matches {
+			referenced = referenced || m.Variant == name
+		}
+		if !referenced {
+			canary = nil // the canary is now the stable variant
+		}
+	}
+	cw := 0
+	if canary != nil {
+		cw = canary.Weight
+	}
+	stable.Weight = 100 - cw - others
+	if stable.Weight < 0 {
+		return nil, weirerr.Conflictf("route %q: other variants hold %d%%, leaving no room for the canary at %d%%", st.Route, others, cw)
+	}
+	if canary != nil {
+		out = append(out, *canary) // last: see router's bucket layout
+	}
+	return out, nil
+}

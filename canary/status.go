@@ -1,0 +1,114 @@
+package canary
+
+import (
+	"context"
+	"time"
+
+	"github.com/weirhq/weir/router"
+)
+
+// State of a rollout.
+type State string
+
+const (
+	Progressing State = "progressing"
+	Paused      State = "paused"
+	Promoted    State = "promoted"
+	RolledBack  State = "rolled_back"
+)
+
+func (s State) active() bool { return s == Progressing || s == Paused }
+
+// Status is a rollout's persisted state, as GET /v1/routes/{route}/rollout
+// returns it.
+type Status struct {
+	Route string `json:"route"`
+	Spec  Spec   `json:"spec"`
+	State State  `json:"state"`
+	// Stable is the variant traffic returns to (the route's first variant
+	// other than the canary when the rollout started).
+	Stable string `json:"stable_variant"`
+	Step   int    `json:"step"`   // index into Spec.Steps
+	Weight int    `json:"weight"` // the canary's current weight
+	// Variants are the stable and canary figures over the current step's
+	// window [StepStartedAt, last analysis].
+	Variants map[string]VariantStats `json:"variants"`
+	Drift    *float64                `json:"drift,omitempty"` // nil when unknown
+	// Decision is the last decision: start, wait, advance, promote,
+	// rollback, pause, resume, abort, error.
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+	Waiting  bool   `json:"waiting"` // too few canary requests to judge yet
+
+	StartedAt     time.Time  `json:"started_at"`
+	StepStartedAt time.Time  `json:"step_started_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	AnalyzedAt    *time.Time `json:"analyzed_at,omitempty"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+
+	// Generation counts transitions; AppliedGeneration is the last one
+	// whose weights were written to the route. They differ while a route
+	// change is pending (the lease holder retries it).
+	Generation        int  `json:"generation"`
+	AppliedGeneration int  `json:"applied_generation"`
+	RouteApplied      bool `json:"route_applied"`
+
+	History []Transition `json:"history"`
+}
+
+// VariantStats are one variant's figures over an analysis window.
+type VariantStats struct {
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+	P99Ms     float64 `json:"p99_ms"`
+}
+
+// Transition is one change of a rollout, as published on
+// weir.rollouts.<route> and kept in Status.History.
+type Transition struct {
+	Route  string    `json:"route"`
+	From   State     `json:"from"` // "" for the first start of a route
+	To     State     `json:"to"`
+	Step   int       `json:"step"`
+	Weight int       `json:"weight"` // the canary's weight after the transition
+	Reason string    `json:"reason"`
+	TS     time.Time `json:"ts"`
+	By     string    `json:"by"` // the replica (Options.Owner) that made it
+}
+
+// maxHistory bounds Status.History (oldest dropped first).
+const maxHistory = 100
+
+// Routes is what the controller needs of the route store; *router.Store
+// satisfies it.
+type Routes interface {
+	Get(name string) (*router.Route, bool)
+	UpdateVariants(ctx context.Context, name string, fn func([]router.Variant) ([]router.Variant, error)) error
+}
+
+// VariantMetrics are a variant's figures over a time window.
+type VariantMetrics struct {
+	Requests, Errors int64
+	P99              time.Duration
+}
+
+// Metrics gives a variant's request count, errors and p99 latency over
+// [from, to]; the gateway adapts the monitor's per-variant stats to it.
+type Metrics interface {
+	VariantMetrics(route, variant string, from, to time.Time) (VariantMetrics, error)
+}
+
+// Drift gives the largest drift score of a model version's features; ok is
+// false when unknown (no reference or too few events), which is not judged.
+type Drift interface {
+	MaxDrift(model, version string) (score float64, ok bool)
+}
+
+func stats(m VariantMetrics) VariantStats {
+	s := VariantStats{Requests: m.Requests, Errors: m.Errors, P99Ms: float64(m.P99) / float64(time.Millisecond)}
+	if m.Requests > 0 {
+		s.ErrorRate = float64(m.Errors) / float64(m.Requests)
+	}
+	return s
+}

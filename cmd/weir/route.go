@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { extraCommands = append(extraCommands, newRouteCmd) }
+
+func newRouteCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "route", Short: "Configure routes: plugin chains, traffic splits, stickiness, shadow"}
+	var file string
+	set := &cobra.Command{
+		Use:   "set ROUTE -f route.json",
+		Short: "Create or replace a route from a JSON file (- for stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := readData("@" + file)
+			if err != nil {
+				return err
+			}
+			if err := cf.client().SetRoute(cmd.Context(), args[0], body); err != nil {
+				return err
+			}
+			fmt.Printf("route %s set\n", args[0])
+			return nil
+		},
+	}
+	set.Flags().StringVarP(&file, "file", "f", "", "route JSON file (- for stdin)")
+	set.MarkFlagRequired("file")
+
+	var raw bool
+	get := &cobra.Command{
+		Use:   "get ROUTE",
+		Short: "Show a route: its chain and traffic split",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := cf.client().GetRoute(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if raw {
+				var out bytes.Buffer
+				json.Indent(&out, b, "", "  ")
+				fmt.Println(out.String())
+				return nil
+			}
+			return printRoute(b)
+		},
+	}
+	get.Flags().BoolVar(&raw, "json", false, "print the route's JSON")
+
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List routes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Routes []json.RawMessage `json:"routes"`
+			}
+			if err := cf.client().Get(cmd.Context(), "/v1/routes", &out); err != nil {
+				return err
+			}
+			if len(out.Routes) == 0 {
+				fmt.Println("no routes yet: weir route set ROUTE -f route.json")
+			}
+			for _, r := range out.Routes {
+				if err := printRoute(r); err != nil {
+					return err
+				}
+				fmt.Println()
+			}
+			return nil
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm ROUTE",
+		Short: "Remove a route",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.client().DeleteRoute(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Printf("route %s removed\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(set, get, ls, rm)
+	return cmd
+}
+
+type routeView struct {
+	Name    string `json:"name"`
+	Plugins []struct {
+		Name, Version string
+	} `json:"plugins"`
+	Postprocess []struct {
+		Name, Version string
+	} `json:"postprocess"`
+	Variants []struct {
+		Name, Model, Version string
+		Weight               int
+	} `json:"variants"`
+	Sticky *struct{ Header, Field string } `json:"sticky"`
+	Shadow *struct {
+		Model, Version string
+		Percent        float64
+	} `json:"shadow"`
+}
+
+func printRoute(b []byte) error {
+	var r routeView
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	fmt.Printf("route %s\n", r.Name)
+	chain := func(label string, ps []struct{ Name, Version string }) {
+		if len(ps) == 0 {
+			return
+		}
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.Name + "@" + orLatest(p.Version)
+		}
+		fmt.Printf("  %-12s %s\n", label, strings.Join(names, " -> "))
+	}
+	chain("plugins", r.Plugins)
+	chain("postprocess", r.Postprocess)
+	for _, v := range r.Variants {
+		fmt.Printf("  %-12s %3d%% %s  %s@%s\n", v.Name, v.Weight, bar(v.Weight, 20), v.Model, orLatest(v.Version))
+	}
+	if r.Sticky != nil {
+		if r.Sticky.Header != "" {
+			fmt.Printf("  sticky by header %s\n", r.Sticky.Header)
+		} else {
+			fmt.Printf("  sticky by field %s\n", r.Sticky.Field)
+		}
+	}
+	if r.Shadow != nil {
+		fmt.Printf("  shadow       %g%% to %s@%s\n", r.Shadow.Percent, r.Shadow.Model, orLatest(r.Shadow.Version))
+	}
+	return nil
+}
+
+func orLatest(v string) string {
+	if v == "" {
+		return "latest"
+	}
+	return v
+}
+
+// bar draws pct as a bar of width cells.
+func bar(pct, width int) string {
+	full := pct * width / 100
+	return "[" + strings.Repeat("#", full) + strings.Repeat(".", width-full) + "]"
+}
+

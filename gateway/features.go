@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// putFeatures merges a JSON object into an entity's online features.
+func (g *Gateway) putFeatures(c *fiber.Ctx) error {
+	entity := c.Params("entity")
+	var obj map[string]any
+	if err := json.Unmarshal(c.Body(), &obj); err != nil || obj == nil {
+		return weirerr.Invalidf("features of %q must be a JSON object: %v", entity, err)
+	}
+	merged, err := g.features.Merge(c.UserContext(), entity, obj)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"entity": entity, "features": merged})
+}
+
+func (g *Gateway) getFeatures(c *fiber.Ctx) error {
+	entity := c.Params("entity")
+	f, ok, err := g.features.Get(c.UserContext(), entity)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return weirerr.NotFoundf("entity %q has no features", entity)
+	}
+	return c.JSON(fiber.Map{"entity": entity, "features": f})
+}
+
+func featureSetParam(c *fiber.Ctx) (string, error) {
+	name := c.Params("name")
+	return name, checkName("feature set", name)
+}
+
+func (g *Gateway) putFeatureSet(c *fiber.Ctx) error {
+	name, err := featureSetParam(c)
+	if err != nil {
+		return err
+	}
+	fs, err := g.features.DefineSet(c.UserContext(), name, bytes.Clone(c.Body()))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fs)
+}
+
+func (g *Gateway) getFeatureSet(c *fiber.Ctx) error {
+	name, err := featureSetParam(c)
+	if err != nil {
+		return err
+	}
+	fs, err := g.features.GetSet(c.UserContext(), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"set": fs, "stats": g.features.Stats(name)})
+}
+
+func (g *Gateway) listFeatureSets(c *fiber.Ctx) error {
+	sets, err := g.features.ListSets(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"featuresets": sets})
+}
+
+func (g *Gateway) deleteFeatureSet(c *fiber.Ctx) error {
+	name, err := featureSetParam(c)
+	if err != nil {
+		return err
+	}
+	if err := g.features.DeleteSet(c.UserContext(), name); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// ingestFeatureSet accepts a batch of raw events (JSON array, object, or
+// one object per line) for a feature set's aggregations.
+func (g *Gateway) ingestFeatureSet(c *fiber.Ctx) error {
+	name, err := featureSetParam(c)
+	if err != nil {
+		return err
+	}
+	accepted, rejected, err := g.features.Ingest(c.UserContext(), name, bytes.Clone(c.Body()))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"set": name, "accepted": accepted, "rejected": rejected})
+}

@@ -1,0 +1,393 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/models"
+	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/router"
+)
+
+// implicitVariant names the one variant of a model's implicit route.
+const implicitVariant = "default"
+
+// implicitRoutes caches the route a model name with no route of its own
+// gets: its latest version, no plugins.
+var implicitRoutes sync.Map // model name -> *router.Route
+
+// routeFor returns the route serving name: a configured route, else the
+// implicit route of a model of that name. implicit says which.
+func (g *Gateway) routeFor(name string) (rt *router.Route, implicit bool, err error) {
+	if rt, ok := g.routes.Get(name); ok {
+		return rt, false, nil
+	}
+	if !g.models.Has(name) {
+		return nil, false, weirerr.NotFoundf("model or route %q not found", name)
+	}
+	if v, ok := implicitRoutes.Load(name); ok {
+		return v.(*router.Route), true, nil
+	}
+	rt, err = router.Compile(name, router.Config{Variants: []router.Variant{{Name: implicitVariant, Model: name, Weight: 100}}})
+	if err != nil {
+		return nil, false, err
+	}
+	implicitRoutes.Store(name, rt)
+	return rt, true, nil
+}
+
+// stickyKey reads the route's sticky key from a header or a body field.
+func stickyKey(rt *router.Route, c *fiber.Ctx, body map[string]any) (string, bool) {
+	s, ok := rt.Sticky()
+	if !ok {
+		return "", false
+	}
+	if s.Header != "" {
+		k := c.Get(s.Header)
+		return k, k != ""
+	}
+	switch v := body[s.Field].(type) {
+	case string:
+		return v, v != ""
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
+}
+
+// predictResponse is the answer of POST /v1/routes/{route}/predict.
+type predictResponse struct {
+	Route   string          `json:"route"`
+	Variant string          `json:"variant"`
+	Model   string          `json:"model"`
+	Version string          `json:"version"`
+	Outputs map[string]any  `json:"outputs"`
+	Result  json.RawMessage `json:"result,omitempty"`
+}
+
+// predict serves POST /v1/routes/{route}/predict: raw JSON -> the route's
+// plugins -> features packed by the model's feature list -> the model ->
+// post-processing plugins.
+func (g *Gateway) predict(c *fiber.Ctx) error {
+	start := time.Now()
+	g.met.inflight.Inc()
+	defer g.met.inflight.Dec()
+	name := c.Params("route")
+	if err := checkName("route", name); err != nil {
+		return err
+	}
+	rows, err := decodeRows(c.Body())
+	if err != nil {
+		return err
+	}
+	rt, implicit, err := g.routeFor(name)
+	if err != nil {
+		return err
+	}
+	key, hasKey := stickyKey(rt, c, rows[0])
+	variant := rt.Choose(key, hasKey, headerOf(c))
+	if !implicit {
+		c.Set("X-Weir-Variant", variant.Name)
+	}
+	ev := &monitor.Event{TS: start.UTC(), Route: name, Variant: variant.Name, Model: variant.Model, Version: variant.Version}
+	resp, shadowRows, err := g.runPredict(c.UserContext(), rt, variant, rows, ev)
+	if ev.Version != "" {
+		c.Set("X-Weir-Model", ev.Model)
+		c.Set("X-Weir-Model-Version", ev.Version)
+	}
+	g.finish(ev, start, err)
+	if err != nil {
+		return err
+	}
+	if sh, ok := rt.Shadow(); ok && shadowRows != nil {
+		g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
+			t, err := v.PackFeatures(shadowRows)
+			if err != nil {
+				return nil, err
+			}
+			outs, err := v.RunTensors([]models.Tensor{t})
+			if err != nil {
+				return nil, err
+			}
+			return &monitor.Event{Features: featureMap(v.Features, t), Outputs: outputMap(outs, len(shadowRows))}, nil
+		})
+	}
+	return writeJSON(c, resp)
+}
+
+// decodeRows reads a JSON object (one row) or an array of objects.
+func decodeRows(body []byte) ([]map[string]any, error) {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 {
+		return nil, weirerr.Invalidf("the request body is empty: send a JSON object (or an array of objects)")
+	}
+	if b[0] == '[' {
+		var rows []map[string]any
+		if err := json.Unmarshal(b, &rows); err != nil {
+			return nil, weirerr.Invalidf("request body is not a JSON array of objects: %v", err)
+		}
+		if len(rows) == 0 {
+			return nil, weirerr.Invalidf("request body is an empty array")
+		}
+		for i, r := range rows {
+			if r == nil {
+				return nil, weirerr.Invalidf("element %d of the request array is not an object", i)
+			}
+		}
+		return rows, nil
+	}
+	var row map[string]any
+	if err := json.Unmarshal(b, &row); err != nil || row == nil {
+		if err == nil {
+			return nil, weirerr.Invalidf("request body must be a JSON object, got null")
+		}
+		return nil, weirerr.Invalidf("request body is not a JSON object: %v", err)
+	}
+	return []map[string]any{row}, nil
+}
+
+// runPredict does the work of predict once the variant is chosen, filling
+// ev as it learns things. It returns the enriched rows for a shadow.
+func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *router.Variant, rows []map[string]any, ev *monitor.Event) (*predictResponse, []map[string]any, error) {
+	v, err := g.models.Get(variant.Model, variant.Version)
+	if err != nil {
+		return nil, nil, err
+	}
+	ev.Version = v.Version
+	if err := g.joinFeatures(ctx, rt, rows); err != nil {
+		return nil, nil, err
+	}
+	for i := range rows {
+		if rows[i], err = g.runChain(ctx, rt.Name(), rt.Plugins(), rows[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	t, err := v.PackFeatures(rows)
+	ev.Features = featureMap(v.Features, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	outs, err := v.RunTensors([]models.Tensor{t})
+	if err != nil {
+		return nil, nil, err
+	}
+	resp := &predictResponse{Route: rt.Name(), Variant: variant.Name, Model: v.Name, Version: v.Version, Outputs: outputMap(outs, len(rows))}
+	ev.Outputs = resp.Outputs
+	if post := rt.Postprocess(); len(post) > 0 {
+		in := map[string]any{"route": rt.Name(), "variant": variant.Name, "model": v.Name, "version": v.Version,
+			"features": ev.Features, "outputs": resp.Outputs}
+		if len(rows) == 1 {
+			in["event"] = rows[0]
+		} else {
+			in["events"] = rows
+		}
+		for _, p := range post {
+			out, err := g.callPlugin(ctx, rt.Name(), p, in)
+			if err != nil {
+				return nil, nil, err
+			}
+			if out != nil {
+				resp.Result = out
+				in["result"] = json.RawMessage(out)
+			}
+		}
+	}
+	return resp, rows, nil
+}
+
+// joinFeatures merges an entity's online features into each row (fields
+// the row already has win), for routes that name feature sets.
+func (g *Gateway) joinFeatures(ctx context.Context, rt *router.Route, rows []map[string]any) error {
+	f, ok := rt.Features()
+	if !ok || g.features == nil {
+		return nil
+	}
+	for _, row := range rows {
+		key, ok := row[f.KeyField].(string)
+		if !ok || key == "" {
+			return weirerr.Invalidf("route %q joins features by field %q, which the event lacks or is not a string", rt.Name(), f.KeyField)
+		}
+		feats, found, err := g.features.Lookup(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			continue
+		}
+		for k, v := range feats {
+			if _, has := row[k]; !has {
+				row[k] = v
+			}
+		}
+	}
+	return nil
+}
+
+// runChain passes row through the route's enrichment plugins in order.
+func (g *Gateway) runChain(ctx context.Context, route string, chain []router.PluginRef, row map[string]any) (map[string]any, error) {
+	for _, p := range chain {
+		out, err := g.callPlugin(ctx, route, p, row)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil { // skipped on error
+			continue
+		}
+		var next map[string]any
+		if err := json.Unmarshal(out, &next); err != nil || next == nil {
+			return nil, weirerr.Upstreamf("plugin %q returned %s, expected a JSON object", p.Name, abbrev(out))
+		}
+		row = next
+	}
+	return row, nil
+}
+
+// callPlugin runs one plugin on in; with on_error "skip", a failure
+// returns (nil, nil) and is counted.
+func (g *Gateway) callPlugin(ctx context.Context, route string, p router.PluginRef, in any) (json.RawMessage, error) {
+	version, err := g.plugins.resolve(p.Name, p.Version)
+	if err == nil {
+		var input []byte
+		if input, err = json.Marshal(in); err == nil {
+			var out []byte
+			out, err = g.pluginHost.Call(ctx, p.Name, version, p.Config, input)
+			if err == nil {
+				return out, nil
+			}
+		}
+	}
+	if p.SkipOnError() {
+		g.met.pluginSkips.WithLabelValues(route, p.Name).Inc()
+		g.log.Warn("plugin failed, skipped (on_error: skip)", "route", route, "plugin", p.Name, "err", err)
+		return nil, nil
+	}
+	return nil, err
+}
+
+func abbrev(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "..."
+	}
+	return string(b)
+}
+
+// featureMap names the packed feature values of the first row, for events.
+func featureMap(names []string, t models.Tensor) map[string]any {
+	if len(names) == 0 || t.Data.Len() < len(names) {
+		return nil
+	}
+	m := make(map[string]any, len(names))
+	for i, n := range names {
+		m[n] = t.Data.Float64(i)
+	}
+	return m
+}
+
+// outputMap gives each output's values per row: a number when a row has
+// one value (a score), else an array; for several rows, a list of those.
+func outputMap(outs []models.Tensor, rows int) map[string]any {
+	m := make(map[string]any, len(outs))
+	for _, o := range outs {
+		n := o.Data.Len()
+		if rows < 1 || n%rows != 0 {
+			m[o.Name] = o.Data
+			continue
+		}
+		per := n / rows
+		rowVal := func(r int) any {
+			if per == 1 {
+				return scalarAt(o.Data, r)
+			}
+			vals := make([]any, per)
+			for i := range vals {
+				vals[i] = scalarAt(o.Data, r*per+i)
+			}
+			return vals
+		}
+		if rows == 1 {
+			m[o.Name] = rowVal(0)
+			continue
+		}
+		all := make([]any, rows)
+		for r := range all {
+			all[r] = rowVal(r)
+		}
+		m[o.Name] = all
+	}
+	return m
+}
+
+func scalarAt(d models.TensorData, i int) any {
+	if s, ok := d.Values.([]string); ok {
+		return s[i]
+	}
+	if b, ok := d.Values.([]bool); ok {
+		return b[i]
+	}
+	return d.Float64(i)
+}
+
+// finish records a served request: metrics and its event.
+func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
+	d := time.Since(start)
+	ev.LatencyUS = d.Microseconds()
+	ev.Status = fiber.StatusOK
+	if err != nil {
+		ev.Status = httpStatus(err)
+		ev.Error = err.Error()
+	}
+	g.met.observe(ev.Route, ev.Variant, ev.Model, ev.Version, ev.Status, d)
+	if ev.Model == "" {
+		return
+	}
+	ev.ID = monitor.NewID()
+	g.events.Publish(ev)
+}
+
+// mirror runs a shadow request off the caller's path: bounded in number,
+// with its own deadline; its answer is discarded and its event marked.
+func (g *Gateway) mirror(route string, sh *router.Shadow, run func(v *models.Version) (*monitor.Event, error)) {
+	select {
+	case g.shadowSlots <- struct{}{}:
+	default:
+		g.met.shadowDropped.Inc()
+		return
+	}
+	go func() {
+		defer func() { <-g.shadowSlots }()
+		start := time.Now()
+		ev := &monitor.Event{TS: start.UTC(), Route: route, Variant: "shadow", Model: sh.Model, Version: sh.Version, Shadow: true}
+		v, err := g.models.Get(sh.Model, sh.Version)
+		var res *monitor.Event
+		if err == nil {
+			ev.Version = v.Version
+			res, err = run(v)
+		}
+		if res != nil {
+			ev.Features, ev.Outputs = res.Features, res.Outputs
+		}
+		d := time.Since(start)
+		ev.ID, ev.LatencyUS, ev.Status = monitor.NewID(), d.Microseconds(), fiber.StatusOK
+		if err != nil {
+			ev.Status, ev.Error = httpStatus(err), err.Error()
+		}
+		g.met.shadow.WithLabelValues(route, strconv.Itoa(ev.Status)).Inc()
+		g.events.Publish(ev)
+	}()
+}
+
+// headerOf adapts a request's headers for router.Route.Choose.
+func headerOf(c *fiber.Ctx) func(string) string {
+	return func(k string) string { return c.Get(k) }
+}

@@ -1,0 +1,458 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// ArchiveRow is one event as stored in the Parquet archive. Features and
+// Outputs hold the event's JSON objects verbatim; Seq is the WEIR_EVENTS
+// stream sequence, which the Archiver uses to never write an event twice.
+type ArchiveRow struct {
+	ID        string    `parquet:"id"`
+	TS        time.Time `parquet:"ts,timestamp(microsecond)"`
+	Route     string    `parquet:"route"`
+	Variant   string    `parquet:"variant"`
+	Model     string    `parquet:"model"`
+	Version   string    `parquet:"version"`
+	Status    int32     `parquet:"status"`
+	LatencyUS int64     `parquet:"latency_us"`
+	Error     string    `parquet:"error"`
+	Shadow    bool      `parquet:"shadow"`
+	Features  string    `parquet:"features"`
+	Outputs   string    `parquet:"outputs"`
+	Seq       int64     `parquet:"seq"`
+}
+
+// archiveEvent decodes an event keeping features and outputs as raw JSON.
+type archiveEvent struct {
+	ID        string          `json:"id"`
+	TS        time.Time       `json:"ts"`
+	Route     string          `json:"route"`
+	Variant   string          `json:"variant"`
+	Model     string          `json:"model"`
+	Version   string          `json:"version"`
+	Features  json.RawMessage `json:"features"`
+	Outputs   json.RawMessage `json:"outputs"`
+	LatencyUS int64           `json:"latency_us"`
+	Status    int             `json:"status"`
+	Error     string          `json:"error"`
+	Shadow    bool            `json:"shadow"`
+}
+
+// ArchiverOptions configure an Archiver.
+type ArchiverOptions struct {
+	// JetStream to consume WEIR_EVENTS from (required).
+	JetStream jetstream.JetStream
+	// Dir is the archive root (required).
+	Dir string
+	// Durable consumer name. Default "weir-archive".
+	Durable string
+	// MaxRows and MaxAge close a file: whichever comes first. Defaults
+	// 10,000 rows and 10s.
+	MaxRows int
+	MaxAge  time.Duration
+	// AckWait before the server redelivers an unacked event. Default
+	// 3*MaxAge + 30s; it must exceed the time a file stays open.
+	AckWait time.Duration
+	// MaxAckPending bounds events held in open files. Default 5*MaxRows.
+	MaxAckPending int
+	// Logger; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// Archiver writes events from WEIR_EVENTS into Parquet files partitioned as
+// <Dir>/route=<route>/date=YYYY-MM-DD/hour=HH/<firstSeq>-<lastSeq>.parquet
+// (by event TS, UTC). See doc.go for why no row is lost or written twice.
+type Archiver struct {
+	opts ArchiverOptions
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	parts map[string]*partition
+	held  map[uint64]bool     // sequences in open files (redeliveries are ignored)
+	skip  map[uint64]struct{} // sequences already in files but not acked
+	files int
+
+	noAck bool // tests: simulate a crash between rename and ack
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type partition struct {
+	dir    string
+	opened time.Time
+	rows   []ArchiveRow
+	msgs   []jetstream.Msg
+	minSeq uint64
+	maxSeq uint64
+}
+
+func (o *ArchiverOptions) setDefaults() error {
+	if o.JetStream == nil {
+		return weirerr.Invalidf("monitor archiver: JetStream is nil, want a JetStream context")
+	}
+	if o.Dir == "" {
+		return weirerr.Invalidf("monitor archiver: Dir is empty, want the archive directory")
+	}
+	if o.Durable == "" {
+		o.Durable = "weir-archive"
+	}
+	if o.MaxRows <= 0 {
+		o.MaxRows = 10000
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 10 * time.Second
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 3*o.MaxAge + 30*time.Second
+	}
+	if o.MaxAckPending <= 0 {
+		o.MaxAckPending = 5 * o.MaxRows
+	}
+	if o.MaxAckPending < o.MaxRows {
+		return weirerr.Invalidf("monitor archiver: MaxAckPending %d is below MaxRows %d; files could never fill", o.MaxAckPending, o.MaxRows)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// NewArchiver starts archiving. It waits in the background for the stream
+// if it does not exist yet; Close stops it.
+func NewArchiver(o ArchiverOptions) (*Archiver, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create archive dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &Archiver{
+		opts:   o,
+		log:    o.Logger.With("component", "monitor.archiver"),
+		parts:  make(map[string]*partition),
+		held:   make(map[uint64]bool),
+		skip:   make(map[uint64]struct{}),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go a.run(ctx)
+	return a, nil
+}
+
+func (a *Archiver) run(ctx context.Context) {
+	defer close(a.done)
+	cons, err := a.consumer(ctx)
+	if err != nil {
+		return // ctx ended
+	}
+	cc, err := cons.Consume(a.onMsg, jetstream.PullMaxMessages(min(a.opts.MaxRows, 5000)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			a.log.Debug("archive consumer", "err", err)
+		}))
+	if err != nil {
+		a.log.Error("archive consumer failed to start", "err", err)
+		return
+	}
+	tick := time.NewTicker(max(a.opts.MaxAge/4, 50*time.Millisecond))
+	defer tick.Stop()
+	prune := time.NewTicker(5 * time.Second)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cc.Stop()
+			<-cc.Closed()
+			return
+		case <-tick.C:
+			a.mu.Lock()
+			a.flushOld(time.Now())
+			a.mu.Unlock()
+		case <-prune.C:
+			a.pruneSkips(ctx, cons)
+		}
+	}
+}
+
+// consumer creates the durable consumer (retrying until the stream exists)
+// and loads the sequences already on disk above its ack floor.
+func (a *Archiver) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cons, err := a.opts.JetStream.CreateOrUpdateConsumer(cctx, StreamEvents, jetstream.ConsumerConfig{
+			Durable:       a.opts.Durable,
+			FilterSubject: SubjectEventsPrefix + ">",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       a.opts.AckWait,
+			MaxAckPending: a.opts.MaxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = cons.Info(cctx)
+		}
+		cancel()
+		if err == nil {
+			if err := a.loadSkips(info.AckFloor.Stream); err != nil {
+				a.log.Error("scanning archive for written events", "err", err)
+			}
+			return cons, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			a.log.Warn("archive consumer not ready; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond): // retry pace
+		}
+	}
+}
+
+// archiveName is <20-digit first seq>-<20-digit last seq>.parquet.
+var archiveName = regexp.MustCompile(`^(\d{20})-(\d{20})\.parquet$`)
+
+// loadSkips records the sequences above floor held by files already written,
+// so their redelivery is acked without writing them again. Stale temp files
+// from a crash are removed.
+func (a *Archiver) loadSkips(floor uint64) error {
+	return filepath.WalkDir(a.opts.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		name := d.Name()
+		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") {
+			return os.Remove(path)
+		}
+		m := archiveName.FindStringSubmatch(name)
+		if m == nil {
+			return nil
+		}
+		if last, _ := strconv.ParseUint(m[2], 10, 64); last <= floor {
+			return nil
+		}
+		rows, err := parquet.ReadFile[ArchiveRow](path)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		a.mu.Lock()
+		for _, r := range rows {
+			if uint64(r.Seq) > floor {
+				a.skip[uint64(r.Seq)] = struct{}{}
+			}
+		}
+		a.mu.Unlock()
+		return nil
+	})
+}
+
+func (a *Archiver) onMsg(m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		a.log.Error("event without JetStream metadata", "err", err)
+		_ = m.Term()
+		return
+	}
+	seq := meta.Sequence.Stream
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.skip[seq]; ok {
+		delete(a.skip, seq)
+		if !a.noAck {
+			_ = m.Ack()
+		}
+		return
+	}
+	if a.held[seq] {
+		return // redelivered while its file is still open; the first copy is acked with it
+	}
+	var ev archiveEvent
+	if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		a.log.Error("undecodable event not archived", "seq", seq, "err", err)
+		_ = m.Term()
+		return
+	}
+	row := ArchiveRow{
+		ID: ev.ID, TS: ev.TS.UTC(), Route: ev.Route, Variant: ev.Variant, Model: ev.Model,
+		Version: ev.Version, Status: int32(ev.Status), LatencyUS: ev.LatencyUS, Error: ev.Error,
+		Shadow: ev.Shadow, Features: rawOr(ev.Features), Outputs: rawOr(ev.Outputs), Seq: int64(seq),
+	}
+	dir := a.partitionDir(row.Route, row.TS)
+	p := a.parts[dir]
+	if p == nil {
+		p = &partition{dir: dir, opened: time.Now(), minSeq: seq}
+		a.parts[dir] = p
+	}
+	p.rows = append(p.rows, row)
+	p.msgs = append(p.msgs, m)
+	p.minSeq, p.maxSeq = min(p.minSeq, seq), max(p.maxSeq, seq)
+	a.held[seq] = true
+	if len(p.rows) >= a.opts.MaxRows {
+		a.flush(p)
+	}
+}
+
+func rawOr(r json.RawMessage) string {
+	if len(r) == 0 || string(r) == "null" {
+		return "{}"
+	}
+	return string(r)
+}
+
+var nameOK = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func (a *Archiver) partitionDir(route string, ts time.Time) string {
+	if !nameOK.MatchString(route) || strings.Contains(route, "..") {
+		route = "_invalid"
+	}
+	return filepath.Join(a.opts.Dir, "route="+route, ts.Format("date=2006-01-02"), ts.Format("hour=15"))
+}
+
+// flushOld closes every file older than MaxAge. Caller holds a.mu.
+func (a *Archiver) flushOld(now time.Time) {
+	for _, p := range a.parts {
+		if now.Sub(p.opened) >= a.opts.MaxAge {
+			a.flush(p)
+		}
+	}
+}
+
+// flush writes p to its file and acks its events, or on failure naks them so
+// they come back. Caller holds a.mu.
+func (a *Archiver) flush(p *partition) {
+	delete(a.parts, p.dir)
+	for _, r := range p.rows {
+		delete(a.held, uint64(r.Seq))
+	}
+	name := fmt.Sprintf("%020d-%020d.parquet", p.minSeq, p.maxSeq)
+	if err := writeParquetAtomic(p.dir, name, p.rows); err != nil {
+		a.log.Error("archive file not written; events will be redelivered", "dir", p.dir, "err", err)
+		for _, m := range p.msgs {
+			_ = m.Nak()
+		}
+		return
+	}
+	a.files++
+	// An ack can be lost (NATS reconnecting); the event then comes back
+	// while we run. Remember what is written until the ack floor passes it.
+	for _, r := range p.rows {
+		a.skip[uint64(r.Seq)] = struct{}{}
+	}
+	if a.noAck {
+		return
+	}
+	for _, m := range p.msgs {
+		_ = m.Ack()
+	}
+}
+
+// pruneSkips forgets written sequences at or below the consumer's ack floor:
+// the server will not deliver those again.
+func (a *Archiver) pruneSkips(ctx context.Context, cons jetstream.Consumer) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for seq := range a.skip {
+		if seq <= info.AckFloor.Stream {
+			delete(a.skip, seq)
+		}
+	}
+}
+
+// writeParquetAtomic writes rows to dir/.name.tmp, syncs it, and renames it
+// to dir/name, so readers see the whole file or nothing.
+func writeParquetAtomic(dir, name string, rows []ArchiveRow) (err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create partition dir: %w", err)
+	}
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create archive file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	w := parquet.NewGenericWriter[ArchiveRow](f)
+	if _, err := w.Write(rows); err != nil {
+		return fmt.Errorf("write parquet rows: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("finish parquet file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync archive file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close archive file: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("rename archive file into place: %w", err)
+	}
+	// Make the rename itself durable before acking.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// Files returns how many Parquet files this Archiver has written.
+func (a *Archiver) Files() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.files
+}
+
+// Close stops consuming, writes every open file and acks its events. Events
+// still held when ctx ends are left unacked and come back on the next start.
+func (a *Archiver) Close(ctx context.Context) error {
+	a.cancel()
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	dirs := make([]string, 0, len(a.parts))
+	for d := range a.parts {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a.flush(a.parts[d])
+	}
+	return nil
+}

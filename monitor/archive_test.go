@@ -1,0 +1,223 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/weirhq/weir/internal/natsx/natstest"
+)
+
+// readArchive reads every finished file under dir and fails the test on any
+// file whose name is not a finished archive file.
+func readArchive(t *testing.T, dir string) []ArchiveRow {
+	t.Helper()
+	var rows []ArchiveRow
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(d.Name(), ".tmp") {
+			return nil // a file being written right now; never a final name
+		}
+		if !archiveName.MatchString(d.Name()) {
+			t.Errorf("unexpected file %s in archive", path)
+			return nil
+		}
+		r, err := parquet.ReadFile[ArchiveRow](path)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func distinctIDs(rows []ArchiveRow) int {
+	ids := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		ids[r.ID] = true
+	}
+	return len(ids)
+}
+
+func newTestArchiver(t *testing.T, o ArchiverOptions) *Archiver {
+	t.Helper()
+	a, err := NewArchiver(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	return a
+}
+
+func consumerSettled(t *testing.T, js jetstream.JetStream, durable string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, StreamEvents, durable)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+}
+
+func TestArchiverWritesPartitionsAndExports(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	dir := t.TempDir()
+	a := newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 300, MaxAge: 200 * time.Millisecond})
+	createEventsStream(t, js)
+
+	now := time.Now().UTC()
+	hourAgo := now.Add(-time.Hour)
+	const n = 1000
+	r1Recent := 0
+	for i := range n {
+		ev := testEvent("r1", i)
+		if i%4 == 0 {
+			ev.Route = "r2"
+		}
+		ev.TS = now
+		if i%2 == 1 {
+			ev.TS = hourAgo
+		}
+		if i == 5 {
+			ev.Status, ev.Error, ev.Shadow = 502, "model failed", true
+		}
+		if ev.Route == "r1" && ev.TS.Equal(now) {
+			r1Recent++
+		}
+		publishRaw(t, js, ev)
+	}
+	eventually(t, 15*time.Second, func() bool { return len(readArchive(t, dir)) >= n }, "archive rows")
+	rows := readArchive(t, dir)
+	if len(rows) != n || distinctIDs(rows) != n {
+		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
+	}
+	if a.Files() < 4 {
+		t.Errorf("%d files for 2 routes x 2 hours", a.Files())
+	}
+	want := filepath.Join(dir, "route=r1", now.Format("date=2006-01-02"), now.Format("hour=15"))
+	if m, _ := filepath.Glob(filepath.Join(want, "*.parquet")); len(m) == 0 {
+		t.Errorf("no files in partition %s", want)
+	}
+	var found bool
+	for _, r := range rows {
+		if r.Status != 502 {
+			continue
+		}
+		found = true
+		var feats map[string]any
+		if err := json.Unmarshal([]byte(r.Features), &feats); err != nil || feats["country"] != "DE" {
+			t.Errorf("features column %q", r.Features)
+		}
+		if r.Error != "model failed" || !r.Shadow || r.Route != "r1" || r.Model != "fraud" || r.LatencyUS != 1005 ||
+			!r.TS.Equal(hourAgo.Truncate(time.Microsecond)) || r.Outputs != `{"score":0.25}` || r.Seq != 6 {
+			t.Errorf("row %+v does not match the event", r)
+		}
+	}
+	if !found {
+		t.Error("the error event is missing")
+	}
+
+	// Export: the last 30 minutes of r1.
+	var buf bytes.Buffer
+	got, err := Export(dir, "r1", now.Add(-30*time.Minute), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parquet.Read[ArchiveRow](bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != r1Recent || len(back) != r1Recent {
+		t.Errorf("export: %d rows reported, %d in the file, want %d", got, len(back), r1Recent)
+	}
+	for _, r := range back {
+		if r.Route != "r1" || r.TS.Before(now.Add(-30*time.Minute)) {
+			t.Fatalf("exported row out of range: %+v", r)
+		}
+	}
+	if _, err := Export(dir, "../etc", now, &buf); err == nil {
+		t.Error("export of a bad route name succeeded")
+	}
+	buf.Reset()
+	if got, err := Export(dir, "nothing", now, &buf); err != nil || got != 0 || buf.Len() == 0 {
+		t.Errorf("export of an unknown route: %d rows, %d bytes, err %v; want an empty file", got, buf.Len(), err)
+	}
+}
+
+func TestArchiverRestartMidStream(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	createEventsStream(t, js)
+	dir := t.TempDir()
+	// Events the first archiver had prefetched but not seen come back after
+	// AckWait; keep it short so the test does not wait 30s for them.
+	opts := ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 100, MaxAge: 100 * time.Millisecond, AckWait: 2 * time.Second}
+	a, err := NewArchiver(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	for i := range n / 2 {
+		publishRaw(t, js, testEvent("r", i))
+	}
+	eventually(t, 10*time.Second, func() bool { return a.Files() > 0 }, "first file")
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := n / 2; i < n; i++ {
+		publishRaw(t, js, testEvent("r", i))
+	}
+	newTestArchiver(t, opts)
+	eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
+	rows := readArchive(t, dir)
+	if len(rows) != n || distinctIDs(rows) != n {
+		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
+	}
+}
+
+// A crash after a file is renamed but before its events are acked: the
+// events come back, and the restarted archiver must not write them again.
+func TestArchiverCrashBeforeAckWritesNoDuplicates(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	createEventsStream(t, js)
+	dir := t.TempDir()
+	crashing, err := NewArchiver(ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 300, MaxAge: time.Hour, AckWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing.noAck = true
+	const n = 1000
+	for i := range n {
+		publishRaw(t, js, testEvent("r", i))
+	}
+	eventually(t, 10*time.Second, func() bool { return crashing.Files() == 3 }, "three full files")
+	crashing.cancel() // die without flushing the last 100 or acking anything
+	<-crashing.done
+	if rows := readArchive(t, dir); len(rows) != 900 {
+		t.Fatalf("%d rows on disk before restart, want 900", len(rows))
+	}
+
+	newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 300, MaxAge: 100 * time.Millisecond, AckWait: time.Second})
+	eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
+	rows := readArchive(t, dir)
+	if len(rows) != n || distinctIDs(rows) != n {
+		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
+	}
+}

@@ -1,0 +1,34 @@
+// Package monitor owns what happens to an inference after it is answered: the
+// event shape (event.go, fixed by the external contract), the durable
+// Publisher that sends events to JetStream stream WEIR_EVENTS with an on-disk
+// spool for outages, the live per-route Stats the gateway and canary analysis
+// read, and the Parquet Archiver with its Export reader.
+//
+// Design notes (why, not what):
+//
+//   - Publish never blocks a request: it is a non-blocking channel send. A
+//     full queue spills to the spool only when the spool lock is free at once
+//     (TryLock), otherwise the event is dropped and counted.
+//   - Exactly-once into the stream relies on JetStream de-duplication by
+//     Nats-Msg-Id (the event ID) inside the stream's duplicate window
+//     (PublisherOptions.DedupWindow). An event whose ack was lost is spooled
+//     and re-sent; if the re-send happens inside the window it is not stored
+//     twice. Outages longer than the window may duplicate the few events that
+//     were in flight when NATS went away.
+//   - The spool is append-only segment files of tab-separated lines
+//     (subject, id, JSON). Writes go to the OS at once (they survive a process
+//     crash); fsync happens on segment rotation, once a second while dirty,
+//     and on Close, so a machine crash can lose up to about a second of
+//     spooled events.
+//   - Stats buckets by event TS (not arrival), so replays and injected
+//     timestamps land where they belong. Each process reads the whole stream
+//     through its own ordered (ephemeral) consumer starting one hour back.
+//   - The Archiver acks a message only after the Parquet file holding it has
+//     been renamed into place. Files are named by the lowest and highest
+//     stream sequence they hold and store each row's sequence, so on restart
+//     the sequences above the consumer's ack floor that already sit in a file
+//     are skipped instead of written twice.
+//
+// monitor imports nothing from weir except internal/weirerr; the gateway,
+// router and drift packages import monitor, never the other way round.
+package monitor

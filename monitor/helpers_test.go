@@ -1,0 +1,151 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/natsx"
+)
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met in %s: %s", timeout, fmt.Sprintf(format, args...))
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval, not a wait for an event
+	}
+}
+
+// restartable is an embedded NATS server that can be stopped and started
+// again on the same port and store, so clients reconnect to it.
+type restartable struct {
+	t    testing.TB
+	dir  string
+	port int
+	srv  *natsx.Embedded
+}
+
+func startRestartable(t testing.TB) *restartable {
+	t.Helper()
+	r := &restartable{t: t, dir: t.TempDir()}
+	r.start("127.0.0.1:0")
+	u := r.srv.URL()
+	_, portStr, err := net.SplitHostPort(u[len("nats://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.port, _ = strconv.Atoi(portStr)
+	t.Cleanup(func() {
+		if r.srv != nil {
+			r.srv.Shutdown()
+		}
+	})
+	return r
+}
+
+func (r *restartable) start(listen string) {
+	r.t.Helper()
+	srv, err := natsx.Start(natsx.Options{Listen: listen, StoreDir: r.dir})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.srv = srv
+}
+
+func (r *restartable) stop() {
+	r.srv.Shutdown()
+	r.srv = nil
+}
+
+func (r *restartable) restart() { r.start(fmt.Sprintf("127.0.0.1:%d", r.port)) }
+
+func (r *restartable) connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := natsx.Connect(r.srv.URL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// streamIDs reads every message in WEIR_EVENTS and counts each event ID.
+func streamIDs(t testing.TB, js jetstream.JetStream) (ids map[string]int, total int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int(info.State.Msgs)
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = make(map[string]int)
+	for total < want {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			total++
+			ids[m.Headers().Get(jetstream.MsgIDHeader)]++
+		}
+		if n == 0 {
+			t.Fatalf("stream says %d messages, read only %d", want, total)
+		}
+	}
+	return ids, total
+}
+
+func streamMsgs(t testing.TB, js jetstream.JetStream) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, StreamEvents)
+	if err != nil {
+		return -1
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return -1
+	}
+	return int(info.State.Msgs)
+}
+
+func testEvent(route string, i int) *Event {
+	return &Event{
+		ID:        NewID(),
+		TS:        time.Now().UTC(),
+		Route:     route,
+		Variant:   "stable",
+		Model:     "fraud",
+		Version:   "1",
+		Features:  map[string]any{"amount": float64(i), "country": "DE"},
+		Outputs:   map[string]any{"score": 0.25},
+		LatencyUS: int64(1000 + i),
+		Status:    200,
+	}
+}

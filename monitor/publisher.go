@@ -1,0 +1,566 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// PublisherOptions configure a Publisher. Zero values take the defaults
+// documented on each field.
+type PublisherOptions struct {
+	// Conn is the NATS connection to publish on (required). The Publisher
+	// does not close it. It should reconnect forever (natsx.Connect does).
+	Conn *nats.Conn
+	// SpoolDir holds events that could not be sent yet (required).
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool; past it events are dropped and counted.
+	// Default 1 GiB.
+	SpoolMaxBytes int64
+	// SpoolSegmentBytes is the size at which a spool segment file is closed.
+	// Default 16 MiB.
+	SpoolSegmentBytes int64
+	// QueueSize is the in-memory queue between Publish and the sender.
+	// Default 65536.
+	QueueSize int
+	// StreamMaxAge and StreamMaxBytes bound the WEIR_EVENTS stream (oldest
+	// events are discarded first). Defaults 24h and 1 GiB.
+	StreamMaxAge   time.Duration
+	StreamMaxBytes int64
+	// DedupWindow is the stream's duplicate window: a re-sent event is stored
+	// once if it comes back within it. Default 2m.
+	DedupWindow time.Duration
+	// Replicas of the stream. Default 1.
+	Replicas int
+	// MaxPending bounds async publishes awaiting an ack. Default 4096.
+	MaxPending int
+	// AckTimeout after which an unacked publish is spooled. Default 5s.
+	AckTimeout time.Duration
+	// Registerer receives the weir_events_* metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *PublisherOptions) setDefaults() error {
+	if o.Conn == nil {
+		return weirerr.Invalidf("monitor publisher: Conn is nil, want a NATS connection")
+	}
+	if o.SpoolDir == "" {
+		return weirerr.Invalidf("monitor publisher: SpoolDir is empty, want a directory for undelivered events")
+	}
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.SpoolMaxBytes, 1<<30)
+	def(&o.SpoolSegmentBytes, 16<<20)
+	def(&o.StreamMaxBytes, 1<<30)
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1 << 16
+	}
+	if o.StreamMaxAge <= 0 {
+		o.StreamMaxAge = 24 * time.Hour
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 2 * time.Minute
+	}
+	if o.DedupWindow > o.StreamMaxAge {
+		return weirerr.Invalidf("monitor publisher: DedupWindow %s is longer than StreamMaxAge %s, want it shorter", o.DedupWindow, o.StreamMaxAge)
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 4096
+	}
+	if o.AckTimeout <= 0 {
+		o.AckTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Publisher sends inference events to JetStream without ever blocking the
+// caller. See doc.go for the delivery guarantees.
+type Publisher struct {
+	opts  PublisherOptions
+	nc    *nats.Conn
+	js    jetstream.JetStream // direct sends; its callbacks spool failures
+	rjs   jetstream.JetStream // spool replay; no callbacks, acks awaited per batch
+	q     chan *Event
+	spool *spool
+	log   *slog.Logger
+
+	streamReady atomic.Bool
+	closed      atomic.Bool
+	stop        chan struct{} // closed by Close: stop taking from the queue
+	drained     chan struct{} // closed when the sender has emptied the queue
+	replayDone  chan struct{}
+	wake        chan struct{} // nudges the replayer when the spool gets data
+
+	// inflight holds direct publishes not yet acked, so Close can spool what
+	// never got an answer.
+	inflightMu     sync.Mutex
+	inflight       map[string]*nats.Msg
+	inflightClosed bool
+
+	published, spooled, dropped prometheus.Counter
+	collectors                  []prometheus.Collector
+	lastDropLog                 atomic.Int64 // unix nanos
+	dropsSinceLog               atomic.Int64
+}
+
+// NewPublisher opens (or resumes) the spool, creates or updates stream
+// WEIR_EVENTS, and starts the sender and the spool replayer. Events left in
+// the spool by an earlier run are sent before new ones. If NATS cannot be
+// reached now, NewPublisher still succeeds: events are spooled and the stream
+// is created when NATS answers.
+func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	sp, err := openSpool(o.SpoolDir, o.SpoolMaxBytes, o.SpoolSegmentBytes)
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{
+		opts:       o,
+		nc:         o.Conn,
+		q:          make(chan *Event, o.QueueSize),
+		spool:      sp,
+		log:        o.Logger.With("component", "monitor.publisher"),
+		stop:       make(chan struct{}),
+		drained:    make(chan struct{}),
+		replayDone: make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		inflight:   make(map[string]*nats.Msg),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_events_published_total", Help: "Inference events acknowledged by JetStream."}),
+		spooled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_events_spooled_total", Help: "Inference events written to the on-disk spool to be sent later."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_events_dropped_total", Help: "Inference events lost because the queue and the spool were full."}),
+	}
+	p.collectors = []prometheus.Collector{p.published, p.spooled, p.dropped,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "weir_events_queue_length", Help: "Inference events waiting in memory to be sent."},
+			func() float64 { return float64(len(p.q)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "weir_events_spool_bytes", Help: "Bytes of inference events in the spool not yet sent."},
+			func() float64 { return float64(p.spool.unreadBytes()) }),
+	}
+	if o.Registerer != nil {
+		for i, c := range p.collectors {
+			if err := o.Registerer.Register(c); err != nil {
+				for _, done := range p.collectors[:i] {
+					o.Registerer.Unregister(done)
+				}
+				_ = sp.close()
+				return nil, fmt.Errorf("register event metrics: %w", err)
+			}
+		}
+	}
+	p.js, err = jetstream.New(o.Conn,
+		jetstream.WithPublishAsyncMaxPending(o.MaxPending),
+		jetstream.WithPublishAsyncTimeout(o.AckTimeout),
+		jetstream.WithPublishAsyncAckHandler(p.onAck),
+		jetstream.WithPublishAsyncErrHandler(p.onPubErr),
+	)
+	if err == nil {
+		p.rjs, err = jetstream.New(o.Conn, jetstream.WithPublishAsyncMaxPending(o.MaxPending))
+	}
+	if err != nil {
+		p.unregister()
+		_ = sp.close()
+		return nil, fmt.Errorf("jetstream context for events: %w", err)
+	}
+	if err := p.ensureStream(ctx); err != nil {
+		p.log.Warn("events stream not ready; spooling until NATS answers", "err", err)
+	}
+	go p.sendLoop()
+	go p.replayLoop()
+	return p, nil
+}
+
+// StreamConfig is the WEIR_EVENTS configuration the publisher applies.
+func (p *Publisher) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       StreamEvents,
+		Subjects:   []string{SubjectEventsPrefix + ">"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardOld,
+		MaxAge:     p.opts.StreamMaxAge,
+		MaxBytes:   p.opts.StreamMaxBytes,
+		Duplicates: p.opts.DedupWindow,
+		Replicas:   p.opts.Replicas,
+	}
+}
+
+func (p *Publisher) ensureStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := p.js.CreateOrUpdateStream(ctx, p.streamConfig()); err != nil {
+		return fmt.Errorf("create stream %s: %w", StreamEvents, err)
+	}
+	p.streamReady.Store(true)
+	return nil
+}
+
+// Publish hands ev to the publisher and returns at once; it never blocks and
+// never fails. The publisher takes ownership of ev and its Features and
+// Outputs maps: the caller must not touch them afterwards, and they must not
+// alias request buffers that are reused (fasthttp's are), so build them from
+// owned copies. ev.ID should be set (NewID); an empty ID gets one here.
+func (p *Publisher) Publish(ev *Event) {
+	if p.closed.Load() {
+		p.drop(1)
+		return
+	}
+	select {
+	case p.q <- ev:
+		return
+	default:
+	}
+	// Queue full: spill straight to the spool if nobody holds it right now;
+	// never wait for it.
+	fillEvent(ev)
+	data, err := json.Marshal(ev)
+	if err != nil {
+		p.log.Error("cannot encode event", "id", ev.ID, "err", err)
+		p.drop(1)
+		return
+	}
+	if !p.spool.mu.TryLock() {
+		p.drop(1)
+		return
+	}
+	n, _ := p.spool.appendLocked([]spoolRecord{{subject: eventSubject(ev.Route), id: ev.ID, data: data}})
+	p.spool.mu.Unlock()
+	if n == 0 {
+		p.drop(1)
+		return
+	}
+	p.spooled.Inc()
+	p.nudge()
+}
+
+// fillEvent gives an event what the contract requires before it is encoded:
+// an ID, and objects (not null) for features and outputs.
+func fillEvent(ev *Event) {
+	if ev.ID == "" {
+		ev.ID = NewID()
+	}
+	if ev.Features == nil {
+		ev.Features = map[string]any{}
+	}
+	if ev.Outputs == nil {
+		ev.Outputs = map[string]any{}
+	}
+}
+
+// eventSubject maps a route to its subject. Route names are validated by the
+// gateway; an empty one still needs a valid subject token.
+func eventSubject(route string) string {
+	if route == "" {
+		route = "_"
+	}
+	return SubjectEventsPrefix + route
+}
+
+func (p *Publisher) nudge() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drop counts lost events and logs at most once every 10 seconds.
+func (p *Publisher) drop(n int) {
+	p.dropped.Add(float64(n))
+	total := p.dropsSinceLog.Add(int64(n))
+	now := time.Now().UnixNano()
+	last := p.lastDropLog.Load()
+	if now-last >= int64(10*time.Second) && p.lastDropLog.CompareAndSwap(last, now) {
+		p.dropsSinceLog.Add(-total)
+		p.log.Warn("inference events dropped: queue and spool full", "dropped", total,
+			"spool_max_bytes", p.opts.SpoolMaxBytes)
+	}
+}
+
+// sendLoop takes events off the queue in batches and either publishes them
+// (NATS up, spool empty, so order is kept) or appends them to the spool.
+func (p *Publisher) sendLoop() {
+	defer close(p.drained)
+	const maxBatch = 512
+	batch := make([]*Event, 0, maxBatch)
+	recs := make([]spoolRecord, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case ev := <-p.q:
+			batch = append(batch, ev)
+		case <-p.stop:
+			// Take what is left and finish.
+			for {
+				select {
+				case ev := <-p.q:
+					batch = append(batch, ev)
+					if len(batch) == maxBatch {
+						recs = p.send(batch, recs)
+						batch = batch[:0]
+					}
+					continue
+				default:
+				}
+				break
+			}
+			p.send(batch, recs)
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case ev := <-p.q:
+				batch = append(batch, ev)
+			default:
+				break fill
+			}
+		}
+		recs = p.send(batch, recs)
+	}
+}
+
+// send publishes or spools one batch; recs is scratch space returned for reuse.
+func (p *Publisher) send(batch []*Event, recs []spoolRecord) []spoolRecord {
+	recs = recs[:0]
+	direct := p.streamReady.Load() && p.nc.Status() == nats.CONNECTED && p.spool.empty()
+	for _, ev := range batch {
+		fillEvent(ev)
+		data, err := json.Marshal(ev)
+		if err != nil {
+			p.log.Error("cannot encode event", "id", ev.ID, "err", err)
+			p.drop(1)
+			continue
+		}
+		subj := eventSubject(ev.Route)
+		if direct {
+			if err := p.publishDirect(subj, ev.ID, data); err == nil {
+				continue
+			}
+			// Stalled or disconnected: keep order by spooling the rest too.
+			direct = false
+		}
+		recs = append(recs, spoolRecord{subject: subj, id: ev.ID, data: data})
+	}
+	p.spoolRecords(recs)
+	return recs
+}
+
+func (p *Publisher) publishDirect(subj, id string, data []byte) error {
+	// The header is set here rather than with jetstream.WithMsgID: same
+	// header, without the per-call option processing.
+	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+	p.inflightMu.Lock()
+	p.inflight[id] = msg
+	p.inflightMu.Unlock()
+	_, err := p.js.PublishMsgAsync(msg)
+	// At MaxPending the call stalls briefly, then fails. That is back
+	// pressure on this goroutine, not an outage: wait for room (the queue
+	// absorbs the delay) as long as an ack may take.
+	for deadline := time.Now().Add(p.opts.AckTimeout); errors.Is(err, jetstream.ErrTooManyStalledMsgs) &&
+		time.Now().Before(deadline) && p.nc.Status() == nats.CONNECTED; {
+		_, err = p.js.PublishMsgAsync(msg)
+	}
+	if err != nil {
+		p.inflightMu.Lock()
+		delete(p.inflight, id)
+		p.inflightMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (p *Publisher) spoolRecords(recs []spoolRecord) {
+	if len(recs) == 0 {
+		return
+	}
+	p.spool.mu.Lock()
+	n, err := p.spool.appendLocked(recs)
+	p.spool.mu.Unlock()
+	if n > 0 {
+		p.spooled.Add(float64(n))
+		p.nudge()
+	}
+	if n < len(recs) {
+		if !errors.Is(err, errSpoolFull) {
+			p.log.Error("event spool write failed", "err", err)
+		}
+		p.drop(len(recs) - n)
+	}
+}
+
+// onAck runs on the NATS client's goroutine for each acked direct publish.
+func (p *Publisher) onAck(_ jetstream.JetStream, msg *nats.Msg, _ *jetstream.PubAck) {
+	if p.forget(msg) {
+		p.published.Inc()
+	}
+}
+
+// onPubErr runs for a direct publish that failed or timed out: its fate is
+// unknown, so it goes to the spool and de-duplication sorts out a double.
+func (p *Publisher) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
+	if !p.forget(msg) {
+		return
+	}
+	p.log.Debug("event publish failed; spooling", "subject", msg.Subject, "err", err)
+	p.spoolRecords([]spoolRecord{{subject: msg.Subject, id: msg.Header.Get(jetstream.MsgIDHeader), data: msg.Data}})
+}
+
+// forget removes msg from the in-flight set; false means Close already
+// spooled it.
+func (p *Publisher) forget(msg *nats.Msg) bool {
+	id := msg.Header.Get(jetstream.MsgIDHeader)
+	p.inflightMu.Lock()
+	defer p.inflightMu.Unlock()
+	if p.inflightClosed {
+		return false
+	}
+	delete(p.inflight, id)
+	return true
+}
+
+// replayLoop sends spooled events, oldest first, whenever NATS is up.
+func (p *Publisher) replayLoop() {
+	defer close(p.replayDone)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastSync := time.Now()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		case <-p.wake:
+		}
+		if time.Since(lastSync) >= spoolSyncEvery {
+			lastSync = time.Now()
+			if err := p.spool.syncIfDirty(); err != nil {
+				p.log.Error("event spool sync failed", "err", err)
+			}
+		}
+		if p.nc.Status() != nats.CONNECTED {
+			continue
+		}
+		if !p.streamReady.Load() {
+			if err := p.ensureStream(context.Background()); err != nil {
+				p.log.Warn("events stream still not ready", "err", err)
+				continue
+			}
+		}
+		p.replay()
+	}
+}
+
+// replay sends the spool in batches and commits a batch only when every
+// event in it is acked; a failure leaves the batch for the next attempt.
+func (p *Publisher) replay() {
+	for {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		recs, next, err := p.spool.read(1024)
+		if err != nil {
+			p.log.Error("event spool read failed", "err", err)
+			return
+		}
+		if len(recs) == 0 {
+			return
+		}
+		futures := make([]jetstream.PubAckFuture, 0, len(recs))
+		ok := true
+		for _, r := range recs {
+			f, err := p.rjs.PublishMsgAsync(&nats.Msg{Subject: r.subject, Data: r.data,
+				Header: nats.Header{jetstream.MsgIDHeader: []string{r.id}}})
+			if err != nil {
+				ok = false
+				break
+			}
+			futures = append(futures, f)
+		}
+		timeout := time.NewTimer(p.opts.AckTimeout)
+		for _, f := range futures {
+			if !ok {
+				break
+			}
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				p.log.Debug("spooled event re-send failed", "err", err)
+				ok = false
+			case <-timeout.C:
+				ok = false
+			}
+		}
+		timeout.Stop()
+		if !ok {
+			return
+		}
+		p.spool.commit(next)
+		p.published.Add(float64(len(recs)))
+	}
+}
+
+// Close stops taking events, sends or spools what is queued, waits for
+// outstanding acks until ctx ends, and spools whatever is still unanswered so
+// the next start sends it first. Publish after Close drops and counts.
+func (p *Publisher) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(p.stop)
+	<-p.drained
+	<-p.replayDone
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-ctx.Done():
+	}
+	p.inflightMu.Lock()
+	p.inflightClosed = true
+	left := make([]spoolRecord, 0, len(p.inflight))
+	for id, msg := range p.inflight {
+		left = append(left, spoolRecord{subject: msg.Subject, id: id, data: msg.Data})
+	}
+	p.inflight = nil
+	p.inflightMu.Unlock()
+	p.spoolRecords(left)
+	err := p.spool.close()
+	p.unregister()
+	return err
+}
+
+func (p *Publisher) unregister() {
+	if p.opts.Registerer == nil {
+		return
+	}
+	for _, c := range p.collectors {
+		p.opts.Registerer.Unregister(c)
+	}
+}

@@ -1,0 +1,252 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/weirhq/weir/internal/natsx/natstest"
+)
+
+func newTestPublisher(t testing.TB, o PublisherOptions) *Publisher {
+	t.Helper()
+	if o.SpoolDir == "" {
+		o.SpoolDir = filepath.Join(t.TempDir(), "spool")
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	p, err := NewPublisher(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+func TestNewIDUnique(t *testing.T) {
+	seen := make(map[string]bool)
+	for range 100000 {
+		id := NewID()
+		if len(id) != 32 || seen[id] {
+			t.Fatalf("id %q: duplicate or not 32 chars", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestPublisherOptionsValidated(t *testing.T) {
+	_, err := NewPublisher(context.Background(), PublisherOptions{SpoolDir: t.TempDir()})
+	if err == nil {
+		t.Fatal("NewPublisher without Conn succeeded")
+	}
+}
+
+func TestPublisherPublishesEveryEventOnce(t *testing.T) {
+	s := natstest.Start(t)
+	nc, js := s.Connect(t)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc})
+	const n = 3000
+	for i := range n {
+		p.Publish(testEvent("fraud-check", i))
+	}
+	eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == n },
+		"published=%v want %d", testutil.ToFloat64(p.published), n)
+	ids, total := streamIDs(t, js)
+	if total != n || len(ids) != n {
+		t.Fatalf("stream holds %d messages with %d distinct IDs, want %d", total, len(ids), n)
+	}
+
+	// The message shape is the external contract.
+	ctx := context.Background()
+	msg, err := js.Stream(ctx, StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := msg.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Subject != "weir.events.fraud-check" {
+		t.Errorf("subject %q, want weir.events.fraud-check", raw.Subject)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(raw.Data, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "ts", "route", "variant", "model", "version", "features", "outputs", "latency_us", "status"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("event JSON lacks %q: %s", k, raw.Data)
+		}
+	}
+	if raw.Header.Get(jetstream.MsgIDHeader) != fields["id"] {
+		t.Errorf("Nats-Msg-Id %q != event id %v", raw.Header.Get(jetstream.MsgIDHeader), fields["id"])
+	}
+	if got := testutil.ToFloat64(p.dropped); got != 0 {
+		t.Errorf("dropped %v, want 0", got)
+	}
+}
+
+func TestPublisherSurvivesNATSRestart(t *testing.T) {
+	srv := startRestartable(t)
+	nc, _ := srv.connect(t)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc, AckTimeout: time.Second})
+	const n = 3000
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			p.Publish(testEvent("r1", i))
+		}
+	}
+	publish(0, 1000)
+	srv.stop()
+	// With the server gone, a Publish that waited on NATS would never return.
+	done := make(chan struct{})
+	go func() { publish(1000, 2000); close(done) }()
+	eventually(t, 10*time.Second, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}, "Publish blocked while NATS was down")
+	srv.restart()
+	publish(2000, n)
+	_, js := srv.connect(t)
+	eventually(t, 30*time.Second, func() bool { return streamMsgs(t, js) >= n && p.spool.empty() },
+		"stream has %d of %d events, spool empty=%v", streamMsgs(t, js), n, p.spool.empty())
+	ids, total := streamIDs(t, js)
+	if total != n || len(ids) != n {
+		t.Fatalf("stream holds %d messages with %d distinct IDs, want %d of each", total, len(ids), n)
+	}
+	if got := testutil.ToFloat64(p.dropped); got != 0 {
+		t.Errorf("dropped %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(p.spooled); got == 0 {
+		t.Error("nothing was spooled during the outage; the test did not exercise the spool")
+	}
+}
+
+func TestPublisherSpoolBoundDropsAndResends(t *testing.T) {
+	srv := startRestartable(t)
+	nc, _ := srv.connect(t)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolMaxBytes: 16 << 10, SpoolSegmentBytes: 4 << 10})
+	srv.stop()
+	eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "client still connected")
+	const n = 500
+	for i := range n {
+		p.Publish(testEvent("r1", i))
+	}
+	eventually(t, 10*time.Second, func() bool {
+		return testutil.ToFloat64(p.spooled)+testutil.ToFloat64(p.dropped) == n
+	}, "spooled %v + dropped %v != %d", testutil.ToFloat64(p.spooled), testutil.ToFloat64(p.dropped), n)
+	spooled := int(testutil.ToFloat64(p.spooled))
+	if spooled == 0 || spooled == n {
+		t.Fatalf("spooled %d of %d: a 16 KiB spool should keep some and drop the rest", spooled, n)
+	}
+	reg := p.opts.Registerer.(*prometheus.Registry)
+	for _, name := range []string{"weir_events_dropped_total", "weir_events_spooled_total",
+		"weir_events_published_total", "weir_events_queue_length", "weir_events_spool_bytes"} {
+		if c, err := testutil.GatherAndCount(reg, name); err != nil || c != 1 {
+			t.Errorf("metric %s: %d series, err %v", name, c, err)
+		}
+	}
+
+	srv.restart()
+	_, js := srv.connect(t)
+	eventually(t, 20*time.Second, func() bool { return p.spool.empty() }, "spool never drained")
+	ids, total := streamIDs(t, js)
+	if total != spooled || len(ids) != spooled {
+		t.Fatalf("stream holds %d messages (%d distinct), want the %d spooled", total, len(ids), spooled)
+	}
+}
+
+func TestPublisherResendsSpoolAfterRestart(t *testing.T) {
+	srv := startRestartable(t)
+	nc, _ := srv.connect(t)
+	dir := filepath.Join(t.TempDir(), "spool")
+	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolDir: dir})
+	srv.stop()
+	eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "client still connected")
+	const n = 200
+	for i := range n {
+		p.Publish(testEvent("r2", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("Close left no spool segments behind")
+	}
+	for _, s := range segs {
+		if fi, _ := os.Stat(s); fi.Size() == 0 {
+			t.Errorf("empty segment %s", s)
+		}
+	}
+
+	srv.restart()
+	nc2, js := srv.connect(t)
+	p2 := newTestPublisher(t, PublisherOptions{Conn: nc2, SpoolDir: dir})
+	eventually(t, 20*time.Second, func() bool { return streamMsgs(t, js) == n && p2.spool.empty() },
+		"stream has %d of %d spooled events", streamMsgs(t, js), n)
+	ids, total := streamIDs(t, js)
+	if total != n || len(ids) != n {
+		t.Fatalf("stream holds %d (%d distinct), want %d", total, len(ids), n)
+	}
+}
+
+// BenchmarkPublish measures the cost Publish adds to a request (target < 1µs,
+// no blocking). The queue is sized so the call under test is the enqueue, as
+// it is in a gateway whose sender keeps up.
+func BenchmarkPublish(b *testing.B) {
+	s := natstest.Start(b)
+	nc, _ := s.Connect(b)
+	p := newTestPublisher(b, PublisherOptions{Conn: nc, QueueSize: b.N + 1})
+	ev := testEvent("bench", 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.Publish(ev)
+	}
+	b.StopTimer()
+	if d := testutil.ToFloat64(p.dropped); d > 0 {
+		b.Fatalf("%v events dropped", d)
+	}
+}
+
+// BenchmarkPublisherThroughput measures events/s from Publish into
+// JetStream on one embedded node, acks included (target >= 100,000/s).
+func BenchmarkPublisherThroughput(b *testing.B) {
+	s := natstest.Start(b)
+	nc, _ := s.Connect(b)
+	p := newTestPublisher(b, PublisherOptions{Conn: nc, QueueSize: 1 << 20})
+	evs := make([]*Event, 1000)
+	for i := range evs {
+		evs[i] = testEvent("bench", i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		ev := *evs[i%len(evs)]
+		ev.ID = NewID()
+		p.Publish(&ev)
+	}
+	for testutil.ToFloat64(p.published) < float64(b.N) {
+		if testutil.ToFloat64(p.dropped) > 0 {
+			b.Fatal("events dropped")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}

@@ -1,0 +1,429 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// StatsOptions configure Stats.
+type StatsOptions struct {
+	// JetStream to read WEIR_EVENTS from (required).
+	JetStream jetstream.JetStream
+	// Window is how much history is kept and replayed at start. Default 1h.
+	Window time.Duration
+	// Bucket is the time resolution. Default 10s. Window must be a multiple.
+	Bucket time.Duration
+	// Now is the clock (tests pin it); default time.Now.
+	Now func() time.Time
+	// Logger; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// Point is one bucket of a route variant's time series.
+type Point struct {
+	T         time.Time `json:"t"`
+	Requests  int64     `json:"requests"`
+	Errors    int64     `json:"errors"`
+	RPS       float64   `json:"rps"`
+	ErrorRate float64   `json:"error_rate"`
+	P50Ms     float64   `json:"p50_ms"`
+	P95Ms     float64   `json:"p95_ms"`
+	P99Ms     float64   `json:"p99_ms"`
+}
+
+// VariantSeries is the time series of one variant of a route. Shadow traffic
+// appears as its own series named "shadow:<model>@<version>".
+type VariantSeries struct {
+	Variant string  `json:"variant"`
+	Shadow  bool    `json:"shadow,omitempty"`
+	Points  []Point `json:"points"`
+}
+
+// Histogram is a coarse distribution: Counts[i] values fell in
+// [Edges[i], Edges[i+1]) (the last bin includes its upper edge). Counts are
+// placed by a sketch, so a value near an edge may land in the neighbour bin.
+type Histogram struct {
+	Edges  []float64 `json:"edges"`
+	Counts []int64   `json:"counts"`
+}
+
+// OutputSummary describes one numeric model output over a time range.
+type OutputSummary struct {
+	Count     int64     `json:"count"`
+	Mean      float64   `json:"mean"`
+	Min       float64   `json:"min"`
+	Max       float64   `json:"max"`
+	Histogram Histogram `json:"histogram"`
+}
+
+// VariantSummary is one variant over a time range. Percentiles are within
+// about 3% of the exact value (see sketch.go).
+type VariantSummary struct {
+	Requests  int64                    `json:"requests"`
+	Errors    int64                    `json:"errors"`
+	ErrorRate float64                  `json:"error_rate"`
+	P50Ms     float64                  `json:"p50_ms"`
+	P95Ms     float64                  `json:"p95_ms"`
+	P99Ms     float64                  `json:"p99_ms"`
+	Shadow    bool                     `json:"shadow,omitempty"`
+	Outputs   map[string]OutputSummary `json:"outputs"`
+}
+
+// Stats keeps live per-route, per-variant statistics in fixed time buckets,
+// fed by its own ordered consumer over every event on WEIR_EVENTS, so every
+// gateway process sees the traffic of all of them. Buckets are chosen by the
+// event's TS. At start it replays the last Window of the stream.
+type Stats struct {
+	opts    StatsOptions
+	log     *slog.Logger
+	nb      int   // buckets in the window
+	bsec    int64 // bucket width in seconds
+	mu      sync.RWMutex
+	routes  map[string]map[string]*series
+	applied int64 // events taken in, for tests and readiness
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type series struct {
+	shadow  bool
+	buckets []bucket // ring indexed by (start / bucket) % nb
+}
+
+type bucket struct {
+	start    int64 // unix seconds; 0 means unused
+	requests int64
+	errors   int64
+	lat      *latHist
+	outputs  map[string]*valueStats
+}
+
+// statsEvent is the part of an Event that Stats reads; features are skipped.
+type statsEvent struct {
+	TS        time.Time      `json:"ts"`
+	Route     string         `json:"route"`
+	Variant   string         `json:"variant"`
+	Model     string         `json:"model"`
+	Version   string         `json:"version"`
+	Outputs   map[string]any `json:"outputs"`
+	LatencyUS int64          `json:"latency_us"`
+	Status    int            `json:"status"`
+	Shadow    bool           `json:"shadow"`
+}
+
+// NewStats starts consuming. If the stream does not exist yet (the publisher
+// creates it), it keeps retrying in the background; Close stops it.
+func NewStats(o StatsOptions) (*Stats, error) {
+	if o.JetStream == nil {
+		return nil, weirerr.Invalidf("monitor stats: JetStream is nil, want a JetStream context")
+	}
+	if o.Window <= 0 {
+		o.Window = time.Hour
+	}
+	if o.Bucket <= 0 {
+		o.Bucket = 10 * time.Second
+	}
+	if o.Bucket%time.Second != 0 || o.Window%o.Bucket != 0 {
+		return nil, weirerr.Invalidf("monitor stats: Bucket %s must be whole seconds and divide Window %s", o.Bucket, o.Window)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Stats{
+		opts:   o,
+		log:    o.Logger.With("component", "monitor.stats"),
+		nb:     int(o.Window / o.Bucket),
+		bsec:   int64(o.Bucket / time.Second),
+		routes: make(map[string]map[string]*series),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go s.run(ctx)
+	return s, nil
+}
+
+// run creates the ordered consumer (retrying until the stream exists) and
+// feeds events in until ctx ends. The ordered consumer re-creates itself
+// after reconnects, continuing from the last sequence it delivered.
+func (s *Stats) run(ctx context.Context) {
+	defer close(s.done)
+	var cons jetstream.Consumer
+	for {
+		start := s.opts.Now().Add(-s.opts.Window)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := s.opts.JetStream.OrderedConsumer(cctx, StreamEvents, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{SubjectEventsPrefix + ">"},
+			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+			OptStartTime:   &start,
+		})
+		cancel()
+		if err == nil {
+			cons = c
+			break
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			s.log.Warn("events consumer not ready; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond): // retry pace, not a wait for an event
+		}
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var ev statsEvent
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			s.log.Debug("skipping undecodable event", "subject", m.Subject(), "err", err)
+			return
+		}
+		s.add(&ev)
+	}, jetstream.PullMaxMessages(2000), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		s.log.Debug("events consumer", "err", err)
+	}))
+	if err != nil {
+		s.log.Error("events consumer failed to start", "err", err)
+		return
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+}
+
+// Close stops the consumer and waits for it.
+func (s *Stats) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// Events returns how many events Stats has taken in (including ones outside
+// the window that were then ignored).
+func (s *Stats) Events() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applied
+}
+
+func variantKey(ev *statsEvent) string {
+	if ev.Shadow {
+		return "shadow:" + ev.Model + "@" + ev.Version
+	}
+	return ev.Variant
+}
+
+func (s *Stats) add(ev *statsEvent) {
+	ts := ev.TS.Unix()
+	now := s.opts.Now().Unix()
+	start := ts - mod(ts, s.bsec)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applied++
+	// Outside the window (or too far ahead of our clock) it would evict a
+	// live bucket: ignore it.
+	if ts <= now-int64(s.opts.Window/time.Second) || ts > now+int64(time.Minute/time.Second) {
+		return
+	}
+	vars := s.routes[ev.Route]
+	if vars == nil {
+		vars = make(map[string]*series)
+		s.routes[ev.Route] = vars
+	}
+	key := variantKey(ev)
+	sr := vars[key]
+	if sr == nil {
+		sr = &series{shadow: ev.Shadow, buckets: make([]bucket, s.nb)}
+		vars[key] = sr
+	}
+	b := &sr.buckets[s.slot(start)]
+	if b.start != start {
+		if b.start > start {
+			return // the slot holds newer data; this event is older than the window
+		}
+		*b = bucket{start: start}
+	}
+	b.requests++
+	if ev.Status < 200 || ev.Status > 299 {
+		b.errors++
+	}
+	if b.lat == nil {
+		b.lat = new(latHist)
+	}
+	b.lat.add(ev.LatencyUS)
+	for name, v := range ev.Outputs {
+		addOutput(b, name, v)
+	}
+}
+
+func addOutput(b *bucket, name string, v any) {
+	switch x := v.(type) {
+	case float64:
+		outputStats(b, name).add(x)
+	case bool:
+		if x {
+			outputStats(b, name).add(1)
+		} else {
+			outputStats(b, name).add(0)
+		}
+	case []any: // a batch or a vector: every element counts
+		for _, e := range x {
+			switch y := e.(type) {
+			case float64, bool, []any:
+				addOutput(b, name, y)
+			}
+		}
+	}
+}
+
+func outputStats(b *bucket, name string) *valueStats {
+	if b.outputs == nil {
+		b.outputs = make(map[string]*valueStats)
+	}
+	vs := b.outputs[name]
+	if vs == nil {
+		vs = new(valueStats)
+		b.outputs[name] = vs
+	}
+	return vs
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+func (s *Stats) slot(start int64) int { return int(mod(start/s.bsec, int64(s.nb))) }
+
+// Timeseries returns, per variant of route (sorted by name), one point per
+// bucket from now-since to now, empty buckets included. since is capped at
+// the window. An unknown route gives an empty slice.
+func (s *Stats) Timeseries(route string, since time.Duration) []VariantSeries {
+	if since <= 0 || since > s.opts.Window {
+		since = s.opts.Window
+	}
+	now := s.opts.Now()
+	nowSec := now.Unix()
+	last := nowSec - mod(nowSec, s.bsec)
+	first := now.Add(-since).Unix()
+	first -= mod(first, s.bsec)
+	if first <= nowSec-int64(s.opts.Window/time.Second) {
+		first += s.bsec
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	vars := s.routes[route]
+	out := make([]VariantSeries, 0, len(vars))
+	for _, name := range sortedKeys(vars) {
+		sr := vars[name]
+		vs := VariantSeries{Variant: name, Shadow: sr.shadow, Points: make([]Point, 0, (last-first)/s.bsec+1)}
+		for t := first; t <= last; t += s.bsec {
+			p := Point{T: time.Unix(t, 0).UTC()}
+			b := &sr.buckets[s.slot(t)]
+			if b.start == t && b.requests > 0 {
+				secs := float64(s.bsec)
+				if t == last { // the current bucket is still filling
+					secs = max(float64(nowSec-t), 1)
+				}
+				p.Requests, p.Errors = b.requests, b.errors
+				p.RPS = float64(b.requests) / secs
+				p.ErrorRate = float64(b.errors) / float64(b.requests)
+				p.P50Ms = b.lat.quantile(0.50) / 1000
+				p.P95Ms = b.lat.quantile(0.95) / 1000
+				p.P99Ms = b.lat.quantile(0.99) / 1000
+			}
+			vs.Points = append(vs.Points, p)
+		}
+		out = append(out, vs)
+	}
+	return out
+}
+
+// Summary merges the buckets that overlap [from, to] per variant of route.
+// Resolution is one bucket: an event in the same bucket as from counts even
+// if it is a few seconds older. Canary analysis calls it with the step start
+// and now; an unknown route gives an empty map.
+func (s *Stats) Summary(route string, from, to time.Time) map[string]VariantSummary {
+	lo := from.Unix()
+	lo -= mod(lo, s.bsec)
+	// Slots without recent traffic may still hold buckets older than the
+	// window; never report those.
+	if oldest := s.opts.Now().Unix() - int64(s.opts.Window/time.Second); lo <= oldest {
+		lo = oldest + 1
+	}
+	hi := to.Unix()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	vars := s.routes[route]
+	out := make(map[string]VariantSummary, len(vars))
+	for name, sr := range vars {
+		var lat latHist
+		outputs := make(map[string]*valueStats)
+		sum := VariantSummary{Shadow: sr.shadow}
+		for i := range sr.buckets {
+			b := &sr.buckets[i]
+			if b.start == 0 || b.start < lo || b.start > hi {
+				continue
+			}
+			sum.Requests += b.requests
+			sum.Errors += b.errors
+			if b.lat != nil {
+				lat.merge(b.lat)
+			}
+			for o, vs := range b.outputs {
+				acc := outputs[o]
+				if acc == nil {
+					acc = new(valueStats)
+					outputs[o] = acc
+				}
+				acc.merge(vs)
+			}
+		}
+		if sum.Requests == 0 {
+			continue
+		}
+		sum.ErrorRate = float64(sum.Errors) / float64(sum.Requests)
+		sum.P50Ms = lat.quantile(0.50) / 1000
+		sum.P95Ms = lat.quantile(0.95) / 1000
+		sum.P99Ms = lat.quantile(0.99) / 1000
+		sum.Outputs = make(map[string]OutputSummary, len(outputs))
+		for o, vs := range outputs {
+			sum.Outputs[o] = OutputSummary{
+				Count: vs.count, Mean: vs.sum / float64(vs.count),
+				Min: vs.min, Max: vs.max, Histogram: vs.histogram(),
+			}
+		}
+		out[name] = sum
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// String is for logs.
+func (v VariantSummary) String() string {
+	return fmt.Sprintf("requests=%d errors=%d p99=%.1fms", v.Requests, v.Errors, v.P99Ms)
+}
