@@ -1,0 +1,98 @@
+package features
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirhq/weir/internal/natsx/natstest"
+)
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+type testOpt func(*Options)
+
+// openStore opens a Store on its own connection to srv, closed at test end.
+func openStore(t testing.TB, srv *natstest.Server, aggregate bool, opts ...testOpt) (*Store, *prometheus.Registry) {
+	t.Helper()
+	nc, js := srv.Connect(t)
+	reg := prometheus.NewRegistry()
+	o := Options{NC: nc, JS: js, Registerer: reg, Aggregate: aggregate,
+		FlushInterval: 20 * time.Millisecond, LeaseTTL: 3 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, reg
+}
+
+// feature reads one feature of an entity (numbers as float64), or false.
+func feature(t testing.TB, s *Store, entity, name string) (any, bool) {
+	t.Helper()
+	obj, ok, err := s.Get(context.Background(), entity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return nil, false
+	}
+	v, ok := obj[name]
+	if n, isNum := v.(json.Number); isNum {
+		f, _ := n.Float64()
+		return f, ok
+	}
+	return v, ok
+}
+
+func num(t testing.TB, s *Store, entity, name string) float64 {
+	t.Helper()
+	v, ok := feature(t, s, entity, name)
+	if !ok {
+		return -1
+	}
+	f, isNum := v.(float64)
+	if !isNum {
+		return -1
+	}
+	return f
+}
+
+func counterValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}

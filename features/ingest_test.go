@@ -1,0 +1,317 @@
+package features
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+func tx(acct string, at time.Duration, amount float64, merchant string) map[string]any {
+	return map[string]any{"account_id": acct, "ts": t0.Add(at).Format(time.RFC3339), "amount": amount, "merchant": merchant}
+}
+
+func mustIngest(t *testing.T, s *Store, set string, evs ...map[string]any) {
+	t.Helper()
+	acc, rej, err := s.IngestEvents(context.Background(), set, evs)
+	if err != nil || acc != len(evs) || rej != 0 {
+		t.Fatalf("ingest: accepted %d rejected %d err %v", acc, rej, err)
+	}
+}
+
+func TestStreamingAggregatesSlide(t *testing.T) {
+	srv := natstest.Start(t)
+	s, reg := openStore(t, srv, true)
+	ctx := context.Background()
+	if _, err := s.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		at       time.Duration
+		amount   float64
+		merchant string
+		count1h  float64
+	}{
+		{0, 10, "m1", 1},
+		{30 * time.Minute, 30, "m2", 2},
+		{70 * time.Minute, 50, "m1", 2}, // t0 is out of the hour, still in the day
+	}
+	for i, st := range steps {
+		mustIngest(t, s, "fraud", tx("acct-1", st.at, st.amount, st.merchant))
+		eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == int64(i+1) }, "event %d applied", i)
+		eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == st.count1h },
+			"tx_count_1h = %v after the event at t0+%s (got %v)", st.count1h, st.at, num(t, s, "acct-1", "tx_count_1h"))
+	}
+	// Over 24h: amounts 10, 30, 50.
+	if got := num(t, s, "acct-1", "amount_mean_24h"); got != 30 {
+		t.Errorf("amount_mean_24h = %v, want 30", got)
+	}
+	if got := num(t, s, "acct-1", "amount_std_24h"); math.Abs(got-math.Sqrt(800.0/3)) > 1e-9 {
+		t.Errorf("amount_std_24h = %v, want %v", got, math.Sqrt(800.0/3))
+	}
+	if got := num(t, s, "acct-1", "merchants_1d"); got != 2 {
+		t.Errorf("merchants_1d = %v, want 2", got)
+	}
+	// The entity's other features survive aggregation writes.
+	if _, err := s.Merge(ctx, "acct-1", map[string]any{"country": "FR"}); err != nil {
+		t.Fatal(err)
+	}
+	mustIngest(t, s, "fraud", tx("acct-1", 71*time.Minute, 50, "m3"))
+	eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == 3 }, "fourth event")
+	obj, ok, err := s.Lookup(ctx, "acct-1")
+	if err != nil || !ok || obj["country"] != "FR" || obj["merchants_1d"] != json.Number("3") {
+		t.Errorf("Lookup = %v %v %v", obj, ok, err)
+	}
+	eventually(t, 2*time.Second, func() bool {
+		return counterValue(t, reg, "weir_features_events_ingested_total", map[string]string{"set": "fraud"}) == 4
+	}, "weir_features_events_ingested_total = 4")
+	if st := s.Stats("fraud"); st.Accepted != 4 || st.Applied != 4 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestEachOpThroughTheStream(t *testing.T) {
+	srv := natstest.Start(t)
+	s, _ := openStore(t, srv, true)
+	ctx := context.Background()
+	def := `{"key":"user","timestamp_field":"t","aggregations":[
+	 {"name":"n","op":"count","window":"1h"},
+	 {"name":"sum","op":"sum","field":"x","window":"1h"},
+	 {"name":"mean","op":"mean","field":"x","window":"1h"},
+	 {"name":"std","op":"std","field":"x","window":"1h"},
+	 {"name":"min","op":"min","field":"x","window":"1h"},
+	 {"name":"max","op":"max","field":"x","window":"1h"},
+	 {"name":"last","op":"last","field":"city","window":"1h"},
+	 {"name":"distinct","op":"distinct","field":"city","window":"1h"}]}`
+	if _, err := s.DefineSet(ctx, "ops", []byte(def)); err != nil {
+		t.Fatal(err)
+	}
+	// Unix seconds, unix milliseconds and RFC 3339 all work as event time;
+	// integer keys are entities too.
+	body := fmt.Sprintf(`[{"user":7,"t":%d,"x":2,"city":"Oslo"},
+	 {"user":7,"t":%d,"x":4,"city":"Rome"},
+	 {"user":7,"t":"%s","x":9,"city":"Oslo"}]`,
+		t0.Unix(), t0.Add(time.Minute).UnixMilli(), t0.Add(2*time.Minute).Format(time.RFC3339))
+	if acc, rej, err := s.Ingest(ctx, "ops", []byte(body)); err != nil || acc != 3 || rej != 0 {
+		t.Fatalf("ingest %d %d %v", acc, rej, err)
+	}
+	eventually(t, 5*time.Second, func() bool { return num(t, s, "7", "n") == 3 }, "three events counted")
+	mean := 5.0
+	want := map[string]any{"sum": 15.0, "mean": mean, "std": math.Sqrt((9 + 1 + 16) / 3.0), "min": 2.0, "max": 9.0, "last": "Oslo", "distinct": 2.0}
+	for name, w := range want {
+		got, _ := feature(t, s, "7", name)
+		if g, ok := got.(float64); ok && math.Abs(g-w.(float64)) < 1e-9 {
+			continue
+		}
+		if got != w {
+			t.Errorf("%s = %v, want %v", name, got, w)
+		}
+	}
+}
+
+func TestMalformedEventsCountedAndSkipped(t *testing.T) {
+	srv := natstest.Start(t)
+	s, reg := openStore(t, srv, true)
+	ctx := context.Background()
+	if _, err := s.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	body := `[{"account_id":"a","ts":"2024-05-01T12:00:00Z","amount":5},
+	 {"ts":"2024-05-01T12:00:00Z","amount":5},
+	 {"account_id":"a","amount":"five"},
+	 {"account_id":{"x":1}},
+	 {"account_id":"a","ts":"yesterday"},
+	 {"account_id":"a","ts":"2024-05-01T12:01:00Z","amount":7}]`
+	acc, rej, err := s.Ingest(ctx, "fraud", []byte(body))
+	if err != nil || acc != 2 || rej != 4 {
+		t.Fatalf("accepted %d rejected %d err %v, want 2 and 4", acc, rej, err)
+	}
+	// Malformed events published straight to the subject reach the
+	// aggregator; they are counted, skipped, and ingestion goes on.
+	nc, _ := srv.Connect(t)
+	for _, raw := range []string{`not json`, `{"account_id":true}`, `{"account_id":"a","merchant":[1]}`} {
+		if err := nc.Publish(SubjectIngestPrefix+"fraud", []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustIngest(t, s, "fraud", map[string]any{"account_id": "a", "ts": "2024-05-01T12:02:00Z", "amount": 9})
+	eventually(t, 5*time.Second, func() bool { return num(t, s, "a", "tx_count_1h") == 3 }, "valid events applied after bad ones")
+	eventually(t, 5*time.Second, func() bool {
+		st := s.Stats("fraud")
+		return st.Rejected[ReasonBadJSON] == 1 && st.Rejected[ReasonBadKey] == 2 && st.Rejected[ReasonWrongType] == 2 &&
+			st.Rejected[ReasonMissingKey] == 1 && st.Rejected[ReasonBadTimestamp] == 1
+	}, "rejections by reason: %+v", s.Stats("fraud").Rejected)
+	st := s.Stats("fraud")
+	if len(st.LastErrors) == 0 || st.LastErrors[len(st.LastErrors)-1].Reason != ReasonWrongType ||
+		!strings.Contains(st.LastErrors[len(st.LastErrors)-1].Error, "merchant") {
+		t.Errorf("last errors %+v", st.LastErrors)
+	}
+	if v := counterValue(t, reg, "weir_features_rejected_total", map[string]string{"set": "fraud", "reason": ReasonBadKey}); v != 2 {
+		t.Errorf("weir_features_rejected_total{reason=bad_key} = %v, want 2", v)
+	}
+	if _, _, err := s.Ingest(ctx, "nope", []byte(`[]`)); weirerr.KindOf(err) != weirerr.NotFound {
+		t.Errorf("unknown set: %v", err)
+	}
+	if _, _, err := s.Ingest(ctx, "fraud", []byte(`[{`)); weirerr.KindOf(err) != weirerr.Invalid {
+		t.Errorf("bad body: %v", err)
+	}
+}
+
+func TestIngestDeduplicatesRetries(t *testing.T) {
+	srv := natstest.Start(t)
+	s, _ := openStore(t, srv, true)
+	ctx := context.Background()
+	if _, err := s.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`[{"id":"tx-1","account_id":"d","ts":"2024-05-01T12:00:00Z"},{"account_id":"d","ts":"2024-05-01T12:00:05Z"}]`)
+	for range 3 { // a client retrying the same request
+		if _, _, err := s.Ingest(ctx, "fraud", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustIngest(t, s, "fraud", map[string]any{"account_id": "d", "ts": "2024-05-01T12:00:09Z"})
+	eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 3 }, "the marker event applied")
+	if got := num(t, s, "d", "tx_count_1h"); got != 3 {
+		t.Errorf("tx_count_1h = %v after three identical requests, want 3", got)
+	}
+}
+
+// ingestN publishes n events for entities e0..e9, one second apart.
+func ingestN(t *testing.T, s *Store, from, to int) {
+	t.Helper()
+	var evs []map[string]any
+	for i := from; i < to; i++ {
+		evs = append(evs, map[string]any{"id": i, "account_id": fmt.Sprintf("e%d", i%10),
+			"ts": t0.Add(time.Duration(i) * time.Second).Unix(), "amount": 1})
+	}
+	mustIngest(t, s, "fraud", evs...)
+}
+
+func total(t *testing.T, s *Store) float64 {
+	var sum float64
+	for i := 0; i < 10; i++ {
+		if v := num(t, s, fmt.Sprintf("e%d", i), "tx_count_1h"); v > 0 {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func TestRestartMidStreamNoDoubleCountNoLoss(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	a, _ := openStore(t, srv, true)
+	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	ingestN(t, a, 0, 1000)
+	// Close while the aggregator is (probably) in the middle of the backlog.
+	eventually(t, 5*time.Second, func() bool { return a.Stats("fraud").Applied > 0 }, "aggregation started")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := openStore(t, srv, true)
+	ingestN(t, b, 1000, 2000)
+	eventually(t, 10*time.Second, func() bool { return total(t, b) == 2000 }, "all 2000 events counted exactly once (got %v)", total(t, b))
+}
+
+func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
+	dir := t.TempDir()
+	srv := natstest.StartIn(t, dir)
+	ctx := context.Background()
+	a, _ := openStore(t, srv, true)
+	// The aggregator writes entity states but never its cursor, as if it
+	// died after each state write: every event is replayed on restart.
+	a.testSkipCursor.Store(true)
+	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	ingestN(t, a, 0, 500)
+	eventually(t, 5*time.Second, func() bool { return total(t, a) == 500 }, "first run applied all")
+	_ = a.Close()
+	// Restart the server too, on the same data.
+	srv.Shutdown()
+	srv = natstest.StartIn(t, dir)
+	b, _ := openStore(t, srv, true)
+	ingestN(t, b, 500, 600)
+	eventually(t, 5*time.Second, func() bool { return b.Stats("fraud").Applied == 100 && b.Stats("fraud").Duplicates == 500 },
+		"replay skipped the 500 already applied: %+v", b.Stats("fraud"))
+	if got := total(t, b); got != 600 {
+		t.Errorf("total count = %v after replay, want 600", got)
+	}
+}
+
+func TestTwoAggregatorsShareASet(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	a, _ := openStore(t, srv, true)
+	b, _ := openStore(t, srv, true)
+	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, func() bool { return b.set("fraud") != nil }, "B learns the set via KV")
+	ingestN(t, a, 0, 300)
+	ingestN(t, b, 300, 600)
+	eventually(t, 10*time.Second, func() bool { return total(t, a) == 600 }, "600 events counted once (got %v)", total(t, a))
+	eventually(t, time.Second, func() bool { return total(t, b) == 600 }, "B reads the same")
+	eventually(t, 2*time.Second, func() bool { return a.Stats("fraud").Applied+b.Stats("fraud").Applied == 600 },
+		"applied %d+%d across replicas, want 600", a.Stats("fraud").Applied, b.Stats("fraud").Applied)
+}
+
+func TestSetCRUD(t *testing.T) {
+	srv := natstest.Start(t)
+	s, _ := openStore(t, srv, false)
+	other, _ := openStore(t, srv, false)
+	ctx := context.Background()
+	if _, err := s.DefineSet(ctx, "fraud", []byte(`{"key":"k"}`)); weirerr.KindOf(err) != weirerr.Invalid {
+		t.Errorf("invalid set accepted: %v", err)
+	}
+	fs, err := s.DefineSet(ctx, "fraud", []byte(fraudSet))
+	if err != nil || fs.Revision == 0 {
+		t.Fatal(fs, err)
+	}
+	got, err := other.GetSet(ctx, "fraud")
+	if err != nil || got.Key != "account_id" || len(got.Aggregations) != 4 {
+		t.Fatalf("GetSet on another replica: %+v %v", got, err)
+	}
+	if _, err := s.DefineSet(ctx, "b-set", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := other.ListSets(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "b-set" {
+		t.Fatalf("ListSets: %v %v", list, err)
+	}
+	if err := other.DeleteSet(ctx, "fraud"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSet(ctx, "fraud"); weirerr.KindOf(err) != weirerr.NotFound {
+		t.Errorf("deleted set: %v", err)
+	}
+	if err := s.DeleteSet(ctx, "fraud"); weirerr.KindOf(err) != weirerr.NotFound {
+		t.Errorf("delete twice: %v", err)
+	}
+}
+
+func TestTakeoverAfterOwnerDies(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	short := func(o *Options) { o.LeaseTTL = time.Second }
+	a, _ := openStore(t, srv, true, short)
+	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	ingestN(t, a, 0, 200)
+	eventually(t, 5*time.Second, func() bool { return total(t, a) == 200 }, "A aggregates")
+	b, _ := openStore(t, srv, true, short)
+	// A dies without releasing its lease: its connection just goes away.
+	a.o.NC.Close()
+	ingestN(t, b, 200, 400)
+	eventually(t, 10*time.Second, func() bool { return total(t, b) == 400 }, "B took over after the lease expired (total %v)", total(t, b))
+}
