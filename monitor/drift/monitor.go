@@ -1,0 +1,636 @@
+package drift
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/monitor"
+)
+
+// maxFeaturesPerVersion bounds how many input plus output features one
+// version tracks, so that events with ever-new feature names cannot grow
+// memory (and metric cardinality) without bound.
+const maxFeaturesPerVersion = 512
+
+// Monitor keeps the drift windows of every model version it has seen events
+// for, judges them, and raises alerts. Create it with New, feed it with Start
+// (the JetStream consumer) or Apply, and stop it with Close.
+type Monitor struct {
+	opts    Options
+	log     *slog.Logger
+	met     *metrics
+	alerter *alerter
+
+	mu     sync.RWMutex
+	models map[string]*modelState
+
+	consMu sync.Mutex
+	cc     jetstream.ConsumeContext
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	applied atomic.Int64
+	ignored atomic.Int64
+	judged  atomic.Int64 // recomputes that judged a window
+}
+
+type modelState struct {
+	cfg      Config
+	versions map[string]*versionState
+}
+
+// versionState holds the features of one model version; mu guards all of it.
+type versionState struct {
+	model, version string
+
+	mu       sync.Mutex
+	cfg      Config
+	uploaded *Reference
+	inputs   map[string]*featureState
+	outputs  map[string]*featureState
+	// elemNames caches "<name>[i]" so array values do not allocate names on
+	// every event.
+	elemNames map[string][]string
+}
+
+// featureState is one feature (or output) of a version: its reference (or
+// the values collected to infer one), its window and its last judgement.
+type featureState struct {
+	name      string
+	output    bool
+	ref       *featureRef
+	refSource string
+	pending   []cell
+	win       *window
+	dirty     int
+
+	evaluated bool
+	metrics   Metrics
+	value     float64
+	drifted   bool
+
+	props   []float64 // scratch: window proportions
+	scratch []float64 // scratch: chi-square expectations
+	gauges  *featureGauges
+}
+
+func (f *featureState) kind() string {
+	switch {
+	case f.output:
+		return KindOutput
+	case f.ref != nil && !f.ref.numeric:
+		return KindCategorical
+	case f.ref != nil:
+		return KindNumeric
+	}
+	return ""
+}
+
+// New builds a Monitor and starts its recompute ticker and webhook sender.
+// It does not consume events until Start.
+func New(opts Options) (*Monitor, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	met, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	m := &Monitor{
+		opts:   o,
+		log:    o.Logger.With("component", "drift"),
+		met:    met,
+		models: map[string]*modelState{},
+		stop:   make(chan struct{}),
+	}
+	m.alerter = newAlerter(o, m.log, met)
+	m.wg.Add(1)
+	go m.tick()
+	return m, nil
+}
+
+// Start creates (or resumes) the durable consumer on the events stream and
+// applies every event it delivers, acknowledging each after applying it. The
+// stream must exist: the event publisher creates it.
+func (m *Monitor) Start(ctx context.Context) error {
+	if m.opts.JS == nil {
+		return errors.New("drift: Start needs Options.JS")
+	}
+	m.consMu.Lock()
+	defer m.consMu.Unlock()
+	if m.cc != nil {
+		return errors.New("drift: already started")
+	}
+	select {
+	case <-m.stop:
+		return errors.New("drift: monitor is closed")
+	default:
+	}
+	if _, err := m.opts.JS.Stream(ctx, m.opts.Stream); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return weirerr.Unavailablef("drift: stream %s does not exist yet (the event publisher creates it): %w", m.opts.Stream, err)
+		}
+		return fmt.Errorf("drift: look up stream %s: %w", m.opts.Stream, err)
+	}
+	deliver := jetstream.DeliverNewPolicy
+	if m.opts.DeliverAll {
+		deliver = jetstream.DeliverAllPolicy
+	}
+	cons, err := m.opts.JS.CreateOrUpdateConsumer(ctx, m.opts.Stream, jetstream.ConsumerConfig{
+		Durable:       m.opts.Durable,
+		Description:   "weir drift monitor",
+		FilterSubject: m.opts.FilterSubject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: deliver,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4096,
+	})
+	if err != nil {
+		return fmt.Errorf("drift: create durable consumer %s on %s: %w", m.opts.Durable, m.opts.Stream, err)
+	}
+	cc, err := cons.Consume(m.handle,
+		jetstream.PullMaxMessages(512),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			m.log.Debug("drift consumer", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("drift: consume %s: %w", m.opts.Durable, err)
+	}
+	m.cc = cc
+	return nil
+}
+
+// handle applies one event message and acknowledges it. A message that is not
+// an event is terminated so that it is never redelivered.
+func (m *Monitor) handle(msg jetstream.Msg) {
+	var ev monitor.Event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+		m.log.Warn("drift: dropping message that is not an event", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	if ev.TS.IsZero() {
+		if md, err := msg.Metadata(); err == nil {
+			ev.TS = md.Timestamp
+		}
+	}
+	m.Apply(&ev)
+	if err := msg.Ack(); err != nil {
+		m.log.Debug("drift: ack", "err", err)
+	}
+}
+
+// Close stops consuming (processing what was already fetched and flushing
+// its acknowledgements, so that a restarted consumer neither loses nor
+// repeats events), stops the ticker and the webhook sender. It is safe to
+// call more than once, and after a failed or missing Start.
+func (m *Monitor) Close() error {
+	m.closeOnce.Do(func() {
+		m.consMu.Lock()
+		cc := m.cc
+		m.consMu.Unlock()
+		if cc != nil {
+			cc.Drain()
+			select {
+			case <-cc.Closed():
+			case <-time.After(5 * time.Second):
+				m.log.Warn("drift: consumer did not drain within 5s")
+				cc.Stop()
+			}
+			if nc := m.opts.JS.Conn(); nc != nil {
+				_ = nc.FlushTimeout(5 * time.Second)
+			}
+		}
+		close(m.stop)
+		m.wg.Wait()
+		m.alerter.close()
+	})
+	return nil
+}
+
+// tick recomputes, every RecomputeInterval, the features that received
+// values since their last recompute, so that a slow trickle of events is
+// judged within about a second too.
+func (m *Monitor) tick() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.opts.RecomputeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			for _, vs := range m.allVersions() {
+				vs.mu.Lock()
+				m.recomputeDirty(vs)
+				vs.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (m *Monitor) allVersions() []*versionState {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*versionState
+	for _, ms := range m.models {
+		for _, vs := range ms.versions {
+			out = append(out, vs)
+		}
+	}
+	return out
+}
+
+// versionFor returns the state of a model version, creating it.
+func (m *Monitor) versionFor(model, version string) *versionState {
+	m.mu.RLock()
+	ms := m.models[model]
+	var vs *versionState
+	if ms != nil {
+		vs = ms.versions[version]
+	}
+	m.mu.RUnlock()
+	if vs != nil {
+		return vs
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms = m.models[model]
+	if ms == nil {
+		ms = &modelState{cfg: m.opts.Default, versions: map[string]*versionState{}}
+		m.models[model] = ms
+	}
+	vs = ms.versions[version]
+	if vs == nil {
+		vs = &versionState{
+			model: model, version: version, cfg: ms.cfg,
+			inputs: map[string]*featureState{}, outputs: map[string]*featureState{},
+			elemNames: map[string][]string{},
+		}
+		ms.versions[version] = vs
+	}
+	return vs
+}
+
+// lookup returns an existing version state or a NotFound error.
+func (m *Monitor) lookup(model, version string) (*versionState, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ms := m.models[model]
+	if ms == nil {
+		return nil, weirerr.NotFoundf("no drift data for model %q: no events or reference seen for it yet", model)
+	}
+	vs := ms.versions[version]
+	if vs == nil {
+		known := make([]string, 0, len(ms.versions))
+		for v := range ms.versions {
+			known = append(known, v)
+		}
+		slices.Sort(known)
+		return nil, weirerr.NotFoundf("no drift data for model %q version %q: versions with data are %v", model, version, known)
+	}
+	return vs, nil
+}
+
+// SetConfig replaces the drift policy of one model (zero fields take the
+// monitor's defaults). Windows of another size keep their newest values.
+func (m *Monitor) SetConfig(model string, cfg Config) error {
+	resolved, err := cfg.withDefaults(m.opts.Default)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	ms := m.models[model]
+	if ms == nil {
+		ms = &modelState{versions: map[string]*versionState{}}
+		m.models[model] = ms
+	}
+	ms.cfg = resolved
+	versions := make([]*versionState, 0, len(ms.versions))
+	for _, vs := range ms.versions {
+		versions = append(versions, vs)
+	}
+	m.mu.Unlock()
+	for _, vs := range versions {
+		vs.mu.Lock()
+		vs.cfg = resolved
+		for _, set := range []map[string]*featureState{vs.inputs, vs.outputs} {
+			for _, fs := range set {
+				if fs.win == nil {
+					continue
+				}
+				if len(fs.win.bins) != resolved.WindowCount || fs.win.maxAge != int64(resolved.WindowAge) {
+					fs.win = fs.win.resized(resolved.WindowCount, resolved.WindowAge)
+				}
+				fs.dirty = max(fs.dirty, 1) // judge again under the new policy at the next tick
+			}
+		}
+		vs.mu.Unlock()
+	}
+	return nil
+}
+
+// Config returns the effective drift policy of a model.
+func (m *Monitor) Config(model string) Config {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if ms := m.models[model]; ms != nil {
+		return ms.cfg
+	}
+	return m.opts.Default
+}
+
+// SetReference sets the uploaded reference of a model version. The features
+// it names start new windows against it (a drifted state is cleared without
+// an alert); other features keep what they had.
+func (m *Monitor) SetReference(model, version string, ref *Reference) {
+	vs := m.versionFor(model, version)
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.uploaded = ref
+	for _, name := range ref.features {
+		fs := vs.inputs[name]
+		if fs == nil {
+			fs = &featureState{name: name}
+			vs.inputs[name] = fs
+		}
+		m.resetFeature(vs, fs)
+		fs.ref = ref.cols[name]
+		fs.refSource = "uploaded"
+		fs.initWindow(vs.cfg)
+	}
+}
+
+// Forget drops all drift state of a model version (when it is deleted).
+func (m *Monitor) Forget(model, version string) {
+	m.mu.Lock()
+	ms := m.models[model]
+	var vs *versionState
+	if ms != nil {
+		vs = ms.versions[version]
+		delete(ms.versions, version)
+	}
+	m.mu.Unlock()
+	if vs == nil {
+		return
+	}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	for _, set := range []map[string]*featureState{vs.inputs, vs.outputs} {
+		for _, fs := range set {
+			m.resetFeature(vs, fs)
+		}
+	}
+}
+
+func (m *Monitor) resetFeature(vs *versionState, fs *featureState) {
+	if fs.gauges != nil {
+		m.met.deleteFeature(vs.model, vs.version, fs.name)
+		fs.gauges = nil
+	}
+	fs.ref, fs.refSource, fs.pending, fs.win = nil, "", nil, nil
+	fs.evaluated, fs.metrics, fs.value, fs.drifted, fs.dirty = false, Metrics{}, 0, false, 0
+}
+
+func (fs *featureState) initWindow(cfg Config) {
+	fs.win = newWindow(cfg.WindowCount, cfg.WindowAge, fs.ref)
+	fs.props = make([]float64, fs.ref.numBins())
+	fs.scratch = make([]float64, fs.ref.numBins())
+	fs.dirty = 0
+}
+
+// Apply adds one event's features and outputs to the windows of its model
+// version. Events of failed inferences, and events without a model or
+// version, are ignored.
+func (m *Monitor) Apply(ev *monitor.Event) {
+	if !ev.OK() || ev.Model == "" || ev.Version == "" {
+		m.ignored.Add(1)
+		return
+	}
+	ts := ev.TS.UnixNano()
+	if ev.TS.IsZero() {
+		ts = time.Now().UnixNano()
+	}
+	vs := m.versionFor(ev.Model, ev.Version)
+	vs.mu.Lock()
+	for name, v := range ev.Features {
+		m.addValue(vs, vs.inputs, false, name, v, ts)
+	}
+	for name, v := range ev.Outputs {
+		m.addValue(vs, vs.outputs, true, name, v, ts)
+	}
+	vs.mu.Unlock()
+	m.applied.Add(1)
+}
+
+// addValue adds one JSON value: scalars directly, arrays one element per
+// "<name>[i]" feature (flattened row-major, the first MaxElements).
+func (m *Monitor) addValue(vs *versionState, set map[string]*featureState, output bool, name string, v any, ts int64) {
+	if c, ok := scalarCell(v); ok {
+		m.addCell(vs, set, output, name, c, ts)
+		return
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		return // objects and nulls are not features
+	}
+	i := 0
+	m.addArray(vs, set, output, name, arr, &i, ts)
+}
+
+// addArray adds the elements of a (nested) array, *i counting the scalars
+// seen so far in row-major order.
+func (m *Monitor) addArray(vs *versionState, set map[string]*featureState, output bool, name string, arr []any, i *int, ts int64) {
+	for _, e := range arr {
+		if *i >= m.opts.MaxElements {
+			return
+		}
+		if sub, ok := e.([]any); ok {
+			m.addArray(vs, set, output, name, sub, i, ts)
+			continue
+		}
+		// A null keeps its position: element i is always "<name>[i]".
+		if c, ok := scalarCell(e); ok {
+			names := vs.elemNames[name]
+			if len(names) <= *i {
+				for len(names) <= *i {
+					names = append(names, name+"["+strconv.Itoa(len(names))+"]")
+				}
+				vs.elemNames[name] = names
+			}
+			m.addCell(vs, set, output, names[*i], c, ts)
+		}
+		*i++
+	}
+}
+
+// scalarCell converts a decoded JSON scalar (or a Go number, for callers of
+// Apply that did not go through JSON).
+func scalarCell(v any) (cell, bool) {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case string:
+		if x == "" {
+			return cell{}, false
+		}
+		return cell{str: x}, true
+	case bool:
+		return cell{str: strconv.FormatBool(x)}, true
+	case float32:
+		f = float64(x)
+	case int:
+		f = float64(x)
+	case int64:
+		f = float64(x)
+	case int32:
+		f = float64(x)
+	case json.Number:
+		g, err := x.Float64()
+		if err != nil {
+			return cell{}, false
+		}
+		f = g
+	default:
+		return cell{}, false
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return cell{}, false
+	}
+	return cell{num: f, isNum: true}, true
+}
+
+func (m *Monitor) addCell(vs *versionState, set map[string]*featureState, output bool, name string, c cell, ts int64) {
+	fs := set[name]
+	if fs == nil {
+		if len(vs.inputs)+len(vs.outputs) >= maxFeaturesPerVersion {
+			return
+		}
+		fs = &featureState{name: name, output: output}
+		set[name] = fs
+	}
+	if fs.ref == nil {
+		fs.pending = append(fs.pending, c)
+		if len(fs.pending) >= m.opts.InferCount {
+			ref, err := buildFeatureRef(fs.pending, m.opts.MaxCategories)
+			if err != nil { // cannot happen: pending holds no missing cells
+				m.log.Warn("drift: cannot infer reference", "model", vs.model, "version", vs.version, "feature", name, "err", err)
+				fs.pending = fs.pending[:0]
+				return
+			}
+			fs.ref = ref
+			fs.refSource = fmt.Sprintf("inferred from first %d events", m.opts.InferCount)
+			fs.pending = nil
+			fs.initWindow(vs.cfg)
+		}
+		return
+	}
+	var bin int
+	if fs.ref.numeric {
+		v := c.num
+		if !c.isNum {
+			f, err := strconv.ParseFloat(c.str, 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return // a word in a numeric feature: not comparable
+			}
+			v = f
+		}
+		bin = fs.ref.binOf(v)
+	} else {
+		bin = fs.ref.catBin(c.catKey())
+	}
+	fs.win.add(bin, ts)
+	fs.dirty++
+	if fs.dirty >= m.opts.RecomputeEvery {
+		m.recompute(vs, fs)
+	}
+}
+
+func (m *Monitor) recomputeDirty(vs *versionState) {
+	for _, set := range []map[string]*featureState{vs.inputs, vs.outputs} {
+		for _, fs := range set {
+			if fs.dirty > 0 && fs.win != nil {
+				m.recompute(vs, fs)
+			}
+		}
+	}
+}
+
+// recompute judges one feature window against its reference. Called with
+// vs.mu held.
+func (m *Monitor) recompute(vs *versionState, fs *featureState) {
+	fs.dirty = 0
+	w := fs.win
+	if w.n < m.opts.MinCount {
+		fs.evaluated = false
+		return
+	}
+	total := float64(w.n)
+	for i, c := range w.counts {
+		fs.props[i] = c / total
+	}
+	ref := fs.ref
+	mt := Metrics{
+		PSI:       psi(fs.props, ref.props),
+		TVD:       tvd(fs.props, ref.props),
+		Hellinger: hellinger(fs.props, ref.props),
+		KL:        klSym(fs.props, ref.props),
+	}
+	mt.GeneralDrift = (mt.TVD + mt.Hellinger) / 2
+	if ref.numeric {
+		d, p := ksGrid(ref.refCum, w.fine, ref.n, w.n)
+		mt.KS, mt.KSP = &d, &p
+	} else {
+		p := chi2PValue(w.counts, ref.props, total, fs.scratch)
+		mt.Chi2P = &p
+	}
+	fs.metrics, fs.evaluated = mt, true
+	m.judged.Add(1)
+	fs.value = mt.value(vs.cfg.Metric)
+	if fs.gauges == nil {
+		fs.gauges = m.met.featureGauges(vs.model, vs.version, fs.name, ref.numeric)
+	}
+	fs.gauges.set(&mt)
+
+	cfg := vs.cfg
+	switch {
+	case !fs.drifted && fs.value >= cfg.Threshold:
+		fs.drifted = true
+		fs.gauges.drifted.Set(1)
+		m.alerter.emit(m.alertFor(vs, fs, StateDrifted), cfg.Webhook)
+	case fs.drifted && fs.value < cfg.RecoverRatio*cfg.Threshold:
+		fs.drifted = false
+		fs.gauges.drifted.Set(0)
+		m.alerter.emit(m.alertFor(vs, fs, StateRecovered), cfg.Webhook)
+	}
+}
+
+func (m *Monitor) alertFor(vs *versionState, fs *featureState, state string) Alert {
+	return Alert{
+		Model: vs.model, Version: vs.version, Feature: fs.name, Kind: fs.kind(),
+		Metric: vs.cfg.Metric, Value: fs.value, Threshold: vs.cfg.Threshold,
+		TS: time.Now().UTC(), State: state, Count: fs.win.n,
+	}
+}
+
+// Stats reports how many events were applied and how many ignored (failed
+// inferences, no model or version) since New.
+func (m *Monitor) Stats() (applied, ignored int64) {
+	return m.applied.Load(), m.ignored.Load()
+}
