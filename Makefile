@@ -9,7 +9,7 @@ BIN := build/weir
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 # Debian packages the build and tests need: test models, and the C and WAT
 # plugin toolchains.
-DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt
+DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt chromium
 
 .PHONY: all build run test bench check deps ort debs plugins clean
 

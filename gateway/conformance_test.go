@@ -278,7 +278,7 @@ func compareValues(got []any, want any) error {
 			if !ok {
 				return fmt.Errorf("value %d: %v is not a number", i, got[i])
 			}
-			if !close(gf, wf) {
+			if !approxEqual(gf, wf) {
 				return fmt.Errorf("value %d: %v, want %v", i, gf, wf)
 			}
 		}
@@ -303,7 +303,7 @@ func asFloat(v any) (float64, bool) {
 	return 0, false
 }
 
-func close(got, want float64) bool {
+func approxEqual(got, want float64) bool {
 	if math.IsNaN(got) || math.IsNaN(want) {
 		return math.IsNaN(got) && math.IsNaN(want)
 	}

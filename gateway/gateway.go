@@ -2,13 +2,13 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -17,12 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/weirhq/weir/canary"
+	"github.com/weirhq/weir/features"
 	"github.com/weirhq/weir/internal/artifacts"
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/weirerr"
-	"github.com/weirhq/weir/features"
 	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/monitor/drift"
 	"github.com/weirhq/weir/plugins"
 	"github.com/weirhq/weir/router"
 )
@@ -44,7 +46,10 @@ type Options struct {
 	ORTLib         string // ONNX Runtime library; see models.FindLibrary
 	IntraOpThreads int    // per model session, default 1
 	MaxBodyBytes   int    // default 64 MiB
-	Logger         *slog.Logger
+	// CanaryTick is how often rollouts are looked at; keep it a fraction
+	// of the shortest rollout interval. Default 250ms.
+	CanaryTick time.Duration
+	Logger     *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -62,6 +67,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 20
+	}
+	if o.CanaryTick <= 0 {
+		o.CanaryTick = 250 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -92,13 +100,12 @@ type Gateway struct {
 	events      *monitor.Publisher
 	stats       *monitor.Stats
 	archiver    *monitor.Archiver
+	rollouts    *canary.Controller
+	drift       *drift.Monitor
 	shadowSlots chan struct{} // bounds shadow requests in flight
 
-	ready bool
-	// Hooks set by the parts wired in (routes, monitor).
-	modelInUse  func(model, version string) []string
-	onReference func(model, version string, data []byte)
-	closers     []func()                                     // run in reverse order by Shutdown
+	ready   bool
+	closers []func() // run in reverse order by Shutdown
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -161,7 +168,20 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The drift monitor exists before the registry, which hands it the
+	// reference data it finds; it starts consuming events later.
+	if g.drift, err = drift.New(drift.Options{
+		JS: g.js, Durable: "weir-drift-" + nodeID(o.DataDir), Registerer: g.reg, Logger: g.log,
+	}); err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, func() { g.drift.Close() })
 	g.models, err = models.NewRegistry(ctx, modelStore, models.Options{
+		OnReference: func(model, version string, data []byte) {
+			if ref, err := drift.ParseReference(data, ""); err == nil {
+				g.drift.SetReference(model, version, ref)
+			}
+		},
 		CacheDir:   filepath.Join(o.DataDir, "cache", "models"),
 		Session:    models.SessionOptions{IntraOpThreads: o.IntraOpThreads},
 		Logger:     g.log,
@@ -245,7 +265,16 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	}
 	g.closers = append(g.closers, func() { g.archiver.Close(context.Background()) })
 
-	g.modelInUse = g.modelRoutes
+	if err = g.drift.Start(ctx); err != nil {
+		return err
+	}
+	if g.rollouts, err = canary.New(ctx, canary.Options{
+		JS: g.js, Conn: g.nc, Routes: g.routes, Metrics: canaryMetrics{g.stats}, Drift: g.drift,
+		Logger: g.log, Registerer: g.reg, Tick: o.CanaryTick,
+	}); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, g.rollouts.Close)
 	return nil
 }
 
@@ -292,14 +321,14 @@ func (g *Gateway) close() {
 	g.closers = nil
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return errors.New("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
+// nodeID is this gateway's stable identity, kept in the data dir: it names
+// its own durable consumers (so a restart resumes where it stopped).
+func nodeID(dataDir string) string {
+	p := filepath.Join(dataDir, "node-id")
+	if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
 	}
-	return nil
+	id := monitor.NewID()[:12]
+	_ = os.WriteFile(p, []byte(id+"\n"), 0o644)
+	return id
 }

@@ -80,6 +80,14 @@ func (g *Gateway) buildApp() error {
 		predict = []fiber.Handler{inferAuth, g.predict}
 	}
 	v1.Post("/routes/:route/predict", predict...)
+	v1.Get("/routes/:route/rollout", g.getRollout)
+	v1.Post("/routes/:route/rollout", admin, g.startRollout)
+	v1.Post("/routes/:route/rollout/:action", admin, g.rolloutAction)
+
+	v1.Get("/drift/:name", g.getDrift)
+	v1.Get("/drift/:name/versions/:version", g.getDrift)
+	v1.Put("/drift/:name/config", admin, g.putDriftConfig)
+	v1.Get("/alerts", g.getAlerts)
 
 	v1.Get("/features/:entity", g.getFeatures)
 	v1.Put("/features/:entity", admin, g.putFeatures)

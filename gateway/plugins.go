@@ -265,7 +265,14 @@ func (g *Gateway) deletePlugin(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if routes := g.routes.PluginReferences(name, version); len(routes) > 0 {
+	routes := g.routes.PluginReferences(name, version)
+	g.plugins.mu.RLock()
+	last := len(g.plugins.versions[name]) == 1
+	g.plugins.mu.RUnlock()
+	if last { // routes on "latest" break without it
+		routes = append(routes, g.routes.PluginReferences(name, "latest")...)
+	}
+	if len(routes) > 0 {
 		return weirerr.Conflictf("plugin %s@%s is used by route(s) %s: change those routes first", name, version, strings.Join(routes, ", "))
 	}
 	if _, ok, err := g.plugins.store.Meta(c.UserContext(), name, version); err != nil {

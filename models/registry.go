@@ -59,6 +59,10 @@ type Options struct {
 	Session    SessionOptions
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// OnReference, when set, is called with a version's reference data
+	// whenever this process learns of it (at start, and when any replica
+	// uploads it), so the drift monitor of every replica has it.
+	OnReference func(model, version string, data []byte)
 }
 
 // Registry holds the model versions this gateway serves and keeps them in
@@ -371,6 +375,14 @@ func (r *Registry) apply(c artifacts.Change) {
 	r.mu.RLock()
 	cur := r.versions[c.Name][c.Version]
 	r.mu.RUnlock()
+	if ref := c.Meta.Attrs[attrReference]; ref != "" && r.opts.OnReference != nil &&
+		(cur == nil || cur.Meta.Attrs[attrReference] != ref) {
+		if data, err := r.store.Blob(context.Background(), ref); err != nil {
+			r.log.Error("reference data fetch failed", "model", c.Name, "version", c.Version, "err", err)
+		} else {
+			r.opts.OnReference(c.Name, c.Version, data)
+		}
+	}
 	if cur != nil && cur.Meta.Blob == c.Meta.Blob && cur.State != Failed {
 		if cur.State == Ready { // metadata change only: feature list, reference
 			nv := *cur

@@ -21,7 +21,7 @@ type clientFlags struct {
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.server, "server", envOr("WEIR_SERVER", "http://127.0.0.1:8080"), "gateway URL")
 	cmd.PersistentFlags().StringVar(&f.token, "token", "", "admin token (default: $WEIR_ADMIN_TOKEN, then <data-dir>/admin-token)")
-	cmd.PersistentFlags().StringVar(&f.dataDir, "data-dir", "weir-data", "data dir of a local `weir serve`, to read its admin token")
+	cmd.PersistentFlags().StringVar(&f.dataDir, "data-dir", "weir-data", "data dir of the local gateway, to read its admin token")
 }
 
 // client returns an SDK client with the admin token from the flag, the

@@ -158,4 +158,3 @@ func bar(pct, width int) string {
 	full := pct * width / 100
 	return "[" + strings.Repeat("#", full) + strings.Repeat(".", width-full) + "]"
 }
-

@@ -1,6 +1,8 @@
 package fraud
 
 import (
+	_ "embed"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -52,6 +54,15 @@ type Generator struct {
 	pending     []Transaction
 }
 
+// RouteJSON is the demo route (plugins, decision thresholds, variants) and
+// FeatureSetJSON the windowed aggregates over the transaction stream.
+var (
+	//go:embed route.json
+	RouteJSON []byte
+	//go:embed featureset.json
+	FeatureSetJSON []byte
+)
+
 // Merchants and their risk: the enrichment plugin's config carries the same
 // table (MerchantRisk).
 var (
@@ -59,16 +70,20 @@ var (
 	riskyMerchants = []string{"giftcards", "crypto-atm", "electronics-online", "wire-transfer", "luxury-goods"}
 )
 
-// MerchantRisk is the risk score per merchant that the plugin config holds.
+// MerchantRisk is the risk score per merchant: the enrichment plugin's
+// config in route.json, the one place it is written down.
 func MerchantRisk() map[string]float64 {
-	m := map[string]float64{}
-	for _, s := range safeMerchants {
-		m[s] = 0.05
+	var r struct {
+		Plugins []struct {
+			Config struct {
+				MerchantRisk map[string]float64 `json:"merchant_risk"`
+			} `json:"config"`
+		} `json:"plugins"`
 	}
-	for i, r := range riskyMerchants {
-		m[r] = 0.6 + 0.08*float64(i)
+	if err := json.Unmarshal(RouteJSON, &r); err != nil || len(r.Plugins) == 0 {
+		panic("examples/fraud/route.json: " + fmt.Sprint(err))
 	}
-	return m
+	return r.Plugins[0].Config.MerchantRisk
 }
 
 // NewGenerator makes accounts and merchants for seed, starting at start.

@@ -3,15 +3,25 @@ package fraud
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/weirhq/weir/sdk/client"
 )
 
-// ModelName is the demo model's name.
-const ModelName = "fraud"
+// Names the demo installs.
+const (
+	ModelName      = "fraud"
+	RouteName      = "fraud"
+	FeatureSetName = "tx"
+)
+
+// Plugins the demo route uses, built by `make plugins` into a directory.
+var Plugins = []string{"fraud-features", "decision"}
 
 // Trained holds the demo's two model versions and their reference data.
 type Trained struct {
@@ -69,4 +79,46 @@ func SetupModels(ctx context.Context, c *client.Client, t *Trained, both bool, p
 		err = errors.Join(err, push("2", t.ONNXv2, t.RefV2))
 	}
 	return err
+}
+
+// Setup installs the whole demo through the gateway's API: the feature set,
+// the plugins (Wasm files in pluginDir), fraud@1 (and fraud@2 when both),
+// and the route. Steps already done are skipped, so it can run at every
+// start.
+func Setup(ctx context.Context, c *client.Client, t *Trained, pluginDir string, both bool, progress io.Writer) error {
+	if err := c.Send(ctx, "PUT", "/v1/featuresets/"+FeatureSetName, json.RawMessage(FeatureSetJSON), nil); err != nil {
+		return fmt.Errorf("feature set %s: %w", FeatureSetName, err)
+	}
+	fmt.Fprintf(progress, "feature set %s: transactions per hour, mean and spread of amounts and distinct merchants per day, per account\n", FeatureSetName)
+	have, err := c.ListPlugins(ctx)
+	if err != nil {
+		return err
+	}
+	loaded := map[string]bool{}
+	for _, p := range have {
+		loaded[p.Name] = true
+	}
+	for _, name := range Plugins {
+		if loaded[name] {
+			continue
+		}
+		wasm, err := os.ReadFile(filepath.Join(pluginDir, name+".wasm"))
+		if err != nil {
+			return fmt.Errorf("plugin %s: %w (run make plugins)", name, err)
+		}
+		if err := c.PushPlugin(ctx, name, "1", bytes.NewReader(wasm)); err != nil {
+			return fmt.Errorf("push plugin %s: %w", name, err)
+		}
+		fmt.Fprintf(progress, "plugin %s@1 uploaded\n", name)
+	}
+	if err := SetupModels(ctx, c, t, both, progress); err != nil {
+		return err
+	}
+	if _, err := c.GetRoute(ctx, RouteName); err != nil {
+		if err := c.SetRoute(ctx, RouteName, RouteJSON); err != nil {
+			return fmt.Errorf("route %s: %w", RouteName, err)
+		}
+		fmt.Fprintf(progress, "route %s: fraud-features -> fraud@1 -> decision, sticky by account\n", RouteName)
+	}
+	return nil
 }

@@ -20,3 +20,12 @@ func TestTrainedModelsCatchFraud(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestEveryMerchantHasARisk(t *testing.T) {
+	risk := MerchantRisk()
+	for _, m := range append(append([]string{}, safeMerchants...), riskyMerchants...) {
+		if _, ok := risk[m]; !ok {
+			t.Errorf("merchant %q has no risk in route.json", m)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weirhq/weir/canary"
+)
+
+func init() { extraCommands = append(extraCommands, newCanaryCmd) }
+
+func newCanaryCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "canary", Short: "Automated canary rollouts: start, watch, promote, pause, resume, abort"}
+
+	var to, steps, variant string
+	var interval time.Duration
+	var maxErr, maxP99, maxDrift float64
+	var minReq int64
+	start := &cobra.Command{
+		Use:   "start ROUTE --to MODEL@VERSION",
+		Short: "Start moving ROUTE's traffic to a new model version, step by step, judged at each interval",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			model, version, ok := strings.Cut(to, "@")
+			if !ok || model == "" || version == "" {
+				return fmt.Errorf("--to %q: expected MODEL@VERSION", to)
+			}
+			spec := map[string]any{"variant": variant, "model": model, "version": version,
+				"interval": interval.String(), "min_requests": minReq}
+			var ws []int
+			for _, s := range strings.Split(steps, ",") {
+				w, err := strconv.Atoi(strings.TrimSpace(s))
+				if err != nil {
+					return fmt.Errorf("--steps %q: expected weights like 5,25,50,100", steps)
+				}
+				ws = append(ws, w)
+			}
+			spec["steps"] = ws
+			f := cmd.Flags()
+			if f.Changed("max-error-rate") {
+				spec["max_error_rate"] = maxErr
+			}
+			if f.Changed("max-p99") {
+				spec["max_p99_ms"] = maxP99
+			}
+			if f.Changed("max-drift") {
+				spec["max_drift"] = maxDrift
+			}
+			body, _ := json.Marshal(spec)
+			out, err := cf.client().StartRollout(cmd.Context(), args[0], body)
+			if err != nil {
+				return err
+			}
+			return printRollout(out)
+		},
+	}
+	f := start.Flags()
+	f.StringVar(&to, "to", "", "the new model version, MODEL@VERSION")
+	f.StringVar(&steps, "steps", "5,25,50,100", "canary weights, step by step, ending at 100")
+	f.DurationVar(&interval, "interval", 30*time.Second, "time per step before it is judged")
+	f.StringVar(&variant, "variant", "canary", "name of the canary variant")
+	f.Float64Var(&maxErr, "max-error-rate", 0.01, "roll back when the canary's error rate is above this")
+	f.Float64Var(&maxP99, "max-p99", 0, "roll back when the canary's p99 latency (ms) is above this")
+	f.Float64Var(&maxDrift, "max-drift", 0, "roll back when the canary's feature drift score is above this")
+	f.Int64Var(&minReq, "min-requests", 100, "requests the canary must serve in a step before it is judged")
+	start.MarkFlagRequired("to")
+
+	var watch bool
+	status := &cobra.Command{
+		Use:   "status ROUTE",
+		Short: "Show a rollout at a glance (--watch to follow it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for {
+				out, err := cf.client().Rollout(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if watch {
+					fmt.Print("\033[H\033[2J")
+				}
+				if err := printRollout(out); err != nil {
+					return err
+				}
+				var st canary.Status
+				json.Unmarshal(out, &st)
+				if !watch || st.State == canary.Promoted || st.State == canary.RolledBack {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(time.Second):
+				}
+			}
+		},
+	}
+	status.Flags().BoolVarP(&watch, "watch", "w", false, "refresh every second until the rollout ends")
+	cmd.AddCommand(start, status)
+
+	for _, action := range []string{"promote", "pause", "resume", "abort"} {
+		action := action
+		cmd.AddCommand(&cobra.Command{
+			Use:   action + " ROUTE",
+			Short: map[string]string{"promote": "Send all traffic to the canary now", "pause": "Hold the rollout at its current weight", "resume": "Continue a paused rollout", "abort": "Send all traffic back to stable now"}[action],
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				out, err := cf.client().RolloutAction(cmd.Context(), args[0], action)
+				if err != nil {
+					return err
+				}
+				return printRollout(out)
+			},
+		})
+	}
+	return cmd
+}
+
+// printRollout shows a rollout for a person: state, weight as a bar, step
+// k of n, per-variant numbers and the reason of the last decision.
+func printRollout(b []byte) error {
+	var st canary.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return err
+	}
+	n := len(st.Spec.Steps)
+	fmt.Printf("route %s: %s  canary %s -> %s@%s\n", st.Route, strings.ToUpper(string(st.State)), st.Spec.Variant, st.Spec.Model, st.Spec.Version)
+	fmt.Printf("  weight %3d%% %s  step %d of %d (%v each)\n", st.Weight, bar(st.Weight, 30), min(st.Step+1, n), n, time.Duration(st.Spec.Interval))
+	names := make([]string, 0, len(st.Variants))
+	for name := range st.Variants {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	if len(names) > 0 {
+		fmt.Printf("  %-10s %9s %8s %10s\n", "variant", "requests", "errors", "p99")
+	}
+	for _, name := range names {
+		v := st.Variants[name]
+		fmt.Printf("  %-10s %9d %7.2f%% %8.1fms\n", name, v.Requests, 100*v.ErrorRate, v.P99Ms)
+	}
+	if st.Drift != nil {
+		fmt.Printf("  drift %.3f\n", *st.Drift)
+	}
+	if st.Reason != "" {
+		fmt.Printf("  last decision: %s: %s\n", st.Decision, st.Reason)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/weirhq/weir/features"
+	"github.com/weirhq/weir/internal/natsx"
+)
+
+func init() { extraCommands = append(extraCommands, newFeaturesCmd) }
+
+func newFeaturesCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "features", Short: "Online features: define feature sets, read entities, backfill history"}
+
+	var file string
+	define := &cobra.Command{
+		Use:   "define SET -f featureset.json",
+		Short: "Create or replace a feature set (key field, windowed aggregations)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := readData("@" + file)
+			if err != nil {
+				return err
+			}
+			var out map[string]any
+			if err := cf.client().Send(cmd.Context(), "PUT", "/v1/featuresets/"+url.PathEscape(args[0]), rawJSON(body), &out); err != nil {
+				return err
+			}
+			fmt.Printf("feature set %s defined\n", args[0])
+			return nil
+		},
+	}
+	define.Flags().StringVarP(&file, "file", "f", "", "feature set JSON (- for stdin)")
+	define.MarkFlagRequired("file")
+
+	get := &cobra.Command{
+		Use:   "get ENTITY",
+		Short: "Show an entity's online features",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Features map[string]any `json:"features"`
+			}
+			if err := cf.client().Get(cmd.Context(), "/v1/features/"+url.PathEscape(args[0]), &out); err != nil {
+				return err
+			}
+			for k, v := range out.Features {
+				fmt.Printf("  %-24s %v\n", k, v)
+			}
+			return nil
+		},
+	}
+
+	var natsURL string
+	backfill := &cobra.Command{
+		Use:   "backfill SET FILE.csv|FILE.parquet",
+		Short: "Replay historical events through a feature set's aggregations, so features are warm before live traffic",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, path := args[0], args[1]
+			format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+			if format != "csv" && format != "parquet" {
+				return fmt.Errorf("%s: expected a .csv or .parquet file", path)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			nc, err := natsx.Connect(natsURL, "weir-backfill")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			st, err := features.Open(cmd.Context(), features.Options{NC: nc, JS: js, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			p := newProgress(os.Stderr, "backfill "+set)
+			n, err := st.Backfill(cmd.Context(), set, f, format, p.update)
+			p.done()
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%d events of %s replayed into feature set %s\n", n, path, set)
+			return nil
+		},
+	}
+	backfill.Flags().StringVar(&natsURL, "nats-url", envOr("WEIR_NATS_URL", "nats://127.0.0.1:4222"), "the gateway's NATS")
+	cmd.AddCommand(define, get, backfill)
+	return cmd
+}
+
+// rawJSON sends bytes that are already JSON through client.Send.
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// progress draws a progress bar on a terminal line.
+type progress struct {
+	w     io.Writer
+	label string
+	start time.Time
+	last  time.Time
+}
+
+func newProgress(w io.Writer, label string) *progress {
+	return &progress{w: w, label: label, start: time.Now()}
+}
+
+func (p *progress) update(done, total int) {
+	if time.Since(p.last) < 100*time.Millisecond && done != total {
+		return
+	}
+	p.last = time.Now()
+	pct := 0
+	if total > 0 {
+		pct = done * 100 / total
+	}
+	rate := float64(done) / time.Since(p.start).Seconds()
+	fmt.Fprintf(p.w, "\r%s %s %3d%% %d/%d (%.0f/s)", p.label, bar(pct, 30), pct, done, total, rate)
+}
+
+func (p *progress) done() { fmt.Fprintln(p.w) }

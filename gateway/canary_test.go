@@ -1,0 +1,214 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/testgw"
+)
+
+func fastCanary(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond }
+
+type rolloutStatus struct {
+	State    string `json:"state"`
+	Weight   int    `json:"weight"`
+	Reason   string `json:"reason"`
+	Waiting  bool   `json:"waiting"`
+	Decision string `json:"decision"`
+	// RouteApplied: the route's weights match the state (the state is
+	// written first, then the route).
+	RouteApplied bool `json:"route_applied"`
+}
+
+// settled reports a finished rollout whose weights are on the route.
+func settled(st rolloutStatus) bool {
+	return st.State != "progressing" && st.State != "paused" && st.RouteApplied
+}
+
+func rollout(t testing.TB, g *testgw.Gateway, route string) rolloutStatus {
+	t.Helper()
+	var st rolloutStatus
+	if err := g.Client.Get(context.Background(), "/v1/routes/"+route+"/rollout", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// canaryGateway serves route "r": stable m@1, and m@2 (good) and m@bad
+// (needs a feature callers never send) ready for a canary.
+func canaryGateway(t *testing.T) *testgw.Gateway {
+	g := testgw.Start(t, testgw.WithOptions(fastCanary))
+	pushModel(t, g, "m", "1", scorer(t, []string{"x"}, []float32{1}, 0))
+	pushModel(t, g, "m", "2", scorer(t, []string{"x"}, []float32{2}, 0))
+	pushModel(t, g, "m", "bad", scorer(t, []string{"x", "velocity"}, []float32{1, 1}, 0))
+	setRoute(t, g, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100}],"sticky":{"header":"X-User"}}`)
+	return g
+}
+
+// drive sends bounded traffic to route r until done says stop (or the
+// budget runs out), and reports how many requests failed.
+func drive(t *testing.T, g *testgw.Gateway, maxRequests int, done func() bool) (sent, failed int) {
+	for sent < maxRequests && !done() {
+		a := call(t, "POST", g.URL+"/v1/routes/r/predict", "", []byte(fmt.Sprintf(`{"x":%d}`, sent%7)))
+		sent++
+		if a.status != 200 {
+			failed++
+		}
+	}
+	return sent, failed
+}
+
+func startRollout(t *testing.T, g *testgw.Gateway, spec string) {
+	t.Helper()
+	if _, err := g.Client.StartRollout(context.Background(), "r", json.RawMessage(spec)); err != nil {
+		t.Fatalf("start rollout: %v", err)
+	}
+}
+
+func TestCanaryPromotes(t *testing.T) {
+	g := canaryGateway(t)
+	startRollout(t, g, `{"model":"m","version":"2","steps":[20,50,100],"interval":"300ms","min_requests":5,"max_error_rate":0.05,"max_p99_ms":2000}`)
+	sent, failed := drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
+	st := rollout(t, g, "r")
+	if st.State != "promoted" || failed != 0 {
+		t.Fatalf("after %d requests (%d failed): %+v, want promoted", sent, failed, st)
+	}
+	raw, _ := g.Client.GetRoute(context.Background(), "r")
+	var rt struct {
+		Variants []struct {
+			Name, Model, Version string
+			Weight               int
+		}
+	}
+	json.Unmarshal(raw, &rt)
+	if len(rt.Variants) != 1 || rt.Variants[0].Version != "2" || rt.Variants[0].Weight != 100 {
+		t.Fatalf("route after promotion: %s", raw)
+	}
+	t.Logf("promoted after %d requests", sent)
+}
+
+func TestCanaryRollsBackAFailingVersion(t *testing.T) {
+	g := canaryGateway(t)
+	startRollout(t, g, `{"model":"m","version":"bad","steps":[50,100],"interval":"300ms","min_requests":10,"max_error_rate":0.05}`)
+	drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
+	st := rollout(t, g, "r")
+	if st.State != "rolled_back" || !strings.Contains(st.Reason, "error rate") {
+		t.Fatalf("status %+v, want rolled_back on the error rate", st)
+	}
+	// All traffic is back on stable at once.
+	for i := 0; i < 20; i++ {
+		a := call(t, "POST", g.URL+"/v1/routes/r/predict", "", []byte(`{"x":1}`))
+		if a.status != 200 || a.body["variant"] != "stable" {
+			t.Fatalf("after rollback: %d %s", a.status, a.raw)
+		}
+	}
+}
+
+func TestCanaryWaitsForTraffic(t *testing.T) {
+	g := canaryGateway(t)
+	startRollout(t, g, `{"model":"m","version":"2","steps":[10,100],"interval":"100ms","min_requests":50}`)
+	testgw.Eventually(t, 10*time.Second, func() bool { return rollout(t, g, "r").Waiting }, "the rollout to say it waits")
+	st := rollout(t, g, "r")
+	if st.State != "progressing" || !strings.Contains(st.Reason, "of 50 requests") {
+		t.Fatalf("status %+v, want progressing and waiting for requests", st)
+	}
+	// Abort: straight back to stable.
+	if _, err := g.Client.RolloutAction(context.Background(), "r", "abort"); err != nil {
+		t.Fatal(err)
+	}
+	testgw.Eventually(t, 5*time.Second, func() bool { return settled(rollout(t, g, "r")) }, "the abort to reach the route")
+	if st := rollout(t, g, "r"); st.State != "rolled_back" || st.Weight != 0 {
+		t.Fatalf("after abort: %+v", st)
+	}
+}
+
+func TestRolloutSeenByEveryGateway(t *testing.T) {
+	a := canaryGateway(t)
+	b := testgw.Start(t, testgw.WithNATS(a.NATSURL()), testgw.WithOptions(fastCanary))
+	startRollout(t, a, `{"model":"m","version":"2","steps":[30,100],"interval":"1h","min_requests":1}`)
+	testgw.Eventually(t, 5*time.Second, func() bool {
+		raw, err := b.Client.GetRoute(context.Background(), "r")
+		return err == nil && strings.Contains(string(raw), `"weight":30`)
+	}, "the second gateway to serve the canary at 30%")
+	if st := rollout(t, b, "r"); st.State != "progressing" || st.Weight != 30 {
+		t.Fatalf("rollout seen from the second gateway: %+v", st)
+	}
+}
+
+func TestShadowCostsTheCallerNothing(t *testing.T) {
+	g := canaryGateway(t)
+	setRoute(t, g, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100}],"shadow":{"model":"m","version":"bad","percent":100}}`)
+	for i := 0; i < 50; i++ {
+		if a := call(t, "POST", g.URL+"/v1/routes/r/predict", "", []byte(`{"x":1}`)); a.status != 200 {
+			t.Fatalf("a failing shadow failed the caller: %d %s", a.status, a.raw)
+		}
+	}
+	testgw.Eventually(t, 10*time.Second, func() bool {
+		m := call(t, "GET", g.URL+"/metrics", "", nil).raw
+		return strings.Contains(m, `weir_shadow_requests_total{code="400",route="r"} 50`)
+	}, "50 failed shadow requests counted")
+}
+
+func TestEveryInferencePublishesOneEvent(t *testing.T) {
+	g := canaryGateway(t)
+	const n = 200
+	for i := 0; i < n; i++ {
+		path := "/v1/routes/r/predict"
+		body := fmt.Sprintf(`{"x":%d}`, i)
+		if i%2 == 1 { // OIP requests count too
+			path = "/v2/models/r/infer"
+			body = fmt.Sprintf(`{"inputs":[{"name":"features","shape":[1,1],"datatype":"FP32","data":[%d]}]}`, i)
+		}
+		if a := call(t, "POST", g.URL+path, "", []byte(body)); a.status != 200 {
+			t.Fatalf("%s: %d %s", path, a.status, a.raw)
+		}
+	}
+	nc, err := natsx.Connect(g.NATSURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var count uint64
+	testgw.Eventually(t, 10*time.Second, func() bool {
+		s, err := js.Stream(context.Background(), "WEIR_EVENTS")
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(context.Background(), jetstream.WithSubjectFilter("weir.events.r"))
+		if err != nil {
+			return false
+		}
+		count = info.State.Msgs
+		return count >= n
+	}, "every event in WEIR_EVENTS")
+	if count != n {
+		t.Fatalf("%d events for %d requests", count, n)
+	}
+	cons, err := js.OrderedConsumer(context.Background(), "WEIR_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"weir.events.r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	json.Unmarshal(msg.Data(), &ev)
+	for _, k := range []string{"id", "ts", "route", "variant", "model", "version", "features", "outputs", "latency_us", "status"} {
+		if _, ok := ev[k]; !ok {
+			t.Errorf("event lacks %q: %s", k, msg.Data())
+		}
+	}
+	if ev["route"] != "r" || ev["model"] != "m" || ev["variant"] != "stable" {
+		t.Errorf("event: %s", msg.Data())
+	}
+}

@@ -1,0 +1,134 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testgw"
+)
+
+func referenceCSV(n int, rng *rand.Rand) []byte {
+	var b bytes.Buffer
+	b.WriteString("amount,risk\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "%.3f,%.3f\n", 50+10*rng.NormFloat64(), rng.Float64())
+	}
+	return b.Bytes()
+}
+
+// TestDriftSeenWithinSeconds: live traffic from the reference distribution
+// raises no alert; shifting one feature raises exactly one, for that
+// feature, on NATS and in GET /v1/drift.
+func TestDriftSeenWithinSeconds(t *testing.T) {
+	g := testgw.Start(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	mlp, err := onnx.MLP("m", []int{2, 4, 1}, 1) // no feature list of its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushModel(t, g, "m", "1", mlp)
+	if err := g.Client.PushReference(context.Background(), "m", "1", bytes.NewReader(referenceCSV(2000, rng)), "text/csv"); err != nil {
+		t.Fatal(err)
+	}
+	// The reference's header became the feature list: predict by name.
+	nc, err := natsx.Connect(g.NATSURL(), "alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	alerts := make(chan *nats.Msg, 16)
+	sub, err := nc.ChanSubscribe("weir.alerts.drift.m", alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	send := func(n int, shift float64) {
+		for i := 0; i < n; i++ {
+			body := fmt.Sprintf(`{"amount":%.3f,"risk":%.3f}`, 50+10*rng.NormFloat64()+shift, rng.Float64())
+			if a := call(t, "POST", g.URL+"/v1/routes/m/predict", "", []byte(body)); a.status != 200 {
+				t.Fatalf("predict: %d %s", a.status, a.raw)
+			}
+		}
+	}
+	send(600, 0)
+	driftOf := func(feature string) (value float64, drifted bool, count int) {
+		var out struct {
+			Results []struct {
+				Feature string
+				Value   float64
+				Drifted bool
+				Window  struct{ Count int }
+			}
+		}
+		if err := g.Client.Get(context.Background(), "/v1/drift/m", &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.Results {
+			if r.Feature == feature {
+				return r.Value, r.Drifted, r.Window.Count
+			}
+		}
+		return 0, false, 0
+	}
+	testgw.Eventually(t, 10*time.Second, func() bool { _, _, n := driftOf("amount"); return n >= 500 }, "a judged window")
+	if v, drifted, _ := driftOf("amount"); drifted {
+		t.Fatalf("traffic from the reference distribution drifted: PSI %.3f", v)
+	}
+	select {
+	case m := <-alerts:
+		t.Fatalf("alert without drift: %s", m.Data)
+	default:
+	}
+
+	start := time.Now()
+	send(1000, 25) // 2.5 standard deviations
+	var alert struct {
+		Feature, State string
+		Value          float64
+	}
+	select {
+	case m := <-alerts:
+		json.Unmarshal(m.Data, &alert)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no drift alert for a shifted feature")
+	}
+	t.Logf("drift alert %+v %v after the shift started", alert, time.Since(start).Round(time.Millisecond))
+	if alert.Feature != "amount" || alert.State != "drifted" {
+		t.Fatalf("alert %+v, want amount drifted", alert)
+	}
+	if _, drifted, _ := driftOf("amount"); !drifted {
+		t.Errorf("GET /v1/drift does not show amount drifted")
+	}
+	if _, drifted, _ := driftOf("risk"); drifted {
+		t.Errorf("risk did not move but shows drifted")
+	}
+	// More shifted traffic: no second alert for the same crossing (the
+	// model's output drifts too, and may say so once).
+	send(200, 25)
+	deadline := time.After(1500 * time.Millisecond)
+	for done := false; !done; {
+		select {
+		case m := <-alerts:
+			if strings.Contains(string(m.Data), `"feature":"amount"`) || strings.Contains(string(m.Data), `"feature":"risk"`) {
+				t.Fatalf("a second alert: %s", m.Data)
+			}
+		case <-deadline:
+			done = true
+		}
+	}
+	metrics := call(t, "GET", g.URL+"/metrics", "", nil).raw
+	if !strings.Contains(metrics, `weir_drift_drifted{feature="amount",model="m",version="1"} 1`) {
+		t.Errorf("drift gauge missing:\n%s", grep(metrics, "weir_drift_drifted"))
+	}
+}

@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/weirhq/weir/canary"
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/monitor"
+)
+
+// canaryMetrics adapts the monitor's live per-variant stats (built from
+// every replica's events) to what the canary analysis reads.
+type canaryMetrics struct{ stats *monitor.Stats }
+
+func (m canaryMetrics) VariantMetrics(route, variant string, from, to time.Time) (canary.VariantMetrics, error) {
+	s, ok := m.stats.Summary(route, from, to)[variant]
+	if !ok {
+		return canary.VariantMetrics{}, nil
+	}
+	return canary.VariantMetrics{
+		Requests: s.Requests,
+		Errors:   s.Errors,
+		P99:      time.Duration(s.P99Ms * float64(time.Millisecond)),
+	}, nil
+}
+
+// startRollout serves POST /v1/routes/{route}/rollout.
+func (g *Gateway) startRollout(c *fiber.Ctx) error {
+	name, err := routeParam(c)
+	if err != nil {
+		return err
+	}
+	spec, err := canary.ParseSpec(c.Body())
+	if err != nil {
+		return err
+	}
+	if _, err := g.models.Get(spec.Model, spec.Version); weirerr.KindOf(err) == weirerr.NotFound {
+		return weirerr.Invalidf("rollout target: %v", err)
+	}
+	st, err := g.rollouts.Start(c.UserContext(), name, spec)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(st)
+}
+
+func (g *Gateway) getRollout(c *fiber.Ctx) error {
+	name, err := routeParam(c)
+	if err != nil {
+		return err
+	}
+	st, err := g.rollouts.Status(c.UserContext(), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
+}
+
+// rolloutAction serves POST /v1/routes/{route}/rollout/{promote|pause|resume|abort}.
+func (g *Gateway) rolloutAction(c *fiber.Ctx) error {
+	name, err := routeParam(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	var st *canary.Status
+	switch action := c.Params("action"); action {
+	case "promote":
+		st, err = g.rollouts.Promote(ctx, name)
+	case "pause":
+		st, err = g.rollouts.Pause(ctx, name)
+	case "resume":
+		st, err = g.rollouts.Resume(ctx, name)
+	case "abort":
+		st, err = g.rollouts.Abort(ctx, name)
+	default:
+		return weirerr.NotFoundf("unknown rollout action %q: use promote, pause, resume or abort", action)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
+}

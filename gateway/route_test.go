@@ -1,0 +1,255 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testgw"
+)
+
+var (
+	pluginsOnce sync.Once
+	pluginsDir  string
+	pluginsErr  error
+)
+
+// plugin returns a Wasm plugin: an example plugin built by
+// examples/plugins' Makefile (once per test binary), or a WAT test plugin
+// of plugins/testdata.
+func plugin(t testing.TB, name string) []byte {
+	t.Helper()
+	pluginsOnce.Do(func() {
+		pluginsDir, pluginsErr = os.MkdirTemp("", "weir-plugins-")
+		if pluginsErr != nil {
+			return
+		}
+		out, err := exec.Command("make", "-s", "-C", "../examples/plugins", "OUT="+pluginsDir).CombinedOutput()
+		if err != nil {
+			pluginsErr = fmt.Errorf("make -C examples/plugins: %v\n%s", err, out)
+		}
+	})
+	if pluginsErr != nil {
+		t.Fatal(pluginsErr)
+	}
+	path := filepath.Join(pluginsDir, name+".wasm")
+	if _, err := os.Stat(path); err != nil {
+		wat := filepath.Join("..", "plugins", "testdata", name+".wat")
+		if out, err := exec.Command("wat2wasm", wat, "-o", path).CombinedOutput(); err != nil {
+			t.Fatalf("wat2wasm %s: %v\n%s (install Debian's wabt)", wat, err, out)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func pushPlugin(t testing.TB, g *testgw.Gateway, name, version string, wasm []byte) {
+	t.Helper()
+	if err := g.Client.PushPlugin(context.Background(), name, version, bytes.NewReader(wasm)); err != nil {
+		t.Fatalf("push plugin %s@%s: %v", name, version, err)
+	}
+}
+
+func setRoute(t testing.TB, g *testgw.Gateway, name, body string) {
+	t.Helper()
+	if err := g.Client.SetRoute(context.Background(), name, json.RawMessage(body)); err != nil {
+		t.Fatalf("set route %s: %v", name, err)
+	}
+}
+
+// scorer is a logistic regression over named features.
+func scorer(t testing.TB, features []string, weights []float32, bias float32) []byte {
+	t.Helper()
+	b, err := onnx.LogisticRegression("scorer", features, weights, bias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var txFeatures = []string{"amount_log", "amount_zscore", "merchant_risk"}
+
+// fraudGateway serves a route "tx": fraud-features -> scorer@1 -> decision.
+func fraudGateway(t *testing.T) *testgw.Gateway {
+	g := testgw.Start(t)
+	pushModel(t, g, "scorer", "1", scorer(t, txFeatures, []float32{0.5, 0.8, 3}, -4))
+	pushPlugin(t, g, "fraud-features", "1", plugin(t, "fraud-features"))
+	pushPlugin(t, g, "decision", "1", plugin(t, "decision"))
+	setRoute(t, g, "tx", `{
+		"plugins":[{"name":"fraud-features","config":{"merchant_risk":{"giftcards":0.9}}}],
+		"postprocess":[{"name":"decision","config":{"review":0.5,"block":0.8}}],
+		"variants":[{"name":"stable","model":"scorer","version":"1","weight":100}],
+		"sticky":{"field":"account_id"}}`)
+	return g
+}
+
+func TestPredictThroughPlugins(t *testing.T) {
+	g := fraudGateway(t)
+	// The plugin reads accounts' online features through the host.
+	for account, f := range map[string]map[string]any{
+		"a1": {"amount_mean_24h": 50, "amount_std_24h": 25},
+		"a2": {"amount_mean_24h": 900, "amount_std_24h": 100},
+	} {
+		if err := g.Client.Send(context.Background(), "PUT", "/v1/features/"+account, f, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := call(t, "POST", g.URL+"/v1/routes/tx/predict", "", []byte(`{"account_id":"a1","amount":900,"merchant":"giftcards","ts":"2026-11-25T03:00:00Z"}`))
+	if a.status != 200 {
+		t.Fatalf("predict: %d %s", a.status, a.raw)
+	}
+	if a.body["route"] != "tx" || a.body["variant"] != "stable" || a.body["model"] != "scorer" || a.body["version"] != "1" {
+		t.Errorf("predict answer: %s", a.raw)
+	}
+	if a.header.Get("X-Weir-Variant") != "stable" || a.header.Get("X-Weir-Model-Version") != "1" {
+		t.Errorf("headers: %v", a.header)
+	}
+	score := a.body["outputs"].(map[string]any)["score"].(float64)
+	result := a.body["result"].(map[string]any)
+	if score < 0.8 || result["decision"] != "block" {
+		t.Errorf("a large gift-card charge scored %v -> %v, want block", score, result)
+	}
+	low := call(t, "POST", g.URL+"/v1/routes/tx/predict", "", []byte(`{"account_id":"a1","amount":20,"merchant":"grocer","ts":1764039600}`))
+	if low.status != 200 || low.body["result"].(map[string]any)["decision"] != "allow" {
+		t.Errorf("a small grocery charge: %s", low.raw)
+	}
+
+	usual := call(t, "POST", g.URL+"/v1/routes/tx/predict", "", []byte(`{"account_id":"a2","amount":900,"merchant":"giftcards"}`))
+	if usual.status != 200 || usual.body["outputs"].(map[string]any)["score"].(float64) >= score {
+		t.Errorf("an amount usual for the account should score lower than for a1: %s", usual.raw)
+	}
+}
+
+func TestPredictErrors(t *testing.T) {
+	g := fraudGateway(t)
+	cases := []struct {
+		name, route, body string
+		status            int
+		want              string
+	}{
+		{"not json", "tx", `{"amount":`, 400, "not a JSON object"},
+		{"plugin rejects", "tx", `{"account_id":"a1","merchant":"x"}`, 502, `amount`},
+		{"unknown route", "nope", `{}`, 404, `"nope" not found`},
+		{"bad route name", "a%20b", `{}`, 400, "not valid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := call(t, "POST", g.URL+"/v1/routes/"+c.route+"/predict", "", []byte(c.body))
+			msg, _ := a.body["error"].(string)
+			if a.status != c.status || !strings.Contains(msg, c.want) {
+				t.Fatalf("%d %q, want %d containing %q", a.status, msg, c.status, c.want)
+			}
+		})
+	}
+	// A model feature that no plugin produces: 400 naming it.
+	pushModel(t, g, "needs-more", "1", scorer(t, []string{"amount_log", "velocity"}, []float32{1, 1}, 0))
+	setRoute(t, g, "more", `{"plugins":[{"name":"fraud-features"}],"variants":[{"name":"a","model":"needs-more","weight":100}]}`)
+	a := call(t, "POST", g.URL+"/v1/routes/more/predict", "", []byte(`{"account_id":"a1","amount":5}`))
+	if a.status != 400 || !strings.Contains(a.body["error"].(string), `missing feature "velocity"`) {
+		t.Errorf("missing feature: %d %s", a.status, a.raw)
+	}
+}
+
+func TestRouteValidation(t *testing.T) {
+	g := fraudGateway(t)
+	for body, want := range map[string]string{
+		`{"variants":[{"name":"a","model":"ghost","weight":100}]}`:                                         `model "ghost" not found`,
+		`{"variants":[{"name":"a","model":"scorer","version":"9","weight":100}]}`:                          `no version "9"`,
+		`{"plugins":[{"name":"ghost"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`:           `plugin "ghost" not found`,
+		`{"variants":[{"name":"a","model":"scorer","weight":60},{"name":"b","model":"scorer","weight":30}]}`: "100",
+	} {
+		err := g.Client.SetRoute(context.Background(), "bad", json.RawMessage(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("route %s: %v, want an error containing %q", body, err, want)
+		}
+	}
+	// In use: 409 on model and plugin delete.
+	if err := g.Client.DeleteModel(context.Background(), "scorer", "1"); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("deleting a model a route uses: %v", err)
+	}
+	if err := g.Client.DeletePlugin(context.Background(), "decision", "1"); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("deleting a plugin a route uses: %v", err)
+	}
+}
+
+func TestFailingPluginFailsOnlyItsRequest(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "scorer", "1", scorer(t, []string{"x"}, []float32{1}, 0))
+	pushPlugin(t, g, "loop", "1", plugin(t, "loop"))
+	pushPlugin(t, g, "trap", "1", plugin(t, "trap"))
+	setRoute(t, g, "looping", `{"plugins":[{"name":"loop"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`)
+	setRoute(t, g, "open", `{"plugins":[{"name":"trap","on_error":"skip"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`)
+
+	start := time.Now()
+	a := call(t, "POST", g.URL+"/v1/routes/looping/predict", "", []byte(`{"x": 1, "padding": "make it long"}`))
+	if a.status != 502 || !strings.Contains(a.body["error"].(string), "loop") {
+		t.Fatalf("looping plugin: %d %s", a.status, a.raw)
+	}
+	t.Logf("looping plugin failed its request after %v", time.Since(start))
+	// Short input: the same plugin echoes, and the pool still serves.
+	if a := call(t, "POST", g.URL+"/v1/routes/looping/predict", "", []byte(`{"x":1}`)); a.status != 200 {
+		t.Fatalf("the next request after a loop: %d %s", a.status, a.raw)
+	}
+	// Fail open: the trapping plugin is skipped and counted.
+	if a := call(t, "POST", g.URL+"/v1/routes/open/predict", "", []byte(`{"x":2}`)); a.status != 200 {
+		t.Fatalf("on_error skip: %d %s", a.status, a.raw)
+	}
+	m := call(t, "GET", g.URL+"/metrics", "", nil)
+	if !strings.Contains(m.raw, `weir_plugin_skipped_total{plugin="trap",route="open"} 1`) {
+		t.Errorf("skipped plugin not counted:\n%s", grep(m.raw, "skipped"))
+	}
+}
+
+func TestRouteSwapUnderLoad(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "m", "1", scorer(t, []string{"x"}, []float32{1}, 0))
+	pushModel(t, g, "m", "2", scorer(t, []string{"x"}, []float32{-1}, 0))
+	pushPlugin(t, g, "echo", "1", plugin(t, "wat-echo"))
+	routes := []string{
+		`{"plugins":[{"name":"echo"}],"variants":[{"name":"v1","model":"m","version":"1","weight":100}]}`,
+		`{"variants":[{"name":"v2","model":"m","version":"2","weight":100}]}`,
+	}
+	setRoute(t, g, "swap", routes[0])
+	var failed, served atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if a := call(t, "POST", g.URL+"/v1/routes/swap/predict", "", []byte(`{"x":1}`)); a.status != 200 {
+					failed.Add(1)
+					t.Errorf("request failed during a route swap: %d %s", a.status, a.raw)
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		setRoute(t, g, "swap", routes[i%2])
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || served.Load() == 0 {
+		t.Fatalf("%d of %d requests failed", failed.Load(), served.Load())
+	}
+}

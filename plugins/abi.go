@@ -1,0 +1,219 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// ABI v1 names, see docs/plugin-abi.md.
+const (
+	abiVersion = 1
+
+	hostModuleName = "weir"
+	wasiModuleName = "wasi_snapshot_preview1"
+
+	exportMemory  = "memory"
+	exportVersion = "weir_abi_version"
+	exportAlloc   = "weir_alloc"
+	exportCall    = "weir_call"
+	exportInit    = "_initialize"
+)
+
+// Results of the features import.
+const (
+	featuresNotFound = -1
+	featuresFailed   = -2
+)
+
+// maxGuestMessage bounds a guest error or log message kept by the host.
+const maxGuestMessage = 1024
+
+var (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+// requiredExports are the functions a plugin must export, with their types.
+var requiredExports = []struct {
+	name            string
+	params, results []api.ValueType
+}{
+	{exportVersion, nil, []api.ValueType{i32}},
+	{exportAlloc, []api.ValueType{i32}, []api.ValueType{i32}},
+	{exportCall, []api.ValueType{i32, i32}, []api.ValueType{i32}},
+}
+
+// errGuestMemory is the panic a host function raises when the guest hands it
+// a pointer outside its memory; wazero turns it into a failed call.
+var errGuestMemory = errors.New("guest passed a pointer outside its memory")
+
+// instantiateHostModule defines the "weir" import module on rt. Host
+// functions find the calling instance through the call's context (a
+// *callCtx), so one host module serves every plugin.
+func (h *Host) instantiateHostModule(ctx context.Context) error {
+	b := h.rt.NewHostModuleBuilder(hostModuleName)
+	fn := func(name string, f api.GoModuleFunc, params, results []api.ValueType, paramNames ...string) {
+		b.NewFunctionBuilder().WithGoModuleFunction(f, params, results).WithParameterNames(paramNames...).Export(name)
+	}
+	fn("log", h.hostLog, []api.ValueType{i32, i32, i32}, nil, "level", "ptr", "len")
+	fn("config", h.hostConfig, []api.ValueType{i32, i32}, []api.ValueType{i32}, "buf", "cap")
+	fn("features", h.hostFeatures, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32},
+		"entity_ptr", "entity_len", "buf", "cap")
+	fn("now_ns", h.hostNow, nil, []api.ValueType{i64})
+	fn("set_output", h.hostSetOutput, []api.ValueType{i32, i32}, nil, "ptr", "len")
+	fn("set_error", h.hostSetError, []api.ValueType{i32, i32}, nil, "ptr", "len")
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+// read returns a view of guest memory, or panics (trapping the guest) when the
+// range is outside it.
+func read(mod api.Module, ptr, n uint32) []byte {
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		panic(errGuestMemory)
+	}
+	return b
+}
+
+// instanceOf returns the instance a host function serves, or nil when it is
+// called outside weir_call (from _initialize, say).
+func instanceOf(ctx context.Context) *instance {
+	if c, ok := ctx.(*callCtx); ok {
+		return c.inst
+	}
+	return nil
+}
+
+func (h *Host) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	msg := read(mod, ptr, min(n, maxGuestMessage))
+	var lvl slog.Level
+	switch {
+	case level <= 0:
+		lvl = slog.LevelDebug
+	case level == 1:
+		lvl = slog.LevelInfo
+	case level == 2:
+		lvl = slog.LevelWarn
+	default:
+		lvl = slog.LevelError
+	}
+	if in := instanceOf(ctx); in != nil {
+		in.pv.guestLog(lvl, "log", msg)
+		return
+	}
+	h.log.Log(context.Background(), lvl, string(msg), "plugin", mod.Name(), "source", "log")
+}
+
+func (h *Host) hostConfig(ctx context.Context, mod api.Module, stack []uint64) {
+	buf, capacity := uint32(stack[0]), uint32(stack[1])
+	in := instanceOf(ctx)
+	if in == nil {
+		stack[0] = 0
+		return
+	}
+	cfg := in.config
+	if len(cfg) > 0 && uint32(len(cfg)) <= capacity {
+		copy(read(mod, buf, uint32(len(cfg))), cfg)
+	}
+	stack[0] = uint64(uint32(len(cfg)))
+}
+
+func (h *Host) hostFeatures(ctx context.Context, mod api.Module, stack []uint64) {
+	ePtr, eLen, buf, capacity := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
+	in := instanceOf(ctx)
+	if in == nil || in.reqCtx == nil || h.opts.Features == nil { // no store, or not in a call
+		stack[0] = api.EncodeI32(featuresNotFound)
+		return
+	}
+	entity := read(mod, ePtr, eLen)
+	// A guest whose buffer was too small asks again for the same entity:
+	// answer from the last lookup instead of reading the store twice.
+	if !in.feat.valid || in.feat.entity != string(entity) {
+		in.feat.entity = string(entity)
+		// The read must end with the call: wazero stops the guest at its
+		// deadline, but only once this host function returns.
+		rctx, cancel := context.WithDeadline(in.reqCtx, in.call.deadline)
+		f, found, err := h.opts.Features.ReadFeatures(rctx, in.feat.entity)
+		cancel()
+		in.feat.valid = true
+		switch {
+		case err != nil:
+			in.feat.status = featuresFailed
+			in.pv.guestLog(slog.LevelWarn, "features", []byte("reading features of "+in.feat.entity+": "+err.Error()))
+		case !found:
+			in.feat.status = featuresNotFound
+		default:
+			in.feat.status = 0
+			in.feat.data = append(in.feat.data[:0], f...)
+		}
+	}
+	if in.feat.status != 0 {
+		stack[0] = api.EncodeI32(in.feat.status)
+		return
+	}
+	data := in.feat.data
+	if uint32(len(data)) <= capacity {
+		copy(read(mod, buf, uint32(len(data))), data)
+	}
+	stack[0] = uint64(uint32(len(data)))
+}
+
+func (h *Host) hostNow(_ context.Context, _ api.Module, stack []uint64) {
+	stack[0] = uint64(time.Since(h.start))
+}
+
+func (h *Host) hostSetOutput(ctx context.Context, mod api.Module, stack []uint64) {
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	if in := instanceOf(ctx); in != nil {
+		in.out = append(in.out[:0], read(mod, ptr, n)...)
+		in.hasOut = true
+	}
+}
+
+func (h *Host) hostSetError(ctx context.Context, mod api.Module, stack []uint64) {
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	if in := instanceOf(ctx); in != nil {
+		in.errMsg = append(in.errMsg[:0], read(mod, ptr, min(n, maxGuestMessage))...)
+		in.hasErr = true
+	}
+}
+
+// moduleConfig is the sandbox a plugin instance runs in: WASI is offered only
+// so that Go and C runtimes start. No filesystem, no environment, no
+// arguments; stdout and stderr go to the gateway log.
+func (h *Host) moduleConfig(name string, stdout, stderr *guestWriter) wazero.ModuleConfig {
+	return wazero.NewModuleConfig().
+		WithName(name).
+		WithStartFunctions(exportInit).
+		WithStdout(stdout).
+		WithStderr(stderr).
+		WithSysNanotime().
+		WithSysWalltime().
+		WithNanosleep(guestSleep).
+		WithOsyield(runtime.Gosched)
+}
+
+// shortSleep is the longest guest sleep that yields instead of sleeping.
+const shortSleep = 500 * time.Microsecond
+
+// guestSleep serves WASI poll_oneoff's clock waits. Guest runtimes sleep a
+// few microseconds in their schedulers (Go's runqgrab does usleep(3) on
+// wasm); a real time.Sleep takes tens of microseconds to a millisecond to
+// wake, which made a Go plugin call 40x slower. Short sleeps yield instead:
+// the guest re-checks its clock and sleeps again if it must. A plugin that
+// sleeps long is bounded by its deadline anyway.
+func guestSleep(ns int64) {
+	if ns <= int64(shortSleep) {
+		runtime.Gosched()
+		return
+	}
+	time.Sleep(time.Duration(ns))
+}

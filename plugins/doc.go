@@ -1,0 +1,20 @@
+// Package plugins runs weir's WebAssembly plugins: user code that turns one
+// JSON object into another (feature enrichment before a model, decisions
+// after it), sandboxed on wazero.
+//
+// It owns the host side of the plugin ABI (docs/plugin-abi.md): one wazero
+// runtime with an on-disk compilation cache, one compiled module per sha256
+// of the Wasm bytes, and per plugin version a pool of warm instances with
+// memory and time limits. A call borrows an instance, copies the input in,
+// runs weir_call, copies the output out and returns the instance, so the
+// request path never instantiates a module and allocates nothing of its own
+// beyond the returned bytes. Each module is instrumented before it is
+// compiled (interrupt.go) so that a call's deadline can stop the guest
+// without wazero's costly close-on-context-done. Design notes are in
+// docs/plugin-abi.md ("Host implementation notes").
+//
+// It does not store plugin bytes (the gateway's object store does), parse
+// routes, or know about models. It must not import other weir packages
+// except internal/weirerr: the feature store is reached through the
+// FeatureReader interface declared here.
+package plugins

@@ -1,0 +1,604 @@
+package plugins
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// mapFeatures is a real FeatureReader over a map; block, when set, holds
+// reads until it is closed, so tests can keep calls in flight.
+type mapFeatures struct {
+	m       map[string]string
+	block   chan struct{}
+	entered chan struct{}
+}
+
+func (f *mapFeatures) ReadFeatures(ctx context.Context, entity string) ([]byte, bool, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	if f.block != nil {
+		<-f.block
+	}
+	v, ok := f.m[entity]
+	return []byte(v), ok, nil
+}
+
+func newHost(t testing.TB, o Options) *Host {
+	t.Helper()
+	if o.CacheDir == "" {
+		o.CacheDir = cacheDir
+	}
+	if o.Limits.Timeout == 0 {
+		// The machines tests run on are shared and loaded: a 20ms default
+		// would fail ordinary calls on a scheduling stall. Tests of the
+		// deadline set theirs.
+		o.Limits.Timeout = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	h, err := NewHost(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return h
+}
+
+func load(t testing.TB, h *Host, name string, l Limits) {
+	t.Helper()
+	if err := h.Load(context.Background(), name, "1", wasmFile(t, name), l); err != nil {
+		t.Fatalf("Load %s: %v", name, err)
+	}
+}
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("output %q is not a JSON object: %v", b, err)
+	}
+	return m
+}
+
+// wantErr checks err's kind and that its message contains every part.
+func wantErr(t *testing.T, err error, kind weirerr.Kind, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want kind %d containing %q", kind, parts)
+	}
+	if k := weirerr.KindOf(err); k != kind {
+		t.Errorf("error %q has kind %d, want %d", err, k, kind)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
+
+const txn = `{"account_id":"acct-42","amount":120,"merchant":"m1","ts":"2024-05-01T13:45:00Z","currency":"EUR"}`
+
+func TestEchoReturnsInputAndOwnedBytes(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "wat-echo", Limits{})
+	ctx := context.Background()
+	first, err := h.Call(ctx, "wat-echo", "1", nil, []byte(txn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != txn {
+		t.Fatalf("echo returned %q, want %q", first, txn)
+	}
+	// A second call through the same (only) instance must not change the
+	// bytes the first call returned.
+	if _, err := h.Call(ctx, "wat-echo", "1", nil, []byte(`{"other":"input, longer than before, to move things"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != txn {
+		t.Fatalf("first output changed to %q after a second call", first)
+	}
+}
+
+func TestFraudFeatures(t *testing.T) {
+	feats := &mapFeatures{m: map[string]string{"acct-42": `{"amount_mean_24h":100,"amount_std_24h":10,"tx_count_1h":3}`}}
+	h := newHost(t, Options{PoolSize: 2, Features: feats})
+	load(t, h, "fraud-features", Limits{})
+	cfg := []byte(`{"merchant_risk":{"m1":0.9},"default_risk":0.1}`)
+	ctx := context.Background()
+
+	out, err := h.Call(ctx, "fraud-features", "1", cfg, []byte(txn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, out)
+	want := map[string]any{
+		"account_id": "acct-42", "amount": 120.0, "merchant": "m1", "currency": "EUR",
+		"ts": "2024-05-01T13:45:00Z", "hour_of_day": 13.0, "amount_zscore": 2.0,
+		"merchant_risk": 0.9, "amount_log": math.Log1p(120), "is_night": 0.0,
+		"tx_count_1h": 3.0, "merchants_24h": 0.0,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || fmt.Sprint(g) != fmt.Sprint(v) {
+			t.Errorf("%s = %v, want %v (output %s)", k, g, v, out)
+		}
+	}
+
+	// Unknown account: no history; unix-seconds ts at night; unknown merchant.
+	out, err = h.Call(ctx, "fraud-features", "1", cfg,
+		[]byte(`{"account_id":"nobody","amount":30,"merchant":"m9","ts":1714530600}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = decode(t, out)
+	if got["amount_zscore"] != 0.0 || got["merchant_risk"] != 0.1 || got["hour_of_day"] != 2.0 || got["is_night"] != 1.0 || got["tx_count_1h"] != 0.0 {
+		t.Errorf("defaults not applied: %s", out)
+	}
+
+	// A bad event is the guest's clean error, naming the plugin.
+	_, err = h.Call(ctx, "fraud-features", "1", cfg, []byte(`{"amount":"lots"}`))
+	wantErr(t, err, weirerr.Upstream, `plugin "fraud-features@1"`, `field "amount" must be a number`)
+}
+
+func TestDecision(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "decision", Limits{})
+	cfg := []byte(`{"review":0.5,"block":0.8}`)
+	for _, tc := range []struct {
+		outputs, want string
+	}{
+		{`{"probability":[[0.93]]}`, "block"},
+		{`{"probability":[0.6]}`, "review"},
+		{`[{"name":"probability","shape":[1,1],"datatype":"FP32","data":[0.1]}]`, "allow"},
+	} {
+		in := `{"event":{"amount":5},"features":{"amount_log":1.7},"outputs":` + tc.outputs + `}`
+		out, err := h.Call(context.Background(), "decision", "1", cfg, []byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.outputs, err)
+		}
+		if got := decode(t, out); got["decision"] != tc.want {
+			t.Errorf("outputs %s: got %s, want decision %s", tc.outputs, out, tc.want)
+		}
+	}
+	_, err := h.Call(context.Background(), "decision", "1", []byte(`{"score_output":"nope"}`), []byte(`{"outputs":{"p":[1]}}`))
+	wantErr(t, err, weirerr.Upstream, `plugin "decision@1"`, `no output named "nope"`)
+}
+
+func TestCNormalize(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "c-normalize", Limits{})
+	in := `{"Name":"  ALICE Smith ","amount":5000,"low":-3,"ok":12.5,"flag":true,"nested":{"A":"B"},"tags":["X"]}`
+	out, err := h.Call(context.Background(), "c-normalize", "1", []byte(`{"min":0,"max":1000}`), []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, out)
+	want := map[string]any{"Name": "alice smith", "amount": 1000.0, "low": 0.0, "ok": 12.5, "flag": true,
+		"nested": map[string]any{"A": "B"}, "tags": []any{"X"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %s, want %v", out, want)
+	}
+	_, err = h.Call(context.Background(), "c-normalize", "1", nil, []byte(`   `))
+	wantErr(t, err, weirerr.Upstream, `plugin "c-normalize@1"`, "input is not a JSON object")
+}
+
+func TestDeadlineStopsInfiniteLoopAndNextCallSucceeds(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHost(t, Options{PoolSize: 2, Registerer: reg})
+	load(t, h, "loop", Limits{Timeout: DefaultTimeout})
+	_, err := h.Call(context.Background(), "loop", "1", nil, []byte(`{"loop":"forever"}`))
+	wantErr(t, err, weirerr.Upstream, `plugin "loop@1": deadline of 20ms exceeded`)
+
+	out, err := h.CallWithLimits(context.Background(), "loop", "1", nil, []byte(`{}`), Limits{Timeout: 2 * time.Second})
+	if err != nil || string(out) != `{}` {
+		t.Fatalf("call after a deadline: %q, %v", out, err)
+	}
+	if n := testutil.ToFloat64(h.metrics.failures.WithLabelValues("loop", "1", "deadline")); n != 1 {
+		t.Errorf("deadline failures = %v, want 1", n)
+	}
+	// The discarded instance is replaced in the background.
+	pv := h.plugins[pluginKey{"loop", "1"}]
+	eventually(t, 5*time.Second, func() bool { return len(pv.idle) == 2 })
+
+	// A per-call limit overrides the plugin's.
+	_, err = h.CallWithLimits(context.Background(), "loop", "1", nil, []byte(`{"loop":"forever"}`), Limits{Timeout: 5 * time.Millisecond})
+	wantErr(t, err, weirerr.Upstream, "deadline of 5ms exceeded")
+}
+
+func TestMemoryLimit(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	// A generous deadline: growing memory copies it, and test machines are
+	// shared.
+	load(t, h, "grow", Limits{MemoryPages: 32, Timeout: 5 * time.Second})
+	_, err := h.Call(context.Background(), "grow", "1", nil, []byte(`{}`))
+	wantErr(t, err, weirerr.Upstream, `plugin "grow@1": memory limit of 32 pages (2 MiB) exceeded`)
+
+	// A plugin whose memory starts above its limit is refused at load.
+	err = h.Load(context.Background(), "fraud-features", "1", wasmFile(t, "fraud-features"), Limits{MemoryPages: 8})
+	wantErr(t, err, weirerr.Invalid, "memory starts at", "over its limit of 8 pages")
+}
+
+func TestTrap(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "trap", Limits{})
+	_, err := h.Call(context.Background(), "trap", "1", nil, []byte(`{}`))
+	wantErr(t, err, weirerr.Upstream, `plugin "trap@1": trapped`, "unreachable")
+}
+
+func TestGuestErrorKeepsInstance(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "guesterr", Limits{})
+	before := instanceSeq.Load()
+	for range 3 {
+		_, err := h.Call(context.Background(), "guesterr", "1", nil, []byte(`{}`))
+		wantErr(t, err, weirerr.Upstream, `plugin "guesterr@1": failed (status 7): amount is missing`)
+	}
+	if n := instanceSeq.Load() - before; n != 0 {
+		t.Errorf("%d instances were created after clean guest errors, want 0", n)
+	}
+}
+
+func TestBadOutput(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "nooutput", Limits{})
+	_, err := h.Call(context.Background(), "nooutput", "1", nil, []byte(`{}`))
+	wantErr(t, err, weirerr.Upstream, "without calling set_output")
+	_, err = h.Call(context.Background(), "nooutput", "1", nil, []byte(`{}`))
+	wantErr(t, err, weirerr.Upstream, "not a JSON object", `"[1,2]"`)
+}
+
+func TestStdoutGoesToTheLogRateLimited(t *testing.T) {
+	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	h := newHost(t, Options{
+		PoolSize: 1, Registerer: reg, LogBurst: 10, LogLinesPerSecond: 1,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	load(t, h, "stdout", Limits{})
+	out, err := h.Call(context.Background(), "stdout", "1", nil, []byte(`{"a":1}`))
+	if err != nil || string(out) != `{"a":1}` {
+		t.Fatalf("got %q, %v", out, err)
+	}
+	text := logs.String()
+	if !strings.Contains(text, `msg="hello from the guest" plugin=stdout@1 source=stdout`) {
+		t.Fatalf("guest stdout not in the log:\n%s", text)
+	}
+	if n := strings.Count(text, "hello from the guest"); n > 11 {
+		t.Errorf("%d guest lines logged, want at most the burst of 10 (+1 refilled)", n)
+	}
+	if n := testutil.ToFloat64(h.metrics.logDropped.WithLabelValues("stdout", "1")); n < 189 {
+		t.Errorf("dropped lines = %v, want at least 189 of 200", n)
+	}
+}
+
+func TestNotLoaded(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	_, err := h.Call(context.Background(), "nope", "1", nil, []byte(`{}`))
+	wantErr(t, err, weirerr.NotFound, "nope@1")
+	wantErr(t, h.Unload("nope", "1"), weirerr.NotFound, "nope@1")
+	wantErr(t, h.Load(context.Background(), "../etc", "1", wasmFile(t, "wat-echo"), Limits{}), weirerr.Invalid, `"../etc"`)
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	feats := &mapFeatures{m: map[string]string{"acct-42": `{"amount_mean_24h":100,"amount_std_24h":10,"tx_count_1h":3}`}}
+	h := newHost(t, Options{PoolSize: 4, Features: feats, Limits: Limits{Timeout: 2 * time.Second}})
+	load(t, h, "wat-echo", Limits{})
+	load(t, h, "fraud-features", Limits{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				in := fmt.Sprintf(`{"account_id":"acct-42","amount":%d,"g":%d,"i":%d}`, 100+g, g, i)
+				out, err := h.Call(context.Background(), "wat-echo", "1", nil, []byte(in))
+				if err != nil || string(out) != in {
+					errs <- fmt.Errorf("echo %s: %q, %v", in, out, err)
+					return
+				}
+				out, err = h.Call(context.Background(), "fraud-features", "1", nil, []byte(in))
+				if err != nil {
+					errs <- err
+					return
+				}
+				var m map[string]any
+				if err := json.Unmarshal(out, &m); err != nil || m["g"] != float64(g) || m["amount_zscore"] != float64(g)/10 {
+					errs <- fmt.Errorf("fraud-features %s: %s, %v", in, out, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestUnloadWhileCallsInFlight(t *testing.T) {
+	feats := &mapFeatures{
+		m:       map[string]string{"acct-42": `{"amount_mean_24h":100,"amount_std_24h":10}`},
+		block:   make(chan struct{}),
+		entered: make(chan struct{}, 8),
+	}
+	h := newHost(t, Options{PoolSize: 2, Features: feats, Limits: Limits{Timeout: 10 * time.Second}})
+	load(t, h, "fraud-features", Limits{})
+
+	type result struct {
+		out []byte
+		err error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			out, err := h.Call(context.Background(), "fraud-features", "1", nil, []byte(txn))
+			results <- result{out, err}
+		}()
+	}
+	<-feats.entered
+	<-feats.entered // both calls are inside the guest, in the features import
+
+	if err := h.Unload("fraud-features", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if h.Loaded("fraud-features", "1") {
+		t.Error("Loaded after Unload")
+	}
+	_, err := h.Call(context.Background(), "fraud-features", "1", nil, []byte(txn))
+	wantErr(t, err, weirerr.NotFound, "fraud-features@1")
+
+	close(feats.block)
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("in-flight call failed after Unload: %v", r.err)
+		}
+		if m := decode(t, r.out); m["amount_zscore"] != 2.0 {
+			t.Errorf("in-flight call returned %s", r.out)
+		}
+	}
+	// The last returned instance releases the compiled module.
+	eventually(t, 5*time.Second, func() bool {
+		h.compileMu.Lock()
+		defer h.compileMu.Unlock()
+		return len(h.modules) == 0
+	})
+}
+
+func TestOverloadWhenAllInstancesBusy(t *testing.T) {
+	feats := &mapFeatures{m: map[string]string{}, block: make(chan struct{}), entered: make(chan struct{}, 1)}
+	h := newHost(t, Options{PoolSize: 1, Features: feats, Limits: Limits{Timeout: 10 * time.Second}})
+	load(t, h, "fraud-features", Limits{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Call(context.Background(), "fraud-features", "1", nil, []byte(txn))
+		done <- err
+	}()
+	<-feats.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, err := h.Call(ctx, "fraud-features", "1", nil, []byte(txn))
+	wantErr(t, err, weirerr.Overloaded, `plugin "fraud-features@1": all 1 instances`)
+	close(feats.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateRejectsBadUploads(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	ctx := context.Background()
+	random := make([]byte, 512)
+	rand.New(rand.NewSource(1)).Read(random)
+	for _, tc := range []struct {
+		name  string
+		wasm  []byte
+		parts []string
+	}{
+		{"random bytes", random, []string{"not a WebAssembly module"}},
+		{"empty", nil, []string{"not a WebAssembly module"}},
+		{"truncated", append([]byte("\x00asm\x01\x00\x00\x00"), 1, 2, 3), []string{"not a valid WebAssembly module"}},
+		{"missing exports", wasmFile(t, "noexports"), []string{
+			"missing export weir_abi_version", "missing export weir_alloc",
+			"export weir_call has type func(i32) -> i32, want func(i32, i32) -> i32", "missing export memory"}},
+		{"foreign imports", wasmFile(t, "foreign"), []string{
+			"imports the host does not offer", `env.open_socket (unknown module "env")`,
+			"weir.read_file (not a function the host offers)", "weir.log with type func(i64)"}},
+		{"wrong ABI version", wasmFile(t, "abi2"), []string{"weir_abi_version returned 2", "ABI version 1"}},
+		{"reserved export", wasmFile(t, "reserved"), []string{`exports "weir_interrupt", a name the host reserves`}},
+		{"_initialize loops", wasmFile(t, "initloop"), []string{"does not start", "_initialize did not return within"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, h.Validate(ctx, tc.wasm), weirerr.Invalid, tc.parts...)
+			wantErr(t, h.Load(ctx, "bad", "1", tc.wasm, Limits{}), weirerr.Invalid, tc.parts...)
+		})
+	}
+	for _, good := range []string{"wat-echo", "fraud-features", "decision", "c-normalize"} {
+		if err := h.Validate(ctx, wasmFile(t, good)); err != nil {
+			t.Errorf("Validate(%s): %v", good, err)
+		}
+	}
+	if h.Loaded("bad", "1") || len(h.modules) != 0 {
+		t.Errorf("validation kept something: %d modules", len(h.modules))
+	}
+}
+
+func TestSameBytesCompileOnce(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	ctx := context.Background()
+	echo := wasmFile(t, "wat-echo")
+	for _, name := range []string{"a", "b", "a"} {
+		if err := h.Load(ctx, name, "1", echo, Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.compiles.Load(); n != 1 {
+		t.Errorf("compiled %d times, want 1", n)
+	}
+	err := h.Load(ctx, "a", "1", wasmFile(t, "trap"), Limits{})
+	wantErr(t, err, weirerr.Conflict, "a@1 is already loaded with different bytes")
+	// Unloading one name keeps the module the other still uses.
+	if err := h.Unload("a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.Call(ctx, "b", "1", nil, []byte(`{"x":1}`)); err != nil || string(out) != `{"x":1}` {
+		t.Fatalf("b after unloading a: %q, %v", out, err)
+	}
+}
+
+func TestCompilationCacheOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	h1, err := NewHost(context.Background(), Options{PoolSize: 1, CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.Load(context.Background(), "c-normalize", "1", wasmFile(t, "c-normalize"), Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("cache dir %s is empty (%v)", dir, err)
+	}
+	// A new host on the same directory loads and serves from the cache.
+	h2 := newHost(t, Options{PoolSize: 1, CacheDir: dir})
+	load(t, h2, "c-normalize", Limits{})
+	if _, err := h2.Call(context.Background(), "c-normalize", "1", nil, []byte(`{"A":"B"}`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseIsIdempotentAndRefusesLoads(t *testing.T) {
+	h, err := NewHost(context.Background(), Options{PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load(t, h, "wat-echo", Limits{})
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = h.Load(context.Background(), "wat-echo", "2", wasmFile(t, "wat-echo"), Limits{})
+	if !errors.Is(err, err) || weirerr.KindOf(err) != weirerr.Unavailable {
+		t.Errorf("Load after Close: %v, want Unavailable", err)
+	}
+}
+
+func TestGoRuntimeBehaviours(t *testing.T) {
+	var logs syncBuffer
+	h := newHost(t, Options{PoolSize: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	load(t, h, "goplugin", Limits{})
+	ctx := context.Background()
+	call := func(do string) ([]byte, error) {
+		return h.Call(ctx, "goplugin", "1", nil, []byte(`{"do":"`+do+`","x":[1,{"y":null}]}`))
+	}
+
+	out, err := call("echo")
+	if err != nil || string(out) != `{"do":"echo","x":[1,{"y":null}]}` {
+		t.Fatalf("echo: %s, %v", out, err)
+	}
+
+	_, err = call("panic")
+	wantErr(t, err, weirerr.Upstream, `plugin "goplugin@1": trapped`)
+	eventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "the plugin panicked on purpose") })
+
+	// The panicked instance was replaced; the Go runtime's stdout, stderr and
+	// the log import reach the log.
+	for _, do := range []string{"print", "log"} {
+		if _, err := call(do); err != nil {
+			t.Fatalf("%s: %v", do, err)
+		}
+	}
+	text := logs.String()
+	for _, want := range []string{
+		`level=INFO msg="printed by a Go plugin" plugin=goplugin@1 source=stdout`,
+		`level=WARN msg="complained by a Go plugin" plugin=goplugin@1 source=stderr`,
+		`level=WARN msg="logged by a Go plugin" plugin=goplugin@1 source=log`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log lacks %s:\n%s", want, text)
+		}
+	}
+
+	out, err = call("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slept := decode(t, out)["slept_ns"].(float64); slept < float64(2*time.Millisecond) {
+		t.Errorf("time.Sleep(2ms) in the guest took %v", time.Duration(slept))
+	}
+
+	_, err = h.CallWithLimits(ctx, "goplugin", "1", nil, []byte(`{"do":"hoard"}`), Limits{MemoryPages: 128})
+	wantErr(t, err, weirerr.Upstream, `plugin "goplugin@1": memory limit of 128 pages (8 MiB) exceeded`)
+
+	_, err = call("fail")
+	wantErr(t, err, weirerr.Upstream, "failed (status 1): asked to fail")
+}
+
+func TestRecursionEnds(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "recurse", Limits{})
+	_, err := h.Call(context.Background(), "recurse", "1", nil, []byte(`{}`))
+	wantErr(t, err, weirerr.Upstream, `plugin "recurse@1"`)
+	if !strings.Contains(err.Error(), "stack overflow") && !strings.Contains(err.Error(), "deadline") {
+		t.Errorf("error %q names neither a stack overflow nor the deadline", err)
+	}
+}

@@ -1,0 +1,306 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// instance is one instantiated plugin module with everything a call needs,
+// allocated once so that the call path allocates nothing. An instance is used
+// by one call at a time: the pool hands it out exclusively.
+type instance struct {
+	pv  *pluginVersion
+	mod api.Module
+	mem *linearMemory
+
+	fnAlloc, fnCall api.Function
+	stack           []uint64 // CallWithStack's params and results
+
+	// The input region the guest gave at weir_alloc, reused while inputs fit.
+	inPtr, inCap uint32
+
+	// Per-call state, read by host functions through the call's context.
+	call   callCtx
+	reqCtx context.Context // the request's context, for feature reads
+	config []byte          // the route's config for this plugin (not owned)
+	out    []byte          // copied at set_output, reused across calls
+	errMsg []byte          // copied at set_error, reused across calls
+	hasOut bool
+	hasErr bool
+	feat   struct {
+		valid  bool
+		entity string
+		status int32
+		data   []byte
+	}
+
+	// Deadline machinery: the timer fires expire, which sets the guest's
+	// interrupt global (see interrupt.go); the guest traps at its next loop
+	// iteration or call. Once fired, the instance is discarded, so the
+	// global is never reset.
+	timer     *time.Timer
+	interrupt api.MutableGlobal
+	fired     atomic.Bool
+}
+
+// callCtx is the context a guest call runs under. It is part of the
+// instance, so a call allocates no context; host functions recover their
+// instance from it. It is never done (the deadline is enforced by the
+// interrupt global) and carries no values: wazero looks its own keys up, and
+// the request's context travels separately in instance.reqCtx.
+type callCtx struct {
+	inst     *instance
+	deadline time.Time
+}
+
+func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *callCtx) Done() <-chan struct{}       { return nil }
+func (c *callCtx) Value(any) any               { return nil }
+func (c *callCtx) Err() error                  { return nil }
+
+func (in *instance) expire() {
+	in.fired.Store(true)
+	in.interrupt.Set(1)
+}
+
+// linearMemory backs a guest's memory and enforces the plugin's memory limit
+// per instance (wazero's own limit is per runtime). Growing past the limit
+// fails memory.grow, which the guest sees as -1, and records that it
+// happened so a failed call can be reported as a memory-limit error.
+type linearMemory struct {
+	buf     []byte
+	limit   uint64 // bytes
+	refused bool   // a grow past limit was refused since the last call began
+}
+
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.refused = true
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	// Grow geometrically (bounded by the limit) so a guest growing page by
+	// page does not copy its memory on every grow.
+	c := min(max(size, 2*uint64(cap(m.buf))), max(m.limit, size))
+	nb := make([]byte, size, c)
+	copy(nb, m.buf)
+	m.buf = nb
+	return m.buf
+}
+
+func (m *linearMemory) Free() { m.buf = nil }
+
+const pageSize = 65536
+
+// startTimeout bounds _initialize (unless the plugin's call timeout is
+// longer): a Go or C runtime starts in milliseconds.
+const startTimeout = time.Second
+
+var instanceSeq atomic.Uint64
+
+// newInstance instantiates the plugin and primes it: _initialize runs (via
+// the start functions), and the exports are looked up once.
+func (pv *pluginVersion) newInstance(ctx context.Context) (*instance, error) {
+	h := pv.host
+	in := &instance{
+		pv:    pv,
+		stack: make([]uint64, 2),
+		mem:   &linearMemory{limit: uint64(pv.limits.MemoryPages) * pageSize},
+	}
+	in.call.inst = in
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
+		func(capacity, maxBytes uint64) experimental.LinearMemory { return in.mem }))
+	name := pv.label + "#" + strconv.FormatUint(instanceSeq.Add(1), 10)
+	// Start functions are run below, under a deadline, rather than by
+	// wazero, which would run them before the interrupt global is reachable.
+	cfg := h.moduleConfig(name, pv.stdout, pv.stderr).WithStartFunctions()
+	mod, err := h.rt.InstantiateModule(ctx, pv.comp.mod, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiating: %w", err)
+	}
+	in.mod = mod
+	in.fnAlloc = mod.ExportedFunction(exportAlloc)
+	in.fnCall = mod.ExportedFunction(exportCall)
+	g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+	if !ok {
+		_ = mod.Close(ctx)
+		return nil, errors.New("instrumented module lacks its interrupt global")
+	}
+	in.interrupt = g
+	in.timer = time.AfterFunc(time.Hour, in.expire)
+	in.timer.Stop()
+	if init := mod.ExportedFunction(exportInit); init != nil {
+		// _initialize of a Go or C runtime takes milliseconds; bound it
+		// anyway so a guest that loops at start cannot hang a load.
+		limit := max(startTimeout, pv.limits.Timeout)
+		in.call.deadline = time.Now().Add(limit)
+		if err := in.guard(limit, init); err != nil {
+			in.close()
+			switch {
+			case in.fired.Load() || errors.Is(err, errExpiredAfterReturn):
+				return nil, fmt.Errorf("%s did not return within %s", exportInit, limit)
+			case in.mem.refused:
+				return nil, fmt.Errorf("%s: memory limit of %s exceeded: %w", exportInit, pagesString(pv.limits.MemoryPages), err)
+			}
+			return nil, fmt.Errorf("%s: %w", exportInit, err)
+		}
+	}
+	return in, nil
+}
+
+// abiVersion calls weir_abi_version.
+func (in *instance) abiVersion(ctx context.Context) (int32, error) {
+	res, err := in.mod.ExportedFunction(exportVersion).Call(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return api.DecodeI32(res[0]), nil
+}
+
+func (in *instance) close() {
+	if in.timer != nil {
+		in.timer.Stop()
+	}
+	_ = in.mod.Close(context.Background())
+}
+
+// failure is how a call went wrong; it names the metric label and decides
+// whether the instance may be reused.
+type failure int
+
+const (
+	okCall failure = iota
+	failGuest
+	failBadOutput
+	failDeadline
+	failMemory
+	failTrap
+	failOverload
+	failUnloaded
+	numFailures
+)
+
+var failureNames = [numFailures]string{"", "guest_error", "bad_output", "deadline", "memory", "trap", "overload", "unloaded"}
+
+// run performs one call on the instance. It returns the guest's output (a
+// view of in.out, valid until the instance's next call) or a failure kind and
+// an error. keep reports whether the instance is still sound.
+// timeout is the time left for the call; limit is the deadline as configured,
+// which is what an error reports.
+func (in *instance) run(reqCtx context.Context, config, input []byte, timeout, limit time.Duration, memPages uint32) (out []byte, kind failure, err error, keep bool) {
+	in.reqCtx, in.config = reqCtx, config
+	in.hasOut, in.hasErr, in.feat.valid = false, false, false
+	in.mem.refused = false
+	in.mem.limit = uint64(memPages) * pageSize
+	defer func() { in.reqCtx, in.config = nil, nil }()
+
+	if uint32(len(input)) > in.inCap || in.inPtr == 0 {
+		in.stack[0] = uint64(uint32(len(input)))
+		in.call.deadline = time.Now().Add(timeout)
+		if err := in.guard(timeout, in.fnAlloc); err != nil {
+			return in.classify(err, limit)
+		}
+		ptr := api.DecodeU32(in.stack[0])
+		if ptr == 0 {
+			return nil, failMemory, in.pv.errorf("weir_alloc(%d) returned 0: out of memory", len(input)), false
+		}
+		in.inPtr, in.inCap = ptr, uint32(len(input))
+	}
+	if !in.mod.Memory().Write(in.inPtr, input) {
+		return nil, failTrap, in.pv.errorf("weir_alloc returned %d bytes at %#x, outside the guest's memory", in.inCap, in.inPtr), false
+	}
+
+	in.stack[0], in.stack[1] = uint64(in.inPtr), uint64(uint32(len(input)))
+	in.call.deadline = time.Now().Add(timeout)
+	if err := in.guard(timeout, in.fnCall); err != nil {
+		return in.classify(err, limit)
+	}
+	if status := api.DecodeI32(in.stack[0]); status != 0 {
+		msg := "no message"
+		if in.hasErr {
+			msg = string(in.errMsg)
+		}
+		return nil, failGuest, in.pv.errorf("failed (status %d): %s", status, msg), true
+	}
+	if !in.hasOut {
+		return nil, failBadOutput, in.pv.errorf("returned status 0 without calling set_output"), true
+	}
+	if !isObject(in.out) {
+		return nil, failBadOutput, in.pv.errorf("returned output that is not a JSON object (starts %q)", prefix(in.out, 32)), true
+	}
+	return in.out, okCall, nil, true
+}
+
+// guard calls fn with the deadline armed. The instance's own callCtx keeps
+// wazero's termination check off the heap.
+func (in *instance) guard(timeout time.Duration, fn api.Function) error {
+	in.timer.Reset(timeout)
+	err := fn.CallWithStack(&in.call, in.stack)
+	if !in.timer.Stop() && err == nil {
+		// The timer fired just as the guest returned: the answer is good but
+		// the instance's done channel is closed, so it cannot be reused.
+		return errExpiredAfterReturn
+	}
+	return err
+}
+
+var errExpiredAfterReturn = errors.New("deadline fired as the call returned")
+
+func (in *instance) classify(err error, limit time.Duration) ([]byte, failure, error, bool) {
+	switch {
+	case errors.Is(err, errExpiredAfterReturn):
+		return nil, failDeadline, in.pv.errorf("deadline of %s exceeded", limit), false
+	case in.fired.Load():
+		return nil, failDeadline, in.pv.errorf("deadline of %s exceeded", limit), false
+	case in.mem.refused:
+		return nil, failMemory, in.pv.errorf("memory limit of %s exceeded (%s)", pagesString(uint32(in.mem.limit/pageSize)), firstLine(err)), false
+	default:
+		return nil, failTrap, in.pv.errorf("trapped: %s", firstLine(err)), false
+	}
+}
+
+func pagesString(pages uint32) string {
+	return strconv.FormatUint(uint64(pages), 10) + " pages (" + strconv.FormatUint(uint64(pages)*pageSize>>20, 10) + " MiB)"
+}
+
+func isObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func prefix(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+// firstLine keeps wazero's error message without its stack trace.
+func firstLine(err error) string {
+	s := err.Error()
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

@@ -1,0 +1,202 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// pluginVersion is one loaded plugin version: its compiled module, its limits
+// and its pool of instances. It owns the instances and the refill goroutine;
+// close (from Unload or Host.Close) stops both, and the compiled module is
+// released once the last in-flight call has returned its instance.
+type pluginVersion struct {
+	host          *Host
+	name, version string
+	label         string // name@version, as errors and logs name it
+	comp          *compiled
+	limits        Limits
+	size          int
+
+	idle chan *instance // capacity size, so a put never blocks
+
+	mu       sync.Mutex
+	live     int  // instances in existence: idle, in a call, or being created
+	closed   bool // unloaded: no new calls, instances close on return
+	released chan struct{}
+
+	refill     chan struct{} // wakes the refiller; capacity 1
+	stop       chan struct{} // closed by close
+	refillDone chan struct{}
+
+	stdout, stderr *guestWriter
+	logs           *rateLimiter
+	m              pluginMetrics
+}
+
+func (pv *pluginVersion) errorf(format string, args ...any) error {
+	return weirerr.Upstreamf("plugin %q: %s", pv.label, fmt.Sprintf(format, args...))
+}
+
+// fill creates instances up to the pool size; at load time, so that the first
+// requests do not pay for instantiation.
+func (pv *pluginVersion) fill(ctx context.Context) error {
+	for pv.reserve() {
+		in, err := pv.newInstance(ctx)
+		if err != nil {
+			pv.unreserve()
+			return err
+		}
+		pv.put(in, true)
+	}
+	return nil
+}
+
+// reserve claims a slot for a new instance when the pool is below its size.
+func (pv *pluginVersion) reserve() bool {
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	if pv.closed || pv.live >= pv.size {
+		return false
+	}
+	pv.live++
+	return true
+}
+
+func (pv *pluginVersion) unreserve() {
+	pv.mu.Lock()
+	pv.live--
+	last := pv.closed && pv.live == 0
+	pv.mu.Unlock()
+	if last {
+		pv.release()
+	}
+}
+
+// get borrows an instance, waiting until the deadline when all are busy.
+func (pv *pluginVersion) get(ctx context.Context, deadline time.Time) (*instance, failure, error) {
+	select {
+	case in := <-pv.idle:
+		return in, okCall, nil
+	default:
+	}
+	// Slow path: every instance is busy (or being replaced).
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return nil, failOverload, weirerr.Overloadedf("plugin %q: all %d instances are busy", pv.label, pv.size)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case in := <-pv.idle:
+		return in, okCall, nil
+	case <-pv.stop:
+		return nil, failUnloaded, weirerr.NotFoundf("plugin %q was unloaded", pv.label)
+	case <-ctx.Done():
+		return nil, failOverload, weirerr.Overloadedf("plugin %q: all %d instances stayed busy until the request ended: %w", pv.label, pv.size, ctx.Err())
+	case <-t.C:
+		return nil, failOverload, weirerr.Overloadedf("plugin %q: all %d instances stayed busy for %s", pv.label, pv.size, wait.Round(time.Microsecond))
+	}
+}
+
+// put returns an instance to the pool; a broken instance (keep false), or
+// any instance once the plugin is unloaded, is closed instead, and the
+// refiller is asked for a replacement.
+func (pv *pluginVersion) put(in *instance, keep bool) {
+	pv.mu.Lock()
+	if keep && !pv.closed {
+		pv.idle <- in // never blocks: live <= size == cap(idle)
+		pv.mu.Unlock()
+		return
+	}
+	pv.live--
+	closed, last := pv.closed, pv.closed && pv.live == 0
+	pv.mu.Unlock()
+	in.close()
+	if !closed {
+		select {
+		case pv.refill <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	if last {
+		pv.release()
+	}
+}
+
+// refiller replaces discarded instances in the background, so that the next
+// request finds a warm one.
+func (pv *pluginVersion) refiller() {
+	defer close(pv.refillDone)
+	for {
+		select {
+		case <-pv.stop:
+			return
+		case <-pv.refill:
+		}
+		for pv.reserve() {
+			in, err := pv.newInstance(context.Background())
+			if err != nil {
+				pv.unreserve()
+				pv.host.log.Error("plugin instance could not be replaced", "plugin", pv.label, "error", err)
+				// Back off instead of spinning on a plugin that cannot start.
+				select {
+				case <-pv.stop:
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			pv.put(in, true)
+		}
+	}
+}
+
+// close unloads the plugin version: no new calls, idle instances close now,
+// busy ones when their call returns. It does not wait for them.
+func (pv *pluginVersion) close() {
+	pv.mu.Lock()
+	if pv.closed {
+		pv.mu.Unlock()
+		return
+	}
+	pv.closed = true
+	close(pv.stop)
+	var idle []*instance
+	for len(pv.idle) > 0 {
+		idle = append(idle, <-pv.idle)
+	}
+	pv.live -= len(idle)
+	last := pv.live == 0
+	pv.mu.Unlock()
+	for _, in := range idle {
+		in.close()
+	}
+	if last {
+		pv.release()
+	}
+}
+
+// release runs once, when the plugin is closed and its last instance is gone.
+// It may run on the refiller's goroutine, so it must not wait for it.
+func (pv *pluginVersion) release() {
+	pv.host.released(pv)
+	close(pv.released)
+}
+
+// guestLog writes a guest's log line, rate limited per plugin version.
+func (pv *pluginVersion) guestLog(level slog.Level, source string, msg []byte) {
+	ok, dropped := pv.logs.allow()
+	if dropped > 0 {
+		pv.host.log.Warn("plugin log lines dropped by the rate limit", "plugin", pv.label, "dropped", dropped)
+	}
+	if !ok {
+		pv.m.logDropped.Inc()
+		return
+	}
+	pv.host.log.Log(context.Background(), level, string(msg), "plugin", pv.label, "source", source)
+}

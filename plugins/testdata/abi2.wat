@@ -1,0 +1,6 @@
+;; Declares ABI version 2, which this host does not speak.
+(module
+  (memory (export "memory") 1)
+  (func (export "weir_abi_version") (result i32) (i32.const 2))
+  (func (export "weir_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "weir_call") (param i32 i32) (result i32) (i32.const 0)))

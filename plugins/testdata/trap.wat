@@ -1,0 +1,7 @@
+;; Traps on every call.
+(module
+  (memory (export "memory") 1)
+  (func (export "weir_abi_version") (result i32) (i32.const 1))
+  (func (export "weir_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "weir_call") (param i32 i32) (result i32)
+    unreachable))

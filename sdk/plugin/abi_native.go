@@ -1,0 +1,57 @@
+//go:build !wasip1
+
+package plugin
+
+import (
+	"errors"
+	"time"
+)
+
+// Outside Wasm the host is simulated, so that plugin logic can be unit
+// tested natively with Invoke.
+
+var (
+	simConfig   []byte
+	simFeatures map[string][]byte
+	simStart    = time.Now()
+)
+
+// Invoke runs the registered handler natively on input as the host would,
+// with config as the route's config for the plugin (nil for none) and
+// features as the online feature store (entity -> JSON object). It is only
+// available in native builds.
+func Invoke(input, config []byte, features map[string][]byte) ([]byte, error) {
+	simConfig, simFeatures = config, features
+	out, err := invoke(input)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, errors.New("plugin returned no output")
+	}
+	return append([]byte(nil), out...), nil
+}
+
+func hostLog(level Level, msg string) {
+	println("plugin log", int32(level), msg)
+}
+
+func hostConfig(buf []byte) int32 {
+	if len(simConfig) <= len(buf) {
+		copy(buf, simConfig)
+	}
+	return int32(len(simConfig))
+}
+
+func hostFeatures(entity string, buf []byte) int32 {
+	f, ok := simFeatures[entity]
+	if !ok {
+		return -1
+	}
+	if len(f) <= len(buf) {
+		copy(buf, f)
+	}
+	return int32(len(f))
+}
+
+func hostNow() int64 { return int64(time.Since(simStart)) }

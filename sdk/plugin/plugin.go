@@ -1,0 +1,153 @@
+package plugin
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+)
+
+// ABIVersion is the version of the weir plugin ABI this SDK implements.
+const ABIVersion = 1
+
+// Event is a JSON object as the host sends it: values are map[string]any,
+// []any, string, float64, bool or nil.
+type Event = map[string]any
+
+// Level is a log level for Log.
+type Level int32
+
+// Log levels, as numbered by the ABI.
+const (
+	LevelDebug Level = 0
+	LevelInfo  Level = 1
+	LevelWarn  Level = 2
+	LevelError Level = 3
+)
+
+var (
+	eventHandler func(Event) (Event, error)
+	bytesHandler func([]byte) ([]byte, error)
+
+	outBuf []byte // reused output buffer: the host copies it at set_output
+
+	cfgBuf    []byte // scratch for reading the config from the host
+	cfgLast   []byte // the config bytes cfgParsed was parsed from
+	cfgParsed Event  // reused while the host sends the same config bytes
+	cfgValid  bool   // cfgParsed matches the config of the current call
+	featBuf   []byte
+)
+
+// Handle registers the plugin's function over a decoded JSON object. The
+// returned Event is encoded as the plugin's output; returning an error fails
+// the request with the error's message. Call it from init.
+func Handle(h func(Event) (Event, error)) { eventHandler = h }
+
+// HandleBytes registers a function over raw JSON bytes, for plugins that
+// want to do their own parsing. The returned bytes must be a JSON object.
+func HandleBytes(h func(in []byte) ([]byte, error)) { bytesHandler = h }
+
+// invoke runs the registered handler on one input and returns the output or
+// an error message.
+func invoke(in []byte) ([]byte, error) {
+	cfgValid = false
+	if bytesHandler != nil {
+		return bytesHandler(in)
+	}
+	if eventHandler == nil {
+		return nil, errors.New("plugin registered no handler: call plugin.Handle in init")
+	}
+	ev, err := DecodeObject(in)
+	if err != nil {
+		return nil, err
+	}
+	out, err := eventHandler(ev)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = Event{}
+	}
+	outBuf, err = AppendJSON(outBuf[:0], out)
+	return outBuf, err
+}
+
+// ConfigBytes returns the raw JSON config the route gives this plugin, or
+// nil when it gives none. The slice is valid until the next call.
+func ConfigBytes() []byte {
+	n := hostConfig(cfgBuf[:cap(cfgBuf)])
+	if int(n) > cap(cfgBuf) {
+		cfgBuf = make([]byte, n)
+		n = hostConfig(cfgBuf)
+	}
+	if n <= 0 {
+		return nil
+	}
+	return cfgBuf[:n]
+}
+
+// Config returns the route's config for this plugin as an Event (empty when
+// none). It is parsed once and reused while the config does not change, so
+// treat it as read-only.
+func Config() Event {
+	if cfgValid {
+		return cfgParsed
+	}
+	raw := ConfigBytes()
+	if cfgParsed == nil || !bytes.Equal(raw, cfgLast) {
+		cfgLast = append(cfgLast[:0], raw...)
+		cfgParsed = Event{}
+		if len(raw) > 0 {
+			if m, err := DecodeObject(raw); err == nil {
+				cfgParsed = m
+			} else {
+				Log(LevelWarn, "config is not a JSON object: "+err.Error())
+			}
+		}
+	}
+	cfgValid = true
+	return cfgParsed
+}
+
+// Features returns the online features stored for entity. found is false
+// when the entity has none; err is set when the feature store failed.
+func Features(entity string) (features Event, found bool, err error) {
+	n := hostFeatures(entity, featBuf[:cap(featBuf)])
+	if int(n) > cap(featBuf) {
+		featBuf = make([]byte, n)
+		n = hostFeatures(entity, featBuf)
+	}
+	switch {
+	case n == -1:
+		return nil, false, nil
+	case n < 0:
+		return nil, false, errors.New("feature store unavailable (status " + strconv.Itoa(int(n)) + ")")
+	}
+	m, err := DecodeObject(featBuf[:n])
+	if err != nil {
+		return nil, false, errors.New("features of " + strconv.Quote(entity) + ": " + err.Error())
+	}
+	return m, true, nil
+}
+
+// Log writes msg to the gateway log under the plugin's name.
+func Log(level Level, msg string) { hostLog(level, msg) }
+
+// Now returns the host's monotonic clock in nanoseconds.
+func Now() int64 { return hostNow() }
+
+// Number returns v as a float64 when it is a JSON number or a string holding
+// one.
+func Number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		return f, err == nil
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}

@@ -1,0 +1,105 @@
+//go:build !wasip1
+
+package plugin
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDecodeMatchesEncodingJSON(t *testing.T) {
+	for _, in := range []string{
+		`{}`,
+		` {"a":1,"b":-2.5e3,"c":"x\"y\\z\u00e9\ud83d\ude00\n","d":[1,"two",null,true,false,{"e":[]}],"f":{}} `,
+		`{"unicode":"日本語","esc":"\/\b\f\r\t"}`,
+		`{"big":12345678901234567890,"small":1e-10}`,
+	} {
+		got, err := DecodeObject([]byte(in))
+		if err != nil {
+			t.Fatalf("DecodeObject(%s): %v", in, err)
+		}
+		var want map[string]any
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("DecodeObject(%s) = %#v, want %#v", in, got, want)
+		}
+		// Encoding gives what encoding/json gives (both sort keys).
+		enc, err := AppendJSON(nil, got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEnc, _ := json.Marshal(want)
+		if string(enc) != string(wantEnc) {
+			t.Errorf("AppendJSON = %s, want %s", enc, wantEnc)
+		}
+	}
+}
+
+func TestDecodeRejectsInvalid(t *testing.T) {
+	for _, in := range []string{``, `[]`, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":tru}`, `{"a":"\x01"}`, `{} x`, `{"a":01x}`,
+		`{"a":"\q"}`, strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 200)} {
+		if _, err := DecodeObject([]byte(in)); err == nil {
+			t.Errorf("DecodeObject(%q) succeeded, want an error", in)
+		}
+	}
+}
+
+func TestInvokeRunsTheHandlerWithConfigAndFeatures(t *testing.T) {
+	Handle(func(ev Event) (Event, error) {
+		if ev["fail"] == true {
+			return nil, errors.New("asked to fail")
+		}
+		f, found, err := Features(ev["id"].(string))
+		if err != nil {
+			return nil, err
+		}
+		ev["found"] = found
+		if found {
+			ev["mean"] = f["mean"]
+		}
+		ev["factor"] = Config()["factor"]
+		return ev, nil
+	})
+	defer Handle(nil)
+	feats := map[string][]byte{"a": []byte(`{"mean":3}`)}
+	out, err := Invoke([]byte(`{"id":"a"}`), []byte(`{"factor":2}`), feats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != `{"factor":2,"found":true,"id":"a","mean":3}` {
+		t.Errorf("got %s", out)
+	}
+	// A config change between calls is seen (the parsed config is cached by
+	// its bytes).
+	out, err = Invoke([]byte(`{"id":"b"}`), []byte(`{"factor":5}`), feats)
+	if err != nil || string(out) != `{"factor":5,"found":false,"id":"b"}` {
+		t.Errorf("got %s, %v", out, err)
+	}
+	if _, err := Invoke([]byte(`{"fail":true}`), nil, nil); err == nil || err.Error() != "asked to fail" {
+		t.Errorf("got %v, want the handler's error", err)
+	}
+	if _, err := Invoke([]byte(`not json`), nil, nil); err == nil {
+		t.Error("invalid input accepted")
+	}
+}
+
+func BenchmarkDecodeEncode(b *testing.B) {
+	in := []byte(`{"account_id":"acct-42","amount":120.5,"merchant":"m1","ts":"2024-05-01T13:45:00Z",` +
+		`"currency":"EUR","country":"DE","channel":"web","device_id":"d-7f3a9c","ip":"203.0.113.7","card_bin":"411111"}`)
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := DecodeObject(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out, err = AppendJSON(out[:0], m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
