@@ -3,26 +3,27 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/weirhq/weir/examples/fraud"
+	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/sdk/client"
 )
 
+func init() { extraCommands = append(extraCommands, newDemoCmd) }
+
 // installDemo sets up the fraud-prevention demo on the gateway listening
-// at listen, through its public API, and prints how to call it.
-func installDemo(ctx context.Context, listen, token string) error {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return err
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	base := "http://" + net.JoinHostPort(host, port)
+// at listen, through its public API, streams transactions into it at rate
+// per second, and prints how to call it.
+func installDemo(ctx context.Context, listen, token, pluginDir string, rate float64) error {
+	base := localURL(listen)
 	c := client.New(base, token)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if _, err := c.ListModels(ctx); err == nil {
@@ -32,21 +33,42 @@ func installDemo(ctx context.Context, listen, token string) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Fprintln(os.Stderr, "demo: training the fraud models on generated history...")
+	say := prefixed{"demo: "}
+	fmt.Fprintln(say, "training the fraud models on generated history...")
 	t, err := fraud.TrainAll()
 	if err != nil {
 		return err
 	}
-	if err := fraud.SetupModels(ctx, c, t, false, prefixed{"demo: "}); err != nil {
+	if err := fraud.Setup(ctx, c, t, pluginDir, true, say); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, `
-demo ready. Score a transaction's features with the Open Inference Protocol:
+demo ready: route %[2]s scores card transactions (fraud-features plugin -> fraud@1 -> decision plugin),
+with a generator streaming %[3]g transactions per second into it.
 
-  curl -s %s/v2/models/fraud/infer -d '{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[4.1,2.5,0.84,1]}]}'
+  dashboard   %[1]s/
+  score one   curl -s %[1]s/v1/routes/fraud/predict -d '{"account_id":"acct-00042","amount":640,"merchant":"giftcards","ts":1764039600}'
+  model only  curl -s %[1]s/v2/models/fraud/versions/1/infer -d '{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[6.5,8,0.6,1]}]}'
+  canary      build/weir canary start fraud --to fraud@2 --steps 10,50,100 --interval 20s
 
-`, base)
-	return nil
+`, base, fraud.RouteName, rate)
+	if rate <= 0 {
+		return nil
+	}
+	gen := fraud.NewGenerator(uint64(time.Now().UnixNano()), fraud.Accounts, time.Now().UTC())
+	return fraud.Stream(ctx, c, gen, rate, 0, nil)
+}
+
+// localURL is the URL a local client reaches a listen address at.
+func localURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // prefixed writes each line to stderr with a prefix.
@@ -59,4 +81,53 @@ func (w prefixed) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+func newDemoCmd(cf *clientFlags) *cobra.Command {
+	var o fraud.StoryOptions
+	var ortLib string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Play the fraud-prevention story on a fresh in-process gateway and print a report",
+		Long: `demo starts a gateway with its own NATS in a temporary directory, installs the
+fraud demo, backfills history, streams live transactions, rolls fraud@2 out by
+canary, injects drift, rolls fraud@3 out into the drift, and reports decision
+latency, time to the drift alert and the rollout outcomes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := os.MkdirTemp("", "weir-demo-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			ctx := cmd.Context()
+			g, err := gateway.New(ctx, gateway.Options{
+				DataDir: dir, NATSListen: "127.0.0.1:0", ORTLib: ortLib,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CanaryTick: 50 * time.Millisecond,
+			})
+			if err != nil {
+				return err
+			}
+			defer g.Shutdown(context.Background())
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			go g.Serve(ln)
+			o.Out = prefixed{"demo: "}
+			rep, err := fraud.RunStory(ctx, client.New("http://"+ln.Addr().String(), g.AdminToken()), o)
+			if err != nil {
+				return err
+			}
+			fmt.Print("\n" + rep.String())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.PluginDir, "plugins", "build/plugins", "directory of the demo's Wasm plugins (make plugins)")
+	f.Float64Var(&o.Rate, "rate", 100, "live transactions per second")
+	f.DurationVar(&o.Interval, "interval", 5*time.Second, "canary step interval")
+	f.IntVar(&o.History, "history", 20000, "historical transactions to backfill")
+	f.StringVar(&ortLib, "ort-lib", "", "path of libonnxruntime.so")
+	return cmd
 }

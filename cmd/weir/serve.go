@@ -16,6 +16,8 @@ func newServeCmd() *cobra.Command {
 	var o gateway.Options
 	var logLevel string
 	var demo bool
+	var demoPlugins string
+	var demoRate float64
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway: HTTP API, embedded NATS (unless --nats-url), monitor and dashboard",
@@ -41,7 +43,7 @@ func newServeCmd() *cobra.Command {
 			fmt.Fprintf(os.Stderr, "weir %s serving on %s (NATS %s, data in %s)\n", gateway.Version, o.Listen, g.NATSURL(), o.DataDir)
 			if demo {
 				go func() {
-					if err := installDemo(ctx, o.Listen, g.AdminToken()); err != nil {
+					if err := installDemo(ctx, o.Listen, g.AdminToken(), demoPlugins, demoRate); err != nil {
 						fmt.Fprintln(os.Stderr, "demo set-up failed:", err)
 					}
 				}()
@@ -69,6 +71,8 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
 	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
 	f.BoolVar(&demo, "demo", false, "install the fraud-prevention demo (models, plugins, route) once the gateway is up")
+	f.StringVar(&demoPlugins, "demo-plugins", "build/plugins", "directory of the demo's Wasm plugins (make plugins)")
+	f.Float64Var(&demoRate, "demo-rate", 5, "transactions per second the demo generator streams (0: none)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -47,36 +47,42 @@ func NewFeaturizer() *Featurizer {
 }
 
 // Features returns t's features given the account's earlier transactions,
-// then records t.
+// then records t. Windowed aggregates are as of the account's previous
+// transaction, as the online store materialises them (it updates an
+// account's aggregates when an event arrives, not as the clock moves), so
+// training sees exactly what serving will.
 func (f *Featurizer) Features(t Transaction) map[string]float64 {
 	h := f.accounts[t.Account]
 	if h == nil {
 		h = &history{}
 		f.accounts[t.Account] = h
 	}
-	// Drop what fell out of the longest window (24h).
-	cut := 0
-	for cut < len(h.ts) && h.ts[cut] <= t.TS-int64(24*time.Hour/time.Second) {
-		cut++
-	}
-	h.ts, h.amounts, h.merchant = h.ts[cut:], h.amounts[cut:], h.merchant[cut:]
-
-	var count1h int
-	var sum, sumSq float64
-	distinct := map[string]bool{}
-	for i, ts := range h.ts {
-		if ts > t.TS-3600 {
-			count1h++
+	agg := map[string]float64{FTxCount1h: 0, FMerchants24h: 0}
+	if n := len(h.ts); n > 0 {
+		last := h.ts[n-1]
+		// Drop what fell out of the longest window (24h) as of then.
+		cut := 0
+		for cut < n && h.ts[cut] <= last-int64(24*time.Hour/time.Second) {
+			cut++
 		}
-		sum += h.amounts[i]
-		sumSq += h.amounts[i] * h.amounts[i]
-		distinct[h.merchant[i]] = true
-	}
-	agg := map[string]float64{FTxCount1h: float64(count1h), FMerchants24h: float64(len(distinct))}
-	if n := float64(len(h.ts)); n > 0 {
-		mean := sum / n
+		h.ts, h.amounts, h.merchant = h.ts[cut:], h.amounts[cut:], h.merchant[cut:]
+		var count1h int
+		var sum, sumSq float64
+		distinct := map[string]bool{}
+		for i, ts := range h.ts {
+			if ts > last-3600 {
+				count1h++
+			}
+			sum += h.amounts[i]
+			sumSq += h.amounts[i] * h.amounts[i]
+			distinct[h.merchant[i]] = true
+		}
+		k := float64(len(h.ts))
+		mean := sum / k
+		agg[FTxCount1h] = float64(count1h)
+		agg[FMerchants24h] = float64(len(distinct))
 		agg["amount_mean_24h"] = mean
-		agg["amount_std_24h"] = math.Sqrt(math.Max(0, sumSq/n-mean*mean))
+		agg["amount_std_24h"] = math.Sqrt(math.Max(0, sumSq/k-mean*mean))
 	}
 	out := EventFeatures(t.Amount, t.TS, t.Merchant, agg, f.risk)
 	out[FTxCount1h] = agg[FTxCount1h]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -52,6 +53,7 @@ type Generator struct {
 	FraudRate   float64
 	AmountShift float64
 	pending     []Transaction
+	mu          sync.Mutex
 }
 
 // RouteJSON is the demo route (plugins, decision thresholds, variants) and
@@ -107,42 +109,57 @@ func NewGenerator(seed uint64, accounts int, start time.Time) *Generator {
 	return g
 }
 
+// SetAmountShift multiplies legitimate amounts from now on (drift
+// injection); safe to call while another goroutine generates.
+func (g *Generator) SetAmountShift(f float64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.AmountShift = f
+}
+
 // Now is the generator's clock (the timestamp of the last event).
 func (g *Generator) Now() time.Time { return g.now }
 
-// Next returns the next transaction; mean gap sets the stream's pace in
-// event time.
+// Next returns the next transaction; meanGap sets the stream's pace in
+// event time. Timestamps never go back, as a real stream's do not.
 func (g *Generator) Next(meanGap time.Duration) Transaction {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if len(g.pending) > 0 {
 		t := g.pending[0]
 		g.pending = g.pending[1:]
 		return t
 	}
-	g.now = g.now.Add(time.Duration(g.rng.ExpFloat64() * float64(meanGap)))
-	a := g.accounts[g.rng.IntN(len(g.accounts))]
-	if g.rng.Float64() < g.FraudRate {
-		return g.fraudEpisode(a)
+	for {
+		g.now = g.now.Add(time.Duration(g.rng.ExpFloat64() * float64(meanGap)))
+		a := g.accounts[g.rng.IntN(len(g.accounts))]
+		night := g.now.UTC().Hour() < 6
+		fraudRate := g.FraudRate
+		if night {
+			fraudRate *= 4 // fraudsters work while the card holder sleeps
+		}
+		if g.rng.Float64() < fraudRate {
+			return g.fraudEpisode(a)
+		}
+		if night && g.rng.Float64() < 0.8 {
+			continue // people mostly sleep: few legitimate payments at night
+		}
+		merchant := a.favorites[g.rng.IntN(len(a.favorites))]
+		switch r := g.rng.Float64(); {
+		case r < 0.05: // legitimate customers buy gift cards and electronics too
+			merchant = g.risky[g.rng.IntN(len(g.risky))]
+		case r < 0.25:
+			merchant = g.merchants[g.rng.IntN(len(g.merchants))]
+		}
+		amount := math.Exp(a.meanLog+a.sdLog*g.rng.NormFloat64()) * g.AmountShift
+		return g.tx(a, amount, merchant, a.home, g.now.Unix(), false)
 	}
-	merchant := a.favorites[g.rng.IntN(len(a.favorites))]
-	switch r := g.rng.Float64(); {
-	case r < 0.05: // legitimate customers buy gift cards and electronics too
-		merchant = g.risky[g.rng.IntN(len(g.risky))]
-	case r < 0.25:
-		merchant = g.merchants[g.rng.IntN(len(g.merchants))]
-	}
-	amount := math.Exp(a.meanLog+a.sdLog*g.rng.NormFloat64()) * g.AmountShift
-	// Legitimate spending happens mostly by day.
-	ts := g.dayTime(g.now)
-	return g.tx(a, amount, merchant, a.home, ts, false)
 }
 
 // fraudEpisode returns the first transaction of a fraud pattern and queues
 // the rest.
 func (g *Generator) fraudEpisode(a account) Transaction {
 	ts := g.now.Unix()
-	if g.rng.Float64() < 0.6 {
-		ts = g.nightTime(g.now)
-	}
 	if g.rng.IntN(2) == 0 {
 		// Card testing: a burst of small charges, half at risky merchants.
 		n := 4 + g.rng.IntN(6)
@@ -166,6 +183,8 @@ func (g *Generator) fraudEpisode(a account) Transaction {
 			g.pending = append(g.pending, g.tx(a, amount, m, "RU", ts+int64(i*90), true))
 		}
 	}
+	// The clock moves past the episode, so later events never go back.
+	g.now = time.Unix(g.pending[len(g.pending)-1].TS, 0)
 	t := g.pending[0]
 	g.pending = g.pending[1:]
 	return t
@@ -177,18 +196,4 @@ func (g *Generator) tx(a account, amount float64, merchant, country string, ts i
 		ID: fmt.Sprintf("tx-%08d", g.seq), Account: a.id, Amount: math.Round(amount*100) / 100,
 		Merchant: merchant, Country: country, TS: ts, Fraud: fraud,
 	}
-}
-
-// dayTime keeps t's date but, usually, moves it into waking hours.
-func (g *Generator) dayTime(t time.Time) int64 {
-	h := t.UTC().Hour()
-	if (h < 7 || h >= 23) && g.rng.Float64() < 0.8 {
-		t = t.Add(time.Duration(7+g.rng.IntN(4)) * time.Hour)
-	}
-	return t.Unix()
-}
-
-func (g *Generator) nightTime(t time.Time) int64 {
-	day := t.UTC().Truncate(24 * time.Hour)
-	return day.Add(time.Duration(1+g.rng.IntN(4))*time.Hour + time.Duration(g.rng.IntN(3600))*time.Second).Unix()
 }

@@ -20,6 +20,9 @@ const (
 	FeatureSetName = "tx"
 )
 
+// DriftConfig is the demo model's drift policy.
+var DriftConfig = map[string]any{"metric": "general_drift", "threshold": 0.5, "window_count": 1000}
+
 // Plugins the demo route uses, built by `make plugins` into a directory.
 var Plugins = []string{"fraud-features", "decision"}
 
@@ -65,11 +68,8 @@ func SetupModels(ctx context.Context, c *client.Client, t *Trained, both bool, p
 			fmt.Fprintf(progress, "model %s@%s already there\n", ModelName, version)
 			return nil
 		}
-		if err := c.PushModel(ctx, ModelName, version, bytes.NewReader(onnx), nil); err != nil {
-			return fmt.Errorf("push %s@%s: %w", ModelName, version, err)
-		}
-		if err := c.PushReference(ctx, ModelName, version, bytes.NewReader(ref), "text/csv"); err != nil {
-			return fmt.Errorf("reference for %s@%s: %w", ModelName, version, err)
+		if err := pushVersion(ctx, c, version, onnx, ref); err != nil {
+			return err
 		}
 		fmt.Fprintf(progress, "model %s@%s trained on generated history, uploaded with reference data\n", ModelName, version)
 		return nil
@@ -114,11 +114,29 @@ func Setup(ctx context.Context, c *client.Client, t *Trained, pluginDir string, 
 	if err := SetupModels(ctx, c, t, both, progress); err != nil {
 		return err
 	}
+	// Mean of total variation and Hellinger distance (MLRun's
+	// general_drift, drifted at 0.5) over 1000 events: robust for the
+	// small counts of windowed aggregates, where PSI's log ratio of sparse
+	// bins is noisy.
+	if err := c.Send(ctx, "PUT", "/v1/drift/"+ModelName+"/config", DriftConfig, nil); err != nil {
+		return fmt.Errorf("drift config: %w", err)
+	}
 	if _, err := c.GetRoute(ctx, RouteName); err != nil {
 		if err := c.SetRoute(ctx, RouteName, RouteJSON); err != nil {
 			return fmt.Errorf("route %s: %w", RouteName, err)
 		}
 		fmt.Fprintf(progress, "route %s: fraud-features -> fraud@1 -> decision, sticky by account\n", RouteName)
+	}
+	return nil
+}
+
+// pushVersion uploads a model version and its reference data.
+func pushVersion(ctx context.Context, c *client.Client, version string, onnx, ref []byte) error {
+	if err := c.PushModel(ctx, ModelName, version, bytes.NewReader(onnx), nil); err != nil {
+		return fmt.Errorf("push %s@%s: %w", ModelName, version, err)
+	}
+	if err := c.PushReference(ctx, ModelName, version, bytes.NewReader(ref), "text/csv"); err != nil {
+		return fmt.Errorf("reference for %s@%s: %w", ModelName, version, err)
 	}
 	return nil
 }

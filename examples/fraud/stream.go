@@ -20,6 +20,12 @@ type Scored struct {
 	Err      error
 }
 
+// SimGap is the event-time gap between two transactions of the generated
+// stream, whatever the rate they are sent at: the models were trained on
+// history at this pace, so windowed aggregates (transactions per hour)
+// mean the same live as in training.
+const SimGap = time.Minute
+
 // Stream sends transactions from gen to the demo route at rate per second
 // until ctx ends or max transactions were sent (0: no limit), and feeds
 // every transaction to the feature set after it was scored (so features
@@ -52,7 +58,7 @@ func Stream(ctx context.Context, c *client.Client, gen *Generator, rate float64,
 			return nil
 		case <-tick.C:
 		}
-		tx := gen.Next(gap)
+		tx := gen.Next(SimGap)
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -65,7 +71,7 @@ func Stream(ctx context.Context, c *client.Client, gen *Generator, rate float64,
 				each(s)
 			}
 		}()
-		if time.Since(lastFlush) > 500*time.Millisecond {
+		if time.Since(lastFlush) > 200*time.Millisecond {
 			flush()
 			lastFlush = time.Now()
 		}

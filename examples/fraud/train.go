@@ -14,6 +14,12 @@ import (
 	"github.com/weirhq/weir/internal/onnx"
 )
 
+// Accounts in the generated population, and where its history starts.
+var (
+	Accounts     = 200
+	HistoryStart = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Dataset is labelled feature rows, in the order of Features.
 type Dataset struct {
 	Features []string
@@ -24,11 +30,11 @@ type Dataset struct {
 // History generates n transactions from seed and computes their features
 // in event order, for training and for reference data.
 func History(seed uint64, n int, features []string) Dataset {
-	g := NewGenerator(seed, 500, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	g := NewGenerator(seed, Accounts, HistoryStart)
 	f := NewFeaturizer()
 	d := Dataset{Features: features}
 	for i := 0; i < n; i++ {
-		t := g.Next(20 * time.Second)
+		t := g.Next(SimGap)
 		fs := f.Features(t)
 		row := make([]float64, len(features))
 		for j, name := range features {
