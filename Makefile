@@ -11,7 +11,9 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 # plugin toolchains.
 DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt chromium
 
-.PHONY: all build run test bench check deps ort debs plugins clean
+.PHONY: all build run demo test bench check deps ort debs plugins clean
+
+include deploy/envtest.mk
 
 all: build
 
@@ -46,14 +48,19 @@ build: deps
 plugins: debs
 	$(MAKE) -C examples/plugins OUT=$(CURDIR)/build/plugins
 
+## run: the gateway with the fraud demo installed and a generator streaming into it.
 run: build plugins
 	$(BIN) serve --demo
 
-test: debs deps plugins
+## demo: the whole fraud story on a fresh in-process gateway, with a report.
+demo: build plugins
+	$(BIN) demo
+
+test: debs deps plugins envtest-assets
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
-bench: debs deps plugins
+bench: debs deps plugins envtest-assets
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
 check: deps

@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,43 +14,8 @@ import (
 	"github.com/weirhq/weir/internal/testgw"
 )
 
-var (
-	pluginsOnce sync.Once
-	pluginsDir  string
-	pluginsErr  error
-)
-
-// plugin returns a Wasm plugin: an example plugin built by
-// examples/plugins' Makefile (once per test binary), or a WAT test plugin
-// of plugins/testdata.
-func plugin(t testing.TB, name string) []byte {
-	t.Helper()
-	pluginsOnce.Do(func() {
-		pluginsDir, pluginsErr = os.MkdirTemp("", "weir-plugins-")
-		if pluginsErr != nil {
-			return
-		}
-		out, err := exec.Command("make", "-s", "-C", "../examples/plugins", "OUT="+pluginsDir).CombinedOutput()
-		if err != nil {
-			pluginsErr = fmt.Errorf("make -C examples/plugins: %v\n%s", err, out)
-		}
-	})
-	if pluginsErr != nil {
-		t.Fatal(pluginsErr)
-	}
-	path := filepath.Join(pluginsDir, name+".wasm")
-	if _, err := os.Stat(path); err != nil {
-		wat := filepath.Join("..", "plugins", "testdata", name+".wat")
-		if out, err := exec.Command("wat2wasm", wat, "-o", path).CombinedOutput(); err != nil {
-			t.Fatalf("wat2wasm %s: %v\n%s (install Debian's wabt)", wat, err, out)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// plugin returns an example plugin or a plugins/testdata test plugin.
+func plugin(t testing.TB, name string) []byte { return testgw.Plugin(t, name) }
 
 func pushPlugin(t testing.TB, g *testgw.Gateway, name, version string, wasm []byte) {
 	t.Helper()

@@ -13,30 +13,35 @@ import (
 
 // clientFlags are the flags every client command shares.
 type clientFlags struct {
-	server  string
-	token   string
-	dataDir string
+	server    string
+	tokenFlag string
+	dataDir   string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.server, "server", envOr("WEIR_SERVER", "http://127.0.0.1:8080"), "gateway URL")
-	cmd.PersistentFlags().StringVar(&f.token, "token", "", "admin token (default: $WEIR_ADMIN_TOKEN, then <data-dir>/admin-token)")
+	cmd.PersistentFlags().StringVar(&f.tokenFlag, "token", "", "admin token (default: $WEIR_ADMIN_TOKEN, then <data-dir>/admin-token)")
 	cmd.PersistentFlags().StringVar(&f.dataDir, "data-dir", "weir-data", "data dir of the local gateway, to read its admin token")
 }
 
-// client returns an SDK client with the admin token from the flag, the
-// environment or the local data dir.
+// client returns an SDK client for --server with the admin token.
 func (f *clientFlags) client() *client.Client {
-	tok := f.token
-	if tok == "" {
-		tok = os.Getenv("WEIR_ADMIN_TOKEN")
+	return client.New(f.server, f.token())
+}
+
+// token is the admin token from the flag, the environment or the local
+// data dir.
+func (f *clientFlags) token() string {
+	if f.tokenFlag != "" {
+		return f.tokenFlag
 	}
-	if tok == "" {
-		if b, err := os.ReadFile(filepath.Join(f.dataDir, gateway.TokenFile)); err == nil {
-			tok = strings.TrimSpace(string(b))
-		}
+	if tok := os.Getenv("WEIR_ADMIN_TOKEN"); tok != "" {
+		return tok
 	}
-	return client.New(f.server, tok)
+	if b, err := os.ReadFile(filepath.Join(f.dataDir, gateway.TokenFile)); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return ""
 }
 
 func envOr(key, def string) string {

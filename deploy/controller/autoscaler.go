@@ -1,0 +1,386 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/weirhq/weir/deploy/api/v1alpha1"
+)
+
+// PodLoad is one gateway pod's load metrics at one moment.
+type PodLoad struct {
+	Pod           string
+	InFlight      float64 // the in-flight requests gauge
+	RequestsTotal float64 // the requests counter (monotonic)
+	At            time.Time
+}
+
+// LoadSource reports the load of every gateway replica; PodScraper is the
+// real one. Pods that cannot be read are left out.
+type LoadSource interface {
+	Load(ctx context.Context) ([]PodLoad, error)
+}
+
+// AutoscalerConfig configures an Autoscaler.
+type AutoscalerConfig struct {
+	Client     client.Client // reads WeirRoutes, scales the Deployment, patches status
+	Recorder   EventRecorder
+	Source     LoadSource
+	Namespace  string
+	Deployment string        // the gateway Deployment to scale
+	Interval   time.Duration // default 15s
+	Now        func() time.Time
+}
+
+// Autoscaler sets the gateway Deployment's replicas from weir's own load, with
+// the policy declared in a WeirRoute's spec.scaling. When several WeirRoutes
+// in the namespace declare one, the first by name wins and the others say so
+// in their ScalingActive condition. It runs only on the leader.
+type Autoscaler struct {
+	cfg AutoscalerConfig
+
+	mu      sync.Mutex
+	history []Recommendation
+	lastReq map[string]PodLoad // previous counter sample per pod, for RPS
+}
+
+// NewAutoscaler validates cfg and returns an Autoscaler.
+func NewAutoscaler(cfg AutoscalerConfig) (*Autoscaler, error) {
+	if cfg.Client == nil || cfg.Recorder == nil || cfg.Source == nil || cfg.Namespace == "" || cfg.Deployment == "" {
+		return nil, errors.New("controller: AutoscalerConfig needs Client, Recorder, Source, Namespace and Deployment")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 15 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Autoscaler{cfg: cfg, lastReq: map[string]PodLoad{}}, nil
+}
+
+// Start runs Step every Interval until ctx ends; it implements
+// manager.Runnable. A failed step is logged and the next one tries again.
+func (a *Autoscaler) Start(ctx context.Context) error {
+	log := logf.FromContext(ctx).WithName("autoscaler")
+	t := time.NewTicker(a.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := a.Step(logf.IntoContext(ctx, log)); err != nil && ctx.Err() == nil {
+			log.Error(err, "autoscaling step failed")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// NeedLeaderElection makes the manager run the Autoscaler on the leader only.
+func (a *Autoscaler) NeedLeaderElection() bool { return true }
+
+// policy turns a WeirRoute's spec.scaling into numbers; ok is false when it
+// has no target (scaling disabled).
+func policy(s *v1alpha1.ScalingPolicy) (p ScalePolicy, metric string, ok bool, err error) {
+	if s == nil || (s.TargetInFlight == nil && s.TargetRequestsPerSecond == nil) {
+		return p, "", false, nil
+	}
+	p = ScalePolicy{Min: 1, Max: 10, Tolerance: 0.1, DownWindow: 5 * time.Minute}
+	if s.MinReplicas != nil {
+		p.Min = *s.MinReplicas
+	}
+	if s.MaxReplicas != nil {
+		p.Max = *s.MaxReplicas
+	}
+	if s.TargetInFlight != nil {
+		p.Target, metric = float64(*s.TargetInFlight), "inflight"
+	} else {
+		p.Target, metric = float64(*s.TargetRequestsPerSecond), "rps"
+	}
+	if s.ScaleUpStabilization != nil {
+		p.UpWindow = s.ScaleUpStabilization.Duration
+	}
+	if s.ScaleDownStabilization != nil {
+		p.DownWindow = s.ScaleDownStabilization.Duration
+	}
+	if s.Tolerance != "" {
+		if p.Tolerance, err = strconv.ParseFloat(string(s.Tolerance), 64); err != nil {
+			return p, "", false, fmt.Errorf("tolerance %q: %w", s.Tolerance, err)
+		}
+	}
+	if p.Min < 1 || p.Max < p.Min || p.Target <= 0 {
+		return p, "", false, fmt.Errorf("minReplicas %d, maxReplicas %d, target %v: want 1 <= min <= max and target > 0", p.Min, p.Max, p.Target)
+	}
+	return p, metric, true, nil
+}
+
+// Step makes one scaling decision: read the policy and the load, compute the
+// desired replicas, update the Deployment's scale when it differs, and write
+// status. Tests call it directly to drive the clock.
+func (a *Autoscaler) Step(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+
+	var list v1alpha1.WeirRouteList
+	if err := a.cfg.Client.List(ctx, &list, client.InNamespace(a.cfg.Namespace)); err != nil {
+		return fmt.Errorf("list WeirRoutes: %w", err)
+	}
+	slices.SortFunc(list.Items, func(x, y v1alpha1.WeirRoute) int { return strings.Compare(x.Name, y.Name) })
+	var owner *v1alpha1.WeirRoute
+	var p ScalePolicy
+	var metric string
+	for i := range list.Items {
+		wr := &list.Items[i]
+		pol, m, ok, err := policy(wr.Spec.Scaling)
+		switch {
+		case err != nil:
+			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "InvalidPolicy", err.Error())
+		case !ok:
+			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "NoTarget", "spec.scaling sets no target: weir does not scale the gateway for this route")
+		case owner != nil:
+			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "PolicyFromOtherRoute",
+				fmt.Sprintf("WeirRoute %s declares the scaling policy in use (the first by name)", owner.Name))
+		default:
+			owner, p, metric = wr, pol, m
+		}
+	}
+	if owner == nil {
+		a.history = nil
+		return nil
+	}
+
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: a.cfg.Namespace, Name: a.cfg.Deployment}}
+	scale := &autoscalingv1.Scale{}
+	if err := a.cfg.Client.SubResource("scale").Get(ctx, deploy, scale); err != nil {
+		a.setScaling(ctx, owner, nil, metav1.ConditionFalse, "DeploymentUnavailable", err.Error())
+		return fmt.Errorf("get scale of Deployment %s/%s: %w", a.cfg.Namespace, a.cfg.Deployment, err)
+	}
+	current := scale.Spec.Replicas
+
+	loads, err := a.cfg.Source.Load(ctx)
+	if err != nil {
+		a.setScaling(ctx, owner, &current, metav1.ConditionFalse, "MetricsUnavailable", err.Error())
+		return fmt.Errorf("read gateway load: %w", err)
+	}
+	observed, n := a.observe(loads, metric)
+	if n == 0 {
+		a.setScaling(ctx, owner, &current, metav1.ConditionFalse, "MetricsUnavailable",
+			fmt.Sprintf("no gateway pod reported %s yet", metric))
+		return nil
+	}
+
+	desired, hist := Desired(current, observed, p, a.history, a.cfg.Now())
+	a.history = hist
+	msg := fmt.Sprintf("%s per replica %.2f over %d pods, target %.0f: %d -> %d replicas (min %d, max %d)",
+		metric, observed, n, p.Target, current, desired, p.Min, p.Max)
+	if desired != current {
+		scale.Spec.Replicas = desired
+		if err := a.cfg.Client.SubResource("scale").Update(ctx, deploy, client.WithSubResourceBody(scale)); err != nil {
+			return fmt.Errorf("scale Deployment %s/%s to %d: %w", a.cfg.Namespace, a.cfg.Deployment, desired, err)
+		}
+		a.cfg.Recorder.Eventf(owner, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled Deployment %s: %s", a.cfg.Deployment, msg)
+		logf.FromContext(ctx).Info("scaled", "deployment", a.cfg.Deployment, "from", current, "to", desired, "observed", observed)
+	}
+	a.setScalingDesired(ctx, owner, current, desired, msg)
+	return nil
+}
+
+// observe averages the load per reporting pod. For RPS it needs two samples
+// of a pod's counter; a counter that went down (pod restart) restarts the rate.
+func (a *Autoscaler) observe(loads []PodLoad, metric string) (float64, int) {
+	var sum float64
+	n := 0
+	seen := map[string]bool{}
+	for _, l := range loads {
+		seen[l.Pod] = true
+		if metric == "inflight" {
+			sum += l.InFlight
+			n++
+			continue
+		}
+		prev, ok := a.lastReq[l.Pod]
+		a.lastReq[l.Pod] = l
+		if dt := l.At.Sub(prev.At).Seconds(); ok && dt > 0 && l.RequestsTotal >= prev.RequestsTotal {
+			sum += (l.RequestsTotal - prev.RequestsTotal) / dt
+			n++
+		}
+	}
+	for pod := range a.lastReq {
+		if !seen[pod] {
+			delete(a.lastReq, pod)
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return sum / float64(n), n
+}
+
+func (a *Autoscaler) setScaling(ctx context.Context, wr *v1alpha1.WeirRoute, current *int32, status metav1.ConditionStatus, reason, msg string) {
+	before := wr.DeepCopy()
+	if current != nil {
+		wr.Status.CurrentReplicas = *current
+	}
+	meta.SetStatusCondition(&wr.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionScalingActive, Status: status, Reason: reason, Message: truncate(msg, 1024), ObservedGeneration: wr.Generation,
+	})
+	if err := patchStatus(ctx, a.cfg.Client, before, wr); err != nil {
+		logf.FromContext(ctx).Info("cannot write scaling status", "error", err.Error())
+	}
+}
+
+func (a *Autoscaler) setScalingDesired(ctx context.Context, wr *v1alpha1.WeirRoute, current, desired int32, msg string) {
+	before := wr.DeepCopy()
+	wr.Status.CurrentReplicas = current
+	wr.Status.DesiredReplicas = desired
+	meta.SetStatusCondition(&wr.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionScalingActive, Status: metav1.ConditionTrue, Reason: "Active", Message: truncate(msg, 1024), ObservedGeneration: wr.Generation,
+	})
+	if err := patchStatus(ctx, a.cfg.Client, before, wr); err != nil {
+		logf.FromContext(ctx).Info("cannot write scaling status", "error", err.Error())
+	}
+}
+
+// PodScraper is the LoadSource that lists the gateway pods by label and reads
+// their Prometheus /metrics.
+type PodScraper struct {
+	Reader          client.Reader // an uncached reader: RBAC grants pods list only
+	Namespace       string
+	Selector        labels.Selector
+	Port            int    // the gateway's HTTP port, default 8080
+	InFlightMetric  string // default weir_inflight_requests
+	RequestsMetric  string // default weir_requests_total
+	HTTP            *http.Client
+	MaxMetricsBytes int64 // default 4 MiB
+}
+
+// Load implements LoadSource.
+func (s *PodScraper) Load(ctx context.Context) ([]PodLoad, error) {
+	var pods corev1.PodList
+	if err := s.Reader.List(ctx, &pods, client.InNamespace(s.Namespace), client.MatchingLabelsSelector{Selector: s.Selector}); err != nil {
+		return nil, fmt.Errorf("list gateway pods %q: %w", s.Selector, err)
+	}
+	hc := s.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Second}
+	}
+	port := s.Port
+	if port == 0 {
+		port = 8080
+	}
+	var out []PodLoad
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.Status.PodIP == "" || pod.DeletionTimestamp != nil || !podReady(pod) {
+			continue
+		}
+		wg.Go(func() {
+			l, err := s.scrape(ctx, hc, fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, port))
+			if err != nil {
+				logf.FromContext(ctx).V(1).Info("cannot scrape gateway pod", "pod", pod.Name, "error", err.Error())
+				return
+			}
+			l.Pod = pod.Name
+			mu.Lock()
+			out = append(out, l)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func (s *PodScraper) scrape(ctx context.Context, hc *http.Client, url string) (PodLoad, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return PodLoad{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return PodLoad{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return PodLoad{}, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	limit := s.MaxMetricsBytes
+	if limit <= 0 {
+		limit = 4 << 20
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return PodLoad{}, err
+	}
+	inflight := cmpOr(s.InFlightMetric, "weir_inflight_requests")
+	requests := cmpOr(s.RequestsMetric, "weir_requests_total")
+	sums := SumMetrics(string(b), inflight, requests)
+	return PodLoad{InFlight: sums[inflight], RequestsTotal: sums[requests], At: time.Now()}, nil
+}
+
+// SumMetrics adds up, per name, the samples of the named metrics in a
+// Prometheus text exposition (all label sets of a name together). Only plain
+// samples are read: a counter or gauge is all the autoscaler needs, so this
+// stays a small line parser instead of a full exposition-format decoder.
+func SumMetrics(text string, names ...string) map[string]float64 {
+	out := make(map[string]float64, len(names))
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		nameEnd := strings.IndexAny(line, "{ ")
+		if nameEnd < 0 {
+			continue
+		}
+		name := line[:nameEnd]
+		if !slices.Contains(names, name) {
+			continue
+		}
+		rest := line[nameEnd:]
+		if rest[0] == '{' {
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			rest = rest[end+1:]
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			continue
+		}
+		out[name] += v
+	}
+	return out
+}

@@ -1,0 +1,277 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/weirhq/weir/deploy/api/v1alpha1"
+)
+
+// fakeLoad is a LoadSource the test drives: every replica reports inflight.
+type fakeLoad struct {
+	mu       sync.Mutex
+	pods     int
+	inflight float64
+	calls    atomic.Int64
+}
+
+func (f *fakeLoad) set(pods int, inflight float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pods, f.inflight = pods, inflight
+}
+
+func (f *fakeLoad) Load(context.Context) ([]PodLoad, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]PodLoad, f.pods)
+	for i := range out {
+		out[i] = PodLoad{Pod: fmt.Sprintf("weir-%d", i), InFlight: f.inflight, At: time.Now()}
+	}
+	return out, nil
+}
+
+// nopRecorder drops Events; the envtest suite checks Events elsewhere.
+type nopRecorder struct{}
+
+func (nopRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...any) {}
+
+func createDeployment(t *testing.T, c client.Client, ns, name string, replicas int32) {
+	t.Helper()
+	labels := map[string]string{"app.kubernetes.io/name": "weir"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "weir", Image: "weir:test"}}},
+			},
+		},
+	}
+	if err := c.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func replicasOf(t *testing.T, c client.Client, ns, name string) int32 {
+	t.Helper()
+	s := &autoscalingv1.Scale{}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := c.SubResource("scale").Get(context.Background(), d, s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Spec.Replicas
+}
+
+func scalingRoute(ns, name string, s *v1alpha1.ScalingPolicy) *v1alpha1.WeirRoute {
+	return &v1alpha1.WeirRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.WeirRouteSpec{
+			Route:   v1alpha1.RouteSpec{Variants: []v1alpha1.Variant{variant("stable", "m", "1", 100)}},
+			Scaling: s,
+		},
+	}
+}
+
+func TestAutoscalerScalesWithinBoundsAndWindow(t *testing.T) {
+	_, c := startEnv(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	createDeployment(t, c, ns, "weir", 2)
+	policy := &v1alpha1.ScalingPolicy{
+		MinReplicas: ptr.To[int32](1), MaxReplicas: ptr.To[int32](5), TargetInFlight: ptr.To[int32](10),
+		ScaleDownStabilization: &metav1.Duration{Duration: time.Minute},
+	}
+	if err := c.Create(ctx, scalingRoute(ns, "a", policy)); err != nil {
+		t.Fatal(err)
+	}
+	// A second route with a policy: the first by name ("a") wins.
+	if err := c.Create(ctx, scalingRoute(ns, "b", policy)); err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	load := &fakeLoad{}
+	as, err := NewAutoscaler(AutoscalerConfig{
+		Client: c, Recorder: nopRecorder{}, Source: load, Namespace: ns, Deployment: "weir",
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(after time.Duration) int32 {
+		t.Helper()
+		now = now.Add(after)
+		if err := as.Step(ctx); err != nil {
+			t.Fatalf("step: %v", err)
+		}
+		return replicasOf(t, c, ns, "weir")
+	}
+
+	// 2 replicas at 30 in flight each, target 10: 6 wanted, capped at 5.
+	load.set(2, 30)
+	if got := step(0); got != 5 {
+		t.Fatalf("replicas after high load = %d, want 5 (max)", got)
+	}
+	a := getRoute(t, c, ns, "a")
+	if !condition(a, v1alpha1.ConditionScalingActive, metav1.ConditionTrue, "Active") || a.Status.DesiredReplicas != 5 {
+		t.Fatalf("status of a: desired %d, conditions %v", a.Status.DesiredReplicas, a.Status.Conditions)
+	}
+	if !condition(getRoute(t, c, ns, "b"), v1alpha1.ConditionScalingActive, metav1.ConditionFalse, "PolicyFromOtherRoute") {
+		t.Fatal("b does not say its policy is overridden by a")
+	}
+
+	// Load drops: nothing moves inside the one-minute scale-down window.
+	load.set(5, 2)
+	for range 5 {
+		if got := step(10 * time.Second); got != 5 {
+			t.Fatalf("replicas fell to %d inside the stabilization window", got)
+		}
+	}
+	// Past the window (the last high recommendation is older than 1m): down to
+	// ceil(5 × 2/10) = 1.
+	if got := step(20 * time.Second); got != 1 {
+		t.Fatalf("replicas after the window = %d, want 1", got)
+	}
+
+	// Noisy load around the target: 2 replicas with ±30% swings stay at 2 or
+	// rise once, but never go down and up again.
+	load.set(1, 20)
+	if got := step(10 * time.Second); got != 2 {
+		t.Fatalf("replicas = %d, want 2", got)
+	}
+	changes := 0
+	prev := int32(2)
+	for i := range 12 {
+		total := 26.0
+		if i%2 == 1 {
+			total = 14.0
+		}
+		load.set(int(prev), total/float64(prev))
+		got := step(10 * time.Second)
+		if got != prev {
+			changes++
+		}
+		prev = got
+	}
+	if changes > 1 {
+		t.Fatalf("replicas changed %d times under noisy load", changes)
+	}
+}
+
+func TestOnlyLeaseHolderScales(t *testing.T) {
+	cfg, c := startEnv(t)
+	ns := newNamespace(t, c)
+	createDeployment(t, c, ns, "weir", 1)
+	policy := &v1alpha1.ScalingPolicy{MinReplicas: ptr.To[int32](1), MaxReplicas: ptr.To[int32](4), TargetInFlight: ptr.To[int32](10)}
+	if err := c.Create(context.Background(), scalingRoute(ns, "r", policy)); err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(http.NotFoundHandler()) // the reconciler's gateway is not under test here
+	t.Cleanup(gw.Close)
+
+	loads := []*fakeLoad{{}, {}}
+	for _, l := range loads {
+		l.set(1, 40)
+		startManager(t, cfg, Options{
+			GatewayURL: gw.URL, Namespace: ns, Deployment: "weir", Source: l, ScaleInterval: 50 * time.Millisecond,
+			LeaderElection: true, LeaderElectionID: "weir-test-lease",
+			LeaseDuration: 5 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
+		})
+	}
+	eventually(t, 30*time.Second, "the leader scaled the Deployment to its max", func() bool {
+		return replicasOf(t, c, ns, "weir") == 4
+	})
+	// Let the leader run several more steps, then check the other never ran one.
+	leader := loads[0]
+	if loads[1].calls.Load() > loads[0].calls.Load() {
+		leader = loads[1]
+	}
+	seen := leader.calls.Load()
+	eventually(t, 10*time.Second, "more leader steps", func() bool { return leader.calls.Load() >= seen+5 })
+	if loads[0].calls.Load() > 0 && loads[1].calls.Load() > 0 {
+		t.Fatalf("both controllers read the load (%d and %d steps): no single lease holder", loads[0].calls.Load(), loads[1].calls.Load())
+	}
+}
+
+func TestSumMetrics(t *testing.T) {
+	text := `# HELP weir_inflight_requests Requests being served.
+# TYPE weir_inflight_requests gauge
+weir_inflight_requests{route="a"} 3
+weir_inflight_requests{route="b",x="}"} 4.5
+weir_requests_total{route="a",code="200"} 1e3 1700000000000
+weir_requests_total 7
+weir_inflight_requests_other 100
+`
+	got := SumMetrics(text, "weir_inflight_requests", "weir_requests_total")
+	if got["weir_inflight_requests"] != 7.5 || got["weir_requests_total"] != 1007 {
+		t.Fatalf("SumMetrics = %v, want inflight 7.5 and requests 1007", got)
+	}
+}
+
+func TestPodScraperReadsReadyPods(t *testing.T) {
+	_, c := startEnv(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "weir_inflight_requests 6\nweir_requests_total 120")
+	}))
+	t.Cleanup(metrics.Close)
+	var port int
+	fmt.Sscanf(metrics.URL, "http://127.0.0.1:%d", &port)
+
+	for i, ready := range []corev1.ConditionStatus{corev1.ConditionTrue, corev1.ConditionFalse} {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("weir-%d", i), Labels: map[string]string{"app.kubernetes.io/name": "weir"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "weir", Image: "weir:test"}}},
+		}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Status = corev1.PodStatus{PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}}
+		if err := c.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sel, _ := labels.Parse("app.kubernetes.io/name=weir")
+	s := &PodScraper{Reader: c, Namespace: ns, Selector: sel, Port: port}
+	loads, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(loads) != 1 || loads[0].Pod != "weir-0" || loads[0].InFlight != 6 || loads[0].RequestsTotal != 120 {
+		t.Fatalf("loads = %+v, want only the ready pod weir-0 with 6 in flight and 120 requests", loads)
+	}
+}
+
+func BenchmarkSumMetrics(b *testing.B) {
+	var sb strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&sb, "# TYPE weir_other_%d counter\nweir_other_%d{route=\"r\"} %d\n", i, i, i)
+	}
+	sb.WriteString("weir_inflight_requests{route=\"a\"} 3\nweir_requests_total{route=\"a\",code=\"200\"} 1000\n")
+	text := sb.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		SumMetrics(text, "weir_inflight_requests", "weir_requests_total")
+	}
+}

@@ -1,0 +1,205 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/weirhq/weir/deploy/api/v1alpha1"
+	sdk "github.com/weirhq/weir/sdk/client"
+)
+
+// Options configure Run (`weir controller`). Validate fills the defaults.
+type Options struct {
+	GatewayURL string // the local gateway's admin API, e.g. http://127.0.0.1:8080
+	Token      string // admin bearer token
+
+	Namespace string // watched namespace; default $POD_NAMESPACE, else "default"
+
+	LeaderElection   bool          // one controller at a time (on in a cluster)
+	LeaderElectionID string        // the Lease name; default weir-controller
+	LeaseDuration    time.Duration // default 15s
+	RenewDeadline    time.Duration // default 10s
+	RetryPeriod      time.Duration // default 2s
+
+	MetricsAddr string // controller metrics; "0" disables; default ":8081"
+	HealthAddr  string // /healthz and /readyz; "0" disables; default ":8082"
+
+	// Autoscaling: the gateway Deployment and how to find and read its pods.
+	// An empty Deployment disables the autoscaler.
+	Deployment     string
+	PodSelector    string        // label selector of the gateway pods; default app.kubernetes.io/name=weir
+	MetricsPort    int           // the gateway pods' HTTP port; default 8080
+	InFlightMetric string        // default weir_inflight_requests
+	RequestsMetric string        // default weir_requests_total
+	ScaleInterval  time.Duration // default 15s
+
+	FollowInterval time.Duration // rollout polling and deferred deletes; default 10s
+
+	// REST is the API server config; nil reads the in-cluster or kubeconfig one.
+	REST *rest.Config
+	// Source replaces the pod scraper (tests).
+	Source LoadSource
+
+	skipNameValidation bool // tests run several managers in one process
+}
+
+// Validate fills defaults and checks o once.
+func (o *Options) Validate() error {
+	if o.GatewayURL == "" {
+		return errors.New("controller: --gateway URL is required")
+	}
+	if o.Namespace == "" {
+		o.Namespace = os.Getenv("POD_NAMESPACE")
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	o.LeaderElectionID = cmpOr(o.LeaderElectionID, "weir-controller")
+	if o.LeaseDuration == 0 {
+		o.LeaseDuration = 15 * time.Second
+	}
+	if o.RenewDeadline == 0 {
+		o.RenewDeadline = 10 * time.Second
+	}
+	if o.RetryPeriod == 0 {
+		o.RetryPeriod = 2 * time.Second
+	}
+	o.MetricsAddr = cmpOr(o.MetricsAddr, ":8081")
+	o.HealthAddr = cmpOr(o.HealthAddr, ":8082")
+	o.PodSelector = cmpOr(o.PodSelector, "app.kubernetes.io/name=weir")
+	if _, err := labels.Parse(o.PodSelector); err != nil {
+		return fmt.Errorf("controller: pod selector %q: %w", o.PodSelector, err)
+	}
+	if o.MetricsPort == 0 {
+		o.MetricsPort = 8080
+	}
+	o.InFlightMetric = cmpOr(o.InFlightMetric, "weir_inflight_requests")
+	o.RequestsMetric = cmpOr(o.RequestsMetric, "weir_requests_total")
+	if o.ScaleInterval == 0 {
+		o.ScaleInterval = 15 * time.Second
+	}
+	return nil
+}
+
+// Scheme returns a scheme with the Kubernetes built-in types and WeirRoute.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err) // static registration: cannot fail at run time
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Run runs the controller until ctx ends: the WeirRoute reconciler and, when
+// opts.Deployment is set, the autoscaler, both under one leader-election Lease.
+func Run(ctx context.Context, opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	cfg := opts.REST
+	if cfg == nil {
+		var err error
+		if cfg, err = ctrl.GetConfig(); err != nil {
+			return fmt.Errorf("controller: Kubernetes API config: %w", err)
+		}
+	}
+	mgr, err := NewManager(cfg, opts)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// NewManager builds the manager Run starts, with the reconciler and the
+// autoscaler added; tests start it themselves.
+func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	leaseDuration, renew, retry := opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: Scheme(),
+		// Watch one namespace only: RBAC is a Role, not a ClusterRole.
+		Cache:                         cache.Options{DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}},
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionID:              opts.LeaderElectionID,
+		LeaderElectionNamespace:       opts.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renew,
+		RetryPeriod:                   &retry,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        disabled(opts.HealthAddr),
+		Controller:                    config.Controller{SkipNameValidation: &opts.skipNameValidation},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller: new manager: %w", err)
+	}
+	if opts.HealthAddr != "0" {
+		if err := mgr.AddHealthzCheck("ping", func(_ *http.Request) error { return nil }); err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck("ping", func(_ *http.Request) error { return nil }); err != nil {
+			return nil, err
+		}
+	}
+
+	rec, err := NewReconciler(ReconcilerConfig{
+		Gateway:        sdk.New(opts.GatewayURL, opts.Token),
+		Client:         mgr.GetClient(),
+		Recorder:       mgr.GetEventRecorder("weir-controller"),
+		FollowInterval: opts.FollowInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("controller: set up the WeirRoute reconciler: %w", err)
+	}
+
+	if opts.Deployment != "" {
+		src := opts.Source
+		if src == nil {
+			sel, _ := labels.Parse(opts.PodSelector) // checked in Validate
+			src = &PodScraper{
+				Reader: mgr.GetAPIReader(), Namespace: opts.Namespace, Selector: sel, Port: opts.MetricsPort,
+				InFlightMetric: opts.InFlightMetric, RequestsMetric: opts.RequestsMetric,
+			}
+		}
+		as, err := NewAutoscaler(AutoscalerConfig{
+			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("weir-autoscaler"), Source: src,
+			Namespace: opts.Namespace, Deployment: opts.Deployment, Interval: opts.ScaleInterval,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.Add(as); err != nil {
+			return nil, fmt.Errorf("controller: add the autoscaler: %w", err)
+		}
+	}
+	return mgr, nil
+}
+
+func disabled(addr string) string {
+	if addr == "0" {
+		return ""
+	}
+	return addr
+}
