@@ -34,7 +34,11 @@ debs:
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+		$$SUDO apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || { \
+			echo "apt-get install failed: repairing half-configured packages and retrying"; \
+			$$SUDO dpkg --configure -a; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -f install -y -qq; \
+			DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; }; \
 	fi
 
 deps: ort

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
 	"github.com/weirhq/weir/models"
@@ -122,6 +124,33 @@ func BenchmarkInferHTTP(b *testing.B) {
 		t0 := time.Now()
 		post(b, c, url, body)
 		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkInferHandler is the gateway's own cost without the network:
+// the fasthttp request through fiber, JSON parse, validation, Run, the
+// response and the event, called in process.
+func BenchmarkInferHandler(b *testing.B) {
+	g, body := startBenchGateway(b)
+	h := g.Handler()
+	var ctx fasthttp.RequestCtx
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.SetRequestURI("/v2/models/mlp/infer")
+		ctx.Request.SetBody(body)
+		t0 := time.Now()
+		h(&ctx)
+		lat = append(lat, time.Since(t0))
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
 	}
 	b.StopTimer()
 	reportPercentiles(b, lat)

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 
 	"github.com/weirhq/weir/canary"
 	"github.com/weirhq/weir/features"
@@ -292,6 +293,10 @@ func (g *Gateway) NATSURL() string { return g.nc.ConnectedUrl() }
 func (g *Gateway) Serve(ln net.Listener) error {
 	return g.app.Listener(ln)
 }
+
+// Handler is the gateway's HTTP handler, for serving on a listener of the
+// caller's or calling in process (benchmarks).
+func (g *Gateway) Handler() fasthttp.RequestHandler { return g.app.Handler() }
 
 // ListenAndServe listens on Options.Listen.
 func (g *Gateway) ListenAndServe() error {

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/weirhq/weir/dashboard"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -96,6 +97,8 @@ func (g *Gateway) buildApp() error {
 	v1.Put("/featuresets/:name", admin, g.putFeatureSet)
 	v1.Delete("/featuresets/:name", admin, g.deleteFeatureSet)
 	v1.Post("/featuresets/:name/ingest", admin, g.ingestFeatureSet)
+
+	dashboard.Mount(app)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return weirerr.NotFoundf("no endpoint %s %s", c.Method(), c.Path())

@@ -127,9 +127,9 @@ func TestPredictErrors(t *testing.T) {
 func TestRouteValidation(t *testing.T) {
 	g := fraudGateway(t)
 	for body, want := range map[string]string{
-		`{"variants":[{"name":"a","model":"ghost","weight":100}]}`:                                         `model "ghost" not found`,
-		`{"variants":[{"name":"a","model":"scorer","version":"9","weight":100}]}`:                          `no version "9"`,
-		`{"plugins":[{"name":"ghost"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`:           `plugin "ghost" not found`,
+		`{"variants":[{"name":"a","model":"ghost","weight":100}]}`:                                           `model "ghost" not found`,
+		`{"variants":[{"name":"a","model":"scorer","version":"9","weight":100}]}`:                            `no version "9"`,
+		`{"plugins":[{"name":"ghost"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`:             `plugin "ghost" not found`,
 		`{"variants":[{"name":"a","model":"scorer","weight":60},{"name":"b","model":"scorer","weight":30}]}`: "100",
 	} {
 		err := g.Client.SetRoute(context.Background(), "bad", json.RawMessage(body))

@@ -1,0 +1,328 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testgw"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// TestDashboardInBrowser drives the page in a real headless Chromium against
+// a real gateway: it loads without console errors, lists the route, shows a
+// rollout started through the API with its weight, reports a bad token, and
+// aborts the rollout with the right one.
+func TestDashboardInBrowser(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the browser tests need Chromium at %s (Debian: apt-get install -y chromium): %v", chromiumPath, err)
+	}
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond }))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	for _, v := range []string{"1", "2"} {
+		m, err := onnx.LogisticRegression("m", []string{"x"}, []float32{1}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Client.PushModel(ctx, "m", v, bytes.NewReader(m), nil); err != nil {
+			t.Fatalf("push m@%s: %v", v, err)
+		}
+	}
+	if err := g.Client.SetRoute(ctx, "demo", json.RawMessage(`{"variants":[{"name":"stable","model":"m","version":"1","weight":100}]}`)); err != nil {
+		t.Fatalf("set route: %v", err)
+	}
+	predict(t, g.URL, 20)
+
+	base := dashboardURL(t, g.URL)
+	errs := &consoleErrors{}
+	browser := startBrowser(t, errs)
+
+	if err := chromedp.Do(browser,
+		chromedp.EmulateViewport(1440, 1000),
+		chromedp.Navigate(base+"/"),
+	); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
+	}
+
+	// The route appears, is selected (it is the only one), and has no rollout.
+	waitText(t, browser, `.route-item[data-route="demo"] .route-name`, "demo")
+	waitText(t, browser, `#route-title`, "demo")
+	waitText(t, browser, `#rollout-none`, "No rollout on this route yet. Start a canary with")
+	waitText(t, browser, `#health-text`, "ready")
+	waitTextContains(t, browser, `#models tr[data-model="m"]`, "m")
+
+	// A rollout started through the API shows up with its weight and steps.
+	if _, err := g.Client.StartRollout(ctx, "demo", json.RawMessage(`{"model":"m","version":"2","steps":[10,50,100],"interval":"1h","min_requests":1000}`)); err != nil {
+		t.Fatalf("start rollout: %v", err)
+	}
+	predict(t, g.URL, 30)
+	waitText(t, browser, `#rollout-weight`, "10%")
+	waitText(t, browser, `#rollout-state .badge`, "progressing")
+	waitTextContains(t, browser, `#rollout-step`, "step 1 of 3 · 1h per step")
+	waitTextContains(t, browser, `.route-item[data-route="demo"] .badge`, "progressing · 10%")
+	waitLabel(t, browser, `#split-card .split-big`, "stable 90%, canary 10%")
+	// Every poll after the rollout started brought traffic onto the charts.
+	waitTextContains(t, browser, `#chart-rps .legend`, "canary")
+
+	shot := screenshot(t, browser)
+	if len(shot) == 0 {
+		t.Fatal("empty screenshot")
+	}
+
+	// Without a token, Abort explains where to find it and opens the field.
+	click(t, browser, `button[data-action="abort"]`)
+	waitTextContains(t, browser, `#action-error`, "weir-data/admin-token")
+	if hidden := evalJS[bool](t, browser, `document.getElementById('token-panel').hidden`); hidden {
+		t.Fatal("the token panel stayed closed after an action without a token")
+	}
+
+	// A wrong token shows the API's 401, and the rollout keeps going.
+	setToken(t, browser, "not-the-token")
+	click(t, browser, `button[data-action="abort"]`)
+	waitTextContains(t, browser, `#action-error`, "401")
+	if st := rolloutState(t, ctx, g); st != "progressing" {
+		t.Fatalf("after an abort with a bad token the rollout is %q, want progressing", st)
+	}
+
+	// The real token aborts: the API and the page agree it rolled back.
+	setToken(t, browser, g.Token)
+	click(t, browser, `button[data-action="abort"]`)
+	testgw.Eventually(t, 10*time.Second, func() bool { return rolloutState(t, ctx, g) == "rolled_back" }, "the rollout to roll back")
+	waitText(t, browser, `#rollout-state .badge`, "rolled back")
+	waitText(t, browser, `#rollout-weight`, "0%")
+	waitTextContains(t, browser, `#action-notice`, "abort done: rollout is rolled back")
+	waitLabel(t, browser, `#split-card .split-big`, "stable 100%, canary 0%")
+	waitTextContains(t, browser, `.history`, "rolled back")
+	if n := evalJS[int](t, browser, `document.querySelectorAll('button[data-action]').length`); n != 0 {
+		t.Fatalf("a finished rollout still shows %d action buttons", n)
+	}
+
+	errs.check(t)
+}
+
+// dashboardURL checks that the gateway serves the dashboard at GET / (it
+// calls dashboard.Mount) and returns its URL.
+func dashboardURL(t *testing.T, gw string) string {
+	t.Helper()
+	resp, err := http.Get(gw + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `id="route-list"`) {
+		t.Fatalf("GET %s/ = %d without the dashboard page: does gateway/http.go call dashboard.Mount?", gw, resp.StatusCode)
+	}
+	return gw
+}
+
+// startBrowser launches a fresh headless Chromium whose page reports its
+// console errors to errs.
+func startBrowser(t *testing.T, errs *consoleErrors) context.Context {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithListener(errs.listen))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// consoleErrors collects console.error calls and uncaught exceptions.
+type consoleErrors struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+// listen is a chromedp listener: it must return fast and not call back
+// into the browser.
+func (ce *consoleErrors) listen(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type != runtime.ConsoleAPICalledTypeError {
+			return
+		}
+		var parts []string
+		for _, a := range ev.Args {
+			parts = append(parts, a.Description+string(a.Value))
+		}
+		msg = "console.error: " + strings.Join(parts, " ")
+	case *runtime.EventExceptionThrown:
+		msg = "exception: " + ev.ExceptionDetails.Text
+		if ev.ExceptionDetails.Exception != nil {
+			msg += " " + ev.ExceptionDetails.Exception.Description
+		}
+	default:
+		return
+	}
+	ce.mu.Lock()
+	ce.msgs = append(ce.msgs, msg)
+	ce.mu.Unlock()
+}
+
+func (ce *consoleErrors) check(t *testing.T) {
+	t.Helper()
+	ce.mu.Lock()
+	defer ce.mu.Unlock()
+	if len(ce.msgs) > 0 {
+		t.Fatalf("the page logged %d errors:\n%s", len(ce.msgs), strings.Join(ce.msgs, "\n"))
+	}
+}
+
+func evalJS[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func waitText(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	waitFor(t, ctx, sel, want, func(got string) bool { return got == want })
+}
+
+func waitTextContains(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	waitFor(t, ctx, sel, want, func(got string) bool { return strings.Contains(got, want) })
+}
+
+// waitLabel waits for the aria-label of sel, which is what the split bar
+// says to screen readers (its segments are too narrow for text at 10%).
+func waitLabel(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	js := fmt.Sprintf(`document.querySelector(%q)?.getAttribute('aria-label') ?? ''`, sel)
+	waitJS(t, ctx, sel+" aria-label", js, want, func(got string) bool { return got == want })
+}
+
+func waitFor(t *testing.T, ctx context.Context, sel, want string, ok func(string) bool) {
+	t.Helper()
+	js := fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? '').replace(/\s+/g, ' ').trim()`, sel)
+	waitJS(t, ctx, sel, js, want, ok)
+}
+
+// waitJS polls the string js evaluates to until ok accepts it.
+func waitJS(t *testing.T, ctx context.Context, what, js, want string, ok func(string) bool) {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got = evalJS[string](t, ctx, js); ok(got) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s shows %q, want %q", what, got, want)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(cctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeEnabled)); err != nil {
+		t.Fatalf("click %s: %v", sel, err)
+	}
+}
+
+// setToken types a token into the header's field and saves it, as a user
+// would.
+func setToken(t *testing.T, ctx context.Context, token string) {
+	t.Helper()
+	if evalJS[bool](t, ctx, `document.getElementById('token-panel').hidden`) {
+		click(t, ctx, `#token-toggle`)
+	}
+	// Empty the field as a user selecting its text would.
+	evalJS[string](t, ctx, `document.getElementById('token-input').value = ''`)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(cctx,
+		chromedp.SendKeys(chromedp.CSS(`#token-input`), token),
+		chromedp.Click(chromedp.CSS(`#token-save`)),
+	); err != nil {
+		t.Fatalf("enter the token: %v", err)
+	}
+	if got := evalJS[string](t, ctx, `localStorage.getItem('weir.adminToken') ?? ''`); got != token {
+		t.Fatalf("the page stored token %q, want %q", got, token)
+	}
+}
+
+func screenshot(t *testing.T, ctx context.Context) []byte {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	paths := []string{filepath.Join(t.TempDir(), "dashboard.png")}
+	if p := os.Getenv("WEIR_SCREENSHOT"); p != "" {
+		paths = append(paths, p)
+	}
+	for _, p := range paths {
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatalf("save screenshot: %v", err)
+		}
+	}
+	t.Logf("screenshot: %s", strings.Join(paths, ", "))
+	return png
+}
+
+func predict(t *testing.T, url string, n int) {
+	t.Helper()
+	for i := range n {
+		resp, err := http.Post(url+"/v1/routes/demo/predict", "application/json", strings.NewReader(fmt.Sprintf(`{"x":%d}`, i%5)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("predict: %s", resp.Status)
+		}
+	}
+}
+
+func rolloutState(t *testing.T, ctx context.Context, g *testgw.Gateway) string {
+	t.Helper()
+	raw, err := g.Client.Rollout(ctx, "demo")
+	if err != nil {
+		t.Fatalf("rollout status: %v", err)
+	}
+	var st struct {
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.State
+}
