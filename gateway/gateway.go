@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -47,6 +48,9 @@ type Options struct {
 	ORTLib         string // ONNX Runtime library; see models.FindLibrary
 	IntraOpThreads int    // per model session, default 1
 	MaxBodyBytes   int    // default 64 MiB
+	// MaxInFlight bounds inference requests served at once; past it a
+	// request is refused with 429 at once instead of queueing. Default 1024.
+	MaxInFlight int
 	// CanaryTick is how often rollouts are looked at; keep it a fraction
 	// of the shortest rollout interval. Default 250ms.
 	CanaryTick time.Duration
@@ -68,6 +72,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 20
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
 	}
 	if o.CanaryTick <= 0 {
 		o.CanaryTick = 250 * time.Millisecond
@@ -104,6 +111,7 @@ type Gateway struct {
 	rollouts    *canary.Controller
 	drift       *drift.Monitor
 	shadowSlots chan struct{} // bounds shadow requests in flight
+	inflight    atomic.Int64  // inference requests being served
 
 	ready   bool
 	closers []func() // run in reverse order by Shutdown
@@ -292,6 +300,23 @@ func (g *Gateway) NATSURL() string { return g.nc.ConnectedUrl() }
 // Serve accepts HTTP connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
 	return g.app.Listener(ln)
+}
+
+// admit counts an inference request in, or refuses it when MaxInFlight
+// are being served: overload answers 429 at once, never a hang.
+func (g *Gateway) admit() error {
+	if n := g.inflight.Add(1); n > int64(g.opts.MaxInFlight) {
+		g.inflight.Add(-1)
+		g.met.rejected.Inc()
+		return weirerr.Overloadedf("the gateway is serving %d requests, its limit (--max-inflight): try again shortly", g.opts.MaxInFlight)
+	}
+	g.met.inflight.Inc()
+	return nil
+}
+
+func (g *Gateway) release() {
+	g.inflight.Add(-1)
+	g.met.inflight.Dec()
 }
 
 // Handler is the gateway's HTTP handler, for serving on a listener of the

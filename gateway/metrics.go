@@ -13,6 +13,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	rejected prometheus.Counter
 
 	pluginSkips   *prometheus.CounterVec
 	shadow        *prometheus.CounterVec
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Inference requests being served now.",
 		}),
 	}
+	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_requests_rejected_total",
+		Help: "Inference requests refused with 429 because --max-inflight were being served.",
+	})
 	m.pluginSkips = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_plugin_skipped_total",
 		Help: "Plugin failures skipped because the route marks the plugin on_error: skip.",
@@ -47,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "weir_shadow_dropped_total",
 		Help: "Shadow requests not sent because too many were in flight.",
 	})
-	reg.MustRegister(m.requests, m.latency, m.inflight, m.pluginSkips, m.shadow, m.shadowDropped)
+	reg.MustRegister(m.requests, m.latency, m.inflight, m.rejected, m.pluginSkips, m.shadow, m.shadowDropped)
 	return m
 }
 

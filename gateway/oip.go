@@ -90,8 +90,20 @@ func (g *Gateway) modelReady(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusOK)
 }
 
-// resolve finds the version an unrouted request for name means.
+// resolve finds the version a metadata or readiness request for name
+// means: a model's version, or for a route its first variant's version (a
+// variant name or a version of that model when {v} is given).
 func (g *Gateway) resolve(name, version string) (*models.Version, error) {
+	if rt, ok := g.routes.Get(name); ok {
+		if vr, ok := rt.Variant(version); ok {
+			return g.models.Get(vr.Model, vr.Version)
+		}
+		first := rt.Variants()[0]
+		if version == "" {
+			version = first.Version
+		}
+		return g.models.Get(first.Model, version)
+	}
 	return g.models.Get(name, version)
 }
 
@@ -100,8 +112,10 @@ func (g *Gateway) resolve(name, version string) (*models.Version, error) {
 // version bypasses the split.
 func (g *Gateway) infer(c *fiber.Ctx) error {
 	start := time.Now()
-	g.met.inflight.Inc()
-	defer g.met.inflight.Dec()
+	if err := g.admit(); err != nil {
+		return err
+	}
+	defer g.release()
 	name, version, err := modelParams(c)
 	if err != nil {
 		return err

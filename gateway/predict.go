@@ -81,8 +81,10 @@ type predictResponse struct {
 // post-processing plugins.
 func (g *Gateway) predict(c *fiber.Ctx) error {
 	start := time.Now()
-	g.met.inflight.Inc()
-	defer g.met.inflight.Dec()
+	if err := g.admit(); err != nil {
+		return err
+	}
+	defer g.release()
 	name := c.Params("route")
 	if err := checkName("route", name); err != nil {
 		return err

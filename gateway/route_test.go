@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
 )
@@ -212,5 +213,33 @@ func TestRouteSwapUnderLoad(t *testing.T) {
 	wg.Wait()
 	if failed.Load() != 0 || served.Load() == 0 {
 		t.Fatalf("%d of %d requests failed", failed.Load(), served.Load())
+	}
+}
+
+func TestOverloadAnswers429(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.MaxInFlight = 1 }))
+	pushModel(t, g, "scorer", "1", scorer(t, []string{"x"}, []float32{1}, 0))
+	pushPlugin(t, g, "loop", "1", plugin(t, "loop"))
+	// Each request holds the only slot for the plugin's 20ms deadline.
+	setRoute(t, g, "slow", `{"plugins":[{"name":"loop"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`)
+	statuses := make(chan int, 64)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 8; j++ {
+				statuses <- call(t, "POST", g.URL+"/v1/routes/slow/predict", "", []byte(`{"x":1,"padding":"long enough to loop"}`)).status
+			}
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	seen := map[int]int{}
+	for s := range statuses {
+		seen[s]++
+	}
+	if seen[429] == 0 || seen[502] == 0 || seen[429]+seen[502] != 64 {
+		t.Fatalf("statuses %v: want only 429 (over the limit) and 502 (the looping plugin)", seen)
 	}
 }
