@@ -6,12 +6,15 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/weirhq/weir/sdk/client"
 )
 
 func init() { extraCommands = append(extraCommands, newPluginCmd) }
 
 func newPluginCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "plugin", Short: "Upload, list and remove WebAssembly plugins"}
+	var limits client.PluginLimits
 	push := &cobra.Command{
 		Use:   "push NAME VERSION FILE.wasm",
 		Short: "Upload a Wasm plugin version (validated: exports, imports, ABI version)",
@@ -22,13 +25,15 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			if err := cf.client().PushPlugin(cmd.Context(), args[0], args[1], f); err != nil {
+			if err := cf.client().PushPluginLimits(cmd.Context(), args[0], args[1], f, limits); err != nil {
 				return fmt.Errorf("push plugin %s@%s: %w", args[0], args[1], err)
 			}
 			fmt.Printf("plugin %s@%s uploaded and loaded\n", args[0], args[1])
 			return nil
 		},
 	}
+	push.Flags().IntVar(&limits.MemoryMB, "memory-mb", 0, "most memory one instance may use (default 16)")
+	push.Flags().DurationVar(&limits.Timeout, "timeout", 0, "deadline of one call (default 20ms)")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List plugins and their versions",

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/weirhq/weir/sdk/client"
 )
@@ -25,6 +26,12 @@ var DriftConfig = map[string]any{"metric": "general_drift", "threshold": 0.5, "w
 
 // Plugins the demo route uses, built by `make plugins` into a directory.
 var Plugins = []string{"fraud-features", "decision"}
+
+// PluginLimits of the demo's plugins. They are built with the standard Go
+// toolchain, whose runtime inside Wasm collects garbage now and then: a
+// call that usually takes 50-100µs can take tens of milliseconds on a busy
+// machine, past the 20ms default deadline.
+var PluginLimits = client.PluginLimits{Timeout: 250 * time.Millisecond}
 
 // Trained holds the demo's two model versions and their reference data.
 type Trained struct {
@@ -106,7 +113,7 @@ func Setup(ctx context.Context, c *client.Client, t *Trained, pluginDir string, 
 		if err != nil {
 			return fmt.Errorf("plugin %s: %w (run make plugins)", name, err)
 		}
-		if err := c.PushPlugin(ctx, name, "1", bytes.NewReader(wasm)); err != nil {
+		if err := c.PushPluginLimits(ctx, name, "1", bytes.NewReader(wasm), PluginLimits); err != nil {
 			return fmt.Errorf("push plugin %s: %w", name, err)
 		}
 		fmt.Fprintf(progress, "plugin %s@1 uploaded\n", name)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -105,9 +106,33 @@ func (c *Client) ListModels(ctx context.Context) ([]ModelInfo, error) {
 	return out.Models, err
 }
 
-// PushPlugin uploads Wasm bytes as plugin name@version.
+// PushPlugin uploads Wasm bytes as plugin name@version, with the
+// gateway's default limits.
 func (c *Client) PushPlugin(ctx context.Context, name, version string, wasm io.Reader) error {
-	return c.do(ctx, http.MethodPut, "/v1/plugins/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), "application/wasm", wasm, nil)
+	return c.PushPluginLimits(ctx, name, version, wasm, PluginLimits{})
+}
+
+// PluginLimits override a plugin's defaults (16 MiB, 20ms); zero fields
+// keep them.
+type PluginLimits struct {
+	MemoryMB int
+	Timeout  time.Duration
+}
+
+// PushPluginLimits uploads a plugin with its own limits.
+func (c *Client) PushPluginLimits(ctx context.Context, name, version string, wasm io.Reader, l PluginLimits) error {
+	q := url.Values{}
+	if l.MemoryMB > 0 {
+		q.Set("memory_mb", strconv.Itoa(l.MemoryMB))
+	}
+	if l.Timeout > 0 {
+		q.Set("timeout", l.Timeout.String())
+	}
+	p := "/v1/plugins/" + url.PathEscape(name) + "/versions/" + url.PathEscape(version)
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	return c.do(ctx, http.MethodPut, p, "application/wasm", wasm, nil)
 }
 
 // DeletePlugin removes plugin name@version.
