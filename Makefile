@@ -60,9 +60,14 @@ run: build plugins
 demo: build plugins
 	$(BIN) demo
 
+# Packages whose state is shared between goroutines run again under the
+# race detector (-short: the ONNX conformance run is sampled there).
+RACE_PKGS := ./models/... ./router/... ./canary/... ./plugins/... ./features/... ./monitor/... ./gateway/...
+
 test: debs deps plugins envtest-assets
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -race -short -timeout 30m $(RACE_PKGS)
 
 bench: debs deps plugins envtest-assets
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...

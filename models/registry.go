@@ -255,20 +255,22 @@ func (r *Registry) Delete(ctx context.Context, name, version string) error {
 func (r *Registry) Get(name, version string) (*Version, error) {
 	r.mu.RLock()
 	vs := r.versions[name]
+	n := len(vs)
 	var v *Version
+	var known string
 	if version == "" || version == "latest" {
 		v = latest(vs)
-	} else {
-		v = vs[version]
+	} else if v = vs[version]; v == nil && n > 0 {
+		known = strings.Join(versionNames(vs), ", ")
 	}
-	r.mu.RUnlock()
+	r.mu.RUnlock() // vs is written under the lock: read nothing of it past here
 	switch {
-	case len(vs) == 0:
+	case n == 0:
 		return nil, weirerr.NotFoundf("model %q not found", name)
 	case v == nil && (version == "" || version == "latest"):
 		return nil, weirerr.Unavailablef("model %q has no version ready yet", name)
 	case v == nil:
-		return nil, weirerr.NotFoundf("model %q has no version %q (versions: %s)", name, version, strings.Join(versionNames(vs), ", "))
+		return nil, weirerr.NotFoundf("model %q has no version %q (versions: %s)", name, version, known)
 	case v.State == Loading:
 		return v, weirerr.Unavailablef("model %s@%s is loading", name, v.Version)
 	case v.State == Failed:

@@ -1,240 +1,233 @@
 package controller
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testgw"
+	sdk "github.com/weirhq/weir/sdk/client"
 )
 
-// testGateway is a real HTTP server on loopback that implements the admin
-// endpoints the controller calls, answering as API.md says: 400 for model
-// bytes that do not load (here: bytes starting with "bad"), 409 when deleting a
-// model version a route sends traffic to. It records every call. It stands in
-// for the gateway until the reconciler tests run against a real one.
-type testGateway struct {
+// The reconciler tests run against a real weir gateway (testgw: embedded
+// NATS with JetStream, ONNX Runtime, wazero, HTTP on loopback) and assert on
+// what that gateway serves. Artifacts come from fileServer, a plain HTTP file
+// server standing in for wherever a cluster keeps its model files.
+
+// startGateway starts a real gateway whose rollouts are looked at every
+// 20ms, so a canary with a short interval finishes within a test.
+func startGateway(t *testing.T) *testgw.Gateway {
+	t.Helper()
+	return testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond }))
+}
+
+// fileServer serves artifact bytes under /files/ on loopback.
+type fileServer struct {
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	calls    []string                   // "PUT /v1/models/fraud/versions/1"
-	models   map[string]map[string]bool // name -> version -> has reference
-	plugins  map[string][]string
-	routes   map[string]json.RawMessage
-	rollouts map[string]map[string]any // route -> state
-	files    map[string][]byte         // artifacts served under /files/
+	mu    sync.Mutex
+	files map[string][]byte
 }
 
-func newTestGateway(t *testing.T) *testGateway {
-	g := &testGateway{
-		models: map[string]map[string]bool{}, plugins: map[string][]string{},
-		routes: map[string]json.RawMessage{}, rollouts: map[string]map[string]any{}, files: map[string][]byte{},
-	}
-	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
-	t.Cleanup(g.srv.Close)
-	return g
-}
-
-// addFile serves b at /files/name and returns its URL and sha256.
-func (g *testGateway) addFile(name string, b []byte) (string, string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.files[name] = b
-	sum := sha256.Sum256(b)
-	return g.srv.URL + "/files/" + name, hex.EncodeToString(sum[:])
-}
-
-func (g *testGateway) fail(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
-
-func (g *testGateway) serve(w http.ResponseWriter, r *http.Request) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if p[0] == "files" && len(p) == 2 {
-		b, ok := g.files[p[1]]
+func newFileServer(t *testing.T) *fileServer {
+	t.Helper()
+	fs := &fileServer{files: map[string][]byte{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) {
+		fs.mu.Lock()
+		b, ok := fs.files[r.PathValue("name")]
+		fs.mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
 		_, _ = w.Write(b)
-		return
-	}
-	g.calls = append(g.calls, r.Method+" "+r.URL.Path)
-	if r.Header.Get("Authorization") != "Bearer test-token" {
-		g.fail(w, http.StatusUnauthorized, "missing or wrong admin token")
-		return
-	}
-	body, _ := io.ReadAll(r.Body)
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
-		type ver struct {
-			Version   string `json:"version"`
-			State     string `json:"state"`
-			Reference bool   `json:"reference"`
-		}
-		type model struct {
-			Name     string `json:"name"`
-			Versions []ver  `json:"versions"`
-		}
-		out := struct {
-			Models []model `json:"models"`
-		}{Models: []model{}}
-		for name, vs := range g.models {
-			m := model{Name: name}
-			for v, ref := range vs {
-				m.Versions = append(m.Versions, ver{Version: v, State: "ready", Reference: ref})
-			}
-			out.Models = append(out.Models, m)
-		}
-		_ = json.NewEncoder(w).Encode(out)
-	case len(p) == 5 && p[1] == "models" && r.Method == http.MethodPut:
-		if strings.HasPrefix(string(body), "bad") {
-			g.fail(w, http.StatusBadRequest, "model "+p[2]+"@"+p[4]+": not a loadable ONNX model: protobuf parsing failed")
-			return
-		}
-		if g.models[p[2]] == nil {
-			g.models[p[2]] = map[string]bool{}
-		}
-		g.models[p[2]][p[4]] = false
-		w.WriteHeader(http.StatusCreated)
-	case len(p) == 6 && p[1] == "models" && p[5] == "reference" && r.Method == http.MethodPut:
-		if _, ok := g.models[p[2]][p[4]]; !ok {
-			g.fail(w, http.StatusNotFound, "no model "+p[2]+"@"+p[4])
-			return
-		}
-		g.models[p[2]][p[4]] = true
-		w.WriteHeader(http.StatusCreated)
-	case len(p) == 5 && p[1] == "models" && r.Method == http.MethodDelete:
-		if _, ok := g.models[p[2]][p[4]]; !ok {
-			g.fail(w, http.StatusNotFound, "no model "+p[2]+"@"+p[4])
-			return
-		}
-		for route, raw := range g.routes {
-			if g.routeUses(raw, p[2], p[4]) {
-				g.fail(w, http.StatusConflict, "model "+p[2]+"@"+p[4]+" receives traffic from route "+route)
-				return
-			}
-		}
-		delete(g.models[p[2]], p[4])
-		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/plugins":
-		type plugin struct {
-			Name     string   `json:"name"`
-			Versions []string `json:"versions"`
-		}
-		out := struct {
-			Plugins []plugin `json:"plugins"`
-		}{Plugins: []plugin{}}
-		for name, vs := range g.plugins {
-			out.Plugins = append(out.Plugins, plugin{Name: name, Versions: vs})
-		}
-		_ = json.NewEncoder(w).Encode(out)
-	case len(p) == 5 && p[1] == "plugins" && r.Method == http.MethodPut:
-		if !strings.HasPrefix(string(body), "\x00asm") {
-			g.fail(w, http.StatusBadRequest, "plugin "+p[2]+": not a Wasm module")
-			return
-		}
-		g.plugins[p[2]] = append(g.plugins[p[2]], p[4])
-		w.WriteHeader(http.StatusCreated)
-	case len(p) == 5 && p[1] == "plugins" && r.Method == http.MethodDelete:
-		g.plugins[p[2]] = slices.DeleteFunc(g.plugins[p[2]], func(v string) bool { return v == p[4] })
-		w.WriteHeader(http.StatusNoContent)
-	case len(p) == 3 && p[1] == "routes" && r.Method == http.MethodPut:
-		g.routes[p[2]] = json.RawMessage(body)
-		w.WriteHeader(http.StatusOK)
-	case len(p) == 3 && p[1] == "routes" && r.Method == http.MethodGet:
-		raw, ok := g.routes[p[2]]
-		if !ok {
-			g.fail(w, http.StatusNotFound, "no route "+p[2])
-			return
-		}
-		_, _ = w.Write(raw)
-	case len(p) == 4 && p[3] == "rollout" && r.Method == http.MethodPost:
-		var spec map[string]any
-		if err := json.Unmarshal(body, &spec); err != nil {
-			g.fail(w, http.StatusBadRequest, "rollout: "+err.Error())
-			return
-		}
-		st := map[string]any{"state": "progressing", "weight": spec["steps"].([]any)[0], "spec": spec}
-		g.rollouts[p[2]] = st
-		_ = json.NewEncoder(w).Encode(st)
-	case len(p) == 4 && p[3] == "rollout" && r.Method == http.MethodGet:
-		st, ok := g.rollouts[p[2]]
-		if !ok {
-			g.fail(w, http.StatusNotFound, "no rollout on route "+p[2])
-			return
-		}
-		_ = json.NewEncoder(w).Encode(st)
-	default:
-		g.fail(w, http.StatusNotFound, "test gateway does not implement "+r.Method+" "+r.URL.Path)
-	}
+	})
+	fs.srv = httptest.NewServer(mux)
+	t.Cleanup(fs.srv.Close)
+	return fs
 }
 
-func (g *testGateway) routeUses(raw json.RawMessage, model, version string) bool {
-	var rt struct {
-		Variants []struct{ Model, Version string }
+// add serves b at /files/name and returns its URL and hex sha256.
+func (fs *fileServer) add(name string, b []byte) (string, string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.files[name] = b
+	sum := sha256.Sum256(b)
+	return fs.srv.URL + "/files/" + name, hex.EncodeToString(sum[:])
+}
+
+// logReg returns the bytes of a real ONNX logistic regression over features;
+// different weights give different bytes, hence different versions.
+func logReg(t *testing.T, name string, features []string, weights ...float32) []byte {
+	t.Helper()
+	b, err := onnx.LogisticRegression(name, features, weights, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	_ = json.Unmarshal(raw, &rt)
-	for _, v := range rt.Variants {
-		if v.Model == model && v.Version == version {
-			return true
+	return b
+}
+
+// modelVersion returns the gateway's record of name@version, if it has one.
+func modelVersion(t *testing.T, g *testgw.Gateway, name, version string) (sdk.VersionInfo, bool) {
+	t.Helper()
+	models, err := g.Client.ListModels(context.Background())
+	if err != nil {
+		t.Fatalf("list models on the gateway: %v", err)
+	}
+	for _, m := range models {
+		if m.Name != name {
+			continue
+		}
+		for _, v := range m.Versions {
+			if v.Version == version {
+				return v, true
+			}
+		}
+	}
+	return sdk.VersionInfo{}, false
+}
+
+func hasModel(t *testing.T, g *testgw.Gateway, name, version string) bool {
+	t.Helper()
+	_, ok := modelVersion(t, g, name, version)
+	return ok
+}
+
+func hasPlugin(t *testing.T, g *testgw.Gateway, name, version string) bool {
+	t.Helper()
+	plugins, err := g.Client.ListPlugins(context.Background())
+	if err != nil {
+		t.Fatalf("list plugins on the gateway: %v", err)
+	}
+	for _, p := range plugins {
+		for _, v := range p.Versions {
+			if p.Name == name && v == version {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-func (g *testGateway) hasModel(name, version string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.models[name][version]
-	return ok
+// gwRoute is the part of the gateway's route JSON the tests look at.
+type gwRoute struct {
+	Plugins []struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"plugins"`
+	Variants []struct {
+		Name    string `json:"name"`
+		Model   string `json:"model"`
+		Version string `json:"version"`
+		Weight  int    `json:"weight"`
+	} `json:"variants"`
+	Sticky *struct {
+		Header string `json:"header"`
+	} `json:"sticky"`
 }
 
-func (g *testGateway) hasReference(name, version string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.models[name][version]
+// route returns the gateway's route, or nil when it has none.
+func route(t *testing.T, g *testgw.Gateway, name string) *gwRoute {
+	t.Helper()
+	raw, err := g.Client.GetRoute(context.Background(), name)
+	if err != nil {
+		var ge *sdk.Error
+		if errors.As(err, &ge) && ge.Status == http.StatusNotFound {
+			return nil
+		}
+		t.Fatalf("get route %s: %v", name, err)
+	}
+	var r gwRoute
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("decode route %s: %v\n%s", name, err, raw)
+	}
+	return &r
 }
 
-func (g *testGateway) route(name string) map[string]any {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out map[string]any
-	_ = json.Unmarshal(g.routes[name], &out)
-	return out
+// onlyVariant reports whether r sends all traffic to model@version.
+func (r *gwRoute) onlyVariant(model, version string) bool {
+	return r != nil && len(r.Variants) == 1 && r.Variants[0].Model == model &&
+		r.Variants[0].Version == version && r.Variants[0].Weight == 100
 }
 
-func (g *testGateway) count(call string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := 0
-	for _, c := range g.calls {
-		if c == call {
-			n++
+// gwRollout is the part of the gateway's rollout status the tests look at.
+type gwRollout struct {
+	State     string    `json:"state"`
+	Weight    int       `json:"weight"`
+	StartedAt time.Time `json:"started_at"`
+	Spec      struct {
+		Variant      string   `json:"variant"`
+		Model        string   `json:"model"`
+		Version      string   `json:"version"`
+		Steps        []int    `json:"steps"`
+		Interval     string   `json:"interval"`
+		MaxErrorRate *float64 `json:"max_error_rate"`
+		MaxP99Ms     *float64 `json:"max_p99_ms"`
+		MinRequests  int64    `json:"min_requests"`
+	} `json:"spec"`
+}
+
+func rollout(t *testing.T, g *testgw.Gateway, routeName string) gwRollout {
+	t.Helper()
+	raw, err := g.Client.Rollout(context.Background(), routeName)
+	if err != nil {
+		t.Fatalf("get rollout of %s: %v", routeName, err)
+	}
+	var st gwRollout
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatalf("decode rollout of %s: %v\n%s", routeName, err, raw)
+	}
+	return st
+}
+
+// prediction is the answer of POST /v1/routes/{route}/predict.
+type prediction struct {
+	Status  int
+	Body    string
+	Variant string `json:"variant"`
+	Model   string `json:"model"`
+	Version string `json:"version"`
+}
+
+// predict sends one event through the gateway's route, as a caller would.
+func predict(t *testing.T, g *testgw.Gateway, routeName, event string) prediction {
+	t.Helper()
+	resp, err := http.Post(g.URL+"/v1/routes/"+routeName+"/predict", "application/json", bytes.NewBufferString(event))
+	if err != nil {
+		t.Fatalf("predict on %s: %v", routeName, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the answer of predict on %s: %v", routeName, err)
+	}
+	p := prediction{Status: resp.StatusCode, Body: string(b)}
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatalf("decode the answer of predict on %s: %v\n%s", routeName, err, b)
 		}
 	}
-	return n
+	return p
 }
 
-func (g *testGateway) setRollout(route string, kv map[string]any) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for k, v := range kv {
-		g.rollouts[route][k] = v
+// servedBy fails the test unless event on routeName is answered 200 by
+// model@version.
+func servedBy(t *testing.T, g *testgw.Gateway, routeName, event, model, version string) {
+	t.Helper()
+	p := predict(t, g, routeName, event)
+	if p.Status != http.StatusOK || p.Model != model || p.Version != version {
+		t.Fatalf("predict on %s with %s: HTTP %d %s, want 200 from %s@%s", routeName, event, p.Status, p.Body, model, version)
 	}
-}
-
-func (g *testGateway) rollout(route string) map[string]any {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.rollouts[route]
 }

@@ -2,6 +2,9 @@ package controller
 
 import (
 	"context"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,33 +13,38 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/weirhq/weir/deploy/api/v1alpha1"
+	"github.com/weirhq/weir/internal/testgw"
 )
 
-// setup starts a test gateway and a controller manager for a new namespace.
-func setup(t *testing.T) (*testGateway, client.Client, string) {
-	t.Helper()
-	cfg, c := startEnv(t)
-	ns := newNamespace(t, c)
-	gw := newTestGateway(t)
-	startReconciler(t, cfg, gw, ns)
-	return gw, c, ns
+// env is one reconciler test's world: a real gateway, the artifact file
+// server, the API server's client and the test's namespace.
+type env struct {
+	gw    *testgw.Gateway
+	files *fileServer
+	c     client.Client
+	ns    string
 }
 
-func startReconciler(t *testing.T, cfg *rest.Config, gw *testGateway, ns string) {
+// setup starts a real gateway, an artifact file server and a controller
+// manager for a new namespace.
+func setup(t *testing.T) env {
 	t.Helper()
-	startManager(t, cfg, Options{GatewayURL: gw.srv.URL, Token: "test-token", Namespace: ns, FollowInterval: 200 * time.Millisecond})
+	cfg, c := startEnv(t)
+	e := env{gw: startGateway(t), files: newFileServer(t), c: c, ns: newNamespace(t, c)}
+	startManager(t, cfg, Options{GatewayURL: e.gw.URL, Token: e.gw.Token, Namespace: e.ns, FollowInterval: 200 * time.Millisecond})
+	return e
 }
 
 func variant(name, model, version string, weight int32) v1alpha1.Variant {
 	return v1alpha1.Variant{Name: v1alpha1.Name(name), Model: v1alpha1.Name(model), Version: v1alpha1.Name(version), Weight: weight}
 }
 
-func urlModel(gw *testGateway, name, version, content string) v1alpha1.ModelArtifact {
-	url, sum := gw.addFile(name+"-"+version+".onnx", []byte(content))
+// urlModel serves b from the file server and declares it as name@version.
+func (e env) urlModel(name, version string, b []byte) v1alpha1.ModelArtifact {
+	url, sum := e.files.add(name+"-"+version+".onnx", b)
 	return v1alpha1.ModelArtifact{
 		Name: v1alpha1.Name(name), Version: v1alpha1.Name(version),
 		Source: v1alpha1.ArtifactSource{URL: url, SHA256: sum},
@@ -68,184 +76,278 @@ func updateSpec(t *testing.T, c client.Client, ns, name string, mutate func(*v1a
 	})
 }
 
-func TestReconcileVersionChange(t *testing.T) {
-	gw, c, ns := setup(t)
-	ctx := context.Background()
-
-	// The reference comes from a ConfigMap, the model from HTTP.
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fraud-ref"},
-		Data:       map[string]string{"ref.csv": "amount,age\n1,2\n"},
-	}
-	if err := c.Create(ctx, cm); err != nil {
+// events returns the Events about WeirRoute name: reason -> notes.
+func events(t *testing.T, c client.Client, ns, name string) map[string][]string {
+	t.Helper()
+	var evs eventsv1.EventList
+	if err := c.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
-	m1 := urlModel(gw, "fraud", "1", "onnx-bytes-v1")
-	m1.Features = []string{"amount", "age"}
+	out := map[string][]string{}
+	for _, e := range evs.Items {
+		if e.Regarding.Kind == "WeirRoute" && e.Regarding.Name == name {
+			out[e.Reason] = append(out[e.Reason], e.Note)
+		}
+	}
+	return out
+}
+
+// loaded returns status.models as "name@version" strings.
+func loaded(wr *v1alpha1.WeirRoute) []string {
+	var out []string
+	for _, m := range wr.Status.Models {
+		out = append(out, m.Name+"@"+m.Version)
+	}
+	return out
+}
+
+func TestReconcileVersionChange(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	features := []string{"amount", "age"}
+	const event = `{"amount":1,"age":2}`
+
+	// The reference comes from a ConfigMap, the model and the plugin from
+	// HTTP; the route runs the event through the plugin before the model.
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "fraud-ref"},
+		Data:       map[string]string{"ref.csv": "amount,age\n1,2\n3,4\n"},
+	}
+	if err := e.c.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	m1 := e.urlModel("fraud", "1", logReg(t, "fraud", features, 1, 2))
+	m1.Features = features
 	m1.Reference = &v1alpha1.ReferenceSource{ArtifactSource: v1alpha1.ArtifactSource{
 		ConfigMapRef: &v1alpha1.ConfigMapKeyRef{Name: "fraud-ref", Key: "ref.csv"},
 	}}
+	echoURL, echoSum := e.files.add("wat-echo.wasm", testgw.Plugin(t, "wat-echo"))
 	wr := &v1alpha1.WeirRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fraud"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "fraud"},
 		Spec: v1alpha1.WeirRouteSpec{
-			Models: []v1alpha1.ModelArtifact{m1},
+			Models:  []v1alpha1.ModelArtifact{m1},
+			Plugins: []v1alpha1.PluginArtifact{{Name: "echo", Version: "1", Source: v1alpha1.ArtifactSource{URL: echoURL, SHA256: echoSum}}},
 			Route: v1alpha1.RouteSpec{
+				Plugins:  []v1alpha1.PluginStep{{Name: "echo", Version: "1"}},
 				Variants: []v1alpha1.Variant{variant("stable", "fraud", "1", 100)},
 				Sticky:   &v1alpha1.Sticky{Header: "X-User-Id"},
 			},
 		},
 	}
-	if err := c.Create(ctx, wr); err != nil {
+	if err := e.c.Create(ctx, wr); err != nil {
 		t.Fatal(err)
 	}
 
-	eventually(t, 20*time.Second, "fraud@1 pushed with its reference and the route applied", func() bool {
-		got := getRoute(t, c, ns, "fraud")
-		return gw.hasModel("fraud", "1") && gw.hasReference("fraud", "1") &&
+	eventually(t, 20*time.Second, "fraud@1 on the gateway with its reference, the route applied and status saying so", func() bool {
+		got := getRoute(t, e.c, e.ns, "fraud")
+		v, ok := modelVersion(t, e.gw, "fraud", "1")
+		return ok && v.Reference && v.State == "ready" &&
 			condition(got, v1alpha1.ConditionArtifactsReady, metav1.ConditionTrue, "Present") &&
 			condition(got, v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied") &&
 			got.Status.ObservedGeneration == got.Generation &&
-			len(got.Status.Models) == 1 && got.Status.Models[0].Version == "1"
+			slices.Equal(loaded(got), []string{"fraud@1"}) && got.Status.Models[0].State == "ready"
 	})
-	if r := gw.route("fraud"); r == nil || r["sticky"].(map[string]any)["header"] != "X-User-Id" {
-		t.Fatalf("gateway route = %v, want sticky header X-User-Id", r)
+	if !hasPlugin(t, e.gw, "echo", "1") {
+		t.Fatal("plugin echo@1 is not on the gateway")
 	}
-	eventually(t, 10*time.Second, "Events ModelPushed and RouteApplied on the WeirRoute", func() bool {
-		var evs eventsv1.EventList
-		if err := c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		seen := map[string]bool{}
-		for _, e := range evs.Items {
-			if e.Regarding.Kind == "WeirRoute" && e.Regarding.Name == "fraud" {
-				seen[e.Reason] = true
-			}
-		}
-		return seen["ModelPushed"] && seen["ReferencePushed"] && seen["RouteApplied"]
+	r := route(t, e.gw, "fraud")
+	if !r.onlyVariant("fraud", "1") || r.Sticky == nil || r.Sticky.Header != "X-User-Id" ||
+		len(r.Plugins) != 1 || r.Plugins[0].Name != "echo" {
+		t.Fatalf("gateway route = %+v, want fraud@1 at 100, plugin echo and sticky header X-User-Id", r)
+	}
+	servedBy(t, e.gw, "fraud", event, "fraud", "1")
+	eventually(t, 10*time.Second, "Events ModelPushed, ReferencePushed, PluginPushed and RouteApplied on the WeirRoute", func() bool {
+		seen := events(t, e.c, e.ns, "fraud")
+		return seen["ModelPushed"] != nil && seen["ReferencePushed"] != nil && seen["PluginPushed"] != nil && seen["RouteApplied"] != nil
 	})
-	if n := gw.count("PUT /v1/models/fraud/versions/1"); n != 1 {
-		t.Fatalf("fraud@1 pushed %d times, want once", n)
-	}
+	v1, _ := modelVersion(t, e.gw, "fraud", "1")
 
 	// Declare version 2 while the route still sends traffic to 1: 2 is pushed,
-	// deleting 1 is refused (409) and deferred.
-	m2 := urlModel(gw, "fraud", "2", "onnx-bytes-v2")
-	updateSpec(t, c, ns, "fraud", func(s *v1alpha1.WeirRouteSpec) { s.Models = []v1alpha1.ModelArtifact{m2} })
-	eventually(t, 20*time.Second, "fraud@2 pushed and the delete of fraud@1 deferred", func() bool {
-		return gw.hasModel("fraud", "2") && gw.count("DELETE /v1/models/fraud/versions/1") >= 1
+	// deleting 1 is refused (409) and deferred, and 1 keeps serving.
+	m2 := e.urlModel("fraud", "2", logReg(t, "fraud", features, 2, 1))
+	m2.Features = features
+	updateSpec(t, e.c, e.ns, "fraud", func(s *v1alpha1.WeirRouteSpec) { s.Models = []v1alpha1.ModelArtifact{m2} })
+	eventually(t, 20*time.Second, "fraud@2 on the gateway and the delete of fraud@1 deferred", func() bool {
+		return hasModel(t, e.gw, "fraud", "2") && events(t, e.c, e.ns, "fraud")["DeleteDeferred"] != nil
 	})
-	if !gw.hasModel("fraud", "1") {
-		t.Fatal("fraud@1 was deleted while the route still used it")
+	if v, ok := modelVersion(t, e.gw, "fraud", "1"); !ok || !v.Uploaded.Equal(v1.Uploaded) {
+		t.Fatalf("fraud@1 after declaring 2: %+v (present %v), want it untouched since %v", v, ok, v1.Uploaded)
 	}
+	servedBy(t, e.gw, "fraud", event, "fraud", "1")
 
-	// Move the route to 2: now 1 goes.
-	updateSpec(t, c, ns, "fraud", func(s *v1alpha1.WeirRouteSpec) {
+	// Move the route to 2: 2 serves, and 1 goes now that nothing uses it.
+	updateSpec(t, e.c, e.ns, "fraud", func(s *v1alpha1.WeirRouteSpec) {
 		s.Route.Variants = []v1alpha1.Variant{variant("stable", "fraud", "2", 100)}
 	})
-	eventually(t, 20*time.Second, "route on fraud@2 and fraud@1 deleted", func() bool {
-		got := getRoute(t, c, ns, "fraud")
-		r := gw.route("fraud")
-		v := r["variants"].([]any)[0].(map[string]any)
-		return v["version"] == "2" && !gw.hasModel("fraud", "1") &&
-			len(got.Status.Managed) == 1 && got.Status.Managed[0] == "model/fraud@2"
+	eventually(t, 20*time.Second, "route on fraud@2, fraud@1 deleted and status saying so", func() bool {
+		got := getRoute(t, e.c, e.ns, "fraud")
+		managed := slices.Sorted(slices.Values(got.Status.Managed))
+		return route(t, e.gw, "fraud").onlyVariant("fraud", "2") && !hasModel(t, e.gw, "fraud", "1") &&
+			slices.Equal(managed, []string{"model/fraud@2", "plugin/echo@1"}) &&
+			slices.Equal(loaded(got), []string{"fraud@2"})
 	})
+	servedBy(t, e.gw, "fraud", event, "fraud", "2")
+	if seen := events(t, e.c, e.ns, "fraud"); seen["Deleted"] == nil {
+		t.Fatalf("no Deleted Event after fraud@1 went; Events: %v", seen)
+	}
 }
 
 func TestReconcileBadArtifactLeavesServingAlone(t *testing.T) {
-	gw, c, ns := setup(t)
+	e := setup(t)
 	ctx := context.Background()
+	features := []string{"a", "b"}
+	const event = `{"a":1,"b":2}`
 	wr := &v1alpha1.WeirRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scoring"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "scoring"},
 		Spec: v1alpha1.WeirRouteSpec{
-			Models: []v1alpha1.ModelArtifact{urlModel(gw, "score", "1", "onnx-v1")},
+			Models: []v1alpha1.ModelArtifact{e.urlModel("score", "1", logReg(t, "score", features, 1, 2))},
 			Route:  v1alpha1.RouteSpec{Variants: []v1alpha1.Variant{variant("stable", "score", "1", 100)}},
 		},
 	}
-	if err := c.Create(ctx, wr); err != nil {
+	if err := e.c.Create(ctx, wr); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "score@1 served", func() bool {
-		return condition(getRoute(t, c, ns, "scoring"), v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied")
+		return condition(getRoute(t, e.c, e.ns, "scoring"), v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied")
 	})
+	servedBy(t, e.gw, "scoring", event, "score", "1")
+
+	// What the gateway itself says about bytes that are not a model: the
+	// condition must carry that reason.
+	const notAModel = "not a model"
+	probeErr := e.gw.Client.PushModel(ctx, "probe", "1", strings.NewReader(notAModel), nil)
+	if probeErr == nil {
+		t.Fatal("the gateway accepted bytes that are not a model")
+	}
 
 	tests := []struct {
 		name   string
 		model  func() v1alpha1.ModelArtifact
 		reason string
+		want   string // in the condition's message
 	}{
 		{"checksum mismatch", func() v1alpha1.ModelArtifact {
-			m := urlModel(gw, "score", "2", "onnx-v2")
-			m.Source.SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+			m := e.urlModel("score", "2", logReg(t, "score", features, 3, 4))
+			m.Source.SHA256 = strings.Repeat("0", 64)
 			return m
-		}, "ChecksumMismatch"},
+		}, "ChecksumMismatch", "the resource declares " + strings.Repeat("0", 64)},
 		{"gateway rejects the bytes", func() v1alpha1.ModelArtifact {
-			return urlModel(gw, "score", "3", "bad onnx")
-		}, "Rejected"},
+			return e.urlModel("score", "3", []byte(notAModel))
+		}, "Rejected", "gateway rejected model score@3"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tc.model()
-			updateSpec(t, c, ns, "scoring", func(s *v1alpha1.WeirRouteSpec) {
+			updateSpec(t, e.c, e.ns, "scoring", func(s *v1alpha1.WeirRouteSpec) {
 				s.Models = append(s.Models[:1], m)
 				s.Route.Variants = []v1alpha1.Variant{variant("stable", "score", "1", 90), variant("canary", "score", string(m.Version), 10)}
 			})
 			eventually(t, 20*time.Second, "ArtifactsReady=False reason "+tc.reason, func() bool {
-				return condition(getRoute(t, c, ns, "scoring"), v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, tc.reason)
+				return condition(getRoute(t, e.c, e.ns, "scoring"), v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, tc.reason)
 			})
-			got := getRoute(t, c, ns, "scoring")
-			if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionArtifactsReady); c.Message == "" {
-				t.Error("condition has no message")
+			got := getRoute(t, e.c, e.ns, "scoring")
+			msg := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionArtifactsReady).Message
+			t.Logf("condition %s: %s", tc.reason, msg)
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("condition message %q does not contain %q", msg, tc.want)
 			}
-			if gw.hasModel("score", string(m.Version)) {
+			eventually(t, 10*time.Second, "a Warning Event "+tc.reason, func() bool {
+				return events(t, e.c, e.ns, "scoring")[tc.reason] != nil
+			})
+			if hasModel(t, e.gw, "score", string(m.Version)) {
 				t.Fatalf("score@%s is on the gateway", m.Version)
 			}
-			if !gw.hasModel("score", "1") {
+			if !hasModel(t, e.gw, "score", "1") {
 				t.Fatal("score@1 was removed")
 			}
-			r := gw.route("scoring")
-			if vs := r["variants"].([]any); len(vs) != 1 || vs[0].(map[string]any)["version"] != "1" {
-				t.Fatalf("route changed to %v despite the bad artifact", r)
+			if r := route(t, e.gw, "scoring"); !r.onlyVariant("score", "1") {
+				t.Fatalf("route changed to %+v despite the bad artifact", r)
 			}
+			servedBy(t, e.gw, "scoring", event, "score", "1")
 		})
+	}
+	// The gateway's own reason reaches the condition (the probe's message
+	// names the probe; compare what follows the name).
+	got := getRoute(t, e.c, e.ns, "scoring")
+	msg := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionArtifactsReady).Message
+	if reason := gatewayReason(probeErr, "probe@1"); reason == "" || !strings.Contains(msg, reason) {
+		t.Errorf("condition message %q lacks the gateway's reason %q (from %v)", msg, reason, probeErr)
 	}
 }
 
 func TestReconcileRollout(t *testing.T) {
-	gw, c, ns := setup(t)
+	e := setup(t)
 	ctx := context.Background()
-	p99 := int32(50)
+	features := []string{"a", "b"}
+	p99 := int32(2000)
+	minRequests := int32(5)
 	wr := &v1alpha1.WeirRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fraud"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "fraud"},
 		Spec: v1alpha1.WeirRouteSpec{
-			Models: []v1alpha1.ModelArtifact{urlModel(gw, "fraud", "1", "v1"), urlModel(gw, "fraud", "2", "v2")},
-			Route:  v1alpha1.RouteSpec{Variants: []v1alpha1.Variant{variant("stable", "fraud", "1", 100)}},
+			Models: []v1alpha1.ModelArtifact{
+				e.urlModel("fraud", "1", logReg(t, "fraud", features, 1, 2)),
+				e.urlModel("fraud", "2", logReg(t, "fraud", features, 2, 1)),
+			},
+			Route: v1alpha1.RouteSpec{Variants: []v1alpha1.Variant{variant("stable", "fraud", "1", 100)}},
 			Rollout: &v1alpha1.RolloutSpec{
-				Model: "fraud", Version: "2", Steps: []int32{5, 25, 50, 100},
-				Interval: &metav1.Duration{Duration: 30 * time.Second}, MaxErrorRate: "0.01", MaxP99Ms: &p99,
+				Model: "fraud", Version: "2", Steps: []int32{20, 50, 100},
+				Interval: &metav1.Duration{Duration: 200 * time.Millisecond}, MaxErrorRate: "0.05", MaxP99Ms: &p99,
+				MinRequests: &minRequests,
 			},
 		},
 	}
-	if err := c.Create(ctx, wr); err != nil {
+	if err := e.c.Create(ctx, wr); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "rollout started and progressing in status", func() bool {
-		got := getRoute(t, c, ns, "fraud")
-		return got.Status.Rollout != nil && got.Status.Rollout.State == "progressing" && got.Status.Rollout.Weight == 5 &&
+
+	// No traffic yet: the canary waits at its first step.
+	eventually(t, 20*time.Second, "rollout started and progressing at 20% in status", func() bool {
+		got := getRoute(t, e.c, e.ns, "fraud")
+		return got.Status.Rollout != nil && got.Status.Rollout.State == "progressing" && got.Status.Rollout.Weight == 20 &&
 			condition(got, v1alpha1.ConditionRolloutProgressing, metav1.ConditionTrue, "Progressing")
 	})
-	spec := gw.rollout("fraud")["spec"].(map[string]any)
-	if spec["variant"] != "canary" || spec["version"] != "2" || spec["interval"] != "30s" || spec["max_error_rate"] != 0.01 || spec["max_p99_ms"] != 50.0 {
-		t.Fatalf("gateway got rollout spec %v", spec)
+	st := rollout(t, e.gw, "fraud")
+	if s := st.Spec; s.Variant != "canary" || s.Model != "fraud" || s.Version != "2" || !slices.Equal(s.Steps, []int{20, 50, 100}) ||
+		s.Interval != "200ms" || s.MaxErrorRate == nil || *s.MaxErrorRate != 0.05 || s.MaxP99Ms == nil || *s.MaxP99Ms != 2000 || s.MinRequests != 5 {
+		t.Fatalf("gateway runs rollout spec %+v", s)
 	}
+	startedAt := st.StartedAt
 
-	// The gateway moves on; the controller follows without a spec change.
-	gw.setRollout("fraud", map[string]any{"state": "promoted", "weight": 100})
-	eventually(t, 30*time.Second, "rollout promoted in status", func() bool {
-		got := getRoute(t, c, ns, "fraud")
-		return got.Status.Rollout != nil && got.Status.Rollout.State == "promoted" &&
+	// Traffic lets the canary pass each step; the controller follows the
+	// gateway's rollout without a spec change.
+	promoted := func() bool {
+		got := getRoute(t, e.c, e.ns, "fraud")
+		return got.Status.Rollout != nil && got.Status.Rollout.State == "promoted" && got.Status.Rollout.Weight == 100 &&
 			condition(got, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "Promoted")
-	})
-	if n := gw.count("POST /v1/routes/fraud/rollout"); n != 1 {
-		t.Fatalf("rollout started %d times, want once", n)
 	}
+	sent := 0
+	for ; sent < 20000 && !promoted(); sent++ {
+		if p := predict(t, e.gw, "fraud", `{"a":1,"b":2}`); p.Status != http.StatusOK {
+			t.Fatalf("predict during the rollout: HTTP %d %s", p.Status, p.Body)
+		}
+	}
+	if !promoted() {
+		t.Fatalf("rollout not promoted in status after %d requests; gateway: %+v", sent, rollout(t, e.gw, "fraud"))
+	}
+	eventually(t, 10*time.Second, "the promotion on the gateway's route", func() bool {
+		return route(t, e.gw, "fraud").onlyVariant("fraud", "2")
+	})
+	servedBy(t, e.gw, "fraud", `{"a":1,"b":2}`, "fraud", "2")
+	if st := rollout(t, e.gw, "fraud"); !st.StartedAt.Equal(startedAt) {
+		t.Fatalf("rollout restarted at %v (first started %v): want it started once", st.StartedAt, startedAt)
+	}
+	seen := events(t, e.c, e.ns, "fraud")
+	if len(seen["RolloutStarted"]) != 1 || seen["RolloutPromoted"] == nil {
+		t.Fatalf("Events %v, want one RolloutStarted and a RolloutPromoted", seen)
+	}
+}
+
+// gatewayReason is what the gateway's 400 says after naming the artifact.
+func gatewayReason(err error, name string) string {
+	msg := err.Error()
+	if i := strings.Index(msg, name); i >= 0 {
+		msg = msg[i+len(name):]
+	}
+	msg = strings.TrimSuffix(msg, " (HTTP 400)")
+	return strings.TrimLeft(msg, ": ")
 }
