@@ -48,6 +48,10 @@ type Options struct {
 	ORTLib         string // ONNX Runtime library; see models.FindLibrary
 	IntraOpThreads int    // per model session, default 1
 	MaxBodyBytes   int    // default 64 MiB
+	// EventsMaxAge and EventsMaxBytes bound the WEIR_EVENTS stream
+	// (oldest events go first). Defaults 24h and 1 GiB.
+	EventsMaxAge   time.Duration
+	EventsMaxBytes int64
 	// MaxInFlight bounds inference requests served at once; past it a
 	// request is refused with 429 at once instead of queueing. Default 1024.
 	MaxInFlight int
@@ -251,10 +255,12 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	g.closers = append(g.closers, stopWatch)
 
 	if g.events, err = monitor.NewPublisher(ctx, monitor.PublisherOptions{
-		Conn:       g.nc,
-		SpoolDir:   filepath.Join(o.DataDir, "spool"),
-		Registerer: g.reg,
-		Logger:     g.log,
+		Conn:           g.nc,
+		SpoolDir:       filepath.Join(o.DataDir, "spool"),
+		StreamMaxAge:   o.EventsMaxAge,
+		StreamMaxBytes: o.EventsMaxBytes,
+		Registerer:     g.reg,
+		Logger:         g.log,
 	}); err != nil {
 		return err
 	}

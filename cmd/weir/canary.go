@@ -130,7 +130,7 @@ func printRollout(b []byte) error {
 		return err
 	}
 	n := len(st.Spec.Steps)
-	fmt.Printf("route %s: %s  canary %s -> %s@%s\n", st.Route, strings.ToUpper(string(st.State)), st.Spec.Variant, st.Spec.Model, st.Spec.Version)
+	fmt.Printf("route %s: %s  variant %q -> %s@%s\n", st.Route, strings.ToUpper(string(st.State)), st.Spec.Variant, st.Spec.Model, st.Spec.Version)
 	fmt.Printf("  weight %3d%% %s  step %d of %d (%v each)\n", st.Weight, bar(st.Weight, 30), min(st.Step+1, n), n, time.Duration(st.Spec.Interval))
 	names := make([]string, 0, len(st.Variants))
 	for name := range st.Variants {

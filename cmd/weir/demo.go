@@ -42,6 +42,14 @@ func installDemo(ctx context.Context, listen, token, pluginDir string, rate floa
 	if err := fraud.Setup(ctx, c, t, pluginDir, true, say); err != nil {
 		return err
 	}
+	// History ending now, so that accounts have their aggregates before the
+	// first live transaction (the live stream continues the same clock).
+	const history = 20000
+	gen := fraud.NewGenerator(uint64(time.Now().UnixNano()), fraud.Accounts, time.Now().UTC().Add(-history*fraud.SimGap))
+	fmt.Fprintf(say, "backfilling %d historical transactions into feature set %s...\n", history, fraud.FeatureSetName)
+	if err := fraud.Backfill(ctx, c, gen, history); err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, `
 demo ready: route %[2]s scores card transactions (fraud-features plugin -> fraud@1 -> decision plugin),
 with a generator streaming %[3]g transactions per second into it.
@@ -55,7 +63,6 @@ with a generator streaming %[3]g transactions per second into it.
 	if rate <= 0 {
 		return nil
 	}
-	gen := fraud.NewGenerator(uint64(time.Now().UnixNano()), fraud.Accounts, time.Now().UTC())
 	return fraud.Stream(ctx, c, gen, rate, 0, nil)
 }
 

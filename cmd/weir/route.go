@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"os"
+	"sort"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -89,7 +94,52 @@ func newRouteCmd(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(set, get, ls, rm)
+	var window time.Duration
+	stats := &cobra.Command{
+		Use:   "stats ROUTE",
+		Short: "Compare a route's variants on live traffic: requests, errors, latency, outputs (A/B)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Variants map[string]struct {
+					Requests  int64   `json:"requests"`
+					ErrorRate float64 `json:"error_rate"`
+					P50Ms     float64 `json:"p50_ms"`
+					P99Ms     float64 `json:"p99_ms"`
+					Outputs   map[string]struct {
+						Mean, Min, Max float64
+					} `json:"outputs"`
+				} `json:"variants"`
+			}
+			path := "/v1/routes/" + url.PathEscape(args[0]) + "/stats?window=" + url.QueryEscape(window.String())
+			if err := cf.client().Get(cmd.Context(), path, &out); err != nil {
+				return err
+			}
+			if len(out.Variants) == 0 {
+				fmt.Printf("no traffic on route %s in the last %v\n", args[0], window)
+				return nil
+			}
+			names := make([]string, 0, len(out.Variants))
+			for n := range out.Variants {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VARIANT\tREQUESTS\tERRORS\tP50\tP99\tOUTPUTS (mean)")
+			for _, n := range names {
+				v := out.Variants[n]
+				var outs []string
+				for name, o := range v.Outputs {
+					outs = append(outs, fmt.Sprintf("%s %.4g", name, o.Mean))
+				}
+				sort.Strings(outs)
+				fmt.Fprintf(w, "%s\t%d\t%.2f%%\t%.2fms\t%.2fms\t%s\n", n, v.Requests, 100*v.ErrorRate, v.P50Ms, v.P99Ms, strings.Join(outs, ", "))
+			}
+			return w.Flush()
+		},
+	}
+	stats.Flags().DurationVar(&window, "window", 15*time.Minute, "how far back")
+	cmd.AddCommand(set, get, ls, rm, stats)
 	return cmd
 }
 

@@ -69,6 +69,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.APIKeysFile, "api-keys", "", "file of API keys (one per line) that inference calls must present")
 	f.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then the `make ort` cache)")
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
+	f.DurationVar(&o.EventsMaxAge, "events-max-age", 24*time.Hour, "how long inference events stay in the WEIR_EVENTS stream")
+	f.Int64Var(&o.EventsMaxBytes, "events-max-bytes", 1<<30, "most bytes of inference events the WEIR_EVENTS stream keeps")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 1024, "inference requests served at once; more are refused with 429")
 	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
 	f.BoolVar(&demo, "demo", false, "install the fraud-prevention demo (models, plugins, route) once the gateway is up")

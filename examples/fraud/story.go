@@ -132,7 +132,7 @@ func RunStory(ctx context.Context, c *client.Client, o StoryOptions) (*Report, e
 
 	gen := NewGenerator(1, Accounts, HistoryStart)
 	say("backfilling %d historical transactions into feature set %s...", o.History, FeatureSetName)
-	if err := backfill(ctx, c, gen, o.History); err != nil {
+	if err := Backfill(ctx, c, gen, o.History); err != nil {
 		return nil, err
 	}
 
@@ -185,9 +185,10 @@ func pushIfMissing(ctx context.Context, c *client.Client, version string, onnx, 
 	return pushVersion(ctx, c, version, t.ONNXv1, t.RefV1)
 }
 
-// backfill ingests n historical transactions and waits until the feature
-// set has aggregated them.
-func backfill(ctx context.Context, c *client.Client, gen *Generator, n int) error {
+// Backfill ingests n transactions from gen as history and waits until the
+// feature set has aggregated them, so features are warm before live
+// traffic.
+func Backfill(ctx context.Context, c *client.Client, gen *Generator, n int) error {
 	var before struct {
 		Stats struct {
 			Applied int64 `json:"applied"`
