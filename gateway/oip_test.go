@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/testgw"
 	"github.com/weirhq/weir/sdk/client"
 )
@@ -256,5 +258,23 @@ func TestRestartKeepsModels(t *testing.T) {
 	}, "model ready after restart")
 	if r := call(t, "POST", g2.URL+"/v2/models/add/infer", "", addRequest(1)); r.status != 200 {
 		t.Fatalf("infer after restart: %d %s", r.status, r.raw)
+	}
+}
+
+func TestAPIKeysGuardInference(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keys, []byte("# one key per line\nk-123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.APIKeysFile = keys }))
+	pushModel(t, g, "add", "1", testModel(t, "test_add"))
+	for tok, want := range map[string]int{"": 401, "k-999": 401, "k-123": 200, g.Token: 401} {
+		if a := call(t, "POST", g.URL+"/v2/models/add/infer", tok, addRequest(1)); a.status != want {
+			t.Errorf("inference with key %q: %d, want %d (%s)", tok, a.status, want, a.raw)
+		}
+	}
+	// Health stays open for probes.
+	if a := call(t, "GET", g.URL+"/v2/health/ready", "", nil); a.status != 200 {
+		t.Errorf("readiness behind API keys: %d", a.status)
 	}
 }

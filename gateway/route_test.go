@@ -13,6 +13,7 @@ import (
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/sdk/client"
 )
 
 // plugin returns an example plugin or a plugins/testdata test plugin.
@@ -241,5 +242,33 @@ func TestOverloadAnswers429(t *testing.T) {
 	}
 	if seen[429] == 0 || seen[502] == 0 || seen[429]+seen[502] != 64 {
 		t.Fatalf("statuses %v: want only 429 (over the limit) and 502 (the looping plugin)", seen)
+	}
+}
+
+func TestShutdownDrainsRequestsInFlight(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "scorer", "1", scorer(t, []string{"x"}, []float32{1}, 0))
+	// A plugin that loops until its 300ms deadline: a request in flight
+	// that long.
+	err := g.Client.PushPluginLimits(context.Background(), "loop", "1", bytes.NewReader(plugin(t, "loop")), client.PluginLimits{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setRoute(t, g, "slow", `{"plugins":[{"name":"loop"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`)
+	done := make(chan answer, 1)
+	go func() {
+		done <- call(t, "POST", g.URL+"/v1/routes/slow/predict", "", []byte(`{"x":1,"padding":"long enough to loop"}`))
+	}()
+	testgw.Eventually(t, 5*time.Second, func() bool {
+		return strings.Contains(call(t, "GET", g.URL+"/metrics", "", nil).raw, "weir_inflight_requests 1")
+	}, "the slow request to be in flight")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.status != 502 || !strings.Contains(a.raw, "deadline of 300ms") {
+		t.Fatalf("the request in flight at shutdown got %d %s, want its own answer (the plugin's deadline)", a.status, a.raw)
 	}
 }
