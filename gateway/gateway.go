@@ -117,8 +117,8 @@ type Gateway struct {
 	shadowSlots chan struct{} // bounds shadow requests in flight
 	inflight    atomic.Int64  // inference requests being served
 
-	ready   bool
-	closers []func() // run in reverse order by Shutdown
+	ready   atomic.Bool // answers /v2/health/ready
+	closers []func()    // run in reverse order by Shutdown
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -214,7 +214,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := g.buildApp(); err != nil {
 		return nil, err
 	}
-	g.ready = true
+	g.ready.Store(true)
 	return g, nil
 }
 
@@ -341,7 +341,7 @@ func (g *Gateway) ListenAndServe() error {
 // Shutdown stops accepting requests, lets those in flight finish (until ctx
 // ends), then stops every part.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.ready = false
+	g.ready.Store(false)
 	var err error
 	if g.app != nil {
 		err = g.app.ShutdownWithContext(ctx)

@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -564,7 +563,3 @@ func splitList(s string) []string {
 	}
 	return out
 }
-
-// ErrNoFeatures is returned when a named-feature request reaches a model
-// without a feature list.
-var ErrNoFeatures = errors.New("model has no feature list")
