@@ -14,20 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/router"
 )
-
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
-	}
-}
 
 // testWriter sends the controller's log to the test's log.
 type testWriter struct{ t *testing.T }
@@ -174,11 +164,11 @@ func spec(interval time.Duration, steps ...int) Spec {
 func waitState(t *testing.T, c *Controller, want State) *Status {
 	t.Helper()
 	var st *Status
-	eventually(t, 10*time.Second, func() bool {
+	testpoll.Eventually(t, 10*time.Second, func() bool {
 		var err error
 		st, err = c.Status(context.Background(), "fraud")
 		return err == nil && st.State == want && st.RouteApplied
-	})
+	}, "rollout in state %s with its route applied", want)
 	return st
 }
 
@@ -216,7 +206,7 @@ func TestGoodCanaryPromoted(t *testing.T) {
 	if st.Variants["canary"].Requests != 500 || st.Variants["stable"].Requests != 4500 || st.Drift == nil || *st.Drift != 0.1 {
 		t.Fatalf("status figures: %+v drift %v", st.Variants, st.Drift)
 	}
-	eventually(t, 2*time.Second, func() bool { return len(got()) == 5 })
+	testpoll.Eventually(t, 2*time.Second, func() bool { return len(got()) == 5 }, "5 published transitions")
 	for i, tr := range got() {
 		if tr.Route != "fraud" || tr.TS.IsZero() || tr.Weight != weights[i] || tr.By != "a" {
 			t.Errorf("published transition %d: %+v", i, tr)
@@ -284,7 +274,7 @@ func TestRollbacks(t *testing.T) {
 			if vs := e.variants(t); vs["stable"].Weight != 100 || vs["canary"].Weight != 0 || vs["stable"].Version != "1" {
 				t.Fatalf("route after rollback: %+v", vs)
 			}
-			eventually(t, 2*time.Second, func() bool { tr := got(); return len(tr) == 2 && tr[1].To == RolledBack && tr[1].Reason == tc.reason })
+			testpoll.Eventually(t, 2*time.Second, func() bool { tr := got(); return len(tr) == 2 && tr[1].To == RolledBack && tr[1].Reason == tc.reason }, "the rollback transition published")
 			if n := testutil.ToFloat64(c.transitions.WithLabelValues("fraud", "rolled_back")); n != 1 {
 				t.Errorf("rolled_back counter %v", n)
 			}
@@ -298,20 +288,20 @@ func TestZeroTrafficWaits(t *testing.T) {
 	if _, err := c.Start(context.Background(), "fraud", spec(30*time.Millisecond, 10, 100)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool {
+	testpoll.Eventually(t, 5*time.Second, func() bool {
 		st, err := c.Status(context.Background(), "fraud")
 		return err == nil && st.Waiting && st.Reason == "waiting: 0 of 100 requests" && st.State == Progressing
-	})
+	}, "the rollout waiting with 0 of 100 requests")
 	e.metrics.set("canary", VariantMetrics{Requests: 12})
-	eventually(t, 5*time.Second, func() bool {
+	testpoll.Eventually(t, 5*time.Second, func() bool {
 		st, err := c.Status(context.Background(), "fraud")
 		return err == nil && st.Reason == "waiting: 12 of 100 requests" && st.Step == 0 && st.Variants["canary"].Requests == 12
-	})
+	}, "the rollout waiting with 12 of 100 requests")
 	e.metrics.set("canary", VariantMetrics{Requests: 150})
-	eventually(t, 5*time.Second, func() bool {
+	testpoll.Eventually(t, 5*time.Second, func() bool {
 		st, err := c.Status(context.Background(), "fraud")
 		return err == nil && st.Step == 1 && !st.Waiting
-	})
+	}, "the rollout past step 0 with 150 requests")
 }
 
 func TestManualOperations(t *testing.T) {
@@ -377,7 +367,7 @@ func TestManualOperations(t *testing.T) {
 		t.Fatalf("route after abort: %+v", vs)
 	}
 	wantTo := []State{Progressing, Paused, Progressing, Promoted, Progressing, RolledBack}
-	eventually(t, 2*time.Second, func() bool { return len(got()) == len(wantTo) })
+	testpoll.Eventually(t, 2*time.Second, func() bool { return len(got()) == len(wantTo) }, "%d published transitions", len(wantTo))
 	for i, tr := range got() {
 		if tr.To != wantTo[i] {
 			t.Errorf("transition %d to %s, want %s", i, tr.To, wantTo[i])
@@ -426,7 +416,7 @@ func TestStartValidation(t *testing.T) {
 func TestLeaseTakeover(t *testing.T) {
 	e := newEnv(t)
 	a := e.controller(t, "a")
-	eventually(t, 5*time.Second, a.Leader) // a starts first and takes the lease
+	testpoll.Eventually(t, 5*time.Second, a.Leader, "a to take the lease") // a starts first and takes the lease
 	b := e.controller(t, "b")
 	e.metrics.set("canary", VariantMetrics{Requests: 500, P99: time.Millisecond})
 
@@ -434,17 +424,17 @@ func TestLeaseTakeover(t *testing.T) {
 	if _, err := b.Start(context.Background(), "fraud", spec(40*time.Millisecond, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool {
+	testpoll.Eventually(t, 5*time.Second, func() bool {
 		st, _ := a.Status(context.Background(), "fraud")
 		return st != nil && st.Step >= 2
-	})
+	}, "a to move the rollout to step 2")
 	if b.Leader() {
 		t.Fatal("both controllers hold the lease")
 	}
 	// Hold the rollout where it is, then stop the leader.
 	e.metrics.set("canary", VariantMetrics{Requests: 0})
 	a.Close()
-	eventually(t, 5*time.Second, b.Leader)
+	testpoll.Eventually(t, 5*time.Second, b.Leader, "b to take over the lease")
 	held, _ := b.Status(context.Background(), "fraud")
 	e.metrics.set("canary", VariantMetrics{Requests: 500, P99: time.Millisecond})
 
@@ -470,24 +460,24 @@ func TestLeaseTakeover(t *testing.T) {
 func TestLeaseExpiry(t *testing.T) {
 	e := newEnv(t)
 	a, anc := e.controllerTTL(t, "a", 300*time.Millisecond)
-	eventually(t, 5*time.Second, a.Leader)
+	testpoll.Eventually(t, 5*time.Second, a.Leader, "a to take the lease")
 	b, _ := e.controllerTTL(t, "b", 300*time.Millisecond)
 	anc.Close() // a is cut off from NATS without releasing its lease
-	eventually(t, 5*time.Second, func() bool { return b.Leader() && !a.Leader() })
+	testpoll.Eventually(t, 5*time.Second, func() bool { return b.Leader() && !a.Leader() }, "b to take over the expired lease")
 }
 
 func TestRouteDeletedEndsRollout(t *testing.T) {
 	e := newEnv(t)
 	c := e.controller(t, "a")
-	eventually(t, 5*time.Second, c.Leader)
+	testpoll.Eventually(t, 5*time.Second, c.Leader, "c to take the lease")
 	if _, err := c.Start(context.Background(), "fraud", spec(time.Hour, 50, 100)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.routes.Delete(context.Background(), "fraud"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool {
+	testpoll.Eventually(t, 5*time.Second, func() bool {
 		st, err := c.Status(context.Background(), "fraud")
 		return err == nil && st.State == RolledBack && st.Reason == "route deleted" && st.RouteApplied
-	})
+	}, "the rollout rolled back after its route was deleted")
 }

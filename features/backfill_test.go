@@ -11,6 +11,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -39,7 +40,7 @@ func TestBackfillCSV(t *testing.T) {
 	if strings.Join(calls, " ") != "0/5 5/5" {
 		t.Errorf("progress calls %v", calls)
 	}
-	eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 4 }, "backfilled rows applied")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 4 }, "backfilled rows applied")
 	if got := num(t, s, "c1", "tx_count_1h"); got != 2 {
 		t.Errorf("c1 tx_count_1h = %v, want 2", got)
 	}
@@ -87,7 +88,7 @@ func TestBackfillParquet(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("backfill n=%d err=%v", n, err)
 	}
-	eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 3 }, "parquet rows applied")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 3 }, "parquet rows applied")
 	if got := num(t, s, "p1", "tx_count_1h"); got != 2 {
 		t.Errorf("tx_count_1h = %v, want 2", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // BenchmarkReadFeaturesHit is the plugin hot path: a cached entity.
@@ -20,7 +21,7 @@ func BenchmarkReadFeaturesHit(b *testing.B) {
 	if _, err := s.Merge(ctx, "acct-1", map[string]any{"tx_count_1h": 3, "amount_mean_24h": 41.5, "country": "DE"}); err != nil {
 		b.Fatal(err)
 	}
-	eventually(b, 2*time.Second, func() bool {
+	testpoll.Eventually(b, 2*time.Second, func() bool {
 		_, ok, _ := s.ReadFeatures(ctx, "acct-1")
 		s.cache.Wait()
 		e, hit := s.cache.Get("acct-1")
@@ -112,7 +113,7 @@ func BenchmarkIngestThroughput(b *testing.B) {
 		sent += n
 	}
 	published := time.Since(start)
-	eventually(b, time.Minute, func() bool { return s.Stats("bench").Applied >= int64(b.N) }, "all events applied")
+	testpoll.Eventually(b, time.Minute, func() bool { return s.Stats("bench").Applied >= int64(b.N) }, "all events applied")
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")

@@ -11,18 +11,6 @@ import (
 	"github.com/weirhq/weir/internal/natsx/natstest"
 )
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: "+format, append([]any{timeout}, args...)...)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
-	}
-}
-
 type testOpt func(*Options)
 
 // openStore opens a Store on its own connection to srv, closed at test end.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -44,8 +45,8 @@ func TestStreamingAggregatesSlide(t *testing.T) {
 	}
 	for i, st := range steps {
 		mustIngest(t, s, "fraud", tx("acct-1", st.at, st.amount, st.merchant))
-		eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == int64(i+1) }, "event %d applied", i)
-		eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == st.count1h },
+		testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == int64(i+1) }, "event %d applied", i)
+		testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == st.count1h },
 			"tx_count_1h = %v after the event at t0+%s (got %v)", st.count1h, st.at, num(t, s, "acct-1", "tx_count_1h"))
 	}
 	// Over 24h: amounts 10, 30, 50.
@@ -63,12 +64,12 @@ func TestStreamingAggregatesSlide(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustIngest(t, s, "fraud", tx("acct-1", 71*time.Minute, 50, "m3"))
-	eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == 3 }, "fourth event")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == 3 }, "fourth event")
 	obj, ok, err := s.Lookup(ctx, "acct-1")
 	if err != nil || !ok || obj["country"] != "FR" || obj["merchants_1d"] != json.Number("3") {
 		t.Errorf("Lookup = %v %v %v", obj, ok, err)
 	}
-	eventually(t, 2*time.Second, func() bool {
+	testpoll.Eventually(t, 2*time.Second, func() bool {
 		return counterValue(t, reg, "weir_features_events_ingested_total", map[string]string{"set": "fraud"}) == 4
 	}, "weir_features_events_ingested_total = 4")
 	if st := s.Stats("fraud"); st.Accepted != 4 || st.Applied != 4 {
@@ -101,7 +102,7 @@ func TestEachOpThroughTheStream(t *testing.T) {
 	if acc, rej, err := s.Ingest(ctx, "ops", []byte(body)); err != nil || acc != 3 || rej != 0 {
 		t.Fatalf("ingest %d %d %v", acc, rej, err)
 	}
-	eventually(t, 5*time.Second, func() bool { return num(t, s, "7", "n") == 3 }, "three events counted")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "7", "n") == 3 }, "three events counted")
 	mean := 5.0
 	want := map[string]any{"sum": 15.0, "mean": mean, "std": math.Sqrt((9 + 1 + 16) / 3.0), "min": 2.0, "max": 9.0, "last": "Oslo", "distinct": 2.0}
 	for name, w := range want {
@@ -141,8 +142,8 @@ func TestMalformedEventsCountedAndSkipped(t *testing.T) {
 		}
 	}
 	mustIngest(t, s, "fraud", map[string]any{"account_id": "a", "ts": "2024-05-01T12:02:00Z", "amount": 9})
-	eventually(t, 5*time.Second, func() bool { return num(t, s, "a", "tx_count_1h") == 3 }, "valid events applied after bad ones")
-	eventually(t, 5*time.Second, func() bool {
+	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "a", "tx_count_1h") == 3 }, "valid events applied after bad ones")
+	testpoll.Eventually(t, 5*time.Second, func() bool {
 		st := s.Stats("fraud")
 		return st.Rejected[ReasonBadJSON] == 1 && st.Rejected[ReasonBadKey] == 2 && st.Rejected[ReasonWrongType] == 2 &&
 			st.Rejected[ReasonMissingKey] == 1 && st.Rejected[ReasonBadTimestamp] == 1
@@ -177,7 +178,7 @@ func TestIngestDeduplicatesRetries(t *testing.T) {
 		}
 	}
 	mustIngest(t, s, "fraud", map[string]any{"account_id": "d", "ts": "2024-05-01T12:00:09Z"})
-	eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 3 }, "the marker event applied")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 3 }, "the marker event applied")
 	if got := num(t, s, "d", "tx_count_1h"); got != 3 {
 		t.Errorf("tx_count_1h = %v after three identical requests, want 3", got)
 	}
@@ -213,13 +214,13 @@ func TestRestartMidStreamNoDoubleCountNoLoss(t *testing.T) {
 	}
 	ingestN(t, a, 0, 1000)
 	// Close while the aggregator is (probably) in the middle of the backlog.
-	eventually(t, 5*time.Second, func() bool { return a.Stats("fraud").Applied > 0 }, "aggregation started")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return a.Stats("fraud").Applied > 0 }, "aggregation started")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := openStore(t, srv, true)
 	ingestN(t, b, 1000, 2000)
-	eventually(t, 10*time.Second, func() bool { return total(t, b) == 2000 }, "all 2000 events counted exactly once (got %v)", total(t, b))
+	testpoll.Eventually(t, 10*time.Second, func() bool { return total(t, b) == 2000 }, "all 2000 events counted exactly once (got %v)", total(t, b))
 }
 
 func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
@@ -234,14 +235,14 @@ func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	ingestN(t, a, 0, 500)
-	eventually(t, 5*time.Second, func() bool { return total(t, a) == 500 }, "first run applied all")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return total(t, a) == 500 }, "first run applied all")
 	_ = a.Close()
 	// Restart the server too, on the same data.
 	srv.Shutdown()
 	srv = natstest.StartIn(t, dir)
 	b, _ := openStore(t, srv, true)
 	ingestN(t, b, 500, 600)
-	eventually(t, 5*time.Second, func() bool { return b.Stats("fraud").Applied == 100 && b.Stats("fraud").Duplicates == 500 },
+	testpoll.Eventually(t, 5*time.Second, func() bool { return b.Stats("fraud").Applied == 100 && b.Stats("fraud").Duplicates == 500 },
 		"replay skipped the 500 already applied: %+v", b.Stats("fraud"))
 	if got := total(t, b); got != 600 {
 		t.Errorf("total count = %v after replay, want 600", got)
@@ -256,12 +257,12 @@ func TestTwoAggregatorsShareASet(t *testing.T) {
 	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, func() bool { return b.set("fraud") != nil }, "B learns the set via KV")
+	testpoll.Eventually(t, 2*time.Second, func() bool { return b.set("fraud") != nil }, "B learns the set via KV")
 	ingestN(t, a, 0, 300)
 	ingestN(t, b, 300, 600)
-	eventually(t, 10*time.Second, func() bool { return total(t, a) == 600 }, "600 events counted once (got %v)", total(t, a))
-	eventually(t, time.Second, func() bool { return total(t, b) == 600 }, "B reads the same")
-	eventually(t, 2*time.Second, func() bool { return a.Stats("fraud").Applied+b.Stats("fraud").Applied == 600 },
+	testpoll.Eventually(t, 10*time.Second, func() bool { return total(t, a) == 600 }, "600 events counted once (got %v)", total(t, a))
+	testpoll.Eventually(t, time.Second, func() bool { return total(t, b) == 600 }, "B reads the same")
+	testpoll.Eventually(t, 2*time.Second, func() bool { return a.Stats("fraud").Applied+b.Stats("fraud").Applied == 600 },
 		"applied %d+%d across replicas, want 600", a.Stats("fraud").Applied, b.Stats("fraud").Applied)
 }
 
@@ -308,10 +309,10 @@ func TestTakeoverAfterOwnerDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	ingestN(t, a, 0, 200)
-	eventually(t, 5*time.Second, func() bool { return total(t, a) == 200 }, "A aggregates")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return total(t, a) == 200 }, "A aggregates")
 	b, _ := openStore(t, srv, true, short)
 	// A dies without releasing its lease: its connection just goes away.
 	a.o.NC.Close()
 	ingestN(t, b, 200, 400)
-	eventually(t, 10*time.Second, func() bool { return total(t, b) == 400 }, "B took over after the lease expired (total %v)", total(t, b))
+	testpoll.Eventually(t, 10*time.Second, func() bool { return total(t, b) == 400 }, "B took over after the lease expired (total %v)", total(t, b))
 }

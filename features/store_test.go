@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -29,7 +30,7 @@ func TestMergeGetReadFeatures(t *testing.T) {
 	if _, has := got["country"]; has || got["vip"] != true {
 		t.Errorf("merge result %v: want country removed (null) and vip set", got)
 	}
-	eventually(t, time.Second, func() bool {
+	testpoll.Eventually(t, time.Second, func() bool {
 		b, ok, err := s.ReadFeatures(ctx, "acct-1")
 		return err == nil && ok && string(b) == `{"age_days":401,"vip":true}`
 	}, "ReadFeatures shows the merged object")
@@ -75,12 +76,12 @@ func TestTwoReplicasStayCoherent(t *testing.T) {
 	if _, err := a.Merge(ctx, "acct-7", map[string]any{"score": 1}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, func() bool { v, _ := feature(t, b, "acct-7", "score"); return v == 1.0 }, "B reads A's first write")
+	testpoll.Eventually(t, time.Second, func() bool { v, _ := feature(t, b, "acct-7", "score"); return v == 1.0 }, "B reads A's first write")
 	// B has it cached now; a second write on A must reach B's cache.
 	if _, err := a.Merge(ctx, "acct-7", map[string]any{"score": 2}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, func() bool { v, _ := feature(t, b, "acct-7", "score"); return v == 2.0 }, "B reads A's update within 1s")
+	testpoll.Eventually(t, time.Second, func() bool { v, _ := feature(t, b, "acct-7", "score"); return v == 2.0 }, "B reads A's update within 1s")
 	// Concurrent merges on both replicas lose nothing (compare-and-swap).
 	done := make(chan error, 2)
 	for i, s := range []*Store{a, b} {
@@ -99,7 +100,7 @@ func TestTwoReplicasStayCoherent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, time.Second, func() bool {
+	testpoll.Eventually(t, time.Second, func() bool {
 		obj, _, _ := a.Get(ctx, "acct-8")
 		return len(obj) == 40
 	}, "all 40 concurrent fields present")
@@ -112,7 +113,7 @@ func TestFeatureSubject(t *testing.T) {
 	if err := nc.Publish(SubjectFeatPrefix+"acct-9", []byte(`{"segment":"gold","limit":500}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, func() bool { v, _ := feature(t, s, "acct-9", "segment"); return v == "gold" }, "published features merged")
+	testpoll.Eventually(t, 2*time.Second, func() bool { v, _ := feature(t, s, "acct-9", "segment"); return v == "gold" }, "published features merged")
 	// A request gets the merged object back, or the error.
 	msg, err := nc.Request(SubjectFeatPrefix+"acct-9", []byte(`{"limit":600}`), 2*time.Second)
 	if err != nil {
@@ -144,11 +145,11 @@ func TestFeatureSetTTLExpiresOnRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustIngest(t, s, "short", map[string]any{"k": "e1"})
-	eventually(t, 3*time.Second, func() bool { return num(t, other, "e1", "n") == 1 }, "aggregate visible")
+	testpoll.Eventually(t, 3*time.Second, func() bool { return num(t, other, "e1", "n") == 1 }, "aggregate visible")
 	// Three seconds after the event's arrival the aggregate is gone for
 	// readers (the stored object keeps it until the next write), and the
 	// manual feature stays.
-	eventually(t, 6*time.Second, func() bool { _, has := feature(t, other, "e1", "n"); return !has }, "aggregate expired")
+	testpoll.Eventually(t, 6*time.Second, func() bool { _, has := feature(t, other, "e1", "n"); return !has }, "aggregate expired")
 	if v, _ := feature(t, other, "e1", "manual"); v != "stays" {
 		t.Errorf("manual feature = %v after the set's TTL", v)
 	}
@@ -159,5 +160,5 @@ func TestFeatureSetTTLExpiresOnRead(t *testing.T) {
 	// A later event starts the aggregate afresh (the expired state is not
 	// resumed).
 	mustIngest(t, s, "short", map[string]any{"k": "e1", "x": 1})
-	eventually(t, 5*time.Second, func() bool { return num(t, other, "e1", "n") == 1 }, "fresh aggregate after expiry")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, other, "e1", "n") == 1 }, "fresh aggregate after expiry")
 }

@@ -27,7 +27,7 @@ func (g *Gateway) buildApp() error {
 	// Health and server metadata: always open.
 	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
 	app.Get("/v2/health/ready", func(c *fiber.Ctx) error {
-		if !g.ready || !g.nc.IsConnected() {
+		if !g.ready.Load() || !g.nc.IsConnected() {
 			return weirerr.Unavailablef("not ready")
 		}
 		return c.SendStatus(fiber.StatusOK)

@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // readArchive reads every finished file under dir and fails the test on any
@@ -102,7 +103,7 @@ func TestArchiverWritesPartitionsAndExports(t *testing.T) {
 		}
 		publishRaw(t, js, ev)
 	}
-	eventually(t, 15*time.Second, func() bool { return len(readArchive(t, dir)) >= n }, "archive rows")
+	testpoll.Eventually(t, 15*time.Second, func() bool { return len(readArchive(t, dir)) >= n }, "archive rows")
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
@@ -176,7 +177,7 @@ func TestArchiverRestartMidStream(t *testing.T) {
 	for i := range n / 2 {
 		publishRaw(t, js, testEvent("r", i))
 	}
-	eventually(t, 10*time.Second, func() bool { return a.Files() > 0 }, "first file")
+	testpoll.Eventually(t, 10*time.Second, func() bool { return a.Files() > 0 }, "first file")
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestArchiverRestartMidStream(t *testing.T) {
 		publishRaw(t, js, testEvent("r", i))
 	}
 	newTestArchiver(t, opts)
-	eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
+	testpoll.Eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
@@ -207,7 +208,7 @@ func TestArchiverCrashBeforeAckWritesNoDuplicates(t *testing.T) {
 	for i := range n {
 		publishRaw(t, js, testEvent("r", i))
 	}
-	eventually(t, 10*time.Second, func() bool { return crashing.Files() == 3 }, "three full files")
+	testpoll.Eventually(t, 10*time.Second, func() bool { return crashing.Files() == 3 }, "three full files")
 	crashing.cancel() // die without flushing the last 100 or acking anything
 	<-crashing.done
 	if rows := readArchive(t, dir); len(rows) != 900 {
@@ -215,7 +216,7 @@ func TestArchiverCrashBeforeAckWritesNoDuplicates(t *testing.T) {
 	}
 
 	newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 300, MaxAge: 100 * time.Millisecond, AckWait: time.Second})
-	eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
+	testpoll.Eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)

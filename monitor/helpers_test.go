@@ -14,18 +14,6 @@ import (
 	"github.com/weirhq/weir/internal/natsx"
 )
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met in %s: %s", timeout, fmt.Sprintf(format, args...))
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval, not a wait for an event
-	}
-}
-
 // restartable is an embedded NATS server that can be stopped and started
 // again on the same port and store, so clients reconnect to it.
 type restartable struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 func newTestPublisher(t testing.TB, o PublisherOptions) *Publisher {
@@ -57,7 +58,7 @@ func TestPublisherPublishesEveryEventOnce(t *testing.T) {
 	for i := range n {
 		p.Publish(testEvent("fraud-check", i))
 	}
-	eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == n },
+	testpoll.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == n },
 		"published=%v want %d", testutil.ToFloat64(p.published), n)
 	ids, total := streamIDs(t, js)
 	if total != n || len(ids) != n {
@@ -109,7 +110,7 @@ func TestPublisherSurvivesNATSRestart(t *testing.T) {
 	// With the server gone, a Publish that waited on NATS would never return.
 	done := make(chan struct{})
 	go func() { publish(1000, 2000); close(done) }()
-	eventually(t, 10*time.Second, func() bool {
+	testpoll.Eventually(t, 10*time.Second, func() bool {
 		select {
 		case <-done:
 			return true
@@ -120,7 +121,7 @@ func TestPublisherSurvivesNATSRestart(t *testing.T) {
 	srv.restart()
 	publish(2000, n)
 	_, js := srv.connect(t)
-	eventually(t, 30*time.Second, func() bool { return streamMsgs(t, js) >= n && p.spool.empty() },
+	testpoll.Eventually(t, 30*time.Second, func() bool { return streamMsgs(t, js) >= n && p.spool.empty() },
 		"stream has %d of %d events, spool empty=%v", streamMsgs(t, js), n, p.spool.empty())
 	ids, total := streamIDs(t, js)
 	if total != n || len(ids) != n {
@@ -139,12 +140,12 @@ func TestPublisherSpoolBoundDropsAndResends(t *testing.T) {
 	nc, _ := srv.connect(t)
 	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolMaxBytes: 16 << 10, SpoolSegmentBytes: 4 << 10})
 	srv.stop()
-	eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "client still connected")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "the client to notice NATS is gone")
 	const n = 500
 	for i := range n {
 		p.Publish(testEvent("r1", i))
 	}
-	eventually(t, 10*time.Second, func() bool {
+	testpoll.Eventually(t, 10*time.Second, func() bool {
 		return testutil.ToFloat64(p.spooled)+testutil.ToFloat64(p.dropped) == n
 	}, "spooled %v + dropped %v != %d", testutil.ToFloat64(p.spooled), testutil.ToFloat64(p.dropped), n)
 	spooled := int(testutil.ToFloat64(p.spooled))
@@ -161,7 +162,7 @@ func TestPublisherSpoolBoundDropsAndResends(t *testing.T) {
 
 	srv.restart()
 	_, js := srv.connect(t)
-	eventually(t, 20*time.Second, func() bool { return p.spool.empty() }, "spool never drained")
+	testpoll.Eventually(t, 20*time.Second, func() bool { return p.spool.empty() }, "the spool to drain")
 	ids, total := streamIDs(t, js)
 	if total != spooled || len(ids) != spooled {
 		t.Fatalf("stream holds %d messages (%d distinct), want the %d spooled", total, len(ids), spooled)
@@ -174,7 +175,7 @@ func TestPublisherResendsSpoolAfterRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
 	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolDir: dir})
 	srv.stop()
-	eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "client still connected")
+	testpoll.Eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "the client to notice NATS is gone")
 	const n = 200
 	for i := range n {
 		p.Publish(testEvent("r2", i))
@@ -197,7 +198,7 @@ func TestPublisherResendsSpoolAfterRestart(t *testing.T) {
 	srv.restart()
 	nc2, js := srv.connect(t)
 	p2 := newTestPublisher(t, PublisherOptions{Conn: nc2, SpoolDir: dir})
-	eventually(t, 20*time.Second, func() bool { return streamMsgs(t, js) == n && p2.spool.empty() },
+	testpoll.Eventually(t, 20*time.Second, func() bool { return streamMsgs(t, js) == n && p2.spool.empty() },
 		"stream has %d of %d spooled events", streamMsgs(t, js), n)
 	ids, total := streamIDs(t, js)
 	if total != n || len(ids) != n {

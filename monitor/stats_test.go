@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // publishRaw puts an event straight on the stream, as any gateway would.
@@ -82,7 +83,7 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 	send(&Event{TS: now.Add(-2 * time.Hour), Variant: "stable", Model: "fraud", Version: "1", LatencyUS: 1, Status: 200})
 	send(&Event{TS: bucketStart, Route: "other", Variant: "stable", LatencyUS: 1, Status: 200})
 
-	eventually(t, 10*time.Second, func() bool { return st.Events() == int64(total) },
+	testpoll.Eventually(t, 10*time.Second, func() bool { return st.Events() == int64(total) },
 		"stats took %d of %d events", st.Events(), total)
 
 	sum := st.Summary("fraud", now.Add(-time.Minute), now)
@@ -208,7 +209,7 @@ func TestStatsSeesEveryPublisher(t *testing.T) {
 		p2.Publish(ev)
 	}
 	for _, st := range []*Stats{st1, st2} {
-		eventually(t, 10*time.Second, func() bool {
+		testpoll.Eventually(t, 10*time.Second, func() bool {
 			sum := st.Summary("split", time.Now().Add(-time.Minute), time.Now())
 			return sum["stable"].Requests == 30 && sum["canary"].Requests == 30 && sum["canary"].ErrorRate == 1
 		}, "summary %v", st.Summary("split", time.Now().Add(-time.Minute), time.Now()))

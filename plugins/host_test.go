@@ -18,19 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 )
-
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // syncBuffer collects log output written from many goroutines.
 type syncBuffer struct {
@@ -250,7 +240,7 @@ func TestDeadlineStopsInfiniteLoopAndNextCallSucceeds(t *testing.T) {
 	}
 	// The discarded instance is replaced in the background.
 	pv := h.plugins[pluginKey{"loop", "1"}]
-	eventually(t, 5*time.Second, func() bool { return len(pv.idle) == 2 })
+	testpoll.Eventually(t, 5*time.Second, func() bool { return len(pv.idle) == 2 }, "the discarded instance replaced (2 idle)")
 
 	// A per-call limit overrides the plugin's.
 	_, err = h.CallWithLimits(context.Background(), "loop", "1", nil, []byte(`{"loop":"forever"}`), Limits{Timeout: 5 * time.Millisecond})
@@ -412,11 +402,11 @@ func TestUnloadWhileCallsInFlight(t *testing.T) {
 		}
 	}
 	// The last returned instance releases the compiled module.
-	eventually(t, 5*time.Second, func() bool {
+	testpoll.Eventually(t, 5*time.Second, func() bool {
 		h.compileMu.Lock()
 		defer h.compileMu.Unlock()
 		return len(h.modules) == 0
-	})
+	}, "the compiled module released after Unload")
 }
 
 func TestOverloadWhenAllInstancesBusy(t *testing.T) {
@@ -558,7 +548,7 @@ func TestGoRuntimeBehaviours(t *testing.T) {
 
 	_, err = call("panic")
 	wantErr(t, err, weirerr.Upstream, `plugin "goplugin@1": trapped`)
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "the plugin panicked on purpose") })
+	testpoll.Eventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "the plugin panicked on purpose") }, "the plugin's panic message in the log")
 
 	// The panicked instance was replaced; the Go runtime's stdout, stderr and
 	// the log import reach the log.

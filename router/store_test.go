@@ -13,19 +13,9 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 )
-
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
-	}
-}
 
 func openStore(t *testing.T, s *natstest.Server) *Store {
 	t.Helper()
@@ -57,10 +47,10 @@ func TestStoreTwoReplicas(t *testing.T) {
 		t.Fatalf("Put did not read its own write: %v %v", got, ok)
 	}
 	// b sees it through the KV watch.
-	eventually(t, 2*time.Second, func() bool {
+	testpoll.Eventually(t, 2*time.Second, func() bool {
 		got, ok := b.Get("fraud.v1")
 		return ok && got.Revision() == r.Revision()
-	})
+	}, "route fraud.v1 on the second store")
 	select {
 	case name := <-changed:
 		if name != "fraud.v1" {
@@ -84,7 +74,7 @@ func TestStoreTwoReplicas(t *testing.T) {
 	if _, err := a.Put(ctx, "other", []byte(`{"variants":[{"name":"a","model":"fraud","weight":100},{"name":"b","model":"fraud","version":"2","weight":0}],"shadow":{"model":"x","version":"1","percent":1},"plugins":[{"name":"enrich","version":"1"}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, func() bool { _, ok := b.Get("other"); return ok })
+	testpoll.Eventually(t, 2*time.Second, func() bool { _, ok := b.Get("other"); return ok }, "route other on the second store")
 	for _, c := range []struct {
 		model, version string
 		want           []string
@@ -113,7 +103,7 @@ func TestStoreTwoReplicas(t *testing.T) {
 	if _, ok := b.Get("fraud.v1"); ok {
 		t.Fatal("deleted route still served by the deleting store")
 	}
-	eventually(t, 2*time.Second, func() bool { _, ok := a.Get("fraud.v1"); return !ok })
+	testpoll.Eventually(t, 2*time.Second, func() bool { _, ok := a.Get("fraud.v1"); return !ok }, "route fraud.v1 deleted on the first store")
 	if err := b.Delete(ctx, "fraud.v1"); weirerr.KindOf(err) != weirerr.NotFound {
 		t.Fatalf("delete of a missing route: %v", err)
 	}
@@ -144,7 +134,7 @@ func TestUpdateVariantsCAS(t *testing.T) {
 	if _, err := a.Put(ctx, "r", []byte(`{"variants":[{"name":"stable","model":"m","version":"1","weight":100},{"name":"canary","model":"m","version":"2","weight":0}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, func() bool { _, ok := b.Get("r"); return ok })
+	testpoll.Eventually(t, 2*time.Second, func() bool { _, ok := b.Get("r"); return ok }, "route r on the second store")
 
 	// Two stores each move 1 point from stable to canary 10 times, at the
 	// same time: CAS must not lose any of the 20 increments.
@@ -172,11 +162,11 @@ func TestUpdateVariantsCAS(t *testing.T) {
 		t.FailNow()
 	}
 	// The last write may have come from b: wait for a to see it.
-	eventually(t, 2*time.Second, func() bool {
+	testpoll.Eventually(t, 2*time.Second, func() bool {
 		r, _ := a.Get("r")
 		v, _ := r.Variant("canary")
 		return v.Weight == 20 && r.Revision() == mustLatest(t, b).Revision()
-	})
+	}, "the first store to see canary at weight 20 at the latest revision")
 	if r, _ := a.Get("r"); r.Variants()[0].Weight != 80 {
 		t.Fatalf("stable weight %d after 20 CAS decrements", r.Variants()[0].Weight)
 	}
@@ -243,7 +233,7 @@ func TestAtomicSwapConcurrentReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, func() bool { return reads.Load() > 1000 })
+	testpoll.Eventually(t, 5*time.Second, func() bool { return reads.Load() > 1000 }, "more than 1000 concurrent reads")
 	close(stop)
 	wg.Wait()
 	r, _ := st.Get("r")

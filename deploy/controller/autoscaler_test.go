@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/weirhq/weir/deploy/api/v1alpha1"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // fakeLoad is a LoadSource the test drives: every replica reports inflight.
@@ -198,16 +199,16 @@ func TestOnlyLeaseHolderScales(t *testing.T) {
 			LeaseDuration: 5 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
 		})
 	}
-	eventually(t, 30*time.Second, "the leader scaled the Deployment to its max", func() bool {
+	testpoll.Eventually(t, 30*time.Second, func() bool {
 		return replicasOf(t, c, ns, "weir") == 4
-	})
+	}, "the leader scaled the Deployment to its max")
 	// Let the leader run several more steps, then check the other never ran one.
 	leader := loads[0]
 	if loads[1].calls.Load() > loads[0].calls.Load() {
 		leader = loads[1]
 	}
 	seen := leader.calls.Load()
-	eventually(t, 10*time.Second, "more leader steps", func() bool { return leader.calls.Load() >= seen+5 })
+	testpoll.Eventually(t, 10*time.Second, func() bool { return leader.calls.Load() >= seen+5 }, "more leader steps")
 	if loads[0].calls.Load() > 0 && loads[1].calls.Load() > 0 {
 		t.Fatalf("both controllers read the load (%d and %d steps): no single lease holder", loads[0].calls.Load(), loads[1].calls.Load())
 	}

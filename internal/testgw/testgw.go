@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/sdk/client"
 )
 
@@ -82,15 +83,9 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	return tg
 }
 
-// Eventually polls cond every 10ms until it holds, failing the test after
-// timeout with what.
+// Eventually polls cond until it holds, failing the test after timeout
+// with what (a plain string, not a format). See testpoll.Eventually.
 func Eventually(t testing.TB, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testpoll.Eventually(t, timeout, cond, "%s", what)
 }

@@ -21,21 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor"
 )
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // env is a real embedded NATS server with the events stream.
 type env struct {
@@ -252,7 +241,7 @@ func TestNoAlertsWithoutDrift(t *testing.T) {
 	for range 4 {
 		e.publish(t, g.events(total/4, drawNormal(0, false))...)
 	}
-	eventually(t, 30*time.Second, "all events applied", func() bool { return applied(m) == total })
+	testpoll.Eventually(t, 30*time.Second, func() bool { return applied(m) == total }, "all events applied")
 
 	res, err := m.Results("fraud", "1")
 	if err != nil {
@@ -314,13 +303,13 @@ func TestShiftRaisesOneAlertWithinOneWindow(t *testing.T) {
 
 	g := newGen("fraud", "1", 7)
 	e.publish(t, g.events(1000, drawNormal(0, false))...)
-	eventually(t, 20*time.Second, "baseline applied", func() bool { return applied(m) == 1000 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 1000 }, "baseline applied")
 
 	shiftedSeen := -1
 	for chunk := 1; chunk <= 10 && shiftedSeen < 0; chunk++ {
 		e.publish(t, g.events(100, drawNormal(1, false))...)
 		want := int64(1000 + 100*chunk)
-		eventually(t, 20*time.Second, "chunk applied", func() bool { return applied(m) == want })
+		testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == want }, "chunk applied")
 		if _, err := m.Results("fraud", "1"); err != nil { // judges what is pending
 			t.Fatal(err)
 		}
@@ -334,7 +323,7 @@ func TestShiftRaisesOneAlertWithinOneWindow(t *testing.T) {
 	t.Logf("alert after %d shifted events", shiftedSeen)
 	// The rest of the window drifts further: still only the one alert.
 	e.publish(t, g.events(1000, drawNormal(1, false))...)
-	eventually(t, 20*time.Second, "all applied", func() bool { return applied(m) == int64(2000+shiftedSeen) })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == int64(2000+shiftedSeen) }, "all applied")
 	res, err := m.Results("fraud", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -361,11 +350,11 @@ func TestShiftRaisesOneAlertWithinOneWindow(t *testing.T) {
 	if recent := m.RecentAlerts(5); len(recent) != 1 || recent[0].Feature != "amount" {
 		t.Errorf("RecentAlerts = %+v, want the one alert", recent)
 	}
-	eventually(t, 10*time.Second, "webhook delivery", func() bool {
+	testpoll.Eventually(t, 10*time.Second, func() bool {
 		hookMu.Lock()
 		defer hookMu.Unlock()
 		return len(hooks) == 1 && hooks[0].Feature == "amount" && hooks[0].State == StateDrifted
-	})
+	}, "webhook delivery")
 	if v := testutil.ToFloat64(m.met.drifted.WithLabelValues("fraud", "1", "amount")); v != 1 {
 		t.Errorf("weir_drift_drifted{feature=amount} = %v, want 1", v)
 	}
@@ -394,7 +383,7 @@ func TestRecoveryAndRealertWithHysteresis(t *testing.T) {
 		t.Helper()
 		e.publish(t, g.events(n, drawNormal(shift, false))...)
 		total += int64(n)
-		eventually(t, 20*time.Second, "events applied", func() bool { return applied(m) == total })
+		testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == total }, "events applied")
 	}
 	amount := func() FeatureDrift {
 		t.Helper()
@@ -461,7 +450,7 @@ func TestCategoricalDrift(t *testing.T) {
 	g := newGen("fraud", "2", 11)
 	e.publish(t, g.events(1000, drawNormal(0, false))...)
 	e.publish(t, g.events(1000, drawNormal(0, true))...)
-	eventually(t, 20*time.Second, "events applied", func() bool { return applied(m) == 2000 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 2000 }, "events applied")
 	res, err := m.Results("fraud", "2")
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +485,7 @@ func TestInferredReferenceAndOutputDrift(t *testing.T) {
 		}
 	}
 	e.publish(t, g.events(300, draw(0))...)
-	eventually(t, 20*time.Second, "first events applied", func() bool { return applied(m) == 300 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 300 }, "first events applied")
 	res, err := m.Results("churn", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -511,7 +500,7 @@ func TestInferredReferenceAndOutputDrift(t *testing.T) {
 	}
 
 	e.publish(t, g.events(200+500, draw(0))...) // completes the reference, then one window
-	eventually(t, 20*time.Second, "window applied", func() bool { return applied(m) == 1000 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 1000 }, "window applied")
 	res, err = m.Results("churn", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -532,7 +521,7 @@ func TestInferredReferenceAndOutputDrift(t *testing.T) {
 	}
 
 	e.publish(t, g.events(500, draw(0.5))...) // the model now predicts higher
-	eventually(t, 20*time.Second, "shift applied", func() bool { return applied(m) == 1500 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 1500 }, "shift applied")
 	if _, err := m.Results("churn", "1"); err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +548,7 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 	m1 := e.start(t, opts)
 	m1.SetReference("fraud", "1", ref)
 	e.publish(t, g.events(300, drawNormal(0, false))...)
-	eventually(t, 20*time.Second, "first monitor applied 300", func() bool { return applied(m1) == 300 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m1) == 300 }, "first monitor applied 300")
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -567,9 +556,9 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 
 	m2 := e.start(t, opts)
 	m2.SetReference("fraud", "1", ref)
-	eventually(t, 20*time.Second, "second monitor applied 200", func() bool { return applied(m2) == 200 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m2) == 200 }, "second monitor applied 200")
 	e.publish(t, g.events(1, drawNormal(0, false))...) // a marker after everything
-	eventually(t, 20*time.Second, "marker applied", func() bool { return applied(m2) == 201 })
+	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m2) == 201 }, "marker applied")
 
 	for name, n := range m1.windowCounts("fraud", "1") {
 		if n != 300 {
@@ -583,7 +572,7 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	eventually(t, 10*time.Second, "consumer fully acknowledged", func() bool {
+	testpoll.Eventually(t, 10*time.Second, func() bool {
 		c, err := e.js.Consumer(ctx, monitor.StreamEvents, "drift-restart")
 		if err != nil {
 			t.Fatal(err)
@@ -593,7 +582,7 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 			t.Fatal(err)
 		}
 		return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == 501 && info.NumRedelivered == 0
-	})
+	}, "consumer fully acknowledged")
 }
 
 func TestIgnoresFailedAndTerminatesGarbage(t *testing.T) {
@@ -606,10 +595,10 @@ func TestIgnoresFailedAndTerminatesGarbage(t *testing.T) {
 	if _, err := e.js.Publish(context.Background(), monitor.SubjectEventsPrefix+"m", []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "events handled", func() bool {
+	testpoll.Eventually(t, 10*time.Second, func() bool {
 		a, ig := m.Stats()
 		return a == 4 && ig == 1
-	})
+	}, "events handled")
 	res, err := m.Results("m", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -729,9 +718,9 @@ func TestWebhookFailureIsCounted(t *testing.T) {
 	for _, ev := range g.events(1000, drawNormal(3, false)) {
 		m.Apply(&ev)
 	}
-	eventually(t, 10*time.Second, "webhook failure counted", func() bool {
+	testpoll.Eventually(t, 10*time.Second, func() bool {
 		return testutil.ToFloat64(m.met.webhookFailure.WithLabelValues("fraud")) == 1
-	})
+	}, "webhook failure counted")
 	if got := m.RecentAlerts(10); len(got) != 1 || got[0].Feature != "amount" {
 		t.Errorf("RecentAlerts = %+v, want the amount alert", got)
 	}
