@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weirhq/weir/internal/promx"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor"
 )
@@ -136,12 +137,9 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 		}, []string{"route", "to"}),
 	}
 	if o.Registerer != nil {
-		if err := o.Registerer.Register(c.transitions); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register rollout metrics: %w", err)
-			}
-			c.transitions = are.ExistingCollector.(*prometheus.CounterVec)
+		var err error
+		if c.transitions, err = promx.Register(o.Registerer, c.transitions); err != nil {
+			return nil, fmt.Errorf("register rollout metrics: %w", err)
 		}
 	}
 	lctx, cancel := context.WithCancel(context.Background())

@@ -1,9 +1,9 @@
 package plugins
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirhq/weir/internal/promx"
 )
 
 // metrics are the host's Prometheus collectors, labelled by plugin and
@@ -37,35 +37,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"plugin", "version"}),
 	}
 	var err error
-	m.calls, err = register(reg, m.calls)
+	m.calls, err = promx.Register(reg, m.calls)
 	if err != nil {
 		return nil, err
 	}
-	if m.failures, err = register(reg, m.failures); err != nil {
+	if m.failures, err = promx.Register(reg, m.failures); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = promx.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.logDropped, err = register(reg, m.logDropped); err != nil {
+	if m.logDropped, err = promx.Register(reg, m.logDropped); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or reuses the identical collector already there (two
-// hosts on one registry, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 type pluginMetrics struct {

@@ -1,9 +1,9 @@
 package drift
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirhq/weir/internal/promx"
 )
 
 // metrics are the weir_drift_* collectors. They always exist; they are only
@@ -38,34 +38,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.score, err = register(reg, m.score); err != nil {
+	if m.score, err = promx.Register(reg, m.score); err != nil {
 		return nil, err
 	}
-	if m.drifted, err = register(reg, m.drifted); err != nil {
+	if m.drifted, err = promx.Register(reg, m.drifted); err != nil {
 		return nil, err
 	}
-	if m.alerts, err = register(reg, m.alerts); err != nil {
+	if m.alerts, err = promx.Register(reg, m.alerts); err != nil {
 		return nil, err
 	}
-	if m.webhookFailure, err = register(reg, m.webhookFailure); err != nil {
+	if m.webhookFailure, err = promx.Register(reg, m.webhookFailure); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a second Monitor on the same registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // featureGauges caches one feature's gauge children so a recompute does not
