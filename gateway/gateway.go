@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -115,7 +116,10 @@ type Gateway struct {
 	rollouts    *canary.Controller
 	drift       *drift.Monitor
 	shadowSlots chan struct{} // bounds shadow requests in flight
-	inflight    atomic.Int64  // inference requests being served
+	// implicitRoutes caches the route a model with no route of its own
+	// gets: its latest version, no plugins (model name -> *router.Route).
+	implicitRoutes sync.Map
+	inflight       atomic.Int64 // inference requests being served
 
 	ready   atomic.Bool // answers /v2/health/ready
 	closers []func()    // run in reverse order by Shutdown

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,10 +18,6 @@ import (
 // implicitVariant names the one variant of a model's implicit route.
 const implicitVariant = "default"
 
-// implicitRoutes caches the route a model name with no route of its own
-// gets: its latest version, no plugins.
-var implicitRoutes sync.Map // model name -> *router.Route
-
 // routeFor returns the route serving name: a configured route, else the
 // implicit route of a model of that name. implicit says which.
 func (g *Gateway) routeFor(name string) (rt *router.Route, implicit bool, err error) {
@@ -32,14 +27,14 @@ func (g *Gateway) routeFor(name string) (rt *router.Route, implicit bool, err er
 	if !g.models.Has(name) {
 		return nil, false, weirerr.NotFoundf("model or route %q not found", name)
 	}
-	if v, ok := implicitRoutes.Load(name); ok {
+	if v, ok := g.implicitRoutes.Load(name); ok {
 		return v.(*router.Route), true, nil
 	}
 	rt, err = router.Compile(name, router.Config{Variants: []router.Variant{{Name: implicitVariant, Model: name, Weight: 100}}})
 	if err != nil {
 		return nil, false, err
 	}
-	implicitRoutes.Store(name, rt)
+	g.implicitRoutes.Store(name, rt)
 	return rt, true, nil
 }
 
