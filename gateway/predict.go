@@ -207,7 +207,7 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 // the row already has win), for routes that name feature sets.
 func (g *Gateway) joinFeatures(ctx context.Context, rt *router.Route, rows []map[string]any) error {
 	f, ok := rt.Features()
-	if !ok || g.features == nil {
+	if !ok {
 		return nil
 	}
 	for _, row := range rows {
