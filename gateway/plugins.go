@@ -108,14 +108,13 @@ func (p *pluginSet) put(name, version string, pv pluginVersion) {
 	p.versions[name][version] = pv
 }
 
-// upload validates Wasm bytes, stores them and loads them here.
+// upload loads Wasm bytes here (which validates them), then stores them.
 func (p *pluginSet) upload(ctx context.Context, name, version string, wasm []byte, l plugins.Limits) (artifacts.Meta, error) {
 	if len(wasm) == 0 {
 		return artifacts.Meta{}, weirerr.Invalidf("the request body is empty: send the plugin's Wasm bytes")
 	}
-	if err := p.host.Validate(ctx, wasm); err != nil {
-		return artifacts.Meta{}, err
-	}
+	// Load validates (exports, imports, ABI version) before it keeps
+	// anything: an invalid plugin is refused here, with nothing stored.
 	if err := p.host.Load(ctx, name, version, wasm, l); err != nil {
 		return artifacts.Meta{}, err
 	}

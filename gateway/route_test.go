@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,5 +271,22 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 	a := <-done
 	if a.status != 502 || !strings.Contains(a.raw, "deadline of 300ms") {
 		t.Fatalf("the request in flight at shutdown got %d %s, want its own answer (the plugin's deadline)", a.status, a.raw)
+	}
+}
+
+func TestBadPluginUploadStoresNothing(t *testing.T) {
+	g := testgw.Start(t)
+	for name, wasm := range map[string][]byte{
+		"not wasm":        []byte("definitely not wasm"),
+		"foreign imports": plugin(t, "foreign"),
+	} {
+		err := g.Client.PushPlugin(context.Background(), "p", "1", bytes.NewReader(wasm))
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != 400 {
+			t.Errorf("%s: %v, want 400", name, err)
+		}
+	}
+	if list, err := g.Client.ListPlugins(context.Background()); err != nil || len(list) != 0 {
+		t.Fatalf("bad uploads left plugins behind: %+v %v", list, err)
 	}
 }
