@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,12 +124,10 @@ type Gateway struct {
 	closers []func()    // run in reverse order by Shutdown
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // checkName rejects names that are not safe identifiers, before they reach
 // the disk or the store.
 func checkName(kind, s string) error {
-	if !nameRE.MatchString(s) {
+	if !router.ValidName(s) {
 		return weirerr.Invalidf("%s name %q is not valid: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", kind, s)
 	}
 	return nil
