@@ -1,16 +1,12 @@
 package canary
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/weirhq/weir/internal/golden"
+)
 
 // The rollout status (GET /v1/routes/{route}/rollout) and transition
 // (weir.rollouts.<route>) JSON shapes are part of the contract.
@@ -36,18 +32,5 @@ func TestStatusJSONGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "status.golden.json")
-	if *update {
-		if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(append(out, '\n'), want) {
-		t.Errorf("status JSON differs from the golden file:\n got: %s\nwant: %s", out, want)
-	}
+	golden.Check(t, "status.golden.json", append(out, '\n'))
 }
