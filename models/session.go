@@ -232,7 +232,6 @@ func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
 	if len(in.Shape) != len(want.Shape) {
 		return Tensor{}, weirerr.Invalidf("input %q has shape %v (rank %d), expected rank %d shape %v", in.Name, in.Shape, len(in.Shape), len(want.Shape), want.Shape)
 	}
-	n := int64(1)
 	for d, got := range in.Shape {
 		if got < 0 {
 			return Tensor{}, weirerr.Invalidf("input %q has shape %v with negative dimension %d", in.Name, in.Shape, d)
@@ -240,23 +239,56 @@ func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
 		if w := want.Shape[d]; w >= 0 && got != w {
 			return Tensor{}, weirerr.Invalidf("input %q has shape %v, expected %v (dimension %d must be %d)", in.Name, in.Shape, want.Shape, d, w)
 		}
-		n *= got
-		if n > 1<<31 {
-			return Tensor{}, weirerr.Invalidf("input %q has shape %v, which is too large", in.Name, in.Shape)
-		}
+	}
+	n, err := elementCount(in.Shape)
+	if err != nil {
+		return Tensor{}, weirerr.Invalidf("input %q has shape %v: %v", in.Name, in.Shape, err)
 	}
 	if len(in.Data) == 0 {
 		return Tensor{}, weirerr.Invalidf("input %q has no data", in.Name)
 	}
-	vals, err := parseData(in.Data, in.Datatype, int(n))
+	// The shape is a claim, the data is what arrived: parseData sizes its
+	// buffer by the data, and the count is compared after.
+	vals, err := parseData(in.Data, in.Datatype, n)
 	if err != nil {
 		return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
 	}
 	t := Tensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape, Data: TensorData{Values: vals}}
-	if got := t.Data.Len(); int64(got) != n {
-		return Tensor{}, weirerr.Invalidf("input %q has %d elements, but shape %v needs %d", in.Name, got, in.Shape, n)
+	if got := t.Data.Len(); got != n {
+		return Tensor{}, weirerr.Invalidf("input %q has shape %v, which needs %d elements, but its data has %d %s", in.Name, in.Shape, n, got, plural(got, "element"))
 	}
 	return t, nil
+}
+
+// MaxElements bounds the element count of one tensor, and each of its
+// dimensions: past it a shape is refused before anything is allocated.
+const MaxElements = 1<<31 - 1
+
+// elementCount is the product of a shape's dimensions, refusing negative
+// dimensions and products (or dimensions) past MaxElements without ever
+// overflowing: a claimed shape is untrusted input.
+func elementCount(shape []int64) (int, error) {
+	n := int64(1)
+	for d, got := range shape {
+		if got < 0 {
+			return 0, fmt.Errorf("dimension %d is negative", d)
+		}
+		if got > MaxElements {
+			return 0, fmt.Errorf("dimension %d is %d, past the limit of %d", d, got, MaxElements)
+		}
+		if got != 0 && n > MaxElements/got {
+			return 0, fmt.Errorf("it holds more than %d elements", MaxElements)
+		}
+		n *= got
+	}
+	return int(n), nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // Run executes the model on prepared inputs (in the model's input order, as

@@ -315,8 +315,12 @@ func parseUintTok(tok []byte, bits int) (uint64, error) {
 }
 
 // parseData reads raw JSON data of datatype dt into a typed slice with
-// capacity hint n (the element count the shape implies).
+// capacity hint n (the element count the shape implies). The hint is a
+// claim from the network: it is capped by what raw can hold (every element
+// takes at least two bytes with its separator), so a shape claiming a
+// billion elements with one sent costs bytes, not gigabytes.
 func parseData(raw []byte, dt Datatype, n int) (any, error) {
+	n = max(0, min(n, len(raw)/2+1))
 	var err error
 	idx := 0
 	wrap := func(e error) error { return fmt.Errorf("element %d: %w", idx, e) }
