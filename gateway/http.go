@@ -23,6 +23,7 @@ func (g *Gateway) buildApp() error {
 		Immutable: true,
 	})
 	app := g.app
+	app.Use(g.recoverPanics)
 
 	// Health and server metadata: always open.
 	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })

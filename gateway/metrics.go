@@ -18,6 +18,7 @@ type metrics struct {
 	pluginSkips   *prometheus.CounterVec
 	shadow        *prometheus.CounterVec
 	shadowDropped prometheus.Counter
+	panics        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,7 +53,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "weir_shadow_dropped_total",
 		Help: "Shadow requests not sent because too many were in flight.",
 	})
-	reg.MustRegister(m.requests, m.latency, m.inflight, m.rejected, m.pluginSkips, m.shadow, m.shadowDropped)
+	m.panics = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_panics_total",
+		Help: "Panics recovered while serving requests (each answered 500 and logged with its request id).",
+	})
+	reg.MustRegister(m.requests, m.latency, m.inflight, m.rejected, m.pluginSkips, m.shadow, m.shadowDropped, m.panics)
 	return m
 }
 
