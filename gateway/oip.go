@@ -6,7 +6,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/monitor"
 	"github.com/weirhq/weir/router"
@@ -107,9 +106,8 @@ func (g *Gateway) resolve(name, version string) (*models.Version, error) {
 	return g.models.Get(name, version)
 }
 
-// infer serves POST /v2/models/{name}[/versions/{v}]/infer. When name is
-// a route, its split picks the variant (sticky by header); a pinned
-// version bypasses the split.
+// infer serves POST /v2/models/{name}[/versions/{v}]/infer, with JSON or
+// the binary tensor extension (binary.go).
 func (g *Gateway) infer(c *fiber.Ctx) error {
 	start := time.Now()
 	if err := g.admit(); err != nil {
@@ -121,10 +119,45 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 		return err
 	}
 	var req models.InferRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
-		return weirerr.Invalidf("request body is not a valid inference request: %v", err)
+	if err := decodeInferRequest(c, &req); err != nil {
+		return err
 	}
-	ev := &monitor.Event{TS: start.UTC(), Route: name}
+	resp, res, err := g.inferOIP(oipCall{start: start, name: name, version: version, req: &req, header: headerOf(c)})
+	if res.Variant != "" {
+		c.Set("X-Weir-Variant", res.Variant)
+	}
+	if res.Version != "" {
+		c.Set("X-Weir-Model", res.Model)
+		c.Set("X-Weir-Model-Version", res.Version)
+	}
+	if err != nil {
+		return err
+	}
+	return writeInferResponse(c, &req, resp)
+}
+
+// oipCall is one OIP inference request, whichever transport brought it.
+type oipCall struct {
+	start         time.Time
+	name, version string // model or route name; pinned version or variant, or ""
+	req           *models.InferRequest
+	header        func(string) string // request headers (HTTP) or metadata (gRPC)
+}
+
+// oipServed says which model version served (or failed) a call, and the
+// route variant to report (empty for a model's implicit route).
+type oipServed struct {
+	Model, Version, Variant string
+}
+
+// inferOIP is the inference core that HTTP and gRPC share: when name is a
+// route, its split picks the variant (sticky by header); a pinned version
+// bypasses the split. It publishes the call's event and mirrors it to the
+// route's shadow.
+func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, error) {
+	name, version, req := call.name, call.version, call.req
+	var served oipServed
+	ev := &monitor.Event{TS: call.start.UTC(), Route: name}
 	var rt *router.Route
 	if version != "" {
 		ev.Model, ev.Version, ev.Variant = name, version, "pinned"
@@ -134,42 +167,53 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 			rt = r
 			if vr, ok := r.Variant(version); ok {
 				ev.Model, ev.Version, ev.Variant = vr.Model, vr.Version, vr.Name
-				c.Set("X-Weir-Variant", vr.Name)
+				served.Variant = vr.Name
 			} else {
 				ev.Model = r.Variants()[0].Model
 			}
 		}
 	} else {
 		var implicit bool
+		var err error
 		if rt, implicit, err = g.routeFor(name); err != nil {
-			return err
+			return nil, served, err
 		}
-		key, hasKey := stickyKey(rt, c, nil)
-		variant := rt.Choose(key, hasKey, headerOf(c))
+		key, hasKey := headerStickyKey(rt, call.header)
+		variant := rt.Choose(key, hasKey, call.header)
 		ev.Model, ev.Version, ev.Variant = variant.Model, variant.Version, variant.Name
 		if !implicit {
-			c.Set("X-Weir-Variant", variant.Name)
+			served.Variant = variant.Name
 		}
 	}
-	resp, err := g.runInfer(&req, ev)
+	resp, err := g.runInfer(req, ev)
 	if ev.Version != "" {
-		c.Set("X-Weir-Model", ev.Model)
-		c.Set("X-Weir-Model-Version", ev.Version)
+		served.Model, served.Version = ev.Model, ev.Version
 	}
-	g.finish(ev, start, err)
+	g.finish(ev, call.start, err)
 	if err != nil {
-		return err
+		return nil, served, err
 	}
 	if rt != nil {
 		if sh, ok := rt.Shadow(); ok {
 			g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
 				sev := &monitor.Event{}
-				_, err := g.runInfer(&req, sev)
+				_, err := g.runInfer(req, sev)
 				return sev, err
 			})
 		}
 	}
-	return writeJSON(c, resp)
+	return resp, served, nil
+}
+
+// headerStickyKey reads a route's sticky key from a header (OIP requests
+// have no body fields to be sticky by).
+func headerStickyKey(rt *router.Route, header func(string) string) (string, bool) {
+	s, ok := rt.Sticky()
+	if !ok || s.Header == "" {
+		return "", false
+	}
+	k := header(s.Header)
+	return k, k != ""
 }
 
 // runInfer resolves ev's model version and runs an OIP request on it,

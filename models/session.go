@@ -244,14 +244,20 @@ func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
 	if err != nil {
 		return Tensor{}, weirerr.Invalidf("input %q has shape %v: %v", in.Name, in.Shape, err)
 	}
-	if len(in.Data) == 0 {
-		return Tensor{}, weirerr.Invalidf("input %q has no data", in.Name)
-	}
-	// The shape is a claim, the data is what arrived: parseData sizes its
-	// buffer by the data, and the count is compared after.
-	vals, err := parseData(in.Data, in.Datatype, n)
-	if err != nil {
-		return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
+	vals := in.Values
+	if vals != nil {
+		if !valuesMatch(in.Datatype, vals) {
+			return Tensor{}, weirerr.Invalidf("input %q (%s): data of type %T", in.Name, in.Datatype, vals)
+		}
+	} else {
+		if len(in.Data) == 0 {
+			return Tensor{}, weirerr.Invalidf("input %q has no data", in.Name)
+		}
+		// The shape is a claim, the data is what arrived: parseData sizes its
+		// buffer by the data, and the count is compared after.
+		if vals, err = parseData(in.Data, in.Datatype, n); err != nil {
+			return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
+		}
 	}
 	t := Tensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape, Data: TensorData{Values: vals}}
 	if got := t.Data.Len(); got != n {

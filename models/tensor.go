@@ -28,11 +28,16 @@ type InputTensor struct {
 	Datatype   Datatype        `json:"datatype"`
 	Parameters map[string]any  `json:"parameters,omitempty"`
 	Data       json.RawMessage `json:"data"`
+	// Values, when not nil, is the input's data already decoded into a
+	// typed slice (see TensorData) by a transport that carries tensors in
+	// binary (the OIP binary extension, gRPC); Data is then ignored.
+	Values any `json:"-"`
 }
 
 // RequestedOutput names an output the caller wants; none means all.
 type RequestedOutput struct {
-	Name string `json:"name"`
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 // InferResponse is an Open Inference Protocol inference response.

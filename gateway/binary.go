@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/models"
+)
+
+// The Open Inference Protocol's binary tensor extension on HTTP, as Triton
+// and KServe define it: a request whose Inference-Header-Content-Length
+// header is N carries its JSON in the body's first N bytes and, after it,
+// the raw data (models.DecodeRaw's layout) of every input whose
+// "binary_data_size" parameter gives its length, in input order. Outputs
+// asked for with "binary_data": true (or all of them, with the request
+// parameter "binary_data_output": true) come back the same way.
+
+const headerLengthHeader = "Inference-Header-Content-Length"
+
+// decodeInferRequest reads an OIP request body, JSON or binary. Every
+// length in it is checked against the bytes that are there before it is
+// used.
+func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
+	body := c.Body()
+	h := c.Get(headerLengthHeader)
+	if h == "" {
+		if err := json.Unmarshal(body, req); err != nil {
+			return weirerr.Invalidf("request body is not a valid inference request: %v", err)
+		}
+		for _, in := range req.Inputs {
+			if _, ok := in.Parameters["binary_data_size"]; ok {
+				return weirerr.Invalidf("input %q has a binary_data_size parameter, but the request has no %s header to say where its binary data starts", in.Name, headerLengthHeader)
+			}
+		}
+		return nil
+	}
+	n, err := strconv.ParseUint(h, 10, 63)
+	if err != nil {
+		return weirerr.Invalidf("%s %q is not a byte count", headerLengthHeader, h)
+	}
+	if n > uint64(len(body)) {
+		return weirerr.Invalidf("%s is %d, but the body has only %d bytes", headerLengthHeader, n, len(body))
+	}
+	if err := json.Unmarshal(body[:n], req); err != nil {
+		return weirerr.Invalidf("the request's JSON header (the first %d bytes, per %s) is not a valid inference request: %v", n, headerLengthHeader, err)
+	}
+	return attachBinaryInputs(req, body[n:])
+}
+
+// attachBinaryInputs decodes the binary data after the JSON header into the
+// inputs that declare a binary_data_size. The data is copied out of rest,
+// which is the request buffer that the server reuses.
+func attachBinaryInputs(req *models.InferRequest, rest []byte) error {
+	off := 0
+	for i := range req.Inputs {
+		in := &req.Inputs[i]
+		p, ok := in.Parameters["binary_data_size"]
+		if !ok {
+			continue
+		}
+		size, ok := paramCount(p)
+		if !ok {
+			return weirerr.Invalidf("input %q: binary_data_size %v is not a byte count", in.Name, p)
+		}
+		if len(in.Data) > 0 && string(in.Data) != "null" {
+			return weirerr.Invalidf("input %q has both \"data\" and a binary_data_size parameter: give one", in.Name)
+		}
+		if size > uint64(len(rest)-off) {
+			return weirerr.Invalidf("input %q: binary_data_size %d runs past the end of the body (%d bytes of binary data left)", in.Name, size, len(rest)-off)
+		}
+		chunk := rest[off : off+int(size)]
+		off += int(size)
+		if !in.Datatype.Valid() {
+			return weirerr.Invalidf("input %q: unknown datatype %q", in.Name, in.Datatype)
+		}
+		count, err := models.ElementCount(in.Shape)
+		if err != nil {
+			return weirerr.Invalidf("input %q has shape %v: %v", in.Name, in.Shape, err)
+		}
+		vals, err := models.DecodeRaw(in.Datatype, chunk, count)
+		if err != nil {
+			return weirerr.Invalidf("input %q (%s, shape %v): %v", in.Name, in.Datatype, in.Shape, err)
+		}
+		in.Values = vals
+	}
+	if off != len(rest) {
+		return weirerr.Invalidf("%d bytes follow the JSON header, but the inputs' binary_data_size parameters account for %d", len(rest), off)
+	}
+	return nil
+}
+
+// paramCount reads a non-negative integer parameter (JSON numbers decode as
+// float64).
+func paramCount(p any) (uint64, bool) {
+	f, ok := p.(float64)
+	if !ok || f < 0 || f != math.Trunc(f) || f > 1<<53 {
+		return 0, false
+	}
+	return uint64(f), true
+}
+
+// binaryOutputs says which of resp's outputs the caller wants as binary
+// data: the request parameter binary_data_output sets the default, and an
+// output's own binary_data parameter overrides it.
+func binaryOutputs(req *models.InferRequest, resp *models.InferResponse) ([]bool, error) {
+	all := false
+	if p, ok := req.Parameters["binary_data_output"]; ok {
+		b, ok := p.(bool)
+		if !ok {
+			return nil, weirerr.Invalidf("parameter binary_data_output is %v, expected true or false", p)
+		}
+		all = b
+	}
+	out := make([]bool, len(resp.Outputs))
+	some := false
+	for i, o := range resp.Outputs {
+		out[i] = all
+		for _, want := range req.Outputs {
+			if want.Name != o.Name {
+				continue
+			}
+			if p, ok := want.Parameters["binary_data"]; ok {
+				b, ok := p.(bool)
+				if !ok {
+					return nil, weirerr.Invalidf("output %q: parameter binary_data is %v, expected true or false", o.Name, p)
+				}
+				out[i] = b
+			}
+		}
+		some = some || out[i]
+	}
+	if !some {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// binaryOutput is an output in a binary response's JSON header.
+type binaryOutput struct {
+	Name       string             `json:"name"`
+	Shape      []int64            `json:"shape"`
+	Datatype   models.Datatype    `json:"datatype"`
+	Parameters map[string]any     `json:"parameters,omitempty"`
+	Data       *models.TensorData `json:"data,omitempty"`
+}
+
+// writeInferResponse answers in JSON, or with the binary extension when
+// the request asked for binary outputs.
+func writeInferResponse(c *fiber.Ctx, req *models.InferRequest, resp *models.InferResponse) error {
+	bin, err := binaryOutputs(req, resp)
+	if err != nil {
+		return err
+	}
+	if bin == nil {
+		return writeJSON(c, resp)
+	}
+	header := struct {
+		ModelName    string         `json:"model_name"`
+		ModelVersion string         `json:"model_version"`
+		ID           string         `json:"id,omitempty"`
+		Outputs      []binaryOutput `json:"outputs"`
+	}{ModelName: resp.ModelName, ModelVersion: resp.ModelVersion, ID: resp.ID, Outputs: make([]binaryOutput, len(resp.Outputs))}
+	size := 0
+	for i, o := range resp.Outputs {
+		header.Outputs[i] = binaryOutput{Name: o.Name, Shape: o.Shape, Datatype: o.Datatype}
+		if bin[i] {
+			n := models.RawSize(o.Datatype, o.Data.Values)
+			header.Outputs[i].Parameters = map[string]any{"binary_data_size": n}
+			size += n
+		} else {
+			header.Outputs[i].Data = &resp.Outputs[i].Data
+		}
+	}
+	b, err := json.Marshal(header)
+	if err != nil {
+		return err
+	}
+	hlen := len(b)
+	b = append(make([]byte, 0, hlen+size), b...)
+	for i, o := range resp.Outputs {
+		if bin[i] {
+			if b, err = models.AppendRaw(b, o.Datatype, o.Data.Values); err != nil {
+				return err
+			}
+		}
+	}
+	c.Set(headerLengthHeader, strconv.Itoa(hlen))
+	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
+	return c.Send(b)
+}
