@@ -173,8 +173,13 @@ func (h *Host) hostNow(_ context.Context, _ api.Module, stack []uint64) {
 func (h *Host) hostSetOutput(ctx context.Context, mod api.Module, stack []uint64) {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	if in := instanceOf(ctx); in != nil {
-		in.out = append(in.out[:0], read(mod, ptr, n)...)
 		in.hasOut = true
+		if uint64(n) > uint64(h.opts.MaxOutputBytes) {
+			// Refused without copying; the call fails once the guest returns.
+			in.out, in.outTooBig = in.out[:0], n
+			return
+		}
+		in.out, in.outTooBig = append(in.out[:0], read(mod, ptr, n)...), 0
 	}
 }
 

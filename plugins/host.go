@@ -78,7 +78,13 @@ type Options struct {
 	// LogLinesPerSecond and LogBurst rate-limit each plugin version's log
 	// lines (log import, stdout, stderr). Defaults 20 and 100.
 	LogLinesPerSecond, LogBurst int
+	// MaxOutputBytes is the largest output one call may set; a larger one
+	// fails the call (Upstream) without being copied. Default 1 MiB.
+	MaxOutputBytes int
 }
+
+// DefaultMaxOutputBytes is the default of Options.MaxOutputBytes.
+const DefaultMaxOutputBytes = 1 << 20
 
 func (o Options) validate() (Options, error) {
 	if o.PoolSize < 0 {
@@ -105,6 +111,9 @@ func (o Options) validate() (Options, error) {
 	}
 	if o.LogBurst <= 0 {
 		o.LogBurst = 100
+	}
+	if o.MaxOutputBytes <= 0 {
+		o.MaxOutputBytes = DefaultMaxOutputBytes
 	}
 	return o, nil
 }

@@ -34,6 +34,9 @@ type instance struct {
 	errMsg []byte          // copied at set_error, reused across calls
 	hasOut bool
 	hasErr bool
+	// outTooBig is the length of an output refused for being over
+	// Options.MaxOutputBytes (0: none).
+	outTooBig uint32
 	feat   struct {
 		valid  bool
 		entity string
@@ -199,7 +202,7 @@ var failureNames = [numFailures]string{"", "guest_error", "bad_output", "deadlin
 // which is what an error reports.
 func (in *instance) run(reqCtx context.Context, config, input []byte, timeout, limit time.Duration, memPages uint32) (out []byte, kind failure, err error, keep bool) {
 	in.reqCtx, in.config = reqCtx, config
-	in.hasOut, in.hasErr, in.feat.valid = false, false, false
+	in.hasOut, in.hasErr, in.feat.valid, in.outTooBig = false, false, false, 0
 	in.mem.refused = false
 	in.mem.limit = uint64(memPages) * pageSize
 	defer func() { in.reqCtx, in.config = nil, nil }()
@@ -234,6 +237,9 @@ func (in *instance) run(reqCtx context.Context, config, input []byte, timeout, l
 	}
 	if !in.hasOut {
 		return nil, failBadOutput, in.pv.errorf("returned status 0 without calling set_output"), true
+	}
+	if in.outTooBig > 0 {
+		return nil, failBadOutput, in.pv.errorf("set an output of %d bytes, over the host's limit of %d bytes", in.outTooBig, in.pv.host.opts.MaxOutputBytes), true
 	}
 	if !isObject(in.out) {
 		return nil, failBadOutput, in.pv.errorf("returned output that is not a JSON object (starts %q)", prefix(in.out, 32)), true
