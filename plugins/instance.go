@@ -37,7 +37,7 @@ type instance struct {
 	// outTooBig is the length of an output refused for being over
 	// Options.MaxOutputBytes (0: none).
 	outTooBig uint32
-	feat   struct {
+	feat      struct {
 		valid  bool
 		entity string
 		status int32
