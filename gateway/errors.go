@@ -3,6 +3,8 @@ package gateway
 import (
 	"errors"
 	"log/slog"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -30,6 +32,24 @@ func httpStatus(err error) int {
 	return statusOf[weirerr.KindOf(err)]
 }
 
+// maxErrorBytes bounds an error message in an answer or an event: errors
+// quote what the request sent (names, values), and a request must not be
+// able to make the gateway echo megabytes back.
+const maxErrorBytes = 1024
+
+// clip cuts s to at most n bytes (at a UTF-8 boundary), saying how much
+// was cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "... (" + strconv.Itoa(len(s)-cut) + " more bytes)"
+}
+
 // errorHandler renders every error a handler returns as {"error": "..."}.
 // Internal errors are logged and shown without their details.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
@@ -41,9 +61,10 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			msg = "request body is larger than the gateway's limit (--max-body)"
 		}
 		if status == fiber.StatusInternalServerError {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
 			msg = "internal error: " + msg
 		}
+		msg = clip(msg, maxErrorBytes)
 		return c.Status(status).JSON(fiber.Map{"error": msg})
 	}
 }

@@ -48,6 +48,12 @@ type Options struct {
 	ORTLib         string // ONNX Runtime library; see models.FindLibrary
 	IntraOpThreads int    // per model session, default 1
 	MaxBodyBytes   int    // default 64 MiB
+	// MaxRows bounds the rows (objects) of one predict; past it 413.
+	// Default 10,000.
+	MaxRows int
+	// MaxPluginOutput bounds one plugin call's output in bytes; past it
+	// the call fails with 502. Default 1 MiB.
+	MaxPluginOutput int
 	// EventsMaxAge and EventsMaxBytes bound the WEIR_EVENTS stream
 	// (oldest events go first). Defaults 24h and 1 GiB.
 	EventsMaxAge   time.Duration
@@ -76,6 +82,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 20
+	}
+	if o.MaxRows <= 0 {
+		o.MaxRows = 10000
+	}
+	if o.MaxPluginOutput <= 0 {
+		o.MaxPluginOutput = plugins.DefaultMaxOutputBytes
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024
@@ -238,9 +250,10 @@ func (g *Gateway) startParts(ctx context.Context) error {
 
 	if g.pluginHost, err = plugins.NewHost(ctx, plugins.Options{
 		CacheDir:   filepath.Join(o.DataDir, "cache", "wasm"),
-		Features:   g.features,
-		Logger:     g.log,
-		Registerer: g.reg,
+		Features:       g.features,
+		Logger:         g.log,
+		Registerer:     g.reg,
+		MaxOutputBytes: o.MaxPluginOutput,
 	}); err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 	if err := checkName("route", name); err != nil {
 		return err
 	}
-	rows, err := decodeRows(c.Body())
+	rows, err := decodeRows(c.Body(), g.opts.MaxRows)
 	if err != nil {
 		return err
 	}
@@ -123,24 +123,42 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 	return writeJSON(c, resp)
 }
 
-// decodeRows reads a JSON object (one row) or an array of objects.
-func decodeRows(body []byte) ([]map[string]any, error) {
+// decodeRows reads a JSON object (one row) or an array of at most maxRows
+// objects. An array is decoded one element at a time, so a body of a
+// million empty objects is refused after maxRows+1 of them, not after a
+// million maps were built.
+func decodeRows(body []byte, maxRows int) ([]map[string]any, error) {
 	b := bytes.TrimSpace(body)
 	if len(b) == 0 {
 		return nil, weirerr.Invalidf("the request body is empty: send a JSON object (or an array of objects)")
 	}
 	if b[0] == '[' {
-		var rows []map[string]any
-		if err := json.Unmarshal(b, &rows); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if _, err := dec.Token(); err != nil {
 			return nil, weirerr.Invalidf("request body is not a JSON array of objects: %v", err)
+		}
+		var rows []map[string]any
+		for dec.More() {
+			if len(rows) == maxRows {
+				return nil, weirerr.TooLargef("request body has more than %d rows, the gateway's limit (--max-rows)", maxRows)
+			}
+			var r map[string]any
+			if err := dec.Decode(&r); err != nil {
+				return nil, weirerr.Invalidf("request body is not a JSON array of objects: element %d: %v", len(rows), err)
+			}
+			if r == nil {
+				return nil, weirerr.Invalidf("element %d of the request array is not an object", len(rows))
+			}
+			rows = append(rows, r)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, weirerr.Invalidf("request body is not a JSON array of objects: %v", err)
+		}
+		if dec.More() || dec.InputOffset() != int64(len(b)) {
+			return nil, weirerr.Invalidf("request body has data after its JSON array")
 		}
 		if len(rows) == 0 {
 			return nil, weirerr.Invalidf("request body is an empty array")
-		}
-		for i, r := range rows {
-			if r == nil {
-				return nil, weirerr.Invalidf("element %d of the request array is not an object", i)
-			}
 		}
 		return rows, nil
 	}
@@ -342,7 +360,7 @@ func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
 	ev.Status = fiber.StatusOK
 	if err != nil {
 		ev.Status = httpStatus(err)
-		ev.Error = err.Error()
+		ev.Error = clip(err.Error(), maxErrorBytes)
 	}
 	g.met.observe(ev.Route, ev.Variant, ev.Model, ev.Version, ev.Status, d)
 	if ev.Model == "" {
@@ -378,7 +396,7 @@ func (g *Gateway) mirror(route string, sh *router.Shadow, run func(v *models.Ver
 		d := time.Since(start)
 		ev.ID, ev.LatencyUS, ev.Status = monitor.NewID(), d.Microseconds(), fiber.StatusOK
 		if err != nil {
-			ev.Status, ev.Error = httpStatus(err), err.Error()
+			ev.Status, ev.Error = httpStatus(err), clip(err.Error(), maxErrorBytes)
 		}
 		g.met.shadow.WithLabelValues(route, strconv.Itoa(ev.Status)).Inc()
 		g.events.Publish(ev)

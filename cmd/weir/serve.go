@@ -73,6 +73,8 @@ func newServeCmd() *cobra.Command {
 	f.Int64Var(&o.EventsMaxBytes, "events-max-bytes", 1<<30, "most bytes of inference events the WEIR_EVENTS stream keeps")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 1024, "inference requests served at once; more are refused with 429")
 	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
+	f.IntVar(&o.MaxRows, "max-rows", 10000, "most rows (objects) one predict may send; more are refused with 413")
+	f.IntVar(&o.MaxPluginOutput, "max-plugin-output", 1<<20, "largest output in bytes one plugin call may return; more fails the call with 502")
 	f.BoolVar(&demo, "demo", false, "install the fraud-prevention demo (models, plugins, route) once the gateway is up")
 	f.StringVar(&demoPlugins, "demo-plugins", "build/plugins", "directory of the demo's Wasm plugins (make plugins)")
 	f.Float64Var(&demoRate, "demo-rate", 5, "transactions per second the demo generator streams (0: none)")

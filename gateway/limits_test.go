@@ -1,0 +1,57 @@
+package gateway_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/testgw"
+)
+
+// rowsBody is a predict body of n rows for the scorer over txFeatures.
+func rowsBody(n int) []byte {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"amount_log":%d,"amount_zscore":0.5,"merchant_risk":0.1}`, i)
+	}
+	b.WriteString("]")
+	return []byte(b.String())
+}
+
+// TestLimits pins issue 11 defect 5 on the gateway: rows per predict are
+// capped (--max-rows, 413 naming the flag), and no error echoes a huge
+// value from the request.
+func TestLimits(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.MaxRows = 5 }))
+	pushModel(t, g, "scorer", "1", scorer(t, txFeatures, []float32{0.5, 0.8, 3}, -4))
+
+	if a := call(t, "POST", g.URL+"/v1/routes/scorer/predict", "", rowsBody(5)); a.status != 200 {
+		t.Fatalf("5 rows with --max-rows 5: %d %s", a.status, a.raw)
+	}
+	a := call(t, "POST", g.URL+"/v1/routes/scorer/predict", "", rowsBody(6))
+	if a.status != 413 || !strings.Contains(a.raw, "--max-rows") || !strings.Contains(a.raw, "5") {
+		t.Errorf("6 rows with --max-rows 5: %d %s, want 413 naming --max-rows", a.status, a.raw)
+	}
+
+	// Values from the request are never echoed whole in an error.
+	huge := strings.Repeat("A", 200<<10)
+	for _, c := range []struct{ path, body string }{
+		{"/v2/models/scorer/infer", `{"inputs":[{"name":"` + huge + `","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}`},
+		{"/v2/models/scorer/infer", `{"inputs":[{"name":"features","shape":[1,3],"datatype":"` + huge + `","data":[1,2,3]}]}`},
+		{"/v2/models/scorer/infer", `{"inputs":[{"name":"features","shape":[1,3],"datatype":"FP32","data":["` + huge + `",2,3]}]}`},
+		{"/v1/routes/scorer/predict", `{"amount_log":"` + huge + `","amount_zscore":0.5,"merchant_risk":0.1}`},
+	} {
+		a := call(t, "POST", g.URL+c.path, "", []byte(c.body))
+		if a.status < 400 || a.status > 499 || a.body["error"] == nil {
+			t.Errorf("%s with a 200 KiB value: %d %.200s, want a 4xx JSON error", c.path, a.status, a.raw)
+		}
+		if len(a.raw) > 2048 {
+			t.Errorf("%s: the error is %d bytes, echoing the request: %.200s...", c.path, len(a.raw), a.raw)
+		}
+	}
+}
