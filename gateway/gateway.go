@@ -249,7 +249,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	g.closers = append(g.closers, func() { g.features.Close() })
 
 	if g.pluginHost, err = plugins.NewHost(ctx, plugins.Options{
-		CacheDir:   filepath.Join(o.DataDir, "cache", "wasm"),
+		CacheDir:       filepath.Join(o.DataDir, "cache", "wasm"),
 		Features:       g.features,
 		Logger:         g.log,
 		Registerer:     g.reg,
