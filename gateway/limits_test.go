@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/testgw"
@@ -53,5 +54,62 @@ func TestLimits(t *testing.T) {
 		if len(a.raw) > 2048 {
 			t.Errorf("%s: the error is %d bytes, echoing the request: %.200s...", c.path, len(a.raw), a.raw)
 		}
+	}
+}
+
+// metricLines returns the /metrics lines of a metric family.
+func metricLines(t testing.TB, g *testgw.Gateway, family string) []string {
+	t.Helper()
+	a := call(t, "GET", g.URL+"/metrics", "", nil)
+	var out []string
+	for _, l := range strings.Split(a.raw, "\n") {
+		if strings.HasPrefix(l, family+"{") || strings.HasPrefix(l, family+" ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestUnknownNamesMakeNoSeries pins issue 11 defect 6: requests for names
+// that do not exist create no metric series and no events; they share one
+// "unknown" label.
+func TestUnknownNamesMakeNoSeries(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "scorer", "1", scorer(t, txFeatures, []float32{0.5, 0.8, 3}, -4))
+	req := []byte(`{"inputs":[{"name":"features","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}`)
+	for i := range 50 {
+		for _, p := range []string{
+			fmt.Sprintf("/v2/models/junk-%d/infer", i),
+			fmt.Sprintf("/v2/models/junk-%d/versions/v%d/infer", i, i),
+			fmt.Sprintf("/v2/models/scorer/versions/junk-%d/infer", i),
+			fmt.Sprintf("/v1/routes/junk-%d/predict", i),
+		} {
+			if a := call(t, "POST", g.URL+p, "", req); a.status != 404 {
+				t.Fatalf("POST %s: %d %s, want 404", p, a.status, a.raw)
+			}
+		}
+	}
+	if a := call(t, "POST", g.URL+"/v2/models/scorer/infer", "", req); a.status != 200 {
+		t.Fatalf("valid infer: %d %s", a.status, a.raw)
+	}
+	for _, fam := range []string{"weir_requests_total", "weir_request_duration_seconds_count"} {
+		lines := metricLines(t, g, fam)
+		for _, l := range lines {
+			if strings.Contains(l, "junk") {
+				t.Errorf("a name that does not exist became a label: %s", l)
+			}
+		}
+		if len(lines) > 3 {
+			t.Errorf("%s has %d series after 200 junk requests:\n%s", fam, len(lines), strings.Join(lines, "\n"))
+		}
+	}
+	// Only the valid request's event is published.
+	var last []string
+	testgw.Eventually(t, 30*time.Second, func() bool {
+		last = metricLines(t, g, "weir_events_published_total")
+		return len(last) == 1 && strings.HasSuffix(last[0], " 1")
+	}, "the valid request's event to be published")
+	if l := metricLines(t, g, "weir_events_published_total"); l[0] != last[0] {
+		t.Errorf("events published: %v", l)
 	}
 }

@@ -362,12 +362,42 @@ func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
 		ev.Status = httpStatus(err)
 		ev.Error = clip(err.Error(), maxErrorBytes)
 	}
-	g.met.observe(ev.Route, ev.Variant, ev.Model, ev.Version, ev.Status, d)
-	if ev.Model == "" {
+	known := g.knownNames(ev)
+	if known {
+		g.met.observe(ev.Route, ev.Variant, ev.Model, ev.Version, ev.Status, d)
+	} else {
+		g.met.observe(unknownLabel, unknownLabel, unknownLabel, unknownLabel, ev.Status, d)
+	}
+	if ev.Model == "" || !known {
 		return
 	}
 	ev.ID = monitor.NewID()
 	g.events.Publish(ev)
+}
+
+// unknownLabel stands for every name a request gave that names nothing the
+// gateway serves.
+const unknownLabel = "unknown"
+
+// knownNames reports whether ev's route, model and version all exist. Names
+// come from the URL: a request for a name that does not exist must not make
+// a metric series or an event of its own (10k junk names would be 10k
+// series and stats entries), so such requests share the "unknown" labels
+// and publish nothing.
+func (g *Gateway) knownNames(ev *monitor.Event) bool {
+	if _, ok := g.routes.Get(ev.Route); !ok && !g.models.Has(ev.Route) {
+		return false
+	}
+	if ev.Model == "" {
+		return true
+	}
+	if !g.models.Has(ev.Model) {
+		return false
+	}
+	if v, err := g.models.Get(ev.Model, ev.Version); v == nil && weirerr.KindOf(err) == weirerr.NotFound {
+		return false
+	}
+	return true
 }
 
 // mirror runs a shadow request off the caller's path: bounded in number,
