@@ -51,6 +51,13 @@ type Options struct {
 	// MaxRows bounds the rows (objects) of one predict; past it 413.
 	// Default 10,000.
 	MaxRows int
+	// ReadTimeout bounds reading a whole request, WriteTimeout writing its
+	// answer, IdleTimeout a keep-alive connection waiting for the next
+	// request. Defaults 30s, 60s and 120s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// RequestTimeout is the deadline of every request's context, which
+	// NATS, feature-store and plugin calls inherit. Default 30s.
+	RequestTimeout time.Duration
 	// MaxPluginOutput bounds one plugin call's output in bytes; past it
 	// the call fails with 502. Default 1 MiB.
 	MaxPluginOutput int
@@ -82,6 +89,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 20
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 30 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 60 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 30 * time.Second
 	}
 	if o.MaxRows <= 0 {
 		o.MaxRows = 10000

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -8,6 +10,15 @@ import (
 	"github.com/weirhq/weir/dashboard"
 	"github.com/weirhq/weir/internal/weirerr"
 )
+
+// requestDeadline gives the request's context a deadline (RequestTimeout),
+// so a stalled NATS, feature store or plugin cannot hold a request.
+func (g *Gateway) requestDeadline(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), g.opts.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	return c.Next()
+}
 
 // buildApp registers every endpoint of the external contract.
 func (g *Gateway) buildApp() error {
@@ -17,13 +28,17 @@ func (g *Gateway) buildApp() error {
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(g.log),
 		ReadBufferSize:        16 << 10,
+		// Half-sent requests and idle connections are closed, not held.
+		ReadTimeout:  g.opts.ReadTimeout,
+		WriteTimeout: g.opts.WriteTimeout,
+		IdleTimeout:  g.opts.IdleTimeout,
 		// Params, queries and headers outlive handlers (map keys, metric
 		// labels, events), so fiber must copy them out of fasthttp's reused
 		// buffers. Bodies are copied where kept.
 		Immutable: true,
 	})
 	app := g.app
-	app.Use(g.recoverPanics)
+	app.Use(g.recoverPanics, g.requestDeadline)
 
 	// Health and server metadata: always open.
 	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })

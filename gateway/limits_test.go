@@ -1,7 +1,10 @@
 package gateway_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +114,46 @@ func TestUnknownNamesMakeNoSeries(t *testing.T) {
 	}, "the valid request's event to be published")
 	if l := metricLines(t, g, "weir_events_published_total"); l[0] != last[0] {
 		t.Errorf("events published: %v", l)
+	}
+}
+
+// TestHTTPTimeouts pins issue 11 defect 7: a half-sent request and an idle
+// keep-alive connection are closed by the server, not held forever.
+func TestHTTPTimeouts(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) {
+		o.ReadTimeout, o.IdleTimeout = time.Second, time.Second
+	}))
+	host := strings.TrimPrefix(g.URL, "http://")
+	for name, send := range map[string]string{
+		"half-sent body":    "POST /v2/models/x/infer HTTP/1.1\r\nHost: weir\r\nContent-Length: 100\r\n\r\n{\"inputs\"",
+		"half-sent headers": "GET /v2/health/live HTTP/1.1\r\nHost: weir\r\nX-Slow: ",
+		"idle keep-alive":   "GET /v2/health/live HTTP/1.1\r\nHost: weir\r\n\r\n",
+	} {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(send)); err != nil {
+			t.Fatal(err)
+		}
+		// Generous: the server's limit is 1s; a server without one holds
+		// the connection past this.
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(conn)
+		conn.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s: the server still held the connection after 20s (read %q)", name, got)
+		}
+	}
+}
+
+// TestRequestDeadline: every request's context has a deadline
+// (--request-timeout), which plugin, feature-store and NATS calls inherit.
+func TestRequestDeadline(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.RequestTimeout = 3 * time.Second }))
+	d, ok := gateway.RequestDeadlineForTest(g.Gateway)
+	if !ok || d <= 0 || d > 3*time.Second {
+		t.Errorf("request context deadline: %v %v, want within 3s", d, ok)
 	}
 }
