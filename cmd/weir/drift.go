@@ -22,7 +22,12 @@ type driftResult struct {
 	Threshold float64 `json:"threshold"`
 	Drifted   bool    `json:"drifted"`
 	Reference string  `json:"reference"`
-	Window    struct {
+	State     string  `json:"state"`
+	Progress  *struct {
+		Have int `json:"have"`
+		Need int `json:"need"`
+	} `json:"progress"`
+	Window struct {
 		From  time.Time `json:"from"`
 		To    time.Time `json:"to"`
 		Count int       `json:"count"`
@@ -54,16 +59,35 @@ func newDriftCmd(cf *clientFlags) *cobra.Command {
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "VERSION\tFEATURE\tMETRIC\tVALUE\tTHRESHOLD\tSTATE\tWINDOW")
 			for _, r := range out.Results {
-				state := "ok"
-				if r.Drifted {
-					state = "DRIFTED"
+				value := fmt.Sprintf("%.3f", r.Value)
+				if r.State != "ok" && r.State != "drifted" {
+					value = "-" // not judged: 0 would read as "no drift"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%.3f\t%.3f\t%s\t%d events, %s\n", r.Version, r.Feature, r.Metric, r.Value, r.Threshold,
-					state, r.Window.Count, r.Window.To.Sub(r.Window.From).Round(time.Second))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.3f\t%s\t%d events, %s\n", r.Version, r.Feature, r.Metric, value, r.Threshold,
+					r.stateText(), r.Window.Count, r.Window.To.Sub(r.Window.From).Round(time.Second))
 			}
 			return w.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", "", "one version (default: every version with traffic)")
 	return cmd
+}
+
+// stateText is the STATE column: ok, DRIFTED, "warming up (40 of 100)" or
+// "collecting reference (12 of 1000)". A gateway that sends no state (older
+// than the field) is judged by drifted alone.
+func (r driftResult) stateText() string {
+	switch {
+	case r.Drifted || r.State == "drifted":
+		return "DRIFTED"
+	case r.State == "warming_up" && r.Progress != nil:
+		return fmt.Sprintf("warming up (%d of %d)", r.Progress.Have, r.Progress.Need)
+	case r.State == "collecting_reference" && r.Progress != nil:
+		return fmt.Sprintf("collecting reference (%d of %d)", r.Progress.Have, r.Progress.Need)
+	case r.State == "warming_up":
+		return "warming up"
+	case r.State == "collecting_reference":
+		return "collecting reference"
+	}
+	return "ok"
 }

@@ -12,6 +12,7 @@ const TOKEN_KEY = 'weir.adminToken';
 const PALETTE = ['#2563eb', '#f59e0b', '#10b981', '#8b5cf6', '#ef4444', '#0891b2', '#db2777'];
 
 const state = {
+  loaded: false, // false until the first poll answered: "loading", not "no routes"
   routes: [],
   rollouts: {}, // route -> status, or null when it never had one
   selected: null,
@@ -211,6 +212,7 @@ async function refresh() {
   state.series = series;
   state.stats = stats;
   state.drift = Object.fromEntries(driftModels.map((m, i) => [m, drifts[i]]));
+  state.loaded = true;
   recordDrift();
   render();
   document.getElementById('updated').textContent = `updated ${clock(Date.now())}`;
@@ -247,13 +249,27 @@ function recordDrift() {
   const now = Date.now();
   for (const [model, resp] of Object.entries(state.drift)) {
     for (const r of resp?.results ?? []) {
-      if (!Number.isFinite(r.value)) continue;
+      if (!Number.isFinite(r.value) || !judged(r)) continue;
       const key = `${model}@${r.version}/${r.feature}`;
       const hist = (state.driftHistory[key] ??= []);
       hist.push({ t: now, v: r.value });
       if (hist.length > DRIFT_HISTORY) hist.splice(0, hist.length - DRIFT_HISTORY);
     }
   }
+}
+
+// judged says whether a drift result has a value: a feature that is warming
+// up or collecting its reference reports 0, which is not "no drift".
+function judged(r) {
+  return !r.state || r.state === 'ok' || r.state === 'drifted';
+}
+
+// driftStateText is what an unjudged feature shows instead of a score.
+function driftStateText(r) {
+  const p = r.progress;
+  if (r.state === 'warming_up') return p ? `warming up (${fmtNum(p.have)} of ${fmtNum(p.need)})` : 'warming up';
+  if (r.state === 'collecting_reference') return p ? `collecting reference (${fmtNum(p.have)} of ${fmtNum(p.need)})` : 'collecting reference';
+  return r.state;
 }
 
 // ---- header: health, token, banner ---------------------------------------
@@ -363,7 +379,7 @@ function once(key, inputs, draw) {
 }
 
 function render() {
-  once('routes', [state.routes, state.rollouts, state.selected], renderRouteList);
+  once('routes', [state.loaded, state.routes, state.rollouts, state.selected], renderRouteList);
   renderDetail();
   once('drift', [state.drift, state.driftHistory, state.selected], renderDrift);
   once('models', state.models, renderModels);
@@ -383,6 +399,10 @@ function splitBar(variants, big) {
 function renderRouteList() {
   document.getElementById('routes-count').textContent = state.routes.length ? String(state.routes.length) : '';
   const list = document.getElementById('route-list');
+  if (!state.loaded) {
+    fill(list, h('p', { class: 'muted small', id: 'routes-loading' }, 'Loading routes…'));
+    return;
+  }
   if (!state.routes.length) {
     fill(list, h('p', { class: 'muted small' }, 'No routes yet. Create one with ', h('code', {}, 'weir route set NAME -f route.json'), '.'));
     return;
@@ -403,6 +423,11 @@ function renderRouteList() {
 function renderDetail() {
   const el = document.getElementById('detail');
   const r = state.routes.find((x) => x.name === state.selected);
+  if (!r && !state.loaded) {
+    once('detail', ['loading'], () => fill(el, h('div', { class: 'empty', id: 'detail-loading' },
+      h('h1', {}, 'Loading…'), h('p', { class: 'muted' }, 'Asking the gateway for its routes, rollouts and traffic.'))));
+    return;
+  }
   if (!r) {
     once('detail', ['empty', state.routes.length], () => fill(el, h('div', { class: 'empty' },
       h('h1', {}, 'No routes yet'),
@@ -678,8 +703,11 @@ function renderDrift() {
         h('p', { class: 'muted small' }, 'No drift results yet: drift needs a reference (uploaded with ', h('code', {}, `weir model push ${m} VERSION FILE --reference data.csv`), ', or inferred from the first events) and traffic.'));
     }
     const drifted = results.filter((x) => x.drifted).length;
+    const waiting = results.filter((x) => !judged(x)).length;
     const wrap = h('div', { class: 'drift-model' },
-      h('h3', {}, m, ' ', drifted ? badge('drifted', `${drifted} drifted`) : badge('ok', 'no drift')));
+      h('h3', {}, m, ' ', drifted ? badge('drifted', `${drifted} drifted`)
+        : waiting === results.length ? badge('warming', 'warming up')
+          : badge('ok', waiting ? `no drift · ${waiting} warming up` : 'no drift')));
     const grid = h('div', { class: 'drift-grid' });
     wrap.append(grid);
     for (const x of results) {
@@ -689,7 +717,9 @@ function renderDrift() {
         h('div', { class: 'drift-head' },
           h('span', { class: 'drift-feature' }, x.feature),
           h('span', { class: 'muted small' }, `@${x.version}`),
-          h('span', { class: 'push drift-value' + (x.drifted ? ' bad' : ''), title: `${x.metric} ${x.value}` }, fmtScore(x.value))),
+          judged(x)
+            ? h('span', { class: 'push drift-value' + (x.drifted ? ' bad' : ''), title: `${x.metric} ${x.value}` }, fmtScore(x.value))
+            : h('span', { class: 'push drift-value muted small', 'data-state': x.state }, driftStateText(x))),
         chart,
         h('div', { class: 'muted small' }, x.kind ? `${x.kind} · ` : '', `threshold ${fmtScore(x.threshold)} · window ${fmtNum(x.window?.count)} events`, x.reference ? ` · reference ${x.reference}` : '')));
       // Charts need their container's width, so draw after insertion.
@@ -698,7 +728,7 @@ function renderDrift() {
         thresholds: [{ v: x.threshold, label: `threshold ${fmtScore(x.threshold)}` }],
         fmt: fmtScore, height: 120, minMax: x.threshold,
         x0: domainStart((state.driftHistory[key] ?? []).map((p) => p.t), Date.now(), 15 * 60e3, 60e3), x1: Date.now(),
-        empty: 'collecting…',
+        empty: judged(x) ? 'collecting…' : driftStateText(x),
       }));
     }
     return wrap;

@@ -89,10 +89,24 @@ const fineGrid = 250
 
 func (f *featureRef) numBins() int { return len(f.props) }
 
+// atModelPrecision rounds a value to FP32, the precision of the model inputs
+// live values come from: 0.05 in a reference CSV and 0.0500000007 out of an
+// FP32 tensor must fall into the same bin, and an edge value must equal
+// itself on both sides (docs/rationale.md, "Drift compares at FP32").
+// Values beyond FP32's range are kept as they are.
+func atModelPrecision(v float64) float64 {
+	if math.Abs(v) > math.MaxFloat32 {
+		return v
+	}
+	return float64(float32(v))
+}
+
 // binOf returns the fine bin of a numeric value: 2k for a value strictly
 // between edges k-1 and k (below the first edge: 0; above the last:
-// 2·len(edges)), 2k+1 for a value equal to edge k.
+// 2·len(edges)), 2k+1 for a value equal to edge k. The value is compared at
+// FP32 precision (atModelPrecision).
 func (f *featureRef) binOf(v float64) int {
+	v = atModelPrecision(v)
 	lo, hi := 0, len(f.edges)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
@@ -398,6 +412,9 @@ func buildFeatureRef(cells []cell, maxCats int) (*featureRef, error) {
 }
 
 func numericRef(vals []float64) *featureRef {
+	for i, v := range vals {
+		vals[i] = atModelPrecision(v)
+	}
 	slices.Sort(vals)
 	n := len(vals)
 	fr := &featureRef{numeric: true, n: n}

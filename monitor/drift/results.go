@@ -32,6 +32,29 @@ type FeatureDrift struct {
 	State     string   `json:"state"`
 	Reference string   `json:"reference"` // "uploaded" | "inferred from first N events" | progress
 	Metrics   *Metrics `json:"metrics,omitempty"`
+	// Progress is set while the feature is not judged yet: for
+	// collecting_reference, values collected of those the inferred reference
+	// needs; for warming_up, values in the window of the minimum judged.
+	// Value and Drifted mean nothing then (0 and false), which is not "ok".
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress counts toward a feature's first judgement.
+type Progress struct {
+	Have int `json:"have"`
+	Need int `json:"need"`
+}
+
+// StateText is how the CLI and logs show a state with its progress:
+// "warming up (40 of 100)", "collecting reference (12 of 1000)".
+func (fd *FeatureDrift) StateText() string {
+	switch {
+	case fd.Progress != nil && fd.State == StateWarmingUp:
+		return fmt.Sprintf("warming up (%d of %d)", fd.Progress.Have, fd.Progress.Need)
+	case fd.Progress != nil && fd.State == StateCollecting:
+		return fmt.Sprintf("collecting reference (%d of %d)", fd.Progress.Have, fd.Progress.Need)
+	}
+	return fd.State
 }
 
 // Window is the span of event times and the number of values a result was
@@ -95,8 +118,10 @@ func (m *Monitor) Results(model, version string) ([]FeatureDrift, error) {
 		case fs.ref == nil:
 			fd.State = StateCollecting
 			fd.Reference = fmt.Sprintf("inferring from first %d events (%d so far)", m.opts.InferCount, len(fs.pending))
+			fd.Progress = &Progress{Have: len(fs.pending), Need: m.opts.InferCount}
 		case !fs.evaluated:
 			fd.State = StateWarmingUp
+			fd.Progress = &Progress{Have: fs.win.n, Need: m.opts.MinCount}
 		case fs.drifted:
 			fd.State = StateDrifted
 		default:
