@@ -65,6 +65,9 @@ type Options struct {
 	// (oldest events go first). Defaults 24h and 1 GiB.
 	EventsMaxAge   time.Duration
 	EventsMaxBytes int64
+	// MaxEventBytes caps one encoded event; larger ones are truncated and
+	// marked. Default 1 MiB.
+	MaxEventBytes int
 	// MaxInFlight bounds inference requests served at once; past it a
 	// request is refused with 429 at once instead of queueing. Default 1024.
 	MaxInFlight int
@@ -292,6 +295,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		SpoolDir:       filepath.Join(o.DataDir, "spool"),
 		StreamMaxAge:   o.EventsMaxAge,
 		StreamMaxBytes: o.EventsMaxBytes,
+		MaxEventBytes:  o.MaxEventBytes,
 		Registerer:     g.reg,
 		Logger:         g.log,
 	}); err != nil {

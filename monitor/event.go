@@ -30,6 +30,9 @@ type Event struct {
 	Error  string `json:"error,omitempty"`
 	// Shadow marks a mirrored request whose answer nobody saw.
 	Shadow bool `json:"shadow,omitempty"`
+	// Truncated marks an event cut to the publisher's size cap: rows of
+	// its features and outputs (or all of them) were left out.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // OK reports whether the inference succeeded.

@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +46,10 @@ type PublisherOptions struct {
 	MaxPending int
 	// AckTimeout after which an unacked publish is spooled. Default 5s.
 	AckTimeout time.Duration
+	// MaxEventBytes bounds one encoded event (and stays under the NATS
+	// server's max payload): a larger one is truncated (truncate.go).
+	// Default 1 MiB.
+	MaxEventBytes int
 	// Registerer receives the weir_events_* metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger; nil uses slog.Default().
@@ -89,6 +92,9 @@ func (o *PublisherOptions) setDefaults() error {
 	if o.AckTimeout <= 0 {
 		o.AckTimeout = 5 * time.Second
 	}
+	if o.MaxEventBytes <= 0 {
+		o.MaxEventBytes = 1 << 20
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -120,6 +126,8 @@ type Publisher struct {
 	inflightClosed bool
 
 	published, spooled, dropped prometheus.Counter
+	truncated, deadLettered     prometheus.Counter
+	deadLetterMu                sync.Mutex
 	collectors                  []prometheus.Collector
 	lastDropLog                 atomic.Int64 // unix nanos
 	dropsSinceLog               atomic.Int64
@@ -155,8 +163,12 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 			Name: "weir_events_spooled_total", Help: "Inference events written to the on-disk spool to be sent later."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_events_dropped_total", Help: "Inference events lost because the queue and the spool were full."}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_events_truncated_total", Help: "Inference events cut to the event size cap (rows dropped, marked truncated)."}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_events_dead_letter_total", Help: "Inference events NATS refused for good, written to the dead-letter file."}),
 	}
-	p.collectors = []prometheus.Collector{p.published, p.spooled, p.dropped,
+	p.collectors = []prometheus.Collector{p.published, p.spooled, p.dropped, p.truncated, p.deadLettered,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "weir_events_queue_length", Help: "Inference events waiting in memory to be sent."},
 			func() float64 { return float64(len(p.q)) }),
@@ -239,8 +251,7 @@ func (p *Publisher) Publish(ev *Event) {
 	}
 	// Queue full: spill straight to the spool if nobody holds it right now;
 	// never wait for it.
-	fillEvent(ev)
-	data, err := json.Marshal(ev)
+	data, err := p.encode(ev)
 	if err != nil {
 		p.log.Error("cannot encode event", "id", ev.ID, "err", err)
 		p.drop(1)
@@ -351,8 +362,7 @@ func (p *Publisher) send(batch []*Event, recs []spoolRecord) []spoolRecord {
 	recs = recs[:0]
 	direct := p.streamReady.Load() && p.nc.Status() == nats.CONNECTED && p.spool.empty()
 	for _, ev := range batch {
-		fillEvent(ev)
-		data, err := json.Marshal(ev)
+		data, err := p.encode(ev)
 		if err != nil {
 			p.log.Error("cannot encode event", "id", ev.ID, "err", err)
 			p.drop(1)
@@ -360,7 +370,12 @@ func (p *Publisher) send(batch []*Event, recs []spoolRecord) []spoolRecord {
 		}
 		subj := eventSubject(ev.Route)
 		if direct {
-			if err := p.publishDirect(subj, ev.ID, data); err == nil {
+			err := p.publishDirect(subj, ev.ID, data)
+			if err == nil {
+				continue
+			}
+			if permanent(err) {
+				p.deadLetter(spoolRecord{subject: subj, id: ev.ID, data: data}, err)
 				continue
 			}
 			// Stalled or disconnected: keep order by spooling the rest too.
@@ -426,6 +441,10 @@ func (p *Publisher) onAck(_ jetstream.JetStream, msg *nats.Msg, _ *jetstream.Pub
 // unknown, so it goes to the spool and de-duplication sorts out a double.
 func (p *Publisher) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
 	if !p.forget(msg) {
+		return
+	}
+	if permanent(err) {
+		p.deadLetter(spoolRecord{subject: msg.Subject, id: msg.Header.Get(jetstream.MsgIDHeader), data: msg.Data}, err)
 		return
 	}
 	p.log.Debug("event publish failed; spooling", "subject", msg.Subject, "err", err)
@@ -494,25 +513,39 @@ func (p *Publisher) replay() {
 		if len(recs) == 0 {
 			return
 		}
+		// A record NATS refuses for good goes to the dead-letter file
+		// rather than holding up every record behind it for ever.
 		futures := make([]jetstream.PubAckFuture, 0, len(recs))
-		ok := true
+		ok, dead := true, 0
 		for _, r := range recs {
 			f, err := p.rjs.PublishMsgAsync(&nats.Msg{Subject: r.subject, Data: r.data,
 				Header: nats.Header{jetstream.MsgIDHeader: []string{r.id}}})
-			if err != nil {
+			if permanent(err) {
+				p.deadLetter(r, err)
+				dead++
+				f = nil
+			} else if err != nil {
 				ok = false
 				break
 			}
 			futures = append(futures, f)
 		}
 		timeout := time.NewTimer(p.opts.AckTimeout)
-		for _, f := range futures {
+		for i, f := range futures {
 			if !ok {
 				break
+			}
+			if f == nil {
+				continue
 			}
 			select {
 			case <-f.Ok():
 			case err := <-f.Err():
+				if permanent(err) {
+					p.deadLetter(recs[i], err)
+					dead++
+					continue
+				}
 				p.log.Debug("spooled event re-send failed", "err", err)
 				ok = false
 			case <-timeout.C:
@@ -524,7 +557,7 @@ func (p *Publisher) replay() {
 			return
 		}
 		p.spool.commit(next)
-		p.published.Add(float64(len(recs)))
+		p.published.Add(float64(len(recs) - dead))
 	}
 }
 

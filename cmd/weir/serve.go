@@ -71,6 +71,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
 	f.DurationVar(&o.EventsMaxAge, "events-max-age", 24*time.Hour, "how long inference events stay in the WEIR_EVENTS stream")
 	f.Int64Var(&o.EventsMaxBytes, "events-max-bytes", 1<<30, "most bytes of inference events the WEIR_EVENTS stream keeps")
+	f.IntVar(&o.MaxEventBytes, "max-event-bytes", 1<<20, "largest inference event in bytes; larger ones lose rows and are marked truncated")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 1024, "inference requests served at once; more are refused with 429")
 	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
 	f.DurationVar(&o.ReadTimeout, "read-timeout", 30*time.Second, "longest time to read a whole request (headers and body); slower clients are cut off")
