@@ -28,7 +28,7 @@ func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
 	body := c.Body()
 	h := c.Get(headerLengthHeader)
 	if h == "" {
-		if err := json.Unmarshal(body, req); err != nil {
+		if err := models.DecodeInferRequest(body, req); err != nil {
 			return weirerr.Invalidf("request body is not a valid inference request: %v", err)
 		}
 		for _, in := range req.Inputs {
@@ -45,7 +45,7 @@ func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
 	if n > uint64(len(body)) {
 		return weirerr.Invalidf("%s is %d, but the body has only %d bytes", headerLengthHeader, n, len(body))
 	}
-	if err := json.Unmarshal(body[:n], req); err != nil {
+	if err := models.DecodeInferRequest(body[:n], req); err != nil {
 		return weirerr.Invalidf("the request's JSON header (the first %d bytes, per %s) is not a valid inference request: %v", n, headerLengthHeader, err)
 	}
 	return attachBinaryInputs(req, body[n:])
@@ -156,7 +156,7 @@ func writeInferResponse(c *fiber.Ctx, req *models.InferRequest, resp *models.Inf
 		return err
 	}
 	if bin == nil {
-		return writeJSON(c, resp)
+		return writeInferJSON(c, resp)
 	}
 	header := struct {
 		ModelName    string         `json:"model_name"`

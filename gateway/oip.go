@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -195,9 +196,13 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 	}
 	if rt != nil {
 		if sh, ok := rt.Shadow(); ok {
+			// The shadow runs after the handler has returned, when the body
+			// the request's data points into is reused.
+			sreq := *req
+			sreq.Detach()
 			g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
 				sev := &monitor.Event{}
-				_, err := g.runInfer(req, sev)
+				_, err := g.runInfer(&sreq, sev)
 				return sev, err
 			})
 		}
@@ -226,6 +231,7 @@ func (g *Gateway) runInfer(req *models.InferRequest, ev *monitor.Event) (*models
 	ev.Model, ev.Version = v.Name, v.Version
 	resp, inputs, err := v.Infer(req)
 	ev.Features = inputFeatures(v, inputs)
+	models.Release(inputs) // the event holds copies of what it needs
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +265,25 @@ func inputFeatures(v *models.Version, inputs []models.Tensor) map[string]any {
 		}
 	}
 	return m
+}
+
+var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeInferJSON encodes resp as a JSON response body without reflection.
+func writeInferJSON(c *fiber.Ctx, resp *models.InferResponse) error {
+	buf := respBufs.Get().(*[]byte)
+	b, err := models.AppendInferResponse((*buf)[:0], resp)
+	if err != nil {
+		respBufs.Put(buf)
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Response().SetBody(b) // copies: the buffer goes back to the pool
+	if cap(b) <= 1<<20 {
+		*buf = b
+		respBufs.Put(buf)
+	}
+	return nil
 }
 
 // writeJSON encodes v as the response body.

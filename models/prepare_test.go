@@ -98,7 +98,7 @@ func TestParseDataHintIsUntrusted(t *testing.T) {
 			if dt == Bytes {
 				raw = `["a"]`
 			}
-			if _, err := parseData([]byte(raw), dt, n); err != nil {
+			if _, _, err := parseData([]byte(raw), dt, n); err != nil {
 				t.Errorf("%s with hint %d: %v", dt, n, err)
 			}
 		}

@@ -173,6 +173,8 @@ type Tensor struct {
 	Datatype Datatype
 	Shape    []int64
 	Data     TensorData
+
+	buf any // the pooled buffer behind Data, for Release
 }
 
 // Prepare validates request inputs against the model's signature and
@@ -245,6 +247,7 @@ func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
 		return Tensor{}, weirerr.Invalidf("input %q has shape %v: %v", in.Name, in.Shape, err)
 	}
 	vals := in.Values
+	var buf any
 	if vals != nil {
 		if !valuesMatch(in.Datatype, vals) {
 			return Tensor{}, weirerr.Invalidf("input %q (%s): data of type %T", in.Name, in.Datatype, vals)
@@ -253,14 +256,22 @@ func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
 		if len(in.Data) == 0 {
 			return Tensor{}, weirerr.Invalidf("input %q has no data", in.Name)
 		}
-		// The shape is a claim, the data is what arrived: parseData sizes its
-		// buffer by the data, and the count is compared after.
-		if vals, err = parseData(in.Data, in.Datatype, n); err != nil {
+		// The shape is a claim, the data is what arrived: the buffer is
+		// sized by the scalars the data holds, and the count is compared
+		// after.
+		count := in.count
+		if count == 0 { // not counted by DecodeInferRequest
+			if count, err = countScalars(in.Data); err != nil {
+				return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
+			}
+		}
+		if vals, buf, err = parseData(in.Data, in.Datatype, count); err != nil {
 			return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
 		}
 	}
-	t := Tensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape, Data: TensorData{Values: vals}}
+	t := Tensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape, Data: TensorData{Values: vals}, buf: buf}
 	if got := t.Data.Len(); got != n {
+		Release([]Tensor{t})
 		return Tensor{}, weirerr.Invalidf("input %q has shape %v, which needs %d elements, but its data has %d %s", in.Name, in.Shape, n, got, plural(got, "element"))
 	}
 	return t, nil

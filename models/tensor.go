@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/weirhq/weir/internal/onnx"
 	ort "github.com/yalue/onnxruntime_go"
@@ -32,6 +34,8 @@ type InputTensor struct {
 	// typed slice (see TensorData) by a transport that carries tensors in
 	// binary (the OIP binary extension, gRPC); Data is then ignored.
 	Values any `json:"-"`
+
+	count int // scalars in Data, as DecodeInferRequest counted them; 0: not counted
 }
 
 // RequestedOutput names an output the caller wants; none means all.
@@ -187,11 +191,7 @@ func (d TensorData) AppendJSON(b []byte) ([]byte, error) {
 		}
 	case []string:
 		for i, x := range v {
-			s, err := json.Marshal(x)
-			if err != nil {
-				return nil, err
-			}
-			b = append(appendSep(b, i), s...)
+			b = appendString(appendSep(b, i), x)
 		}
 	case nil:
 	default:
@@ -224,54 +224,6 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 func (d *TensorData) UnmarshalJSON(b []byte) error {
 	d.Values = json.RawMessage(append([]byte(nil), b...))
 	return nil
-}
-
-// forEachElement calls fn for every scalar of a flat or nested JSON array
-// (or for raw itself when it is a scalar), in row-major order. tok is the raw
-// token: a number, true/false/null, or a quoted string.
-func forEachElement(raw []byte, fn func(tok []byte) error) error {
-	i, n := 0, len(raw)
-	for i < n {
-		switch c := raw[i]; c {
-		case ' ', '\t', '\n', '\r', '[', ']', ',':
-			i++
-		case '"':
-			j := i + 1
-			for j < n && raw[j] != '"' {
-				if raw[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= n {
-				return fmt.Errorf("unterminated string")
-			}
-			if err := fn(raw[i : j+1]); err != nil {
-				return err
-			}
-			i = j + 1
-		case '{':
-			return fmt.Errorf("found an object where a value was expected")
-		default:
-			j := i
-			for j < n && !isDelim(raw[j]) {
-				j++
-			}
-			if err := fn(raw[i:j]); err != nil {
-				return err
-			}
-			i = j
-		}
-	}
-	return nil
-}
-
-func isDelim(c byte) bool {
-	switch c {
-	case ' ', '\t', '\n', '\r', '[', ']', ',', '"', '{', '}':
-		return true
-	}
-	return false
 }
 
 // parseFloatTok parses a JSON number, or the strings NaN/Infinity/-Infinity.
@@ -319,134 +271,263 @@ func parseUintTok(tok []byte, bits int) (uint64, error) {
 	return 0, fmt.Errorf("%s is not an unsigned integer that fits in %d bits", tok, bits)
 }
 
-// parseData reads raw JSON data of datatype dt into a typed slice with
-// capacity hint n (the element count the shape implies). The hint is a
-// claim from the network: it is capped by what raw can hold (every element
-// takes at least two bytes with its separator), so a shape claiming a
-// billion elements with one sent costs bytes, not gigabytes.
-func parseData(raw []byte, dt Datatype, n int) (any, error) {
+// parseData reads raw JSON data of datatype dt (flat or nested, row major)
+// into a typed slice of capacity n, the number of scalars the data holds
+// (counted, never a claimed shape; it is capped anyway by what raw can
+// hold, every element taking at least two bytes with its separator).
+// Numeric and boolean slices come from a pool: buf is what Release gives
+// back.
+func parseData(raw []byte, dt Datatype, n int) (vals any, buf any, err error) {
 	n = max(0, min(n, len(raw)/2+1))
-	var err error
-	idx := 0
-	wrap := func(e error) error { return fmt.Errorf("element %d: %w", idx, e) }
 	switch dt {
-	case FP32, FP16:
-		out := make([]float32, 0, n)
-		err = forEachElement(raw, func(tok []byte) error {
-			f, e := parseFloatTok(tok, 32)
-			if e != nil {
-				return wrap(e)
-			}
-			out = append(out, float32(f))
-			idx++
-			return nil
-		})
-		if dt == FP16 {
-			return out, err // converted to half precision when the tensor is built
-		}
-		return out, err
+	case FP32, FP16: // FP16 is converted to half precision when the tensor is built
+		return parsePooled(raw, &poolF32, n, convF32)
 	case FP64:
-		out := make([]float64, 0, n)
-		err = forEachElement(raw, func(tok []byte) error {
-			f, e := parseFloatTok(tok, 64)
-			if e != nil {
-				return wrap(e)
-			}
-			out = append(out, f)
-			idx++
-			return nil
-		})
-		return out, err
-	case Int8, Int16, Int32, Int64:
-		bits := map[Datatype]int{Int8: 8, Int16: 16, Int32: 32, Int64: 64}[dt]
-		vals := make([]int64, 0, n)
-		err = forEachElement(raw, func(tok []byte) error {
-			v, e := parseIntTok(tok, bits)
-			if e != nil {
-				return wrap(e)
-			}
-			vals = append(vals, v)
-			idx++
-			return nil
-		})
-		return narrowInts(vals, dt), err
-	case Uint8, Uint16, Uint32, Uint64:
-		bits := map[Datatype]int{Uint8: 8, Uint16: 16, Uint32: 32, Uint64: 64}[dt]
-		vals := make([]uint64, 0, n)
-		err = forEachElement(raw, func(tok []byte) error {
-			v, e := parseUintTok(tok, bits)
-			if e != nil {
-				return wrap(e)
-			}
-			vals = append(vals, v)
-			idx++
-			return nil
-		})
-		return narrowUints(vals, dt), err
-	case Bool:
-		out := make([]bool, 0, n)
-		err = forEachElement(raw, func(tok []byte) error {
-			switch string(tok) {
-			case "true", "1":
-				out = append(out, true)
-			case "false", "0":
-				out = append(out, false)
-			default:
-				return wrap(fmt.Errorf("%s is not a boolean", tok))
-			}
-			idx++
-			return nil
-		})
-		return out, err
-	case Bytes:
-		out := make([]string, 0, n)
-		err = forEachElement(raw, func(tok []byte) error {
-			if len(tok) == 0 || tok[0] != '"' {
-				return wrap(fmt.Errorf("%s is not a string", tok))
-			}
-			var s string
-			if e := json.Unmarshal(tok, &s); e != nil {
-				return wrap(e)
-			}
-			out = append(out, s)
-			idx++
-			return nil
-		})
-		return out, err
-	}
-	return nil, fmt.Errorf("unsupported datatype %s", dt)
-}
-
-func narrowInts(v []int64, dt Datatype) any {
-	switch dt {
+		return parsePooled(raw, &poolF64, n, convF64)
 	case Int8:
-		return convertSlice[int64, int8](v)
+		return parsePooled(raw, &poolI8, n, convI8)
 	case Int16:
-		return convertSlice[int64, int16](v)
+		return parsePooled(raw, &poolI16, n, convI16)
 	case Int32:
-		return convertSlice[int64, int32](v)
-	}
-	return v
-}
-
-func narrowUints(v []uint64, dt Datatype) any {
-	switch dt {
+		return parsePooled(raw, &poolI32, n, convI32)
+	case Int64:
+		return parsePooled(raw, &poolI64, n, convI64)
 	case Uint8:
-		return convertSlice[uint64, uint8](v)
+		return parsePooled(raw, &poolU8, n, convU8)
 	case Uint16:
-		return convertSlice[uint64, uint16](v)
+		return parsePooled(raw, &poolU16, n, convU16)
 	case Uint32:
-		return convertSlice[uint64, uint32](v)
+		return parsePooled(raw, &poolU32, n, convU32)
+	case Uint64:
+		return parsePooled(raw, &poolU64, n, convU64)
+	case Bool:
+		return parsePooled(raw, &poolBool, n, convBool)
+	case Bytes:
+		out, err := parseElements(raw, make([]string, 0, n), convString)
+		return out, nil, err
 	}
-	return v
+	return nil, nil, fmt.Errorf("unsupported datatype %s", dt)
 }
 
-func convertSlice[From, To int64 | uint64 | int8 | int16 | int32 | uint8 | uint16 | uint32](v []From) []To {
-	out := make([]To, len(v))
-	for i, x := range v {
-		out[i] = To(x)
+// countScalars checks raw as JSON data and counts its scalars.
+func countScalars(raw []byte) (int, error) {
+	d := decoder{b: raw}
+	d.ws()
+	if d.eof() {
+		return 0, nil
 	}
-	return out
+	n, err := d.scalars(1)
+	if err == nil {
+		d.ws()
+		if !d.eof() {
+			err = d.syntax("after data")
+		}
+	}
+	return n, err
+}
+
+// maxPooled is the largest buffer (in elements) kept for reuse.
+const maxPooled = 1 << 16
+
+// slicePool reuses typed data buffers between requests.
+type slicePool[T any] struct{ p sync.Pool }
+
+func (sp *slicePool[T]) get(n int) *[]T {
+	if b, ok := sp.p.Get().(*[]T); ok {
+		if cap(*b) >= n {
+			*b = (*b)[:0]
+			return b
+		}
+		sp.p.Put(b)
+	}
+	s := make([]T, 0, n)
+	return &s
+}
+
+func (sp *slicePool[T]) put(b *[]T) {
+	if cap(*b) <= maxPooled {
+		sp.p.Put(b)
+	}
+}
+
+var (
+	poolF32  slicePool[float32]
+	poolF64  slicePool[float64]
+	poolI8   slicePool[int8]
+	poolI16  slicePool[int16]
+	poolI32  slicePool[int32]
+	poolI64  slicePool[int64]
+	poolU8   slicePool[uint8]
+	poolU16  slicePool[uint16]
+	poolU32  slicePool[uint32]
+	poolU64  slicePool[uint64]
+	poolBool slicePool[bool]
+)
+
+func parsePooled[T any](raw []byte, sp *slicePool[T], n int, conv func([]byte) (T, error)) (any, any, error) {
+	b := sp.get(n)
+	out, err := parseElements(raw, *b, conv)
+	if err != nil {
+		*b = out
+		sp.put(b)
+		return nil, nil, err
+	}
+	*b = out
+	return out, b, nil
+}
+
+// Release returns the data buffers of tensors that Prepare parsed to their
+// pools. The tensors' data must not be used afterwards.
+func Release(ts []Tensor) {
+	for i := range ts {
+		switch b := ts[i].buf.(type) {
+		case *[]float32:
+			poolF32.put(b)
+		case *[]float64:
+			poolF64.put(b)
+		case *[]int8:
+			poolI8.put(b)
+		case *[]int16:
+			poolI16.put(b)
+		case *[]int32:
+			poolI32.put(b)
+		case *[]int64:
+			poolI64.put(b)
+		case *[]uint8:
+			poolU8.put(b)
+		case *[]uint16:
+			poolU16.put(b)
+		case *[]uint32:
+			poolU32.put(b)
+		case *[]uint64:
+			poolU64.put(b)
+		case *[]bool:
+			poolBool.put(b)
+		}
+		ts[i].buf = nil
+		ts[i].Data.Values = nil
+	}
+}
+
+// parseElements appends each scalar of raw (checked JSON: a scalar or
+// nested arrays of them) converted by conv to out.
+func parseElements[T any](raw []byte, out []T, conv func([]byte) (T, error)) ([]T, error) {
+	i, n, idx := 0, len(raw), 0
+	for i < n {
+		switch c := raw[i]; c {
+		case ' ', '\t', '\n', '\r', '[', ']', ',':
+			i++
+			continue
+		case '{':
+			return out, fmt.Errorf("found an object where a value was expected")
+		}
+		j := i
+		if raw[i] == '"' {
+			j++
+			for j < n && raw[j] != '"' {
+				if raw[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= n {
+				return out, fmt.Errorf("unterminated string")
+			}
+			j++
+		} else {
+			for j < n && !isDelim(raw[j]) {
+				j++
+			}
+		}
+		v, err := conv(raw[i:j])
+		if err != nil {
+			return out, fmt.Errorf("element %d: %w", idx, err)
+		}
+		out = append(out, v)
+		idx++
+		i = j
+	}
+	return out, nil
+}
+
+func isDelim(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '[', ']', ',', '"', '{', '}':
+		return true
+	}
+	return false
+}
+
+func convF32(tok []byte) (float32, error) {
+	f, err := parseFloatTok(tok, 32)
+	return float32(f), err
+}
+
+func convF64(tok []byte) (float64, error) { return parseFloatTok(tok, 64) }
+
+func convI8(tok []byte) (int8, error) {
+	v, err := parseIntTok(tok, 8)
+	return int8(v), err
+}
+
+func convI16(tok []byte) (int16, error) {
+	v, err := parseIntTok(tok, 16)
+	return int16(v), err
+}
+
+func convI32(tok []byte) (int32, error) {
+	v, err := parseIntTok(tok, 32)
+	return int32(v), err
+}
+
+func convI64(tok []byte) (int64, error) { return parseIntTok(tok, 64) }
+
+func convU8(tok []byte) (uint8, error) {
+	v, err := parseUintTok(tok, 8)
+	return uint8(v), err
+}
+
+func convU16(tok []byte) (uint16, error) {
+	v, err := parseUintTok(tok, 16)
+	return uint16(v), err
+}
+
+func convU32(tok []byte) (uint32, error) {
+	v, err := parseUintTok(tok, 32)
+	return uint32(v), err
+}
+
+func convU64(tok []byte) (uint64, error) { return parseUintTok(tok, 64) }
+
+func convBool(tok []byte) (bool, error) {
+	switch string(tok) {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s is not a boolean", tok)
+}
+
+func convString(tok []byte) (string, error) {
+	if len(tok) == 0 || tok[0] != '"' {
+		return "", fmt.Errorf("%s is not a string", tok)
+	}
+	plain := true
+	for _, c := range tok[1 : len(tok)-1] {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(tok[1 : len(tok)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(tok, &s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 // newValue builds a runtime tensor of shape from typed values. A rank-0

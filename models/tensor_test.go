@@ -29,7 +29,7 @@ func TestParseData(t *testing.T) {
 		{FP32, `7`, []float32{7}, ""},
 	}
 	for _, c := range cases {
-		got, err := parseData([]byte(c.raw), c.dt, 4)
+		got, _, err := parseData([]byte(c.raw), c.dt, 4)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s %s: error %v, want %q", c.dt, c.raw, err, c.err)
@@ -74,7 +74,7 @@ func BenchmarkParseFP32(b *testing.B) {
 	raw := []byte(`[` + strings.Repeat("0.123456,", 1023) + `0.5]`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseData(raw, FP32, 1024); err != nil {
+		if _, _, err := parseData(raw, FP32, 1024); err != nil {
 			b.Fatal(err)
 		}
 	}
