@@ -153,7 +153,7 @@ func TestBadRequests(t *testing.T) {
 		{"unknown datatype", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "FP32", "FLOAT", 1) + `]}`, 400, `unknown datatype "FLOAT"`},
 		{"wrong shape", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[3,4,5]", "[3,5,4]", 1) + `]}`, 400, `input "y" has shape [3 5 4], expected [3 4 5]`},
 		{"wrong rank", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[3,4,5]", "[60]", 1) + `]}`, 400, `expected rank 3`},
-		{"wrong count", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[1,", "[", 1) + `]}`, 400, `input "y" has 59 elements, but shape [3 4 5] needs 60`},
+		{"wrong count", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[1,", "[", 1) + `]}`, 400, `input "y" has shape [3 4 5], which needs 60 elements, but its data has 59 elements`},
 		{"not a number", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[1,", `["a",`, 1) + `]}`, 400, `input "y" (FP32): element 0: "a" is not a number`},
 		{"unknown output", "/v2/models/add/infer", `{"inputs":[` + x + `,` + y + `],"outputs":[{"name":"nope"}]}`, 400, `unknown output "nope"`},
 	}
