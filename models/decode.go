@@ -638,7 +638,8 @@ func (d *decoder) outputs(out []RequestedOutput) ([]RequestedOutput, error) {
 			if !ok {
 				break
 			}
-			if keyIs(key, "name") {
+			switch {
+			case keyIs(key, "name"):
 				s, bad, e := d.stringValue()
 				if err = e; err == nil && bad != 0 {
 					err = typeError(fmt.Sprintf("outputs[%d].name", n), bad, "a string")
@@ -646,7 +647,9 @@ func (d *decoder) outputs(out []RequestedOutput) ([]RequestedOutput, error) {
 				if s != nil {
 					o.Name = string(s)
 				}
-			} else {
+			case keyIs(key, "parameters"):
+				err = d.mapField(fmt.Sprintf("outputs[%d].parameters", n), &o.Parameters)
+			default:
 				err = d.skip(1)
 			}
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,7 @@ var decodeCases = []string{
 	`{"id":"\u003c\u2028"}`,
 	"{\"id\":\"caf\xe9\"}",
 	`{"inputs":[{"name":"x","shape":[-0,9223372036854775807]}]}`,
+	`{"outputs":[{"name":"y","parameters":{"binary_data":true}},{"parameters":null}],"outputs":[{"name":"z"}]}`,
 	// refused
 	``,
 	`{"inputs":`,
@@ -50,6 +52,7 @@ var decodeCases = []string{
 	`{"id":1}`,
 	`{"outputs":[{"name":false}]}`,
 	`{"parameters":[]}`,
+	`{"outputs":[{"parameters":1}]}`,
 	`[1]`,
 	`"x"`,
 	`{"a":1}x`,
@@ -189,6 +192,27 @@ func BenchmarkDecodeInferRequestEncodingJSON(b *testing.B) {
 		}
 		if _, err := s.Prepare(req.Inputs); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDecoderReadsEveryField fails when a field is added to the request
+// types without DecodeInferRequest learning to read it.
+func TestDecoderReadsEveryField(t *testing.T) {
+	known := map[string][]string{
+		"InferRequest":    {"id", "parameters", "inputs", "outputs"},
+		"InputTensor":     {"name", "shape", "datatype", "parameters", "data"},
+		"RequestedOutput": {"name", "parameters"},
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[InferRequest](), reflect.TypeFor[InputTensor](), reflect.TypeFor[RequestedOutput]()} {
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if !slices.Contains(known[typ.Name()], name) {
+				t.Errorf("%s.%s (JSON %q) is not read by DecodeInferRequest: teach models/decode.go and add it here", typ.Name(), f.Name, name)
+			}
 		}
 	}
 }
