@@ -19,7 +19,7 @@ import (
 
 	"github.com/weirhq/weir/internal/promx"
 	"github.com/weirhq/weir/internal/weirerr"
-	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // Bucket is the JetStream KV bucket holding rollout state ("route.<name>")
@@ -378,7 +378,7 @@ func (c *Controller) announce(tr Transition) {
 	c.log.Log(context.Background(), lvl, "rollout transition", "route", tr.Route, "from", tr.From, "to", tr.To,
 		"step", tr.Step, "weight", tr.Weight, "reason", tr.Reason)
 	data, _ := json.Marshal(tr)
-	if err := c.o.Conn.Publish(monitor.SubjectRolloutPrefix+tr.Route, data); err != nil {
+	if err := c.o.Conn.Publish(event.SubjectRolloutPrefix+tr.Route, data); err != nil {
 		c.log.Error("publish rollout transition", "route", tr.Route, "err", err)
 	}
 }

@@ -1,8 +1,9 @@
 // Package monitor owns what happens to an inference after it is answered: the
-// event shape (event.go, fixed by the external contract), the durable
-// Publisher that sends events to JetStream stream WEIR_EVENTS with an on-disk
-// spool for outages, the live per-route Stats the gateway and canary analysis
-// read, and the Parquet Archiver with its Export reader.
+// durable Publisher that sends events to JetStream stream WEIR_EVENTS with an
+// on-disk spool for outages, the live per-route Stats the gateway and canary
+// analysis read, and the Parquet Archiver with its Export reader. The event
+// shape and the subject names (the external contract) live in the leaf
+// package monitor/event; Event and the name constants here are aliases.
 //
 // Design notes (why, not what):
 //
@@ -29,6 +30,7 @@
 //     the sequences above the consumer's ack floor that already sit in a file
 //     are skipped instead of written twice.
 //
-// monitor imports nothing from weir except internal/weirerr; the gateway,
-// router and drift packages import monitor, never the other way round.
+// monitor imports nothing from weir except internal/weirerr and its leaf
+// package monitor/event; the gateway and drift packages import monitor, never
+// the other way round.
 package monitor

@@ -15,6 +15,6 @@
 //
 // It does not store plugin bytes (the gateway's object store does), parse
 // routes, or know about models. It must not import other weir packages
-// except internal/weirerr: the feature store is reached through the
+// except internal/weirerr and internal/promx: the feature store is reached through the
 // FeatureReader interface declared here.
 package plugins

@@ -189,7 +189,7 @@ func parseReference(body []byte, contentType string, maxCats int) (*Reference, e
 	for i, name := range names {
 		fr, err := buildFeatureRef(cols[i], maxCats)
 		if err != nil {
-			return nil, weirerr.Invalidf("reference column %q: %v", name, err)
+			return nil, weirerr.Invalidf("reference column %q: %w", name, err)
 		}
 		ref.cols[name] = fr
 	}
@@ -202,7 +202,7 @@ func parseCSVRows(body []byte) ([]string, [][]cell, int, error) {
 	r.ReuseRecord = true
 	header, err := r.Read()
 	if err != nil {
-		return nil, nil, 0, weirerr.Invalidf("reference CSV header (line 1): %v", err)
+		return nil, nil, 0, weirerr.Invalidf("reference CSV header (line 1): %w", err)
 	}
 	names := slices.Clone(header)
 	if err := checkNames(names, "CSV header (line 1)"); err != nil {
@@ -222,9 +222,9 @@ func parseCSVRows(body []byte) ([]string, [][]cell, int, error) {
 					return nil, nil, 0, weirerr.Invalidf("reference CSV line %d has %d fields, expected %d (one per header column: %s)",
 						pe.StartLine, len(rec), len(names), strings.Join(names, ","))
 				}
-				return nil, nil, 0, weirerr.Invalidf("reference CSV line %d, column %d: %v", pe.StartLine, pe.Column, pe.Err)
+				return nil, nil, 0, weirerr.Invalidf("reference CSV line %d, column %d: %w", pe.StartLine, pe.Column, pe.Err)
 			}
-			return nil, nil, 0, weirerr.Invalidf("reference CSV: %v", err)
+			return nil, nil, 0, weirerr.Invalidf("reference CSV: %w", err)
 		}
 		rows++
 		for i, s := range rec {
@@ -284,7 +284,7 @@ func parseJSONRows(body []byte) ([]string, [][]cell, int, error) {
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
-				return nil, nil, 0, weirerr.Invalidf("reference JSON row %d: %v", rows, err)
+				return nil, nil, 0, weirerr.Invalidf("reference JSON row %d: %w", rows, err)
 			}
 			key, _ := tok.(string)
 			if strings.TrimSpace(key) == "" {
@@ -292,11 +292,11 @@ func parseJSONRows(body []byte) ([]string, [][]cell, int, error) {
 			}
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
-				return nil, nil, 0, weirerr.Invalidf("reference JSON row %d, column %q: %v", rows, key, err)
+				return nil, nil, 0, weirerr.Invalidf("reference JSON row %d, column %q: %w", rows, key, err)
 			}
 			c, err := parseJSONCell(raw)
 			if err != nil {
-				return nil, nil, 0, weirerr.Invalidf("reference JSON row %d, column %q: %v", rows, key, err)
+				return nil, nil, 0, weirerr.Invalidf("reference JSON row %d, column %q: %w", rows, key, err)
 			}
 			i, ok := index[key]
 			if !ok {
@@ -315,7 +315,7 @@ func parseJSONRows(body []byte) ([]string, [][]cell, int, error) {
 			cols[i] = append(cols[i], c)
 		}
 		if _, err := dec.Token(); err != nil { // the closing '}'
-			return nil, nil, 0, weirerr.Invalidf("reference JSON row %d: %v", rows, err)
+			return nil, nil, 0, weirerr.Invalidf("reference JSON row %d: %w", rows, err)
 		}
 		for i := range cols { // columns this row did not have
 			if len(cols[i]) < rows {
@@ -324,7 +324,7 @@ func parseJSONRows(body []byte) ([]string, [][]cell, int, error) {
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, nil, 0, weirerr.Invalidf("reference JSON: unterminated array after row %d: %v", rows, err)
+		return nil, nil, 0, weirerr.Invalidf("reference JSON: unterminated array after row %d: %w", rows, err)
 	}
 	if rows == 0 {
 		return nil, nil, 0, weirerr.Invalidf("reference JSON array is empty: expected at least one object")

@@ -1,4 +1,10 @@
-package monitor
+// Package event is weir's event contract, and nothing else: the shape of
+// the event every inference publishes and the NATS stream and subject names
+// fixed by the external contract (shared API.md). It is a leaf: it imports
+// only the standard library, so a package that needs a subject name (the
+// rollout controller) or the event type (drift) does not pull in the
+// monitor's publisher, stats or Parquet archive.
+package event
 
 import "time"
 

@@ -1,0 +1,121 @@
+package lint
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/weirhq/weir/"
+
+// A rule says what one package may import. only lists the weir packages it
+// may import directly (nil: no such limit; empty: none); never lists weir
+// packages and external import-path prefixes that must not appear anywhere
+// among its dependencies, direct or not.
+type rule struct {
+	pkg   string
+	only  []string
+	never []string
+}
+
+// The rules, as each package's doc.go states them.
+var rules = []rule{
+	{pkg: "internal/onnx", only: []string{"internal/weirerr"}},
+	{pkg: "models", only: []string{"internal/weirerr", "internal/artifacts", "internal/onnx"},
+		never: []string{"gateway", "router", "monitor", "plugins"}},
+	{pkg: "monitor", only: []string{"internal/weirerr", "monitor/event"}},
+	{pkg: "monitor/event", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
+	{pkg: "monitor/drift", never: []string{"gateway", "models", "router", "canary"}},
+	{pkg: "plugins", only: []string{"internal/weirerr", "internal/promx"}},
+	{pkg: "sdk/plugin", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
+	{pkg: "router", never: []string{"gateway", "models", "plugins", "canary", "monitor"}},
+	// canary needs the event contract's names, not the monitor's stats,
+	// archive or Parquet stack, nor any HTTP framework.
+	{pkg: "canary", never: []string{"gateway", "monitor", "monitor/drift",
+		"github.com/gofiber/", "github.com/valyala/fasthttp", "github.com/parquet-go/"}},
+	{pkg: "dashboard", never: []string{"gateway", "models", "router", "plugins", "features", "monitor", "canary"}},
+	{pkg: "deploy/api/v1alpha1", never: []string{"deploy/controller", "sdk/client", "gateway"}},
+	{pkg: "deploy/controller", never: []string{"gateway", "models", "plugins", "features", "monitor", "canary"}},
+	{pkg: "features", never: []string{"gateway", "models", "plugins", "router", "monitor"}},
+}
+
+type pkgInfo struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+// list returns every package of the module with its imports and deps.
+func list(t *testing.T) map[string]pkgInfo {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-e", "-json=ImportPath,Imports,Deps", module+"...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	pkgs := map[string]pkgInfo{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkgInfo
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		pkgs[strings.TrimPrefix(p.ImportPath, module)] = p
+	}
+	return pkgs
+}
+
+// matches reports whether import path dep is the weir package or external
+// prefix pattern names.
+func matches(dep, pattern string) bool {
+	if strings.Contains(pattern, ".") { // an external prefix such as github.com/gofiber/
+		return strings.HasPrefix(dep, pattern)
+	}
+	return dep == module+pattern
+}
+
+func TestImportRules(t *testing.T) {
+	pkgs := list(t)
+	for _, r := range rules {
+		p, ok := pkgs[r.pkg]
+		if !ok {
+			t.Errorf("rule for %s: no such package (update the table)", r.pkg)
+			continue
+		}
+		if r.only != nil {
+			for _, imp := range p.Imports {
+				name, weir := strings.CutPrefix(imp, module)
+				if weir && !slices.Contains(r.only, name) {
+					t.Errorf("%s imports %s; it may import only %v of weir", r.pkg, name, r.only)
+				}
+			}
+		}
+		for _, pattern := range r.never {
+			if i := slices.IndexFunc(p.Deps, func(dep string) bool { return matches(dep, pattern) }); i >= 0 {
+				t.Errorf("%s depends on %s, which its doc.go rules out (%s)", r.pkg, p.Deps[i], pattern)
+			}
+		}
+	}
+}
+
+// TestNothingImportsGateway: the gateway wires every package together, so no
+// package but the binary (and test harnesses) may depend on it.
+func TestNothingImportsGateway(t *testing.T) {
+	allowed := []string{"gateway", "cmd/weir", "internal/testgw"}
+	for name, p := range list(t) {
+		if slices.Contains(allowed, name) || strings.HasPrefix(name, "gateway/") {
+			continue
+		}
+		if slices.Contains(p.Deps, module+"gateway") {
+			t.Errorf("%s depends on the gateway; only %v may", name, allowed)
+		}
+	}
+}
