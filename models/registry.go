@@ -71,12 +71,18 @@ type Registry struct {
 	opts   Options
 	log    *slog.Logger
 	loads  *prometheus.CounterVec
+	ctx    context.Context // the watch's: Close cancels fetches under way
 	cancel context.CancelFunc
 
 	mu       sync.RWMutex
 	versions map[string]map[string]*Version // name -> version -> value
+	// want is the blob the newest change asked each name@version to serve.
+	// Loads run concurrently and may finish in any order; one that finishes
+	// after a newer change arrived installs nothing, so two quick re-pushes
+	// can never leave the older bytes serving.
+	want map[string]string
 
-	loadMu sync.Mutex // serialises loads, so a version's replacements apply in order
+	loadMu sync.Mutex // one load at a time: ONNX Runtime sessions are heavy
 	wg     sync.WaitGroup
 }
 
@@ -94,6 +100,7 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 		opts:     o,
 		log:      o.Logger.With("component", "models"),
 		versions: map[string]map[string]*Version{},
+		want:     map[string]string{},
 		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_model_loads_total",
 			Help: "Model version loads by result (ok, failed, unloaded).",
@@ -104,17 +111,16 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 			return nil, err
 		}
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	ready, err := store.Watch(wctx, r.apply)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	ready, err := store.Watch(r.ctx, r.apply)
 	if err != nil {
-		cancel()
+		r.cancel()
 		return nil, err
 	}
 	select {
 	case <-ready:
 	case <-ctx.Done():
-		cancel()
+		r.cancel()
 		return nil, ctx.Err()
 	}
 	return r, nil
@@ -373,12 +379,13 @@ func (r *Registry) apply(c artifacts.Change) {
 		r.remove(c.Name, c.Version)
 		return
 	}
-	r.mu.RLock()
+	r.mu.Lock()
 	cur := r.versions[c.Name][c.Version]
-	r.mu.RUnlock()
+	r.want[key(c.Name, c.Version)] = c.Meta.Blob
+	r.mu.Unlock()
 	if ref := c.Meta.Attrs[attrReference]; ref != "" && r.opts.OnReference != nil &&
 		(cur == nil || cur.Meta.Attrs[attrReference] != ref) {
-		if data, err := r.store.Blob(context.Background(), ref); err != nil {
+		if data, err := r.store.Blob(r.ctx, ref); err != nil {
 			r.log.Error("reference data fetch failed", "model", c.Name, "version", c.Version, "err", err)
 		} else {
 			r.opts.OnReference(c.Name, c.Version, data)
@@ -412,16 +419,19 @@ func (r *Registry) apply(c artifacts.Change) {
 func (r *Registry) load(meta artifacts.Meta) {
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
+	if !r.wanted(meta) { // a newer change came while this one waited
+		return
+	}
 	v := &Version{Name: meta.Name, Version: meta.Version, Meta: meta, Features: splitList(meta.Attrs[attrFeatures])}
 	path := filepath.Join(r.opts.CacheDir, meta.Blob+".onnx")
 	if _, err := os.Stat(path); err != nil {
-		b, err := r.store.Blob(context.Background(), meta.Blob)
+		b, err := r.store.Blob(r.ctx, meta.Blob)
 		if err == nil {
 			_, err = r.cacheFile(meta.Blob, b)
 		}
 		if err != nil {
 			v.State, v.Err = Failed, err.Error()
-			r.install(v)
+			r.installWanted(v)
 			r.loads.WithLabelValues(meta.Name, meta.Version, "failed").Inc()
 			r.log.Error("model fetch failed", "model", meta.Name, "version", meta.Version, "err", err)
 			return
@@ -437,38 +447,73 @@ func (r *Registry) load(meta artifacts.Meta) {
 		r.loads.WithLabelValues(meta.Name, meta.Version, "ok").Inc()
 		r.log.Info("model loaded", "model", meta.Name, "version", meta.Version)
 	}
-	r.mu.RLock()
-	stillWanted := r.versions[meta.Name][meta.Version] != nil
-	r.mu.RUnlock()
-	if !stillWanted { // deleted while loading
+	if !r.installWanted(v) { // deleted or replaced while loading
 		if sess != nil {
 			sess.Close()
 		}
-		return
 	}
-	r.install(v)
 }
 
-// install publishes v and retires what it replaces once requests in flight
-// on the old session finish.
+func key(name, version string) string { return name + "@" + version }
+
+// wanted reports whether meta's bytes are still what name@version should serve.
+func (r *Registry) wanted(meta artifacts.Meta) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.want[key(meta.Name, meta.Version)] == meta.Blob
+}
+
+// installWanted installs v only if its bytes are still the ones wanted.
+func (r *Registry) installWanted(v *Version) bool {
+	r.mu.Lock()
+	if r.want[key(v.Name, v.Version)] != v.Meta.Blob {
+		r.mu.Unlock()
+		return false
+	}
+	old := r.putLocked(v)
+	r.mu.Unlock()
+	r.retire(old, v)
+	return true
+}
+
+// install publishes v as what name@version serves from now on.
 func (r *Registry) install(v *Version) {
 	r.mu.Lock()
+	r.want[key(v.Name, v.Version)] = v.Meta.Blob
+	old := r.putLocked(v)
+	r.mu.Unlock()
+	r.retire(old, v)
+}
+
+// putLocked publishes v (r.mu held) and returns what it replaces.
+func (r *Registry) putLocked(v *Version) (old *Version) {
 	vs := r.versions[v.Name]
 	if vs == nil {
 		vs = map[string]*Version{}
 		r.versions[v.Name] = vs
 	}
-	old := vs[v.Version]
+	old = vs[v.Version]
 	vs[v.Version] = v
-	r.mu.Unlock()
-	if old != nil && old.Session != nil && old.Session != v.Session {
-		go old.Session.Close() // waits for in-flight runs, off the caller's path
+	return old
+}
+
+// retire closes the session old served once the requests in flight on it
+// finish, off the caller's path, unless v still uses it. Close waits for it.
+func (r *Registry) retire(old, v *Version) {
+	if old == nil || old.Session == nil || (v != nil && old.Session == v.Session) {
+		return
 	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		old.Session.Close()
+	}()
 }
 
 func (r *Registry) remove(name, version string) {
 	r.mu.Lock()
 	old := r.versions[name][version]
+	delete(r.want, key(name, version))
 	delete(r.versions[name], version)
 	if len(r.versions[name]) == 0 {
 		delete(r.versions, name)
@@ -477,9 +522,7 @@ func (r *Registry) remove(name, version string) {
 	if old != nil {
 		r.loads.WithLabelValues(name, version, "unloaded").Inc()
 		r.log.Info("model unloaded", "model", name, "version", version)
-		if old.Session != nil {
-			go old.Session.Close()
-		}
+		r.retire(old, nil)
 	}
 }
 

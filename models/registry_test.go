@@ -1,0 +1,89 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/internal/artifacts"
+	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testpoll"
+)
+
+func initRuntime(t *testing.T) {
+	t.Helper()
+	lib, err := FindLibrary("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := InitRuntime(lib); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openRegistry is one gateway replica's registry over the shared NATS.
+func openRegistry(t *testing.T, srv *natstest.Server) *Registry {
+	t.Helper()
+	_, js := srv.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := artifacts.Open(ctx, js, "models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRegistry(ctx, store, Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// Two quick re-pushes of one name@version: the other replica loads both
+// announcements concurrently, and they may finish in either order. Whatever
+// the order, it must end serving the newer bytes.
+func TestQuickRepushServesNewestBytesOnOtherReplica(t *testing.T) {
+	initRuntime(t)
+	srv := natstest.Start(t)
+	a, b := openRegistry(t, srv), openRegistry(t, srv)
+	// The older bytes are the slower model to load, so an unordered loader
+	// tends to install them last.
+	slow, err := onnx.MLP("m", []int{64, 512, 512, 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for round := range 6 {
+		fast, err := onnx.MLP("m", []int{64, 1}, int64(round))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Upload(ctx, "m", "1", slow, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Upload(ctx, "m", "1", fast, nil); err != nil {
+			t.Fatal(err)
+		}
+		want := artifacts.Digest(fast)
+		for _, r := range []*Registry{a, b} {
+			testpoll.For(t, time.Minute, "the newest bytes announced", func() error {
+				r.mu.RLock()
+				defer r.mu.RUnlock()
+				if got := r.want[key("m", "1")]; got != want {
+					return fmt.Errorf("round %d: wants %.12s, not yet %.12s", round, got, want)
+				}
+				return nil
+			})
+			r.wg.Wait() // every load of this round has finished
+			v, err := r.Get("m", "1")
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			if v.Meta.Blob != want {
+				t.Fatalf("round %d: a replica serves %.12s after the re-push of %.12s", round, v.Meta.Blob, want)
+			}
+		}
+	}
+}
