@@ -30,6 +30,9 @@ const (
 	leaseKey       = "lease"
 	routeKeyPrefix = "route."
 	maxCASRetries  = 16
+	// maxRetryDelay caps the back-off of a rollout that keeps failing to
+	// reconcile (it starts at one Tick and doubles).
+	maxRetryDelay = time.Minute
 )
 
 // Options configure a Controller. JS, Conn, Routes and Metrics are required.
@@ -178,6 +181,7 @@ func (c *Controller) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.o.Tick)
 	defer t.Stop()
+	failing := newRetries(c.o.Tick, maxRetryDelay)
 	updates := c.watcher.Updates()
 	for {
 		select {
@@ -199,9 +203,21 @@ func (c *Controller) run(ctx context.Context) {
 				routes = append(routes, r)
 			}
 			c.mu.Unlock()
+			now := time.Now()
 			for _, r := range routes {
-				if _, err := c.Reconcile(ctx, r); err != nil && ctx.Err() == nil {
-					c.log.Error("reconcile rollout", "route", r, "err", err)
+				if !failing.due(r, now) {
+					continue
+				}
+				_, err := c.Reconcile(ctx, r)
+				switch {
+				case ctx.Err() != nil:
+					return
+				case err != nil:
+					if logIt, wait := failing.failed(r, now, err); logIt {
+						c.log.Error("reconcile rollout; retrying with back-off", "route", r, "retry_in", wait, "err", err)
+					}
+				case failing.succeeded(r):
+					c.log.Info("reconcile rollout recovered", "route", r)
 				}
 			}
 		}
@@ -318,7 +334,7 @@ func (c *Controller) update(ctx context.Context, route string, fn func(st *Statu
 			}
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 		default:
-			return nil, weirerr.Unavailablef("read rollout state of route %q: %v", route, err)
+			return nil, weirerr.Unavailablef("read rollout state of route %q: %w", route, err)
 		}
 		tr, err := fn(&st, exists)
 		if errors.Is(err, errUnchanged) {
@@ -353,7 +369,7 @@ func (c *Controller) update(ctx context.Context, route string, fn func(st *Statu
 			continue
 		}
 		if err != nil {
-			return nil, weirerr.Unavailablef("write rollout state of route %q: %v", route, err)
+			return nil, weirerr.Unavailablef("write rollout state of route %q: %w", route, err)
 		}
 		if tr != nil {
 			c.announce(*tr)
