@@ -68,7 +68,7 @@ func (c *Controller) Status(ctx context.Context, route string) (*Status, error) 
 		return nil, weirerr.NotFoundf("route %q has no rollout", route)
 	}
 	if err != nil {
-		return nil, weirerr.Unavailablef("read rollout state of route %q: %v", route, err)
+		return nil, weirerr.Unavailablef("read rollout state of route %q: %w", route, err)
 	}
 	var st Status
 	if err := json.Unmarshal(e.Value(), &st); err != nil {

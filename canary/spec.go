@@ -78,7 +78,7 @@ func ParseSpec(raw []byte) (Spec, error) {
 		case errors.Is(err, io.EOF):
 			return Spec{}, weirerr.Invalidf("rollout body is empty: expected a JSON object with model, version and steps")
 		}
-		return Spec{}, weirerr.Invalidf("rollout body is not valid JSON: %v", err)
+		return Spec{}, weirerr.Invalidf("rollout body is not valid JSON: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Spec{}, weirerr.Invalidf("rollout body has data after the JSON object: expected exactly one object")

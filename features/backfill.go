@@ -82,7 +82,7 @@ func (s *Store) Backfill(ctx context.Context, set string, r io.Reader, format st
 		for _, row := range rows[start:end] {
 			b, err := json.Marshal(row)
 			if err != nil {
-				return accepted, weirerr.Invalidf("backfill row cannot be encoded as JSON: %v", err)
+				return accepted, weirerr.Invalidf("backfill row cannot be encoded as JSON: %w", err)
 			}
 			raws = append(raws, b)
 		}
@@ -121,7 +121,7 @@ func readCSV(r io.Reader) ([]map[string]any, error) {
 		return nil, weirerr.Invalidf("backfill CSV is empty: expected a header row naming the fields")
 	}
 	if err != nil {
-		return nil, weirerr.Invalidf("backfill CSV header: %v", err)
+		return nil, weirerr.Invalidf("backfill CSV header: %w", err)
 	}
 	var rows []map[string]any
 	for line := 2; ; line++ {
@@ -130,7 +130,7 @@ func readCSV(r io.Reader) ([]map[string]any, error) {
 			return rows, nil
 		}
 		if err != nil {
-			return nil, weirerr.Invalidf("backfill CSV: %v", err)
+			return nil, weirerr.Invalidf("backfill CSV: %w", err)
 		}
 		if len(rec) != len(header) {
 			return nil, weirerr.Invalidf("backfill CSV line %d has %d fields, expected %d as in the header", line, len(rec), len(header))
@@ -156,7 +156,7 @@ func readParquet(r io.Reader) ([]map[string]any, error) {
 	}
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		return nil, weirerr.Invalidf("backfill file is not Parquet: %v", err)
+		return nil, weirerr.Invalidf("backfill file is not Parquet: %w", err)
 	}
 	cols := f.Schema().Columns()
 	names := make([]string, len(cols))
@@ -184,7 +184,7 @@ func readParquet(r io.Reader) ([]map[string]any, error) {
 			}
 			if err != nil {
 				rr.Close()
-				return nil, weirerr.Invalidf("backfill Parquet rows: %v", err)
+				return nil, weirerr.Invalidf("backfill Parquet rows: %w", err)
 			}
 		}
 		rr.Close()

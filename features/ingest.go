@@ -116,7 +116,7 @@ func (s *Store) IngestEvents(ctx context.Context, set string, events []map[strin
 	raws := make([][]byte, len(events))
 	for i, ev := range events {
 		if raws[i], err = json.Marshal(ev); err != nil {
-			return 0, 0, weirerr.Invalidf("event %d cannot be encoded as JSON: %v", i, err)
+			return 0, 0, weirerr.Invalidf("event %d cannot be encoded as JSON: %w", i, err)
 		}
 	}
 	return s.ingestRaw(ctx, set, raws, "")
@@ -131,7 +131,7 @@ func splitEvents(body []byte) ([][]byte, error) {
 	if body[0] == '[' {
 		out, err := splitArray(body)
 		if err != nil {
-			return nil, weirerr.Invalidf("ingest body is not a JSON array of events: %v", err)
+			return nil, weirerr.Invalidf("ingest body is not a JSON array of events: %w", err)
 		}
 		return out, nil
 	}
@@ -144,7 +144,7 @@ func splitEvents(body []byte) ([][]byte, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, weirerr.Invalidf("ingest body is not JSON (an array, an object, or one object per line): %v", err)
+			return nil, weirerr.Invalidf("ingest body is not JSON (an array, an object, or one object per line): %w", err)
 		}
 		out = append(out, r)
 	}
@@ -170,7 +170,7 @@ func (s *Store) ingestRaw(ctx context.Context, set string, raws [][]byte, idPref
 			select {
 			case <-f.Ok():
 			case err := <-f.Err():
-				return weirerr.Unavailablef("publish events for feature set %q: %v", set, err)
+				return weirerr.Unavailablef("publish events for feature set %q: %w", set, err)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -193,7 +193,7 @@ func (s *Store) ingestRaw(ctx context.Context, set string, raws [][]byte, idPref
 		chunk = append(chunk, ']')
 		f, err := s.o.JS.PublishAsync(subject, chunk, jetstream.WithMsgID(msgID(set, chunk, idPrefix, chunkNo)))
 		if err != nil {
-			return weirerr.Unavailablef("publish events for feature set %q: %v", set, err)
+			return weirerr.Unavailablef("publish events for feature set %q: %w", set, err)
 		}
 		futures = append(futures, f)
 		chunk, inChunk = nil, 0

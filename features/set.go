@@ -92,7 +92,7 @@ func ParseSet(name string, raw []byte) (*FeatureSet, error) {
 	dec.DisallowUnknownFields()
 	var fs FeatureSet
 	if err := dec.Decode(&fs); err != nil {
-		return nil, weirerr.Invalidf("feature set %q: body is not a valid definition: %v (expected {\"key\",\"timestamp_field\"?,\"ttl\"?,\"aggregations\":[{\"name\",\"op\",\"field\"?,\"window\"}]})", name, err)
+		return nil, weirerr.Invalidf("feature set %q: body is not a valid definition: %w (expected {\"key\",\"timestamp_field\"?,\"ttl\"?,\"aggregations\":[{\"name\",\"op\",\"field\"?,\"window\"}]})", name, err)
 	}
 	if fs.Name != "" && fs.Name != name {
 		return nil, weirerr.Invalidf("feature set name in body %q does not match the path %q", fs.Name, name)

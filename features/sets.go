@@ -26,7 +26,7 @@ func (s *Store) DefineSet(ctx context.Context, name string, raw []byte) (*Featur
 	}
 	rev, err := s.setsKV.Put(ctx, name, b)
 	if err != nil {
-		return nil, weirerr.Unavailablef("store feature set %q: %v", name, err)
+		return nil, weirerr.Unavailablef("store feature set %q: %w", name, err)
 	}
 	fs.Revision = rev
 	s.installSet(fs)
@@ -43,7 +43,7 @@ func (s *Store) GetSet(ctx context.Context, name string) (*FeatureSet, error) {
 		return nil, weirerr.NotFoundf("feature set %q not found", name)
 	}
 	if err != nil {
-		return nil, weirerr.Unavailablef("read feature set %q: %v", name, err)
+		return nil, weirerr.Unavailablef("read feature set %q: %w", name, err)
 	}
 	return decodeSet(e)
 }
@@ -65,7 +65,7 @@ func decodeSet(e jetstream.KeyValueEntry) (*FeatureSet, error) {
 func (s *Store) ListSets(ctx context.Context) ([]*FeatureSet, error) {
 	lister, err := s.setsKV.ListKeys(ctx)
 	if err != nil {
-		return nil, weirerr.Unavailablef("list feature sets: %v", err)
+		return nil, weirerr.Unavailablef("list feature sets: %w", err)
 	}
 	var out []*FeatureSet
 	for k := range lister.Keys() {
@@ -89,7 +89,7 @@ func (s *Store) DeleteSet(ctx context.Context, name string) error {
 		return err
 	}
 	if err := s.setsKV.Delete(ctx, name); err != nil {
-		return weirerr.Unavailablef("delete feature set %q: %v", name, err)
+		return weirerr.Unavailablef("delete feature set %q: %w", name, err)
 	}
 	s.removeSet(name)
 	return nil

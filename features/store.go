@@ -372,7 +372,7 @@ func (s *Store) load(ctx context.Context, key string) (*entry, error) {
 		s.cacheFill(key, en)
 		return en, nil
 	case err != nil:
-		return nil, weirerr.Unavailablef("feature store unavailable: %v", err)
+		return nil, weirerr.Unavailablef("feature store unavailable: %w", err)
 	}
 	en, err := buildEntry(e.Revision(), e.Value(), time.Now().UnixMilli())
 	if err != nil {
@@ -433,7 +433,7 @@ func (s *Store) merge(ctx context.Context, key string, obj map[string]any, set s
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			cur = map[string]any{}
 		case err != nil:
-			return nil, weirerr.Unavailablef("feature store unavailable: %v", err)
+			return nil, weirerr.Unavailablef("feature store unavailable: %w", err)
 		default:
 			rev = e.Revision()
 			if cur, metas, err = splitObject(e.Value(), now); err != nil {
@@ -466,7 +466,7 @@ func (s *Store) merge(ctx context.Context, key string, obj map[string]any, set s
 		}
 		b, err := json.Marshal(stored)
 		if err != nil {
-			return nil, weirerr.Invalidf("features for %q cannot be encoded as JSON: %v", key, err)
+			return nil, weirerr.Invalidf("features for %q cannot be encoded as JSON: %w", key, err)
 		}
 		if rev == 0 {
 			_, err = s.kv.Create(ctx, key, b)
@@ -478,7 +478,7 @@ func (s *Store) merge(ctx context.Context, key string, obj map[string]any, set s
 			return cur, nil
 		}
 		if !isConflict(err) || attempt >= 50 {
-			return nil, weirerr.Unavailablef("write features of %q: %v", key, err)
+			return nil, weirerr.Unavailablef("write features of %q: %w", key, err)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -504,7 +504,7 @@ func (s *Store) onFeatureMsg(msg *nats.Msg) {
 	dec.UseNumber()
 	err := dec.Decode(&obj)
 	if err != nil || obj == nil {
-		err = weirerr.Invalidf("message on %s is not a JSON object: %v", msg.Subject, err)
+		err = weirerr.Invalidf("message on %s is not a JSON object: %w", msg.Subject, err)
 	}
 	var res map[string]any
 	if err == nil {

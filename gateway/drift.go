@@ -47,7 +47,7 @@ func (g *Gateway) putDriftConfig(c *fiber.Ctx) error {
 		WindowAge string `json:"window_age"`
 	}
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
-		return weirerr.Invalidf("drift config is not valid JSON: %v", err)
+		return weirerr.Invalidf("drift config is not valid JSON: %w", err)
 	}
 	cfg := in.Config
 	if in.WindowAge != "" {

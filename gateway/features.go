@@ -14,7 +14,7 @@ func (g *Gateway) putFeatures(c *fiber.Ctx) error {
 	entity := c.Params("entity")
 	var obj map[string]any
 	if err := json.Unmarshal(c.Body(), &obj); err != nil || obj == nil {
-		return weirerr.Invalidf("features of %q must be a JSON object: %v", entity, err)
+		return weirerr.Invalidf("features of %q must be a JSON object: %w", entity, err)
 	}
 	merged, err := g.features.Merge(c.UserContext(), entity, obj)
 	if err != nil {

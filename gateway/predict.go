@@ -135,7 +135,7 @@ func decodeRows(body []byte, maxRows int) ([]map[string]any, error) {
 	if b[0] == '[' {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		if _, err := dec.Token(); err != nil {
-			return nil, weirerr.Invalidf("request body is not a JSON array of objects: %v", err)
+			return nil, weirerr.Invalidf("request body is not a JSON array of objects: %w", err)
 		}
 		var rows []map[string]any
 		for dec.More() {
@@ -144,7 +144,7 @@ func decodeRows(body []byte, maxRows int) ([]map[string]any, error) {
 			}
 			var r map[string]any
 			if err := dec.Decode(&r); err != nil {
-				return nil, weirerr.Invalidf("request body is not a JSON array of objects: element %d: %v", len(rows), err)
+				return nil, weirerr.Invalidf("request body is not a JSON array of objects: element %d: %w", len(rows), err)
 			}
 			if r == nil {
 				return nil, weirerr.Invalidf("element %d of the request array is not an object", len(rows))
@@ -152,7 +152,7 @@ func decodeRows(body []byte, maxRows int) ([]map[string]any, error) {
 			rows = append(rows, r)
 		}
 		if _, err := dec.Token(); err != nil {
-			return nil, weirerr.Invalidf("request body is not a JSON array of objects: %v", err)
+			return nil, weirerr.Invalidf("request body is not a JSON array of objects: %w", err)
 		}
 		if dec.More() || dec.InputOffset() != int64(len(b)) {
 			return nil, weirerr.Invalidf("request body has data after its JSON array")
@@ -167,7 +167,7 @@ func decodeRows(body []byte, maxRows int) ([]map[string]any, error) {
 		if err == nil {
 			return nil, weirerr.Invalidf("request body must be a JSON object, got null")
 		}
-		return nil, weirerr.Invalidf("request body is not a JSON object: %v", err)
+		return nil, weirerr.Invalidf("request body is not a JSON object: %w", err)
 	}
 	return []map[string]any{row}, nil
 }

@@ -37,7 +37,7 @@ func (g *Gateway) startRollout(c *fiber.Ctx) error {
 		return err
 	}
 	if _, err := g.models.Get(spec.Model, spec.Version); weirerr.KindOf(err) == weirerr.NotFound {
-		return weirerr.Invalidf("rollout target: %v", err)
+		return weirerr.Invalidf("rollout target: %w", err)
 	}
 	st, err := g.rollouts.Start(c.UserContext(), name, spec)
 	if err != nil {

@@ -62,19 +62,19 @@ func (g *Gateway) checkRouteTargets(rt *router.Route) error {
 			return weirerr.Invalidf("variant %q: model %q not found", v.Name, v.Model)
 		}
 		if _, err := g.models.Get(v.Model, v.Version); weirerr.KindOf(err) == weirerr.NotFound {
-			return weirerr.Invalidf("variant %q: %v", v.Name, err)
+			return weirerr.Invalidf("variant %q: %w", v.Name, err)
 		}
 	}
 	cfg := rt.Config()
 	if sh := cfg.Shadow; sh != nil {
 		if _, err := g.models.Get(sh.Model, sh.Version); weirerr.KindOf(err) == weirerr.NotFound {
-			return weirerr.Invalidf("shadow: %v", err)
+			return weirerr.Invalidf("shadow: %w", err)
 		}
 	}
 	for _, chain := range [][]router.PluginRef{cfg.Plugins, cfg.Postprocess} {
 		for _, p := range chain {
 			if _, err := g.plugins.resolve(p.Name, p.Version); weirerr.KindOf(err) == weirerr.NotFound {
-				return weirerr.Invalidf("plugin %q: %v", p.Name, err)
+				return weirerr.Invalidf("plugin %q: %w", p.Name, err)
 			}
 		}
 	}

@@ -100,7 +100,7 @@ func instrument(wasm []byte) ([]byte, error) {
 				}
 			}
 			if sr.err != nil {
-				return nil, fmt.Errorf("%w: import section: %v", errNotInstrumentable, sr.err)
+				return nil, fmt.Errorf("%w: import section: %w", errNotInstrumentable, sr.err)
 			}
 		case 6:
 			hasGlobal = true
@@ -186,7 +186,7 @@ func appendExport(body, export []byte) ([]byte, error) {
 		r.u32()
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("%w: export section: %v", errNotInstrumentable, r.err)
+		return nil, fmt.Errorf("%w: export section: %w", errNotInstrumentable, r.err)
 	}
 	return appendItems(body, 1, export), nil
 }
@@ -226,7 +226,7 @@ func instrumentCode(body []byte, interrupt, fuel uint32) ([]byte, error) {
 			f.byte()
 		}
 		if f.err != nil {
-			return nil, fmt.Errorf("%w: locals: %v", errNotInstrumentable, f.err)
+			return nil, fmt.Errorf("%w: locals: %w", errNotInstrumentable, f.err)
 		}
 		fn = append(fn[:0], f.b[:f.i]...)
 		fn = append(fn, check...)
@@ -248,7 +248,7 @@ func instrumentCode(body []byte, interrupt, fuel uint32) ([]byte, error) {
 		out = append(out, fn...)
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("%w: code section: %v", errNotInstrumentable, r.err)
+		return nil, fmt.Errorf("%w: code section: %w", errNotInstrumentable, r.err)
 	}
 	return out, nil
 }
@@ -337,7 +337,7 @@ func (r *reader) skipImmediates(op byte) error {
 		return fmt.Errorf("%w: unknown instruction 0x%02X", errNotInstrumentable, op)
 	}
 	if r.err != nil {
-		return fmt.Errorf("%w: %v", errNotInstrumentable, r.err)
+		return fmt.Errorf("%w: %w", errNotInstrumentable, r.err)
 	}
 	return nil
 }

@@ -160,13 +160,13 @@ func jsonError(err error) error {
 		}
 		return weirerr.Invalidf("route field %s: got JSON %s, expected %s", field, te.Value, jsonKind(te.Type.String()))
 	case errors.As(err, &se):
-		return weirerr.Invalidf("route body is not valid JSON at byte %d: %v", se.Offset, err)
+		return weirerr.Invalidf("route body is not valid JSON at byte %d: %w", se.Offset, err)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return weirerr.Invalidf("route has unknown field %s: expected plugins, postprocess, variants, sticky, shadow, match, features", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return weirerr.Invalidf("route body is truncated JSON: expected a complete object")
 	}
-	return weirerr.Invalidf("route body: %v", err)
+	return weirerr.Invalidf("route body: %w", err)
 }
 
 func jsonKind(goType string) string {

@@ -218,7 +218,7 @@ func (s *Store) Put(ctx context.Context, name string, raw []byte) (*Route, error
 	}
 	rev, err := s.kv.Put(ctx, nameKey(name), data)
 	if err != nil {
-		return nil, weirerr.Unavailablef("store route %q: %v", name, err)
+		return nil, weirerr.Unavailablef("store route %q: %w", name, err)
 	}
 	return s.afterWrite(ctx, name, rev)
 }
@@ -252,7 +252,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return weirerr.Conflictf("route %q changed while being deleted: try again", name)
 		}
-		return weirerr.Unavailablef("delete route %q: %v", name, err)
+		return weirerr.Unavailablef("delete route %q: %w", name, err)
 	}
 	// Wait until the watcher has seen the delete (or anything newer).
 	for {
@@ -284,7 +284,7 @@ func (s *Store) UpdateVariants(ctx context.Context, name string, fn func(vs []Va
 			return weirerr.NotFoundf("route %q not found", name)
 		}
 		if err != nil {
-			return weirerr.Unavailablef("read route %q: %v", name, err)
+			return weirerr.Unavailablef("read route %q: %w", name, err)
 		}
 		cur, err := Parse(name, e.Value())
 		if err != nil {
@@ -310,7 +310,7 @@ func (s *Store) UpdateVariants(ctx context.Context, name string, fn func(vs []Va
 			continue
 		}
 		if err != nil {
-			return weirerr.Unavailablef("store route %q: %v", name, err)
+			return weirerr.Unavailablef("store route %q: %w", name, err)
 		}
 		return s.waitApplied(ctx, rev)
 	}

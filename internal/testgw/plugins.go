@@ -30,7 +30,7 @@ func PluginDir(t testing.TB) string {
 		}
 		out, err := exec.Command("make", "-s", "-C", filepath.Join(root, "examples", "plugins"), "OUT="+pluginsDir).CombinedOutput()
 		if err != nil {
-			pluginsErr = fmt.Errorf("make -C examples/plugins (needs go, clang, lld, wasi-libc, wabt: make debs): %v\n%s", err, out)
+			pluginsErr = fmt.Errorf("make -C examples/plugins (needs go, clang, lld, wasi-libc, wabt: make debs): %w\n%s", err, out)
 		}
 	})
 	if pluginsErr != nil {
