@@ -322,7 +322,7 @@ func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
 	for i, in := range inputs {
 		v, err := newValue(in.Datatype, in.Shape, in.Data.Values)
 		if err != nil {
-			return nil, weirerr.Invalidf("input %q: %v", in.Name, err)
+			return nil, weirerr.Invalidf("input %q: %w", in.Name, err)
 		}
 		vals[i] = v
 	}
