@@ -29,7 +29,7 @@ func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
 	h := c.Get(headerLengthHeader)
 	if h == "" {
 		if err := models.DecodeInferRequest(body, req); err != nil {
-			return weirerr.Invalidf("request body is not a valid inference request: %v", err)
+			return weirerr.Invalidf("request body is not a valid inference request: %w", err)
 		}
 		for _, in := range req.Inputs {
 			if _, ok := in.Parameters["binary_data_size"]; ok {
@@ -46,7 +46,7 @@ func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
 		return weirerr.Invalidf("%s is %d, but the body has only %d bytes", headerLengthHeader, n, len(body))
 	}
 	if err := models.DecodeInferRequest(body[:n], req); err != nil {
-		return weirerr.Invalidf("the request's JSON header (the first %d bytes, per %s) is not a valid inference request: %v", n, headerLengthHeader, err)
+		return weirerr.Invalidf("the request's JSON header (the first %d bytes, per %s) is not a valid inference request: %w", n, headerLengthHeader, err)
 	}
 	return attachBinaryInputs(req, body[n:])
 }
@@ -79,11 +79,11 @@ func attachBinaryInputs(req *models.InferRequest, rest []byte) error {
 		}
 		count, err := models.ElementCount(in.Shape)
 		if err != nil {
-			return weirerr.Invalidf("input %q has shape %v: %v", in.Name, in.Shape, err)
+			return weirerr.Invalidf("input %q has shape %v: %w", in.Name, in.Shape, err)
 		}
 		vals, err := models.DecodeRaw(in.Datatype, chunk, count)
 		if err != nil {
-			return weirerr.Invalidf("input %q (%s, shape %v): %v", in.Name, in.Datatype, in.Shape, err)
+			return weirerr.Invalidf("input %q (%s, shape %v): %w", in.Name, in.Datatype, in.Shape, err)
 		}
 		in.Values = vals
 	}

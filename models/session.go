@@ -244,7 +244,7 @@ func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
 	}
 	n, err := elementCount(in.Shape)
 	if err != nil {
-		return Tensor{}, weirerr.Invalidf("input %q has shape %v: %v", in.Name, in.Shape, err)
+		return Tensor{}, weirerr.Invalidf("input %q has shape %v: %w", in.Name, in.Shape, err)
 	}
 	vals := in.Values
 	var buf any
@@ -262,11 +262,11 @@ func (s *Session) prepareOne(want TensorInfo, in InputTensor) (Tensor, error) {
 		count := in.count
 		if count == 0 { // not counted by DecodeInferRequest
 			if count, err = countScalars(in.Data); err != nil {
-				return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
+				return Tensor{}, weirerr.Invalidf("input %q (%s): %w", in.Name, in.Datatype, err)
 			}
 		}
 		if vals, buf, err = parseData(in.Data, in.Datatype, count); err != nil {
-			return Tensor{}, weirerr.Invalidf("input %q (%s): %v", in.Name, in.Datatype, err)
+			return Tensor{}, weirerr.Invalidf("input %q (%s): %w", in.Name, in.Datatype, err)
 		}
 	}
 	t := Tensor{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape, Data: TensorData{Values: vals}, buf: buf}
