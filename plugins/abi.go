@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"runtime"
@@ -193,8 +194,11 @@ func (h *Host) hostSetError(ctx context.Context, mod api.Module, stack []uint64)
 
 // moduleConfig is the sandbox a plugin instance runs in: WASI is offered only
 // so that Go and C runtimes start. No filesystem, no environment, no
-// arguments; stdout and stderr go to the gateway log.
-func (h *Host) moduleConfig(name string, stdout, stderr *guestWriter) wazero.ModuleConfig {
+// arguments; stdout and stderr go to the gateway log. sleep serves WASI
+// clock waits (poll_oneoff), bounded by the instance's deadline. Random
+// bytes (random_get) are real randomness: wazero's default source is
+// deterministic, the same bytes in every instance.
+func (h *Host) moduleConfig(name string, stdout, stderr *guestWriter, sleep func(ns int64)) wazero.ModuleConfig {
 	return wazero.NewModuleConfig().
 		WithName(name).
 		WithStartFunctions(exportInit).
@@ -202,7 +206,8 @@ func (h *Host) moduleConfig(name string, stdout, stderr *guestWriter) wazero.Mod
 		WithStderr(stderr).
 		WithSysNanotime().
 		WithSysWalltime().
-		WithNanosleep(guestSleep).
+		WithNanosleep(sleep).
+		WithRandSource(rand.Reader).
 		WithOsyield(runtime.Gosched)
 }
 
@@ -214,7 +219,7 @@ const shortSleep = 500 * time.Microsecond
 // wasm); a real time.Sleep takes tens of microseconds to a millisecond to
 // wake, which made a Go plugin call 40x slower. Short sleeps yield instead:
 // the guest re-checks its clock and sleeps again if it must. A plugin that
-// sleeps long is bounded by its deadline anyway.
+// sleeps long is bounded by its deadline (instance.sleep).
 func guestSleep(ns int64) {
 	if ns <= int64(shortSleep) {
 		runtime.Gosched()

@@ -126,7 +126,7 @@ func (pv *pluginVersion) newInstance(ctx context.Context) (*instance, error) {
 	name := pv.label + "#" + strconv.FormatUint(instanceSeq.Add(1), 10)
 	// Start functions are run below, under a deadline, rather than by
 	// wazero, which would run them before the interrupt global is reachable.
-	cfg := h.moduleConfig(name, pv.stdout, pv.stderr).WithStartFunctions()
+	cfg := h.moduleConfig(name, pv.stdout, pv.stderr, in.sleep).WithStartFunctions()
 	mod, err := h.rt.InstantiateModule(ctx, pv.comp.mod, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiating: %w", err)
@@ -142,32 +142,66 @@ func (pv *pluginVersion) newInstance(ctx context.Context) (*instance, error) {
 	in.interrupt = g
 	in.timer = time.AfterFunc(time.Hour, in.expire)
 	in.timer.Stop()
-	if init := mod.ExportedFunction(exportInit); init != nil {
-		// _initialize of a Go or C runtime takes milliseconds; bound it
-		// anyway so a guest that loops at start cannot hang a load.
-		limit := max(startTimeout, pv.limits.Timeout)
-		in.call.deadline = time.Now().Add(limit)
-		if err := in.guard(limit, init); err != nil {
+	// The module's start section (moved to an export by instrument) and
+	// _initialize of a Go or C runtime take milliseconds; bound them
+	// anyway so a guest that loops or sleeps at start cannot hang a load.
+	limit := max(startTimeout, pv.limits.Timeout)
+	for _, entry := range []struct{ export, what string }{{startExport, "the start section"}, {exportInit, exportInit}} {
+		fn := mod.ExportedFunction(entry.export)
+		if fn == nil {
+			continue
+		}
+		if err := in.startGuard(limit, fn, entry.what); err != nil {
 			in.close()
-			switch {
-			case in.fired.Load() || errors.Is(err, errExpiredAfterReturn):
-				return nil, fmt.Errorf("%s did not return within %s", exportInit, limit)
-			case in.mem.refused:
-				return nil, fmt.Errorf("%s: memory limit of %s exceeded: %w", exportInit, pagesString(pv.limits.MemoryPages), err)
-			}
-			return nil, fmt.Errorf("%s: %w", exportInit, err)
+			return nil, err
 		}
 	}
 	return in, nil
 }
 
-// abiVersion calls weir_abi_version.
-func (in *instance) abiVersion(ctx context.Context) (int32, error) {
-	res, err := in.mod.ExportedFunction(exportVersion).Call(ctx)
-	if err != nil {
+// startGuard runs a start entry (no parameters or results) under limit.
+func (in *instance) startGuard(limit time.Duration, fn api.Function, what string) error {
+	in.call.deadline = time.Now().Add(limit)
+	err := in.guard(limit, fn)
+	switch {
+	case err == nil:
+		return nil
+	case in.fired.Load() || errors.Is(err, errExpiredAfterReturn):
+		return fmt.Errorf("%s did not return within %s", what, limit)
+	case in.mem.refused:
+		return fmt.Errorf("%s: memory limit of %s exceeded: %w", what, pagesString(in.pv.limits.MemoryPages), err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// abiVersion calls weir_abi_version under the start deadline: a guest
+// whose version function loops must not hang a load.
+func (in *instance) abiVersion(context.Context) (int32, error) {
+	limit := max(startTimeout, in.pv.limits.Timeout)
+	in.call.deadline = time.Now().Add(limit)
+	if err := in.guard(limit, in.mod.ExportedFunction(exportVersion)); err != nil {
+		if in.fired.Load() || errors.Is(err, errExpiredAfterReturn) {
+			return 0, fmt.Errorf("%s did not return within %s", exportVersion, limit)
+		}
 		return 0, err
 	}
-	return api.DecodeI32(res[0]), nil
+	return api.DecodeI32(in.stack[0]), nil
+}
+
+// sleep serves the guest's WASI clock waits (poll_oneoff) within the
+// current deadline: a guest that asks to sleep past it sleeps until the
+// deadline, and the instance is expired then, as its timer would have.
+// Sleeping is on the guest's goroutine, which set call.deadline.
+func (in *instance) sleep(ns int64) {
+	left := time.Until(in.call.deadline)
+	if time.Duration(ns) < left {
+		guestSleep(ns)
+		return
+	}
+	if left > 0 {
+		time.Sleep(left)
+	}
+	in.expire()
 }
 
 func (in *instance) close() {
@@ -252,7 +286,7 @@ func (in *instance) run(reqCtx context.Context, config, input []byte, timeout, l
 func (in *instance) guard(timeout time.Duration, fn api.Function) error {
 	in.timer.Reset(timeout)
 	err := fn.CallWithStack(&in.call, in.stack)
-	if !in.timer.Stop() && err == nil {
+	if stopped := in.timer.Stop(); err == nil && (!stopped || in.fired.Load()) {
 		// The timer fired just as the guest returned: the answer is good but
 		// the instance's done channel is closed, so it cannot be reused.
 		return errExpiredAfterReturn

@@ -44,6 +44,12 @@ const fuelTicks = 4096
 // name itself is refused.
 const interruptExport = "weir_interrupt"
 
+// startExport is where instrument moves a module's start section: wazero
+// runs a start section inside InstantiateModule, before the interrupt
+// global can be reached, so one that loops would hang the load for ever.
+// As an export, the host calls it under a deadline like _initialize.
+const startExport = "weir_start_section"
+
 var errNotInstrumentable = errors.New("cannot instrument module")
 
 // instrument returns wasm with the interrupt global and checks added. wasm
@@ -72,8 +78,15 @@ func instrument(wasm []byte) ([]byte, error) {
 	// Count globals (imported and defined) to find the new global's index.
 	var nGlobals uint32
 	hasGlobal, hasExport := false, false
+	start, hasStart := uint32(0), false
 	for _, s := range sections {
 		switch s.id {
+		case 8: // start
+			sr := reader{b: s.body}
+			start, hasStart = sr.u32(), true
+			if sr.err != nil {
+				return nil, fmt.Errorf("%w: start section: %v", errNotInstrumentable, sr.err)
+			}
 		case 2: // import
 			sr := reader{b: s.body}
 			n := sr.u32()
@@ -119,6 +132,13 @@ func instrument(wasm []byte) ([]byte, error) {
 	newExport := appendName(nil, interruptExport)
 	newExport = append(newExport, 0x03) // global
 	newExport = appendU32(newExport, interrupt)
+	nExports := uint32(1)
+	if hasStart {
+		newExport = appendName(newExport, startExport)
+		newExport = append(newExport, 0x00) // func
+		newExport = appendU32(newExport, start)
+		nExports++
+	}
 
 	out := append([]byte(nil), wasm[:8]...)
 	emit := func(id byte, body []byte) {
@@ -135,7 +155,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			hasGlobal = true
 		}
 		if !hasExport && (before == 0 || order[before] > order[7]) {
-			emit(7, append(appendU32(nil, 1), newExport...))
+			emit(7, append(appendU32(nil, nExports), newExport...))
 			hasExport = true
 		}
 	}
@@ -146,8 +166,9 @@ func instrument(wasm []byte) ([]byte, error) {
 		switch s.id {
 		case 6:
 			emit(6, appendItems(s.body, 2, newGlobal))
+		case 8: // moved to startExport
 		case 7:
-			body, err := appendExport(s.body, newExport)
+			body, err := appendExport(s.body, newExport, nExports)
 			if err != nil {
 				return nil, err
 			}
@@ -175,12 +196,12 @@ func appendItems(body []byte, n uint32, items []byte) []byte {
 	return append(out, items...)
 }
 
-func appendExport(body, export []byte) ([]byte, error) {
+func appendExport(body, exports []byte, nExports uint32) ([]byte, error) {
 	r := reader{b: body}
 	n := r.u32()
 	for range n {
-		if r.name() == interruptExport {
-			return nil, fmt.Errorf("%w: the module exports %q, a name the host reserves", errNotInstrumentable, interruptExport)
+		if name := r.name(); name == interruptExport || name == startExport {
+			return nil, fmt.Errorf("%w: the module exports %q, a name the host reserves", errNotInstrumentable, name)
 		}
 		r.byte()
 		r.u32()
@@ -188,7 +209,7 @@ func appendExport(body, export []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: export section: %w", errNotInstrumentable, r.err)
 	}
-	return appendItems(body, 1, export), nil
+	return appendItems(body, nExports, exports), nil
 }
 
 // instrumentCode rewrites every function body of a code section.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/internal/weirerr"
 )
@@ -33,4 +34,62 @@ func TestOutputLimit(t *testing.T) {
 	load(t, small, "bigoutput", Limits{})
 	_, err = small.Call(context.Background(), "bigoutput", "1", nil, []byte("12345"))
 	wantErr(t, err, weirerr.Upstream, "5120 bytes", "limit of 4096 bytes")
+}
+
+// within runs f and fails the test if it has not returned after limit: a
+// guest that ignores its deadline would otherwise hang the test binary.
+func within(t *testing.T, limit time.Duration, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("%s still running after %s: the deadline did not reach it", what, limit)
+		return nil
+	}
+}
+
+// TestDeadlinesReachEveryGuestEntry pins issue 11 defect 8: a guest
+// sleeping in WASI poll_oneoff, a start section that loops and a
+// weir_abi_version that loops are all stopped by a deadline.
+func TestDeadlinesReachEveryGuestEntry(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "sleep", Limits{Timeout: 300 * time.Millisecond})
+	err := within(t, 20*time.Second, "a call sleeping for an hour", func() error {
+		_, err := h.Call(context.Background(), "sleep", "1", nil, []byte(`{}`))
+		return err
+	})
+	wantErr(t, err, weirerr.Upstream, "deadline of 300ms exceeded")
+
+	for _, c := range []struct{ name, want string }{
+		{"startloop", "did not return within"},
+		{"abiloop", "weir_abi_version did not return within"},
+	} {
+		err := within(t, 30*time.Second, "validating "+c.name, func() error {
+			return h.Validate(context.Background(), wasmFile(t, c.name))
+		})
+		wantErr(t, err, weirerr.Invalid, c.want)
+	}
+}
+
+// TestRandomIsRandom pins part of issue 11 defect 10: WASI random_get is
+// real randomness, not wazero's deterministic default (the same bytes in
+// every instance).
+func TestRandomIsRandom(t *testing.T) {
+	seen := map[string]bool{}
+	for range 3 {
+		h := newHost(t, Options{PoolSize: 1})
+		load(t, h, "random", Limits{})
+		out, err := h.Call(context.Background(), "random", "1", nil, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := decode(t, out)["r"].(string)
+		if seen[r] {
+			t.Fatalf("two fresh instances drew the same random bytes %s", r)
+		}
+		seen[r] = true
+	}
 }
