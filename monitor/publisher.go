@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,12 +45,20 @@ type PublisherOptions struct {
 	Replicas int
 	// MaxPending bounds async publishes awaiting an ack. Default 4096.
 	MaxPending int
-	// AckTimeout after which an unacked publish is spooled. Default 5s.
+	// AckTimeout after which an unacked publish is given up on (it is on
+	// disk by then; see SpillAfter). Default 5s.
 	AckTimeout time.Duration
 	// MaxEventBytes bounds one encoded event (and stays under the NATS
 	// server's max payload): a larger one is truncated (truncate.go).
 	// Default 1 MiB.
 	MaxEventBytes int
+	// SpillAfter is the at-least-once window: an event handed to NATS and
+	// not acknowledged within it is written to the spool (and re-sent from
+	// there; de-duplication absorbs a late ack), and a send loop stalled
+	// that long on NATS spools instead of waiting. A crash loses at most the
+	// events of about this window plus the in-memory queue
+	// (weir_events_at_risk). Default 250ms; see docs/rationale.md.
+	SpillAfter time.Duration
 	// Registerer receives the weir_events_* metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger; nil uses slog.Default().
@@ -95,6 +104,10 @@ func (o *PublisherOptions) setDefaults() error {
 	if o.MaxEventBytes <= 0 {
 		o.MaxEventBytes = 1 << 20
 	}
+	if o.SpillAfter <= 0 {
+		o.SpillAfter = 250 * time.Millisecond
+	}
+	o.SpillAfter = min(o.SpillAfter, o.AckTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -117,20 +130,28 @@ type Publisher struct {
 	stop        chan struct{} // closed by Close: stop taking from the queue
 	drained     chan struct{} // closed when the sender has emptied the queue
 	replayDone  chan struct{}
+	spillDone   chan struct{}
 	wake        chan struct{} // nudges the replayer when the spool gets data
 
-	// inflight holds direct publishes not yet acked, so Close can spool what
-	// never got an answer.
+	// inflight holds direct publishes not yet acked and not yet on disk:
+	// the spiller writes those older than SpillAfter to the spool, and
+	// Close spools what never got an answer.
 	inflightMu     sync.Mutex
-	inflight       map[string]*nats.Msg
+	inflight       map[string]inflightMsg
 	inflightClosed bool
 
-	published, spooled, dropped prometheus.Counter
-	truncated, deadLettered     prometheus.Counter
-	deadLetterMu                sync.Mutex
-	collectors                  []prometheus.Collector
-	lastDropLog                 atomic.Int64 // unix nanos
-	dropsSinceLog               atomic.Int64
+	published, spooled, dropped, spilled, unreadable prometheus.Counter
+	truncated, deadLettered                          prometheus.Counter
+	deadLetterMu                                     sync.Mutex
+	collectors                                       []prometheus.Collector
+	lastDropLog                                      atomic.Int64 // unix nanos
+	dropsSinceLog                                    atomic.Int64
+	spoolFailing                                     atomic.Bool // last spool write failed (logged once per change)
+}
+
+type inflightMsg struct {
+	msg  *nats.Msg
+	sent time.Time
 }
 
 // NewPublisher opens (or resumes) the spool, creates or updates stream
@@ -155,20 +176,32 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		stop:       make(chan struct{}),
 		drained:    make(chan struct{}),
 		replayDone: make(chan struct{}),
+		spillDone:  make(chan struct{}),
 		wake:       make(chan struct{}, 1),
-		inflight:   make(map[string]*nats.Msg),
+		inflight:   make(map[string]inflightMsg),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_events_published_total", Help: "Inference events acknowledged by JetStream."}),
 		spooled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_events_spooled_total", Help: "Inference events written to the on-disk spool to be sent later."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "weir_events_dropped_total", Help: "Inference events lost because the queue and the spool were full."}),
+			Name: "weir_events_dropped_total", Help: "Inference events lost: queue and spool full, spool not writable, or a damaged spool record (each damaged stretch counts as one)."}),
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_events_truncated_total", Help: "Inference events cut to the event size cap (rows dropped, marked truncated)."}),
 		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_events_dead_letter_total", Help: "Inference events NATS refused for good, written to the dead-letter file."}),
+		spilled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_events_spilled_total", Help: "Inference events written to the spool because their ack took longer than the at-least-once window."}),
+		unreadable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_events_spool_unreadable_total", Help: "Damaged stretches of the spool skipped (each held at least one event, also counted as dropped)."}),
 	}
-	p.collectors = []prometheus.Collector{p.published, p.spooled, p.dropped, p.truncated, p.deadLettered,
+	sp.onUnreadable = func() {
+		p.unreadable.Inc()
+		p.drop(1)
+	}
+	p.collectors = []prometheus.Collector{p.published, p.spooled, p.dropped, p.spilled, p.unreadable, p.truncated, p.deadLettered,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "weir_events_at_risk", Help: "Inference events only in memory (queued, or sent and not yet acked nor spooled): what a crash now would lose."},
+			func() float64 { return float64(len(p.q) + p.inflightLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "weir_events_queue_length", Help: "Inference events waiting in memory to be sent."},
 			func() float64 { return float64(len(p.q)) }),
@@ -206,6 +239,7 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 	}
 	go p.sendLoop()
 	go p.replayLoop()
+	go p.spillLoop()
 	return p, nil
 }
 
@@ -392,13 +426,14 @@ func (p *Publisher) publishDirect(subj, id string, data []byte) error {
 	// header, without the per-call option processing.
 	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
 	p.inflightMu.Lock()
-	p.inflight[id] = msg
+	p.inflight[id] = inflightMsg{msg: msg, sent: time.Now()}
 	p.inflightMu.Unlock()
 	_, err := p.js.PublishMsgAsync(msg)
 	// At MaxPending the call stalls briefly, then fails. That is back
 	// pressure on this goroutine, not an outage: wait for room (the queue
-	// absorbs the delay) as long as an ack may take.
-	for deadline := time.Now().Add(p.opts.AckTimeout); errors.Is(err, jetstream.ErrTooManyStalledMsgs) &&
+	// absorbs the delay), but only within the at-least-once window: past
+	// it the rest goes to the spool rather than pile up in memory.
+	for deadline := time.Now().Add(p.opts.SpillAfter); errors.Is(err, jetstream.ErrTooManyStalledMsgs) &&
 		time.Now().Before(deadline) && p.nc.Status() == nats.CONNECTED; {
 		_, err = p.js.PublishMsgAsync(msg)
 	}
@@ -422,12 +457,89 @@ func (p *Publisher) spoolRecords(recs []spoolRecord) {
 		p.spooled.Add(float64(n))
 		p.nudge()
 	}
+	p.noteSpoolWrite(n, recs, err)
+}
+
+// noteSpoolWrite counts what a spool write could not keep and logs the
+// spool's state once per change (failing, writable again), never per batch.
+func (p *Publisher) noteSpoolWrite(n int, recs []spoolRecord, err error) {
 	if n < len(recs) {
-		if !errors.Is(err, errSpoolFull) {
-			p.log.Error("event spool write failed", "err", err)
+		if !errors.Is(err, errSpoolFull) && p.spoolFailing.CompareAndSwap(false, true) {
+			p.log.Error("event spool write failed; events are dropped and counted until it works again",
+				"dir", p.opts.SpoolDir, "err", err)
 		}
 		p.drop(len(recs) - n)
+		return
 	}
+	if p.spoolFailing.CompareAndSwap(true, false) {
+		p.log.Info("event spool writable again", "dir", p.opts.SpoolDir)
+	}
+}
+
+// spillLoop writes events whose ack is overdue (SpillAfter) to the spool, so
+// that a crash while NATS is slow cannot lose them.
+func (p *Publisher) spillLoop() {
+	defer close(p.spillDone)
+	tick := time.NewTicker(max(p.opts.SpillAfter/2, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+			p.spill(time.Now().Add(-p.opts.SpillAfter))
+		}
+	}
+}
+
+// spill spools the in-flight events sent before cutoff, oldest first, and
+// stops tracking the ones the spool kept (a late ack for them is ignored;
+// their spooled copy is re-sent and de-duplicated).
+func (p *Publisher) spill(cutoff time.Time) {
+	p.inflightMu.Lock()
+	if p.inflightClosed {
+		p.inflightMu.Unlock()
+		return
+	}
+	var old []inflightMsg
+	for _, m := range p.inflight {
+		if m.sent.Before(cutoff) {
+			old = append(old, m)
+		}
+	}
+	p.inflightMu.Unlock()
+	if len(old) == 0 {
+		return
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].sent.Before(old[j].sent) })
+	recs := make([]spoolRecord, len(old))
+	for i, m := range old {
+		recs[i] = spoolRecord{subject: m.msg.Subject, id: m.msg.Header.Get(jetstream.MsgIDHeader), data: m.msg.Data}
+	}
+	p.spool.mu.Lock()
+	n, err := p.spool.appendLocked(recs)
+	p.spool.mu.Unlock()
+	if n < len(recs) && !errors.Is(err, errSpoolFull) && p.spoolFailing.CompareAndSwap(false, true) {
+		p.log.Error("event spool write failed; events awaiting an ack stay in memory only",
+			"dir", p.opts.SpoolDir, "err", err)
+	}
+	if n == 0 {
+		return
+	}
+	p.inflightMu.Lock()
+	for _, r := range recs[:n] {
+		delete(p.inflight, r.id)
+	}
+	p.inflightMu.Unlock()
+	p.spooled.Add(float64(n))
+	p.spilled.Add(float64(n))
+	p.nudge()
+}
+
+func (p *Publisher) inflightLen() int {
+	p.inflightMu.Lock()
+	defer p.inflightMu.Unlock()
+	return len(p.inflight)
 }
 
 // onAck runs on the NATS client's goroutine for each acked direct publish.
@@ -451,13 +563,13 @@ func (p *Publisher) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
 	p.spoolRecords([]spoolRecord{{subject: msg.Subject, id: msg.Header.Get(jetstream.MsgIDHeader), data: msg.Data}})
 }
 
-// forget removes msg from the in-flight set; false means Close already
-// spooled it.
+// forget removes msg from the in-flight set; false means it was spooled
+// already (by the spiller or Close), which then owns it.
 func (p *Publisher) forget(msg *nats.Msg) bool {
 	id := msg.Header.Get(jetstream.MsgIDHeader)
 	p.inflightMu.Lock()
 	defer p.inflightMu.Unlock()
-	if p.inflightClosed {
+	if _, ok := p.inflight[id]; !ok || p.inflightClosed {
 		return false
 	}
 	delete(p.inflight, id)
@@ -571,6 +683,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	close(p.stop)
 	<-p.drained
 	<-p.replayDone
+	<-p.spillDone
 	select {
 	case <-p.js.PublishAsyncComplete():
 	case <-ctx.Done():
@@ -578,8 +691,8 @@ func (p *Publisher) Close(ctx context.Context) error {
 	p.inflightMu.Lock()
 	p.inflightClosed = true
 	left := make([]spoolRecord, 0, len(p.inflight))
-	for id, msg := range p.inflight {
-		left = append(left, spoolRecord{subject: msg.Subject, id: id, data: msg.Data})
+	for id, m := range p.inflight {
+		left = append(left, spoolRecord{subject: m.msg.Subject, id: id, data: m.msg.Data})
 	}
 	p.inflight = nil
 	p.inflightMu.Unlock()
