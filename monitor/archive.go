@@ -90,6 +90,11 @@ type Archiver struct {
 	held  map[uint64]bool     // sequences in open files (redeliveries are ignored)
 	skip  map[uint64]struct{} // sequences already in files but not acked
 	files int
+	// failures counts file writes failed in a row (logged only when it
+	// leaves or returns to 0); failingSince sets the redelivery delay.
+	failures     int
+	failingSince time.Time
+	failedRows   int64 // rows Nak'ed since the last successful write
 
 	noAck bool // tests: simulate a crash between rename and ack
 
@@ -346,11 +351,27 @@ func (a *Archiver) flush(p *partition) {
 	}
 	name := fmt.Sprintf("%020d-%020d.parquet", p.minSeq, p.maxSeq)
 	if err := writeParquetAtomic(p.dir, name, p.rows); err != nil {
-		a.log.Error("archive file not written; events will be redelivered", "dir", p.dir, "err", err)
+		// A full or read-only disk does not get better by retrying at once:
+		// redeliver later, longer after each failure in a row.
+		now := time.Now()
+		if a.failures == 0 {
+			a.failingSince = now
+		}
+		a.failures++
+		a.failedRows += int64(len(p.rows))
+		delay := archiveBackoff(now.Sub(a.failingSince))
+		if a.failures == 1 {
+			a.log.Error("archive file not written; backing off, events will be redelivered",
+				"dir", p.dir, "err", err, "retry_in", delay)
+		}
 		for _, m := range p.msgs {
-			_ = m.Nak()
+			_ = m.NakWithDelay(delay)
 		}
 		return
+	}
+	if a.failures > 0 {
+		a.log.Info("archive files written again", "failed_writes", a.failures, "rows_redelivered", a.failedRows)
+		a.failures, a.failedRows = 0, 0
 	}
 	a.files++
 	// An ack can be lost (NATS reconnecting); the event then comes back
@@ -364,6 +385,22 @@ func (a *Archiver) flush(p *partition) {
 	for _, m := range p.msgs {
 		_ = m.Ack()
 	}
+}
+
+// archiveBackoff is the redelivery delay for a write that failed after
+// writes have been failing for d: as long again, at least 1s and at most a
+// minute, so retries come at about 1s, 2s, 4s, 8s ... however many partitions
+// fail at once.
+func archiveBackoff(d time.Duration) time.Duration {
+	return min(max(d, time.Second), time.Minute)
+}
+
+// Failing says whether the last archive file write failed (the disk is
+// full or not writable); events wait in the stream meanwhile.
+func (a *Archiver) Failing() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.failures > 0
 }
 
 // pruneSkips forgets written sequences at or below the consumer's ack floor:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testfs"
 	"github.com/weirhq/weir/internal/testpoll"
 )
 
@@ -220,5 +222,45 @@ func TestArchiverCrashBeforeAckWritesNoDuplicates(t *testing.T) {
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
+	}
+}
+
+// A full archive disk makes file writes fail: the archiver backs off instead
+// of retrying at once (which spun the CPU), then catches up once space is
+// freed, with every event archived once.
+func TestArchiverBacksOffOnFullDisk(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	dir := testfs.Mount(t, 1<<20)
+	filler := testfs.Fill(t, dir, 0)
+	a := newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: filepath.Join(dir, "archive"), MaxRows: 50, MaxAge: 20 * time.Millisecond})
+	createEventsStream(t, js)
+	const n = 200
+	for i := range n {
+		publishRaw(t, js, testEvent("r1", i))
+	}
+	testpoll.Eventually(t, 15*time.Second, a.Failing, "archive writes to fail on a full disk (%s)", testfs.Usage(dir))
+	// Immediate retries made hundreds of failed writes a second; backing off
+	// (1s, then 2s) leaves a few per partition in these two seconds.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // observing a rate over a fixed span
+	}
+	a.mu.Lock()
+	failures := a.failures
+	a.mu.Unlock()
+	if failures > 12 {
+		t.Fatalf("%d failed writes in a row within about 2s: the archiver retries without backing off", failures)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Eventually(t, 60*time.Second, func() bool { return len(readArchive(t, filepath.Join(dir, "archive"))) >= n },
+		"archive rows after space was freed: %d of %d", len(readArchive(t, filepath.Join(dir, "archive"))), n)
+	if rows := readArchive(t, filepath.Join(dir, "archive")); len(rows) != n || distinctIDs(rows) != n {
+		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
+	}
+	if a.Failing() {
+		t.Error("archiver still reports failing after writing again")
 	}
 }
