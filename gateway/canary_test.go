@@ -212,3 +212,76 @@ func TestEveryInferencePublishesOneEvent(t *testing.T) {
 		t.Errorf("event: %s", msg.Data())
 	}
 }
+
+// Shadow traffic runs on both paths (predict and OIP infer) against the
+// shadow's own version, and the caller is answered before its shadow runs.
+func TestShadowOnBothPathsOffTheCallersPath(t *testing.T) {
+	g := canaryGateway(t)
+	setRoute(t, g, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100}],"shadow":{"model":"m","version":"2","percent":100}}`)
+	release := gateway.HoldShadows(g.Gateway)
+	const n = 10
+	for i := 0; i < n; i++ {
+		if a := call(t, "POST", g.URL+"/v1/routes/r/predict", "", []byte(`{"x":1}`)); a.status != 200 {
+			t.Fatalf("predict: %d %s", a.status, a.raw)
+		}
+		oip := `{"inputs":[{"name":"features","shape":[1,1],"datatype":"FP32","data":[1]}]}`
+		if a := call(t, "POST", g.URL+"/v2/models/r/infer", "", []byte(oip)); a.status != 200 {
+			t.Fatalf("infer: %d %s", a.status, a.raw)
+		}
+	}
+	// Every caller has its answer while every shadow is still held.
+	if m := call(t, "GET", g.URL+"/metrics", "", nil).raw; strings.Contains(m, "weir_shadow_requests_total{") {
+		t.Fatalf("a shadow ran before it was released; callers waited for it:\n%s", grepLines(m, "weir_shadow"))
+	}
+	release()
+	testgw.Eventually(t, 10*time.Second, func() bool {
+		m := call(t, "GET", g.URL+"/metrics", "", nil).raw
+		return strings.Contains(m, fmt.Sprintf(`weir_shadow_requests_total{code="200",route="r"} %d`, 2*n))
+	}, "every shadow (predict and OIP) to succeed")
+
+	nc, err := natsx.Connect(g.NATSURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	cons, err := js.OrderedConsumer(context.Background(), "WEIR_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"weir.events.r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shadows := 0
+	for seen := 0; seen < 4*n; seen++ {
+		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("after %d events: %v", seen, err)
+		}
+		var ev struct {
+			Shadow  bool           `json:"shadow"`
+			Model   string         `json:"model"`
+			Version string         `json:"version"`
+			Status  int            `json:"status"`
+			Outputs map[string]any `json:"outputs"`
+		}
+		json.Unmarshal(msg.Data(), &ev)
+		if !ev.Shadow {
+			continue
+		}
+		shadows++
+		if ev.Model != "m" || ev.Version != "2" || ev.Status != 200 || len(ev.Outputs) == 0 {
+			t.Errorf("shadow event %s: want model m version 2, status 200, outputs", msg.Data())
+		}
+	}
+	if shadows != 2*n {
+		t.Errorf("%d shadow events, want %d", shadows, 2*n)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

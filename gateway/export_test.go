@@ -23,3 +23,10 @@ func RequestDeadlineForTest(g *Gateway) (left time.Duration, ok bool) {
 	}
 	return left, ok
 }
+
+// HoldShadows makes shadow requests wait until release is called, so a test
+// can show that callers are answered without waiting for their shadow.
+func HoldShadows(g *Gateway) (release func()) {
+	g.shadowGate = make(chan struct{})
+	return func() { close(g.shadowGate) }
+}

@@ -149,6 +149,7 @@ type Gateway struct {
 	rollouts    *canary.Controller
 	drift       *drift.Monitor
 	shadowSlots chan struct{} // bounds shadow requests in flight
+	shadowGate  chan struct{} // tests only (export_test.go): shadows wait on it
 	// implicitRoutes caches the route a model with no route of its own
 	// gets: its latest version, no plugins (model name -> *router.Route).
 	implicitRoutes sync.Map

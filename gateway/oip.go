@@ -201,7 +201,8 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 			sreq := *req
 			sreq.Detach()
 			g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
-				sev := &monitor.Event{}
+				// The shadow's own model version, not the caller's.
+				sev := &monitor.Event{Model: v.Name, Version: v.Version}
 				_, err := g.runInfer(&sreq, sev)
 				return sev, err
 			})

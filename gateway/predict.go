@@ -412,6 +412,9 @@ func (g *Gateway) mirror(route string, sh *router.Shadow, run func(v *models.Ver
 	go func() {
 		defer func() { <-g.shadowSlots }()
 		defer g.recoverGo("a shadow request")
+		if g.shadowGate != nil {
+			<-g.shadowGate // tests: hold shadows to show callers do not wait for them
+		}
 		start := time.Now()
 		ev := &monitor.Event{TS: start.UTC(), Route: route, Variant: "shadow", Model: sh.Model, Version: sh.Version, Shadow: true}
 		v, err := g.models.Get(sh.Model, sh.Version)
