@@ -35,7 +35,11 @@ type PublisherOptions struct {
 	// Default 65536.
 	QueueSize int
 	// StreamMaxAge and StreamMaxBytes bound the WEIR_EVENTS stream (oldest
-	// events are discarded first). Defaults 24h and 1 GiB.
+	// events are discarded first). Defaults 24h and 1 GiB. When
+	// StreamMaxBytes is left at 0 and NATS has less storage than 1 GiB to
+	// reserve, the stream is made smaller (halving, down to 8 MiB) with a
+	// warning; a size given explicitly is used as is or NewPublisher fails
+	// saying so.
 	StreamMaxAge   time.Duration
 	StreamMaxBytes int64
 	// DedupWindow is the stream's duplicate window: a re-sent event is stored
@@ -63,7 +67,16 @@ type PublisherOptions struct {
 	Registerer prometheus.Registerer
 	// Logger; nil uses slog.Default().
 	Logger *slog.Logger
+
+	streamAutoSize bool // StreamMaxBytes was not given: fit it to NATS
 }
+
+// ErrStreamNoRoom means NATS refused to reserve storage for WEIR_EVENTS:
+// free disk where NATS stores (the data dir) or ask for a smaller stream.
+var ErrStreamNoRoom = errors.New("NATS has too little storage for the events stream")
+
+// minAutoStreamBytes is the smallest WEIR_EVENTS an automatic size goes to.
+const minAutoStreamBytes = 8 << 20
 
 func (o *PublisherOptions) setDefaults() error {
 	if o.Conn == nil {
@@ -79,6 +92,7 @@ func (o *PublisherOptions) setDefaults() error {
 	}
 	def(&o.SpoolMaxBytes, 1<<30)
 	def(&o.SpoolSegmentBytes, 16<<20)
+	o.streamAutoSize = o.StreamMaxBytes <= 0
 	def(&o.StreamMaxBytes, 1<<30)
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1 << 16
@@ -126,6 +140,7 @@ type Publisher struct {
 	log   *slog.Logger
 
 	streamReady atomic.Bool
+	streamBytes atomic.Int64
 	closed      atomic.Bool
 	stop        chan struct{} // closed by Close: stop taking from the queue
 	drained     chan struct{} // closed when the sender has emptied the queue
@@ -235,6 +250,11 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		return nil, fmt.Errorf("jetstream context for events: %w", err)
 	}
 	if err := p.ensureStream(ctx); err != nil {
+		if errors.Is(err, ErrStreamNoRoom) {
+			p.unregister()
+			_ = sp.close()
+			return nil, err
+		}
 		p.log.Warn("events stream not ready; spooling until NATS answers", "err", err)
 	}
 	go p.sendLoop()
@@ -258,15 +278,45 @@ func (p *Publisher) streamConfig() jetstream.StreamConfig {
 	}
 }
 
+// ensureStream creates or updates WEIR_EVENTS. When NATS cannot reserve
+// the size asked for, an automatic size is halved until it fits (with a
+// warning); otherwise the error wraps ErrStreamNoRoom.
 func (p *Publisher) ensureStream(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := p.js.CreateOrUpdateStream(ctx, p.streamConfig()); err != nil {
-		return fmt.Errorf("create stream %s: %w", StreamEvents, err)
+	cfg := p.streamConfig()
+	for {
+		_, err := p.js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			break
+		}
+		if !isNoStorage(err) {
+			return fmt.Errorf("create stream %s: %w", StreamEvents, err)
+		}
+		if !p.opts.streamAutoSize || cfg.MaxBytes/2 < minAutoStreamBytes {
+			return fmt.Errorf("create stream %s of %d bytes: %w (NATS: %v)", StreamEvents, cfg.MaxBytes, ErrStreamNoRoom, err)
+		}
+		cfg.MaxBytes /= 2
 	}
+	if cfg.MaxBytes < p.opts.StreamMaxBytes {
+		p.log.Warn("events stream made smaller than asked: NATS has too little storage; free disk where NATS stores or set the size explicitly",
+			"stream", StreamEvents, "max_bytes", cfg.MaxBytes, "wanted", p.opts.StreamMaxBytes)
+	}
+	p.streamBytes.Store(cfg.MaxBytes)
 	p.streamReady.Store(true)
 	return nil
 }
+
+// isNoStorage recognises JetStream's "insufficient storage resources
+// available" (10047).
+func isNoStorage(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10047
+}
+
+// StreamMaxBytes is the size WEIR_EVENTS was created with (0 until it
+// exists): the asked size, or less when NATS had too little storage.
+func (p *Publisher) StreamMaxBytes() int64 { return p.streamBytes.Load() }
 
 // Publish hands ev to the publisher and returns at once; it never blocks and
 // never fails. The publisher takes ownership of ev and its Features and
@@ -582,6 +632,7 @@ func (p *Publisher) replayLoop() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastSync := time.Now()
+	var lastStreamWarn time.Time
 	for {
 		select {
 		case <-p.stop:
@@ -600,7 +651,10 @@ func (p *Publisher) replayLoop() {
 		}
 		if !p.streamReady.Load() {
 			if err := p.ensureStream(context.Background()); err != nil {
-				p.log.Warn("events stream still not ready", "err", err)
+				if time.Since(lastStreamWarn) >= 30*time.Second {
+					lastStreamWarn = time.Now()
+					p.log.Warn("events stream still not ready", "err", err)
+				}
 				continue
 			}
 		}

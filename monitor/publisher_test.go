@@ -3,11 +3,14 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -288,5 +291,45 @@ func TestPublisherSpillsUnackedEventsWithinWindow(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.dropped); got != 0 {
 		t.Errorf("dropped %v, want 0", got)
+	}
+}
+
+// startSmallNATS runs a JetStream server that can reserve only maxStore
+// bytes, as on a nearly full disk.
+func startSmallNATS(t *testing.T, maxStore int64) *nats.Conn {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// With little storage the default stream size shrinks (with a warning); a
+// size given explicitly that does not fit fails with ErrStreamNoRoom.
+func TestPublisherFitsStreamToStorage(t *testing.T) {
+	nc := startSmallNATS(t, 100<<20)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc})
+	if got := p.StreamMaxBytes(); got != 64<<20 {
+		t.Errorf("stream sized %d bytes with 100 MiB of storage, want 64 MiB", got)
+	}
+	p.Publish(testEvent("r", 1))
+	testpoll.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(p.published) == 1 }, "the event published")
+
+	nc2 := startSmallNATS(t, 100<<20)
+	_, err := NewPublisher(context.Background(), PublisherOptions{Conn: nc2, SpoolDir: t.TempDir(), StreamMaxBytes: 1 << 30})
+	if !errors.Is(err, ErrStreamNoRoom) {
+		t.Fatalf("explicit 1 GiB stream on 100 MiB of storage: err %v, want ErrStreamNoRoom", err)
 	}
 }
