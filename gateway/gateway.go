@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -62,12 +63,17 @@ type Options struct {
 	// the call fails with 502. Default 1 MiB.
 	MaxPluginOutput int
 	// EventsMaxAge and EventsMaxBytes bound the WEIR_EVENTS stream
-	// (oldest events go first). Defaults 24h and 1 GiB.
+	// (oldest events go first). Defaults 24h and 1 GiB, or less (with a
+	// warning) when NATS has too little storage for 1 GiB.
 	EventsMaxAge   time.Duration
 	EventsMaxBytes int64
 	// MaxEventBytes caps one encoded event; larger ones are truncated and
 	// marked. Default 1 MiB.
 	MaxEventBytes int
+	// NATSSyncInterval is how often the embedded NATS fsyncs its files;
+	// negative fsyncs every write. Default 1s (natsx.DefaultSyncInterval;
+	// docs/rationale.md says what a power loss can lose).
+	NATSSyncInterval time.Duration
 	// MaxInFlight bounds inference requests served at once; past it a
 	// request is refused with 429 at once instead of queueing. Default 1024.
 	MaxInFlight int
@@ -113,6 +119,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024
+	}
+	if o.NATSSyncInterval == 0 {
+		o.NATSSyncInterval = natsx.DefaultSyncInterval
 	}
 	if o.CanaryTick <= 0 {
 		o.CanaryTick = 250 * time.Millisecond
@@ -197,7 +206,8 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 
 	url := o.NATSURL
 	if url == "" {
-		e, err := natsx.Start(natsx.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "nats")})
+		sync := max(o.NATSSyncInterval, 0) // natsx: 0 is every write
+		e, err := natsx.Start(natsx.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "nats"), SyncInterval: sync})
 		if err != nil {
 			return nil, err
 		}
@@ -300,6 +310,13 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		Registerer:     g.reg,
 		Logger:         g.log,
 	}); err != nil {
+		if errors.Is(err, monitor.ErrStreamNoRoom) {
+			where := "on the NATS servers"
+			if g.nats != nil {
+				where = "under " + filepath.Join(o.DataDir, "nats")
+			}
+			return fmt.Errorf("%w: free disk %s (JetStream reserves up to 75%% of the free space) or lower --events-max-bytes (unset, weir picks a size that fits)", err, where)
+		}
 		return err
 	}
 	g.closers = append(g.closers, func() {

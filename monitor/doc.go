@@ -10,14 +10,18 @@
 //   - Publish never blocks a request: it is a non-blocking channel send. A
 //     full queue spills to the spool only when the spool lock is free at once
 //     (TryLock), otherwise the event is dropped and counted.
+//   - At-least-once across a crash: events unacknowledged for SpillAfter
+//     (250ms) are written to the spool, so a crash loses only that window
+//     and the in-memory queue (weir_events_at_risk); docs/rationale.md.
 //   - Exactly-once into the stream relies on JetStream de-duplication by
 //     Nats-Msg-Id (the event ID) inside the stream's duplicate window
 //     (PublisherOptions.DedupWindow). An event whose ack was lost is spooled
 //     and re-sent; if the re-send happens inside the window it is not stored
 //     twice. Outages longer than the window may duplicate the few events that
 //     were in flight when NATS went away.
-//   - The spool is append-only segment files of tab-separated lines
-//     (subject, id, JSON). Writes go to the OS at once (they survive a process
+//   - The spool is append-only segment files of framed records (length and
+//     CRC-32C; torn writes are cut off, damage skipped and counted). Writes
+//     go to the OS at once (they survive a process
 //     crash); fsync happens on segment rotation, once a second while dirty,
 //     and on Close, so a machine crash can lose up to about a second of
 //     spooled events.

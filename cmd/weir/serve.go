@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/natsx"
 )
 
 func newServeCmd() *cobra.Command {
@@ -18,6 +20,7 @@ func newServeCmd() *cobra.Command {
 	var demo bool
 	var demoPlugins string
 	var demoRate float64
+	var natsSync time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway: HTTP API, embedded NATS (unless --nats-url), monitor and dashboard",
@@ -30,6 +33,10 @@ func newServeCmd() *cobra.Command {
 			if o.AdminToken == "" {
 				o.AdminToken = os.Getenv("WEIR_ADMIN_TOKEN")
 			}
+			o.NATSSyncInterval = natsSync
+			if natsSync == 0 {
+				o.NATSSyncInterval = -1 // gateway.Options: negative is every write
+			}
 			ctx := cmd.Context()
 			g, err := gateway.New(ctx, o)
 			if err != nil {
@@ -38,9 +45,15 @@ func newServeCmd() *cobra.Command {
 			if p := g.TokenPath(); p != "" {
 				fmt.Fprintf(os.Stderr, "admin token: %s (export WEIR_ADMIN_TOKEN=$(cat %s))\n", p, p)
 			}
+			// Bind before saying so: "serving on" means connections are taken.
+			ln, err := net.Listen("tcp", o.Listen)
+			if err != nil {
+				g.Shutdown(context.Background())
+				return fmt.Errorf("listen on %s (--listen): %w", o.Listen, err)
+			}
 			errc := make(chan error, 1)
-			go func() { errc <- g.ListenAndServe() }()
-			fmt.Fprintf(os.Stderr, "weir %s serving on %s (NATS %s, data in %s)\n", gateway.Version, o.Listen, g.NATSURL(), o.DataDir)
+			go func() { errc <- g.Serve(ln) }()
+			fmt.Fprintf(os.Stderr, "weir %s serving on %s (NATS %s, data in %s)\n", gateway.Version, ln.Addr(), g.NATSURL(), o.DataDir)
 			if demo {
 				go func() {
 					if err := installDemo(ctx, o.Listen, g.AdminToken(), demoPlugins, demoRate); err != nil {
@@ -70,8 +83,9 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then the `make ort` cache)")
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
 	f.DurationVar(&o.EventsMaxAge, "events-max-age", 24*time.Hour, "how long inference events stay in the WEIR_EVENTS stream")
-	f.Int64Var(&o.EventsMaxBytes, "events-max-bytes", 1<<30, "most bytes of inference events the WEIR_EVENTS stream keeps")
+	f.Int64Var(&o.EventsMaxBytes, "events-max-bytes", 0, "most bytes of inference events the WEIR_EVENTS stream keeps (default 1 GiB, or less with a warning when NATS has too little storage)")
 	f.IntVar(&o.MaxEventBytes, "max-event-bytes", 1<<20, "largest inference event in bytes; larger ones lose rows and are marked truncated")
+	f.DurationVar(&natsSync, "nats-sync-interval", natsx.DefaultSyncInterval, "how often the embedded NATS fsyncs its files (0: every write); a power loss can lose what was acknowledged within it")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 1024, "inference requests served at once; more are refused with 429")
 	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
 	f.DurationVar(&o.ReadTimeout, "read-timeout", 30*time.Second, "longest time to read a whole request (headers and body); slower clients are cut off")

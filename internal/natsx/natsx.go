@@ -27,7 +27,15 @@ type Options struct {
 	// ServerName names the node; it must stay the same across restarts for
 	// JetStream to find its own data again.
 	ServerName string
+	// SyncInterval is how often JetStream fsyncs its files; 0 fsyncs every
+	// write. A power loss (not a process crash: written data is in the OS by
+	// then) can lose what was acknowledged within the last interval.
+	// Negative keeps the server's default (2 minutes). See docs/rationale.md.
+	SyncInterval time.Duration
 }
+
+// DefaultSyncInterval is weir's choice for Options.SyncInterval.
+const DefaultSyncInterval = time.Second
 
 // Start runs an embedded server and waits until it accepts connections.
 func Start(o Options) (*Embedded, error) {
@@ -46,7 +54,7 @@ func Start(o Options) (*Embedded, error) {
 	if name == "" {
 		name = "weir"
 	}
-	srv, err := server.NewServer(&server.Options{
+	so := &server.Options{
 		ServerName: name,
 		Host:       host,
 		Port:       port,
@@ -55,7 +63,14 @@ func Start(o Options) (*Embedded, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: 8 << 20,
-	})
+	}
+	switch {
+	case o.SyncInterval == 0:
+		so.SyncAlways = true
+	case o.SyncInterval > 0:
+		so.SyncInterval = o.SyncInterval
+	}
+	srv, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
