@@ -11,7 +11,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 # plugin toolchains.
 DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt chromium
 
-.PHONY: all build run demo test bench check deps ort debs plugins clean
+.PHONY: all build run demo test bench chaos check deps ort debs plugins clean
 
 include deploy/envtest.mk
 
@@ -68,6 +68,11 @@ test: debs deps plugins envtest-assets
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -race -short -timeout 30m $(RACE_PKGS)
+
+## chaos: the fault-injection suite at full length (kill -9, frozen NATS, full
+## disks on tmpfs; needs root for the mounts). `make test` runs a short form.
+chaos: deps
+	WEIR_CHAOS=full $(GO) test -count=1 -v -timeout 30m ./chaos/
 
 bench: debs deps plugins envtest-assets
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...

@@ -1,0 +1,196 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/internal/testfs"
+	"github.com/weirhq/weir/internal/testpoll"
+)
+
+func pick(short, long time.Duration) time.Duration {
+	if full {
+		return long
+	}
+	return short
+}
+
+// NATS freezes (SIGSTOP: connections stay open, acks never come) under
+// load, then weir is killed with -9. Events awaiting acks must have reached
+// the spool within the at-least-once window: after a restart every answered
+// request's event is in the stream exactly once.
+func TestCrashWhileNATSIsSlow(t *testing.T) {
+	t.Parallel()
+	n := startNATS(t)
+	w := startWeir(t, t.TempDir(), n.URL())
+	w.pushModel("m")
+	rate := 200
+	l := startLoad(w, "m", rate)
+	time.Sleep(pick(time.Second, 3*time.Second)) // traffic while NATS is healthy
+	n.signal(syscall.SIGSTOP)
+	time.Sleep(pick(2*time.Second, 3*time.Second)) // traffic while NATS is frozen
+	l.halt()
+	// Everything answered is on disk within the window (weir_events_at_risk
+	// reaches 0 while NATS is still frozen), so kill -9 loses nothing.
+	start := time.Now()
+	testpoll.Eventually(t, 10*time.Second, func() bool { return w.metric("weir_events_at_risk") == 0 },
+		"events only in memory to reach the spool: at_risk=%v", w.metric("weir_events_at_risk"))
+	toDisk := time.Since(start)
+	spilled := w.metric("weir_events_spilled_total")
+	dropped := w.metric("weir_events_dropped_total")
+	w.kill9()
+	n.signal(syscall.SIGCONT)
+	w.restart()
+	start = time.Now()
+	expected := int(l.ok.Load())
+	var c streamCount
+	testpoll.Eventually(t, 60*time.Second, func() bool {
+		c = readStream(t, n.URL(), "m")
+		return c.distinct >= expected && w.metric("weir_events_spool_bytes") == 0
+	}, "stream to hold every event: %+v of %d", c, expected)
+	recovered := time.Since(start)
+	figures(t, "requests_ok", expected, "requests_failed", l.failed.Load(), "events_expected", expected,
+		"stored", c.distinct, "doubled", c.total-c.distinct, "invalid", c.invalid, "dropped_counted", dropped,
+		"spilled", spilled, "at_risk_to_zero", toDisk.Round(time.Millisecond), "recovery_after_restart", recovered.Round(time.Millisecond))
+	if l.failed.Load() != 0 {
+		t.Errorf("%d requests failed", l.failed.Load())
+	}
+	if c.distinct != expected || c.total != c.distinct || c.invalid != 0 || dropped != 0 {
+		t.Errorf("events: expected %d, stored %d, doubled %d, invalid %d, dropped %v", expected, c.distinct, c.total-c.distinct, c.invalid, dropped)
+	}
+	if spilled == 0 {
+		t.Error("nothing was spilled: the test did not hold events awaiting acks")
+	}
+}
+
+// The spool's disk fills while NATS is away: writes fail short, events are
+// dropped and counted (logged once, not per batch), and once space is freed
+// and NATS is back the spool drains with no torn or invalid event and
+// stored + dropped = expected.
+func TestSpoolDiskFillsWhileNATSIsAway(t *testing.T) {
+	t.Parallel()
+	n := startNATS(t)
+	dir := testfs.Mount(t, 24<<20)
+	w := startWeir(t, filepath.Join(dir, "data"), n.URL())
+	w.pushModel("m")
+	n.kill()
+	l := startLoad(w, "m", 300)
+	testpoll.Eventually(t, 20*time.Second, func() bool { return w.metric("weir_events_spooled_total") > 50 },
+		"events to be spooled while NATS is away")
+	filler := testfs.Fill(t, dir, 0)
+	testpoll.Eventually(t, 20*time.Second, func() bool { return w.metric("weir_events_dropped_total") > 50 },
+		"events dropped on the full disk (%s)", testfs.Usage(dir))
+	time.Sleep(pick(time.Second, 5*time.Second)) // more failing writes
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(pick(time.Second, 3*time.Second)) // writes work again
+	l.halt()
+	dropped := w.metric("weir_events_dropped_total")
+	n.start()
+	start := time.Now()
+	expected := int(l.ok.Load()) // events before NATS was killed went straight to the stream
+	var c streamCount
+	testpoll.Eventually(t, 60*time.Second, func() bool {
+		c = readStream(t, n.URL(), "m")
+		return float64(c.distinct)+dropped >= float64(expected) && w.metric("weir_events_spool_bytes") == 0
+	}, "spool to drain: stream %+v, dropped %v, expected %d", c, dropped, expected)
+	recovered := time.Since(start)
+	failLogs := w.logs.count("event spool write failed")
+	figures(t, "requests_ok", expected, "requests_failed", l.failed.Load(), "events_expected", expected,
+		"stored", c.distinct, "doubled", c.total-c.distinct, "invalid", c.invalid, "dropped_counted", dropped,
+		"spool_failure_log_lines", failLogs, "drain_time", recovered.Round(time.Millisecond))
+	if l.failed.Load() != 0 {
+		t.Errorf("%d requests failed", l.failed.Load())
+	}
+	if c.invalid != 0 || c.total != c.distinct || float64(c.distinct)+dropped != float64(expected) {
+		t.Errorf("events: expected %d, stored %d + dropped %v, doubled %d, invalid %d", expected, c.distinct, dropped, c.total-c.distinct, c.invalid)
+	}
+	if failLogs > 2 {
+		t.Errorf("%d 'event spool write failed' log lines, want one per state change", failLogs)
+	}
+}
+
+// The archive's disk is full: failed Parquet writes back off, so the idle
+// process stays quiet, and the archive catches up once space is freed.
+func TestArchiveDiskFullStaysIdle(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	archive := filepath.Join(data, "archive")
+	if err := os.MkdirAll(archive, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mnt := testfs.Mount(t, 1<<20)
+	if err := syscall.Mount(mnt, archive, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind-mounting the tmpfs as the archive dir is not permitted: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(archive, syscall.MNT_DETACH) })
+	filler := testfs.Fill(t, mnt, 0)
+	w := startWeir(t, data, "")
+	w.pushModel("m")
+	l := startLoad(w, "m", 200)
+	time.Sleep(pick(time.Second, 5*time.Second))
+	l.halt()
+	testpoll.Eventually(t, 30*time.Second, func() bool { return w.logs.count("archive file not written") > 0 },
+		"the archive to fail on the full disk")
+	cpu := w.idleCPU(pick(3*time.Second, 10*time.Second))
+	failLogs := w.logs.count("archive file not written")
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	expected := int(l.ok.Load())
+	rows := 0
+	testpoll.Eventually(t, 90*time.Second, func() bool {
+		rows = archivedRows(t, archive)
+		return rows >= expected
+	}, "archive to catch up: %d of %d rows", rows, expected)
+	recovered := time.Since(start)
+	figures(t, "requests_ok", expected, "requests_failed", l.failed.Load(), "idle_cpu", fmt.Sprintf("%.1f%%", cpu*100), "archived_rows", rows, "failure_log_lines", failLogs,
+		"recovery_after_freeing", recovered.Round(time.Millisecond))
+	if cpu > 0.25 {
+		t.Errorf("idle CPU %.0f%% of a core with a full archive disk, want it quiet (backing off)", cpu*100)
+	}
+	if rows != expected {
+		t.Errorf("archive holds %d rows, want %d", rows, expected)
+	}
+	if failLogs > 2 {
+		t.Errorf("%d 'archive file not written' log lines, want one per state change", failLogs)
+	}
+}
+
+// weir starts on a disk with far less than the 1.3 GiB a 1 GiB stream
+// needed: the stream is made smaller with a warning. An explicit size that
+// does not fit stops weir with a message naming the flag.
+func TestStartsOnASmallDisk(t *testing.T) {
+	t.Parallel()
+	dir := testfs.Mount(t, 64<<20)
+	w := startWeir(t, filepath.Join(dir, "ok"), "")
+	w.pushModel("m")
+	if code, out := w.do("POST", "/v2/models/m/infer", inferBody); code != 200 {
+		t.Fatalf("infer on a small disk: %d %s", code, out)
+	}
+	if !strings.Contains(w.logs.String(), "events stream made smaller than asked") {
+		t.Errorf("no warning that the stream was made smaller; logs:\n%s", w.logs)
+	}
+	w.kill9()
+
+	bad := &weirProc{t: t, dataDir: filepath.Join(dir, "bad"), args: []string{"serve", "--data-dir", filepath.Join(dir, "bad"),
+		"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--admin-token", adminToken, "--events-max-bytes", "1073741824"}}
+	bad.start()
+	select {
+	case <-bad.exited:
+	case <-time.After(60 * time.Second):
+		bad.kill9()
+		t.Fatalf("weir with an explicit 1 GiB stream on a 64 MiB disk did not exit; logs:\n%s", bad.logs)
+	}
+	if bad.exitErr == nil || !strings.Contains(bad.logs.String(), "--events-max-bytes") {
+		t.Errorf("exit %v; want a failure naming --events-max-bytes; logs:\n%s", bad.exitErr, bad.logs)
+	}
+	figures(t, "disk", "64MiB", "started", true, "explicit_1GiB", "refused with a message naming --events-max-bytes")
+}

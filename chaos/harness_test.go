@@ -1,0 +1,435 @@
+package chaos
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testpoll"
+	"github.com/weirhq/weir/monitor"
+)
+
+// full is true under `make chaos`: longer faults, more load.
+var full = os.Getenv("WEIR_CHAOS") == "full"
+
+// weirBin is the weir binary built from this repository for the suite.
+var weirBin string
+
+const adminToken = "chaos-admin-token"
+
+func TestMain(m *testing.M) {
+	// The test binary doubles as a standalone NATS server, so a test can
+	// freeze (SIGSTOP) or kill NATS without touching weir.
+	if dir := os.Getenv("WEIR_CHAOS_NATS_DIR"); dir != "" {
+		runNATS(dir, os.Getenv("WEIR_CHAOS_NATS_LISTEN"))
+		return
+	}
+	tmp, err := os.MkdirTemp("", "weir-chaos-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	weirBin = filepath.Join(tmp, "weir")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", weirBin, "./cmd/weir")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building weir for the chaos suite: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
+}
+
+func runNATS(dir, listen string) {
+	e, err := natsx.Start(natsx.Options{Listen: listen, StoreDir: dir, SyncInterval: natsx.DefaultSyncInterval})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos nats:", err)
+		os.Exit(1)
+	}
+	fmt.Println("NATS", e.URL())
+	select {} // until killed
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// natsProc is a NATS server in a child process.
+type natsProc struct {
+	t      *testing.T
+	dir    string
+	listen string
+	cmd    *exec.Cmd
+}
+
+func startNATS(t *testing.T) *natsProc {
+	n := &natsProc{t: t, dir: t.TempDir(), listen: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	n.start()
+	t.Cleanup(func() { n.kill() })
+	return n
+}
+
+func (n *natsProc) URL() string { return "nats://" + n.listen }
+
+func (n *natsProc) start() {
+	n.t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "WEIR_CHAOS_NATS_DIR="+n.dir, "WEIR_CHAOS_NATS_LISTEN="+n.listen)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.cmd = cmd
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "NATS ") {
+		n.t.Fatalf("chaos nats did not start: %q %v", line, err)
+	}
+}
+
+func (n *natsProc) signal(s syscall.Signal) {
+	if err := n.cmd.Process.Signal(s); err != nil {
+		n.t.Fatalf("signal %v to nats: %v", s, err)
+	}
+}
+
+func (n *natsProc) kill() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGCONT)
+	_ = n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+	n.cmd = nil
+}
+
+// weirProc is `weir serve` in a child process.
+type weirProc struct {
+	t       *testing.T
+	dataDir string
+	url     string
+	args    []string
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	exited  chan struct{}
+	exitErr error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// count is how many log lines match re.
+func (s *syncBuffer) count(re string) int {
+	return len(regexp.MustCompile(re).FindAllStringIndex(s.String(), -1))
+}
+
+// startWeir runs weir serve on dataDir with extra flags and waits until it
+// is ready. natsURL "" runs the embedded NATS (on a port of the test's
+// choosing, so the test can read the stream).
+func startWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc {
+	t.Helper()
+	w := &weirProc{t: t, dataDir: dataDir}
+	port := freePort(t)
+	w.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	w.args = []string{"serve", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--admin-token", adminToken}
+	if natsURL != "" {
+		w.args = append(w.args, "--nats-url", natsURL)
+	} else {
+		w.args = append(w.args, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	}
+	w.args = append(w.args, extra...)
+	w.start()
+	t.Cleanup(w.kill)
+	w.waitReady()
+	return w
+}
+
+func (w *weirProc) start() {
+	w.t.Helper()
+	cmd := exec.Command(weirBin, w.args...)
+	cmd.Dir = repoRoot() // finds .cache/onnxruntime like make does
+	w.logs = &syncBuffer{}
+	cmd.Stdout = w.logs
+	cmd.Stderr = w.logs
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.cmd = cmd
+	w.exited = make(chan struct{})
+	go func() { w.exitErr = cmd.Wait(); close(w.exited) }()
+}
+
+func (w *weirProc) alive() bool {
+	select {
+	case <-w.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (w *weirProc) waitReady() {
+	w.t.Helper()
+	testpoll.Eventually(w.t, 60*time.Second, func() bool {
+		if !w.alive() {
+			w.t.Fatalf("weir exited while starting: %v\n%s", w.exitErr, w.logs)
+		}
+		resp, err := http.Get(w.url + "/v2/health/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, "weir ready at %s; logs:\n%s", w.url, w.logs)
+}
+
+// kill9 kills the process the hard way and waits for it to be gone.
+func (w *weirProc) kill9() {
+	if w.cmd == nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.exited
+	w.cmd = nil
+}
+
+func (w *weirProc) kill() { w.kill9() }
+
+// restart starts a new process with the same flags and data.
+func (w *weirProc) restart() {
+	w.t.Helper()
+	w.kill9()
+	w.start()
+	w.waitReady()
+}
+
+func (w *weirProc) do(method, path string, body []byte) (int, []byte) {
+	req, _ := http.NewRequest(method, w.url+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// pushModel uploads a small logistic regression as m@1.
+func (w *weirProc) pushModel(name string) {
+	w.t.Helper()
+	b, err := onnx.LogisticRegression(name, []string{"a", "b", "c", "d"}, []float32{0.5, -0.2, 0.1, 1}, -1)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if code, out := w.do("PUT", "/v1/models/"+name+"/versions/1", b); code != 201 {
+		w.t.Fatalf("push model: %d %s", code, out)
+	}
+}
+
+// metric reads one sample from /metrics (0 when absent).
+func (w *weirProc) metric(name string) float64 {
+	code, out := w.do("GET", "/metrics", nil)
+	if code != 200 {
+		return -1
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, name+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimPrefix(l, name+" "), 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// cpuSeconds is the process's user+system CPU time so far.
+func (w *weirProc) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.cmd.Process.Pid))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// idleCPU is the share of one core the process uses over d with no traffic.
+func (w *weirProc) idleCPU(d time.Duration) float64 {
+	c0, t0 := w.cpuSeconds(), time.Now()
+	time.Sleep(d) // measuring a rate over a span, not waiting for an event
+	return (w.cpuSeconds() - c0) / time.Since(t0).Seconds()
+}
+
+// load sends OIP inference requests to model m until stop is closed,
+// at about rate requests a second.
+type load struct {
+	ok, failed atomic.Int64
+	stop       chan struct{}
+	done       sync.WaitGroup
+}
+
+var inferBody = []byte(`{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
+
+func startLoad(w *weirProc, model string, rate int) *load {
+	l := &load{stop: make(chan struct{})}
+	const workers = 4
+	per := time.Second * workers / time.Duration(rate)
+	for range workers {
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			tick := time.NewTicker(per)
+			defer tick.Stop()
+			for {
+				select {
+				case <-l.stop:
+					return
+				case <-tick.C:
+				}
+				if code, _ := w.do("POST", "/v2/models/"+model+"/infer", inferBody); code == 200 {
+					l.ok.Add(1)
+				} else {
+					l.failed.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) halt() {
+	close(l.stop)
+	l.done.Wait()
+}
+
+// streamEvents reads every event on weir.events.<route> and reports how
+// many there are, how many distinct IDs, and how many are not valid JSON.
+type streamCount struct{ total, distinct, invalid int }
+
+func readStream(t *testing.T, url, route string) streamCount {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, "WEIR_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"weir.events." + route}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c streamCount
+	ids := map[string]bool{}
+	for left := int(info.NumPending); left > 0; {
+		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			c.total++
+			var ev struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" {
+				c.invalid++
+				continue
+			}
+			ids[ev.ID] = true
+		}
+		if got == 0 {
+			t.Fatalf("stream read stalled with %d left", left)
+		}
+		left -= got
+	}
+	c.distinct = len(ids)
+	return c
+}
+
+// figures logs a test's figures in one line, for the report.
+func figures(t *testing.T, kv ...any) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
+	}
+	t.Logf("FIGURES %s:%s", t.Name(), b.String())
+}
+
+// archivedRows counts the rows of every finished Parquet file under dir.
+func archivedRows(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".parquet") || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		rows, err := parquet.ReadFile[monitor.ArchiveRow](path)
+		if err == nil {
+			n += len(rows)
+		}
+		return nil
+	})
+	return n
+}
