@@ -44,8 +44,11 @@ type Options struct {
 	NATSListen string // embedded NATS client address, default 127.0.0.1:4222
 	// AdminToken guards /v1 writes; empty reads or generates
 	// <DataDir>/admin-token.
-	AdminToken     string
-	APIKeysFile    string // when set, inference needs one of its keys
+	AdminToken  string
+	APIKeysFile string // when set, every endpoint but health needs one of its keys (or the admin token)
+	// ProtectMetrics puts /metrics behind the API keys too (serve's
+	// --metrics-open=false); by default it stays open for scrapers.
+	ProtectMetrics bool
 	ORTLib         string // ONNX Runtime library; see models.FindLibrary
 	IntraOpThreads int    // per model session, default 1
 	MaxBodyBytes   int    // default 64 MiB

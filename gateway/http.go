@@ -40,7 +40,26 @@ func (g *Gateway) buildApp() error {
 	app := g.app
 	app.Use(g.recoverPanics, g.requestDeadline)
 
-	// Health and server metadata: always open.
+	// With --api-keys, every endpoint but health (and /metrics unless
+	// ProtectMetrics) needs an API key or the admin token, reads included:
+	// routes hold plugin configs, drift configs webhook URLs, features
+	// business data. The dashboard's page and assets hold no data and stay
+	// open; its API calls carry the token.
+	keyAuth := func(c *fiber.Ctx) error { return c.Next() }
+	if g.opts.APIKeysFile != "" {
+		keys, err := loadAPIKeys(g.opts.APIKeysFile)
+		if err != nil {
+			return err
+		}
+		isAdmin := equalToken(g.adminToken)
+		keyAuth = requireToken("this endpoint (the gateway runs with --api-keys)", func(k string) bool { return keys[k] || isAdmin(k) })
+	}
+	metricsAuth := func(c *fiber.Ctx) error { return c.Next() }
+	if g.opts.ProtectMetrics {
+		metricsAuth = keyAuth
+	}
+
+	// Health: always open, for probes.
 	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
 	app.Get("/v2/health/ready", func(c *fiber.Ctx) error {
 		if !g.ready.Load() || !g.nc.IsConnected() {
@@ -48,24 +67,15 @@ func (g *Gateway) buildApp() error {
 		}
 		return c.SendStatus(fiber.StatusOK)
 	})
-	app.Get("/v2", g.serverMetadata)
+	app.Get("/v2", keyAuth, g.serverMetadata)
 	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
-	app.Get("/metrics", func(c *fiber.Ctx) error {
+	app.Get("/metrics", metricsAuth, func(c *fiber.Ctx) error {
 		metricsHandler(c.Context())
 		return nil
 	})
 
 	// Inference (Open Inference Protocol), open unless --api-keys is set.
-	infer := app.Group("/v2/models")
-	var inferAuth fiber.Handler
-	if g.opts.APIKeysFile != "" {
-		keys, err := loadAPIKeys(g.opts.APIKeysFile)
-		if err != nil {
-			return err
-		}
-		inferAuth = requireToken("inference", func(k string) bool { return keys[k] })
-		infer.Use(inferAuth)
-	}
+	infer := app.Group("/v2/models", keyAuth)
 	infer.Get("/:name", g.modelMetadata)
 	infer.Get("/:name/versions/:version", g.modelMetadata)
 	infer.Get("/:name/ready", g.modelReady)
@@ -73,9 +83,10 @@ func (g *Gateway) buildApp() error {
 	infer.Post("/:name/infer", g.infer)
 	infer.Post("/:name/versions/:version/infer", g.infer)
 
-	// Admin API: reads are open, writes need the admin token.
+	// Admin API: reads are open unless --api-keys is set, writes need the
+	// admin token.
 	admin := requireToken("admin calls", equalToken(g.adminToken))
-	v1 := app.Group("/v1")
+	v1 := app.Group("/v1", keyAuth)
 	v1.Get("/models", g.listModels)
 	v1.Get("/models/:name", g.getModel)
 	v1.Put("/models/:name/versions/:version", admin, g.putModel)
@@ -92,11 +103,7 @@ func (g *Gateway) buildApp() error {
 	v1.Delete("/routes/:route", admin, g.deleteRoute)
 	v1.Get("/routes/:route/stats", g.routeStats)
 	v1.Get("/routes/:route/timeseries", g.routeTimeseries)
-	predict := []fiber.Handler{g.predict}
-	if inferAuth != nil {
-		predict = []fiber.Handler{inferAuth, g.predict}
-	}
-	v1.Post("/routes/:route/predict", predict...)
+	v1.Post("/routes/:route/predict", g.predict)
 	v1.Get("/routes/:route/rollout", g.getRollout)
 	v1.Post("/routes/:route/rollout", admin, g.startRollout)
 	v1.Post("/routes/:route/rollout/:action", admin, g.rolloutAction)

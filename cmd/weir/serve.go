@@ -21,6 +21,7 @@ func newServeCmd() *cobra.Command {
 	var demoPlugins string
 	var demoRate float64
 	var natsSync time.Duration
+	metricsOpen := true
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway: HTTP API, embedded NATS (unless --nats-url), monitor and dashboard",
@@ -37,6 +38,7 @@ func newServeCmd() *cobra.Command {
 			if natsSync == 0 {
 				o.NATSSyncInterval = -1 // gateway.Options: negative is every write
 			}
+			o.ProtectMetrics = !metricsOpen
 			ctx := cmd.Context()
 			g, err := gateway.New(ctx, o)
 			if err != nil {
@@ -79,7 +81,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster instead of the embedded server")
 	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
 	f.StringVar(&o.AdminToken, "admin-token", "", "admin token (default: $WEIR_ADMIN_TOKEN, else generated into <data-dir>/admin-token)")
-	f.StringVar(&o.APIKeysFile, "api-keys", "", "file of API keys (one per line) that inference calls must present")
+	f.StringVar(&o.APIKeysFile, "api-keys", "", "file of API keys (one per line): every endpoint but /v2/health/* (and /metrics, see --metrics-open) then needs a key or the admin token")
+	f.BoolVar(&metricsOpen, "metrics-open", true, "with --api-keys, leave /metrics open for scrapers (false: it needs a key too)")
 	f.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then the `make ort` cache)")
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
 	f.DurationVar(&o.EventsMaxAge, "events-max-age", 24*time.Hour, "how long inference events stay in the WEIR_EVENTS stream")
