@@ -39,7 +39,7 @@ func EnsureAdminToken(given, dataDir string) (token string, path string, created
 		return "", path, false, err
 	}
 	token = hex.EncodeToString(buf)
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", path, false, err
 	}
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {

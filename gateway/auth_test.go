@@ -58,3 +58,29 @@ func TestAPIKeysGuardReads(t *testing.T) {
 		}
 	}
 }
+
+// TestDataDirPrivate pins part of issue 11 defect 10: the data dir is 0700
+// (also when it existed with looser bits) and what weir writes there (admin
+// token, node id, spool, archive) is readable by its user only.
+func TestDataDirPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g := testgw.Start(t, testgw.WithDataDir(dir), testgw.WithOptions(func(o *gateway.Options) { o.AdminToken = "" }))
+	_ = g
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	for _, p := range []string{"admin-token", "node-id", "spool", "archive"} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: others may read it", p, fi.Mode().Perm())
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -52,7 +53,17 @@ func clip(s string, n int) string {
 
 // errorHandler renders every error a handler returns as {"error": "..."}.
 // Internal errors are logged and shown without their details.
-func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+// Errors from the runtime, wazero or the file system can name files under
+// the data dir: hide lists the host paths (the data dir, absolute and as
+// given) that an answer shows as "[data-dir]" instead.
+func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
+	var replace []string
+	for _, p := range hide {
+		if p != "" && p != "." && p != "/" {
+			replace = append(replace, p, "[data-dir]"+p[len(strings.TrimRight(p, "/")):])
+		}
+	}
+	scrub := strings.NewReplacer(replace...)
 	return func(c *fiber.Ctx, err error) error {
 		status := httpStatus(err)
 		msg := err.Error()
@@ -64,7 +75,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
 			msg = "internal error: " + msg
 		}
-		msg = clip(msg, maxErrorBytes)
+		msg = clip(scrub.Replace(msg), maxErrorBytes)
 		return c.Status(status).JSON(fiber.Map{"error": msg})
 	}
 }

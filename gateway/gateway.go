@@ -191,7 +191,12 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 			g.close()
 		}
 	}()
-	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+	// The data dir holds request features (spool, archive) and secrets
+	// (admin token): only weir's user may read it, also when it existed.
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Chmod(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	g.adminToken, g.tokenPath, _, err = EnsureAdminToken(o.AdminToken, o.DataDir)
@@ -423,6 +428,6 @@ func nodeID(dataDir string) string {
 		return strings.TrimSpace(string(b))
 	}
 	id := monitor.NewID()[:12]
-	_ = os.WriteFile(p, []byte(id+"\n"), 0o644)
+	_ = os.WriteFile(p, []byte(id+"\n"), 0o600)
 	return id
 }

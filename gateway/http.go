@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,13 +21,27 @@ func (g *Gateway) requestDeadline(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// dataDirPaths are the spellings of the data dir an error may contain:
+// absolute, and as given when followed by a separator (a bare relative name
+// like "data" is an ordinary word too).
+func dataDirPaths(dir string) []string {
+	var paths []string
+	if abs, err := filepath.Abs(dir); err == nil {
+		paths = append(paths, abs)
+	}
+	if !filepath.IsAbs(dir) {
+		paths = append(paths, filepath.Clean(dir)+string(filepath.Separator))
+	}
+	return paths
+}
+
 // buildApp registers every endpoint of the external contract.
 func (g *Gateway) buildApp() error {
 	g.app = fiber.New(fiber.Config{
 		AppName:               "weir",
 		BodyLimit:             g.opts.MaxBodyBytes,
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(g.log),
+		ErrorHandler:          errorHandler(g.log, dataDirPaths(g.opts.DataDir)...),
 		ReadBufferSize:        16 << 10,
 		// Half-sent requests and idle connections are closed, not held.
 		ReadTimeout:  g.opts.ReadTimeout,

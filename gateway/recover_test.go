@@ -12,6 +12,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/weirhq/weir/internal/weirerr"
 )
 
 // TestPanicRecovery pins issue 11 defect 2: a panic in a handler answers
@@ -59,5 +61,26 @@ func TestPanicRecovery(t *testing.T) {
 	resp, err := app.Test(httptest.NewRequest("GET", "/ok", nil), -1)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("after the panics, /ok: %v %v", resp, err)
+	}
+}
+
+// TestErrorsHideHostPaths pins part of issue 11 defect 10: an error that
+// names a file under the data dir does not show the host's path.
+func TestErrorsHideHostPaths(t *testing.T) {
+	dir := t.TempDir()
+	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), dataDirPaths(dir)...)})
+	app.Get("/", func(c *fiber.Ctx) error {
+		return weirerr.Invalidf("ONNX Runtime cannot load the model: open %s/cache/models/abc.onnx.data: no such file", dir)
+	})
+	resp, err := app.Test(httptest.NewRequest("GET", "/", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if strings.Contains(string(raw), dir) || !strings.Contains(string(raw), "[data-dir]/cache/models/abc.onnx.data") {
+		t.Errorf("error shows the host path: %s", raw)
+	}
+	if got := dataDirPaths("weir-data"); len(got) != 2 || got[1] != "weir-data/" {
+		t.Errorf("spellings of a relative data dir: %q", got)
 	}
 }

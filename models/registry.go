@@ -92,7 +92,7 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("model cache dir: %w", err)
 	}
 	r := &Registry{

@@ -148,7 +148,7 @@ func NewArchiver(o ArchiverOptions) (*Archiver, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create archive dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -424,11 +424,11 @@ func (a *Archiver) pruneSkips(ctx context.Context, cons jetstream.Consumer) {
 // writeParquetAtomic writes rows to dir/.name.tmp, syncs it, and renames it
 // to dir/name, so readers see the whole file or nothing.
 func writeParquetAtomic(dir, name string, rows []ArchiveRow) (err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create partition dir: %w", err)
 	}
 	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("create archive file: %w", err)
 	}

@@ -104,4 +104,11 @@ func TestDeadLetter(t *testing.T) {
 	if _, total := streamIDs(t, js); total != 10 {
 		t.Errorf("stream holds %d events, want 10", total)
 	}
+	// Spool and dead letters hold request features: owner only (defect 10).
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range append(files, dir) {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: others may read it", f, fi.Mode().Perm())
+		}
+	}
 }

@@ -148,7 +148,7 @@ func validEnd(b []byte) int {
 const spoolCursorFile = "cursor"
 
 func openSpool(dir string, maxBytes, segBytes int64) (*spool, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create event spool dir: %w", err)
 	}
 	entries, err := os.ReadDir(dir)
@@ -301,7 +301,7 @@ func (s *spool) rotateLocked() error {
 	if len(s.segs) > 0 {
 		num = s.segs[len(s.segs)-1].num + 1
 	}
-	f, err := os.OpenFile(s.segPath(num), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(s.segPath(num), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create event spool segment: %w", err)
 	}
@@ -531,7 +531,7 @@ func (s *spool) commit(pos spoolPos) {
 // re-sending, which de-duplication absorbs, so it is not synced.
 func (s *spool) writeCursorLocked() {
 	_ = os.WriteFile(filepath.Join(s.dir, spoolCursorFile),
-		[]byte(fmt.Sprintf("%d %d\n", s.head.seg, s.head.off)), 0o644)
+		[]byte(fmt.Sprintf("%d %d\n", s.head.seg, s.head.off)), 0o600)
 }
 
 func (s *spool) syncIfDirty() error {

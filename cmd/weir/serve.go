@@ -80,7 +80,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", "weir-data", "where weir keeps NATS data, caches and the admin token")
 	f.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster instead of the embedded server")
 	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
-	f.StringVar(&o.AdminToken, "admin-token", "", "admin token (default: $WEIR_ADMIN_TOKEN, else generated into <data-dir>/admin-token)")
+	f.StringVar(&o.AdminToken, "admin-token", "", "admin token; prefer $WEIR_ADMIN_TOKEN, since a flag is visible to every user in ps (default: $WEIR_ADMIN_TOKEN, else generated into <data-dir>/admin-token)")
 	f.StringVar(&o.APIKeysFile, "api-keys", "", "file of API keys (one per line): every endpoint but /v2/health/* (and /metrics, see --metrics-open) then needs a key or the admin token")
 	f.BoolVar(&metricsOpen, "metrics-open", true, "with --api-keys, leave /metrics open for scrapers (false: it needs a key too)")
 	f.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then the `make ort` cache)")
