@@ -65,6 +65,9 @@ type Options struct {
 	// MaxPluginOutput bounds one plugin call's output in bytes; past it
 	// the call fails with 502. Default 1 MiB.
 	MaxPluginOutput int
+	// MaxUploadBytes bounds model, reference and plugin uploads (the admin
+	// PUTs), apart from MaxBodyBytes; default 2 GiB.
+	MaxUploadBytes int
 	// EventsMaxAge and EventsMaxBytes bound the WEIR_EVENTS stream
 	// (oldest events go first). Defaults 24h and 1 GiB, or less (with a
 	// warning) when NATS has too little storage for 1 GiB.
@@ -119,6 +122,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxPluginOutput <= 0 {
 		o.MaxPluginOutput = plugins.DefaultMaxOutputBytes
+	}
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = 2 << 30
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024

@@ -54,6 +54,7 @@ func (g *Gateway) buildApp() error {
 	})
 	app := g.app
 	app.Use(g.recoverPanics, g.requestDeadline)
+	app.Server().HeaderReceived = g.uploadLimit
 
 	// With --api-keys, every endpoint but health (and /metrics unless
 	// ProtectMetrics) needs an API key or the admin token, reads included:

@@ -250,6 +250,15 @@ func (c *Client) request(ctx context.Context, method, path, contentType string, 
 	if err != nil {
 		return nil, err
 	}
+	if sr, ok := body.(*io.SectionReader); ok {
+		// A file section (a streamed artifact) has a known length: send it
+		// as Content-Length, so a gateway can refuse an upload too large
+		// (413) before it is sent, instead of mid-stream.
+		req.ContentLength = sr.Size()
+		req.GetBody = func() (io.ReadCloser, error) {
+			return io.NopCloser(io.NewSectionReader(sr, 0, sr.Size())), nil
+		}
+	}
 	if contentType != "" && body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}
