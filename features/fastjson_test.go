@@ -56,3 +56,26 @@ func TestSplitArray(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseObject checks parseObject against encoding/json with UseNumber:
+// the same objects accepted with the same values, the same inputs refused.
+func FuzzParseObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":01}`, `{"a":-01.5}`, `{"a":-0.0e+1}`, "{\"a\":\"\xff\"}",
+		`{"a":"\ud83d"}`, `{"a":"\ud83d\ude00"}`, `{"a":1,"a":2}`, `{"n":{"x":[1,{"y":"]}"}]}}`, `{"a":1} x`,
+		`{"a":[1,2}`, `{"a":1,}`, `{"big":123456789012345678901234567890}`, `{"a":"\x01"}`, `[]`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := parseObject(b)
+		want, werr := stdDecode(b)
+		if werr == nil && want == nil {
+			werr = errSyntax // `null` decodes to a nil map, but is no object
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("parseObject(%q) error %v; encoding/json error %v", b, err, werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseObject(%q) = %#v; encoding/json gives %#v", b, got, want)
+		}
+	})
+}

@@ -331,7 +331,13 @@ func (d *decoder) number() (any, error) {
 		}
 		return n
 	}
-	if digits() == 0 {
+	switch {
+	case d.i < len(d.b) && d.b[d.i] == '0':
+		d.i++
+		if d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+			return nil, d.errorf("invalid number: leading zero")
+		}
+	case digits() == 0:
 		return nil, d.errorf("invalid number")
 	}
 	if d.i < len(d.b) && d.b[d.i] == '.' {
@@ -373,6 +379,14 @@ func (d *decoder) string() (string, error) {
 		if c < 0x20 {
 			return "", d.errorf("control character in string")
 		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(d.b[d.i:])
+			if r == utf8.RuneError && size == 1 {
+				break // invalid UTF-8: the slow path replaces it
+			}
+			d.i += size
+			continue
+		}
 		d.i++
 	}
 	buf := append([]byte(nil), d.b[start:d.i]...)
@@ -384,6 +398,12 @@ func (d *decoder) string() (string, error) {
 			return string(buf), nil
 		case c < 0x20:
 			return "", d.errorf("control character in string")
+		case c >= utf8.RuneSelf:
+			// Invalid UTF-8 becomes U+FFFD, as encoding/json does.
+			r, size := utf8.DecodeRune(d.b[d.i:])
+			buf = utf8.AppendRune(buf, r)
+			d.i += size
+			continue
 		case c != '\\':
 			buf = append(buf, c)
 			d.i++
@@ -414,14 +434,21 @@ func (d *decoder) string() (string, error) {
 				return "", d.errorf("invalid \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
-				r2 := rune(-1)
+				// A valid pair is one rune; anything else is U+FFFD, and
+				// an escape that does not pair stays for the next round
+				// (as encoding/json does).
+				pair := utf8.RuneError
 				if d.i+1 < len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
+					save := d.i
 					d.i += 2
-					if r2, ok = d.hex4(); !ok {
-						return "", d.errorf("invalid \\u escape")
+					if r2, ok := d.hex4(); ok {
+						pair = utf16.DecodeRune(r, r2)
+					}
+					if pair == utf8.RuneError {
+						d.i = save
 					}
 				}
-				r = utf16.DecodeRune(r, r2)
+				r = pair
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:
