@@ -273,7 +273,7 @@ func setToken(t *testing.T, ctx context.Context, token string) {
 	); err != nil {
 		t.Fatalf("enter the token: %v", err)
 	}
-	if got := evalJS[string](t, ctx, `localStorage.getItem('weir.adminToken') ?? ''`); got != token {
+	if got := evalJS[string](t, ctx, `sessionStorage.getItem('weir.adminToken') ?? ''`); got != token {
 		t.Fatalf("the page stored token %q, want %q", got, token)
 	}
 }

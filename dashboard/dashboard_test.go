@@ -137,3 +137,28 @@ func BenchmarkServeAsset(b *testing.B) {
 		}
 	}
 }
+
+// TestSecurityHeaders pins issue 11 defect 11: the dashboard cannot be
+// framed (clickjacking its promote/abort buttons) and runs only its own
+// scripts.
+func TestSecurityHeaders(t *testing.T) {
+	app := newApp()
+	for _, p := range []string{"/", "/ui/app.js"} {
+		resp, _ := get(t, app, p)
+		csp := resp.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "object-src 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("GET %s: Content-Security-Policy %q lacks %q", p, csp, want)
+			}
+		}
+		if xfo := resp.Header.Get("X-Frame-Options"); xfo != "DENY" {
+			t.Errorf("GET %s: X-Frame-Options %q, want DENY", p, xfo)
+		}
+	}
+	// The admin token lives for the tab only, not on disk for every page
+	// of the origin to read later.
+	_, js := get(t, app, "/ui/app.js")
+	if strings.Contains(js, "localStorage") || !strings.Contains(js, "sessionStorage") {
+		t.Error("app.js keeps the admin token in localStorage, want sessionStorage")
+	}
+}

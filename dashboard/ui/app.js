@@ -299,8 +299,9 @@ function showBanner(msg) {
 }
 
 const token = {
-  get: () => localStorage.getItem(TOKEN_KEY) ?? '',
-  set: (v) => (v ? localStorage.setItem(TOKEN_KEY, v) : localStorage.removeItem(TOKEN_KEY)),
+  // sessionStorage: the token lives as long as the tab, not on disk.
+  get: () => sessionStorage.getItem(TOKEN_KEY) ?? '',
+  set: (v) => (v ? sessionStorage.setItem(TOKEN_KEY, v) : sessionStorage.removeItem(TOKEN_KEY)),
 };
 
 function setupToken() {
