@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
 )
 
@@ -155,5 +158,50 @@ func TestRequestDeadline(t *testing.T) {
 	d, ok := gateway.RequestDeadlineForTest(g.Gateway)
 	if !ok || d <= 0 || d > 3*time.Second {
 		t.Errorf("request context deadline: %v %v, want within 3s", d, ok)
+	}
+}
+
+// logModel is y = log(x) over one named feature "a": log(0) is -Inf and
+// log(-1) NaN.
+func logModel(t testing.TB) []byte {
+	t.Helper()
+	m := onnx.NewModel("log", 0)
+	gr := m.Graph()
+	gr.Input("x", onnx.Float, onnx.Sym("batch"), onnx.Fixed(1))
+	gr.Output("y", onnx.Float, onnx.Sym("batch"), onnx.Fixed(1))
+	gr.Node("Log", []string{"x"}, []string{"y"})
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestNonFiniteOutputs pins issue 11 defect 3: NaN and infinite outputs
+// answer 200 on predict with the OIP convention ("NaN", "Infinity",
+// "-Infinity"), as /v2/.../infer does, instead of a 500.
+func TestNonFiniteOutputs(t *testing.T) {
+	g := testgw.Start(t)
+	if err := g.Client.PushModel(context.Background(), "log", "1", bytes.NewReader(logModel(t)), []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	for body, want := range map[string]any{
+		`{"a":0}`:           "-Infinity",
+		`{"a":-1}`:          "NaN",
+		`[{"a":1},{"a":0}]`: []any{0.0, "-Infinity"},
+	} {
+		a := call(t, "POST", g.URL+"/v1/routes/log/predict", "", []byte(body))
+		if a.status != 200 {
+			t.Errorf("predict %s: %d %s", body, a.status, a.raw)
+			continue
+		}
+		got := a.body["outputs"].(map[string]any)["y"]
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("predict %s: y = %v, want %v", body, got, want)
+		}
+	}
+	a := call(t, "POST", g.URL+"/v2/models/log/infer", "", []byte(`{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[0]}]}`))
+	if a.status != 200 || !strings.Contains(a.raw, `"-Infinity"`) {
+		t.Errorf("infer log(0): %d %s", a.status, a.raw)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
@@ -304,7 +305,7 @@ func featureMap(names []string, t models.Tensor) map[string]any {
 	}
 	m := make(map[string]any, len(names))
 	for i, n := range names {
-		m[n] = t.Data.Float64(i)
+		m[n] = jsonFloat(t.Data.Float64(i))
 	}
 	return m
 }
@@ -350,7 +351,22 @@ func scalarAt(d models.TensorData, i int) any {
 	if b, ok := d.Values.([]bool); ok {
 		return b[i]
 	}
-	return d.Float64(i)
+	return jsonFloat(d.Float64(i))
+}
+
+// jsonFloat is f as JSON can hold it: a number, or for NaN and infinities
+// the strings "NaN", "Infinity" and "-Infinity" that OIP answers use
+// (models.TensorData). Outputs, events and plugin inputs all go through it.
+func jsonFloat(f float64) any {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	return f
 }
 
 // finish records a served request: metrics and its event.
