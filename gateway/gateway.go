@@ -146,6 +146,7 @@ func (o Options) withDefaults() Options {
 type Gateway struct {
 	opts       Options
 	log        *slog.Logger
+	failures   *failLog // failed requests at warn, rate-limited (faillog.go)
 	adminToken string
 	tokenPath  string
 
@@ -191,7 +192,7 @@ func checkName(kind, s string) error {
 // started is stopped again.
 func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	o = o.withDefaults()
-	g := &Gateway{opts: o, log: o.Logger, reg: prometheus.NewRegistry()}
+	g := &Gateway{opts: o, log: o.Logger, reg: prometheus.NewRegistry(), failures: newFailLog(o.Logger)}
 	defer func() {
 		if err != nil {
 			g.close()

@@ -377,6 +377,8 @@ func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
 	if err != nil {
 		ev.Status = httpStatus(err)
 		ev.Error = clip(err.Error(), maxErrorBytes)
+		ev.ID = monitor.NewID()
+		g.failures.failed(ev, d)
 	}
 	known := g.knownNames(ev)
 	if known {
@@ -387,7 +389,9 @@ func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
 	if ev.Model == "" || !known {
 		return
 	}
-	ev.ID = monitor.NewID()
+	if ev.ID == "" {
+		ev.ID = monitor.NewID()
+	}
 	g.events.Publish(ev)
 }
 
