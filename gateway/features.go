@@ -96,3 +96,35 @@ func (g *Gateway) ingestFeatureSet(c *fiber.Ctx) error {
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"set": name, "accepted": accepted, "rejected": rejected})
 }
+
+// backfillFeatureSet replays a historical file (the body: CSV with a header
+// row, or Parquet) through a feature set's aggregations, in timestamp order
+// (features.Store.Backfill). The format is the query's format=csv|parquet,
+// else the Content-Type, else Parquet's magic bytes, else CSV. This is what
+// `weir features backfill` calls, so it needs only --server and the admin
+// token, not a NATS connection.
+func (g *Gateway) backfillFeatureSet(c *fiber.Ctx) error {
+	name, err := featureSetParam(c)
+	if err != nil {
+		return err
+	}
+	body := c.Body()
+	format := c.Query("format")
+	if format == "" {
+		switch ct := string(c.Request().Header.ContentType()); {
+		case bytes.HasPrefix([]byte(ct), []byte("text/csv")):
+			format = "csv"
+		case bytes.Contains([]byte(ct), []byte("parquet")):
+			format = "parquet"
+		case bytes.HasPrefix(body, []byte("PAR1")):
+			format = "parquet"
+		default:
+			format = "csv"
+		}
+	}
+	n, err := g.features.Backfill(c.UserContext(), name, bytes.NewReader(body), format, nil)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"set": name, "accepted": n, "format": format})
+}

@@ -136,6 +136,7 @@ func (g *Gateway) buildApp() error {
 	v1.Put("/featuresets/:name", admin, g.putFeatureSet)
 	v1.Delete("/featuresets/:name", admin, g.deleteFeatureSet)
 	v1.Post("/featuresets/:name/ingest", admin, g.ingestFeatureSet)
+	v1.Post("/featuresets/:name/backfill", admin, g.backfillFeatureSet)
 
 	dashboard.Mount(app)
 

@@ -3,18 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
-
-	"github.com/weirhq/weir/features"
-	"github.com/weirhq/weir/internal/natsx"
 )
 
 func init() { extraCommands = append(extraCommands, newFeaturesCmd) }
@@ -61,11 +56,13 @@ func newFeaturesCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 
-	var natsURL string
 	backfill := &cobra.Command{
 		Use:   "backfill SET FILE.csv|FILE.parquet",
 		Short: "Replay historical events through a feature set's aggregations, so features are warm before live traffic",
-		Args:  cobra.ExactArgs(2),
+		Long: `backfill uploads the file to the gateway at --server (admin token), which
+sorts its rows by the set's timestamp field and replays them through the same
+path as live events. The progress bar shows the upload.`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, path := args[0], args[1]
 			format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
@@ -77,22 +74,12 @@ func newFeaturesCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			nc, err := natsx.Connect(natsURL, "weir-backfill")
+			info, err := f.Stat()
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			st, err := features.Open(cmd.Context(), features.Options{NC: nc, JS: js, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			p := newProgress(os.Stderr, "backfill "+set)
-			n, err := st.Backfill(cmd.Context(), set, f, format, p.update)
+			n, err := cf.client().Backfill(cmd.Context(), set, &countingReader{r: f, total: int(info.Size()), update: p.update}, format)
 			p.done()
 			if err != nil {
 				return err
@@ -101,7 +88,6 @@ func newFeaturesCmd(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	backfill.Flags().StringVar(&natsURL, "nats-url", envOr("WEIR_NATS_URL", "nats://127.0.0.1:4222"), "the gateway's NATS")
 	cmd.AddCommand(define, get, backfill)
 	return cmd
 }
@@ -137,3 +123,19 @@ func (p *progress) update(done, total int) {
 }
 
 func (p *progress) done() { fmt.Fprintln(p.w) }
+
+// countingReader reports bytes read of total to update (an upload's
+// progress).
+type countingReader struct {
+	r      io.Reader
+	done   int
+	total  int
+	update func(done, total int)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.done += n
+	c.update(c.done, c.total)
+	return n, err
+}

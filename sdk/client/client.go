@@ -205,6 +205,22 @@ func (c *Client) Send(ctx context.Context, method, path string, body any, out an
 	return c.do(ctx, method, path, "application/json", r, out)
 }
 
+// Backfill uploads a historical file (format "csv" or "parquet") to be
+// replayed through a feature set's aggregations in timestamp order, and
+// returns how many rows were accepted. The rows are in the feature stream
+// when it returns; aggregates follow within the aggregator's flush interval.
+func (c *Client) Backfill(ctx context.Context, set string, file io.Reader, format string) (int, error) {
+	ct := "text/csv"
+	if format == "parquet" {
+		ct = "application/vnd.apache.parquet"
+	}
+	var out struct {
+		Accepted int `json:"accepted"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/featuresets/"+url.PathEscape(set)+"/backfill?format="+url.QueryEscape(format), ct, file, &out)
+	return out.Accepted, err
+}
+
 // Infer sends an Open Inference Protocol request to model (a model or route
 // name) and, when version is not empty, pins that version.
 func (c *Client) Infer(ctx context.Context, model, version string, req json.RawMessage) (json.RawMessage, error) {
