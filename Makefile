@@ -11,7 +11,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 # plugin toolchains.
 DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt chromium
 
-.PHONY: all build run demo test bench chaos check deps ort debs plugins clean
+.PHONY: all build install run demo test bench chaos check deps ort debs plugins clean
 
 include deploy/envtest.mk
 
@@ -47,6 +47,13 @@ deps: ort
 build: deps
 	@mkdir -p build
 	$(GO) build -o $(BIN) ./cmd/weir
+
+## install: copy build/weir into BINDIR (default: Go's bin directory).
+BINDIR ?= $(shell $(GO) env GOPATH)/bin
+install: build
+	@mkdir -p $(BINDIR)
+	install -m 0755 $(BIN) $(BINDIR)/weir
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "note: $(BINDIR) is not on PATH: export PATH=\"$(BINDIR):\$$PATH\" (or call ./build/weir)";; esac
 
 ## plugins: build the example Wasm plugins into build/plugins/.
 plugins: debs

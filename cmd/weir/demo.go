@@ -25,29 +25,8 @@ func init() { extraCommands = append(extraCommands, newDemoCmd) }
 func installDemo(ctx context.Context, listen, token, pluginDir string, rate float64) error {
 	base := localURL(listen)
 	c := client.New(base, token)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := c.ListModels(ctx); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	say := prefixed{"demo: "}
-	fmt.Fprintln(say, "training the fraud models on generated history...")
-	t, err := fraud.TrainAll()
+	gen, err := setupDemo(ctx, c, pluginDir, 20000, prefixed{"demo: "})
 	if err != nil {
-		return err
-	}
-	if err := fraud.Setup(ctx, c, t, pluginDir, true, say); err != nil {
-		return err
-	}
-	// History ending now, so that accounts have their aggregates before the
-	// first live transaction (the live stream continues the same clock).
-	const history = 20000
-	gen := fraud.NewGenerator(uint64(time.Now().UnixNano()), fraud.Accounts, time.Now().UTC().Add(-history*fraud.SimGap))
-	fmt.Fprintf(say, "backfilling %d historical transactions into feature set %s...\n", history, fraud.FeatureSetName)
-	if err := fraud.Backfill(ctx, c, gen, history); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, `
@@ -57,13 +36,43 @@ with a generator streaming %[3]g transactions per second into it.
   dashboard   %[1]s/
   score one   curl -s %[1]s/v1/routes/fraud/predict -d '{"account_id":"acct-00042","amount":640,"merchant":"giftcards","ts":1764039600}'
   model only  curl -s %[1]s/v2/models/fraud/versions/1/infer -d '{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[6.5,8,0.6,1]}]}'
-  canary      build/weir canary start fraud --to fraud@2 --steps 10,50,100 --interval 20s
+  canary      build/weir canary start fraud --to fraud@2 --steps 25,50,100 --interval 15s --min-requests 10
 
 `, base, fraud.RouteName, rate)
 	if rate <= 0 {
 		return nil
 	}
 	return fraud.Stream(ctx, c, gen, rate, 0, nil)
+}
+
+// setupDemo installs the demo (feature set, plugins, fraud@1 and @2, route)
+// and backfills history transactions ending now, so that accounts have
+// their aggregates before the first live transaction: without them
+// amount_zscore reads 0 until history builds up, and drift on it is a
+// false alert. Live traffic continues the returned generator's clock.
+func setupDemo(ctx context.Context, c *client.Client, pluginDir string, history int, say io.Writer) (*fraud.Generator, error) {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := c.ListModels(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Fprintln(say, "training the fraud models on generated history...")
+	t, err := fraud.TrainAll()
+	if err != nil {
+		return nil, err
+	}
+	if err := fraud.Setup(ctx, c, t, pluginDir, true, say); err != nil {
+		return nil, err
+	}
+	gen := fraud.NewGenerator(uint64(time.Now().UnixNano()), fraud.Accounts, time.Now().UTC().Add(-time.Duration(history)*fraud.SimGap))
+	fmt.Fprintf(say, "backfilling %d historical transactions into feature set %s...\n", history, fraud.FeatureSetName)
+	if err := fraud.Backfill(ctx, c, gen, history); err != nil {
+		return nil, err
+	}
+	return gen, nil
 }
 
 // localURL is the URL a local client reaches a listen address at.
@@ -92,7 +101,7 @@ func (w prefixed) Write(b []byte) (int, error) {
 
 func newDemoCmd(cf *clientFlags) *cobra.Command {
 	var o fraud.StoryOptions
-	var ortLib string
+	var ortLib, logFile string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the fraud-prevention story on a fresh in-process gateway and print a report",
@@ -108,9 +117,21 @@ latency, time to the drift alert and the rollout outcomes.`,
 			}
 			defer os.RemoveAll(dir)
 			ctx := cmd.Context()
+			// The gateway's log (failed requests, drift alerts, rollouts)
+			// goes to a file that outlives the demo's temporary directory.
+			logw := io.Discard
+			if logFile != "" {
+				f, err := os.Create(logFile)
+				if err != nil {
+					return fmt.Errorf("--log: %w", err)
+				}
+				defer f.Close()
+				logw = f
+				fmt.Fprintf(os.Stderr, "demo: gateway log in %s\n", logFile)
+			}
 			g, err := gateway.New(ctx, gateway.Options{
 				DataDir: dir, NATSListen: "127.0.0.1:0", ORTLib: ortLib,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CanaryTick: 50 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(logw, nil)), CanaryTick: 50 * time.Millisecond,
 			})
 			if err != nil {
 				return err
@@ -130,11 +151,13 @@ latency, time to the drift alert and the rollout outcomes.`,
 			return nil
 		},
 	}
+	cmd.AddCommand(newDemoFilesCmd())
 	f := cmd.Flags()
 	f.StringVar(&o.PluginDir, "plugins", "build/plugins", "directory of the demo's Wasm plugins (make plugins)")
 	f.Float64Var(&o.Rate, "rate", 100, "live transactions per second")
 	f.DurationVar(&o.Interval, "interval", 5*time.Second, "canary step interval")
 	f.IntVar(&o.History, "history", 20000, "historical transactions to backfill")
 	f.StringVar(&ortLib, "ort-lib", "", "path of libonnxruntime.so")
+	f.StringVar(&logFile, "log", "weir-demo.log", "file the demo gateway's log goes to (empty: none)")
 	return cmd
 }
