@@ -645,13 +645,18 @@ function renderCharts(r, ro) {
     points: vs.points.map((p) => ({ t: Date.parse(p.t), v: pick(p) })),
   }));
   const limits = ro && (ro.state === 'progressing' || ro.state === 'paused') ? ro.spec ?? {} : {};
+  // The rollout's limits judge the canary only: draw them in its color,
+  // named after it, and only while it has a series on the chart.
+  const canary = limits.variant ?? 'canary';
+  const hasCanary = ts.some((vs) => vs.variant === canary && !vs.shadow);
+  const limit = (v, label) => (v && hasCanary ? [{ v, label: `${canary}: ${label}`, color: colorOf(canary), series: canary }] : []);
   lineChart(document.getElementById('chart-rps'), {
     series: mk((p) => p.rps, { area: true }), x0, x1: now, fmt: fmtRate, minMax: 1,
     empty: 'no traffic in the last 15 minutes',
   });
   lineChart(document.getElementById('chart-err'), {
     series: mk((p) => (p.requests ? p.error_rate : null)), x0, x1: now, fmt: fmtPct, minMax: 0.01,
-    thresholds: limits.max_error_rate ? [{ v: limits.max_error_rate, label: `max ${fmtPct(limits.max_error_rate)}` }] : [],
+    thresholds: limit(limits.max_error_rate, `max ${fmtPct(limits.max_error_rate)}`),
     empty: 'no traffic in the last 15 minutes',
   });
   const lat = [];
@@ -663,7 +668,7 @@ function renderCharts(r, ro) {
   }
   lineChart(document.getElementById('chart-lat'), {
     series: lat, x0, x1: now, fmt: fmtMs, minMax: 1,
-    thresholds: limits.max_p99_ms ? [{ v: limits.max_p99_ms, label: `max p99 ${fmtMs(limits.max_p99_ms)}` }] : [],
+    thresholds: limit(limits.max_p99_ms, `max p99 ${fmtMs(limits.max_p99_ms)}`),
     empty: 'no traffic in the last 15 minutes',
   });
 }

@@ -40,7 +40,8 @@ function timeLabel(ms, step) {
 //   series:     [{name, color, dash?, area?, points: [{t: ms, v: number|null}]}]
 //   x0, x1:     the time domain in ms (defaults to the data's extent)
 //   fmt:        formats a y value for axes, legend and hover
-//   thresholds: [{v, label}] drawn as dashed red lines, included in the y domain
+//   thresholds: [{v, label, color?, series?}] drawn as dashed lines (red, or
+//   the color of the one series they apply to), included in the y domain
 //   minMax:     the smallest y maximum (so an idle chart is not all noise)
 //   empty:      the text shown when no series has a value
 export function lineChart(el, opts) {
@@ -107,8 +108,11 @@ export function lineChart(el, opts) {
 
   for (const th of thresholds) {
     const y = Y(th.v);
-    svg.append(s('line', { x1: M.left, x2: width - M.right, y1: y, y2: y, class: 'threshold' }));
-    svg.append(s('text', { x: width - M.right - 2, y: y - 4, 'text-anchor': 'end', class: 'threshold-label' }, th.label ?? `limit ${fmt(th.v)}`));
+    // A limit that applies to one series (the canary's) is drawn in its
+    // color and says so, so that another series above it reads as fine.
+    const own = th.color ? { style: `stroke:${th.color};fill:${th.color}`, 'data-series': th.series ?? '' } : {};
+    svg.append(s('line', { x1: M.left, x2: width - M.right, y1: y, y2: y, class: 'threshold', ...own }));
+    svg.append(s('text', { x: width - M.right - 2, y: y - 4, 'text-anchor': 'end', class: 'threshold-label', ...own }, th.label ?? `limit ${fmt(th.v)}`));
   }
 
   const legend = h('div', { class: 'legend' }, series.map((sr) => {
