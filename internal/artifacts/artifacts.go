@@ -174,8 +174,9 @@ func (s *Store) List(ctx context.Context) ([]Meta, error) {
 	return out, nil
 }
 
-// Delete removes name@version's metadata, and its blob when no other
-// version uses the same bytes.
+// Delete removes name@version's metadata, and each blob it refers to (its
+// bytes, and any digest among its attributes, such as a model's reference
+// data) that no other name@version still uses.
 func (s *Store) Delete(ctx context.Context, name, version string) error {
 	m, found, err := s.Meta(ctx, name, version)
 	if err != nil {
@@ -191,20 +192,40 @@ func (s *Store) Delete(ctx context.Context, name, version string) error {
 	if err != nil {
 		return err
 	}
+	inUse := map[string]bool{}
 	for _, other := range all {
-		if other.Blob == m.Blob {
-			return nil
-		}
-		for _, v := range other.Attrs {
-			if v == m.Blob {
-				return nil
-			}
+		for _, d := range other.blobs() {
+			inUse[d] = true
 		}
 	}
-	if err := s.obj.Delete(ctx, m.Blob); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("delete %s blob %s: %w", s.kind, short(m.Blob), err)
+	for _, d := range m.blobs() {
+		if inUse[d] {
+			continue
+		}
+		if err := s.obj.Delete(ctx, d); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			return fmt.Errorf("delete %s blob %s: %w", s.kind, short(d), err)
+		}
 	}
 	return nil
+}
+
+// blobs are the digests m refers to: its bytes and digest-valued attributes.
+func (m Meta) blobs() []string {
+	out := []string{m.Blob}
+	for _, v := range m.Attrs {
+		if isDigest(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func isDigest(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // Change is one update seen by Watch.
