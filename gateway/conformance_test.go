@@ -9,13 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/weirhq/weir/internal/golden"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
-	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/sdk/client"
 )
 
@@ -23,57 +25,121 @@ const backendTests = "/usr/share/libonnx-testdata/data/node"
 
 // TestONNXBackendConformance runs ONNX's own backend node tests (Debian's
 // libonnx-testdata) through weir's HTTP API: upload each model, send its
-// reference inputs as OIP JSON, and compare the outputs with the reference
-// outputs (rtol 1e-3, atol 1e-5, NaN equals NaN). Tests whose tensors have no
-// OIP datatype, or that ONNX Runtime itself cannot load, are skipped and
-// counted by reason, not hidden.
+// reference inputs as OIP JSON (encoded here, not by the code under test),
+// and compare the outputs, matched by name, with the reference outputs
+// (rtol 1e-3, atol 1e-5, NaN equals NaN).
+//
+// Every test's outcome, pass or skip with its reason, is pinned in
+// testdata/conformance.golden: a test that newly skips, newly passes or
+// changes its reason fails this test, so a regression cannot hide as a skip.
+// After a deliberate change, rewrite the file with
+// `go test ./gateway -run Conformance -update`. Under -short every tenth
+// test, across the whole alphabet, is run and checked against its line.
 func TestONNXBackendConformance(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join(backendTests, "*", "model.onnx"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no ONNX backend tests under %s: install Debian's libonnx-testdata (make debs)", backendTests)
 	}
+	sort.Strings(dirs)
+	step := 1
 	if testing.Short() {
-		dirs = dirs[:len(dirs)/10]
+		step = 10
 	}
+	want := readOutcomes(t)
 	g := testgw.Start(t)
 	ctx := context.Background()
-	var passed, failed int
-	skipped := map[string][]string{}
-	for _, p := range dirs {
-		dir := filepath.Dir(p)
+	got := map[string]string{}
+	var passed, failed, skipped int
+	for i := 0; i < len(dirs); i += step {
+		dir := filepath.Dir(dirs[i])
 		name := filepath.Base(dir)
 		reason, err := runBackendTest(ctx, g, dir, name)
 		switch {
 		case err != nil:
 			failed++
 			t.Errorf("%s: %v", name, err)
+			got[name] = "fail"
 		case reason != "":
-			skipped[reason] = append(skipped[reason], name)
+			skipped++
+			got[name] = "skip: " + reason
 		default:
 			passed++
+			got[name] = "pass"
 		}
 	}
-	nskip := 0
-	reasons := make([]string, 0, len(skipped))
-	for r, names := range skipped {
-		nskip += len(names)
-		reasons = append(reasons, r)
-	}
-	sort.Slice(reasons, func(i, j int) bool { return len(skipped[reasons[i]]) > len(skipped[reasons[j]]) })
-	var report strings.Builder
-	fmt.Fprintf(&report, "ONNX backend node tests through the HTTP API: %d passed, %d failed, %d skipped of %d\n", passed, failed, nskip, len(dirs))
-	for _, r := range reasons {
-		names := skipped[r]
-		show := names
-		if len(show) > 6 {
-			show = append(show[:6:6], fmt.Sprintf("... %d more", len(names)-6))
+	report := fmt.Sprintf("ONNX backend node tests through the HTTP API: %d passed, %d failed, %d skipped of %d run (%d in the suite)",
+		passed, failed, skipped, len(got), len(dirs))
+	t.Log(report)
+	fmt.Println(report)
+	if golden.Updating() {
+		if step != 1 {
+			t.Fatal("-update needs the whole suite: run without -short")
 		}
-		fmt.Fprintf(&report, "  skipped %4d: %s (%s)\n", len(names), r, strings.Join(show, ", "))
+		writeOutcomes(t, got)
+		return
 	}
-	t.Log(report.String())
-	fmt.Print(report.String())
-	if passed < len(dirs)/2 {
-		t.Errorf("only %d of %d backend tests passed", passed, len(dirs))
+	var changed []string
+	for name, outcome := range got {
+		if w, ok := want[name]; !ok {
+			changed = append(changed, fmt.Sprintf("%s: %s (not in the golden file)", name, outcome))
+		} else if w != outcome {
+			changed = append(changed, fmt.Sprintf("%s: %s, was %s", name, outcome, w))
+		}
+	}
+	if step == 1 {
+		for name, w := range want {
+			if _, ok := got[name]; !ok {
+				changed = append(changed, fmt.Sprintf("%s: gone from the suite, was %s", name, w))
+			}
+		}
+	}
+	sort.Strings(changed)
+	if len(changed) > 0 {
+		t.Errorf("%d backend tests changed outcome against testdata/%s (if deliberate, rerun with -update):\n  %s",
+			len(changed), outcomesFile, strings.Join(changed, "\n  "))
+	}
+}
+
+const outcomesFile = "conformance.golden"
+
+// readOutcomes reads the golden outcome of every backend test: lines of
+// "name<TAB>pass" or "name<TAB>skip: reason".
+func readOutcomes(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", outcomesFile))
+	if err != nil {
+		if golden.Updating() {
+			return nil
+		}
+		t.Fatalf("%v (run go test -run Conformance -update to create it)", err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		name, outcome, ok := strings.Cut(line, "\t")
+		if !ok {
+			t.Fatalf("testdata/%s: line %q is not name<TAB>outcome", outcomesFile, line)
+		}
+		out[name] = outcome
+	}
+	return out
+}
+
+func writeOutcomes(t *testing.T, got map[string]string) {
+	t.Helper()
+	names := make([]string, 0, len(got))
+	for n := range got {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s\t%s\n", n, got[n])
+	}
+	if err := os.MkdirAll("testdata", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("testdata", outcomesFile), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -156,7 +222,7 @@ func runBackendTest(ctx context.Context, g *testgw.Gateway, dir, name string) (s
 	}{}
 	for i, in := range ins {
 		dt, _ := in.DataType.OIP()
-		data, err := models.TensorData{Values: in.Values}.AppendJSON(nil)
+		data, err := jsonValues(in.Values)
 		if err != nil {
 			return "", err
 		}
@@ -179,12 +245,7 @@ func runBackendTest(ctx context.Context, g *testgw.Gateway, dir, name string) (s
 		return "", fmt.Errorf("infer: %w", err)
 	}
 	var resp struct {
-		Outputs []struct {
-			Name     string  `json:"name"`
-			Shape    []int64 `json:"shape"`
-			Datatype string  `json:"datatype"`
-			Data     []any   `json:"data"`
-		} `json:"outputs"`
+		Outputs []oipOutput `json:"outputs"`
 	}
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		return "", err
@@ -194,6 +255,13 @@ func runBackendTest(ctx context.Context, g *testgw.Gateway, dir, name string) (s
 	}
 	for i, want := range outs {
 		got := resp.Outputs[i]
+		if want.Name != "" {
+			j := slices.IndexFunc(resp.Outputs, func(o oipOutput) bool { return o.Name == want.Name })
+			if j < 0 {
+				return "", fmt.Errorf("no output named %q in the answer", want.Name)
+			}
+			got = resp.Outputs[j]
+		}
 		wdt, _ := want.DataType.OIP()
 		if got.Datatype != wdt {
 			return "", fmt.Errorf("output %d %q: datatype %s, want %s", i, got.Name, got.Datatype, wdt)
@@ -210,6 +278,59 @@ func runBackendTest(ctx context.Context, g *testgw.Gateway, dir, name string) (s
 		}
 	}
 	return "", nil
+}
+
+type oipOutput struct {
+	Name     string  `json:"name"`
+	Shape    []int64 `json:"shape"`
+	Datatype string  `json:"datatype"`
+	Data     []any   `json:"data"`
+}
+
+// jsonValues writes a reference tensor's values as OIP JSON data, by its own
+// rules rather than the models package's: floats in shortest form with
+// "NaN", "Infinity" and "-Infinity" as strings, integers in decimal, bools,
+// and strings (BYTES) as JSON strings.
+func jsonValues(values any) (json.RawMessage, error) {
+	v := reflect.ValueOf(values)
+	if v.Kind() != reflect.Slice {
+		return nil, fmt.Errorf("reference values of type %T are not a slice", values)
+	}
+	b := []byte{'['}
+	for i := range v.Len() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch e := v.Index(i); e.Kind() {
+		case reflect.Float32, reflect.Float64:
+			f := e.Float()
+			switch {
+			case math.IsNaN(f):
+				b = append(b, `"NaN"`...)
+			case math.IsInf(f, 1):
+				b = append(b, `"Infinity"`...)
+			case math.IsInf(f, -1):
+				b = append(b, `"-Infinity"`...)
+			default:
+				b = strconv.AppendFloat(b, f, 'g', -1, e.Type().Bits())
+			}
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			b = strconv.AppendInt(b, e.Int(), 10)
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			b = strconv.AppendUint(b, e.Uint(), 10)
+		case reflect.Bool:
+			b = strconv.AppendBool(b, e.Bool())
+		case reflect.String:
+			s, err := json.Marshal(e.String())
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, s...)
+		default:
+			return nil, fmt.Errorf("reference values of type %T have no JSON form here", values)
+		}
+	}
+	return append(b, ']'), nil
 }
 
 func readTensors(dir, prefix string) ([]*onnx.Tensor, error) {
@@ -253,7 +374,7 @@ func firstWords(msg string) string {
 	if len(msg) > 60 {
 		msg = msg[:60]
 	}
-	return msg
+	return strings.TrimSpace(msg)
 }
 
 func compareValues(got []any, want any) error {

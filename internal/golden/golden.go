@@ -31,3 +31,7 @@ func Check(t testing.TB, name string, got []byte) {
 		t.Errorf("%s differs from the golden file:\n got: %s\nwant: %s", name, got, want)
 	}
 }
+
+// Updating reports whether the test run rewrites golden files (-update),
+// for tests that compare a golden file piece by piece rather than whole.
+func Updating() bool { return *update }
