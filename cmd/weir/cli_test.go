@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// execute runs the weir command line in process and returns its error.
+func execute(args ...string) error {
+	root := newRoot()
+	root.SetArgs(append(args, "--server", "http://127.0.0.1:1"))
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	return root.ExecuteContext(context.Background())
+}
+
+// Flags that cannot be right are refused with a message naming the flag and
+// the form expected, before anything is sent.
+func TestCommandsRefuseBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"canary", "start", "r", "--to", "fraud"}, `--to "fraud": expected MODEL@VERSION`},
+		{[]string{"canary", "start", "r", "--to", "@2"}, `expected MODEL@VERSION`},
+		{[]string{"canary", "start", "r", "--to", "fraud@2", "--steps", "5,half,100"}, `--steps "5,half,100": expected weights like 5,25,50,100`},
+		{[]string{"canary", "start", "r"}, `"to" not set`},
+		{[]string{"canary", "promote"}, "accepts 1 arg"},
+	} {
+		err := execute(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("weir %s: %v, want an error containing %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+}
+
+func TestReadData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "req.json")
+	if err := os.WriteFile(path, []byte(`{"a":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ arg, want string }{
+		{`{"inline":true}`, `{"inline":true}`},
+		{"@" + path, `{"a":1}`},
+	} {
+		got, err := readData(tc.arg)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("readData(%q) = %q, %v; want %q", tc.arg, got, err, tc.want)
+		}
+	}
+	if _, err := readData("@" + filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Errorf("readData of a missing file: no error")
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
