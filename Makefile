@@ -90,5 +90,19 @@ check: deps
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 	$(MAKE) test
 
+## proto: regenerate the committed gRPC code from oipgrpc/inferencepb/inference.proto
+## (needs Debian's protobuf-compiler; the Go plugins come from the module proxy).
+.PHONY: proto
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+proto:
+	@command -v protoc >/dev/null || sudo apt-get install -y protobuf-compiler
+	GOBIN=$(CURDIR)/build/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/build/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(CURDIR)/build/bin:$$PATH protoc -I oipgrpc/inferencepb \
+		--go_out=oipgrpc/inferencepb --go_opt=paths=source_relative \
+		--go-grpc_out=oipgrpc/inferencepb --go-grpc_opt=paths=source_relative \
+		oipgrpc/inferencepb/inference.proto
+
 clean:
 	rm -rf build

@@ -15,19 +15,28 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
 	"github.com/weirhq/weir/internal/golden"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/models"
+	pb "github.com/weirhq/weir/oipgrpc/inferencepb"
 	"github.com/weirhq/weir/sdk/client"
 )
 
 const backendTests = "/usr/share/libonnx-testdata/data/node"
 
 // TestONNXBackendConformance runs ONNX's own backend node tests (Debian's
-// libonnx-testdata) through weir's HTTP API: upload each model, send its
-// reference inputs as OIP JSON (encoded here, not by the code under test),
-// and compare the outputs, matched by name, with the reference outputs
-// (rtol 1e-3, atol 1e-5, NaN equals NaN).
+// libonnx-testdata) through weir's HTTP API and its gRPC service: upload
+// each model, send its reference inputs as OIP JSON (encoded here, not by
+// the code under test) and as gRPC raw_input_contents, and compare the
+// outputs of both, matched by name, with the reference outputs (rtol 1e-3,
+// atol 1e-5, NaN equals NaN). A test passes only when both transports
+// pass it, and a runtime refusal must be one on both.
 //
 // Every test's outcome, pass or skip with its reason, is pinned in
 // testdata/conformance.golden: a test that newly skips, newly passes or
@@ -48,12 +57,18 @@ func TestONNXBackendConformance(t *testing.T) {
 	want := readOutcomes(t)
 	g := testgw.Start(t)
 	ctx := context.Background()
+	cc, err := grpc.NewClient(g.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	gc := pb.NewGRPCInferenceServiceClient(cc)
 	got := map[string]string{}
 	var passed, failed, skipped int
 	for i := 0; i < len(dirs); i += step {
 		dir := filepath.Dir(dirs[i])
 		name := filepath.Base(dir)
-		reason, err := runBackendTest(ctx, g, dir, name)
+		reason, err := runBackendTest(ctx, g, gc, dir, name)
 		switch {
 		case err != nil:
 			failed++
@@ -67,7 +82,7 @@ func TestONNXBackendConformance(t *testing.T) {
 			got[name] = "pass"
 		}
 	}
-	report := fmt.Sprintf("ONNX backend node tests through the HTTP API: %d passed, %d failed, %d skipped of %d run (%d in the suite)",
+	report := fmt.Sprintf("ONNX backend node tests through the HTTP API and gRPC: %d passed, %d failed, %d skipped of %d run (%d in the suite)",
 		passed, failed, skipped, len(got), len(dirs))
 	t.Log(report)
 	fmt.Println(report)
@@ -164,7 +179,7 @@ var knownDeviations = func() map[string]string {
 }()
 
 // runBackendTest returns a skip reason, or an error when weir got it wrong.
-func runBackendTest(ctx context.Context, g *testgw.Gateway, dir, name string) (skip string, err error) {
+func runBackendTest(ctx context.Context, g *testgw.Gateway, gc pb.GRPCInferenceServiceClient, dir, name string) (skip string, err error) {
 	modelBytes, err := os.ReadFile(filepath.Join(dir, "model.onnx"))
 	if err != nil {
 		return "", err
@@ -237,12 +252,22 @@ func runBackendTest(ctx context.Context, g *testgw.Gateway, dir, name string) (s
 		req.Inputs = append(req.Inputs, input{Name: name, Shape: shape, Datatype: dt, Data: data})
 	}
 	body, _ := json.Marshal(req)
+	gresp, gerr := inferGRPC(ctx, gc, modelName, req.Inputs, ins)
 	raw, err := g.Client.Infer(ctx, modelName, "", body)
 	if err != nil {
 		if ce, ok := err.(*client.Error); ok && ce.Status == 400 && strings.Contains(ce.Message, "ONNX Runtime rejected") {
+			if st, _ := status.FromError(gerr); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "ONNX Runtime rejected") {
+				return "", fmt.Errorf("HTTP: %v; gRPC: %v", ce.Message, gerr)
+			}
 			return "ONNX Runtime fails to run it: " + firstWords(ce.Message), nil
 		}
 		return "", fmt.Errorf("infer: %w", err)
+	}
+	if gerr != nil {
+		return "", fmt.Errorf("gRPC infer: %w", gerr)
+	}
+	if err := checkGRPCOutputs(gresp, outs); err != nil {
+		return "", fmt.Errorf("gRPC: %w", err)
 	}
 	var resp struct {
 		Outputs []oipOutput `json:"outputs"`
@@ -432,4 +457,87 @@ func approxEqual(got, want float64) bool {
 		return got == want
 	}
 	return math.Abs(got-want) <= 1e-5+1e-3*math.Abs(want)
+}
+
+// inferGRPC sends a backend test's inputs through gRPC, in
+// raw_input_contents.
+func inferGRPC[In any](ctx context.Context, gc pb.GRPCInferenceServiceClient, model string, inputs []In, ins []*onnx.Tensor) (*pb.ModelInferResponse, error) {
+	req := &pb.ModelInferRequest{ModelName: model}
+	for i, in := range ins {
+		dt, _ := in.DataType.OIP()
+		name := reflect.ValueOf(inputs[i]).FieldByName("Name").String()
+		shape := in.Dims
+		if shape == nil {
+			shape = []int64{}
+		}
+		b, err := models.AppendRaw(nil, models.Datatype(dt), in.Values)
+		if err != nil {
+			return nil, err
+		}
+		req.Inputs = append(req.Inputs, &pb.ModelInferRequest_InferInputTensor{Name: name, Datatype: dt, Shape: shape})
+		req.RawInputContents = append(req.RawInputContents, b)
+	}
+	return gc.ModelInfer(ctx, req)
+}
+
+func checkGRPCOutputs(resp *pb.ModelInferResponse, outs []*onnx.Tensor) error {
+	if len(resp.Outputs) != len(outs) || len(resp.RawOutputContents) != len(outs) {
+		return fmt.Errorf("%d outputs (%d raw), want %d", len(resp.Outputs), len(resp.RawOutputContents), len(outs))
+	}
+	for i, want := range outs {
+		got, j := resp.Outputs[i], i
+		if want.Name != "" {
+			j = slices.IndexFunc(resp.Outputs, func(o *pb.ModelInferResponse_InferOutputTensor) bool { return o.Name == want.Name })
+			if j < 0 {
+				return fmt.Errorf("no output named %q in the answer", want.Name)
+			}
+			got = resp.Outputs[j]
+		}
+		wdt, _ := want.DataType.OIP()
+		if got.Datatype != wdt {
+			return fmt.Errorf("output %d %q: datatype %s, want %s", i, got.Name, got.Datatype, wdt)
+		}
+		wdims := want.Dims
+		if wdims == nil {
+			wdims = []int64{}
+		}
+		if !reflect.DeepEqual(append([]int64{}, got.Shape...), wdims) {
+			return fmt.Errorf("output %d %q: shape %v, want %v", i, got.Name, got.Shape, wdims)
+		}
+		n, _ := models.ElementCount(got.Shape)
+		vals, err := models.DecodeRaw(models.Datatype(got.Datatype), resp.RawOutputContents[j], n)
+		if err != nil {
+			return fmt.Errorf("output %d %q: %w", i, got.Name, err)
+		}
+		if err := compareValues(anySlice(vals), want.Values); err != nil {
+			return fmt.Errorf("output %d %q: %w", i, got.Name, err)
+		}
+	}
+	return nil
+}
+
+// anySlice turns typed values into what JSON decoding gives: numbers as
+// float64 (non-finite ones as the strings weir writes), strings, booleans.
+func anySlice(vals any) []any {
+	v := reflect.ValueOf(vals)
+	out := make([]any, v.Len())
+	for i := range out {
+		switch x := v.Index(i).Interface().(type) {
+		case string, bool:
+			out[i] = x
+		default:
+			f := v.Index(i).Convert(reflect.TypeOf(float64(0))).Float()
+			switch {
+			case math.IsNaN(f):
+				out[i] = "NaN"
+			case math.IsInf(f, 1):
+				out[i] = "Infinity"
+			case math.IsInf(f, -1):
+				out[i] = "-Infinity"
+			default:
+				out[i] = f
+			}
+		}
+	}
+	return out
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc"
 
 	"github.com/weirhq/weir/canary"
 	"github.com/weirhq/weir/features"
@@ -39,6 +40,7 @@ var Version = "0.1.0"
 // default (see withDefaults).
 type Options struct {
 	Listen     string // HTTP address, default :8080
+	GRPCListen string // OIP gRPC address, default :8081
 	DataDir    string // default ./weir-data
 	NATSURL    string // external NATS; empty runs an embedded server
 	NATSListen string // embedded NATS client address, default 127.0.0.1:4222
@@ -92,6 +94,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Listen == "" {
 		o.Listen = ":8080"
+	}
+	if o.GRPCListen == "" {
+		o.GRPCListen = ":8081"
 	}
 	if o.DataDir == "" {
 		o.DataDir = "weir-data"
@@ -157,6 +162,9 @@ type Gateway struct {
 	models *models.Registry
 	app    *fiber.App
 	met    *metrics
+
+	grpc    *grpc.Server    // OIP over gRPC (grpc.go)
+	apiKeys map[string]bool // nil: inference is open
 
 	routes      *router.Store
 	features    *features.Store
@@ -272,6 +280,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 
+	g.buildGRPC()
 	if err := g.buildApp(); err != nil {
 		return nil, err
 	}
@@ -415,6 +424,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	var err error
 	if g.app != nil {
 		err = g.app.ShutdownWithContext(ctx)
+	}
+	if g.grpc != nil {
+		stopGRPC(ctx, g.grpc)
 	}
 	g.close()
 	return err

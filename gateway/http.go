@@ -67,6 +67,7 @@ func (g *Gateway) buildApp() error {
 		if err != nil {
 			return err
 		}
+		g.apiKeys = keys
 		isAdmin := equalToken(g.adminToken)
 		keyAuth = requireToken("this endpoint (the gateway runs with --api-keys)", func(k string) bool { return keys[k] || isAdmin(k) })
 	}

@@ -12,11 +12,15 @@ import (
 	"github.com/weirhq/weir/router"
 )
 
+// serverExtensions are the protocol extensions GET /v2 and gRPC's
+// ServerMetadata report.
+var serverExtensions = []string{"model_repository", "binary_tensor_data", "routes", "plugins", "canary", "drift", "features"}
+
 func (g *Gateway) serverMetadata(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{
 		"name":        "weir",
 		"version":     Version,
-		"extensions":  []string{"model_repository", "routes", "plugins", "canary", "drift", "features"},
+		"extensions":  serverExtensions,
 		"onnxruntime": models.RuntimeVersion(),
 	})
 }
@@ -40,29 +44,50 @@ func (g *Gateway) modelMetadata(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	v, err := g.resolve(name, version)
+	md, err := g.modelMeta(name, version)
 	if err != nil {
 		return err
+	}
+	return c.JSON(md)
+}
+
+// modelMetadataResponse answers GET /v2/models/{name}[/versions/{v}] (and
+// gRPC's ModelMetadata).
+type modelMetadataResponse struct {
+	Name       string           `json:"name"`
+	Versions   []string         `json:"versions"`
+	Version    string           `json:"version,omitempty"`
+	Platform   string           `json:"platform"`
+	Inputs     []tensorMetadata `json:"inputs"`
+	Outputs    []tensorMetadata `json:"outputs"`
+	Parameters map[string]any   `json:"parameters,omitempty"`
+}
+
+// modelMeta describes the version name (a model or route) and version mean.
+func (g *Gateway) modelMeta(name, version string) (*modelMetadataResponse, error) {
+	v, err := g.resolve(name, version)
+	if err != nil {
+		return nil, err
 	}
 	m, _ := g.models.Model(v.Name)
 	versions := make([]string, 0, len(m.Versions))
 	for _, mv := range m.Versions {
 		versions = append(versions, mv.Version)
 	}
-	out := fiber.Map{
-		"name":     v.Name,
-		"versions": versions,
-		"platform": "onnxruntime_onnx",
-		"inputs":   tensorMeta(v.Session.Inputs()),
-		"outputs":  tensorMeta(v.Session.Outputs()),
+	out := &modelMetadataResponse{
+		Name:     v.Name,
+		Versions: versions,
+		Platform: "onnxruntime_onnx",
+		Inputs:   tensorMeta(v.Session.Inputs()),
+		Outputs:  tensorMeta(v.Session.Outputs()),
 	}
 	if version != "" || len(versions) > 1 {
-		out["version"] = v.Version
+		out.Version = v.Version
 	}
 	if len(v.Features) > 0 {
-		out["parameters"] = fiber.Map{"features": v.Features}
+		out.Parameters = map[string]any{"features": v.Features}
 	}
-	return c.JSON(out)
+	return out, nil
 }
 
 type tensorMetadata struct {

@@ -53,9 +53,16 @@ func newServeCmd() *cobra.Command {
 				g.Shutdown(context.Background())
 				return fmt.Errorf("listen on %s (--listen): %w", o.Listen, err)
 			}
-			errc := make(chan error, 1)
+			gln, err := net.Listen("tcp", o.GRPCListen)
+			if err != nil {
+				ln.Close()
+				g.Shutdown(context.Background())
+				return fmt.Errorf("listen on %s (--grpc-listen): %w", o.GRPCListen, err)
+			}
+			errc := make(chan error, 2)
 			go func() { errc <- g.Serve(ln) }()
-			fmt.Fprintf(os.Stderr, "weir %s serving on %s (NATS %s, data in %s)\n", gateway.Version, ln.Addr(), g.NATSURL(), o.DataDir)
+			go func() { errc <- g.ServeGRPC(gln) }()
+			fmt.Fprintf(os.Stderr, "weir %s serving on %s, gRPC on %s (NATS %s, data in %s)\n", gateway.Version, ln.Addr(), gln.Addr(), g.NATSURL(), o.DataDir)
 			if demo {
 				go func() {
 					if err := installDemo(ctx, o.Listen, g.AdminToken(), demoPlugins, demoRate); err != nil {
@@ -77,6 +84,7 @@ func newServeCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Listen, "listen", ":8080", "HTTP listen address")
+	f.StringVar(&o.GRPCListen, "grpc-listen", ":8081", "Open Inference Protocol gRPC listen address")
 	f.StringVar(&o.DataDir, "data-dir", "weir-data", "where weir keeps NATS data, caches and the admin token")
 	f.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster instead of the embedded server")
 	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")

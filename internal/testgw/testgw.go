@@ -21,9 +21,10 @@ import (
 // Gateway is a running gateway under test.
 type Gateway struct {
 	*gateway.Gateway
-	URL    string
-	Token  string
-	Client *client.Client
+	URL      string
+	GRPCAddr string // the OIP gRPC service (host:port)
+	Token    string
+	Client   *client.Client
 }
 
 // Option changes the options of a gateway under test.
@@ -65,13 +66,18 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 		t.Fatal(err)
 	}
 	go g.Serve(ln)
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.ServeGRPC(gln)
 	url := "http://" + ln.Addr().String()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		g.Shutdown(ctx)
 	})
-	tg := &Gateway{Gateway: g, URL: url, Token: g.AdminToken(), Client: client.New(url, g.AdminToken())}
+	tg := &Gateway{Gateway: g, URL: url, GRPCAddr: gln.Addr().String(), Token: g.AdminToken(), Client: client.New(url, g.AdminToken())}
 	Eventually(t, 10*time.Second, func() bool {
 		resp, err := http.Get(url + "/v2/health/ready")
 		if err != nil {

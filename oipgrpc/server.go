@@ -1,0 +1,223 @@
+package oipgrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/models"
+	pb "github.com/weirhq/weir/oipgrpc/inferencepb"
+)
+
+// Backend is what the service needs from a gateway.
+type Backend interface {
+	// Live and Ready answer ServerLive and ServerReady.
+	Live() bool
+	Ready() bool
+	// ServerMetadata names the server and its protocol extensions.
+	ServerMetadata() (name, version string, extensions []string)
+	// ModelMetadata and ModelReady resolve a model or route name (and a
+	// version or variant, or "") as the HTTP endpoints do.
+	ModelMetadata(name, version string) (*ModelMetadata, error)
+	ModelReady(name, version string) error
+	// Infer runs one request through the gateway's inference core.
+	Infer(ctx context.Context, call Call) (*models.InferResponse, error)
+	// Authorize checks the bearer token of a call to a model (empty when
+	// the caller sent none); nil admits it.
+	Authorize(token string) error
+}
+
+// Call is one ModelInfer request in weir's terms.
+type Call struct {
+	Start         time.Time
+	Name, Version string
+	Request       *models.InferRequest
+	// Header reads the call's metadata (sticky keys, route overrides).
+	Header func(string) string
+	// SetHeader adds response metadata (x-weir-model and the like, as the
+	// HTTP response headers).
+	SetHeader func(key, value string)
+}
+
+// ModelMetadata describes a model version for ModelMetadata.
+type ModelMetadata struct {
+	Name     string
+	Versions []string
+	Platform string
+	Inputs   []models.TensorInfo
+	Outputs  []models.TensorInfo
+}
+
+// Options configure the server.
+type Options struct {
+	// MaxMessageBytes bounds a request message (the HTTP body limit).
+	MaxMessageBytes int
+	Logger          *slog.Logger
+}
+
+// New returns a gRPC server serving b, with reflection registered.
+func New(b Backend, o Options) *grpc.Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &service{b: b, log: o.Logger}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.recoverPanics, s.authorize)}
+	if o.MaxMessageBytes > 0 {
+		opts = append(opts, grpc.MaxRecvMsgSize(o.MaxMessageBytes))
+	}
+	gs := grpc.NewServer(opts...)
+	pb.RegisterGRPCInferenceServiceServer(gs, s)
+	reflection.Register(gs)
+	return gs
+}
+
+type service struct {
+	pb.UnimplementedGRPCInferenceServiceServer
+	b   Backend
+	log *slog.Logger
+}
+
+// open are the methods that need no credentials, like /v2/health/* on
+// HTTP.
+var open = map[string]bool{
+	pb.GRPCInferenceService_ServerLive_FullMethodName:  true,
+	pb.GRPCInferenceService_ServerReady_FullMethodName: true,
+}
+
+func (s *service) authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if !open[info.FullMethod] {
+		tok := ""
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			for _, v := range md.Get("authorization") {
+				if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+					tok = t
+				} else if v != "" {
+					return nil, status.Error(codes.Unauthenticated, "the authorization metadata must be \"Bearer <key or token>\"")
+				}
+			}
+		}
+		if err := s.b.Authorize(tok); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return next(ctx, req)
+}
+
+func (s *service) recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("gRPC handler panicked", "method", info.FullMethod, "panic", p)
+			resp, err = nil, status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return next(ctx, req)
+}
+
+// codeOf maps weir's error kinds to gRPC codes, as the gateway maps them to
+// HTTP statuses.
+var codeOf = map[weirerr.Kind]codes.Code{
+	weirerr.Internal:     codes.Internal,
+	weirerr.Invalid:      codes.InvalidArgument,
+	weirerr.Unauthorized: codes.Unauthenticated,
+	weirerr.NotFound:     codes.NotFound,
+	weirerr.Conflict:     codes.FailedPrecondition,
+	weirerr.TooLarge:     codes.ResourceExhausted,
+	weirerr.Overloaded:   codes.ResourceExhausted,
+	weirerr.Upstream:     codes.Unavailable,
+	weirerr.Unavailable:  codes.Unavailable,
+}
+
+// toStatus turns an error into a gRPC status error carrying weir's message
+// (internal errors without their details).
+func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	k := weirerr.KindOf(err)
+	var we *weirerr.Error
+	if !errors.As(err, &we) {
+		return status.Error(codes.Internal, "internal error")
+	}
+	return status.Error(codeOf[k], err.Error())
+}
+
+func (s *service) ServerLive(context.Context, *pb.ServerLiveRequest) (*pb.ServerLiveResponse, error) {
+	return &pb.ServerLiveResponse{Live: s.b.Live()}, nil
+}
+
+func (s *service) ServerReady(context.Context, *pb.ServerReadyRequest) (*pb.ServerReadyResponse, error) {
+	return &pb.ServerReadyResponse{Ready: s.b.Ready()}, nil
+}
+
+func (s *service) ServerMetadata(context.Context, *pb.ServerMetadataRequest) (*pb.ServerMetadataResponse, error) {
+	name, version, ext := s.b.ServerMetadata()
+	return &pb.ServerMetadataResponse{Name: name, Version: version, Extensions: ext}, nil
+}
+
+func (s *service) ModelReady(_ context.Context, r *pb.ModelReadyRequest) (*pb.ModelReadyResponse, error) {
+	err := s.b.ModelReady(r.Name, r.Version)
+	switch weirerr.KindOf(err) {
+	case weirerr.Unavailable:
+		return &pb.ModelReadyResponse{Ready: false}, nil
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ModelReadyResponse{Ready: true}, nil
+}
+
+func (s *service) ModelMetadata(_ context.Context, r *pb.ModelMetadataRequest) (*pb.ModelMetadataResponse, error) {
+	md, err := s.b.ModelMetadata(r.Name, r.Version)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ModelMetadataResponse{Name: md.Name, Versions: md.Versions, Platform: md.Platform,
+		Inputs: tensorMetadata(md.Inputs), Outputs: tensorMetadata(md.Outputs)}, nil
+}
+
+func tensorMetadata(ts []models.TensorInfo) []*pb.ModelMetadataResponse_TensorMetadata {
+	out := make([]*pb.ModelMetadataResponse_TensorMetadata, len(ts))
+	for i, t := range ts {
+		out[i] = &pb.ModelMetadataResponse_TensorMetadata{Name: t.Name, Datatype: string(t.Datatype), Shape: t.Shape}
+	}
+	return out
+}
+
+func (s *service) ModelInfer(ctx context.Context, r *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	start := time.Now()
+	req, err := decodeRequest(r)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	header := func(k string) string {
+		if v := md.Get(k); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	out := metadata.MD{}
+	setHeader := func(k, v string) { out.Set(k, v) }
+	resp, err := s.b.Infer(ctx, Call{Start: start, Name: r.ModelName, Version: r.ModelVersion, Request: req, Header: header, SetHeader: setHeader})
+	if len(out) > 0 {
+		_ = grpc.SetHeader(ctx, out)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	pr, err := encodeResponse(resp, len(r.RawInputContents) > 0)
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("encode response: %w", err))
+	}
+	return pr, nil
+}
