@@ -546,12 +546,11 @@ func TestGoRuntimeBehaviours(t *testing.T) {
 		t.Fatalf("echo: %s, %v", out, err)
 	}
 
+	// The SDK recovers a panic and reports it through set_error.
 	_, err = call("panic")
-	wantErr(t, err, weirerr.Upstream, `plugin "goplugin@1": trapped`)
-	testpoll.Eventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "the plugin panicked on purpose") }, "the plugin's panic message in the log")
+	wantErr(t, err, weirerr.Upstream, `plugin "goplugin@1": failed (status 1): panic: the plugin panicked on purpose [at main.handle (main.go:`)
 
-	// The panicked instance was replaced; the Go runtime's stdout, stderr and
-	// the log import reach the log.
+	// The Go runtime's stdout, stderr and the log import reach the log.
 	for _, do := range []string{"print", "log"} {
 		if _, err := call(do); err != nil {
 			t.Fatalf("%s: %v", do, err)
@@ -581,6 +580,44 @@ func TestGoRuntimeBehaviours(t *testing.T) {
 
 	_, err = call("fail")
 	wantErr(t, err, weirerr.Upstream, "failed (status 1): asked to fail")
+}
+
+// TestRecoveredPanicKeepsTheInstance: a panicking Go handler fails its
+// call with the panic's text and keeps its instance, so concurrent panics
+// do not drain the pool into 429s.
+func TestRecoveredPanicKeepsTheInstance(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHost(t, Options{PoolSize: 2, Registerer: reg})
+	load(t, h, "goplugin", Limits{})
+	const calls, workers = 100, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	next := make(chan struct{}, calls)
+	for range calls {
+		next <- struct{}{}
+	}
+	close(next)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				_, err := h.Call(context.Background(), "goplugin", "1", nil, []byte(`{"do":"convert"}`))
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		wantErr(t, err, weirerr.Upstream, "panic: interface conversion: interface {} is nil, not string", "main.handle (main.go:")
+	}
+	if n := testutil.ToFloat64(h.metrics.failures.WithLabelValues("goplugin", "1", "guest_error")); n != calls {
+		t.Errorf("%v calls failed as guest errors, want %d", n, calls)
+	}
+	if n := testutil.ToFloat64(h.metrics.failures.WithLabelValues("goplugin", "1", "trap")); n != 0 {
+		t.Errorf("%v calls trapped (instance thrown away), want 0", n)
+	}
 }
 
 func TestRecursionEnds(t *testing.T) {

@@ -4,6 +4,7 @@ package plugin
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -18,8 +19,11 @@ var (
 
 // Invoke runs the registered handler natively on input as the host would,
 // with config as the route's config for the plugin (nil for none) and
-// features as the online feature store (entity -> JSON object). It is only
-// available in native builds.
+// features as the online feature store (entity -> JSON object). It applies
+// the host's rules to the result: the output must be one complete JSON
+// object, and a panic in the handler is returned as an error starting
+// "panic: ", as the host would report it. It is only available in native
+// builds.
 func Invoke(input, config []byte, features map[string][]byte) ([]byte, error) {
 	simConfig, simFeatures = config, features
 	out, err := invoke(input)
@@ -29,7 +33,17 @@ func Invoke(input, config []byte, features map[string][]byte) ([]byte, error) {
 	if out == nil {
 		return nil, errors.New("plugin returned no output")
 	}
+	if _, err := DecodeObject(out); err != nil {
+		return nil, fmt.Errorf("plugin output is not a JSON object (the host refuses it): %w; output starts %q", err, prefix(out, 40))
+	}
 	return append([]byte(nil), out...), nil
+}
+
+func prefix(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }
 
 func hostLog(level Level, msg string) {

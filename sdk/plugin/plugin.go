@@ -3,7 +3,10 @@ package plugin
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 )
 
 // ABIVersion is the version of the weir plugin ABI this SDK implements.
@@ -47,8 +50,16 @@ func Handle(h func(Event) (Event, error)) { eventHandler = h }
 func HandleBytes(h func(in []byte) ([]byte, error)) { bytesHandler = h }
 
 // invoke runs the registered handler on one input and returns the output or
-// an error message.
-func invoke(in []byte) ([]byte, error) {
+// an error message. A panic in the handler is recovered and returned as an
+// error ("panic: VALUE [at FRAMES]"), so the host reports it through
+// set_error and keeps the instance: the Go runtime is sound after a
+// recovered panic, and a trap would make the host throw the instance away.
+func invoke(in []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, panicError(r)
+		}
+	}()
 	cfgValid = false
 	if bytesHandler != nil {
 		return bytesHandler(in)
@@ -60,15 +71,57 @@ func invoke(in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := eventHandler(ev)
+	res, err := eventHandler(ev)
 	if err != nil {
 		return nil, err
 	}
-	if out == nil {
-		out = Event{}
+	if res == nil {
+		res = Event{}
 	}
-	outBuf, err = AppendJSON(outBuf[:0], out)
+	outBuf, err = AppendJSON(outBuf[:0], res)
 	return outBuf, err
+}
+
+// panicFrames is how many stack frames a recovered panic's message names.
+const panicFrames = 4
+
+// panicError describes a recovered panic: its value and the first frames
+// of the code that panicked (the runtime's and this package's own frames
+// left out), e.g.
+//
+//	panic: interface conversion: interface {} is nil, not string [at main.enrich (main.go:21) <- main.helper (main.go:40)]
+//
+// Called from invoke's deferred function, the panicking frames are still on
+// the stack.
+func panicError(r any) error {
+	msg := "panic: " + fmt.Sprint(r)
+	pcs := make([]uintptr, 32)
+	n := runtime.Callers(3, pcs)
+	frames := runtime.CallersFrames(pcs[:n])
+	var at []string
+	for len(at) < panicFrames {
+		f, more := frames.Next()
+		if f.Function != "" && !strings.HasPrefix(f.Function, "runtime.") && !sdkFrame(f) {
+			file := f.File
+			if i := strings.LastIndexByte(file, '/'); i >= 0 {
+				file = file[i+1:]
+			}
+			at = append(at, f.Function+" ("+file+":"+strconv.Itoa(f.Line)+")")
+		}
+		if !more {
+			break
+		}
+	}
+	if len(at) > 0 {
+		msg += " [at " + strings.Join(at, " <- ") + "]"
+	}
+	return errors.New(msg)
+}
+
+// sdkFrame reports a frame of this package's own code (not its tests),
+// which a panic's message leaves out.
+func sdkFrame(f runtime.Frame) bool {
+	return strings.HasPrefix(f.Function, "github.com/weirhq/weir/sdk/plugin.") && !strings.HasSuffix(f.File, "_test.go")
 }
 
 // ConfigBytes returns the raw JSON config the route gives this plugin, or

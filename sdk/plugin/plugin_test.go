@@ -103,3 +103,48 @@ func BenchmarkDecodeEncode(b *testing.B) {
 		}
 	}
 }
+
+func TestInvokeReportsAPanicWithItsFrames(t *testing.T) {
+	Handle(func(ev Event) (Event, error) {
+		ev["n"] = ev["missing"].(string) // interface conversion: nil
+		return ev, nil
+	})
+	defer Handle(nil)
+	_, err := Invoke([]byte(`{}`), nil, nil)
+	if err == nil {
+		t.Fatal("a panicking handler succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"panic: interface conversion: interface {} is nil, not string", "[at ", "plugin_test.go:"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "runtime.") || strings.Contains(msg, "sdk/plugin.invoke") {
+		t.Errorf("error %q names runtime or SDK frames", msg)
+	}
+	// The next call works: the panic was recovered.
+	Handle(func(ev Event) (Event, error) { return ev, nil })
+	if out, err := Invoke([]byte(`{"a":1}`), nil, nil); err != nil || string(out) != `{"a":1}` {
+		t.Errorf("after a panic: %s, %v", out, err)
+	}
+}
+
+func TestInvokeEnforcesTheHostsOutputRules(t *testing.T) {
+	defer HandleBytes(nil)
+	for out, want := range map[string]string{
+		`[1,2]`:       "not a JSON object",
+		`{"a":`:       "not a JSON object",
+		`{"a":1} {}`:  "not a JSON object",
+		`"just text"`: "not a JSON object",
+	} {
+		HandleBytes(func([]byte) ([]byte, error) { return []byte(out), nil })
+		if _, err := Invoke([]byte(`{}`), nil, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("output %s: got %v, want an error containing %q", out, err, want)
+		}
+	}
+	HandleBytes(func([]byte) ([]byte, error) { return []byte(` {"ok":true} `), nil })
+	if out, err := Invoke([]byte(`{}`), nil, nil); err != nil || string(out) != ` {"ok":true} ` {
+		t.Errorf("a valid object: %s, %v", out, err)
+	}
+}

@@ -22,6 +22,8 @@ func handle(ev plugin.Event) (plugin.Event, error) {
 	switch ev["do"] {
 	case "panic":
 		panic("the plugin panicked on purpose")
+	case "convert":
+		ev["n"] = ev["missing"].(string) // panics: interface conversion
 	case "print":
 		fmt.Println("printed by a Go plugin")
 		fmt.Fprintln(os.Stderr, "complained by a Go plugin")
