@@ -69,6 +69,7 @@ func (h *Host) instantiateHostModule(ctx context.Context) error {
 	fn("now_ns", h.hostNow, nil, []api.ValueType{i64})
 	fn("set_output", h.hostSetOutput, []api.ValueType{i32, i32}, nil, "ptr", "len")
 	fn("set_error", h.hostSetError, []api.ValueType{i32, i32}, nil, "ptr", "len")
+	fn("metric", h.hostMetric, []api.ValueType{i32, i32, i32, api.ValueTypeF64}, nil, "kind", "name_ptr", "name_len", "value")
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -190,6 +191,19 @@ func (h *Host) hostSetError(ctx context.Context, mod api.Module, stack []uint64)
 		in.errMsg = append(in.errMsg[:0], read(mod, ptr, min(n, maxGuestMessage))...)
 		in.hasErr = true
 	}
+}
+
+// hostMetric counts (kind 0) or observes (kind 1) a named value, exported
+// as weir_plugin_metric_total / weir_plugin_metric_value under the
+// plugin's name and version (metrics.go bounds the names).
+func (h *Host) hostMetric(ctx context.Context, mod api.Module, stack []uint64) {
+	kind, ptr, n, v := api.DecodeI32(stack[0]), uint32(stack[1]), uint32(stack[2]), api.DecodeF64(stack[3])
+	in := instanceOf(ctx)
+	if in == nil {
+		return
+	}
+	name := read(mod, ptr, min(n, maxGuestMetricName+1))
+	in.pv.m.guest.record(kind, name, v)
 }
 
 // moduleConfig is the sandbox a plugin instance runs in: WASI is offered only

@@ -235,8 +235,10 @@ func (h *Host) check(ctx context.Context, pv *pluginVersion) error {
 
 // Load makes name@version callable: it compiles wasm (once per sha256),
 // validates it and starts the pool's instances. l overrides the host's
-// default limits where non-zero. Loading the same bytes again is a no-op;
-// different bytes under a loaded name@version are a conflict.
+// default limits where non-zero. Loading the same bytes again with the same
+// limits is a no-op; with other limits it replaces the pool by one under
+// the new limits (calls in flight finish on the old one). Different bytes
+// under a loaded name@version are a conflict.
 func (h *Host) Load(ctx context.Context, name, version string, wasm []byte, l Limits) error {
 	if !nameRE.MatchString(name) {
 		return weirerr.Invalidf("plugin name %q is invalid: want 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit", name)
@@ -259,10 +261,14 @@ func (h *Host) Load(ctx context.Context, name, version string, wasm []byte, l Li
 	}
 	if old != nil {
 		if old.comp.sum == sum {
-			return nil
+			if old.limits == l {
+				return nil
+			}
+			// Same bytes, new limits: build a pool under them and swap.
+		} else {
+			return weirerr.Conflictf("plugin %s@%s is already loaded with different bytes (sha256 %s); upload a new version instead",
+				name, version, hex.EncodeToString(old.comp.sum[:8]))
 		}
-		return weirerr.Conflictf("plugin %s@%s is already loaded with different bytes (sha256 %s); upload a new version instead",
-			name, version, hex.EncodeToString(old.comp.sum[:8]))
 	}
 
 	c, err := h.compile(ctx, wasm)
@@ -272,7 +278,9 @@ func (h *Host) Load(ctx context.Context, name, version string, wasm []byte, l Li
 	pv := h.newPluginVersion(name, version, c, l, h.opts.PoolSize, h.metrics.forPlugin(name, version))
 	if err := h.check(ctx, pv); err != nil {
 		h.releaseCompiled(c)
-		pv.m.delete()
+		if old == nil { // a replacement shares old's series
+			pv.m.delete()
+		}
 		return err
 	}
 
@@ -282,7 +290,7 @@ func (h *Host) Load(ctx context.Context, name, version string, wasm []byte, l Li
 		h.releaseCompiled(c)
 		return weirerr.Unavailablef("plugin host is closed")
 	}
-	if other := h.plugins[key]; other != nil { // a concurrent Load won
+	if other := h.plugins[key]; other != nil && other != old { // a concurrent Load won
 		h.mu.Unlock()
 		h.releaseCompiled(c)
 		if other.comp.sum == sum {
@@ -293,6 +301,10 @@ func (h *Host) Load(ctx context.Context, name, version string, wasm []byte, l Li
 	h.plugins[key] = pv
 	h.pending[pv] = struct{}{}
 	h.mu.Unlock()
+	if old != nil {
+		old.close()
+		h.log.Info("plugin limits changed", "plugin", pv.label, "memory_pages", l.MemoryPages, "timeout", l.Timeout)
+	}
 
 	go pv.refiller()
 	if err := pv.fill(ctx); err != nil {

@@ -1,6 +1,9 @@
 package plugins
 
 import (
+	"math"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/promx"
@@ -14,7 +17,19 @@ type metrics struct {
 	failures   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	logDropped *prometheus.CounterVec
+
+	// Series plugins report through the metric import.
+	guestCount   *prometheus.CounterVec
+	guestValue   *prometheus.HistogramVec
+	guestDropped *prometheus.CounterVec
 }
+
+// Bounds on the metric import: the names one plugin version may use, and
+// their form, so a plugin cannot blow up the gateway's series.
+const (
+	maxGuestMetrics    = 16
+	maxGuestMetricName = 40
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -36,7 +51,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Guest log lines (log import, stdout, stderr) dropped by the rate limit.",
 		}, []string{"plugin", "version"}),
 	}
+	m.guestCount = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_plugin_metric_total",
+		Help: "Counts a plugin reports through the metric import (kind 0), by plugin, version and name.",
+	}, []string{"plugin", "version", "name"})
+	m.guestValue = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "weir_plugin_metric_value",
+		Help:    "Values a plugin observes through the metric import (kind 1), by plugin, version and name.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 0.001 .. ~4200
+	}, []string{"plugin", "version", "name"})
+	m.guestDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_plugin_metric_dropped_total",
+		Help: "Metric import calls refused: a bad name, more than 16 names per plugin version, a bad kind or value.",
+	}, []string{"plugin", "version"})
 	var err error
+	if m.guestCount, err = promx.Register(reg, m.guestCount); err != nil {
+		return nil, err
+	}
+	if m.guestValue, err = promx.Register(reg, m.guestValue); err != nil {
+		return nil, err
+	}
+	if m.guestDropped, err = promx.Register(reg, m.guestDropped); err != nil {
+		return nil, err
+	}
 	m.calls, err = promx.Register(reg, m.calls)
 	if err != nil {
 		return nil, err
@@ -60,6 +97,73 @@ type pluginMetrics struct {
 	failures   [numFailures]prometheus.Counter
 	duration   prometheus.Observer
 	logDropped prometheus.Counter
+	guest      *guestMetrics
+}
+
+// guestMetrics are one plugin version's series from the metric import,
+// created on first use of a name.
+type guestMetrics struct {
+	parent    *metrics
+	name, ver string
+	dropped   prometheus.Counter
+
+	mu     sync.Mutex
+	byName map[string]*guestMetric
+}
+
+type guestMetric struct {
+	count prometheus.Counter
+	value prometheus.Observer
+}
+
+// Kinds of the metric import.
+const (
+	metricCount   = 0
+	metricObserve = 1
+)
+
+// record serves one metric import call. It allocates only the first time
+// a name is seen.
+func (g *guestMetrics) record(kind int32, name []byte, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) || (kind == metricCount && v < 0) || (kind != metricCount && kind != metricObserve) {
+		g.dropped.Inc()
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, ok := g.byName[string(name)]
+	if !ok {
+		if !validMetricName(name) || len(g.byName) >= maxGuestMetrics {
+			g.dropped.Inc()
+			return
+		}
+		m = &guestMetric{}
+		g.byName[string(name)] = m
+	}
+	if kind == metricCount {
+		if m.count == nil {
+			m.count = g.parent.guestCount.WithLabelValues(g.name, g.ver, string(name))
+		}
+		m.count.Add(v)
+		return
+	}
+	if m.value == nil {
+		m.value = g.parent.guestValue.WithLabelValues(g.name, g.ver, string(name))
+	}
+	m.value.Observe(v)
+}
+
+// validMetricName: a lower-case letter, then up to 39 of a-z 0-9 _.
+func validMetricName(b []byte) bool {
+	if len(b) == 0 || len(b) > maxGuestMetricName || b[0] < 'a' || b[0] > 'z' {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *metrics) forPlugin(name, version string) pluginMetrics {
@@ -70,6 +174,8 @@ func (m *metrics) forPlugin(name, version string) pluginMetrics {
 		calls:      m.calls.WithLabelValues(name, version),
 		duration:   m.duration.WithLabelValues(name, version),
 		logDropped: m.logDropped.WithLabelValues(name, version),
+		guest: &guestMetrics{parent: m, name: name, ver: version, byName: map[string]*guestMetric{},
+			dropped: m.guestDropped.WithLabelValues(name, version)},
 	}
 	for k := failGuest; k < numFailures; k++ {
 		pm.failures[k] = m.failures.WithLabelValues(name, version, failureNames[k])
@@ -82,6 +188,10 @@ func (pm pluginMetrics) delete() {
 	pm.parent.calls.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.duration.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.logDropped.DeleteLabelValues(pm.name, pm.ver)
+	pm.parent.guestDropped.DeleteLabelValues(pm.name, pm.ver)
+	own := prometheus.Labels{"plugin": pm.name, "version": pm.ver}
+	pm.parent.guestCount.DeletePartialMatch(own)
+	pm.parent.guestValue.DeletePartialMatch(own)
 	for k := failGuest; k < numFailures; k++ {
 		pm.parent.failures.DeleteLabelValues(pm.name, pm.ver, failureNames[k])
 	}

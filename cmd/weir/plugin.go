@@ -86,6 +86,6 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(push, ls, rm)
+	cmd.AddCommand(push, ls, rm, newPluginRunCmd())
 	return cmd
 }

@@ -69,3 +69,24 @@ func hostFeatures(entity string, buf []byte) int32 {
 }
 
 func hostNow() int64 { return int64(time.Since(simStart)) }
+
+// MetricCall is one Count (Kind 0) or Observe (Kind 1) call seen natively.
+type MetricCall struct {
+	Kind  int32
+	Name  string
+	Value float64
+}
+
+var simMetrics []MetricCall
+
+// RecordedMetrics returns the Count and Observe calls made natively since
+// the last RecordedMetrics, for unit tests. Native builds only.
+func RecordedMetrics() []MetricCall {
+	m := simMetrics
+	simMetrics = nil
+	return m
+}
+
+func hostMetric(kind int32, name string, v float64) {
+	simMetrics = append(simMetrics, MetricCall{kind, name, v})
+}

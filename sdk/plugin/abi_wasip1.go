@@ -18,6 +18,9 @@ func weirFeatures(entity unsafe.Pointer, entityLen int32, buf unsafe.Pointer, ca
 //go:wasmimport weir now_ns
 func weirNowNs() int64
 
+//go:wasmimport weir metric
+func weirMetric(kind int32, name unsafe.Pointer, nameLen int32, value float64)
+
 //go:wasmimport weir set_output
 func weirSetOutput(ptr unsafe.Pointer, n int32)
 
@@ -70,3 +73,7 @@ func hostFeatures(entity string, buf []byte) int32 {
 }
 
 func hostNow() int64 { return weirNowNs() }
+
+func hostMetric(kind int32, name string, v float64) {
+	weirMetric(kind, unsafe.Pointer(unsafe.StringData(name)), int32(len(name)), v)
+}

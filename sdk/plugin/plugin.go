@@ -185,6 +185,18 @@ func Features(entity string) (features Event, found bool, err error) {
 // Log writes msg to the gateway log under the plugin's name.
 func Log(level Level, msg string) { hostLog(level, msg) }
 
+// Count adds v (at least 0) to the counter name, which the gateway exports
+// as weir_plugin_metric_total{plugin,version,name}. Names are a lower-case
+// letter then up to 39 of a-z 0-9 _; a plugin version may use 16 names
+// (Count and Observe together); other calls are dropped and counted in
+// weir_plugin_metric_dropped_total.
+func Count(name string, v float64) { hostMetric(0, name, v) }
+
+// Observe records v in the histogram name, exported as
+// weir_plugin_metric_value{plugin,version,name} (buckets 0.001 to ~4200,
+// x4 apart). Names are bounded as for Count.
+func Observe(name string, v float64) { hostMetric(1, name, v) }
+
 // Now returns the host's monotonic clock in nanoseconds.
 func Now() int64 { return hostNow() }
 

@@ -148,3 +148,20 @@ func TestInvokeEnforcesTheHostsOutputRules(t *testing.T) {
 		t.Errorf("a valid object: %s, %v", out, err)
 	}
 }
+
+func TestMetricsAreRecordedNatively(t *testing.T) {
+	Handle(func(ev Event) (Event, error) {
+		Count("calls", 1)
+		Observe("amount", 2.5)
+		return ev, nil
+	})
+	defer Handle(nil)
+	if _, err := Invoke([]byte(`{}`), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := RecordedMetrics()
+	want := []MetricCall{{0, "calls", 1}, {1, "amount", 2.5}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("recorded %+v, want %+v", got, want)
+	}
+}
