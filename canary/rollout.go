@@ -356,6 +356,9 @@ func desiredVariants(st *Status, vs []router.Variant, matches []router.MatchRule
 		canary.Weight = 0
 	case Promoted:
 		stable.Model, stable.Version = st.Spec.Model, st.Spec.Version
+		// A canary of plugin versions: the stable variant now runs the
+		// canary's chains (nil: the route's).
+		stable.Plugins, stable.Postprocess = canary.Plugins, canary.Postprocess
 		canary.Weight = 0
 		referenced := false
 		for _, m := range matches {

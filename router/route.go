@@ -32,13 +32,71 @@ type PluginRef struct {
 	Version string `json:"version,omitempty"` // "" or "latest": resolved by the gateway
 	// Config is passed to the plugin verbatim; it must be a JSON object.
 	Config json.RawMessage `json:"config,omitempty"`
-	// OnError is "fail" (the default when empty) or "skip".
-	OnError string `json:"on_error,omitempty"`
+	// OnError says what a failure of this plugin does: "fail" (the
+	// default), "skip" or {"default":{...}}.
+	OnError OnError `json:"on_error,omitzero"`
+	// Timeout and MemoryMB override the plugin version's limits for this
+	// route ("" and 0: the version's own). Timeout is a Go duration.
+	Timeout  string `json:"timeout,omitempty"`
+	MemoryMB int    `json:"memory_mb,omitempty"`
 }
 
 // SkipOnError reports whether a failure of this plugin is skipped rather
 // than failing the request.
-func (p PluginRef) SkipOnError() bool { return p.OnError == "skip" }
+func (p PluginRef) SkipOnError() bool { return p.OnError.Action == "skip" }
+
+// TimeoutOverride is the route's timeout for this plugin, 0 for none.
+// Validation guarantees it parses.
+func (p PluginRef) TimeoutOverride() time.Duration {
+	d, _ := time.ParseDuration(p.Timeout)
+	return d
+}
+
+// OnError is a plugin entry's on_error: JSON "fail", "skip", or
+// {"default":{...}}, whose object the gateway uses as the plugin's output
+// when it fails.
+type OnError struct {
+	Action  string          // "fail", "skip" or "default"; "" is fail
+	Default json.RawMessage // the output used when Action is "default"
+}
+
+// IsZero reports the default (fail), which on_error omits.
+func (o OnError) IsZero() bool { return o.Action == "" && o.Default == nil }
+
+// MarshalJSON writes the form UnmarshalJSON reads.
+func (o OnError) MarshalJSON() ([]byte, error) {
+	if o.Action == "default" {
+		return json.Marshal(map[string]json.RawMessage{"default": o.Default})
+	}
+	return json.Marshal(o.Action)
+}
+
+// UnmarshalJSON reads "fail", "skip" or {"default":{...}}; the values are
+// checked by validation, which names the field.
+func (o *OnError) UnmarshalJSON(b []byte) error {
+	t := bytes.TrimSpace(b)
+	if len(t) > 0 && t[0] == '{' {
+		var d struct {
+			Default json.RawMessage `json:"default"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(t))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&d); err != nil {
+			return fmt.Errorf("on_error object: %v (expected {\"default\":{...}})", err)
+		}
+		*o = OnError{Action: "default", Default: append(json.RawMessage(nil), d.Default...)}
+		if o.Default == nil {
+			o.Default = json.RawMessage("null")
+		}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(t, &s); err != nil {
+		return fmt.Errorf("on_error is %s: expected \"fail\", \"skip\" or {\"default\":{...}}", abbrev(t))
+	}
+	*o = OnError{Action: s}
+	return nil
+}
 
 // Variant is one arm of a traffic split. Its Name is what the gateway reports
 // in X-Weir-Variant and in events.
@@ -47,6 +105,11 @@ type Variant struct {
 	Model   string `json:"model"`
 	Version string `json:"version,omitempty"` // "" or "latest": resolved by the gateway
 	Weight  int    `json:"weight"`
+	// Plugins and Postprocess, when set, replace the route's chains for
+	// this variant, so a rollout can canary a plugin version. nil: the
+	// route's; an empty list: none.
+	Plugins     *[]PluginRef `json:"plugins,omitempty"`
+	Postprocess *[]PluginRef `json:"postprocess,omitempty"`
 }
 
 // Sticky says where the sticky key of a request comes from: exactly one of
@@ -201,16 +264,21 @@ func Compile(name string, cfg Config) (*Route, error) {
 	return r, nil
 }
 
-func validate(c *Config) error {
-	for i, p := range c.Plugins {
-		if err := validatePlugin(fmt.Sprintf("plugins[%d]", i), p); err != nil {
+func validatePlugins(f string, ps []PluginRef) error {
+	for i, p := range ps {
+		if err := validatePlugin(fmt.Sprintf("%s[%d]", f, i), p); err != nil {
 			return err
 		}
 	}
-	for i, p := range c.Postprocess {
-		if err := validatePlugin(fmt.Sprintf("postprocess[%d]", i), p); err != nil {
-			return err
-		}
+	return nil
+}
+
+func validate(c *Config) error {
+	if err := validatePlugins("plugins", c.Plugins); err != nil {
+		return err
+	}
+	if err := validatePlugins("postprocess", c.Postprocess); err != nil {
+		return err
 	}
 	if len(c.Variants) == 0 {
 		return weirerr.Invalidf("route field variants is empty: expected at least one variant {\"name\",\"model\",\"version\",\"weight\"}")
@@ -237,6 +305,16 @@ func validate(c *Config) error {
 		}
 		if v.Weight < 0 || v.Weight > 100 {
 			return weirerr.Invalidf("route field %s.weight is %d: expected an integer from 0 to 100", f, v.Weight)
+		}
+		if v.Plugins != nil {
+			if err := validatePlugins(f+".plugins", *v.Plugins); err != nil {
+				return err
+			}
+		}
+		if v.Postprocess != nil {
+			if err := validatePlugins(f+".postprocess", *v.Postprocess); err != nil {
+				return err
+			}
 		}
 		sum += v.Weight
 	}
@@ -307,10 +385,24 @@ func validatePlugin(f string, p PluginRef) error {
 			return weirerr.Invalidf("route field %s.config is %s: expected a JSON object", f, abbrev(t))
 		}
 	}
-	switch p.OnError {
+	switch p.OnError.Action {
 	case "", "fail", "skip":
+	case "default":
+		t := bytes.TrimSpace(p.OnError.Default)
+		if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+			return weirerr.Invalidf("route field %s.on_error.default is %s: expected a JSON object (the output used when the plugin fails)", f, abbrev(t))
+		}
 	default:
-		return weirerr.Invalidf("route field %s.on_error is %q: expected \"fail\" or \"skip\"", f, p.OnError)
+		return weirerr.Invalidf("route field %s.on_error is %q: expected \"fail\", \"skip\" or {\"default\":{...}}", f, p.OnError.Action)
+	}
+	if p.Timeout != "" {
+		d, err := time.ParseDuration(p.Timeout)
+		if err != nil || d <= 0 || d > time.Minute {
+			return weirerr.Invalidf("route field %s.timeout is %q: expected a duration such as 50ms, at most 1m", f, p.Timeout)
+		}
+	}
+	if p.MemoryMB < 0 || p.MemoryMB > 4096 {
+		return weirerr.Invalidf("route field %s.memory_mb is %d: expected a whole number of MiB from 1 to 4096", f, p.MemoryMB)
 	}
 	return nil
 }
@@ -347,7 +439,7 @@ func cloneConfig(c Config) Config {
 	out := c
 	out.Plugins = clonePlugins(c.Plugins)
 	out.Postprocess = clonePlugins(c.Postprocess)
-	out.Variants = append([]Variant(nil), c.Variants...)
+	out.Variants = cloneVariants(c.Variants)
 	if c.Sticky != nil {
 		s := *c.Sticky
 		out.Sticky = &s
@@ -374,6 +466,27 @@ func clonePlugins(ps []PluginRef) []PluginRef {
 		if p.Config != nil {
 			out[i].Config = append(json.RawMessage(nil), p.Config...)
 		}
+		if p.OnError.Default != nil {
+			out[i].OnError.Default = append(json.RawMessage(nil), p.OnError.Default...)
+		}
+	}
+	return out
+}
+
+func cloneVariants(vs []Variant) []Variant {
+	if vs == nil {
+		return nil
+	}
+	out := append([]Variant(nil), vs...)
+	for i, v := range vs {
+		if v.Plugins != nil {
+			ps := clonePlugins(*v.Plugins)
+			out[i].Plugins = &ps
+		}
+		if v.Postprocess != nil {
+			ps := clonePlugins(*v.Postprocess)
+			out[i].Postprocess = &ps
+		}
 	}
 	return out
 }
@@ -391,7 +504,7 @@ func (r *Route) UpdatedAt() time.Time { return r.updatedAt }
 func (r *Route) Config() Config { return cloneConfig(r.cfg) }
 
 // Variants returns a copy of the route's variants, in configuration order.
-func (r *Route) Variants() []Variant { return append([]Variant(nil), r.cfg.Variants...) }
+func (r *Route) Variants() []Variant { return cloneVariants(r.cfg.Variants) }
 
 // Variant returns the variant named name.
 func (r *Route) Variant(name string) (*Variant, bool) {
@@ -408,6 +521,23 @@ func (r *Route) Plugins() []PluginRef { return r.cfg.Plugins }
 
 // Postprocess is the post-processing chain (do not modify the returned slice).
 func (r *Route) Postprocess() []PluginRef { return r.cfg.Postprocess }
+
+// PluginsFor is the pre-processing chain variant v runs: its own when it
+// overrides the route's (do not modify the returned slice).
+func (r *Route) PluginsFor(v *Variant) []PluginRef {
+	if v != nil && v.Plugins != nil {
+		return *v.Plugins
+	}
+	return r.cfg.Plugins
+}
+
+// PostprocessFor is the post-processing chain variant v runs.
+func (r *Route) PostprocessFor(v *Variant) []PluginRef {
+	if v != nil && v.Postprocess != nil {
+		return *v.Postprocess
+	}
+	return r.cfg.Postprocess
+}
 
 // Sticky reports where the sticky key comes from; ok is false when the route
 // has no stickiness (every request is split at random).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -294,7 +295,7 @@ func (s *Store) UpdateVariants(ctx context.Context, name string, fn func(vs []Va
 		if err != nil {
 			return err
 		}
-		if slices.Equal(vs, cur.cfg.Variants) {
+		if reflect.DeepEqual(vs, cur.cfg.Variants) {
 			return s.waitApplied(ctx, e.Revision())
 		}
 		next, err := cur.withVariants(vs)
@@ -342,8 +343,9 @@ func (s *Store) References(model, version string) []string {
 	return out
 }
 
-// PluginReferences lists the routes whose plugin or postprocess chain names
-// plugin name/version (versions compare as in References).
+// PluginReferences lists the routes whose plugin or postprocess chains (the
+// route's or a variant's) name plugin name/version (versions compare as in
+// References).
 func (s *Store) PluginReferences(name, version string) []string {
 	var out []string
 	for _, r := range s.List() {
@@ -355,7 +357,11 @@ func (s *Store) PluginReferences(name, version string) []string {
 			}
 			return false
 		}
-		if uses(r.cfg.Plugins) || uses(r.cfg.Postprocess) {
+		hit := uses(r.cfg.Plugins) || uses(r.cfg.Postprocess)
+		for _, v := range r.cfg.Variants {
+			hit = hit || (v.Plugins != nil && uses(*v.Plugins)) || (v.Postprocess != nil && uses(*v.Postprocess))
+		}
+		if hit {
 			out = append(out, r.name)
 		}
 	}
