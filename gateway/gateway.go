@@ -88,6 +88,9 @@ type Options struct {
 	// CanaryTick is how often rollouts are looked at; keep it a fraction
 	// of the shortest rollout interval. Default 250ms.
 	CanaryTick time.Duration
+	// PluginPool is the number of warm instances per plugin version (how
+	// many calls of one plugin run at once). Default 2×GOMAXPROCS.
+	PluginPool int
 	Logger     *slog.Logger
 }
 
@@ -311,6 +314,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		Logger:         g.log,
 		Registerer:     g.reg,
 		MaxOutputBytes: o.MaxPluginOutput,
+		PoolSize:       o.PluginPool,
 	}); err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func (p *pluginSet) apply(c artifacts.Change) {
 	p.mu.RLock()
 	cur, had := p.versions[c.Name][c.Version]
 	p.mu.RUnlock()
-	if !had || cur.meta.Blob != c.Meta.Blob || !p.host.Loaded(c.Name, c.Version) {
+	if !had || cur.meta.Blob != c.Meta.Blob || cur.limits != pv.limits || !p.host.Loaded(c.Name, c.Version) {
 		wasm, err := p.store.Blob(context.Background(), c.Meta.Blob)
 		if err == nil {
 			err = p.host.Load(context.Background(), c.Name, c.Version, wasm, pv.limits)
@@ -109,9 +109,25 @@ func (p *pluginSet) put(name, version string, pv pluginVersion) {
 }
 
 // upload loads Wasm bytes here (which validates them), then stores them.
+// Limits belong to the version: a re-push of the same bytes keeps the
+// stored limits it does not set (l's zero fields), and the stored limits
+// are what every replica, and this one after a restart, applies.
 func (p *pluginSet) upload(ctx context.Context, name, version string, wasm []byte, l plugins.Limits) (artifacts.Meta, error) {
 	if len(wasm) == 0 {
 		return artifacts.Meta{}, weirerr.Invalidf("the request body is empty: send the plugin's Wasm bytes")
+	}
+	prev, had, err := p.store.Meta(ctx, name, version)
+	if err != nil {
+		return artifacts.Meta{}, weirerr.Unavailablef("read plugin %s@%s: %v", name, version, err)
+	}
+	if had && prev.Blob == artifacts.Digest(wasm) {
+		stored := limitsOf(prev)
+		if l.MemoryPages == 0 {
+			l.MemoryPages = stored.MemoryPages
+		}
+		if l.Timeout == 0 {
+			l.Timeout = stored.Timeout
+		}
 	}
 	// Load validates (exports, imports, ABI version) before it keeps
 	// anything: an invalid plugin is refused here, with nothing stored.
@@ -125,7 +141,6 @@ func (p *pluginSet) upload(ctx context.Context, name, version string, wasm []byt
 	if l.Timeout > 0 {
 		m.Attrs[attrTimeout] = l.Timeout.String()
 	}
-	var err error
 	if m.Blob, err = p.store.PutBlob(ctx, wasm); err != nil {
 		return m, err
 	}

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,6 +17,7 @@ import (
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/plugins"
 	"github.com/weirhq/weir/router"
 )
 
@@ -70,6 +75,7 @@ type predictResponse struct {
 	Version string          `json:"version"`
 	Outputs map[string]any  `json:"outputs"`
 	Result  json.RawMessage `json:"result,omitempty"`
+	Trace   *predictTrace   `json:"trace,omitempty"`
 }
 
 // predict serves POST /v1/routes/{route}/predict: raw JSON -> the route's
@@ -85,6 +91,13 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 	if err := checkName("route", name); err != nil {
 		return err
 	}
+	var tr *predictTrace
+	if t := c.Query("trace"); t != "" && t != "0" && t != "false" {
+		if err := g.checkAdmin(c, "trace=1"); err != nil {
+			return err
+		}
+		tr = &predictTrace{Plugins: []traceStep{}}
+	}
 	rows, err := decodeRows(c.Body(), g.opts.MaxRows)
 	if err != nil {
 		return err
@@ -99,7 +112,7 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 		c.Set("X-Weir-Variant", variant.Name)
 	}
 	ev := &monitor.Event{TS: start.UTC(), Route: name, Variant: variant.Name, Model: variant.Model, Version: variant.Version}
-	resp, shadowRows, err := g.runPredict(c.UserContext(), rt, variant, rows, ev)
+	resp, shadowRows, err := g.runPredict(c.UserContext(), rt, variant, rows, ev, tr)
 	if ev.Version != "" {
 		c.Set("X-Weir-Model", ev.Model)
 		c.Set("X-Weir-Model-Version", ev.Version)
@@ -174,8 +187,9 @@ func decodeRows(body []byte, maxRows int) ([]map[string]any, error) {
 }
 
 // runPredict does the work of predict once the variant is chosen, filling
-// ev as it learns things. It returns the enriched rows for a shadow.
-func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *router.Variant, rows []map[string]any, ev *monitor.Event) (*predictResponse, []map[string]any, error) {
+// ev as it learns things, and tr when tracing. It returns the enriched rows
+// for a shadow.
+func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *router.Variant, rows []map[string]any, ev *monitor.Event, tr *predictTrace) (*predictResponse, []map[string]any, error) {
 	v, err := g.models.Get(variant.Model, variant.Version)
 	if err != nil {
 		return nil, nil, err
@@ -184,23 +198,32 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 	if err := g.joinFeatures(ctx, rt, rows); err != nil {
 		return nil, nil, err
 	}
+	chain := rt.PluginsFor(variant)
 	for i := range rows {
-		if rows[i], err = g.runChain(ctx, rt.Name(), rt.Plugins(), rows[i]); err != nil {
-			return nil, nil, err
+		if rows[i], err = g.runChain(ctx, rt.Name(), chain, rows[i], i, tr); err != nil {
+			return nil, nil, inRow(err, i, len(rows))
 		}
 	}
 	t, err := v.PackFeatures(rows)
 	ev.Features = featureMap(v.Features, t)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, g.blameFeatures(err, v, chain, rows)
+	}
+	if tr != nil {
+		tr.ModelInput = &traceTensor{Name: t.Name, Datatype: string(t.Datatype), Shape: t.Shape, Features: v.Features, Data: t.Data}
 	}
 	outs, err := v.RunTensors([]models.Tensor{t})
 	if err != nil {
 		return nil, nil, err
 	}
-	resp := &predictResponse{Route: rt.Name(), Variant: variant.Name, Model: v.Name, Version: v.Version, Outputs: outputMap(outs, len(rows))}
+	if tr != nil {
+		for _, o := range outs {
+			tr.ModelOutput = append(tr.ModelOutput, traceTensor{Name: o.Name, Datatype: string(o.Datatype), Shape: o.Shape, Data: o.Data})
+		}
+	}
+	resp := &predictResponse{Route: rt.Name(), Variant: variant.Name, Model: v.Name, Version: v.Version, Outputs: outputMap(outs, len(rows)), Trace: tr}
 	ev.Outputs = resp.Outputs
-	if post := rt.Postprocess(); len(post) > 0 {
+	if post := rt.PostprocessFor(variant); len(post) > 0 {
 		in := map[string]any{"route": rt.Name(), "variant": variant.Name, "model": v.Name, "version": v.Version,
 			"features": ev.Features, "outputs": resp.Outputs}
 		if len(rows) == 1 {
@@ -209,7 +232,7 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 			in["events"] = rows
 		}
 		for _, p := range post {
-			out, err := g.callPlugin(ctx, rt.Name(), p, in)
+			out, _, err := g.callPlugin(ctx, rt.Name(), "postprocess", -1, p, in, tr)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -220,6 +243,69 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 		}
 	}
 	return resp, rows, nil
+}
+
+// inRow names the row of a batch an error is about.
+func inRow(err error, i, n int) error {
+	if n <= 1 {
+		return err
+	}
+	var we *weirerr.Error
+	if errors.As(err, &we) {
+		return &weirerr.Error{Kind: we.Kind, Msg: fmt.Sprintf("row %d: %s", i, we.Msg), Err: err}
+	}
+	return fmt.Errorf("row %d: %w", i, err)
+}
+
+// blameFeatures says where a feature the model could not read came from.
+// With a plugin chain, the chain's output is at fault: 502 naming the
+// chain and the keys it returned. Without one, the client's event lacks
+// it: 400 naming the event's keys.
+func (g *Gateway) blameFeatures(err error, v *models.Version, chain []router.PluginRef, rows []map[string]any) error {
+	var fe *models.FeatureError
+	if !errors.As(err, &fe) || fe.Row < 0 || fe.Row >= len(rows) {
+		return err
+	}
+	keys := keyList(rows[fe.Row])
+	if len(chain) == 0 {
+		return weirerr.Invalidf("%s: model %s@%s needs features %s; the request has keys %s", fe, v.Name, v.Version, strings.Join(v.Features, ","), keys)
+	}
+	return weirerr.Upstreamf("%s: model %s@%s needs features %s, and the route's plugin chain %s returned keys %s (the last plugin's output is the model's input: return the event with your features added)",
+		fe, v.Name, v.Version, strings.Join(v.Features, ","), g.chainLabel(chain), keys)
+}
+
+// chainLabel names a plugin chain with resolved versions: a@1 -> b@3.
+func (g *Gateway) chainLabel(chain []router.PluginRef) string {
+	names := make([]string, len(chain))
+	for i, p := range chain {
+		ver, err := g.plugins.resolve(p.Name, p.Version)
+		if err != nil {
+			ver = p.Version
+		}
+		names[i] = p.Name + "@" + ver
+	}
+	return strings.Join(names, " -> ")
+}
+
+// keyList is a row's keys, sorted and bounded, for error messages.
+func keyList(row map[string]any) string {
+	const maxKeys = 32
+	keys := make([]string, 0, len(row))
+	for k := range row {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	more := ""
+	if len(keys) > maxKeys {
+		more = fmt.Sprintf(" and %d more", len(keys)-maxKeys)
+		keys = keys[:maxKeys]
+	}
+	for i, k := range keys {
+		if len(k) > 64 {
+			keys[i] = k[:64] + "..."
+		}
+	}
+	return "[" + strings.Join(keys, " ") + "]" + more
 }
 
 // joinFeatures merges an entity's online features into each row (fields
@@ -250,10 +336,11 @@ func (g *Gateway) joinFeatures(ctx context.Context, rt *router.Route, rows []map
 	return nil
 }
 
-// runChain passes row through the route's enrichment plugins in order.
-func (g *Gateway) runChain(ctx context.Context, route string, chain []router.PluginRef, row map[string]any) (map[string]any, error) {
+// runChain passes row (row number i of the request) through a plugin
+// chain in order: each plugin's output is the next one's input.
+func (g *Gateway) runChain(ctx context.Context, route string, chain []router.PluginRef, row map[string]any, i int, tr *predictTrace) (map[string]any, error) {
 	for _, p := range chain {
-		out, err := g.callPlugin(ctx, route, p, row)
+		out, version, err := g.callPlugin(ctx, route, "plugins", i, p, row, tr)
 		if err != nil {
 			return nil, err
 		}
@@ -262,33 +349,113 @@ func (g *Gateway) runChain(ctx context.Context, route string, chain []router.Plu
 		}
 		var next map[string]any
 		if err := json.Unmarshal(out, &next); err != nil || next == nil {
-			return nil, weirerr.Upstreamf("plugin %q returned %s, expected a JSON object", p.Name, abbrev(out))
+			return nil, weirerr.Upstreamf("plugin %q returned %s, expected a JSON object", p.Name+"@"+version, abbrev(out))
 		}
 		row = next
 	}
 	return row, nil
 }
 
-// callPlugin runs one plugin on in; with on_error "skip", a failure
-// returns (nil, nil) and is counted.
-func (g *Gateway) callPlugin(ctx context.Context, route string, p router.PluginRef, in any) (json.RawMessage, error) {
-	version, err := g.plugins.resolve(p.Name, p.Version)
+// callPlugin runs one plugin on in under its route's limit overrides and
+// checks that the output is a JSON object. With on_error "skip", a failure
+// returns (nil, nil); with on_error {"default":...}, that object. Both are
+// counted. version is the plugin version that ran.
+func (g *Gateway) callPlugin(ctx context.Context, route, stage string, row int, p router.PluginRef, in any, tr *predictTrace) (out json.RawMessage, version string, err error) {
+	start := time.Now()
+	var input []byte
+	version, err = g.plugins.resolve(p.Name, p.Version)
 	if err == nil {
-		var input []byte
 		if input, err = json.Marshal(in); err == nil {
-			var out []byte
-			out, err = g.pluginHost.Call(ctx, p.Name, version, p.Config, input)
+			l := plugins.Limits{Timeout: p.TimeoutOverride(), MemoryPages: uint32(p.MemoryMB) * 16}
+			out, err = g.pluginHost.CallWithLimits(ctx, p.Name, version, p.Config, input, l)
 			if err == nil {
-				return out, nil
+				err = checkJSON(p.Name+"@"+version, out)
 			}
 		}
 	}
-	if p.SkipOnError() {
+	if tr != nil {
+		st := traceStep{Stage: stage, Row: row, Plugin: p.Name, Version: version, Input: input, TimeUS: float64(time.Since(start).Nanoseconds()) / 1e3}
+		if err == nil {
+			st.Output = out
+		} else {
+			st.Error = err.Error()
+			if p.OnError.Action == "skip" || p.OnError.Action == "default" {
+				st.OnError = p.OnError.Action
+			}
+		}
+		if row < 0 {
+			st.Row = 0
+		}
+		tr.Plugins = append(tr.Plugins, st)
+	}
+	if err == nil {
+		return out, version, nil
+	}
+	switch p.OnError.Action {
+	case "skip":
 		g.met.pluginSkips.WithLabelValues(route, p.Name).Inc()
 		g.log.Warn("plugin failed, skipped (on_error: skip)", "route", route, "plugin", p.Name, "err", err)
-		return nil, nil
+		return nil, version, nil
+	case "default":
+		g.met.pluginSkips.WithLabelValues(route, p.Name).Inc()
+		g.log.Warn("plugin failed, its on_error default used", "route", route, "plugin", p.Name, "err", err)
+		return p.OnError.Default, version, nil
 	}
-	return nil, err
+	return nil, version, err
+}
+
+// checkJSON checks a plugin's output is valid JSON (the host checked it
+// starts as an object), naming the plugin and the position of an error.
+func checkJSON(label string, out []byte) error {
+	if json.Valid(out) {
+		return nil
+	}
+	var v any
+	err := json.Unmarshal(out, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return weirerr.Upstreamf("plugin %q returned invalid JSON at byte %d of %d: %v (output starts %s)", label, se.Offset, len(out), err, abbrev(out))
+	}
+	return weirerr.Upstreamf("plugin %q returned invalid JSON: %v (output starts %s)", label, err, abbrev(out))
+}
+
+// predictTrace is what ?trace=1 (admin token) adds to a predict answer:
+// every plugin call in order, the packed model input and the model's raw
+// outputs.
+type predictTrace struct {
+	Plugins     []traceStep   `json:"plugins"`
+	ModelInput  *traceTensor  `json:"model_input,omitempty"`
+	ModelOutput []traceTensor `json:"model_output,omitempty"`
+}
+
+type traceStep struct {
+	Stage   string          `json:"stage"` // "plugins" or "postprocess"
+	Row     int             `json:"row"`   // the request row (plugins stage)
+	Plugin  string          `json:"plugin"`
+	Version string          `json:"version,omitempty"`
+	Input   json.RawMessage `json:"input,omitempty"`
+	Output  json.RawMessage `json:"output,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	OnError string          `json:"on_error,omitempty"` // "skip" or "default" when a failure was replaced
+	TimeUS  float64         `json:"time_us"`
+}
+
+type traceTensor struct {
+	Name     string            `json:"name"`
+	Datatype string            `json:"datatype"`
+	Shape    []int64           `json:"shape"`
+	Features []string          `json:"features,omitempty"`
+	Data     models.TensorData `json:"data"`
+}
+
+// checkAdmin refuses a request without the admin token, for admin-only
+// options of open endpoints.
+func (g *Gateway) checkAdmin(c *fiber.Ctx, what string) error {
+	tok, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	if !ok || tok == "" || !equalToken(g.adminToken)(tok) {
+		return weirerr.Unauthorizedf("%s needs the admin token (Authorization: Bearer <token>)", what)
+	}
+	return nil
 }
 
 func abbrev(b []byte) string {

@@ -50,8 +50,13 @@ var txFeatures = []string{"amount_log", "amount_zscore", "merchant_risk"}
 func fraudGateway(t *testing.T) *testgw.Gateway {
 	g := testgw.Start(t)
 	pushModel(t, g, "scorer", "1", scorer(t, txFeatures, []float32{0.5, 0.8, 3}, -4))
-	pushPlugin(t, g, "fraud-features", "1", plugin(t, "fraud-features"))
-	pushPlugin(t, g, "decision", "1", plugin(t, "decision"))
+	// Go plugins under a generous deadline: the machines tests run on are
+	// shared and loaded, and a 20ms default fails on a scheduling stall.
+	for _, p := range []string{"fraud-features", "decision"} {
+		if err := g.Client.PushPluginLimits(context.Background(), p, "1", bytes.NewReader(plugin(t, p)), client.PluginLimits{Timeout: 5 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	setRoute(t, g, "tx", `{
 		"plugins":[{"name":"fraud-features","config":{"merchant_risk":{"giftcards":0.9}}}],
 		"postprocess":[{"name":"decision","config":{"review":0.5,"block":0.8}}],
@@ -118,12 +123,24 @@ func TestPredictErrors(t *testing.T) {
 			}
 		})
 	}
-	// A model feature that no plugin produces: 400 naming it.
+	// A model feature that the plugin chain does not produce: 502 naming
+	// the feature, the chain and the keys it returned.
 	pushModel(t, g, "needs-more", "1", scorer(t, []string{"amount_log", "velocity"}, []float32{1, 1}, 0))
 	setRoute(t, g, "more", `{"plugins":[{"name":"fraud-features"}],"variants":[{"name":"a","model":"needs-more","weight":100}]}`)
 	a := call(t, "POST", g.URL+"/v1/routes/more/predict", "", []byte(`{"account_id":"a1","amount":5}`))
-	if a.status != 400 || !strings.Contains(a.body["error"].(string), `missing feature "velocity"`) {
-		t.Errorf("missing feature: %d %s", a.status, a.raw)
+	msg, _ := a.body["error"].(string)
+	for _, want := range []string{`missing feature "velocity"`, "plugin chain fraud-features@1 returned keys [", " amount_log ", "model needs-more@1 needs features amount_log,velocity"} {
+		if a.status != 502 || !strings.Contains(msg, want) {
+			t.Errorf("missing feature from a plugin: %d %s, want 502 containing %q", a.status, a.raw, want)
+		}
+	}
+	// Without plugins the client's event lacks it: 400 naming its keys.
+	// In a batch, the row is named.
+	setRoute(t, g, "bare", `{"variants":[{"name":"a","model":"needs-more","weight":100}]}`)
+	a = call(t, "POST", g.URL+"/v1/routes/bare/predict", "", []byte(`[{"amount_log":1,"velocity":2},{"amount_log":1,"velocity":"fast"}]`))
+	msg, _ = a.body["error"].(string)
+	if a.status != 400 || !strings.Contains(msg, `feature "velocity" in row 1 is fast (string), expected a number`) || !strings.Contains(msg, "the request has keys [amount_log velocity]") {
+		t.Errorf("wrong-typed feature in the event: %d %s", a.status, a.raw)
 	}
 }
 

@@ -120,14 +120,33 @@ func (v *Version) PackFeatures(rows []map[string]any) (Tensor, error) {
 	return t, err
 }
 
-func featureValue(row map[string]any, name string, r, rows int) (float64, error) {
+// FeatureError is a model feature that PackFeatures could not read from a
+// row: missing (absent or null) or not a number. PackFeatures returns it
+// wrapped in a weirerr Invalid error; callers that know where the row came
+// from (a plugin chain) find it with errors.As and say so.
+type FeatureError struct {
+	Feature string
+	Row     int // index of the row, when Rows > 1
+	Rows    int
+	Missing bool
+	Value   any // the value, when not Missing
+}
+
+func (e *FeatureError) Error() string {
 	where := ""
-	if rows > 1 {
-		where = fmt.Sprintf(" in row %d", r)
+	if e.Rows > 1 {
+		where = fmt.Sprintf(" in row %d", e.Row)
 	}
+	if e.Missing {
+		return fmt.Sprintf("missing feature %q%s", e.Feature, where)
+	}
+	return fmt.Sprintf("feature %q%s is %v (%T), expected a number", e.Feature, where, e.Value, e.Value)
+}
+
+func featureValue(row map[string]any, name string, r, rows int) (float64, error) {
 	raw, ok := row[name]
 	if !ok || raw == nil {
-		return 0, weirerr.Invalidf("missing feature %q%s", name, where)
+		return 0, weirerr.Invalidf("%w", &FeatureError{Feature: name, Row: r, Rows: rows, Missing: true})
 	}
 	switch x := raw.(type) {
 	case float64:
@@ -153,5 +172,5 @@ func featureValue(row map[string]any, name string, r, rows int) (float64, error)
 			return f, nil
 		}
 	}
-	return 0, weirerr.Invalidf("feature %q%s is %v (%T), expected a number", name, where, raw, raw)
+	return 0, weirerr.Invalidf("%w", &FeatureError{Feature: name, Row: r, Rows: rows, Value: raw})
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -40,7 +41,8 @@ func PluginDir(t testing.TB) string {
 }
 
 // Plugin returns an example plugin's Wasm bytes, or a test plugin of
-// plugins/testdata (name.wat, assembled with wat2wasm).
+// plugins/testdata (name.wat, assembled with wat2wasm, or a Go plugin in
+// the directory name, built for wasip1).
 func Plugin(t testing.TB, name string) []byte {
 	t.Helper()
 	path := filepath.Join(PluginDir(t), name+".wasm")
@@ -49,9 +51,19 @@ func Plugin(t testing.TB, name string) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wat := filepath.Join(root, "plugins", "testdata", name+".wat")
-		if out, err := exec.Command("wat2wasm", wat, "-o", path).CombinedOutput(); err != nil {
-			t.Fatalf("wat2wasm %s: %v\n%s (install Debian's wabt)", wat, err, out)
+		dir := filepath.Join(root, "plugins", "testdata", name)
+		if _, err := os.Stat(filepath.Join(dir, "main.go")); err == nil {
+			cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", path, ".")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("go build %s: %v\n%s", dir, err, out)
+			}
+		} else {
+			wat := dir + ".wat"
+			if out, err := exec.Command("wat2wasm", wat, "-o", path).CombinedOutput(); err != nil {
+				t.Fatalf("wat2wasm %s: %v\n%s (install Debian's wabt)", wat, err, out)
+			}
 		}
 	}
 	b, err := os.ReadFile(path)
