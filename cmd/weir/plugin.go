@@ -32,8 +32,8 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	push.Flags().IntVar(&limits.MemoryMB, "memory-mb", 0, "most memory one instance may use (default 16)")
-	push.Flags().DurationVar(&limits.Timeout, "timeout", 0, "deadline of one call (default 20ms)")
+	push.Flags().IntVar(&limits.MemoryMB, "memory-mb", 0, "most memory one instance may use (default 16; a re-push of the same bytes keeps the stored value)")
+	push.Flags().DurationVar(&limits.Timeout, "timeout", 0, "deadline of one call (default 20ms; a re-push of the same bytes keeps the stored value)")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List plugins and their versions",
@@ -58,7 +58,7 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "PLUGIN\tVERSION\tSIZE\tSHA256\tSTATE")
+			fmt.Fprintln(w, "PLUGIN\tVERSION\tSIZE\tSHA256\tLIMITS\tSTATE")
 			for _, p := range out.Plugins {
 				for _, d := range p.Details {
 					ver, state := d.Version, "loaded"
@@ -68,7 +68,8 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 					if d.Error != "" {
 						state = "failed: " + d.Error
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%.12s\t%s\n", p.Name, ver, humanBytes(d.Size), d.SHA256, state)
+					limits := "timeout " + orDefault(d.Timeout, "20ms") + ", memory " + orDefault(memoryMiB(d.MemoryPages), "16 MiB")
+					fmt.Fprintf(w, "%s\t%s\t%s\t%.12s\t%s\t%s\n", p.Name, ver, humanBytes(d.Size), d.SHA256, limits, state)
 				}
 			}
 			return w.Flush()
@@ -88,4 +89,18 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 	}
 	cmd.AddCommand(push, ls, rm, newPluginRunCmd())
 	return cmd
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def + " (default)"
+	}
+	return s
+}
+
+func memoryMiB(pages uint32) string {
+	if pages == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d MiB", pages/16)
 }
