@@ -391,7 +391,7 @@ func TestStartValidation(t *testing.T) {
 		{"interval short", "fraud", `{"model":"fraud","version":"2","interval":"1ms"}`, "rollout field interval is 1ms: expected at least 10ms"},
 		{"negative threshold", "fraud", `{"model":"fraud","version":"2","max_p99_ms":-1}`, "rollout field max_p99_ms is -1: expected a number >= 0"},
 		{"no model", "fraud", `{"version":"2"}`, `rollout field model is "": expected the canary's model name`},
-		{"unknown field", "fraud", `{"model":"fraud","stepz":[1]}`, `rollout has unknown field "stepz": expected variant, model, version, steps, interval, max_error_rate, max_p99_ms, max_drift, min_requests`},
+		{"unknown field", "fraud", `{"model":"fraud","stepz":[1]}`, `rollout has unknown field "stepz": expected variant, model, version, steps, interval, max_error_rate, max_p99_ms, max_drift, drift_mode, min_requests`},
 		{"other variant has weight", "three", `{"model":"m","version":"2"}`, `route "three" has variant "b" with weight 20: a rollout moves traffic between the stable variant "stable" and the canary "canary" only; set other variants to weight 0 first`},
 	}
 	for _, tc := range cases {

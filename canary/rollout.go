@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,6 +59,11 @@ func (c *Controller) Start(ctx context.Context, route string, spec Spec) (*Statu
 	})
 	if err != nil {
 		return nil, err
+	}
+	if fd, ok := c.o.Drift.(FeatureDrifter); ok && spec.DriftMode != DriftAbsolute {
+		if sm, sv, ok := c.stableTarget(route, stable); ok {
+			fd.ShareOutputReferences(sm, sv, spec.Model, spec.Version)
+		}
 	}
 	return c.applyRoute(ctx, route, st)
 }
@@ -251,11 +258,9 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 	}
 	cs := stats(cm)
 	st.Variants = map[string]VariantStats{st.Spec.Variant: cs, st.Stable: stats(sm)}
-	st.Drift = nil
+	st.Drift, st.CanaryDrift, st.StableDrift, st.DriftFeature = nil, nil, nil, ""
 	if c.o.Drift != nil {
-		if d, ok := c.o.Drift.MaxDrift(st.Spec.Model, st.Spec.Version); ok {
-			st.Drift = &d
-		}
+		c.judgeDrift(route, st)
 	}
 	weight := st.Weight
 	need := max(st.Spec.MinRequests, 1)
@@ -275,7 +280,15 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 		return toRolledBack(st, "rollback", fmt.Sprintf("p99 %.4gms over max_p99_ms %v at %d%% (%d canary requests)", cs.P99Ms, *s.MaxP99Ms, weight, cm.Requests)), nil
 	}
 	if s := st.Spec; s.MaxDrift != nil && st.Drift != nil && *st.Drift > *s.MaxDrift {
-		return toRolledBack(st, "rollback", fmt.Sprintf("drift %.4g over max_drift %v at %d%%", *st.Drift, *s.MaxDrift, weight)), nil
+		reason := fmt.Sprintf("drift %.4g over max_drift %v at %d%%", *st.Drift, *s.MaxDrift, weight)
+		if st.StableDrift != nil {
+			reason += fmt.Sprintf(" (relative to stable: canary %.4g", *st.CanaryDrift)
+			if st.DriftFeature != "" {
+				reason += " on " + st.DriftFeature
+			}
+			reason += fmt.Sprintf(", stable at most %.4g)", *st.StableDrift)
+		}
+		return toRolledBack(st, "rollback", reason), nil
 	}
 	passed := fmt.Sprintf("analysis passed at %d%%: %d requests, error rate %.4g, p99 %.4gms", weight, cm.Requests, cs.ErrorRate, cs.P99Ms)
 	if st.Drift != nil {
@@ -289,6 +302,81 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 	st.StepStartedAt = now
 	st.Decision, st.Reason = "advance", fmt.Sprintf("%s; moving to %d%%", passed, st.Weight)
 	return &Transition{From: Progressing, Reason: st.Reason, TS: now}, nil
+}
+
+// judgeDrift sets the drift figures of st: the canary's own (absolute),
+// and, in relative mode when the stable version's drift is known, the value
+// judged is the largest excess of the canary's drift over the stable's on
+// the same feature or output (or of their largest drifts, for a Drift
+// without per-feature values). Drift the stable version sees as much as the
+// canary is not the canary's doing.
+func (c *Controller) judgeDrift(route string, st *Status) {
+	cd, ok := c.o.Drift.MaxDrift(st.Spec.Model, st.Spec.Version)
+	if !ok {
+		return
+	}
+	st.CanaryDrift = &cd
+	judged := cd
+	if st.Spec.DriftMode != DriftAbsolute {
+		if rel, feature, sd, ok := c.relativeDrift(route, st, cd); ok {
+			judged, st.StableDrift, st.DriftFeature = rel, &sd, feature
+		}
+	}
+	st.Drift = &judged
+}
+
+func (c *Controller) relativeDrift(route string, st *Status, canaryMax float64) (rel float64, feature string, stableMax float64, ok bool) {
+	sm, sv, found := c.stableTarget(route, st.Stable)
+	if !found {
+		return 0, "", 0, false
+	}
+	fd, perFeature := c.o.Drift.(FeatureDrifter)
+	if !perFeature {
+		s, known := c.o.Drift.MaxDrift(sm, sv)
+		if !known {
+			return 0, "", 0, false
+		}
+		return max(0, canaryMax-s), "", s, true
+	}
+	cf, ok1 := fd.FeatureDrifts(st.Spec.Model, st.Spec.Version)
+	sf, ok2 := fd.FeatureDrifts(sm, sv)
+	if !ok1 || !ok2 {
+		return 0, "", 0, false
+	}
+	names := make([]string, 0, len(cf))
+	for name := range cf {
+		names = append(names, name)
+	}
+	slices.Sort(names) // ties go to the same feature every time
+	for _, name := range names {
+		d := cf[name] // measured against the stable version's answers already
+		if !strings.HasPrefix(name, VsStablePrefix) {
+			s, both := sf[name]
+			if !both {
+				continue // not comparable: only the canary has it
+			}
+			stableMax = max(stableMax, s)
+			d -= s
+		}
+		if !ok || d > rel {
+			rel, feature, ok = d, name, true
+		}
+	}
+	return max(rel, 0), feature, stableMax, ok
+}
+
+// stableTarget is the model and version of the route's stable variant.
+func (c *Controller) stableTarget(route, stable string) (model, version string, ok bool) {
+	r, found := c.o.Routes.Get(route)
+	if !found {
+		return "", "", false
+	}
+	for _, v := range r.Variants() {
+		if v.Name == stable {
+			return v.Model, v.Version, v.Model != ""
+		}
+	}
+	return "", "", false
 }
 
 // applyRoute writes the weights the rollout state calls for into the route,

@@ -25,6 +25,12 @@ type Spec struct {
 	MaxErrorRate *float64 `json:"max_error_rate,omitempty"`
 	MaxP99Ms     *float64 `json:"max_p99_ms,omitempty"`
 	MaxDrift     *float64 `json:"max_drift,omitempty"`
+	// DriftMode is what max_drift is compared with: "relative" (the
+	// default, also when empty): per feature and output, the canary's drift
+	// minus the stable version's, so that a shift in the inputs both see is
+	// not held against the canary; "absolute": the canary's own largest
+	// drift. docs/rationale.md, "Canaries are judged against stable".
+	DriftMode string `json:"drift_mode,omitempty"`
 	// MinRequests the canary must serve in a step before it is judged; at
 	// least 1 is always required, so zero traffic waits instead of passing.
 	MinRequests int64 `json:"min_requests"`
@@ -50,6 +56,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Drift modes of Spec.DriftMode.
+const (
+	DriftRelative = "relative"
+	DriftAbsolute = "absolute"
+)
+
 // Defaults filled in by ParseSpec and Start.
 var (
 	DefaultSteps    = []int{5, 25, 50, 100}
@@ -74,7 +86,7 @@ func ParseSpec(raw []byte) (Spec, error) {
 		case errors.As(err, &te):
 			return Spec{}, weirerr.Invalidf("rollout field %s: got JSON %s, expected %s", te.Field, te.Value, te.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return Spec{}, weirerr.Invalidf("rollout has unknown field %s: expected variant, model, version, steps, interval, max_error_rate, max_p99_ms, max_drift, min_requests", strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return Spec{}, weirerr.Invalidf("rollout has unknown field %s: expected variant, model, version, steps, interval, max_error_rate, max_p99_ms, max_drift, drift_mode, min_requests", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		case errors.Is(err, io.EOF):
 			return Spec{}, weirerr.Invalidf("rollout body is empty: expected a JSON object with model, version and steps")
 		}
@@ -139,6 +151,9 @@ func (s Spec) Validate() error {
 	}
 	if s.MaxErrorRate != nil && *s.MaxErrorRate > 1 {
 		return weirerr.Invalidf("rollout field max_error_rate is %v: expected a fraction from 0 to 1 (0.01 = 1%%)", *s.MaxErrorRate)
+	}
+	if s.DriftMode != "" && s.DriftMode != DriftRelative && s.DriftMode != DriftAbsolute {
+		return weirerr.Invalidf("rollout field drift_mode is %q: expected \"relative\" (the default) or \"absolute\"", s.DriftMode)
 	}
 	if s.MinRequests < 0 {
 		return weirerr.Invalidf("rollout field min_requests is %d: expected a count >= 0", s.MinRequests)

@@ -33,7 +33,14 @@ type Status struct {
 	// Variants are the stable and canary figures over the current step's
 	// window [StepStartedAt, last analysis].
 	Variants map[string]VariantStats `json:"variants"`
-	Drift    *float64                `json:"drift,omitempty"` // nil when unknown
+	Drift    *float64                `json:"drift,omitempty"` // the value judged against max_drift; nil when unknown
+	// CanaryDrift is the canary's own largest drift; StableDrift the stable
+	// version's largest over the features compared, and DriftFeature the
+	// feature where the canary exceeds the stable version most (relative
+	// mode, when the stable version's drift is known).
+	CanaryDrift  *float64 `json:"canary_drift,omitempty"`
+	StableDrift  *float64 `json:"stable_drift,omitempty"`
+	DriftFeature string   `json:"drift_feature,omitempty"`
 	// Decision is the last decision: start, wait, advance, promote,
 	// rollback, pause, resume, abort, error.
 	Decision string `json:"decision"`
@@ -104,6 +111,26 @@ type Metrics interface {
 type Drift interface {
 	MaxDrift(model, version string) (score float64, ok bool)
 }
+
+// FeatureDrifter is optionally implemented by a Drift (the drift monitor
+// does): per-feature values, to judge the canary relative to the stable
+// version feature by feature, and output references shared from the stable
+// version, so that a canary whose answers differ from the stable's shows
+// output drift (each version's own output reference is inferred from its
+// own first answers, against which a consistently different model looks
+// stable).
+//
+// FeatureDrifts keys are "input:<name>" and "output:<name>"; a key starting
+// with VsStablePrefix is a canary output measured against the stable
+// version's answers, judged as it is.
+type FeatureDrifter interface {
+	FeatureDrifts(model, version string) (map[string]float64, bool)
+	ShareOutputReferences(stableModel, stableVersion, canaryModel, canaryVersion string) bool
+}
+
+// VsStablePrefix is drift.VsStablePrefix (canary must not import the
+// drift monitor).
+const VsStablePrefix = "vs_stable:"
 
 func stats(m VariantMetrics) VariantStats {
 	s := VariantStats{Requests: m.Requests, Errors: m.Errors, P99Ms: float64(m.P99) / float64(time.Millisecond)}

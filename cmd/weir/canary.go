@@ -18,7 +18,7 @@ func init() { extraCommands = append(extraCommands, newCanaryCmd) }
 func newCanaryCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "canary", Short: "Automated canary rollouts: start, watch, promote, pause, resume, abort"}
 
-	var to, steps, variant string
+	var to, steps, variant, driftMode string
 	var interval time.Duration
 	var maxErr, maxP99, maxDrift float64
 	var minReq int64
@@ -52,6 +52,9 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 			if f.Changed("max-drift") {
 				spec["max_drift"] = maxDrift
 			}
+			if driftMode != "" {
+				spec["drift_mode"] = driftMode
+			}
 			body, _ := json.Marshal(spec)
 			out, err := cf.client().StartRollout(cmd.Context(), args[0], body)
 			if err != nil {
@@ -67,7 +70,8 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 	f.StringVar(&variant, "variant", "canary", "name of the canary variant")
 	f.Float64Var(&maxErr, "max-error-rate", 0.01, "roll back when the canary's error rate is above this")
 	f.Float64Var(&maxP99, "max-p99", 0, "roll back when the canary's p99 latency (ms) is above this")
-	f.Float64Var(&maxDrift, "max-drift", 0, "roll back when the canary's feature drift score is above this")
+	f.Float64Var(&maxDrift, "max-drift", 0, "roll back when the canary's drift (see --drift-mode) is above this")
+	f.StringVar(&driftMode, "drift-mode", "", "relative (default): the canary's drift minus the stable version's, per feature and output; absolute: the canary's own")
 	f.Int64Var(&minReq, "min-requests", 100, "requests the canary must serve in a step before it is judged")
 	start.MarkFlagRequired("to")
 

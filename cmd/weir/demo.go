@@ -107,7 +107,8 @@ func newDemoCmd(cf *clientFlags) *cobra.Command {
 		Short: "Play the fraud-prevention story on a fresh in-process gateway and print a report",
 		Long: `demo starts a gateway with its own NATS in a temporary directory, installs the
 fraud demo, backfills history, streams live transactions, rolls fraud@2 out by
-canary, injects drift, rolls fraud@3 out into the drift, and reports decision
+canary, injects drift, rolls a miscalibrated fraud@3 out into the drift (judged
+against the stable version, it rolls back on its answers), and reports decision
 latency, time to the drift alert and the rollout outcomes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -74,9 +74,15 @@ type featureState struct {
 	output    bool
 	ref       *featureRef
 	refSource string
-	pending   []cell
-	win       *window
-	dirty     int
+	vsStable  bool // the reference is another version's answers (ShareOutputReferences)
+	// recent keeps an output's latest numeric values (a ring of up to
+	// InferCount), so that a canary can be measured against this version's
+	// recent answers with bins of their own (ShareOutputReferences).
+	recent     []float64
+	recentNext int
+	pending    []cell
+	win        *window
+	dirty      int
 
 	evaluated bool
 	metrics   Metrics
@@ -403,7 +409,7 @@ func (m *Monitor) resetFeature(vs *versionState, fs *featureState) {
 		m.met.deleteFeature(vs.model, vs.version, fs.name)
 		fs.gauges = nil
 	}
-	fs.ref, fs.refSource, fs.pending, fs.win = nil, "", nil, nil
+	fs.ref, fs.refSource, fs.pending, fs.win, fs.vsStable = nil, "", nil, nil, false
 	fs.evaluated, fs.metrics, fs.value, fs.drifted, fs.dirty = false, Metrics{}, 0, false, 0
 }
 
@@ -550,6 +556,14 @@ func (m *Monitor) addCell(vs *versionState, set map[string]*featureState, output
 				return // a word in a numeric feature: not comparable
 			}
 			v = f
+		}
+		if output {
+			if len(fs.recent) < m.opts.InferCount {
+				fs.recent = append(fs.recent, v)
+			} else {
+				fs.recent[fs.recentNext] = v
+				fs.recentNext = (fs.recentNext + 1) % len(fs.recent)
+			}
 		}
 		bin = fs.ref.binOf(v)
 	} else {

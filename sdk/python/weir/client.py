@@ -241,15 +241,17 @@ class Client:
     # -- canaries -----------------------------------------------------------
 
     def canary_start(self, route, to, steps=None, interval=None, max_error_rate=None,
-                     max_p99_ms=None, max_drift=None, min_requests=None, variant=None):
-        """Start a rollout of to ("model@version", or "model") on route."""
+                     max_p99_ms=None, max_drift=None, min_requests=None, variant=None, drift_mode=None):
+        """Start a rollout of to ("model@version", or "model") on route.
+        drift_mode "relative" (the gateway's default) judges max_drift on the
+        canary's drift minus the stable version's; "absolute" on its own."""
         model, _, version = str(to).partition("@")
         spec = {"model": model}
         if version:
             spec["version"] = version
         for key, value in (("steps", steps), ("interval", interval), ("max_error_rate", max_error_rate),
                            ("max_p99_ms", max_p99_ms), ("max_drift", max_drift),
-                           ("min_requests", min_requests), ("variant", variant)):
+                           ("min_requests", min_requests), ("variant", variant), ("drift_mode", drift_mode)):
             if value is not None:
                 spec[key] = value
         return self._call("POST", "/v1/routes/%s/rollout" % _q(route), spec)
