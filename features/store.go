@@ -175,14 +175,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("features: cache: %w", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	// Deletes are watched too: they invalidate the cache.
-	fw, err := s.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	// Deletes are watched too: they invalidate the cache. The watches live
+	// as long as the store, not as long as Open's ctx: a watch holds a
+	// goroutine until its context ends, so it gets the store's, which Close
+	// cancels.
+	fw, err := s.kv.WatchAll(s.ctx, jetstream.UpdatesOnly())
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("features: watch %s: %w", BucketFeatures, err)
 	}
 	s.goWatch(fw, s.onFeatureUpdate)
-	sw, err := s.setsKV.WatchAll(ctx)
+	sw, err := s.setsKV.WatchAll(s.ctx)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("features: watch %s: %w", BucketSets, err)

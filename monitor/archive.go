@@ -282,7 +282,9 @@ func (a *Archiver) onMsg(m jetstream.Msg) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ok := a.skip[seq]; ok {
-		delete(a.skip, seq)
+		// Already in a file. Keep the mark until the ack floor passes it
+		// (pruneSkips): this ack can be lost too, and a third delivery must
+		// not write the event again.
 		if !a.noAck {
 			_ = m.Ack()
 		}
