@@ -93,8 +93,13 @@ func TestPluginErrorsNameTheCulprit(t *testing.T) {
 			}
 		}
 	}
+	// A traced failure carries the trace up to the failing plugin.
+	a := call(t, "POST", g.URL+"/v1/routes/bad/predict?trace=1", g.Token, []byte(`{"x":1}`))
+	if a.status != 502 || !strings.Contains(a.raw, `"trace":{"plugins":[{"stage":"plugins","row":0,"plugin":"badjson","version":"1","input":{"x":1},"error":"plugin \"badjson@1\" returned invalid JSON`) {
+		t.Errorf("traced failure: %d %s", a.status, a.raw)
+	}
 	// on_error default: the failing post-processor's answer is the default.
-	a := call(t, "POST", g.URL+"/v1/routes/dflt/predict", "", []byte(`{"x":1}`))
+	a = call(t, "POST", g.URL+"/v1/routes/dflt/predict", "", []byte(`{"x":1}`))
 	if a.status != 200 || a.body["result"].(map[string]any)["decision"] != "review" {
 		t.Errorf("on_error default: %d %s", a.status, a.raw)
 	}

@@ -119,6 +119,10 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 	}
 	g.finish(ev, start, err)
 	if err != nil {
+		if status := httpStatus(err); tr != nil && status != fiber.StatusInternalServerError {
+			// A traced failure shows how far the request got.
+			return c.Status(status).JSON(fiber.Map{"error": err.Error(), "trace": tr})
+		}
 		return err
 	}
 	if sh, ok := rt.Shadow(); ok && shadowRows != nil {
