@@ -71,10 +71,25 @@ demo: build plugins
 # race detector (-short: the ONNX conformance run is sampled there).
 RACE_PKGS := ./models/... ./router/... ./canary/... ./plugins/... ./features/... ./monitor/... ./gateway/...
 
+# Fuzz targets on what reads the network (issue 11): `make test` runs each
+# for FUZZTIME, `make fuzz` for FUZZ_LONG. go test -fuzz takes one target
+# in one package per run.
+FUZZ_TARGETS := FuzzInferRequest:./models FuzzPredictBody:./internal/reqbody FuzzPluginOutput:./plugins
+FUZZTIME ?= 3s
+FUZZ_LONG ?= 5m
+
 test: debs deps plugins envtest-assets
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -race -short -timeout 30m $(RACE_PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZ_LONG=$(FUZZTIME)
+
+## fuzz: run every fuzz target for FUZZ_LONG (default 5m each).
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZ_LONG)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZ_LONG) $${t#*:} || exit 1; \
+	done
 
 ## chaos: the fault-injection suite at full length (kill -9, frozen NATS, full
 ## disks on tmpfs; needs root for the mounts). `make test` runs a short form.
