@@ -1,0 +1,134 @@
+package gateway_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testgw"
+)
+
+// identityModel passes FP32 "f", INT64 "i" and BYTES "s" inputs, all of
+// dynamic shape [-1,-1], through: the signature the shape attacks need.
+func identityModel(t testing.TB) []byte {
+	t.Helper()
+	m := onnx.NewModel("ident", 0)
+	gr := m.Graph()
+	for _, in := range []struct {
+		name string
+		dt   onnx.DataType
+	}{{"f", onnx.Float}, {"i", onnx.Int64}, {"s", onnx.String}} {
+		gr.Input(in.name, in.dt, onnx.Sym("a"+in.name), onnx.Sym("b"+in.name))
+		gr.Output(in.name+"_out", in.dt, onnx.Sym("a"+in.name), onnx.Sym("b"+in.name))
+		gr.Node("Identity", []string{in.name}, []string{in.name + "_out"})
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// rssBytes is this process's resident set size.
+func rssBytes(t testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skip("no /proc/self/statm")
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// TestAbuse throws issue 11's attacks (and more) at a real gateway over
+// loopback HTTP: every answer must be a 4xx/5xx JSON error, the gateway
+// must stay alive with bounded memory, no panic may be recovered, and
+// events must keep flowing afterwards.
+func TestAbuse(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.MaxRows = 100 }))
+	pushModel(t, g, "ident", "1", identityModel(t))
+	pushModel(t, g, "scorer", "1", scorer(t, txFeatures, []float32{0.5, 0.8, 3}, -4))
+	pushPlugin(t, g, "big", "1", plugin(t, "bigoutput"))
+	setRoute(t, g, "bigout", `{"plugins":[{"name":"big"}],"variants":[{"name":"stable","model":"scorer","version":"1","weight":100}]}`)
+
+	in := func(name, dt, shape, data string) string {
+		return `{"inputs":[{"name":"` + name + `","shape":` + shape + `,"datatype":"` + dt + `","data":` + data + `}]}`
+	}
+	infer := "/v2/models/ident/infer"
+	huge := strings.Repeat("A", 256<<10)
+	cases := []struct{ path, body string }{
+		// Defect 1: shape products that overflow, or claim gigabytes.
+		{infer, in("f", "FP32", "[2,4611686018427387904]", "[1]")},
+		{infer, in("f", "FP32", "[3,3074457345618258603]", "[1]")},
+		{infer, in("i", "INT64", "[2,4611686018427387904]", "[1]")},
+		{infer, in("s", "BYTES", "[3,3074457345618258603]", `["a"]`)},
+		{infer, in("f", "FP32", "[1,536870912]", "[1]")},
+		{infer, in("i", "INT64", "[1,536870912]", "[1]")},
+		{infer, in("s", "BYTES", "[1,536870912]", `["a"]`)},
+		{infer, in("f", "FP32", "[0,4611686018427387904]", "[]")},
+		{infer, in("f", "FP32", "[-1,2]", "[1,2]")},
+		// Malformed requests.
+		{infer, `{"inputs":[{"name":"f","shape":[1,1],"datatype":"FP32","data":[{"x":1}]}]}`},
+		{infer, `{"inputs":`}, {infer, `null`}, {infer, ``}, {infer, strings.Repeat("[", 100000)},
+		{infer, in(huge, "FP32", "[1,1]", "[1]")},
+		{infer, in("f", huge, "[1,1]", "[1]")},
+		// Defects 5 and 6: rows past --max-rows, a plugin output past its
+		// cap, unknown names.
+		{"/v1/routes/scorer/predict", string(rowsBody(101))},
+		{"/v1/routes/scorer/predict", `[` + strings.Repeat(`{},`, 5000) + `{}]`},
+		{"/v1/routes/bigout/predict", `{"pad":"` + strings.Repeat(" ", 1100) + `"}`},
+		{"/v1/routes/scorer/predict", `{"amount_log":"` + huge + `"}`},
+		{"/v2/models/junk/infer", in("f", "FP32", "[1,1]", "[1]")},
+		{"/v2/models/ident/versions/junk/infer", in("f", "FP32", "[1,1]", "[1]")},
+		{"/v1/routes/junk/predict", `{}`},
+	}
+	before := rssBytes(t)
+	for round := range 3 {
+		for _, c := range cases {
+			a := call(t, "POST", g.URL+c.path, "", []byte(c.body))
+			if a.status < 400 || a.status > 599 {
+				t.Errorf("round %d POST %s %.80s: %d, want an error", round, c.path, c.body, a.status)
+			}
+			msg, ok := a.body["error"].(string)
+			if !ok || msg == "" {
+				t.Errorf("POST %s %.80s: %d %.200s, want a JSON error", c.path, c.body, a.status, a.raw)
+			}
+			if len(a.raw) > 2048 {
+				t.Errorf("POST %s: %d-byte answer echoes the request", c.path, len(a.raw))
+			}
+		}
+	}
+	// Alive, with bounded memory: a claimed [1,536870912] used to cost
+	// 2 GB per request.
+	if a := call(t, "GET", g.URL+"/v2/health/ready", "", nil); a.status != 200 {
+		t.Fatalf("gateway not ready after the abuse: %d", a.status)
+	}
+	if grown := rssBytes(t) - before; grown > 512<<20 {
+		t.Errorf("RSS grew by %d MiB over the abuse", grown>>20)
+	}
+	for _, l := range metricLines(t, g, "weir_panics_total") {
+		if !strings.HasSuffix(l, " 0") {
+			t.Errorf("panics were recovered: %s", l)
+		}
+	}
+	// Events still flow: a valid request's event is published.
+	published := func() float64 {
+		l := metricLines(t, g, "weir_events_published_total")
+		if len(l) != 1 {
+			return -1
+		}
+		f, _ := strconv.ParseFloat(l[0][strings.LastIndex(l[0], " ")+1:], 64)
+		return f
+	}
+	start := published()
+	if a := call(t, "POST", g.URL+infer, "", []byte(`{"inputs":[{"name":"f","shape":[1,1],"datatype":"FP32","data":[1]},{"name":"i","shape":[1,1],"datatype":"INT64","data":[1]},{"name":"s","shape":[1,1],"datatype":"BYTES","data":["a"]}]}`)); a.status != 200 {
+		t.Fatalf("a valid request after the abuse: %d %s", a.status, a.raw)
+	}
+	testgw.Eventually(t, 30*time.Second, func() bool { return published() > start },
+		fmt.Sprintf("an event after the abuse (weir_events_published_total stayed at %v)", start))
+}
