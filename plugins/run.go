@@ -28,6 +28,10 @@ type RunOptions struct {
 	// Limits are the plugin's limits; zero fields take the gateway's
 	// defaults (DefaultMemoryPages, DefaultTimeout).
 	Limits Limits
+	// CacheDir, when set, keeps compiled modules between runs (as the
+	// gateway's Options.CacheDir does), so running a large module again
+	// does not compile it again.
+	CacheDir string
 }
 
 // RunResult is what a local call did.
@@ -79,6 +83,7 @@ func RunOnce(ctx context.Context, wasm []byte, o RunOptions) (RunResult, error) 
 	logs := &logCapture{}
 	h, err := NewHost(ctx, Options{
 		PoolSize: 1,
+		CacheDir: o.CacheDir,
 		Features: mapReader(o.Features),
 		Logger:   slog.New(logs),
 		// A local run shows every line: no rate limit worth the name.

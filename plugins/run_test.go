@@ -38,7 +38,7 @@ func TestRunOnceRunsTheExamples(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.plugin, func(t *testing.T) {
-			res, err := RunOnce(ctx, wasmFile(t, c.plugin), c.o)
+			res, err := RunOnce(ctx, wasmFile(t, c.plugin), cached(c.o))
 			if err != nil {
 				t.Fatalf("RunOnce: %v (logs %v)", err, res.Logs)
 			}
@@ -63,7 +63,7 @@ func TestRunOnceReportsFailuresAndLogs(t *testing.T) {
 	long := Limits{Timeout: 2 * time.Second}
 
 	// Logs are captured, in order, with their source.
-	res, err := RunOnce(ctx, wasmFile(t, "goplugin"), RunOptions{Input: []byte(`{"do":"print"}`), Limits: long})
+	res, err := RunOnce(ctx, wasmFile(t, "goplugin"), cached(RunOptions{Input: []byte(`{"do":"print"}`), Limits: long}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,10 +90,16 @@ func TestRunOnceReportsFailuresAndLogs(t *testing.T) {
 		{"bad config", "wat-echo", RunOptions{Input: []byte(`{}`), Config: []byte(`x`)}, weirerr.Invalid, "config is not a JSON object"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := RunOnce(ctx, wasmFile(t, c.plugin), c.o)
+			_, err := RunOnce(ctx, wasmFile(t, c.plugin), cached(c.o))
 			wantErr(t, err, c.kind, c.want)
 		})
 	}
+}
+
+// cached shares the tests' compilation cache, so each module compiles once.
+func cached(o RunOptions) RunOptions {
+	o.CacheDir = cacheDir
+	return o
 }
 
 func TestLogCaptureKeepsHostWarnings(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -61,6 +62,10 @@ lines and the call's time on stderr. Exits non-zero when the call fails.`,
 			o.Limits.MemoryPages = uint32(memoryMB * 16)
 			if o.Name == "" {
 				o.Name = strings.TrimSuffix(filepath.Base(args[0]), ".wasm")
+			}
+			// Compiled modules are kept between runs where a cache dir can be made.
+			if dir, err := os.UserCacheDir(); err == nil && os.MkdirAll(filepath.Join(dir, "weir", "wasm"), 0o700) == nil {
+				o.CacheDir = filepath.Join(dir, "weir", "wasm")
 			}
 			res, err := plugins.RunOnce(cmd.Context(), wasm, o)
 			stderr := cmd.ErrOrStderr()
