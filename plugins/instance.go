@@ -190,7 +190,7 @@ func (in *instance) abiVersion(context.Context) (int32, error) {
 
 // sleep serves the guest's WASI clock waits (poll_oneoff) within the
 // current deadline: a guest that asks to sleep past it sleeps until the
-// deadline, and the instance is expired then, as its timer would have.
+// deadline expires the instance, and then traps.
 // Sleeping is on the guest's goroutine, which set call.deadline.
 func (in *instance) sleep(ns int64) {
 	left := time.Until(in.call.deadline)
@@ -201,7 +201,12 @@ func (in *instance) sleep(ns int64) {
 	if left > 0 {
 		time.Sleep(left)
 	}
-	in.expire()
+	// The deadline's timer (armed by guard for every guest entry) expires
+	// the instance: wait for it rather than setting the interrupt global
+	// from a second goroutine. Bounded, should no timer be armed.
+	for wait := time.Now().Add(time.Second); !in.fired.Load() && time.Now().Before(wait); {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (in *instance) close() {
