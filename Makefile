@@ -11,7 +11,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 # plugin toolchains.
 DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt chromium
 
-.PHONY: all build install run demo test bench chaos check deps ort debs plugins clean
+.PHONY: all build install run demo test bench chaos check deps ort debs plugins clean image
 
 include deploy/envtest.mk
 
@@ -54,6 +54,13 @@ install: build
 	@mkdir -p $(BINDIR)
 	install -m 0755 $(BIN) $(BINDIR)/weir
 	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "note: $(BINDIR) is not on PATH: export PATH=\"$(BINDIR):\$$PATH\" (or call ./build/weir)";; esac
+
+## image: the container image (Dockerfile; ONNX Runtime from the same npm
+## package as `make ort`). The tag is pinned in deploy/kubernetes too.
+VERSION ?= 0.1.0
+IMAGE ?= ghcr.io/weirhq/weir:$(VERSION)
+image:
+	docker build --build-arg ORT_VERSION=$(ORT_VERSION) -t $(IMAGE) .
 
 ## plugins: build the example Wasm plugins into build/plugins/.
 plugins: debs
