@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/weirhq/weir/deploy/controller"
@@ -34,5 +36,13 @@ func newControllerCmd(cf *clientFlags) *cobra.Command {
 	f.StringVar(&o.RequestsMetric, "requests-metric", "weir_requests_total", "counter of requests")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8081", "the controller's own metrics address (0: off)")
 	f.StringVar(&o.HealthAddr, "health-addr", ":8082", "the controller's health probe address (0: off)")
+	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info or error (JSON lines on stderr)")
+	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "WeirRoutes reconciled at once")
+	f.DurationVar(&o.ResyncInterval, "resync-interval", time.Minute, "compare every WeirRoute with the gateway this often (a route changed by hand is set back)")
+	f.DurationVar(&o.FetchConnectTimeout, "fetch-connect-timeout", 15*time.Second, "artifact download: connect, TLS and response-header timeout")
+	f.DurationVar(&o.FetchStallTimeout, "fetch-stall-timeout", 30*time.Second, "artifact download: abort when no byte arrives for this long")
+	f.DurationVar(&o.FetchTimeout, "fetch-timeout", 30*time.Minute, "artifact download and push: total bound")
+	f.Int64Var(&o.MaxArtifactSize, "max-artifact-size", 2<<30, "largest artifact in bytes (keep it at most the gateway's --max-upload)")
+	f.StringVar(&o.TempDir, "temp-dir", "", "where downloads are streamed (default $TMPDIR); give it room for the largest artifact")
 	return cmd
 }

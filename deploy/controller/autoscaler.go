@@ -30,10 +30,15 @@ type PodLoad struct {
 	InFlight      float64 // the in-flight requests gauge
 	RequestsTotal float64 // the requests counter (monotonic)
 	At            time.Time
+	// NotReady: the pod exists but is pending or not ready (not read).
+	NotReady bool
+	// Missing: the pod is ready but its metrics could not be read.
+	Missing bool
 }
 
-// LoadSource reports the load of every gateway replica; PodScraper is the
-// real one. Pods that cannot be read are left out.
+// LoadSource reports every gateway pod of the Deployment (deleted and failed
+// ones left out): the load of those it could read, and which are not ready
+// or could not be read, so that the autoscaler treats them as the HPA does.
 type LoadSource interface {
 	Load(ctx context.Context) ([]PodLoad, error)
 }
@@ -57,7 +62,6 @@ type Autoscaler struct {
 	cfg AutoscalerConfig
 
 	mu      sync.Mutex
-	history []Recommendation
 	lastReq map[string]PodLoad // previous counter sample per pod, for RPS
 }
 
@@ -115,10 +119,20 @@ func policy(s *v1alpha1.ScalingPolicy) (p ScalePolicy, metric string, ok bool, e
 		p.Target, metric = float64(*s.TargetRequestsPerSecond), "rps"
 	}
 	if s.ScaleUpStabilization != nil {
-		p.UpWindow = s.ScaleUpStabilization.Duration
+		if p.UpWindow, err = s.ScaleUpStabilization.Parse(); err != nil {
+			return p, "", false, fmt.Errorf("scaleUpStabilization: %w", err)
+		}
 	}
 	if s.ScaleDownStabilization != nil {
-		p.DownWindow = s.ScaleDownStabilization.Duration
+		if p.DownWindow, err = s.ScaleDownStabilization.Parse(); err != nil {
+			return p, "", false, fmt.Errorf("scaleDownStabilization: %w", err)
+		}
+	}
+	if p.UpRules, err = rules("scaleUpRules", s.ScaleUpRules); err != nil {
+		return p, "", false, err
+	}
+	if p.DownRules, err = rules("scaleDownRules", s.ScaleDownRules); err != nil {
+		return p, "", false, err
 	}
 	if s.Tolerance != "" {
 		if p.Tolerance, err = strconv.ParseFloat(string(s.Tolerance), 64); err != nil {
@@ -129,6 +143,53 @@ func policy(s *v1alpha1.ScalingPolicy) (p ScalePolicy, metric string, ok bool, e
 		return p, "", false, fmt.Errorf("minReplicas %d, maxReplicas %d, target %v: want 1 <= min <= max and target > 0", p.Min, p.Max, p.Target)
 	}
 	return p, metric, true, nil
+}
+
+// rules converts declared rate rules; none declared gives nil (the HPA's
+// defaults).
+func rules(field string, in []v1alpha1.ScaleRule) ([]ScaleRule, error) {
+	var out []ScaleRule
+	for i, r := range in {
+		d, err := r.Period.Parse()
+		if err != nil || d <= 0 || d > 30*time.Minute {
+			return nil, fmt.Errorf("%s[%d].period %q: want a duration above 0 and at most 30m", field, i, r.Period)
+		}
+		if r.Value < 1 || (r.Type != "Pods" && r.Type != "Percent") {
+			return nil, fmt.Errorf("%s[%d]: want type Pods or Percent and value >= 1", field, i)
+		}
+		out = append(out, ScaleRule{Percent: r.Type == "Percent", Value: r.Value, Period: d})
+	}
+	return out, nil
+}
+
+// historyOf reads the autoscaler's memory from a WeirRoute's status.
+func historyOf(wr *v1alpha1.WeirRoute) History {
+	var h History
+	if s := wr.Status.Scaling; s != nil {
+		for _, r := range s.Recommendations {
+			h.Recommendations = append(h.Recommendations, Recommendation{At: r.At.Time, Replicas: r.Replicas})
+		}
+		for _, r := range s.Changes {
+			h.Changes = append(h.Changes, Recommendation{At: r.At.Time, Replicas: r.Replicas})
+		}
+	}
+	return h
+}
+
+func statusHistory(h History) *v1alpha1.ScalingHistory {
+	conv := func(in []Recommendation) []v1alpha1.ReplicaSample {
+		// The status keeps the newest 512 (the schema's bound): a 5m
+		// window at a 15s interval needs 20.
+		if len(in) > 512 {
+			in = in[len(in)-512:]
+		}
+		var out []v1alpha1.ReplicaSample
+		for _, r := range in {
+			out = append(out, v1alpha1.ReplicaSample{At: metav1.NewMicroTime(r.At), Replicas: r.Replicas})
+		}
+		return out
+	}
+	return &v1alpha1.ScalingHistory{Recommendations: conv(h.Recommendations), Changes: conv(h.Changes)}
 }
 
 // Step makes one scaling decision: read the policy and the load, compute the
@@ -162,7 +223,6 @@ func (a *Autoscaler) Step(ctx context.Context) error {
 		}
 	}
 	if owner == nil {
-		a.history = nil
 		return nil
 	}
 
@@ -179,58 +239,67 @@ func (a *Autoscaler) Step(ctx context.Context) error {
 		a.setScaling(ctx, owner, &current, metav1.ConditionFalse, "MetricsUnavailable", err.Error())
 		return fmt.Errorf("read gateway load: %w", err)
 	}
-	observed, n := a.observe(loads, metric)
-	if n == 0 {
+	pods := a.observe(loads, metric)
+	raw, ratio, ok := Recommend(current, pods, p.Target, p.Tolerance)
+	if !ok {
 		a.setScaling(ctx, owner, &current, metav1.ConditionFalse, "MetricsUnavailable",
-			fmt.Sprintf("no gateway pod reported %s yet", metric))
+			fmt.Sprintf("no ready gateway pod reported %s yet (%d pods seen)", metric, len(loads)))
 		return nil
 	}
 
-	desired, hist := Desired(current, observed, p, a.history, a.cfg.Now())
-	a.history = hist
-	msg := fmt.Sprintf("%s per replica %.2f over %d pods, target %.0f: %d -> %d replicas (min %d, max %d)",
-		metric, observed, n, p.Target, current, desired, p.Min, p.Max)
+	desired, hist := Desired(current, raw, p, historyOf(owner), a.cfg.Now())
+	msg := fmt.Sprintf("%s per ready replica %.2f (%.0f%% of target %.0f) over %d pods: %d -> %d replicas (raw %d, min %d, max %d)",
+		metric, ratio*p.Target, ratio*100, p.Target, len(pods), current, desired, raw, p.Min, p.Max)
+	metricDesiredReplicas.Set(float64(desired))
+	switch {
+	case desired > current:
+		metricScaleDecisions.WithLabelValues("up").Inc()
+	case desired < current:
+		metricScaleDecisions.WithLabelValues("down").Inc()
+	default:
+		metricScaleDecisions.WithLabelValues("none").Inc()
+	}
 	if desired != current {
 		scale.Spec.Replicas = desired
 		if err := a.cfg.Client.SubResource("scale").Update(ctx, deploy, client.WithSubResourceBody(scale)); err != nil {
 			return fmt.Errorf("scale Deployment %s/%s to %d: %w", a.cfg.Namespace, a.cfg.Deployment, desired, err)
 		}
 		a.cfg.Recorder.Eventf(owner, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled Deployment %s: %s", a.cfg.Deployment, msg)
-		logf.FromContext(ctx).Info("scaled", "deployment", a.cfg.Deployment, "from", current, "to", desired, "observed", observed)
 	}
-	a.setScalingDesired(ctx, owner, current, desired, msg)
+	a.setScalingDesired(ctx, owner, current, desired, hist, msg)
 	return nil
 }
 
-// observe averages the load per reporting pod. For RPS it needs two samples
-// of a pod's counter; a counter that went down (pod restart) restarts the rate.
-func (a *Autoscaler) observe(loads []PodLoad, metric string) (float64, int) {
-	var sum float64
-	n := 0
+// observe turns the pods' loads into the replica calculator's input. For
+// RPS it needs two samples of a pod's counter (a pod with one is missing
+// this time); a counter that went down (pod restart) restarts the rate.
+func (a *Autoscaler) observe(loads []PodLoad, metric string) []PodMetric {
+	out := make([]PodMetric, 0, len(loads))
 	seen := map[string]bool{}
 	for _, l := range loads {
 		seen[l.Pod] = true
-		if metric == "inflight" {
-			sum += l.InFlight
-			n++
-			continue
+		m := PodMetric{Ready: !l.NotReady, Missing: l.Missing}
+		switch {
+		case l.NotReady || l.Missing:
+		case metric == "inflight":
+			m.Value = l.InFlight
+		default:
+			prev, ok := a.lastReq[l.Pod]
+			a.lastReq[l.Pod] = l
+			if dt := l.At.Sub(prev.At).Seconds(); ok && dt > 0 && l.RequestsTotal >= prev.RequestsTotal {
+				m.Value = (l.RequestsTotal - prev.RequestsTotal) / dt
+			} else {
+				m.Missing = true
+			}
 		}
-		prev, ok := a.lastReq[l.Pod]
-		a.lastReq[l.Pod] = l
-		if dt := l.At.Sub(prev.At).Seconds(); ok && dt > 0 && l.RequestsTotal >= prev.RequestsTotal {
-			sum += (l.RequestsTotal - prev.RequestsTotal) / dt
-			n++
-		}
+		out = append(out, m)
 	}
 	for pod := range a.lastReq {
 		if !seen[pod] {
 			delete(a.lastReq, pod)
 		}
 	}
-	if n == 0 {
-		return 0, 0
-	}
-	return sum / float64(n), n
+	return out
 }
 
 func (a *Autoscaler) setScaling(ctx context.Context, wr *v1alpha1.WeirRoute, current *int32, status metav1.ConditionStatus, reason, msg string) {
@@ -246,10 +315,11 @@ func (a *Autoscaler) setScaling(ctx context.Context, wr *v1alpha1.WeirRoute, cur
 	}
 }
 
-func (a *Autoscaler) setScalingDesired(ctx context.Context, wr *v1alpha1.WeirRoute, current, desired int32, msg string) {
+func (a *Autoscaler) setScalingDesired(ctx context.Context, wr *v1alpha1.WeirRoute, current, desired int32, h History, msg string) {
 	before := wr.DeepCopy()
 	wr.Status.CurrentReplicas = current
 	wr.Status.DesiredReplicas = desired
+	wr.Status.Scaling = statusHistory(h)
 	meta.SetStatusCondition(&wr.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionScalingActive, Status: metav1.ConditionTrue, Reason: "Active", Message: truncate(msg, 1024), ObservedGeneration: wr.Generation,
 	})
@@ -290,14 +360,20 @@ func (s *PodScraper) Load(ctx context.Context) ([]PodLoad, error) {
 	var wg sync.WaitGroup
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		if pod.Status.PodIP == "" || pod.DeletionTimestamp != nil || !podReady(pod) {
+		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
+			continue // ignored, as the HPA ignores them
+		}
+		if pod.Status.PodIP == "" || !podReady(pod) {
+			mu.Lock()
+			out = append(out, PodLoad{Pod: pod.Name, NotReady: true})
+			mu.Unlock()
 			continue
 		}
 		wg.Go(func() {
 			l, err := s.scrape(ctx, hc, fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, port))
 			if err != nil {
 				logf.FromContext(ctx).V(1).Info("cannot scrape gateway pod", "pod", pod.Name, "error", err.Error())
-				return
+				l = PodLoad{Missing: true}
 			}
 			l.Pod = pod.Name
 			mu.Lock()

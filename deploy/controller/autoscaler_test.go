@@ -28,6 +28,7 @@ import (
 type fakeLoad struct {
 	mu       sync.Mutex
 	pods     int
+	notReady int // more pods, pending or not ready
 	inflight float64
 	calls    atomic.Int64
 }
@@ -35,7 +36,7 @@ type fakeLoad struct {
 func (f *fakeLoad) set(pods int, inflight float64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.pods, f.inflight = pods, inflight
+	f.pods, f.inflight, f.notReady = pods, inflight, 0
 }
 
 func (f *fakeLoad) Load(context.Context) ([]PodLoad, error) {
@@ -45,6 +46,9 @@ func (f *fakeLoad) Load(context.Context) ([]PodLoad, error) {
 	out := make([]PodLoad, f.pods)
 	for i := range out {
 		out[i] = PodLoad{Pod: fmt.Sprintf("weir-%d", i), InFlight: f.inflight, At: time.Now()}
+	}
+	for i := range f.notReady {
+		out = append(out, PodLoad{Pod: fmt.Sprintf("weir-pending-%d", i), NotReady: true})
 	}
 	return out, nil
 }
@@ -100,7 +104,7 @@ func TestAutoscalerScalesWithinBoundsAndWindow(t *testing.T) {
 	createDeployment(t, c, ns, "weir", 2)
 	policy := &v1alpha1.ScalingPolicy{
 		MinReplicas: ptr.To[int32](1), MaxReplicas: ptr.To[int32](5), TargetInFlight: ptr.To[int32](10),
-		ScaleDownStabilization: &metav1.Duration{Duration: time.Minute},
+		ScaleDownStabilization: ptr.To(v1alpha1.Duration("1m")),
 	}
 	if err := c.Create(ctx, scalingRoute(ns, "a", policy)); err != nil {
 		t.Fatal(err)
@@ -176,6 +180,77 @@ func TestAutoscalerScalesWithinBoundsAndWindow(t *testing.T) {
 	}
 	if changes > 1 {
 		t.Fatalf("replicas changed %d times under noisy load", changes)
+	}
+}
+
+// The stabilization window outlives the leader: a new autoscaler (a new
+// leader, fresh memory) reads the history from the WeirRoute's status and
+// does not scale down inside the window. Pending pods count as idle on a
+// scale-up instead of driving the count to max.
+func TestAutoscalerHistorySurvivesLeaderChange(t *testing.T) {
+	_, c := startEnv(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	createDeployment(t, c, ns, "weir", 2)
+	policy := &v1alpha1.ScalingPolicy{
+		MinReplicas: ptr.To[int32](1), MaxReplicas: ptr.To[int32](10), TargetInFlight: ptr.To[int32](10),
+		ScaleDownStabilization: ptr.To(v1alpha1.Duration("5m")),
+	}
+	if err := c.Create(ctx, scalingRoute(ns, "r", policy)); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	load := &fakeLoad{}
+	leader := func() *Autoscaler {
+		as, err := NewAutoscaler(AutoscalerConfig{
+			Client: c, Recorder: nopRecorder{}, Source: load, Namespace: ns, Deployment: "weir",
+			Now: func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return as
+	}
+	step := func(as *Autoscaler, after time.Duration) int32 {
+		t.Helper()
+		now = now.Add(after)
+		if err := as.Step(ctx); err != nil {
+			t.Fatalf("step: %v", err)
+		}
+		return replicasOf(t, c, ns, "weir")
+	}
+
+	first := leader()
+	load.set(2, 30) // 3x the target: 6 wanted, within the default +4 pods per 15s
+	if got := step(first, 0); got != 6 {
+		t.Fatalf("replicas after high load = %d, want 6", got)
+	}
+	if h := getRoute(t, c, ns, "r").Status.Scaling; h == nil || len(h.Recommendations) == 0 || len(h.Changes) == 0 {
+		t.Fatalf("status.scaling after a decision = %+v, want the recommendation and the change", h)
+	}
+
+	// The leader changes; the load drops at once.
+	second := leader()
+	load.set(6, 1)
+	if got := step(second, 30*time.Second); got != 6 {
+		t.Fatalf("a new leader scaled down to %d inside the 5m window of the old leader's recommendation", got)
+	}
+
+	// Two pods report 15 in flight, four more are still pending: the HPA
+	// counts the pending ones as idle on a scale-up, so nothing moves.
+	load.set(2, 15)
+	load.mu.Lock()
+	load.notReady = 4
+	load.mu.Unlock()
+	if got := step(second, 15*time.Second); got != 6 {
+		t.Fatalf("replicas with 4 pending pods = %d, want 6 (pending pods count as 0 on a scale-up)", got)
+	}
+
+	// Past the window the new leader scales down, at most as fast as the
+	// default rule allows.
+	load.set(6, 1)
+	if got := step(second, 5*time.Minute); got != 1 {
+		t.Fatalf("replicas after the window = %d, want 1", got)
 	}
 }
 

@@ -27,9 +27,9 @@ import (
 
 // startGateway starts a real gateway whose rollouts are looked at every
 // 20ms, so a canary with a short interval finishes within a test.
-func startGateway(t *testing.T) *testgw.Gateway {
+func startGateway(t *testing.T, opts ...testgw.Option) *testgw.Gateway {
 	t.Helper()
-	return testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond }))
+	return testgw.Start(t, append([]testgw.Option{testgw.WithOptions(func(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond })}, opts...)...)
 }
 
 // fileServer serves artifact bytes under /files/ on loopback.
@@ -38,6 +38,7 @@ type fileServer struct {
 
 	mu    sync.Mutex
 	files map[string][]byte
+	onGet func(name string) // when set, called on every GET
 }
 
 func newFileServer(t *testing.T) *fileServer {
@@ -47,7 +48,11 @@ func newFileServer(t *testing.T) *fileServer {
 	mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) {
 		fs.mu.Lock()
 		b, ok := fs.files[r.PathValue("name")]
+		onGet := fs.onGet
 		fs.mu.Unlock()
+		if onGet != nil {
+			onGet(r.PathValue("name"))
+		}
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -57,6 +62,12 @@ func newFileServer(t *testing.T) *fileServer {
 	fs.srv = httptest.NewServer(mux)
 	t.Cleanup(fs.srv.Close)
 	return fs
+}
+
+func (fs *fileServer) setOnGet(f func(name string)) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.onGet = f
 }
 
 // add serves b at /files/name and returns its URL and hex sha256.

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,18 +9,24 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -44,6 +49,7 @@ type Gateway interface {
 	GetRoute(ctx context.Context, name string) (json.RawMessage, error)
 	StartRollout(ctx context.Context, route string, spec json.RawMessage) (json.RawMessage, error)
 	Rollout(ctx context.Context, route string) (json.RawMessage, error)
+	RolloutAction(ctx context.Context, route, action string) (json.RawMessage, error)
 }
 
 // EventRecorder records Kubernetes Events (events.k8s.io/v1 style); the
@@ -59,9 +65,27 @@ type ReconcilerConfig struct {
 	Client   client.Client // reads WeirRoutes and ConfigMaps, patches status
 	Recorder EventRecorder
 
-	FetchTimeout    time.Duration // one artifact download; default 2m
-	MaxArtifactSize int64         // bytes; default 512 MiB
-	FollowInterval  time.Duration // rollout polling and deferred deletes; default 10s
+	// ConnectTimeout bounds connecting to an artifact URL, its TLS handshake
+	// and its response headers; default 15s.
+	ConnectTimeout time.Duration
+	// StallTimeout aborts a download that sends no byte for this long;
+	// default 30s.
+	StallTimeout time.Duration
+	// FetchTimeout bounds one artifact download in total; default 30m.
+	FetchTimeout    time.Duration
+	MaxArtifactSize int64  // bytes; default 2 GiB (the gateway's --max-upload)
+	TempDir         string // downloads are streamed here; default os.TempDir()
+
+	FollowInterval time.Duration // rollout polling and deferred deletes; default 10s
+	// ResyncInterval is how often a WeirRoute is compared with the gateway
+	// again when nothing changed (a route deleted or edited by hand is set
+	// back); default 1m.
+	ResyncInterval time.Duration
+	// MaxConcurrentReconciles WeirRoutes are reconciled at once; default 4.
+	MaxConcurrentReconciles int
+	// RetryBase and RetryMax bound the per-WeirRoute exponential backoff
+	// after a failed pass; defaults 1s and 5m.
+	RetryBase, RetryMax time.Duration
 }
 
 // Reconciler makes one WeirRoute true on the gateway. It is level-based: each
@@ -70,6 +94,18 @@ type ReconcilerConfig struct {
 type Reconciler struct {
 	cfg   ReconcilerConfig
 	fetch fetcher
+
+	// bad remembers, per WeirRoute generation, the artifacts that failed
+	// for good (checksum, rejected, too large), so that a resync does not
+	// download them again: only a new generation can fix them.
+	mu  sync.Mutex
+	bad map[types.NamespacedName]badMemo
+}
+
+type badMemo struct {
+	uid        types.UID
+	generation int64
+	errs       map[string]*badArtifactError
 }
 
 // NewReconciler validates cfg and returns a Reconciler.
@@ -77,28 +113,48 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	if cfg.Gateway == nil || cfg.Client == nil || cfg.Recorder == nil {
 		return nil, errors.New("controller: ReconcilerConfig needs Gateway, Client and Recorder")
 	}
-	if cfg.FetchTimeout <= 0 {
-		cfg.FetchTimeout = 2 * time.Minute
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
 	}
+	def(&cfg.ConnectTimeout, 15*time.Second)
+	def(&cfg.StallTimeout, 30*time.Second)
+	def(&cfg.FetchTimeout, 30*time.Minute)
+	def(&cfg.FollowInterval, 10*time.Second)
+	def(&cfg.ResyncInterval, time.Minute)
+	def(&cfg.RetryBase, time.Second)
+	def(&cfg.RetryMax, 5*time.Minute)
 	if cfg.MaxArtifactSize <= 0 {
-		cfg.MaxArtifactSize = 512 << 20
+		cfg.MaxArtifactSize = 2 << 30
 	}
-	if cfg.FollowInterval <= 0 {
-		cfg.FollowInterval = 10 * time.Second
+	if cfg.MaxConcurrentReconciles <= 0 {
+		cfg.MaxConcurrentReconciles = 4
 	}
 	return &Reconciler{
-		cfg:   cfg,
-		fetch: fetcher{reader: cfg.Client, http: &http.Client{Timeout: cfg.FetchTimeout}, maxSize: cfg.MaxArtifactSize},
+		cfg: cfg,
+		fetch: fetcher{
+			reader: cfg.Client, http: newHTTPClient(cfg.ConnectTimeout), maxSize: cfg.MaxArtifactSize,
+			idle: cfg.StallTimeout, total: cfg.FetchTimeout, tmpDir: cfg.TempDir,
+		},
+		bad: map[types.NamespacedName]badMemo{},
 	}, nil
 }
 
 // SetupWithManager registers the Reconciler with mgr. Status-only changes do
 // not trigger a pass (the reconciler writes status itself); it polls what it
-// follows with RequeueAfter.
+// follows with RequeueAfter, and compares every WeirRoute with the gateway
+// again each ResyncInterval. WeirRoutes are reconciled concurrently, and a
+// failing one backs off on its own (per-key exponential backoff) without
+// holding up the others.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.WeirRoute{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("weirroute").
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.cfg.RetryBase, r.cfg.RetryMax),
+		}).
 		Complete(r)
 }
 
@@ -109,6 +165,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// Deleted: the gateway keeps serving what it has. Cutting production
 		// traffic because a resource went away is left to an explicit
 		// `weir route` call.
+		if apierrors.IsNotFound(err) {
+			r.forgetBad(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := wr.DeepCopy()
@@ -140,46 +199,102 @@ func equalStatus(a, b v1alpha1.WeirRouteStatus) bool {
 	return string(ja) == string(jb)
 }
 
+// validateSpec checks what the schema cannot have checked for an object
+// stored before the schema did: the durations.
+func validateSpec(wr *v1alpha1.WeirRoute) error {
+	var errs []error
+	check := func(field string, d *v1alpha1.Duration) {
+		if d == nil {
+			return
+		}
+		if _, err := d.Parse(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		}
+	}
+	if rs := wr.Spec.Rollout; rs != nil {
+		check("spec.rollout.interval", rs.Interval)
+	}
+	if s := wr.Spec.Scaling; s != nil {
+		check("spec.scaling.scaleUpStabilization", s.ScaleUpStabilization)
+		check("spec.scaling.scaleDownStabilization", s.ScaleDownStabilization)
+		for i := range s.ScaleUpRules {
+			check(fmt.Sprintf("spec.scaling.scaleUpRules[%d].period", i), &s.ScaleUpRules[i].Period)
+		}
+		for i := range s.ScaleDownRules {
+			check(fmt.Sprintf("spec.scaling.scaleDownRules[%d].period", i), &s.ScaleDownRules[i].Period)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconcile is one pass. It applies what can be applied: a bad artifact
+// stops only what needs it (the route waits only when it names a version the
+// gateway lacks), and every condition is written for the current generation
+// on every pass, so none tells what an older generation was. Retryable
+// failures are joined into the returned error, which backs this WeirRoute
+// off on its own.
 func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
-	gen := wr.Generation
+	if err := validateSpec(wr); err != nil {
+		msg := "invalid spec: " + err.Error()
+		for _, typ := range []string{v1alpha1.ConditionArtifactsReady, v1alpha1.ConditionRouteApplied, v1alpha1.ConditionReady} {
+			r.setCondition(wr, typ, metav1.ConditionFalse, "InvalidSpec", msg)
+		}
+		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "InvalidSpec", "Validate", "%s", msg)
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	var retry []error
+	r.applyPromotion(wr)
 
 	// 1. Artifacts: push what the gateway lacks.
-	if err := r.syncArtifacts(ctx, wr); err != nil {
-		if bad, ok := isBadArtifact(err); ok {
-			r.setCondition(wr, v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, bad.Reason, err.Error())
-			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, bad.Reason, "PushArtifact", "%s; serving versions are left as they are", err.Error())
-			r.refreshLoaded(ctx, wr)
-			if bad.Reason == "ConfigMapKeyMissing" {
-				// The ConfigMap may be filled in later: look again.
-				return ctrl.Result{RequeueAfter: r.cfg.FollowInterval}, nil
-			}
-			// Only a new spec (a new generation) can fix this.
-			return ctrl.Result{}, reconcile.TerminalError(err)
+	inv, err := r.inventory(ctx, len(wr.Spec.Plugins) > 0 || len(wr.Spec.Route.Plugins)+len(wr.Spec.Route.Postprocess) > 0)
+	if err != nil {
+		for _, typ := range []string{v1alpha1.ConditionArtifactsReady, v1alpha1.ConditionRouteApplied, v1alpha1.ConditionReady} {
+			r.setCondition(wr, typ, metav1.ConditionUnknown, "GatewayUnavailable", err.Error())
 		}
-		r.setCondition(wr, v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, "Unavailable", err.Error())
 		return ctrl.Result{}, err
 	}
-	r.setCondition(wr, v1alpha1.ConditionArtifactsReady, metav1.ConditionTrue, "Present", "every declared model and plugin version is on the gateway")
+	bad, err := r.syncArtifacts(ctx, wr, inv)
+	switch {
+	case len(bad) > 0:
+		r.setCondition(wr, v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, bad[0].Reason, joinMessages(bad))
+	case err != nil:
+		r.setCondition(wr, v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, "Unavailable", err.Error())
+	default:
+		r.setCondition(wr, v1alpha1.ConditionArtifactsReady, metav1.ConditionTrue, "Present", "every declared model and plugin version is on the gateway")
+	}
+	if err != nil {
+		retry = append(retry, err)
+	}
 
-	// 2. The route.
-	if err := r.syncRoute(ctx, wr); err != nil {
+	// 2. The route, once everything it names is on the gateway.
+	routeOK := false
+	if missing := inv.missing(wr); len(missing) > 0 {
+		r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "WaitingForArtifacts",
+			fmt.Sprintf("route %s names %s, not on the gateway: the gateway keeps serving its current route", wr.GatewayRouteName(), strings.Join(missing, ", ")))
+	} else if err := r.syncRoute(ctx, wr); err != nil {
 		var ge *sdk.Error
 		if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
 			r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "RouteRejected", ge.Message)
 			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RouteRejected", "SetRoute", "gateway rejected route %s: %s", wr.GatewayRouteName(), ge.Message)
-			return ctrl.Result{}, reconcile.TerminalError(err)
+		} else {
+			r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "Unavailable", err.Error())
+			retry = append(retry, err)
 		}
-		r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "Unavailable", err.Error())
-		return ctrl.Result{}, err
+	} else {
+		routeOK = true
+		msg := fmt.Sprintf("route %s is set on the gateway", wr.GatewayRouteName())
+		if p := wr.Status.Promoted; p != nil {
+			msg += fmt.Sprintf("; variant %s keeps the promoted %s@%s until spec.route.variants is edited", p.StableVariant, p.Model, p.Version)
+		}
+		r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied", msg)
 	}
-	r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied", fmt.Sprintf("route %s is set on the gateway", wr.GatewayRouteName()))
 
 	// 3. The rollout.
 	var res ctrl.Result
-	follow, err := r.syncRollout(ctx, wr)
+	follow, err := r.syncRollout(ctx, wr, routeOK)
 	if err != nil {
-		return ctrl.Result{}, err
+		retry = append(retry, err)
 	}
 	if follow {
 		res.RequeueAfter = r.cfg.FollowInterval
@@ -188,14 +303,57 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 	// 4. Versions no longer declared, once no route sends them traffic.
 	pending, err := r.deleteUndeclared(ctx, wr)
 	if err != nil {
-		return ctrl.Result{}, err
+		retry = append(retry, err)
 	}
 	if pending {
 		res.RequeueAfter = r.cfg.FollowInterval
 	}
 	r.refreshLoaded(ctx, wr)
-	log.V(1).Info("reconciled", "generation", gen, "requeueAfter", res.RequeueAfter)
+	r.setReady(wr)
+	if res.RequeueAfter == 0 || res.RequeueAfter > r.cfg.ResyncInterval {
+		res.RequeueAfter = r.cfg.ResyncInterval
+	}
+	if err := errors.Join(retry...); err != nil {
+		return ctrl.Result{}, err
+	}
+	log.V(1).Info("reconciled", "generation", wr.Generation, "requeueAfter", res.RequeueAfter)
 	return res, nil
+}
+
+// setReady writes the aggregate Ready condition from the others: True when
+// the artifacts are present, the route applied and no declared rollout is
+// running or failed.
+func (r *Reconciler) setReady(wr *v1alpha1.WeirRoute) {
+	for _, typ := range []string{v1alpha1.ConditionArtifactsReady, v1alpha1.ConditionRouteApplied} {
+		c := meta.FindStatusCondition(wr.Status.Conditions, typ)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			reason, msg := "Unknown", typ+" is not known yet"
+			if c != nil {
+				reason, msg = c.Reason, typ+": "+c.Message
+			}
+			r.setCondition(wr, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+			return
+		}
+	}
+	if c := meta.FindStatusCondition(wr.Status.Conditions, v1alpha1.ConditionRolloutProgressing); c != nil && wr.Spec.Rollout != nil {
+		switch {
+		case c.Status == metav1.ConditionTrue:
+			r.setCondition(wr, v1alpha1.ConditionReady, metav1.ConditionFalse, "RolloutProgressing", c.Message)
+			return
+		case c.Reason != "Promoted":
+			r.setCondition(wr, v1alpha1.ConditionReady, metav1.ConditionFalse, c.Reason, "rollout: "+c.Message)
+			return
+		}
+	}
+	r.setCondition(wr, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready", "the declared artifacts, route and rollout are in effect on the gateway")
+}
+
+func joinMessages(bad []*badArtifactError) string {
+	msgs := make([]string, len(bad))
+	for i, b := range bad {
+		msgs[i] = b.Error()
+	}
+	return strings.Join(msgs, "; ")
 }
 
 func (r *Reconciler) setCondition(wr *v1alpha1.WeirRoute, typ string, status metav1.ConditionStatus, reason, msg string) {
@@ -207,144 +365,281 @@ func (r *Reconciler) setCondition(wr *v1alpha1.WeirRoute, typ string, status met
 func modelKey(name, version string) string  { return "model/" + name + "@" + version }
 func pluginKey(name, version string) string { return "plugin/" + name + "@" + version }
 
-// syncArtifacts pushes every declared model, reference and plugin version the
-// gateway does not have. Versions are immutable, so one present is done.
-func (r *Reconciler) syncArtifacts(ctx context.Context, wr *v1alpha1.WeirRoute) error {
+// inventory is what the gateway has: model versions and plugin versions.
+type inventory struct {
+	models  map[string]sdk.VersionInfo // name@version
+	plugins map[string]bool            // name@version, and name alone
+}
+
+func (r *Reconciler) inventory(ctx context.Context, plugins bool) (*inventory, error) {
+	inv := &inventory{models: map[string]sdk.VersionInfo{}, plugins: map[string]bool{}}
 	models, err := r.cfg.Gateway.ListModels(ctx)
 	if err != nil {
-		return fmt.Errorf("list models on the gateway: %w", err)
+		return nil, fmt.Errorf("list models on the gateway: %w", err)
 	}
-	have := map[string]sdk.VersionInfo{}
 	for _, m := range models {
 		for _, v := range m.Versions {
-			have[m.Name+"@"+v.Version] = v
+			inv.models[m.Name+"@"+v.Version] = v
+		}
+	}
+	if !plugins {
+		return inv, nil
+	}
+	ps, err := r.cfg.Gateway.ListPlugins(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list plugins on the gateway: %w", err)
+	}
+	for _, p := range ps {
+		inv.plugins[p.Name] = true
+		for _, v := range p.Versions {
+			inv.plugins[p.Name+"@"+v] = true
+		}
+	}
+	return inv, nil
+}
+
+// missing lists what the route of wr names that the gateway does not have.
+func (inv *inventory) missing(wr *v1alpha1.WeirRoute) []string {
+	var out []string
+	model := func(m, v v1alpha1.Name) {
+		if _, ok := inv.models[string(m)+"@"+string(v)]; !ok && v != "" && v != "latest" {
+			out = append(out, fmt.Sprintf("model %s@%s", m, v))
+		}
+	}
+	for _, v := range effectiveVariants(wr) {
+		model(v.Model, v.Version)
+	}
+	if sh := wr.Spec.Route.Shadow; sh != nil {
+		model(sh.Model, sh.Version)
+	}
+	for _, s := range append(slices.Clone(wr.Spec.Route.Plugins), wr.Spec.Route.Postprocess...) {
+		key := string(s.Name)
+		if s.Version != "" && s.Version != "latest" {
+			key += "@" + string(s.Version)
+		}
+		if !inv.plugins[key] {
+			out = append(out, "plugin "+key)
+		}
+	}
+	return out
+}
+
+// knownBad returns the failure recorded for artifact key in this generation.
+func (r *Reconciler) knownBad(wr *v1alpha1.WeirRoute, key string) *badArtifactError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.bad[nameOf(wr)]
+	if !ok || m.uid != wr.UID || m.generation != wr.Generation {
+		return nil
+	}
+	return m.errs[key]
+}
+
+func (r *Reconciler) rememberBad(wr *v1alpha1.WeirRoute, key string, b *badArtifactError) {
+	if b.Reason == "ConfigMapKeyMissing" {
+		return // the ConfigMap may be filled in later: look again
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.bad[nameOf(wr)]
+	if !ok || m.uid != wr.UID || m.generation != wr.Generation {
+		m = badMemo{uid: wr.UID, generation: wr.Generation, errs: map[string]*badArtifactError{}}
+		r.bad[nameOf(wr)] = m
+	}
+	m.errs[key] = b
+}
+
+func (r *Reconciler) forgetBad(nn types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.bad, nn)
+}
+
+func nameOf(wr *v1alpha1.WeirRoute) types.NamespacedName {
+	return types.NamespacedName{Namespace: wr.Namespace, Name: wr.Name}
+}
+
+// push fetches src and hands it to send, classifying failures: a bad
+// artifact is remembered for this generation and reported, anything else is
+// returned to be retried.
+func (r *Reconciler) push(ctx context.Context, wr *v1alpha1.WeirRoute, key, kind, what string, src v1alpha1.ArtifactSource,
+	send func(body io.Reader) error) (bad *badArtifactError, err error) {
+	if b := r.knownBad(wr, key); b != nil {
+		return b, nil
+	}
+	defer func() {
+		switch {
+		case bad != nil:
+			metricPushes.WithLabelValues(kind, "bad").Inc()
+			r.rememberBad(wr, key, bad)
+			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, bad.Reason, "PushArtifact", "%s; serving versions are left as they are", bad.Error())
+		case err != nil:
+			metricPushes.WithLabelValues(kind, "error").Inc()
+		default:
+			metricPushes.WithLabelValues(kind, "ok").Inc()
+		}
+	}()
+	a, err := r.fetch.fetch(ctx, wr.Namespace, what, src)
+	if err != nil {
+		if b, ok := isBadArtifact(err); ok {
+			return b, nil
+		}
+		return nil, err
+	}
+	defer a.Close()
+	body, err := a.body()
+	if err != nil {
+		return nil, fmt.Errorf("%s: rewind the download: %w", what, err)
+	}
+	if err := send(body); err != nil {
+		err = rejected(what, err)
+		if b, ok := isBadArtifact(err); ok {
+			return b, nil
+		}
+		return nil, err
+	}
+	r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, cases(kind)+"Pushed", "Push"+cases(kind), "pushed %s (%d bytes) to the gateway", what, a.size)
+	return nil, nil
+}
+
+// syncArtifacts pushes every declared model, reference and plugin version the
+// gateway does not have, each on its own: one bad artifact does not keep the
+// others from the gateway. Versions are immutable, so one present is done. It
+// returns the bad artifacts and the retryable failures.
+func (r *Reconciler) syncArtifacts(ctx context.Context, wr *v1alpha1.WeirRoute, inv *inventory) ([]*badArtifactError, error) {
+	var bad []*badArtifactError
+	var errs []error
+	note := func(b *badArtifactError, err error) {
+		if b != nil {
+			bad = append(bad, b)
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, m := range wr.Spec.Models {
 		name, version := string(m.Name), string(m.Version)
 		what := fmt.Sprintf("model %s@%s", name, version)
-		wr.Status.Managed = addSet(wr.Status.Managed, modelKey(name, version))
-		v, present := have[name+"@"+version]
+		key := modelKey(name, version)
+		wr.Status.Managed = addSet(wr.Status.Managed, key)
+		v, present := inv.models[name+"@"+version]
 		if present && v.SHA256 != "" && m.Source.SHA256 != "" && !strings.EqualFold(v.SHA256, m.Source.SHA256) {
-			return &badArtifactError{Reason: "VersionConflict", Err: fmt.Errorf(
-				"%s is on the gateway with sha256 %s, the resource declares %s; versions are immutable: declare a new version", what, v.SHA256, m.Source.SHA256)}
+			note(&badArtifactError{Reason: "VersionConflict", Err: fmt.Errorf(
+				"%s is on the gateway with sha256 %s, the resource declares %s; versions are immutable: declare a new version", what, v.SHA256, m.Source.SHA256)}, nil)
+			continue
 		}
 		if !present {
-			b, err := r.fetch.fetch(ctx, wr.Namespace, what, m.Source)
-			if err != nil {
-				return err
+			b, err := r.push(ctx, wr, key, "model", what, m.Source, func(body io.Reader) error {
+				return r.cfg.Gateway.PushModel(ctx, name, version, body, m.Features)
+			})
+			note(b, err)
+			if b != nil || err != nil {
+				continue
 			}
-			if err := r.cfg.Gateway.PushModel(ctx, name, version, bytes.NewReader(b), m.Features); err != nil {
-				return rejected(what, err)
-			}
-			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "ModelPushed", "PushModel", "pushed %s (%d bytes) to the gateway", what, len(b))
+			inv.models[name+"@"+version] = sdk.VersionInfo{Version: version}
 		}
 		if m.Reference != nil && (!present || !v.Reference) {
-			ref := "reference of " + what
-			b, err := r.fetch.fetch(ctx, wr.Namespace, ref, m.Reference.ArtifactSource)
-			if err != nil {
-				return err
-			}
-			ct := m.Reference.ContentType
-			if ct == "" {
-				ct = "text/csv"
-			}
-			if err := r.cfg.Gateway.PushReference(ctx, name, version, bytes.NewReader(b), ct); err != nil {
-				return rejected(ref, err)
-			}
-			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "ReferencePushed", "PushReference", "pushed the %s (%d bytes)", ref, len(b))
-		}
-	}
-
-	if len(wr.Spec.Plugins) == 0 {
-		return nil
-	}
-	plugins, err := r.cfg.Gateway.ListPlugins(ctx)
-	if err != nil {
-		return fmt.Errorf("list plugins on the gateway: %w", err)
-	}
-	havePlugin := map[string]bool{}
-	for _, p := range plugins {
-		for _, v := range p.Versions {
-			havePlugin[p.Name+"@"+v] = true
+			ct := cmpOr(m.Reference.ContentType, "text/csv")
+			note(r.push(ctx, wr, key+"/reference", "reference", "reference of "+what, m.Reference.ArtifactSource, func(body io.Reader) error {
+				return r.cfg.Gateway.PushReference(ctx, name, version, body, ct)
+			}))
 		}
 	}
 	for _, p := range wr.Spec.Plugins {
 		name, version := string(p.Name), string(p.Version)
-		what := fmt.Sprintf("plugin %s@%s", name, version)
-		wr.Status.Managed = addSet(wr.Status.Managed, pluginKey(name, version))
-		if havePlugin[name+"@"+version] {
+		key := pluginKey(name, version)
+		wr.Status.Managed = addSet(wr.Status.Managed, key)
+		if inv.plugins[name+"@"+version] {
 			continue
 		}
-		b, err := r.fetch.fetch(ctx, wr.Namespace, what, p.Source)
-		if err != nil {
-			return err
+		b, err := r.push(ctx, wr, key, "plugin", fmt.Sprintf("plugin %s@%s", name, version), p.Source, func(body io.Reader) error {
+			return r.cfg.Gateway.PushPlugin(ctx, name, version, body)
+		})
+		note(b, err)
+		if b == nil && err == nil {
+			inv.plugins[name+"@"+version], inv.plugins[name] = true, true
 		}
-		if err := r.cfg.Gateway.PushPlugin(ctx, name, version, bytes.NewReader(b)); err != nil {
-			return rejected(what, err)
-		}
-		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "PluginPushed", "PushPlugin", "pushed %s (%d bytes) to the gateway", what, len(b))
 	}
-	return nil
+	return bad, errors.Join(errs...)
 }
 
-// rejected turns the gateway's 400 (bytes not loadable) into a bad artifact;
-// any other failure stays retryable.
+// rejected turns the gateway's 400 (bytes not loadable) and 413 (larger
+// than its --max-upload) into a bad artifact: sending the same bytes again
+// cannot succeed. Any other failure stays retryable.
 func rejected(what string, err error) error {
 	var ge *sdk.Error
-	if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
-		return &badArtifactError{Reason: "Rejected", Err: fmt.Errorf("gateway rejected %s: %s", what, ge.Message)}
+	if errors.As(err, &ge) {
+		switch ge.Status {
+		case http.StatusBadRequest:
+			return &badArtifactError{Reason: "Rejected", Err: fmt.Errorf("gateway rejected %s: %s", what, ge.Message)}
+		case http.StatusRequestEntityTooLarge:
+			return &badArtifactError{Reason: "TooLargeForGateway", Err: fmt.Errorf(
+				"gateway refused %s as too large (HTTP 413: %s): raise the gateway's --max-upload", what, ge.Message)}
+		}
 	}
 	return fmt.Errorf("push %s: %w", what, err)
 }
 
-// routeJSON is the gateway's route body for wr (API.md, PUT /v1/routes/{route}).
-func routeJSON(wr *v1alpha1.WeirRoute) (json.RawMessage, error) {
-	type step struct {
-		Name    string                `json:"name"`
-		Version string                `json:"version,omitempty"`
-		Config  *apiextensionsv1.JSON `json:"config,omitempty"`
-	}
-	type variant struct {
-		Name    string `json:"name"`
-		Model   string `json:"model"`
-		Version string `json:"version"`
-		Weight  int32  `json:"weight"`
-	}
-	type shadow struct {
-		Model   string `json:"model"`
-		Version string `json:"version"`
-		Percent int32  `json:"percent"`
-	}
-	type sticky struct {
-		Header string `json:"header,omitempty"`
-		Field  string `json:"field,omitempty"`
-	}
-	steps := func(in []v1alpha1.PluginStep) []step {
-		out := make([]step, 0, len(in))
+// routeBody is the gateway's route body (API.md, PUT /v1/routes/{route}).
+type routeBody struct {
+	Plugins     []routeStep    `json:"plugins"`
+	Postprocess []routeStep    `json:"postprocess"`
+	Variants    []routeVariant `json:"variants"`
+	Sticky      *routeSticky   `json:"sticky,omitempty"`
+	Shadow      *routeShadow   `json:"shadow,omitempty"`
+}
+
+type routeStep struct {
+	Name    string                `json:"name"`
+	Version string                `json:"version,omitempty"`
+	Config  *apiextensionsv1.JSON `json:"config,omitempty"`
+}
+
+type routeVariant struct {
+	Name    string `json:"name"`
+	Model   string `json:"model"`
+	Version string `json:"version"`
+	Weight  int32  `json:"weight"`
+}
+
+type routeSticky struct {
+	Header string `json:"header,omitempty"`
+	Field  string `json:"field,omitempty"`
+}
+
+type routeShadow struct {
+	Model   string `json:"model"`
+	Version string `json:"version"`
+	Percent int32  `json:"percent"`
+}
+
+// declaredRoute is the route wr declares, with a standing promotion applied
+// (effectiveVariants).
+func declaredRoute(wr *v1alpha1.WeirRoute) routeBody {
+	steps := func(in []v1alpha1.PluginStep) []routeStep {
+		out := make([]routeStep, 0, len(in))
 		for _, s := range in {
-			out = append(out, step{Name: string(s.Name), Version: string(s.Version), Config: s.Config})
+			out = append(out, routeStep{Name: string(s.Name), Version: string(s.Version), Config: s.Config})
 		}
 		return out
 	}
 	rs := wr.Spec.Route
-	body := struct {
-		Plugins     []step    `json:"plugins"`
-		Postprocess []step    `json:"postprocess"`
-		Variants    []variant `json:"variants"`
-		Sticky      *sticky   `json:"sticky,omitempty"`
-		Shadow      *shadow   `json:"shadow,omitempty"`
-	}{Plugins: steps(rs.Plugins), Postprocess: steps(rs.Postprocess)}
-	for _, v := range rs.Variants {
-		body.Variants = append(body.Variants, variant{Name: string(v.Name), Model: string(v.Model), Version: string(v.Version), Weight: v.Weight})
+	body := routeBody{Plugins: steps(rs.Plugins), Postprocess: steps(rs.Postprocess)}
+	for _, v := range effectiveVariants(wr) {
+		body.Variants = append(body.Variants, routeVariant{Name: string(v.Name), Model: string(v.Model), Version: string(v.Version), Weight: v.Weight})
 	}
 	if rs.Sticky != nil {
-		body.Sticky = &sticky{Header: rs.Sticky.Header, Field: rs.Sticky.Field}
+		body.Sticky = &routeSticky{Header: rs.Sticky.Header, Field: rs.Sticky.Field}
 	}
 	if rs.Shadow != nil {
-		body.Shadow = &shadow{Model: string(rs.Shadow.Model), Version: string(rs.Shadow.Version), Percent: rs.Shadow.Percent}
+		body.Shadow = &routeShadow{Model: string(rs.Shadow.Model), Version: string(rs.Shadow.Version), Percent: rs.Shadow.Percent}
 	}
-	return json.Marshal(body)
+	return body
+}
+
+// routeJSON is the gateway's route body for wr.
+func routeJSON(wr *v1alpha1.WeirRoute) (json.RawMessage, error) {
+	return json.Marshal(declaredRoute(wr))
 }
 
 func hashOf(b []byte) string {
@@ -352,32 +647,161 @@ func hashOf(b []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// syncRoute sets the route when its declaration changed or the gateway lost
-// it. It does not re-send an unchanged route: a running rollout moves the
-// route's weights on the gateway, and re-sending would undo that.
+func variantsHash(vs []v1alpha1.Variant) string {
+	b, _ := json.Marshal(vs)
+	return hashOf(b)
+}
+
+// effectiveVariants is spec.route.variants, unless a rollout of this
+// resource promoted a version and the variants were not edited since: then
+// the stable variant carries the promoted version and the canary is gone, as
+// the gateway's promotion left them (canary/rollout.go). Sending the stale
+// spec again would silently roll production back.
+func effectiveVariants(wr *v1alpha1.WeirRoute) []v1alpha1.Variant {
+	vs := wr.Spec.Route.Variants
+	p := wr.Status.Promoted
+	if p == nil || variantsHash(vs) != p.VariantsHash {
+		return vs
+	}
+	out := make([]v1alpha1.Variant, 0, len(vs))
+	stable, others := -1, int32(0)
+	for _, v := range vs {
+		switch string(v.Name) {
+		case p.CanaryVariant:
+			continue
+		case p.StableVariant:
+			v.Model, v.Version = v1alpha1.Name(p.Model), v1alpha1.Name(p.Version)
+			stable = len(out)
+		default:
+			others += v.Weight
+		}
+		out = append(out, v)
+	}
+	if stable < 0 {
+		return vs // the stable variant is gone from the spec: nothing to keep
+	}
+	out[stable].Weight = 100 - others
+	return out
+}
+
+// applyPromotion ends a standing promotion once spec.route.variants was
+// edited: the new variants are the user's word.
+func (r *Reconciler) applyPromotion(wr *v1alpha1.WeirRoute) {
+	if p := wr.Status.Promoted; p != nil && variantsHash(wr.Spec.Route.Variants) != p.VariantsHash {
+		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "PromotionSettled", "SetRoute",
+			"spec.route.variants was edited after the promotion of %s@%s: the route now follows the spec", p.Model, p.Version)
+		wr.Status.Promoted = nil
+	}
+}
+
+// rolloutActive reports whether status says the declared rollout may still
+// be moving the route's weights on the gateway.
+func rolloutActive(wr *v1alpha1.WeirRoute) bool {
+	st := wr.Status.Rollout
+	return st != nil && st.State != "promoted" && st.State != "rolled_back" && st.State != "aborted"
+}
+
+// syncRoute makes the gateway's route equal to the declared one, comparing
+// the whole route (not only its existence), so a route deleted or edited by
+// hand is set back. While a rollout runs, the gateway owns the variants'
+// weights: they are taken from the gateway instead of compared.
 func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute) error {
-	body, err := routeJSON(wr)
+	name := wr.GatewayRouteName()
+	want := declaredRoute(wr)
+	specJSON, err := json.Marshal(want)
 	if err != nil {
 		return fmt.Errorf("encode route: %w", err)
 	}
-	name := wr.GatewayRouteName()
-	h := hashOf(body)
-	if wr.Status.AppliedRouteHash == h {
-		_, err := r.cfg.Gateway.GetRoute(ctx, name)
-		if err == nil {
-			return nil
+	h := hashOf(specJSON)
+	current, err := r.cfg.Gateway.GetRoute(ctx, name)
+	var ge *sdk.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ge) && ge.Status == http.StatusNotFound:
+		current = nil
+	default:
+		return fmt.Errorf("get route %s: %w", name, err)
+	}
+	if current != nil && rolloutActive(wr) {
+		var gw struct {
+			Variants []routeVariant `json:"variants"`
 		}
-		var ge *sdk.Error
-		if !errors.As(err, &ge) || ge.Status != http.StatusNotFound {
-			return fmt.Errorf("get route %s: %w", name, err)
+		if err := json.Unmarshal(current, &gw); err == nil && len(gw.Variants) > 0 {
+			want.Variants = gw.Variants
 		}
+	}
+	body, err := json.Marshal(want)
+	if err != nil {
+		return fmt.Errorf("encode route: %w", err)
+	}
+	if current != nil && sameRoute(current, body) {
+		wr.Status.AppliedRouteHash = h
+		return nil
 	}
 	if err := r.cfg.Gateway.SetRoute(ctx, name, body); err != nil {
 		return fmt.Errorf("set route %s: %w", name, err)
 	}
+	if wr.Status.AppliedRouteHash == h {
+		// Nothing was declared anew: the gateway's route drifted.
+		metricRouteCorrections.Inc()
+		what := "was deleted"
+		if current != nil {
+			what = "differed from the declaration"
+		}
+		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RouteRestored", "SetRoute",
+			"route %s on the gateway %s (changed outside this resource); set it again", name, what)
+	} else {
+		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RouteApplied", "SetRoute", "set route %s: %s", name, truncate(string(body), 512))
+	}
 	wr.Status.AppliedRouteHash = h
-	r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RouteApplied", "SetRoute", "set route %s: %s", name, truncate(string(body), 512))
 	return nil
+}
+
+// sameRoute compares the gateway's route (GET, with its read-only fields)
+// with a body to PUT, as JSON values: empty lists, empty objects and nulls
+// count as absent, and name, revision and updated_at are ignored.
+func sameRoute(gateway, body []byte) bool {
+	var a, b any
+	if json.Unmarshal(gateway, &a) != nil || json.Unmarshal(body, &b) != nil {
+		return false
+	}
+	if m, ok := a.(map[string]any); ok {
+		delete(m, "name")
+		delete(m, "revision")
+		delete(m, "updated_at")
+	}
+	return reflect.DeepEqual(prune(a), prune(b))
+}
+
+// prune drops null, empty-list and empty-object values (and the "latest"
+// the gateway may spell out for an empty version) from a decoded JSON value.
+func prune(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range x {
+			e = prune(e)
+			if e == nil || (k == "version" && e == "") {
+				continue
+			}
+			out[k] = e
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case []any:
+		var out []any
+		for _, e := range x {
+			out = append(out, prune(e))
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	default:
+		return v
+	}
 }
 
 // rolloutJSON is the gateway's rollout body (API.md, POST .../rollout).
@@ -389,7 +813,11 @@ func rolloutJSON(rs *v1alpha1.RolloutSpec) (json.RawMessage, error) {
 		"steps":   rs.Steps,
 	}
 	if rs.Interval != nil {
-		body["interval"] = rs.Interval.Duration.String()
+		d, err := rs.Interval.Parse()
+		if err != nil {
+			return nil, err
+		}
+		body["interval"] = d.String()
 	}
 	for key, d := range map[string]v1alpha1.Decimal{"max_error_rate": rs.MaxErrorRate, "max_drift": rs.MaxDrift} {
 		if d != "" {
@@ -405,11 +833,35 @@ func rolloutJSON(rs *v1alpha1.RolloutSpec) (json.RawMessage, error) {
 	return json.Marshal(body)
 }
 
+// abortRollout aborts the rollout status describes, if the gateway still
+// runs it. A 409 (nothing active) or 404 is already the wanted end.
+func (r *Reconciler) abortRollout(ctx context.Context, wr *v1alpha1.WeirRoute, why string) error {
+	route := wr.GatewayRouteName()
+	_, err := r.cfg.Gateway.RolloutAction(ctx, route, "abort")
+	var ge *sdk.Error
+	switch {
+	case err == nil:
+		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RolloutAborted", "AbortRollout",
+			"aborted the rollout on %s (%s): all traffic back on the stable variant", route, why)
+		return nil
+	case errors.As(err, &ge) && (ge.Status == http.StatusConflict || ge.Status == http.StatusNotFound):
+		return nil
+	default:
+		return fmt.Errorf("abort rollout on %s: %w", route, err)
+	}
+}
+
 // syncRollout starts the declared rollout once per rollout spec and copies the
-// gateway's state into status. It reports whether to keep following it.
-func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute) (bool, error) {
+// gateway's state into status; removing spec.rollout aborts a running one. It
+// reports whether to keep following it.
+func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute, routeOK bool) (bool, error) {
 	rs := wr.Spec.Rollout
 	if rs == nil {
+		if rolloutActive(wr) {
+			if err := r.abortRollout(ctx, wr, "spec.rollout was removed"); err != nil {
+				return false, err
+			}
+		}
 		wr.Status.Rollout = nil
 		meta.RemoveStatusCondition(&wr.Status.Conditions, v1alpha1.ConditionRolloutProgressing)
 		return false, nil
@@ -421,13 +873,24 @@ func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute) (b
 	route := wr.GatewayRouteName()
 	h := hashOf(body)
 	if wr.Status.Rollout == nil || wr.Status.Rollout.SpecHash != h {
+		if !routeOK {
+			r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "WaitingForRoute",
+				"the rollout starts once the route is applied")
+			return false, nil
+		}
+		if rolloutActive(wr) {
+			if err := r.abortRollout(ctx, wr, "spec.rollout changed"); err != nil {
+				return false, err
+			}
+		}
 		if _, err := r.cfg.Gateway.StartRollout(ctx, route, body); err != nil {
 			var ge *sdk.Error
 			if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
 				r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolloutRejected", ge.Message)
 				r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RolloutRejected", "StartRollout", "gateway rejected the rollout on %s: %s", route, ge.Message)
-				return false, reconcile.TerminalError(err)
+				return false, nil
 			}
+			r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionUnknown, "Unavailable", err.Error())
 			return false, fmt.Errorf("start rollout on %s: %w", route, err)
 		}
 		wr.Status.Rollout = &v1alpha1.RolloutStatus{SpecHash: h}
@@ -437,6 +900,7 @@ func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute) (b
 
 	raw, err := r.cfg.Gateway.Rollout(ctx, route)
 	if err != nil {
+		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionUnknown, "Unavailable", err.Error())
 		return false, fmt.Errorf("get rollout of %s: %w", route, err)
 	}
 	var st struct {
@@ -444,6 +908,10 @@ func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute) (b
 		Weight        float64 `json:"weight"`
 		CurrentWeight float64 `json:"current_weight"`
 		Reason        string  `json:"reason"`
+		Stable        string  `json:"stable_variant"`
+		Spec          struct {
+			Variant string `json:"variant"`
+		} `json:"spec"`
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return false, fmt.Errorf("decode rollout of %s: %w", route, err)
@@ -466,6 +934,14 @@ func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute) (b
 	case "promoted":
 		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "Promoted",
 			fmt.Sprintf("%s@%s takes all traffic", rs.Model, rs.Version))
+		if prev != "promoted" && st.Stable != "" {
+			// Keep the promotion over the stale spec.route from now on.
+			wr.Status.Promoted = &v1alpha1.PromotedStatus{
+				Model: string(rs.Model), Version: string(rs.Version),
+				StableVariant: st.Stable, CanaryVariant: cmpOr(st.Spec.Variant, cmpOr(string(rs.Variant), "canary")),
+				VariantsHash: variantsHash(wr.Spec.Route.Variants),
+			}
+		}
 	case "rolled_back":
 		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolledBack", cmpOr(st.Reason, "rolled back"))
 	default:

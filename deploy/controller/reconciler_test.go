@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/weirhq/weir/deploy/api/v1alpha1"
@@ -33,10 +34,35 @@ type env struct {
 // manager for a new namespace.
 func setup(t *testing.T) env {
 	t.Helper()
-	cfg, c := startEnv(t)
-	e := env{gw: startGateway(t), files: newFileServer(t), c: c, ns: newNamespace(t, c)}
-	startManager(t, cfg, Options{GatewayURL: e.gw.URL, Token: e.gw.Token, Namespace: e.ns, FollowInterval: 200 * time.Millisecond})
+	e := newEnv(t)
+	e.start(t, nil)
 	return e
+}
+
+// newEnv starts the gateway (with opts) and the file server, and makes the
+// namespace, without a controller yet.
+func newEnv(t *testing.T) env { return newEnvWith(t) }
+
+func newEnvWith(t *testing.T, opts ...testgw.Option) env {
+	t.Helper()
+	_, c := startEnv(t)
+	return env{gw: startGateway(t, opts...), files: newFileServer(t), c: c, ns: newNamespace(t, c)}
+}
+
+// start runs a controller manager for e's namespace and gateway, with short
+// follow, resync and retry intervals; mutate changes its options.
+func (e env) start(t *testing.T, mutate func(*Options)) {
+	t.Helper()
+	cfg, _ := startEnv(t)
+	o := Options{
+		GatewayURL: e.gw.URL, Token: e.gw.Token, Namespace: e.ns,
+		FollowInterval: 200 * time.Millisecond, ResyncInterval: 300 * time.Millisecond,
+		retryBase: 100 * time.Millisecond, retryMax: 2 * time.Second,
+	}
+	if mutate != nil {
+		mutate(&o)
+	}
+	startManager(t, cfg, o)
 }
 
 func variant(name, model, version string, weight int32) v1alpha1.Variant {
@@ -292,7 +318,7 @@ func TestReconcileRollout(t *testing.T) {
 			Route: v1alpha1.RouteSpec{Variants: []v1alpha1.Variant{variant("stable", "fraud", "1", 100)}},
 			Rollout: &v1alpha1.RolloutSpec{
 				Model: "fraud", Version: "2", Steps: []int32{20, 50, 100},
-				Interval: &metav1.Duration{Duration: 200 * time.Millisecond}, MaxErrorRate: "0.05", MaxP99Ms: &p99,
+				Interval: ptr.To(v1alpha1.Duration("200ms")), MaxErrorRate: "0.05", MaxP99Ms: &p99,
 				MinRequests: &minRequests,
 			},
 		},

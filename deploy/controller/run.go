@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -48,13 +56,31 @@ type Options struct {
 	ScaleInterval  time.Duration // default 15s
 
 	FollowInterval time.Duration // rollout polling and deferred deletes; default 10s
+	ResyncInterval time.Duration // compare every WeirRoute with the gateway again; default 1m
+	// MaxConcurrentReconciles WeirRoutes are reconciled at once; default 4.
+	MaxConcurrentReconciles int
+
+	// Artifact downloads: connect/header timeout (default 15s), stall
+	// timeout (default 30s), total bound (default 30m), largest size
+	// (default 2 GiB) and where they are streamed (default $TMPDIR).
+	FetchConnectTimeout time.Duration
+	FetchStallTimeout   time.Duration
+	FetchTimeout        time.Duration
+	MaxArtifactSize     int64
+	TempDir             string
+
+	// LogLevel is debug, info (default) or error; Run logs JSON lines to
+	// stderr at that level.
+	LogLevel string
 
 	// REST is the API server config; nil reads the in-cluster or kubeconfig one.
 	REST *rest.Config
 	// Source replaces the pod scraper (tests).
 	Source LoadSource
 
-	skipNameValidation bool // tests run several managers in one process
+	skipNameValidation bool          // tests run several managers in one process
+	retryBase          time.Duration // tests shorten the per-WeirRoute backoff
+	retryMax           time.Duration
 }
 
 // Validate fills defaults and checks o once.
@@ -92,7 +118,35 @@ func (o *Options) Validate() error {
 	if o.ScaleInterval == 0 {
 		o.ScaleInterval = 15 * time.Second
 	}
+	if _, err := parseLevel(o.LogLevel); err != nil {
+		return err
+	}
 	return nil
+}
+
+// parseLevel maps --log-level to an slog level. logr's V(n) is slog level
+// -n, so debug (-4) shows the controller's V(1) lines and client-go's up to
+// V(4).
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("controller: --log-level %q: use debug, info or error", s)
+}
+
+// NewLogger returns the controller's structured logger: JSON lines to w at
+// level (debug, info or error).
+func NewLogger(w io.Writer, level string) (logr.Logger, error) {
+	lvl, err := parseLevel(level)
+	if err != nil {
+		return logr.Discard(), err
+	}
+	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
 }
 
 // Scheme returns a scheme with the Kubernetes built-in types and WeirRoute.
@@ -113,9 +167,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
+	log, err := NewLogger(os.Stderr, opts.LogLevel)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(log)
+	klog.SetLogger(log) // client-go's leader election and reflectors
 	cfg := opts.REST
 	if cfg == nil {
-		var err error
 		if cfg, err = ctrl.GetConfig(); err != nil {
 			return fmt.Errorf("controller: Kubernetes API config: %w", err)
 		}
@@ -162,10 +221,19 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	}
 
 	rec, err := NewReconciler(ReconcilerConfig{
-		Gateway:        sdk.New(opts.GatewayURL, opts.Token),
-		Client:         mgr.GetClient(),
-		Recorder:       mgr.GetEventRecorder("weir-controller"),
-		FollowInterval: opts.FollowInterval,
+		Gateway:                 sdk.New(opts.GatewayURL, opts.Token),
+		Client:                  mgr.GetClient(),
+		Recorder:                loggingRecorder{mgr.GetEventRecorder("weir-controller"), mgr.GetLogger().WithName("weirroute")},
+		FollowInterval:          opts.FollowInterval,
+		ResyncInterval:          opts.ResyncInterval,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		ConnectTimeout:          opts.FetchConnectTimeout,
+		StallTimeout:            opts.FetchStallTimeout,
+		FetchTimeout:            opts.FetchTimeout,
+		MaxArtifactSize:         opts.MaxArtifactSize,
+		TempDir:                 opts.TempDir,
+		RetryBase:               opts.retryBase,
+		RetryMax:                opts.retryMax,
 	})
 	if err != nil {
 		return nil, err
@@ -184,7 +252,7 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 			}
 		}
 		as, err := NewAutoscaler(AutoscalerConfig{
-			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("weir-autoscaler"), Source: src,
+			Client: mgr.GetClient(), Recorder: loggingRecorder{mgr.GetEventRecorder("weir-autoscaler"), mgr.GetLogger().WithName("autoscaler")}, Source: src,
 			Namespace: opts.Namespace, Deployment: opts.Deployment, Interval: opts.ScaleInterval,
 		})
 		if err != nil {
@@ -195,6 +263,27 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		}
 	}
 	return mgr, nil
+}
+
+// loggingRecorder writes every Event to the log as well, so that what the
+// controller does is in its log without a second set of messages to keep.
+type loggingRecorder struct {
+	EventRecorder
+	log logr.Logger
+}
+
+func (l loggingRecorder) Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	l.EventRecorder.Eventf(regarding, related, eventtype, reason, action, note, args...)
+	kv := []any{"reason", reason, "action", action}
+	if o, ok := regarding.(client.Object); ok {
+		kv = append(kv, "object", o.GetNamespace()+"/"+o.GetName())
+	}
+	msg := fmt.Sprintf(note, args...)
+	if eventtype == corev1.EventTypeWarning {
+		l.log.Info("warning: "+msg, kv...)
+		return
+	}
+	l.log.Info(msg, kv...)
 }
 
 func disabled(addr string) string {

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"fmt"
+	"time"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -15,7 +18,28 @@ const (
 	ConditionRolloutProgressing = "RolloutProgressing"
 	// ScalingActive: the autoscaler acts on this resource's scaling policy.
 	ConditionScalingActive = "ScalingActive"
+	// Ready: the whole declaration of the current generation is true on the
+	// gateway (artifacts present, route applied, no rollout failed); the one
+	// condition Argo CD and Flux health checks read.
+	ConditionReady = "Ready"
 )
+
+// Duration is a Go duration string ("30s", "1m30s", "200ms"). The schema
+// checks its form; it is a plain string in Go so that an object stored before
+// that check existed still decodes (one bad object must not stop the
+// controller's cache from listing the others), and Parse reports it.
+// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$`
+// +kubebuilder:validation:MaxLength=64
+type Duration string
+
+// Parse returns d as a time.Duration, or an error naming the bad value.
+func (d Duration) Parse() (time.Duration, error) {
+	v, err := time.ParseDuration(string(d))
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a duration: write a number with a unit, e.g. 30s, 1m30s or 200ms", string(d))
+	}
+	return v, nil
+}
 
 // Name is a weir model, version, plugin or route name (API.md "Names").
 // +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
@@ -28,6 +52,7 @@ type Name string
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=wr,categories=weir
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Artifacts",type=string,JSONPath=`.status.conditions[?(@.type=="ArtifactsReady")].status`
 // +kubebuilder:printcolumn:name="Route",type=string,JSONPath=`.status.conditions[?(@.type=="RouteApplied")].status`
 // +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.state`
@@ -73,7 +98,11 @@ type WeirRouteSpec struct {
 	Route RouteSpec `json:"route"`
 
 	// Rollout, when set, runs a canary rollout on the route
-	// (POST /v1/routes/{route}/rollout). Changing it starts a new rollout.
+	// (POST /v1/routes/{route}/rollout). Changing it starts a new rollout
+	// (a running one is aborted first); removing it aborts a running one,
+	// sending all traffic back to the stable variant. A promotion stands:
+	// the promoted version keeps the traffic (status.promoted) until
+	// spec.route.variants is edited.
 	// +optional
 	Rollout *RolloutSpec `json:"rollout,omitempty"`
 
@@ -238,7 +267,7 @@ type RolloutSpec struct {
 	Steps []int32 `json:"steps"`
 	// Interval between steps (Go duration, e.g. 30s).
 	// +optional
-	Interval *metav1.Duration `json:"interval,omitempty"`
+	Interval *Duration `json:"interval,omitempty"`
 	// +optional
 	MaxErrorRate Decimal `json:"maxErrorRate,omitempty"`
 	// +optional
@@ -275,15 +304,39 @@ type ScalingPolicy struct {
 	// ScaleUpStabilization: scale up to the lowest recommendation of this
 	// window (default 0s: at once).
 	// +optional
-	ScaleUpStabilization *metav1.Duration `json:"scaleUpStabilization,omitempty"`
+	ScaleUpStabilization *Duration `json:"scaleUpStabilization,omitempty"`
 	// ScaleDownStabilization: scale down to the highest recommendation of this
 	// window (default 5m).
 	// +optional
-	ScaleDownStabilization *metav1.Duration `json:"scaleDownStabilization,omitempty"`
+	ScaleDownStabilization *Duration `json:"scaleDownStabilization,omitempty"`
 	// Tolerance is the relative distance from the target inside which the
 	// replica count is left alone (default 0.1).
 	// +optional
 	Tolerance Decimal `json:"tolerance,omitempty"`
+	// ScaleUpRules limit how fast replicas are added, as the HPA's
+	// behavior.scaleUp.policies with selectPolicy Max: the rule allowing the
+	// most wins. Default: 100% or 4 pods per 15s (the HPA's default).
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	ScaleUpRules []ScaleRule `json:"scaleUpRules,omitempty"`
+	// ScaleDownRules limit how fast replicas are removed (selectPolicy Max).
+	// Default: 100% per 15s (the HPA's default).
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	ScaleDownRules []ScaleRule `json:"scaleDownRules,omitempty"`
+}
+
+// ScaleRule allows a change of at most Value pods, or Value percent of the
+// replicas at the start of the period, within any Period.
+type ScaleRule struct {
+	// +kubebuilder:validation:Enum=Pods;Percent
+	Type string `json:"type"`
+	// +kubebuilder:validation:Minimum=1
+	Value int32 `json:"value"`
+	// Period is the sliding window the change is counted over (e.g. 15s, at most 30m).
+	Period Duration `json:"period"`
 }
 
 // WeirRouteStatus is what the controller observed.
@@ -316,12 +369,47 @@ type WeirRouteStatus struct {
 	// +optional
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
 
+	// Promoted is the last promotion of a declared rollout. While
+	// spec.route.variants stays as it was when the rollout promoted, the
+	// controller keeps the promoted version on the stable variant instead of
+	// sending the stale spec.route again (which would roll production back);
+	// editing spec.route.variants ends it.
+	// +optional
+	Promoted *PromotedStatus `json:"promoted,omitempty"`
+
 	// CurrentReplicas and DesiredReplicas of the gateway Deployment, written
 	// by the autoscaler.
 	// +optional
 	CurrentReplicas int32 `json:"currentReplicas,omitempty"`
 	// +optional
 	DesiredReplicas int32 `json:"desiredReplicas,omitempty"`
+
+	// Scaling is the autoscaler's memory, kept here so that a new leader
+	// (the controller runs in the pods it scales) continues the
+	// stabilization windows and rate limits instead of starting afresh.
+	// +optional
+	Scaling *ScalingHistory `json:"scaling,omitempty"`
+}
+
+// ScalingHistory holds recent recommendations and replica changes.
+type ScalingHistory struct {
+	// Recommendations within the longest stabilization window.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=512
+	Recommendations []ReplicaSample `json:"recommendations,omitempty"`
+	// Changes made within the longest rate-rule period (Replicas is the
+	// signed change).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=512
+	Changes []ReplicaSample `json:"changes,omitempty"`
+}
+
+// ReplicaSample is a replica count (or change) at a moment.
+type ReplicaSample struct {
+	At       metav1.MicroTime `json:"at"`
+	Replicas int32            `json:"replicas"`
 }
 
 // LoadedModel is one model version as the gateway reports it.
@@ -348,6 +436,17 @@ type RolloutStatus struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object
 	Raw *apiextensionsv1.JSON `json:"raw,omitempty"`
+}
+
+// PromotedStatus is a promotion the controller keeps applying.
+type PromotedStatus struct {
+	Model   string `json:"model"`
+	Version string `json:"version"`
+	// StableVariant took the promoted version; CanaryVariant was dropped.
+	StableVariant string `json:"stableVariant"`
+	CanaryVariant string `json:"canaryVariant"`
+	// VariantsHash identifies spec.route.variants as they were at promotion.
+	VariantsHash string `json:"variantsHash"`
 }
 
 // GatewayRouteName is the gateway route this resource manages.
