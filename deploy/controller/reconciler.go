@@ -694,11 +694,15 @@ func (r *Reconciler) applyPromotion(wr *v1alpha1.WeirRoute) {
 	}
 }
 
+// stateRejected marks in status a rollout spec the gateway refused (400):
+// it is not sent again until it changes.
+const stateRejected = "rejected"
+
 // rolloutActive reports whether status says the declared rollout may still
 // be moving the route's weights on the gateway.
 func rolloutActive(wr *v1alpha1.WeirRoute) bool {
 	st := wr.Status.Rollout
-	return st != nil && st.State != "promoted" && st.State != "rolled_back" && st.State != "aborted"
+	return st != nil && st.State != "promoted" && st.State != "rolled_back" && st.State != "aborted" && st.State != stateRejected
 }
 
 // syncRoute makes the gateway's route equal to the declared one, comparing
@@ -888,6 +892,7 @@ func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute, ro
 			if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
 				r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolloutRejected", ge.Message)
 				r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RolloutRejected", "StartRollout", "gateway rejected the rollout on %s: %s", route, ge.Message)
+				wr.Status.Rollout = &v1alpha1.RolloutStatus{SpecHash: h, State: stateRejected, Reason: ge.Message}
 				return false, nil
 			}
 			r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionUnknown, "Unavailable", err.Error())
@@ -898,6 +903,10 @@ func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute, ro
 			"started rollout on %s to %s@%s, steps %v", route, rs.Model, rs.Version, rs.Steps)
 	}
 
+	if wr.Status.Rollout.State == stateRejected {
+		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolloutRejected", wr.Status.Rollout.Reason)
+		return false, nil
+	}
 	raw, err := r.cfg.Gateway.Rollout(ctx, route)
 	if err != nil {
 		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionUnknown, "Unavailable", err.Error())
