@@ -390,6 +390,7 @@ func TestLargeArtifactLimits(t *testing.T) {
 	ctx := context.Background()
 	var gets atomic.Int64
 	e.files.setOnGet(func(string) { gets.Add(1) })
+	fetched := metricValue(t, "weir_controller_artifact_fetch_bytes_total")
 
 	small := simpleRoute(e, t, "small", "small")
 	if err := e.c.Create(ctx, small); err != nil {
@@ -398,6 +399,9 @@ func TestLargeArtifactLimits(t *testing.T) {
 	waitRoute(t, e, "small", 30*time.Second, readyRoute, "a small model pushed")
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
 		t.Fatalf("temporary downloads left behind: %v", entries)
+	}
+	if got := metricValue(t, "weir_controller_artifact_fetch_bytes_total") - fetched; got <= 0 {
+		t.Fatalf("weir_controller_artifact_fetch_bytes_total grew by %v after a download", got)
 	}
 
 	tests := []struct {
@@ -432,5 +436,64 @@ func TestLargeArtifactLimits(t *testing.T) {
 				t.Fatalf("the too-large artifact was downloaded %d times, want once per generation", n)
 			}
 		})
+	}
+}
+
+// metricValue sums the samples of a metric in the controller's registry.
+func metricValue(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return v
+}
+
+// Item 8: the controller logs JSON at the chosen level, and its metrics are
+// registered with controller-runtime's (served on --metrics-addr).
+func TestLoggerLevelsAndMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		level        string
+		info, debugV bool
+	}{{"info", true, false}, {"debug", true, true}, {"error", false, false}} {
+		var buf strings.Builder
+		log, err := NewLogger(&buf, tc.level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("hello", "route", "fraud")
+		log.V(1).Info("details")
+		out := buf.String()
+		if strings.Contains(out, `"msg":"hello"`) != tc.info || strings.Contains(out, `"msg":"details"`) != tc.debugV {
+			t.Errorf("level %s logged %q", tc.level, out)
+		}
+		if tc.info && !strings.Contains(out, `"route":"fraud"`) {
+			t.Errorf("level %s: no structured key in %q", tc.level, out)
+		}
+	}
+	if _, err := NewLogger(os.Stderr, "loud"); err == nil || !strings.Contains(err.Error(), "loud") {
+		t.Errorf("--log-level loud: %v, want an error naming it", err)
+	}
+	mfs, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"weir_controller_artifact_fetch_bytes_total", "weir_controller_route_corrections_total", "weir_controller_desired_replicas"} {
+		if !names[n] {
+			t.Errorf("metric %s is not registered", n)
+		}
 	}
 }
