@@ -267,12 +267,23 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 		retry = append(retry, err)
 	}
 
-	// 2. The route, once everything it names is on the gateway.
+	// 2. The route, once everything it names is on the gateway. A rollout
+	// no longer declared is aborted first, so that the route set next is
+	// the declared one.
+	rolloutMoved := rolloutActive(wr) || (wr.Status.Rollout != nil && wr.Status.Rollout.State == "rolled_back")
+	if wr.Spec.Rollout == nil && rolloutActive(wr) {
+		if err := r.abortRollout(ctx, wr, "spec.rollout was removed"); err != nil {
+			retry = append(retry, err)
+		} else {
+			wr.Status.Rollout = nil
+			meta.RemoveStatusCondition(&wr.Status.Conditions, v1alpha1.ConditionRolloutProgressing)
+		}
+	}
 	routeOK := false
 	if missing := inv.missing(wr); len(missing) > 0 {
 		r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "WaitingForArtifacts",
 			fmt.Sprintf("route %s names %s, not on the gateway: the gateway keeps serving its current route", wr.GatewayRouteName(), strings.Join(missing, ", ")))
-	} else if err := r.syncRoute(ctx, wr); err != nil {
+	} else if err := r.syncRoute(ctx, wr, rolloutMoved); err != nil {
 		var ge *sdk.Error
 		if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
 			r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "RouteRejected", ge.Message)
@@ -708,8 +719,10 @@ func rolloutActive(wr *v1alpha1.WeirRoute) bool {
 // syncRoute makes the gateway's route equal to the declared one, comparing
 // the whole route (not only its existence), so a route deleted or edited by
 // hand is set back. While a rollout runs, the gateway owns the variants'
-// weights: they are taken from the gateway instead of compared.
-func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute) error {
+// weights: they are taken from the gateway instead of compared. rolloutMoved
+// says a rollout of this resource may have changed the route (a finished
+// one leaves its canary at weight 0): setting it then is not drift.
+func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, rolloutMoved bool) error {
 	name := wr.GatewayRouteName()
 	want := declaredRoute(wr)
 	specJSON, err := json.Marshal(want)
@@ -745,7 +758,7 @@ func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute) erro
 	if err := r.cfg.Gateway.SetRoute(ctx, name, body); err != nil {
 		return fmt.Errorf("set route %s: %w", name, err)
 	}
-	if wr.Status.AppliedRouteHash == h {
+	if wr.Status.AppliedRouteHash == h && !rolloutMoved {
 		// Nothing was declared anew: the gateway's route drifted.
 		metricRouteCorrections.Inc()
 		what := "was deleted"
