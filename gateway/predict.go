@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/weirhq/weir/internal/jsonx"
 	"github.com/weirhq/weir/internal/reqbody"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
@@ -98,21 +100,25 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 		}
 		tr = &predictTrace{Plugins: []traceStep{}}
 	}
-	rows, err := reqbody.DecodeRows(c.Body(), g.opts.MaxRows)
+	rt, implicit, rerr := g.routeFor(name)
+	rows, raw, err := readRows(c.Body(), g.opts.MaxRows, rerr == nil && tr == nil && rawEnough(rt))
 	if err != nil {
 		return err
 	}
-	rt, implicit, err := g.routeFor(name)
-	if err != nil {
-		return err
+	if rerr != nil {
+		return rerr
 	}
-	key, hasKey := stickyKey(rt, c, rows[0])
+	var first map[string]any
+	if len(rows) > 0 {
+		first = rows[0]
+	}
+	key, hasKey := stickyKey(rt, c, first)
 	variant := rt.Choose(key, hasKey, headerOf(c))
 	if !implicit {
 		c.Set("X-Weir-Variant", variant.Name)
 	}
 	ev := &monitor.Event{TS: start.UTC(), Route: name, Variant: variant.Name, Model: variant.Model, Version: variant.Version}
-	resp, shadowRows, err := g.runPredict(c.UserContext(), rt, variant, rows, ev, tr)
+	resp, shadowRows, err := g.runPredict(c.UserContext(), rt, variant, rows, raw, ev, tr)
 	if ev.Version != "" {
 		c.Set("X-Weir-Model", ev.Model)
 		c.Set("X-Weir-Model-Version", ev.Version)
@@ -141,22 +147,72 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 	return writeJSON(c, resp)
 }
 
+// rawEnough says whether a route can take its event as raw JSON, decoded
+// only after its plugins: it has plugins, and neither its sticky key nor a
+// feature join reads the event's fields first.
+func rawEnough(rt *router.Route) bool {
+	if len(rt.Plugins()) == 0 {
+		return false
+	}
+	if s, ok := rt.Sticky(); ok && s.Field != "" {
+		return false
+	}
+	_, joins := rt.Features()
+	return !joins
+}
+
+// readRows reads the request's rows. A single JSON object also comes back
+// as raw (trimmed body), which the first plugin gets as it is; with lazy,
+// the object is only checked, not decoded (rows is nil).
+func readRows(body []byte, maxRows int, lazy bool) (rows []map[string]any, raw []byte, err error) {
+	b := bytes.TrimSpace(body)
+	if len(b) > 0 && b[0] == '{' {
+		if lazy && jsonx.ValidObject(b) {
+			return nil, b, nil
+		}
+		row, err := jsonx.DecodeObject(b)
+		if err != nil {
+			return nil, nil, weirerr.Invalidf("request body is not a JSON object: %w", err)
+		}
+		return []map[string]any{row}, b, nil
+	}
+	rows, err = reqbody.DecodeRows(body, maxRows)
+	return rows, nil, err
+}
+
 // runPredict does the work of predict once the variant is chosen, filling
 // ev as it learns things, and tr when tracing. It returns the enriched rows
 // for a shadow.
-func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *router.Variant, rows []map[string]any, ev *monitor.Event, tr *predictTrace) (*predictResponse, []map[string]any, error) {
+//
+// raw, when not nil, is the single row's JSON as the client sent it, and
+// rows may then be nil (see readRows).
+func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *router.Variant, rows []map[string]any, raw []byte, ev *monitor.Event, tr *predictTrace) (*predictResponse, []map[string]any, error) {
 	v, err := g.models.Get(variant.Model, variant.Version)
 	if err != nil {
 		return nil, nil, err
 	}
 	ev.Version = v.Version
-	if err := g.joinFeatures(ctx, rt, rows); err != nil {
-		return nil, nil, err
+	if _, joins := rt.Features(); joins {
+		raw = nil // the join changes the row
+		if err := g.joinFeatures(ctx, rt, rows); err != nil {
+			return nil, nil, err
+		}
 	}
 	chain := rt.PluginsFor(variant)
-	for i := range rows {
-		if rows[i], err = g.runChain(ctx, rt.Name(), chain, rows[i], i, tr); err != nil {
-			return nil, nil, inRow(err, i, len(rows))
+	if raw != nil {
+		row := map[string]any(nil)
+		if len(rows) == 1 {
+			row = rows[0]
+		}
+		if row, err = g.runChain(ctx, rt.Name(), chain, row, raw, 0, tr); err != nil {
+			return nil, nil, err
+		}
+		rows = []map[string]any{row}
+	} else {
+		for i := range rows {
+			if rows[i], err = g.runChain(ctx, rt.Name(), chain, rows[i], nil, i, tr); err != nil {
+				return nil, nil, inRow(err, i, len(rows))
+			}
 		}
 	}
 	t, err := v.PackFeatures(rows)
@@ -293,22 +349,39 @@ func (g *Gateway) joinFeatures(ctx context.Context, rt *router.Route, rows []map
 
 // runChain passes row (row number i of the request) through a plugin
 // chain in order: each plugin's output is the next one's input.
-func (g *Gateway) runChain(ctx context.Context, route string, chain []router.PluginRef, row map[string]any, i int, tr *predictTrace) (map[string]any, error) {
+//
+// raw, when not nil, is the row's JSON (row may then be nil): the row
+// travels from plugin to plugin as the JSON each returns (callPlugin checks
+// it), and is decoded once, after the last (docs/rationale.md, "Plugin
+// calls at the floor").
+func (g *Gateway) runChain(ctx context.Context, route string, chain []router.PluginRef, row map[string]any, raw []byte, i int, tr *predictTrace) (map[string]any, error) {
+	var in any = row
+	if raw != nil {
+		in = raw
+	}
+	last := ""
 	for _, p := range chain {
-		out, version, err := g.callPlugin(ctx, route, "plugins", i, p, row, tr)
+		out, version, err := g.callPlugin(ctx, route, "plugins", i, p, in, tr)
 		if err != nil {
 			return nil, err
 		}
 		if out == nil { // skipped on error
 			continue
 		}
-		var next map[string]any
-		if err := json.Unmarshal(out, &next); err != nil || next == nil {
-			return nil, weirerr.Upstreamf("plugin %q returned %s, expected a JSON object", p.Name+"@"+version, abbrev(out))
-		}
-		row = next
+		in, last = []byte(out), p.Name+"@"+version
 	}
-	return row, nil
+	if last == "" && row != nil { // no plugin ran, and the row is decoded
+		return row, nil
+	}
+	b := in.([]byte)
+	next, err := jsonx.DecodeObject(b)
+	if err != nil || next == nil {
+		if last == "" { // every plugin was skipped: the client's event
+			return nil, weirerr.Invalidf("request body is not a JSON object: %v", err)
+		}
+		return nil, weirerr.Upstreamf("plugin %q returned %s, expected a JSON object", last, abbrev(b))
+	}
+	return next, nil
 }
 
 // callPlugin runs one plugin on in under its route's limit overrides and
@@ -320,7 +393,11 @@ func (g *Gateway) callPlugin(ctx context.Context, route, stage string, row int, 
 	var input []byte
 	version, err = g.plugins.resolve(p.Name, p.Version)
 	if err == nil {
-		if input, err = json.Marshal(in); err == nil {
+		var isRaw bool
+		if input, isRaw = in.([]byte); !isRaw { // else JSON already (see runChain)
+			input, err = json.Marshal(in)
+		}
+		if err == nil {
 			l := plugins.Limits{Timeout: p.TimeoutOverride(), MemoryPages: uint32(p.MemoryMB) * 16}
 			out, err = g.pluginHost.CallWithLimits(ctx, p.Name, version, p.Config, input, l)
 			if err == nil {
@@ -362,7 +439,7 @@ func (g *Gateway) callPlugin(ctx context.Context, route, stage string, row int, 
 // checkJSON checks a plugin's output is valid JSON (the host checked it
 // starts as an object), naming the plugin and the position of an error.
 func checkJSON(label string, out []byte) error {
-	if json.Valid(out) {
+	if jsonx.ValidObject(out) {
 		return nil
 	}
 	var v any

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -305,5 +306,31 @@ func TestBadPluginUploadStoresNothing(t *testing.T) {
 	}
 	if list, err := g.Client.ListPlugins(context.Background()); err != nil || len(list) != 0 {
 		t.Fatalf("bad uploads left plugins behind: %+v %v", list, err)
+	}
+}
+
+// TestPredictPassesJSONThroughPlugins: an event goes to the plugins as the
+// client's JSON and from plugin to plugin as each returns it, decoded once
+// at the end; a body that is not a JSON object is still the client's 400,
+// not a plugin's 502, when nothing decoded it before the plugins.
+func TestPredictPassesJSONThroughPlugins(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "scorer", "1", scorer(t, txFeatures, []float32{0.5, 0.8, 3}, -4))
+	pushPlugin(t, g, "echo", "1", plugin(t, "wat-echo"))
+	setRoute(t, g, "raw", `{"plugins":[{"name":"echo"},{"name":"echo"}],"variants":[{"name":"a","model":"scorer","weight":100}]}`)
+	body := `{"amount_log":1,"amount_zscore":2,"merchant_risk":0.5,"note":"caf\u00e9 \"x\"","n":[1,{"k":null}]}`
+	a := call(t, "POST", g.URL+"/v1/routes/raw/predict", "", []byte(body))
+	if a.status != 200 {
+		t.Fatalf("predict: %d %s", a.status, a.raw)
+	}
+	// 0.5*1 + 0.8*2 + 3*0.5 - 4 = -0.4
+	if s := a.body["outputs"].(map[string]any)["score"].(float64); math.Abs(s-1/(1+math.Exp(0.4))) > 1e-5 {
+		t.Errorf("score %v, want sigmoid(-0.4)", s)
+	}
+	for _, bad := range []string{`{"amount_log":`, `{"amount_log":1}x`, `{"a":01}`, "{\"a\":\"\x01\"}"} {
+		a := call(t, "POST", g.URL+"/v1/routes/raw/predict", "", []byte(bad))
+		if msg, _ := a.body["error"].(string); a.status != 400 || !strings.Contains(msg, "not a JSON object") {
+			t.Errorf("body %q: %d %s, want 400 saying it is not a JSON object", bad, a.status, a.raw)
+		}
 	}
 }
