@@ -44,6 +44,13 @@ type Options struct {
 	DataDir    string // default ./weir-data
 	NATSURL    string // external NATS; empty runs an embedded server
 	NATSListen string // embedded NATS client address, default 127.0.0.1:4222
+	// NATS client credentials and TLS for an external cluster (files;
+	// see natsx.ClientOptions). The embedded server's credentials are
+	// generated into <DataDir>/nats-url instead.
+	NATSCreds, NATSNKey, NATSTLSCA, NATSTLSCert, NATSTLSKey string
+	// NATSReplicas is the replica count of every KV bucket, object store
+	// and stream weir creates or finds (default 1); see natsx.WithReplicas.
+	NATSReplicas int
 	// AdminToken guards /v1 writes; empty reads or generates
 	// <DataDir>/admin-token.
 	AdminToken  string
@@ -187,6 +194,12 @@ type Gateway struct {
 
 	ready   atomic.Bool // answers /v2/health/ready
 	closers []func()    // run in reverse order by Shutdown
+
+	natsURL string       // what the gateway dialed (with credentials)
+	lease   *natsx.Lease // held by the one gateway that publishes drift alerts
+	// startLoaded turns true once every model version found at start has
+	// left the loading state (then readiness stops looking).
+	startLoaded atomic.Bool
 }
 
 // checkName rejects names that are not safe identifiers, before they reach
@@ -230,22 +243,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	}
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	url := o.NATSURL
-	if url == "" {
-		sync := max(o.NATSSyncInterval, 0) // natsx: 0 is every write
-		e, err := natsx.Start(natsx.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "nats"), SyncInterval: sync})
-		if err != nil {
-			return nil, err
-		}
-		g.nats = e
-		g.closers = append(g.closers, e.Shutdown)
-		url = e.URL()
-	}
-	if g.nc, err = natsx.Connect(url, "weir-gateway"); err != nil {
-		return nil, err
-	}
-	g.closers = append(g.closers, func() { g.nc.Drain() })
-	if g.js, err = jetstream.New(g.nc); err != nil {
+	if err := g.connectNATS(); err != nil {
 		return nil, err
 	}
 
@@ -257,6 +255,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	// reference data it finds; it starts consuming events later.
 	if g.drift, err = drift.New(drift.Options{
 		JS: g.js, Durable: "weir-drift-" + nodeID(o.DataDir), Registerer: g.reg, Logger: g.log,
+		AlertGate: g.alertLeader,
 	}); err != nil {
 		return nil, err
 	}
@@ -335,6 +334,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		StreamMaxAge:   o.EventsMaxAge,
 		StreamMaxBytes: o.EventsMaxBytes,
 		MaxEventBytes:  o.MaxEventBytes,
+		Replicas:       natsx.Replicas(ctx, g.js, monitor.StreamEvents, 0, o.NATSReplicas, g.log),
 		Registerer:     g.reg,
 		Logger:         g.log,
 	}); err != nil {
@@ -383,8 +383,9 @@ func (g *Gateway) AdminToken() string { return g.adminToken }
 // TokenPath is the file holding a generated admin token.
 func (g *Gateway) TokenPath() string { return g.tokenPath }
 
-// NATSURL is the client URL of the NATS the gateway uses.
-func (g *Gateway) NATSURL() string { return g.nc.ConnectedUrl() }
+// NATSURL is the client URL of the NATS the gateway uses, with its
+// credentials (print it through natsx.Redact).
+func (g *Gateway) NATSURL() string { return g.natsURL }
 
 // Serve accepts HTTP connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
@@ -450,7 +451,9 @@ func nodeID(dataDir string) string {
 	if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
 		return strings.TrimSpace(string(b))
 	}
-	id := monitor.NewID()[:12]
+	// Random, not monitor.NewID: its first half is the same for every
+	// gateway in one process, and gateways must not share a durable.
+	id := natsx.NewSecret()[:12]
 	_ = os.WriteFile(p, []byte(id+"\n"), 0o600)
 	return id
 }

@@ -78,12 +78,7 @@ func (g *Gateway) buildApp() error {
 
 	// Health: always open, for probes.
 	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
-	app.Get("/v2/health/ready", func(c *fiber.Ctx) error {
-		if !g.ready.Load() || !g.nc.IsConnected() {
-			return weirerr.Unavailablef("not ready")
-		}
-		return c.SendStatus(fiber.StatusOK)
-	})
+	app.Get("/v2/health/ready", g.healthReady)
 	app.Get("/v2", keyAuth, g.serverMetadata)
 	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	app.Get("/metrics", metricsAuth, func(c *fiber.Ctx) error {
@@ -104,6 +99,7 @@ func (g *Gateway) buildApp() error {
 	// admin token.
 	admin := requireToken("admin calls", equalToken(g.adminToken))
 	v1 := app.Group("/v1", keyAuth)
+	v1.Get("/status", g.status)
 	v1.Get("/models", g.listModels)
 	v1.Get("/models/:name", g.getModel)
 	v1.Put("/models/:name/versions/:version", admin, g.putModel)

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weirhq/weir/gateway"
+	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/sdk/client"
 )
 
@@ -42,6 +43,22 @@ func (f *clientFlags) token() string {
 		return strings.TrimSpace(string(b))
 	}
 	return ""
+}
+
+// natsURL is the NATS URL a client command uses: the flag, then
+// $WEIR_NATS_URL, then the local gateway's <data-dir>/nats-url (which
+// carries the embedded server's credentials), then the default address.
+func (f *clientFlags) natsURL(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if u := os.Getenv("WEIR_NATS_URL"); u != "" {
+		return u
+	}
+	if u, err := natsx.ReadURLFile(filepath.Join(f.dataDir, natsx.URLFile)); err == nil {
+		return u
+	}
+	return "nats://127.0.0.1:4222"
 }
 
 func envOr(key, def string) string {

@@ -62,7 +62,7 @@ func newServeCmd() *cobra.Command {
 			errc := make(chan error, 2)
 			go func() { errc <- g.Serve(ln) }()
 			go func() { errc <- g.ServeGRPC(gln) }()
-			fmt.Fprintf(os.Stderr, "weir %s serving on %s, gRPC on %s (NATS %s, data in %s)\n", gateway.Version, ln.Addr(), gln.Addr(), g.NATSURL(), o.DataDir)
+			fmt.Fprintf(os.Stderr, "weir %s serving on %s, gRPC on %s (NATS %s, data in %s)\n", gateway.Version, ln.Addr(), gln.Addr(), natsx.Redact(g.NATSURL()), o.DataDir)
 			if demo {
 				go func() {
 					if err := installDemo(ctx, o.Listen, g.AdminToken(), demoPlugins, demoRate); err != nil {
@@ -86,8 +86,14 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.Listen, "listen", ":8080", "HTTP listen address")
 	f.StringVar(&o.GRPCListen, "grpc-listen", ":8081", "Open Inference Protocol gRPC listen address")
 	f.StringVar(&o.DataDir, "data-dir", "weir-data", "where weir keeps NATS data, caches and the admin token")
-	f.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster instead of the embedded server")
-	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server")
+	f.StringVar(&o.NATSURL, "nats-url", os.Getenv("WEIR_NATS_URL"), "use this NATS cluster instead of the embedded server: nats://user:pass@host:4222[,...] (default $WEIR_NATS_URL)")
+	f.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server (credentials generated into <data-dir>/nats-url)")
+	f.StringVar(&o.NATSCreds, "nats-creds", "", "NATS credentials file (JWT and nkey seed) for --nats-url")
+	f.StringVar(&o.NATSNKey, "nats-nkey", "", "NATS nkey seed file for --nats-url")
+	f.StringVar(&o.NATSTLSCA, "nats-tls-ca", "", "CA bundle that signed the NATS servers' certificates")
+	f.StringVar(&o.NATSTLSCert, "nats-tls-cert", "", "client certificate for NATS mutual TLS (with --nats-tls-key)")
+	f.StringVar(&o.NATSTLSKey, "nats-tls-key", "", "key of --nats-tls-cert")
+	f.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of every JetStream KV bucket, object store and stream weir creates or finds (at most the cluster's size)")
 	f.StringVar(&o.AdminToken, "admin-token", "", "admin token; prefer $WEIR_ADMIN_TOKEN, since a flag is visible to every user in ps (default: $WEIR_ADMIN_TOKEN, else generated into <data-dir>/admin-token)")
 	f.StringVar(&o.APIKeysFile, "api-keys", "", "file of API keys (one per line): every endpoint but /v2/health/* (and /metrics, see --metrics-open) then needs a key or the admin token")
 	f.BoolVar(&metricsOpen, "metrics-open", true, "with --api-keys, leave /metrics open for scrapers (false: it needs a key too)")

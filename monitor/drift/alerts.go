@@ -43,6 +43,7 @@ type hookJob struct {
 // slow receiver never holds up event processing.
 type alerter struct {
 	nc     *nats.Conn
+	gate   func() bool // nil: always speak
 	log    *slog.Logger
 	met    *metrics
 	client *http.Client
@@ -64,6 +65,7 @@ func newAlerter(o Options, log *slog.Logger, met *metrics) *alerter {
 		client: &http.Client{Timeout: o.WebhookTimeout},
 		ring:   make([]Alert, o.RecentAlerts),
 		hooks:  make(chan hookJob, o.WebhookQueue),
+		gate:   o.AlertGate,
 	}
 	if o.JS != nil {
 		a.nc = o.JS.Conn()
@@ -77,6 +79,13 @@ func (a *alerter) emit(al Alert, webhook string) {
 	body, err := json.Marshal(al)
 	if err != nil { // cannot happen: metrics are finite
 		a.log.Error("drift: encode alert", "err", err)
+		return
+	}
+	if a.gate != nil && !a.gate() {
+		// Another gateway holds the alert lease and speaks for this crossing.
+		a.log.Debug("drift alert left to the alert lease holder", "state", al.State, "model", al.Model,
+			"version", al.Version, "feature", al.Feature)
+		a.remember(al)
 		return
 	}
 	a.log.Warn("drift alert", "state", al.State, "model", al.Model, "version", al.Version,
@@ -128,6 +137,15 @@ func (a *alerter) post(job hookJob) error {
 		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return nil
+}
+
+// remember keeps al for RecentAlerts only.
+func (a *alerter) remember(al Alert) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ring[a.next] = al
+	a.next = (a.next + 1) % len(a.ring)
+	a.n = min(a.n+1, len(a.ring))
 }
 
 // close stops accepting webhooks and waits for the queued ones (each bounded

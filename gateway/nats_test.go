@@ -1,0 +1,138 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testgw"
+)
+
+// TestEmbeddedNATSCredentials: the embedded server refuses a client without
+// credentials; the gateway wrote them as a full client URL, readable by its
+// owner only, which connects; a restart on the same data dir keeps them.
+func TestEmbeddedNATSCredentials(t *testing.T) {
+	dir := t.TempDir()
+	g := testgw.Start(t, testgw.WithDataDir(dir))
+	path := filepath.Join(dir, natsx.URLFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	written, err := natsx.ReadURLFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(written)
+	if err != nil || u.User == nil {
+		t.Fatalf("%s holds %q, want nats://USER:PASSWORD@HOST:PORT", path, natsx.Redact(written))
+	}
+	if nc, err := nats.Connect("nats://"+u.Host, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a client without credentials connected to the embedded server")
+	}
+	nc, err := natsx.Connect(written, "cli")
+	if err != nil {
+		t.Fatalf("the URL in %s does not connect: %v", path, err)
+	}
+	nc.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.Shutdown(ctx)
+	testgw.Start(t, testgw.WithDataDir(dir))
+	again, _ := natsx.ReadURLFile(path)
+	if u2, _ := url.Parse(again); u2.User.String() != u.User.String() {
+		t.Error("credentials changed across a restart on the same data dir")
+	}
+}
+
+// TestReadyReportsNATS: readiness is about models, and says NATS's state.
+func TestReadyReportsNATS(t *testing.T) {
+	g := testgw.Start(t)
+	a := call(t, "GET", g.URL+"/v2/health/ready", "", nil)
+	if a.status != 200 || a.body["ready"] != true || a.body["nats"] != "connected" {
+		t.Fatalf("ready: %d %s", a.status, a.raw)
+	}
+	m, err := g.Client.Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains([]byte(m), []byte("weir_nats_connected 1")) {
+		t.Error("no weir_nats_connected 1 in /metrics")
+	}
+}
+
+// TestOneDriftAlertPerCrossing: two gateways on one NATS both judge every
+// event, and one drift crossing raises exactly one alert between them.
+func TestOneDriftAlertPerCrossing(t *testing.T) {
+	a := testgw.Start(t)
+	b := testgw.Start(t, testgw.WithNATS(a.NATSURL()))
+	rng := rand.New(rand.NewPCG(3, 4))
+	mlp, err := onnx.MLP("m", []int{2, 4, 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushModel(t, a, "m", "1", mlp)
+	if err := a.Client.PushReference(context.Background(), "m", "1", bytes.NewReader(referenceCSV(2000, rng)), "text/csv"); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := natsx.Connect(a.NATSURL(), "alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	alerts := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe("weir.alerts.drift.m", alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	testgw.Eventually(t, 20*time.Second, func() bool {
+		return call(t, "POST", b.URL+"/v1/routes/m/predict", "", []byte(`{"amount":50,"risk":0.5}`)).status == 200
+	}, "B to serve m@1 with its reference's features")
+	// Shifted traffic through both gateways.
+	for i := 0; i < 1200; i++ {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		body := fmt.Sprintf(`{"amount":%.3f,"risk":%.3f}`, 75+10*rng.NormFloat64(), rng.Float64())
+		if r := call(t, "POST", g.URL+"/v1/routes/m/predict", "", []byte(body)); r.status != 200 {
+			t.Fatalf("predict: %d %s", r.status, r.raw)
+		}
+	}
+	count := map[string]int{}
+	deadline := time.After(15 * time.Second)
+	quiet := time.Duration(0)
+	for quiet == 0 || count["amount/drifted"] == 0 {
+		select {
+		case m := <-alerts:
+			var al struct{ Feature, State string }
+			json.Unmarshal(m.Data, &al)
+			count[al.Feature+"/"+al.State]++
+			quiet = 0
+		case <-time.After(3 * time.Second): // no more alerts coming: both gateways judged the window
+			quiet = 3 * time.Second
+		case <-deadline:
+			t.Fatalf("no drift alert for amount; alerts seen %v", count)
+		}
+	}
+	if count["amount/drifted"] != 1 {
+		t.Errorf("alerts %v, want exactly one amount/drifted between two gateways", count)
+	}
+}

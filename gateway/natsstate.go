@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/models"
+)
+
+// connectNATS starts the embedded server (unless NATSURL names a cluster),
+// connects, and wraps JetStream so every asset gets NATSReplicas. The
+// embedded server never runs open: its credentials live in
+// <DataDir>/nats-url (0600), a full client URL that the CLI and tests read.
+func (g *Gateway) connectNATS() error {
+	o := g.opts
+	url := o.NATSURL
+	if url == "" {
+		path := filepath.Join(o.DataDir, natsx.URLFile)
+		user, pass := "", ""
+		if u, err := natsx.ReadURLFile(path); err == nil {
+			user, pass = natsx.URLUser(u)
+		}
+		if user == "" || pass == "" {
+			user, pass = "weir", natsx.NewSecret()
+		}
+		e, err := natsx.Start(natsx.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "nats"), User: user, Password: pass,
+			SyncInterval: max(o.NATSSyncInterval, 0)}) // natsx: 0 is every write
+		if err != nil {
+			return err
+		}
+		g.nats = e
+		g.closers = append(g.closers, e.Shutdown)
+		url = e.URL()
+		if err := natsx.WriteURLFile(path, url); err != nil {
+			return err
+		}
+	}
+	g.natsURL = url
+	var err error
+	if g.nc, err = natsx.Dial(natsx.ClientOptions{
+		URL: url, Name: "weir-gateway", CredsFile: o.NATSCreds, NKeyFile: o.NATSNKey,
+		TLSCA: o.NATSTLSCA, TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey,
+	}); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() { g.nc.Drain() })
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return err
+	}
+	g.js = natsx.WithReplicas(js, o.NATSReplicas, g.log)
+	g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_nats_connected",
+		Help: "1 while the gateway is connected to NATS, 0 while it is not (it keeps serving from its local copies).",
+	}, func() float64 {
+		if g.nc.Status() == nats.CONNECTED {
+			return 1
+		}
+		return 0
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if g.lease, err = natsx.NewLease(ctx, g.js, "drift-alerts", nodeID(o.DataDir), g.log); err != nil {
+		return fmt.Errorf("drift alert lease: %w", err)
+	}
+	g.closers = append(g.closers, g.lease.Close)
+	return nil
+}
+
+// alertLeader says whether this gateway publishes drift alerts: every
+// gateway judges drift, one (the lease holder) speaks for all of them, so
+// a crossing raises one alert cluster-wide.
+func (g *Gateway) alertLeader() bool { return g.lease == nil || g.lease.Held() }
+
+// readyBody is what GET /v2/health/ready answers.
+type readyBody struct {
+	Ready bool `json:"ready"`
+	// Loading counts model versions known at start that are still loading.
+	Loading int `json:"loading"`
+	// NATS is the connection's state; informational: a gateway serves from
+	// its local copies while NATS is away, so it stays ready.
+	NATS string `json:"nats"`
+}
+
+// healthReady is ready once the gateway is up and every model version it
+// found at start has loaded (or failed to). NATS reachability is reported,
+// not required: a NATS outage must not pull every gateway out of service
+// at once.
+func (g *Gateway) healthReady(c *fiber.Ctx) error {
+	b := readyBody{Ready: g.ready.Load(), NATS: natsx.State(g.nc)}
+	if b.Ready && !g.startLoaded.Load() {
+		for _, m := range g.models.List() {
+			for _, v := range m.Versions {
+				if v.State == models.Loading {
+					b.Loading++
+				}
+			}
+		}
+		if b.Loading == 0 {
+			g.startLoaded.Store(true)
+		}
+	}
+	b.Ready = b.Ready && b.Loading == 0
+	if !b.Ready {
+		c.Status(fiber.StatusServiceUnavailable)
+	}
+	return c.JSON(b)
+}
+
+// statusBody is what GET /v1/status answers (and `weir status` prints).
+type statusBody struct {
+	NATS struct {
+		State    string `json:"state"`
+		Server   string `json:"server,omitempty"`
+		Cluster  string `json:"cluster,omitempty"`
+		URL      string `json:"url,omitempty"` // without credentials
+		Replicas int    `json:"replicas"`      // --nats-replicas
+		// AlertLeader is whether this gateway holds the drift alert lease.
+		AlertLeader bool `json:"alert_leader"`
+	} `json:"nats"`
+	Assets []natsx.Asset `json:"assets"`
+}
+
+func (g *Gateway) status(c *fiber.Ctx) error {
+	var b statusBody
+	b.NATS.State = natsx.State(g.nc)
+	b.NATS.Server = g.nc.ConnectedServerName()
+	b.NATS.Cluster = g.nc.ConnectedClusterName()
+	b.NATS.URL = natsx.Redact(g.nc.ConnectedUrlRedacted())
+	b.NATS.Replicas = max(g.opts.NATSReplicas, 1)
+	b.NATS.AlertLeader = g.alertLeader()
+	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
+	defer cancel()
+	assets, err := natsx.Assets(ctx, g.js)
+	if err != nil {
+		return weirerr.Unavailablef("list NATS assets: %v", err)
+	}
+	b.Assets = assets
+	if b.Assets == nil {
+		b.Assets = []natsx.Asset{}
+	}
+	return c.JSON(b)
+}

@@ -1,0 +1,134 @@
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/testpoll"
+)
+
+// Cluster is a JetStream cluster of embedded servers in the test process,
+// routed over loopback, every node (routes included) requiring User and
+// Password. Nodes keep their ports and stores across Stop and Restart.
+type Cluster struct {
+	User, Password string
+	nodes          []*natsx.Embedded
+	opts           []natsx.Options
+	clientAddrs    []string
+}
+
+// StartCluster runs an n-node cluster and waits until its JetStream meta
+// group has a leader; everything stops when the test ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{User: "weir", Password: natsx.NewSecret()}
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = freeAddr(t)
+		c.clientAddrs = append(c.clientAddrs, freeAddr(t))
+	}
+	base := t.TempDir()
+	for i := range n {
+		c.opts = append(c.opts, natsx.Options{
+			Listen:     c.clientAddrs[i],
+			StoreDir:   filepath.Join(base, fmt.Sprintf("n%d", i)),
+			ServerName: fmt.Sprintf("n%d", i),
+			User:       c.User, Password: c.Password,
+			Cluster: &natsx.ClusterOptions{Name: "weir-test", Listen: routes[i], Routes: routes},
+		})
+	}
+	c.nodes = make([]*natsx.Embedded, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			e, err := natsx.Start(c.opts[i])
+			c.nodes[i] = e
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, e := range c.nodes {
+			if e != nil {
+				e.Shutdown()
+			}
+		}
+	})
+	c.WaitHealthy(t, 30*time.Second)
+	return c
+}
+
+// URL is every node's client URL, comma-separated, each with credentials.
+func (c *Cluster) URL() string {
+	urls := make([]string, len(c.clientAddrs))
+	for i, a := range c.clientAddrs {
+		urls[i] = fmt.Sprintf("nats://%s:%s@%s", c.User, c.Password, a)
+	}
+	return strings.Join(urls, ",")
+}
+
+// Addr is node i's client host:port.
+func (c *Cluster) Addr(i int) string { return c.clientAddrs[i] }
+
+// Node is node i (nil while stopped).
+func (c *Cluster) Node(i int) *natsx.Embedded { return c.nodes[i] }
+
+// Stop shuts node i down.
+func (c *Cluster) Stop(i int) {
+	if c.nodes[i] != nil {
+		c.nodes[i].Shutdown()
+		c.nodes[i] = nil
+	}
+}
+
+// Restart starts node i again on its ports and store.
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	e, err := natsx.Start(c.opts[i])
+	if err != nil {
+		t.Fatalf("restart node %d: %v", i, err)
+	}
+	c.nodes[i] = e
+}
+
+// WaitHealthy waits until every running node sees a JetStream meta leader
+// and is current with it.
+func (c *Cluster) WaitHealthy(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	testpoll.NoError(t, timeout, func() error {
+		leader := false
+		for i, e := range c.nodes {
+			if e == nil {
+				continue
+			}
+			s := e.Server()
+			if !s.JetStreamIsCurrent() {
+				return fmt.Errorf("node %d is not current with the meta leader", i)
+			}
+			leader = leader || s.JetStreamIsLeader()
+		}
+		if !leader {
+			return fmt.Errorf("no JetStream meta leader")
+		}
+		return nil
+	}, "JetStream cluster healthy")
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

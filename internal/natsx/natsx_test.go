@@ -1,0 +1,184 @@
+package natsx_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
+)
+
+// refused checks that url without credentials (and with wrong ones) cannot
+// connect.
+func refused(t *testing.T, addr string) {
+	t.Helper()
+	for _, u := range []string{"nats://" + addr, "nats://weir:wrong@" + addr} {
+		nc, err := nats.Connect(u, nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+			t.Fatalf("%s: a stranger connected", natsx.Redact(u))
+		}
+		if !errors.Is(err, nats.ErrAuthorization) && !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			t.Fatalf("%s: refused with %v, want an authorization violation", natsx.Redact(u), err)
+		}
+	}
+}
+
+func TestEmbeddedRefusesStrangers(t *testing.T) {
+	s := natstest.Start(t)
+	refused(t, s.Addr())
+	nc, _ := s.Connect(t)
+	if !nc.IsConnected() {
+		t.Fatal("a client with the credentials is not connected")
+	}
+	// A restart on the same store keeps the generated credentials.
+	url := s.URL()
+	s.Shutdown()
+	s2 := natstest.StartIn(t, s.Dir)
+	if s2.URL() != strings.Replace(url, s.Addr(), s2.Addr(), 1) {
+		t.Fatalf("credentials changed across a restart: %s then %s", natsx.Redact(url), natsx.Redact(s2.URL()))
+	}
+}
+
+func TestClusterRefusesStrangersAndReplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node JetStream cluster (~5s); run without -short")
+	}
+	c := natstest.StartCluster(t, 3)
+	for i := range 3 {
+		refused(t, c.Addr(i))
+	}
+	nc, err := natsx.Connect(c.URL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	raw, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// An asset made before --nats-replicas was raised has 1 replica.
+	if _, err := raw.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	js := natsx.WithReplicas(raw, 3, nil)
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "blobs"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	// One with more replicas than asked keeps them.
+	if _, err := natsx.WithReplicas(raw, 2, nil).CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A watch through WithReplicas: current values, nil, updates; Stop
+	// closes the channel.
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv.Put(ctx, "a", []byte("1"))
+	kv.Put(ctx, "a", []byte("2"))
+	kv.Put(ctx, "b", []byte("1"))
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	next := func() string {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return "nil"
+			}
+			return e.Key() + "=" + string(e.Value())
+		case <-time.After(10 * time.Second):
+			return "timeout"
+		}
+	}
+	got = append(got, next(), next(), next())
+	kv.Delete(ctx, "b")
+	got = append(got, next())
+	if strings.Join(got, " ") != "a=2 b=1 nil b=" {
+		t.Errorf("watch gave %q, want a=2 b=1 nil b= (delete)", got)
+	}
+	w.Stop()
+	for range w.Updates() {
+	}
+
+	testpoll.NoError(t, 20*time.Second, func() error {
+		assets, err := natsx.Assets(ctx, js)
+		if err != nil {
+			return err
+		}
+		if len(assets) != 3 {
+			return errors.New("want 3 assets")
+		}
+		for _, a := range assets {
+			if a.Replicas != 3 || a.Leader == "" || len(a.Peers) != 2 {
+				return errors.New(a.Kind + " " + a.Name + " not 3 replicas with a leader and 2 peers")
+			}
+		}
+		return nil
+	}, "every asset replicated 3 times with a leader")
+}
+
+func TestLeaseHasOneHolder(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx := context.Background()
+	a, err := natsx.NewLease(ctx, js, "duty", "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := natsx.NewLease(ctx, js, "duty", "b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !a.Held() || b.Held() {
+		t.Fatalf("held: a %v, b %v; want a only", a.Held(), b.Held())
+	}
+	a.Close() // frees it: b takes it at its next try
+	testpoll.Eventually(t, 2*natsx.LeaseTTL, b.Held, "b to take the freed lease")
+	// The same holder id after a restart takes its own lease back at once.
+	b2, err := natsx.NewLease(ctx, js, "duty", "b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if !b2.Held() {
+		t.Fatal("a restarted holder did not take its own lease back")
+	}
+}
+
+func TestClientOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		o    natsx.ClientOptions
+		want string
+	}{
+		{natsx.ClientOptions{}, "nats url is empty"},
+		{natsx.ClientOptions{URL: "nats://a:4222,::bad"}, "want nats://"},
+		{natsx.ClientOptions{URL: "nats://a:4222", TLSCert: "c"}, "go together"},
+		{natsx.ClientOptions{URL: "nats://a:4222", CredsFile: "a", NKeyFile: "b"}, "give one"},
+		{natsx.ClientOptions{URL: "nats://a:4222", TLSCA: "/no/such/ca.pem"}, "--nats-tls-ca"},
+	} {
+		err := tc.o.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error with %q", tc.o, err, tc.want)
+		}
+	}
+	if natsx.Redact("nats://u:secret@h:1,nats://tok@h:2") != "nats://redacted@h:1,nats://redacted@h:2" {
+		t.Errorf("Redact: %s", natsx.Redact("nats://u:secret@h:1,nats://tok@h:2"))
+	}
+}
