@@ -51,6 +51,9 @@ type Options struct {
 	// NATSReplicas is the replica count of every KV bucket, object store
 	// and stream weir creates or finds (default 1); see natsx.WithReplicas.
 	NATSReplicas int
+	// ArchiveDir keeps the Parquet event archive on local disk instead of
+	// the shared JetStream object store monitor.ArchiveBucket.
+	ArchiveDir string
 	// AdminToken guards /v1 writes; empty reads or generates
 	// <DataDir>/admin-token.
 	AdminToken  string
@@ -356,8 +359,12 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		return err
 	}
 	g.closers = append(g.closers, func() { g.stats.Close() })
+	archive, err := g.archiveStore(ctx)
+	if err != nil {
+		return err
+	}
 	if g.archiver, err = monitor.NewArchiver(monitor.ArchiverOptions{
-		JetStream: g.js, Dir: filepath.Join(o.DataDir, "archive"), Logger: g.log,
+		JetStream: g.js, Store: archive, Logger: g.log,
 	}); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
+	"github.com/weirhq/weir/monitor"
 )
 
 // connectNATS starts the embedded server (unless NATSURL names a cluster),
@@ -74,6 +76,18 @@ func (g *Gateway) connectNATS() error {
 	}
 	g.closers = append(g.closers, g.lease.Close)
 	return nil
+}
+
+// archiveStore is where archived events go: the object store every
+// gateway shares (docs/rationale.md, "One archive"), or ArchiveDir.
+func (g *Gateway) archiveStore(ctx context.Context) (monitor.ArchiveStore, error) {
+	if d := g.opts.ArchiveDir; d != "" {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("archive dir: %w", err)
+		}
+		return monitor.DirArchive(d), nil
+	}
+	return monitor.OpenObjectArchive(ctx, g.js)
 }
 
 // alertLeader says whether this gateway publishes drift alerts: every

@@ -1,14 +1,14 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -61,8 +61,11 @@ type archiveEvent struct {
 type ArchiverOptions struct {
 	// JetStream to consume WEIR_EVENTS from (required).
 	JetStream jetstream.JetStream
-	// Dir is the archive root (required).
-	Dir string
+	// Dir is the archive root on local disk. Store, when set, is used
+	// instead (e.g. the shared object store, OpenObjectArchive); one of the
+	// two is required.
+	Dir   string
+	Store ArchiveStore
 	// Durable consumer name. Default "weir-archive".
 	Durable string
 	// MaxRows and MaxAge close a file: whichever comes first. Defaults
@@ -79,7 +82,8 @@ type ArchiverOptions struct {
 }
 
 // Archiver writes events from WEIR_EVENTS into Parquet files partitioned as
-// <Dir>/route=<route>/date=YYYY-MM-DD/hour=HH/<firstSeq>-<lastSeq>.parquet
+// route=<route>/date=YYYY-MM-DD/hour=HH/<firstSeq>-<lastSeq>.parquet in its
+// ArchiveStore
 // (by event TS, UTC). See doc.go for why no row is lost or written twice.
 type Archiver struct {
 	opts ArchiverOptions
@@ -115,8 +119,8 @@ func (o *ArchiverOptions) setDefaults() error {
 	if o.JetStream == nil {
 		return weirerr.Invalidf("monitor archiver: JetStream is nil, want a JetStream context")
 	}
-	if o.Dir == "" {
-		return weirerr.Invalidf("monitor archiver: Dir is empty, want the archive directory")
+	if o.Dir == "" && o.Store == nil {
+		return weirerr.Invalidf("monitor archiver: Dir and Store are empty, want an archive directory or store")
 	}
 	if o.Durable == "" {
 		o.Durable = "weir-archive"
@@ -148,8 +152,11 @@ func NewArchiver(o ArchiverOptions) (*Archiver, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create archive dir: %w", err)
+	if o.Store == nil {
+		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create archive dir: %w", err)
+		}
+		o.Store = DirArchive(o.Dir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Archiver{
@@ -241,24 +248,27 @@ var archiveName = regexp.MustCompile(`^(\d{20})-(\d{20})\.parquet$`)
 // so their redelivery is acked without writing them again. Stale temp files
 // from a crash are removed.
 func (a *Archiver) loadSkips(floor uint64) error {
-	return filepath.WalkDir(a.opts.Dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		name := d.Name()
-		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") {
-			return os.Remove(path)
-		}
-		m := archiveName.FindStringSubmatch(name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	keys, err := a.opts.Store.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list archive: %w", err)
+	}
+	for _, key := range keys {
+		m := archiveName.FindStringSubmatch(path.Base(key))
 		if m == nil {
-			return nil
+			continue
 		}
 		if last, _ := strconv.ParseUint(m[2], 10, 64); last <= floor {
-			return nil
+			continue
 		}
-		rows, err := parquet.ReadFile[ArchiveRow](path)
+		b, err := a.opts.Store.Get(ctx, key)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
+			return fmt.Errorf("read %s: %w", key, err)
+		}
+		rows, err := parquet.Read[ArchiveRow](bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", key, err)
 		}
 		a.mu.Lock()
 		for _, r := range rows {
@@ -267,8 +277,8 @@ func (a *Archiver) loadSkips(floor uint64) error {
 			}
 		}
 		a.mu.Unlock()
-		return nil
-	})
+	}
+	return nil
 }
 
 func (a *Archiver) onMsg(m jetstream.Msg) {
@@ -332,7 +342,7 @@ func (a *Archiver) partitionDir(route string, ts time.Time) string {
 	if !nameOK.MatchString(route) || strings.Contains(route, "..") {
 		route = "_invalid"
 	}
-	return filepath.Join(a.opts.Dir, "route="+route, ts.Format("date=2006-01-02"), ts.Format("hour=15"))
+	return archiveKey("route="+route, ts.Format("date=2006-01-02"), ts.Format("hour=15"))
 }
 
 // flushOld closes every file older than MaxAge. Caller holds a.mu.
@@ -352,7 +362,7 @@ func (a *Archiver) flush(p *partition) {
 		delete(a.held, uint64(r.Seq))
 	}
 	name := fmt.Sprintf("%020d-%020d.parquet", p.minSeq, p.maxSeq)
-	if err := writeParquetAtomic(p.dir, name, p.rows); err != nil {
+	if err := a.write(archiveKey(p.dir, name), p.rows); err != nil {
 		// A full or read-only disk does not get better by retrying at once:
 		// redeliver later, longer after each failure in a row.
 		now := time.Now()
@@ -423,45 +433,20 @@ func (a *Archiver) pruneSkips(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// writeParquetAtomic writes rows to dir/.name.tmp, syncs it, and renames it
-// to dir/name, so readers see the whole file or nothing.
-func writeParquetAtomic(dir, name string, rows []ArchiveRow) (err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create partition dir: %w", err)
-	}
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("create archive file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	w := parquet.NewGenericWriter[ArchiveRow](f)
+// write encodes rows as one Parquet file and puts it in the store, whole or
+// not at all.
+func (a *Archiver) write(key string, rows []ArchiveRow) error {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[ArchiveRow](&buf)
 	if _, err := w.Write(rows); err != nil {
 		return fmt.Errorf("write parquet rows: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("finish parquet file: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync archive file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close archive file: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("rename archive file into place: %w", err)
-	}
-	// Make the rename itself durable before acking.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return a.opts.Store.Put(ctx, key, buf.Bytes())
 }
 
 // Files returns how many Parquet files this Archiver has written.

@@ -1,11 +1,11 @@
 package monitor
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"sort"
+	"path"
 	"strings"
 	"time"
 
@@ -14,24 +14,33 @@ import (
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
-// Export writes one Parquet file to w holding every archived event of route
-// with TS at or after since, in partition (hour) order and, within an hour,
-// in stream order file by file. It reads one archive file at a time. A route
-// with no archive gives a valid file with zero rows.
+// Export is ExportFrom the archive directory dir.
 func Export(dir, route string, since time.Time, w io.Writer) (rows int, err error) {
+	return ExportFrom(context.Background(), DirArchive(dir), route, since, w)
+}
+
+// ExportFrom writes one Parquet file to w holding every archived event of
+// route with TS at or after since, in partition (hour) order and, within an
+// hour, in stream order file by file. It reads one archive file at a time.
+// A route with no archive gives a valid file with zero rows.
+func ExportFrom(ctx context.Context, store ArchiveStore, route string, since time.Time, w io.Writer) (rows int, err error) {
 	if !nameOK.MatchString(route) || strings.Contains(route, "..") {
 		return 0, weirerr.Invalidf("export: route %q is not a valid name (want %s)", route, nameOK)
 	}
 	since = since.UTC()
-	files, err := exportFiles(filepath.Join(dir, "route="+route), since)
+	keys, err := store.List(ctx, "route="+route+"/")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("export: list the archive: %w", err)
 	}
 	pw := parquet.NewGenericWriter[ArchiveRow](w, parquet.MaxRowsPerRowGroup(100_000))
-	for _, f := range files {
-		all, err := parquet.ReadFile[ArchiveRow](f)
+	for _, key := range exportKeys(keys, since) {
+		b, err := store.Get(ctx, key)
 		if err != nil {
-			return rows, fmt.Errorf("export: read %s: %w", f, err)
+			return rows, fmt.Errorf("export: read %s: %w", key, err)
+		}
+		all, err := parquet.Read[ArchiveRow](bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return rows, fmt.Errorf("export: read %s: %w", key, err)
 		}
 		keep := all[:0]
 		for _, r := range all {
@@ -50,48 +59,29 @@ func Export(dir, route string, since time.Time, w io.Writer) (rows int, err erro
 	return rows, nil
 }
 
-// exportFiles lists the finished archive files of one route whose hour
-// partition can hold events at or after since, oldest hour first.
-func exportFiles(routeDir string, since time.Time) ([]string, error) {
-	dates, err := os.ReadDir(routeDir)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("export: list %s: %w", routeDir, err)
-	}
+// exportKeys keeps the finished files (route=R/date=D/hour=H/name) whose
+// hour partition can hold events at or after since. Sorted keys are in
+// date, hour, then first sequence order.
+func exportKeys(keys []string, since time.Time) []string {
 	firstHour := since.Truncate(time.Hour)
 	var out []string
-	for _, d := range dates {
-		day, err := time.Parse("date=2006-01-02", d.Name())
-		if err != nil || !d.IsDir() {
+	for _, key := range keys {
+		parts := strings.Split(key, "/")
+		if len(parts) != 4 || !archiveName.MatchString(parts[3]) { // never temp files
 			continue
 		}
-		hours, err := os.ReadDir(filepath.Join(routeDir, d.Name()))
+		day, err := time.Parse("date=2006-01-02", parts[1])
 		if err != nil {
-			return nil, fmt.Errorf("export: list %s: %w", d.Name(), err)
+			continue
 		}
-		for _, h := range hours {
-			var hh int
-			if _, err := fmt.Sscanf(h.Name(), "hour=%02d", &hh); err != nil || !h.IsDir() {
-				continue
-			}
-			if day.Add(time.Duration(hh) * time.Hour).Before(firstHour) {
-				continue
-			}
-			hourDir := filepath.Join(routeDir, d.Name(), h.Name())
-			entries, err := os.ReadDir(hourDir)
-			if err != nil {
-				return nil, fmt.Errorf("export: list %s: %w", hourDir, err)
-			}
-			for _, e := range entries {
-				if archiveName.MatchString(e.Name()) { // never temp files
-					out = append(out, filepath.Join(hourDir, e.Name()))
-				}
-			}
+		var hh int
+		if _, err := fmt.Sscanf(parts[2], "hour=%02d", &hh); err != nil {
+			continue
 		}
+		if day.Add(time.Duration(hh) * time.Hour).Before(firstHour) {
+			continue
+		}
+		out = append(out, path.Clean(key))
 	}
-	// Paths sort by date, hour, then first sequence.
-	sort.Strings(out)
-	return out, nil
+	return out
 }

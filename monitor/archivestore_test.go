@@ -1,0 +1,48 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
+)
+
+// TestArchiveIntoObjectStore: two archivers (two gateways) share the
+// durable and the object store; the archive holds every event once, and
+// ExportFrom reads it back from the store.
+func TestArchiveIntoObjectStore(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx := context.Background()
+	store, err := OpenObjectArchive(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		newTestArchiver(t, ArchiverOptions{JetStream: js, Store: store, MaxRows: 100, MaxAge: 100 * time.Millisecond})
+	}
+	createEventsStream(t, js)
+	const n = 500
+	for i := range n {
+		publishRaw(t, js, testEvent("r1", i))
+	}
+	var rows int
+	testpoll.Eventually(t, 20*time.Second, func() bool {
+		var buf bytes.Buffer
+		rows, err = ExportFrom(ctx, store, "r1", time.Now().Add(-time.Hour), &buf)
+		if err != nil || rows < n {
+			return false
+		}
+		back, err := parquet.Read[ArchiveRow](bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		return err == nil && len(back) == n && distinctIDs(back) == n
+	}, "%d distinct events exported from the object store (last: %d rows, err %v)", n, rows, err)
+	keys, err := store.List(ctx, "route=r1/")
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("object store keys %v, err %v", keys, err)
+	}
+}
