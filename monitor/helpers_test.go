@@ -27,8 +27,7 @@ func startRestartable(t testing.TB) *restartable {
 	t.Helper()
 	r := &restartable{t: t, dir: t.TempDir()}
 	r.start("127.0.0.1:0")
-	u := r.srv.URL()
-	_, portStr, err := net.SplitHostPort(u[len("nats://"):])
+	_, portStr, err := net.SplitHostPort(r.srv.Addr()) // URL() carries credentials
 	if err != nil {
 		t.Fatal(err)
 	}
