@@ -131,7 +131,7 @@ func TestArchiveDiskFullStaysIdle(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(archive, syscall.MNT_DETACH) })
 	filler := testfs.Fill(t, mnt, 0)
-	w := startWeir(t, data, "")
+	w := startWeir(t, data, "", "--archive-dir", archive) // the archive on local disk, not in NATS
 	w.pushModel("m")
 	l := startLoad(w, "m", 200)
 	time.Sleep(pick(time.Second, 5*time.Second))

@@ -94,6 +94,7 @@ type natsProc struct {
 	t      *testing.T
 	dir    string
 	listen string
+	url    string // with the credentials the child generated into dir
 	cmd    *exec.Cmd
 }
 
@@ -104,7 +105,7 @@ func startNATS(t *testing.T) *natsProc {
 	return n
 }
 
-func (n *natsProc) URL() string { return "nats://" + n.listen }
+func (n *natsProc) URL() string { return n.url }
 
 func (n *natsProc) start() {
 	n.t.Helper()
@@ -123,6 +124,7 @@ func (n *natsProc) start() {
 	if err != nil || !strings.HasPrefix(line, "NATS ") {
 		n.t.Fatalf("chaos nats did not start: %q %v", line, err)
 	}
+	n.url = strings.TrimSpace(strings.TrimPrefix(line, "NATS "))
 }
 
 func (n *natsProc) signal(s syscall.Signal) {

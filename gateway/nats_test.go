@@ -17,6 +17,7 @@ import (
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // TestEmbeddedNATSCredentials: the embedded server refuses a client without
@@ -102,8 +103,12 @@ func TestOneDriftAlertPerCrossing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	testgw.Eventually(t, 20*time.Second, func() bool {
-		return call(t, "POST", b.URL+"/v1/routes/m/predict", "", []byte(`{"amount":50,"risk":0.5}`)).status == 200
+	testpoll.NoError(t, 20*time.Second, func() error {
+		a := call(t, "POST", b.URL+"/v1/routes/m/predict", "", []byte(`{"amount":50,"risk":0.5}`))
+		if a.status != 200 {
+			return fmt.Errorf("%d %s", a.status, a.raw)
+		}
+		return nil
 	}, "B to serve m@1 with its reference's features")
 	// Shifted traffic through both gateways.
 	for i := 0; i < 1200; i++ {
