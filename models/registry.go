@@ -391,17 +391,18 @@ func (r *Registry) apply(c artifacts.Change) {
 			r.opts.OnReference(c.Name, c.Version, data)
 		}
 	}
-	if cur != nil && cur.Meta.Blob == c.Meta.Blob && cur.State != Failed {
-		if cur.State == Ready { // metadata change only: feature list, reference
-			nv := *cur
-			nv.Meta = c.Meta
-			nv.Features = splitList(c.Meta.Attrs[attrFeatures])
-			r.mu.Lock()
-			if r.versions[c.Name][c.Version] == cur {
-				r.versions[c.Name][c.Version] = &nv
-			}
-			r.mu.Unlock()
+	if cur != nil && cur.Meta.Blob == c.Meta.Blob && cur.State == Ready {
+		// Metadata change only: feature list, reference. (While the version
+		// is still loading, the load below runs again with the new metadata;
+		// the load in flight would otherwise install the old feature list.)
+		nv := *cur
+		nv.Meta = c.Meta
+		nv.Features = splitList(c.Meta.Attrs[attrFeatures])
+		r.mu.Lock()
+		if r.versions[c.Name][c.Version] == cur {
+			r.versions[c.Name][c.Version] = &nv
 		}
+		r.mu.Unlock()
 		return
 	}
 	if cur == nil {
