@@ -31,7 +31,7 @@ func clusterGateway(t *testing.T, c *natstest.Cluster) *testgw.Gateway {
 }
 
 // status is GET /v1/status.
-func status(t testing.TB, g *testgw.Gateway) (st struct {
+func natsStatus(t testing.TB, g *testgw.Gateway) (st struct {
 	NATS   struct{ Server string }
 	Assets []natsx.Asset
 }) {
@@ -107,7 +107,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}, "gateway B to serve route r")
 
 	// Every asset weir made is replicated 3 times and has a leader.
-	for _, as := range status(t, a).Assets {
+	for _, as := range natsStatus(t, a).Assets {
 		if as.Replicas != 3 {
 			t.Errorf("%s %s has %d replicas, want 3 (--nats-replicas)", as.Kind, as.Name, as.Replicas)
 		}
@@ -121,7 +121,7 @@ func TestClusterNodeLoss(t *testing.T) {
 
 	// Shut down the node gateway A is connected to.
 	down := -1
-	server := status(t, a).NATS.Server
+	server := natsStatus(t, a).NATS.Server
 	for i := range 3 {
 		if c.Node(i).Server().Name() == server {
 			down = i

@@ -19,7 +19,7 @@ type grpcBackend struct{ g *Gateway }
 var _ oipgrpc.Backend = grpcBackend{}
 
 func (b grpcBackend) Live() bool  { return true }
-func (b grpcBackend) Ready() bool { return b.g.ready.Load() && b.g.nc.IsConnected() }
+func (b grpcBackend) Ready() bool { ready, _ := b.g.isReady(); return ready }
 
 func (b grpcBackend) ServerMetadata() (string, string, []string) {
 	return "weir", Version, serverExtensions

@@ -110,24 +110,34 @@ type readyBody struct {
 // not required: a NATS outage must not pull every gateway out of service
 // at once.
 func (g *Gateway) healthReady(c *fiber.Ctx) error {
-	b := readyBody{Ready: g.ready.Load(), NATS: natsx.State(g.nc)}
-	if b.Ready && !g.startLoaded.Load() {
-		for _, m := range g.models.List() {
-			for _, v := range m.Versions {
-				if v.State == models.Loading {
-					b.Loading++
-				}
-			}
-		}
-		if b.Loading == 0 {
-			g.startLoaded.Store(true)
-		}
-	}
-	b.Ready = b.Ready && b.Loading == 0
+	b := readyBody{NATS: natsx.State(g.nc)}
+	b.Ready, b.Loading = g.isReady()
 	if !b.Ready {
 		c.Status(fiber.StatusServiceUnavailable)
 	}
 	return c.JSON(b)
+}
+
+// isReady is the readiness both protocols answer, and how many versions
+// found at start still load.
+func (g *Gateway) isReady() (ready bool, loading int) {
+	if !g.ready.Load() {
+		return false, 0
+	}
+	if g.startLoaded.Load() {
+		return true, 0
+	}
+	for _, m := range g.models.List() {
+		for _, v := range m.Versions {
+			if v.State == models.Loading {
+				loading++
+			}
+		}
+	}
+	if loading == 0 {
+		g.startLoaded.Store(true)
+	}
+	return loading == 0, loading
 }
 
 // statusBody is what GET /v1/status answers (and `weir status` prints).
