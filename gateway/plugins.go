@@ -118,7 +118,7 @@ func (p *pluginSet) upload(ctx context.Context, name, version string, wasm []byt
 	}
 	prev, had, err := p.store.Meta(ctx, name, version)
 	if err != nil {
-		return artifacts.Meta{}, weirerr.Unavailablef("read plugin %s@%s: %v", name, version, err)
+		return artifacts.Meta{}, weirerr.Unavailablef("read plugin %s@%s: %w", name, version, err)
 	}
 	if had && prev.Blob == artifacts.Digest(wasm) {
 		stored := limitsOf(prev)

@@ -377,7 +377,7 @@ func (g *Gateway) runChain(ctx context.Context, route string, chain []router.Plu
 	next, err := jsonx.DecodeObject(b)
 	if err != nil || next == nil {
 		if last == "" { // every plugin was skipped: the client's event
-			return nil, weirerr.Invalidf("request body is not a JSON object: %v", err)
+			return nil, weirerr.Invalidf("request body is not a JSON object: %w", err)
 		}
 		return nil, weirerr.Upstreamf("plugin %q returned %s, expected a JSON object", last, abbrev(b))
 	}
@@ -446,9 +446,9 @@ func checkJSON(label string, out []byte) error {
 	err := json.Unmarshal(out, &v)
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return weirerr.Upstreamf("plugin %q returned invalid JSON at byte %d of %d: %v (output starts %s)", label, se.Offset, len(out), err, abbrev(out))
+		return weirerr.Upstreamf("plugin %q returned invalid JSON at byte %d of %d: %w (output starts %s)", label, se.Offset, len(out), err, abbrev(out))
 	}
-	return weirerr.Upstreamf("plugin %q returned invalid JSON: %v (output starts %s)", label, err, abbrev(out))
+	return weirerr.Upstreamf("plugin %q returned invalid JSON: %w (output starts %s)", label, err, abbrev(out))
 }
 
 // predictTrace is what ?trace=1 (admin token) adds to a predict answer:

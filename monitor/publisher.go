@@ -294,7 +294,7 @@ func (p *Publisher) ensureStream(ctx context.Context) error {
 			return fmt.Errorf("create stream %s: %w", StreamEvents, err)
 		}
 		if !p.opts.streamAutoSize || cfg.MaxBytes/2 < minAutoStreamBytes {
-			return fmt.Errorf("create stream %s of %d bytes: %w (NATS: %v)", StreamEvents, cfg.MaxBytes, ErrStreamNoRoom, err)
+			return fmt.Errorf("create stream %s of %d bytes: %w (NATS: %w)", StreamEvents, cfg.MaxBytes, ErrStreamNoRoom, err)
 		}
 		cfg.MaxBytes /= 2
 	}

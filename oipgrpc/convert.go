@@ -31,7 +31,7 @@ func decodeRequest(r *pb.ModelInferRequest) (*models.InferRequest, error) {
 		}
 		n, err := models.ElementCount(t.Shape)
 		if err != nil {
-			return nil, weirerr.Invalidf("input %q has shape %v: %v", in.Name, in.Shape, err)
+			return nil, weirerr.Invalidf("input %q has shape %v: %w", in.Name, in.Shape, err)
 		}
 		if len(raw) > 0 {
 			if in.Contents != nil && contentsLen(in.Contents) > 0 {
@@ -39,14 +39,14 @@ func decodeRequest(r *pb.ModelInferRequest) (*models.InferRequest, error) {
 			}
 			vals, err := models.DecodeRaw(dt, raw[i], n)
 			if err != nil {
-				return nil, weirerr.Invalidf("input %q (%s, shape %v): raw_input_contents[%d]: %v", in.Name, dt, in.Shape, i, err)
+				return nil, weirerr.Invalidf("input %q (%s, shape %v): raw_input_contents[%d]: %w", in.Name, dt, in.Shape, i, err)
 			}
 			req.Inputs[i].Values = vals
 			continue
 		}
 		vals, err := typedValues(dt, in.Contents)
 		if err != nil {
-			return nil, weirerr.Invalidf("input %q (%s): %v", in.Name, dt, err)
+			return nil, weirerr.Invalidf("input %q (%s): %w", in.Name, dt, err)
 		}
 		req.Inputs[i].Values = vals
 	}

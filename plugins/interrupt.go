@@ -85,7 +85,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			sr := reader{b: s.body}
 			start, hasStart = sr.u32(), true
 			if sr.err != nil {
-				return nil, fmt.Errorf("%w: start section: %v", errNotInstrumentable, sr.err)
+				return nil, fmt.Errorf("%w: start section: %w", errNotInstrumentable, sr.err)
 			}
 		case 2: // import
 			sr := reader{b: s.body}

@@ -112,7 +112,7 @@ func checkObject(what string, b []byte) error {
 		if err == nil {
 			err = fmt.Errorf("got null")
 		}
-		return weirerr.Invalidf("%s is not a JSON object: %v", what, err)
+		return weirerr.Invalidf("%s is not a JSON object: %w", what, err)
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func (o *OnError) UnmarshalJSON(b []byte) error {
 		dec := json.NewDecoder(bytes.NewReader(t))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&d); err != nil {
-			return fmt.Errorf("on_error object: %v (expected {\"default\":{...}})", err)
+			return fmt.Errorf("on_error object: %w (expected {\"default\":{...}})", err)
 		}
 		*o = OnError{Action: "default", Default: append(json.RawMessage(nil), d.Default...)}
 		if o.Default == nil {
