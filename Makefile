@@ -78,10 +78,12 @@ demo: build plugins
 # race detector (-short: the ONNX conformance run is sampled there).
 RACE_PKGS := ./models/... ./router/... ./canary/... ./plugins/... ./features/... ./monitor/... ./gateway/...
 
-# Fuzz targets on what reads the network (issue 11): `make test` runs each
-# for FUZZTIME, `make fuzz` for FUZZ_LONG. go test -fuzz takes one target
+# Fuzz targets on what reads the network (issue 11) and the hand-written
+# JSON codecs (issue 18): `make test` runs each for FUZZTIME, `make fuzz`
+# for FUZZ_LONG. Every other Fuzz function's seed corpus runs in go test. go test -fuzz takes one target
 # in one package per run.
-FUZZ_TARGETS := FuzzInferRequest:./models FuzzPredictBody:./internal/reqbody FuzzPluginOutput:./plugins
+FUZZ_TARGETS := FuzzInferRequest:./models FuzzDecodeRaw:./models FuzzPredictBody:./internal/reqbody \
+	FuzzPluginOutput:./plugins FuzzDecodeObject:./sdk/plugin
 FUZZTIME ?= 3s
 FUZZ_LONG ?= 5m
 
