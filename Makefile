@@ -80,8 +80,8 @@ RACE_PKGS := ./models/... ./router/... ./canary/... ./plugins/... ./features/...
 
 # Fuzz targets on what reads the network (issue 11) and the hand-written
 # JSON codecs (issue 18): `make test` runs each for FUZZTIME, `make fuzz`
-# for FUZZ_LONG. Every other Fuzz function's seed corpus runs in go test. go test -fuzz takes one target
-# in one package per run.
+# for FUZZ_LONG (go test -fuzz takes one target in one package per run).
+# Every other Fuzz function's seed corpus runs as a test in go test.
 FUZZ_TARGETS := FuzzInferRequest:./models FuzzDecodeRaw:./models FuzzPredictBody:./internal/reqbody \
 	FuzzPluginOutput:./plugins FuzzDecodeObject:./sdk/plugin
 FUZZTIME ?= 3s
