@@ -11,7 +11,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 # plugin toolchains.
 DEB_PKGS := libonnx-testdata clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt chromium
 
-.PHONY: all build install run demo test bench chaos check deps ort debs plugins clean image
+.PHONY: all build install run demo test bench bench-readme chaos check deps ort debs plugins clean image
 
 include deploy/envtest.mk
 
@@ -105,8 +105,15 @@ fuzz:
 chaos: deps
 	WEIR_CHAOS=full $(GO) test -count=1 -v -timeout 30m ./chaos/
 
+# bench: the report (ratios against baselines measured in the same run,
+# gateway/report_test.go), then every micro-benchmark briefly. A few minutes.
+# bench-readme also rewrites README.md's performance table from the report.
 bench: debs deps plugins envtest-assets
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkReport$$' -benchtime 1x -timeout 20m ./gateway/
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkReport$$' -benchmem -benchtime 100ms -timeout 30m ./...
+
+bench-readme: debs deps plugins envtest-assets
+	WEIR_BENCH_README=1 $(GO) test -run '^$$' -bench '^BenchmarkReport$$' -benchtime 1x -timeout 20m ./gateway/
 
 check: deps
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed on:"; gofmt -l .; exit 1)

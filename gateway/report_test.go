@@ -1,0 +1,580 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/weirhq/weir/examples/fraud"
+	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/onnx"
+	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/models"
+	"github.com/weirhq/weir/monitor"
+)
+
+// BenchmarkReport is `make bench`'s report: the figures of README's
+// performance table, each measured in this one run against a baseline
+// measured in the same run (the machine's load moves absolute numbers; the
+// ratios hold). Run it once: go test -run '^$' -bench '^BenchmarkReport$'
+// -benchtime 1x ./gateway/. With WEIR_BENCH_README=1 it rewrites README.md's
+// table too.
+//
+//   - p50 at 1 client and throughput at 16 clients: weir's OIP endpoint
+//     against a hand-written fiber server in the same process that decodes
+//     the same request, runs the same model on ONNX Runtime directly and
+//     answers (small MLP 32-64-1, batch 1, JSON over loopback). The two are
+//     measured in alternating rounds.
+//   - the host cost of a plugin call in the real request path: predict on a
+//     route with the WAT echo plugin minus the same route without plugins,
+//     through the gateway's handler in process; and the same for a Go
+//     (SDK) plugin.
+//   - the demo's fraud route (Go enrichment plugin, model, Go decision
+//     plugin) at fixed request rates over HTTP.
+//   - events per second into JetStream through the publisher.
+func BenchmarkReport(b *testing.B) {
+	if b.N > 1 {
+		b.Skip("the report runs once: use -benchtime 1x")
+	}
+	rounds := 5
+	if testing.Short() {
+		rounds = 2
+	}
+	var rep report
+	start := time.Now()
+	load0 := loadAvg()
+
+	g, body := startBenchGateway(b)
+	base := startBaseline(b)
+	weirURL := g.URL + "/v2/models/mlp/infer"
+
+	// p50 at one client, alternating rounds.
+	var wp50, bp50 []time.Duration
+	for range rounds {
+		wp50 = append(wp50, p50Sequential(b, weirURL, body, 1000))
+		bp50 = append(bp50, p50Sequential(b, base.url, body, 1000))
+	}
+	w, bl := median(wp50), median(bp50)
+	rep.add("p50 at 1 client: weir vs bare fiber + ORT Run (MLP 32-64-1, OIP JSON, loopback)",
+		fmt.Sprintf("%s vs %s", us(w), us(bl)), float64(w)/float64(bl), "<= 1.3", float64(w)/float64(bl) <= 1.3, "ratio")
+
+	// Throughput at 16 clients, alternating rounds.
+	var wn, bn int64
+	var wt, bt time.Duration
+	for range rounds {
+		n, d := throughput(b, g.URL+"/v2/models/mlp/infer", body, 16, time.Second)
+		wn, wt = wn+n, wt+d
+		n, d = throughput(b, base.url, body, 16, time.Second)
+		bn, bt = bn+n, bt+d
+	}
+	wr, br := float64(wn)/wt.Seconds(), float64(bn)/bt.Seconds()
+	rep.add("throughput at 16 clients: weir vs hand-written fiber + ORT server",
+		fmt.Sprintf("%.0f vs %.0f req/s", wr, br), wr/br, ">= 0.7", wr/br >= 0.7, "ratio")
+
+	// Plugin calls in the real request path.
+	none, echo, goPlugin := pluginPathCosts(b, g, rounds)
+	host := echo - none
+	rep.add("a plugin call's host cost in the real path (predict with the WAT echo plugin minus without)",
+		fmt.Sprintf("%s (p50 %s vs %s)", us(host), us(echo), us(none)), host.Seconds()*1e6, "<= 2 µs", host <= 2*time.Microsecond, "µs")
+	gp := goPlugin - none
+	rep.add("a Go (SDK) plugin in the request path: fraud-features, p50 added",
+		fmt.Sprintf("+%s (p50 %s vs %s)", us(gp), us(goPlugin), us(none)), gp.Seconds()*1e6, "<= +30 µs", gp <= 30*time.Microsecond, "µs")
+
+	// The demo's fraud route at fixed rates.
+	fraudRates(b, g, &rep)
+
+	// Events into JetStream.
+	eps := eventsPerSecond(b, 200000)
+	rep.add("events into JetStream on one node (publisher, 200,000 events)",
+		fmt.Sprintf("%.0f events/s", eps), eps, ">= 500,000 /s", eps >= 500000, "events/s")
+
+	rep.note = fmt.Sprintf("GOMAXPROCS %d, load average %s before and %s after, %d rounds, %s in all",
+		runtime.GOMAXPROCS(0), load0, loadAvg(), rounds, time.Since(start).Round(time.Second))
+	table := rep.markdown()
+	fmt.Println(table)
+	if os.Getenv("WEIR_BENCH_README") != "" {
+		if err := rewriteReadme(table); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type reportRow struct {
+	what, measured, goal string
+	value                float64
+	met                  bool
+	unit                 string
+}
+
+type report struct {
+	rows []reportRow
+	note string
+}
+
+func (r *report) add(what, measured string, value float64, goal string, met bool, unit string) {
+	r.rows = append(r.rows, reportRow{what: what, measured: measured, value: value, goal: goal, met: met, unit: unit})
+}
+
+func (r *report) markdown() string {
+	var sb strings.Builder
+	sb.WriteString("| what | measured | ratio / value | goal | met |\n| --- | --- | --- | --- | --- |\n")
+	for _, row := range r.rows {
+		met := "no"
+		if row.met {
+			met = "yes"
+		}
+		v := strconv.FormatFloat(row.value, 'f', 2, 64)
+		if row.unit == "events/s" {
+			v = strconv.FormatFloat(row.value, 'f', 0, 64)
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", row.what, row.measured, v, row.goal, met)
+	}
+	fmt.Fprintf(&sb, "\n(%s)\n", r.note)
+	return sb.String()
+}
+
+const readmeStart, readmeEnd = "<!-- bench:start -->", "<!-- bench:end -->"
+
+// rewriteReadme replaces README.md's table between the bench markers.
+func rewriteReadme(table string) error {
+	path := filepath.Join("..", "README.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	i, j := strings.Index(s, readmeStart), strings.Index(s, readmeEnd)
+	if i < 0 || j < i {
+		return fmt.Errorf("README.md has no %s ... %s section", readmeStart, readmeEnd)
+	}
+	s = s[:i+len(readmeStart)] + "\n" + table + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+func us(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Nanoseconds())/1e3, 'f', 1, 64) + " µs"
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// hostClient is a fasthttp client for one loopback server, the same for
+// weir and the baseline, so the client's own cost cancels out.
+func hostClient(url string) *fasthttp.HostClient {
+	return &fasthttp.HostClient{Addr: strings.TrimPrefix(strings.SplitN(url, "/", 4)[2], "http://"), MaxConns: 64}
+}
+
+func doPost(c *fasthttp.HostClient, url string, body []byte, req *fasthttp.Request, resp *fasthttp.Response) error {
+	req.Reset()
+	resp.Reset()
+	req.SetRequestURI(url)
+	req.Header.SetMethod("POST")
+	req.Header.SetContentType("application/json")
+	req.SetBody(body)
+	if err := c.Do(req, resp); err != nil {
+		return err
+	}
+	if resp.StatusCode() != 200 {
+		return fmt.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
+	}
+	return nil
+}
+
+// p50Sequential sends n requests one at a time and returns the median.
+func p50Sequential(b *testing.B, url string, body []byte, n int) time.Duration {
+	c := hostClient(url)
+	var req fasthttp.Request
+	var resp fasthttp.Response
+	for range 50 { // warm the connection and the server
+		if err := doPost(c, url, body, &req, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		t0 := time.Now()
+		if err := doPost(c, url, body, &req, &resp); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return median(lat)
+}
+
+// throughput runs clients closed-loop for d and returns requests done and
+// the time taken.
+func throughput(b *testing.B, url string, body []byte, clients int, d time.Duration) (int64, time.Duration) {
+	c := hostClient(url)
+	var done atomic.Int64
+	var failed atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var req fasthttp.Request
+			var resp fasthttp.Response
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := doPost(c, url, body, &req, &resp); err != nil {
+					failed.Store(err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return done.Load(), time.Since(start)
+}
+
+// baseline is the hand-written server weir is compared with: fiber, one
+// handler that decodes the OIP request with encoding/json, runs the model
+// on ONNX Runtime directly and writes the answer.
+type baseline struct{ url string }
+
+type baselineRequest struct {
+	Inputs []struct {
+		Name     string    `json:"name"`
+		Shape    []int64   `json:"shape"`
+		Datatype string    `json:"datatype"`
+		Data     []float32 `json:"data"`
+	} `json:"inputs"`
+}
+
+func startBaseline(b *testing.B) *baseline {
+	lib, err := models.FindLibrary("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := models.InitRuntime(lib); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "mlp.onnx")
+	if err := os.WriteFile(path, mlpModel(b), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer opts.Destroy()
+	opts.SetIntraOpNumThreads(1)
+	opts.SetInterOpNumThreads(1)
+	_ = opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sess, err := ort.NewDynamicAdvancedSession(path, []string{ins[0].Name}, []string{outs[0].Name}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sess.Destroy() })
+
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Post("/v2/models/mlp/infer", func(c *fiber.Ctx) error {
+		var req baselineRequest
+		if err := json.Unmarshal(c.Body(), &req); err != nil || len(req.Inputs) != 1 {
+			return c.Status(400).SendString(`{"error":"bad request"}`)
+		}
+		in := req.Inputs[0]
+		x, err := ort.NewTensor(ort.NewShape(in.Shape...), in.Data)
+		if err != nil {
+			return c.Status(400).SendString(`{"error":"bad tensor"}`)
+		}
+		defer x.Destroy()
+		out := []ort.Value{nil}
+		if err := sess.Run([]ort.Value{x}, out); err != nil {
+			return c.Status(500).SendString(`{"error":"run"}`)
+		}
+		defer out[0].Destroy()
+		y := out[0].(*ort.Tensor[float32])
+		buf := make([]byte, 0, 128)
+		buf = append(buf, `{"model_name":"mlp","model_version":"1","outputs":[{"name":"score","shape":[`...)
+		for i, d := range y.GetShape() {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = strconv.AppendInt(buf, d, 10)
+		}
+		buf = append(buf, `],"datatype":"FP32","data":[`...)
+		for i, v := range y.GetData() {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = strconv.AppendFloat(buf, float64(v), 'g', -1, 32)
+		}
+		buf = append(buf, "]}]}"...)
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(buf)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go app.Listener(ln)
+	b.Cleanup(func() { app.Shutdown() })
+	return &baseline{url: "http://" + ln.Addr().String() + "/v2/models/mlp/infer"}
+}
+
+// pluginPathCosts returns the p50 of predict through the gateway's handler
+// in process on three routes over the same 4-feature model: no plugins, the
+// WAT echo plugin, and the Go fraud-features plugin.
+func pluginPathCosts(b *testing.B, g *testgw.Gateway, rounds int) (none, echo, goPlugin time.Duration) {
+	ctx := context.Background()
+	m, err := onnx.MLP("bench4", []int{4, 8, 1}, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Client.PushModel(ctx, "bench4", "1", bytes.NewReader(m), fraud.FeaturesV1); err != nil {
+		b.Fatal(err)
+	}
+	dir := testgw.PluginDir(b)
+	for _, p := range []string{"wat-echo", "fraud-features"} {
+		wasm, err := os.ReadFile(filepath.Join(dir, p+".wasm"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Client.PushPluginLimits(ctx, p, "1", bytes.NewReader(wasm), fraud.PluginLimits); err != nil {
+			b.Fatal(err)
+		}
+	}
+	variants := `"variants":[{"name":"v","model":"bench4","version":"1","weight":100}]`
+	for name, plugins := range map[string]string{
+		"bench-none": `[]`,
+		"bench-echo": `[{"name":"wat-echo"}]`,
+		"bench-go":   `[{"name":"fraud-features","config":{"merchant_risk":{"grocer":0.05},"default_risk":0.1}}]`,
+	} {
+		if err := g.Client.SetRoute(ctx, name, json.RawMessage(`{"plugins":`+plugins+`,`+variants+`}`)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// A ~200-byte transaction; the no-plugin and echo routes get it with
+	// the features already computed, the Go plugin computes them.
+	withFeatures := []byte(`{"tx_id":"tx-000123","account_id":"acct-00042","amount":120.5,"merchant":"grocer",` +
+		`"country":"DE","ts":1764039600,"amount_log":4.8,"amount_zscore":0.3,"merchant_risk":0.05,"is_night":0}`)
+	raw := []byte(`{"tx_id":"tx-000123","account_id":"acct-00042","amount":120.5,"merchant":"grocer",` +
+		`"country":"DE","ts":1764039600}`)
+	h := g.Handler()
+	var nones, echos, gos []time.Duration
+	for range rounds {
+		nones = append(nones, handlerP50(b, h, "/v1/routes/bench-none/predict", withFeatures, 2000))
+		echos = append(echos, handlerP50(b, h, "/v1/routes/bench-echo/predict", withFeatures, 2000))
+		gos = append(gos, handlerP50(b, h, "/v1/routes/bench-go/predict", raw, 2000))
+	}
+	return median(nones), median(echos), median(gos)
+}
+
+func handlerP50(b *testing.B, h fasthttp.RequestHandler, path string, body []byte, n int) time.Duration {
+	var ctx fasthttp.RequestCtx
+	failures := 0
+	lat := make([]time.Duration, 0, n)
+	for i := range n + 200 {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.SetRequestURI(path)
+		ctx.Request.SetBody(body)
+		t0 := time.Now()
+		h(&ctx)
+		d := time.Since(t0)
+		if ctx.Response.StatusCode() != 200 {
+			// A Go plugin's garbage collection can overrun a deadline on a
+			// loaded machine: count it, keep measuring.
+			failures++
+			if failures > n/10 {
+				b.Fatalf("%s: status %d: %s", path, ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			continue
+		}
+		if i >= 200 { // after warming up
+			lat = append(lat, d)
+		}
+	}
+	return median(lat)
+}
+
+// fraudRates installs the demo (feature set, plugins, fraud@1, route) and
+// sends its transactions at fixed rates over HTTP, open loop.
+func fraudRates(b *testing.B, g *testgw.Gateway, rep *report) {
+	ctx := context.Background()
+	h1 := fraud.History(1, 20000, fraud.FeaturesV1)
+	m := fraud.Train(h1, 300)
+	onnxBytes, err := m.ONNX(fraud.ModelName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := &fraud.Trained{V1: m, RefV1: fraud.ReferenceCSV(h1, 5000), ONNXv1: onnxBytes}
+	if err := fraud.Setup(ctx, g.Client, tr, testgw.PluginDir(b), false, io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	gen := fraud.NewGenerator(7, 500, time.Now().Add(-time.Hour))
+	bodies := make([][]byte, 4096)
+	for i := range bodies {
+		bodies[i], _ = json.Marshal(gen.Next(time.Second).Event())
+	}
+	url := g.URL + "/v1/routes/" + fraud.RouteName + "/predict"
+	// Warm every pooled instance and the connections.
+	c := hostClient(url)
+	var req fasthttp.Request
+	var resp fasthttp.Response
+	for i := range 300 {
+		if err := doPost(c, url, bodies[i], &req, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, r := range []struct {
+		rate     int
+		d        time.Duration
+		p50, p99 time.Duration
+	}{
+		{rate: 100, d: 10 * time.Second, p50: 500 * time.Microsecond, p99: 2 * time.Millisecond},
+		{rate: 1000, d: 5 * time.Second, p50: 2 * time.Millisecond, p99: 5 * time.Millisecond},
+	} {
+		lat, errs := openLoop(c, url, bodies, r.rate, r.d)
+		p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+		rep.add(fmt.Sprintf("fraud route (Go plugin, model, Go plugin) at %d req/s for %s, p50 / p99", r.rate, r.d),
+			fmt.Sprintf("%s / %s, %d errors of %d", us(p50), us(p99), errs, len(lat)+errs), p50.Seconds()*1e6,
+			fmt.Sprintf("p50 <= %s, p99 <= %s, 0 errors", r.p50, r.p99), p50 <= r.p50 && p99 <= r.p99 && errs == 0, "µs")
+	}
+}
+
+// openLoop sends at a fixed rate whatever the answers' latency (each
+// request on its own goroutine, at most 256 in flight) and returns the
+// latencies of the successes and the number of failures.
+func openLoop(c *fasthttp.HostClient, url string, bodies [][]byte, rate int, d time.Duration) ([]time.Duration, int) {
+	n := int(float64(rate) * d.Seconds())
+	interval := time.Second / time.Duration(rate)
+	lat := make([]time.Duration, n)
+	var failed atomic.Int64
+	sem := make(chan struct{}, 256)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var req fasthttp.Request
+			var resp fasthttp.Response
+			t0 := time.Now()
+			if err := doPost(c, url, bodies[i%len(bodies)], &req, &resp); err != nil {
+				failed.Add(1)
+				lat[i] = -1
+				return
+			}
+			lat[i] = time.Since(t0)
+		}()
+	}
+	wg.Wait()
+	ok := lat[:0]
+	for _, l := range lat {
+		if l >= 0 {
+			ok = append(ok, l)
+		}
+	}
+	return ok, int(failed.Load())
+}
+
+// eventsPerSecond publishes n events through a publisher on its own
+// embedded NATS and times them into the stream.
+func eventsPerSecond(b *testing.B, n int) float64 {
+	s := natstest.Start(b)
+	nc, _ := s.Connect(b)
+	reg := prometheus.NewRegistry()
+	p, err := monitor.NewPublisher(context.Background(), monitor.PublisherOptions{
+		Conn: nc, SpoolDir: b.TempDir(), QueueSize: n, Registerer: reg,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ev := monitor.Event{TS: time.Now().UTC(), Route: "bench", Variant: "stable", Model: "bench4", Version: "1",
+		Features: map[string]any{"amount_log": 4.8, "amount_zscore": 0.3, "merchant_risk": 0.05, "is_night": 0.0},
+		Outputs:  map[string]any{"score": 0.12}, LatencyUS: 250, Status: 200}
+	start := time.Now()
+	for range n {
+		e := ev
+		e.ID = monitor.NewID()
+		p.Publish(&e)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for published(reg) < float64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%v of %d events published after 2 minutes", published(reg), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func published(reg *prometheus.Registry) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "weir_events_published_total" {
+			total := 0.0
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+			return total
+		}
+	}
+	return 0
+}
