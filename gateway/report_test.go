@@ -102,8 +102,8 @@ func BenchmarkReport(b *testing.B) {
 	fraudRates(b, g, &rep)
 
 	// Events into JetStream.
-	eps := eventsPerSecond(b, 200000)
-	rep.add("events into JetStream on one node (publisher, 200,000 events)",
+	eps := eventsPerSecond(b, 100000)
+	rep.add("events into JetStream on one node (publisher, up to 100,000 events in 20 s)",
 		fmt.Sprintf("%.0f events/s", eps), eps, ">= 500,000 /s", eps >= 500000, "events/s")
 
 	rep.note = fmt.Sprintf("GOMAXPROCS %d, load average %s before and %s after, %d rounds, %s in all",
@@ -131,6 +131,7 @@ type report struct {
 
 func (r *report) add(what, measured string, value float64, goal string, met bool, unit string) {
 	r.rows = append(r.rows, reportRow{what: what, measured: measured, value: value, goal: goal, met: met, unit: unit})
+	fmt.Printf("%s: %s (goal %s)\n", what, measured, goal) // as measured, in case a later step fails
 }
 
 func (r *report) markdown() string {
@@ -555,14 +556,12 @@ func eventsPerSecond(b *testing.B, n int) float64 {
 		e.ID = monitor.NewID()
 		p.Publish(&e)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for published(reg) < float64(n) {
-		if time.Now().After(deadline) {
-			b.Fatalf("%v of %d events published after 2 minutes", published(reg), n)
-		}
+	// Bounded: a slow publisher is reported by its rate, not waited for.
+	deadline := time.Now().Add(20 * time.Second)
+	for published(reg) < float64(n) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	return float64(n) / time.Since(start).Seconds()
+	return published(reg) / time.Since(start).Seconds()
 }
 
 func published(reg *prometheus.Registry) float64 {
