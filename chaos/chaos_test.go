@@ -194,3 +194,83 @@ func TestStartsOnASmallDisk(t *testing.T) {
 	}
 	figures(t, "disk", "64MiB", "started", true, "explicit_1GiB", "refused with a message naming --events-max-bytes")
 }
+
+// bindTmpfs mounts a tmpfs of size bytes on dir (created if needed) and
+// returns the mount point of the tmpfs, for testfs.Fill.
+func bindTmpfs(t *testing.T, dir string, size int64) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mnt := testfs.Mount(t, size)
+	if err := syscall.Mount(mnt, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind-mounting a tmpfs on %s is not permitted: %v", dir, err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return mnt
+}
+
+// The embedded NATS's disk fills under load and is freed again: without a
+// restart, admin writes work again, spooled events reach the stream, and
+// while the disk was full health and metrics said so.
+func TestNATSDiskFillsAndIsFreed(t *testing.T) {
+	if !full {
+		t.Skip("about a minute long: runs under make chaos (WEIR_CHAOS=full)")
+	}
+	t.Parallel()
+	data := t.TempDir()
+	mnt := bindTmpfs(t, filepath.Join(data, "nats"), 48<<20)
+	natsPort := freePort(t)
+	w := startWeir(t, data, "", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
+	w.pushModel("m")
+	l := startLoad(w, "m", 200)
+	time.Sleep(time.Second)
+	filler := testfs.Fill(t, mnt, 0)
+	time.Sleep(pick(3*time.Second, 10*time.Second))
+	route := []byte(`{"variants":[{"name":"a","model":"m","version":"1","weight":100}]}`)
+	codeFull, outFull := w.do("PUT", "/v1/routes/r", route)
+	var readyFull int
+	testpoll.Eventually(t, 20*time.Second, func() bool {
+		readyFull, _ = w.do("GET", "/v2/health/ready", nil)
+		return readyFull == 503 && w.metric("weir_nats_storage_ok") == 0
+	}, "readiness and weir_nats_storage_ok to report the full disk: ready %d", readyFull)
+	t.Logf("disk full: route PUT %d %s, ready %d, dropped %v, spool %v", codeFull, outFull, readyFull,
+		w.metric("weir_events_dropped_total"), w.metric("weir_events_spool_bytes"))
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l.halt()
+	var putCode int
+	var putOut []byte
+	var lastLog time.Time
+	testpoll.Eventually(t, 60*time.Second, func() bool {
+		putCode, putOut = w.do("PUT", "/v1/routes/r", route)
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			t.Logf("recovering: PUT %d %s, spool %v bytes, storage_ok %v, recoveries %v", putCode, putOut,
+				w.metric("weir_events_spool_bytes"), w.metric("weir_nats_storage_ok"), w.metric("weir_nats_storage_recoveries_total"))
+		}
+		return putCode == 200 && w.metric("weir_events_spool_bytes") == 0
+	}, "route PUT to work and the spool to drain after space was freed: PUT %d %s, spool %v bytes, storage_ok %v, recoveries %v; logs:\n%s",
+		putCode, putOut, w.metric("weir_events_spool_bytes"), w.metric("weir_nats_storage_ok"), w.metric("weir_nats_storage_recoveries_total"), w.logs.String()+fmt.Sprintf("\nalive %v exit %v", w.alive(), w.exitErr))
+	recovered := time.Since(start)
+	if code, out := w.do("GET", "/v2/health/ready", nil); code != 200 || w.metric("weir_nats_storage_ok") != 1 {
+		t.Errorf("after recovery: ready %d %s, weir_nats_storage_ok %v", code, out, w.metric("weir_nats_storage_ok"))
+	}
+	if code, out := w.do("POST", "/v2/models/m/infer", inferBody); code != 200 {
+		t.Errorf("inference after recovery: %d %s", code, out)
+	}
+	expected := int(l.ok.Load())
+	c := readStream(t, fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "m")
+	dropped := w.metric("weir_events_dropped_total")
+	figures(t, "requests_ok", expected, "requests_failed", l.failed.Load(), "events_expected", expected,
+		"stored", c.distinct, "doubled", c.total-c.distinct, "dropped_counted", dropped,
+		"route_put_while_full", codeFull, "ready_while_full", readyFull, "recovery_after_freeing", recovered.Round(time.Millisecond))
+	if l.failed.Load() != 0 {
+		t.Errorf("%d requests failed", l.failed.Load())
+	}
+	if c.total != c.distinct || c.invalid != 0 || float64(c.distinct)+dropped < float64(expected) {
+		t.Errorf("events: expected %d, stored %d + dropped %v, doubled %d, invalid %d", expected, c.distinct, dropped, c.total-c.distinct, c.invalid)
+	}
+}

@@ -41,6 +41,16 @@ func (g *Gateway) connectNATS() error {
 		}
 		g.nats = e
 		g.closers = append(g.closers, e.Shutdown)
+		g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "weir_nats_storage_ok", Help: "1 while the embedded NATS's JetStream storage writes, 0 after a storage error (a full disk) until it recovers."},
+			func() float64 {
+				if e.StorageErr() != "" {
+					return 0
+				}
+				return 1
+			}), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "weir_nats_storage_recoveries_total", Help: "Times the embedded NATS's JetStream was restarted in place after a storage error."},
+			func() float64 { return float64(e.StorageRecoveries()) }))
 		url = e.URL()
 		if err := natsx.WriteURLFile(path, url); err != nil {
 			return err
@@ -103,6 +113,9 @@ type readyBody struct {
 	// NATS is the connection's state; informational: a gateway serves from
 	// its local copies while NATS is away, so it stays ready.
 	NATS string `json:"nats"`
+	// Storage names a storage error of the embedded NATS (a full disk)
+	// until it recovers by itself; the gateway is not ready meanwhile.
+	Storage string `json:"storage,omitempty"`
 }
 
 // healthReady is ready once the gateway is up and every model version it
@@ -112,6 +125,11 @@ type readyBody struct {
 func (g *Gateway) healthReady(c *fiber.Ctx) error {
 	b := readyBody{NATS: natsx.State(g.nc)}
 	b.Ready, b.Loading = g.isReady()
+	if g.nats != nil {
+		if msg := g.nats.StorageErr(); msg != "" {
+			b.Ready, b.Storage = false, "NATS storage under "+g.opts.DataDir+" fails ("+msg+"); it recovers by itself once the disk has room"
+		}
+	}
 	if !b.Ready {
 		c.Status(fiber.StatusServiceUnavailable)
 	}

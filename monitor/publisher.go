@@ -242,7 +242,12 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		jetstream.WithPublishAsyncErrHandler(p.onPubErr),
 	)
 	if err == nil {
-		p.rjs, err = jetstream.New(o.Conn, jetstream.WithPublishAsyncMaxPending(o.MaxPending))
+		// Replayed publishes must time out too: an ack lost with the
+		// server's state (JetStream restarted after a full disk) would
+		// otherwise hold a pending slot for ever, and once MaxPending are
+		// held every replay stalls and the spool never drains.
+		p.rjs, err = jetstream.New(o.Conn, jetstream.WithPublishAsyncMaxPending(o.MaxPending),
+			jetstream.WithPublishAsyncTimeout(o.AckTimeout))
 	}
 	if err != nil {
 		p.unregister()

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,6 +26,11 @@ import (
 type Embedded struct {
 	srv        *server.Server
 	user, pass string
+	storeDir   string
+	trouble    atomic.Pointer[string] // storage error not recovered from (storage.go)
+	recoveries atomic.Int64
+	stop       chan struct{}
+	watchDone  chan struct{}
 }
 
 // Options for an embedded server. Listen is host:port; port 0 or -1 picks a
@@ -123,12 +129,16 @@ func Start(o Options) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
+	e := &Embedded{srv: srv, storeDir: o.StoreDir, stop: make(chan struct{}), watchDone: make(chan struct{})}
+	srv.SetLoggerV2(storageWatch{e}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats did not become ready in 10s (is the port taken?)")
 	}
-	return &Embedded{srv: srv, user: o.User, pass: o.Password}, nil
+	e.user, e.pass = o.User, o.Password
+	go e.watchStorage()
+	return e, nil
 }
 
 // URL is the client URL of the embedded server, with its credentials.
@@ -151,6 +161,12 @@ func (e *Embedded) Server() *server.Server { return e.srv }
 
 // Shutdown stops the server and waits for it to finish.
 func (e *Embedded) Shutdown() {
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+		<-e.watchDone
+	}
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }
