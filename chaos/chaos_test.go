@@ -25,7 +25,6 @@ func pick(short, long time.Duration) time.Duration {
 // the spool within the at-least-once window: after a restart every answered
 // request's event is in the stream exactly once.
 func TestCrashWhileNATSIsSlow(t *testing.T) {
-	t.Parallel()
 	n := startNATS(t)
 	w := startWeir(t, t.TempDir(), n.URL())
 	w.pushModel("m")
@@ -73,7 +72,6 @@ func TestCrashWhileNATSIsSlow(t *testing.T) {
 // and NATS is back the spool drains with no torn or invalid event and
 // stored + dropped = expected.
 func TestSpoolDiskFillsWhileNATSIsAway(t *testing.T) {
-	t.Parallel()
 	n := startNATS(t)
 	dir := testfs.Mount(t, 24<<20)
 	w := startWeir(t, filepath.Join(dir, "data"), n.URL())
@@ -119,7 +117,6 @@ func TestSpoolDiskFillsWhileNATSIsAway(t *testing.T) {
 // The archive's disk is full: failed Parquet writes back off, so the idle
 // process stays quiet, and the archive catches up once space is freed.
 func TestArchiveDiskFullStaysIdle(t *testing.T) {
-	t.Parallel()
 	data := t.TempDir()
 	archive := filepath.Join(data, "archive")
 	if err := os.MkdirAll(archive, 0o755); err != nil {
@@ -168,7 +165,6 @@ func TestArchiveDiskFullStaysIdle(t *testing.T) {
 // needed: the stream is made smaller with a warning. An explicit size that
 // does not fit stops weir with a message naming the flag.
 func TestStartsOnASmallDisk(t *testing.T) {
-	t.Parallel()
 	dir := testfs.Mount(t, 64<<20)
 	w := startWeir(t, filepath.Join(dir, "ok"), "")
 	w.pushModel("m")
@@ -217,7 +213,6 @@ func TestNATSDiskFillsAndIsFreed(t *testing.T) {
 	if !full {
 		t.Skip("about a minute long: runs under make chaos (WEIR_CHAOS=full)")
 	}
-	t.Parallel()
 	data := t.TempDir()
 	mnt := bindTmpfs(t, filepath.Join(data, "nats"), 48<<20)
 	natsPort := freePort(t)
