@@ -257,7 +257,11 @@ func TestNATSDiskFillsAndIsFreed(t *testing.T) {
 		t.Errorf("inference after recovery: %d %s", code, out)
 	}
 	expected := int(l.ok.Load())
-	c := readStream(t, fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "m")
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	if b, err := os.ReadFile(filepath.Join(data, "nats-url")); err == nil {
+		natsURL = strings.TrimSpace(string(b)) // the embedded server's credentials
+	}
+	c := readStream(t, natsURL, "m")
 	dropped := w.metric("weir_events_dropped_total")
 	figures(t, "requests_ok", expected, "requests_failed", l.failed.Load(), "events_expected", expected,
 		"stored", c.distinct, "doubled", c.total-c.distinct, "dropped_counted", dropped,
