@@ -82,7 +82,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(st.Close)
+	t.Cleanup(func() { st.Close(context.Background()) })
 	e.routes = st
 	if _, err := st.Put(context.Background(), "fraud", []byte(routeBody)); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func (e *env) controllerTTL(t *testing.T, owner string, ttl time.Duration) (*Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(func() { c.Close(context.Background()) })
 	return c, nc
 }
 
@@ -433,7 +433,7 @@ func TestLeaseTakeover(t *testing.T) {
 	}
 	// Hold the rollout where it is, then stop the leader.
 	e.metrics.set("canary", VariantMetrics{Requests: 0})
-	a.Close()
+	a.Close(context.Background())
 	testpoll.Eventually(t, 5*time.Second, b.Leader, "b to take over the lease")
 	held, _ := b.Status(context.Background(), "fraud")
 	e.metrics.set("canary", VariantMetrics{Requests: 500, P99: time.Millisecond})

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/promx"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor/event"
@@ -159,15 +160,18 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 
 // Close stops the loop and, if this replica holds the lease, releases it so
 // another replica takes over at once rather than after LeaseTTL.
-func (c *Controller) Close() {
+func (c *Controller) Close(ctx context.Context) error {
+	var err error
 	c.once.Do(func() {
 		c.cancel()
 		_ = c.watcher.Stop()
-		<-c.done
+		if err = lifecycle.Wait(ctx, "the rollout loop", c.done); err != nil {
+			return
+		}
 		c.lmu.Lock()
 		defer c.lmu.Unlock()
 		if c.leader {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			if err := c.kv.Delete(ctx, leaseKey, jetstream.LastRevision(c.leaseRev)); err != nil {
 				c.log.Warn("could not release the rollout lease; another replica takes over when it expires", "err", err)
@@ -175,6 +179,7 @@ func (c *Controller) Close() {
 			c.leader = false
 		}
 	})
+	return err
 }
 
 func (c *Controller) run(ctx context.Context) {

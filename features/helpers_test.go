@@ -27,7 +27,7 @@ func openStore(t testing.TB, srv *natstest.Server, aggregate bool, opts ...testO
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return s, reg
 }
 

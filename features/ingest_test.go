@@ -215,7 +215,7 @@ func TestRestartMidStreamNoDoubleCountNoLoss(t *testing.T) {
 	ingestN(t, a, 0, 1000)
 	// Close while the aggregator is (probably) in the middle of the backlog.
 	testpoll.Eventually(t, 5*time.Second, func() bool { return a.Stats("fraud").Applied > 0 }, "aggregation started")
-	if err := a.Close(); err != nil {
+	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := openStore(t, srv, true)
@@ -236,7 +236,7 @@ func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
 	}
 	ingestN(t, a, 0, 500)
 	testpoll.Eventually(t, 5*time.Second, func() bool { return total(t, a) == 500 }, "first run applied all")
-	_ = a.Close()
+	_ = a.Close(context.Background())
 	// Restart the server too, on the same data.
 	srv.Shutdown()
 	srv = natstest.StartIn(t, dir)

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -181,20 +182,20 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	// cancels.
 	fw, err := s.kv.WatchAll(s.ctx, jetstream.UpdatesOnly())
 	if err != nil {
-		s.Close()
+		s.Close(context.Background())
 		return nil, fmt.Errorf("features: watch %s: %w", BucketFeatures, err)
 	}
 	s.goWatch(fw, s.onFeatureUpdate)
 	sw, err := s.setsKV.WatchAll(s.ctx)
 	if err != nil {
-		s.Close()
+		s.Close(context.Background())
 		return nil, fmt.Errorf("features: watch %s: %w", BucketSets, err)
 	}
 	s.goWatch(sw, s.onSetUpdate)
 	// A queue group: each published object is merged once, by one replica.
 	s.sub, err = o.NC.QueueSubscribe(SubjectFeatPrefix+">", "weir-features", s.onFeatureMsg)
 	if err != nil {
-		s.Close()
+		s.Close(context.Background())
 		return nil, fmt.Errorf("features: subscribe %s>: %w", SubjectFeatPrefix, err)
 	}
 	return s, nil
@@ -202,7 +203,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 
 // Close stops the aggregators (flushing what they hold), the watches and the
 // subscription. It is safe after a partial Open and more than once.
-func (s *Store) Close() error {
+func (s *Store) Close(ctx context.Context) error {
 	if s.sub != nil {
 		_ = s.sub.Unsubscribe()
 	}
@@ -217,7 +218,9 @@ func (s *Store) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.wg.Wait()
+	if err := lifecycle.WaitGroup(ctx, "the feature store's watches", &s.wg); err != nil {
+		return err
+	}
 	if s.cache != nil {
 		s.cache.Close()
 		s.cache = nil

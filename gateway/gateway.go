@@ -24,6 +24,7 @@ import (
 	"github.com/weirhq/weir/canary"
 	"github.com/weirhq/weir/features"
 	"github.com/weirhq/weir/internal/artifacts"
+	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
@@ -195,8 +196,9 @@ type Gateway struct {
 	implicitRoutes sync.Map
 	inflight       atomic.Int64 // inference requests being served
 
-	ready   atomic.Bool // answers /v2/health/ready
-	closers []func()    // run in reverse order by Shutdown
+	ready   atomic.Bool                   // answers /v2/health/ready
+	closers []func(context.Context) error // run in reverse order by Shutdown
+	shadows sync.WaitGroup                // shadow requests in flight; Shutdown waits
 
 	natsURL string       // what the gateway dialed (with credentials)
 	lease   *natsx.Lease // held by the one gateway that publishes drift alerts
@@ -222,7 +224,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	g := &Gateway{opts: o, log: o.Logger, reg: prometheus.NewRegistry(), failures: newFailLog(o.Logger)}
 	defer func() {
 		if err != nil {
-			g.close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = g.close(ctx)
 		}
 	}()
 	// The data dir holds request features (spool, archive) and secrets
@@ -262,7 +266,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	g.closers = append(g.closers, func() { g.drift.Close() })
+	g.onClose(g.drift.Close)
 	g.models, err = models.NewRegistry(ctx, modelStore, models.Options{
 		OnReference: func(model, version string, data []byte) {
 			if ref, err := drift.ParseReference(data, ""); err == nil {
@@ -277,7 +281,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g.closers = append(g.closers, g.models.Close)
+	g.onClose(g.models.Close)
 	g.met = newMetrics(g.reg)
 	g.shadowSlots = make(chan struct{}, 64)
 
@@ -301,14 +305,14 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	if g.routes, err = router.OpenStore(ctx, g.js, g.log); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, g.routes.Close)
+	g.onClose(g.routes.Close)
 
 	if g.features, err = features.Open(ctx, features.Options{
 		NC: g.nc, JS: g.js, Registerer: g.reg, Logger: g.log, Aggregate: true,
 	}); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, func() { g.features.Close() })
+	g.onClose(g.features.Close)
 
 	if g.pluginHost, err = plugins.NewHost(ctx, plugins.Options{
 		CacheDir:       filepath.Join(o.DataDir, "cache", "wasm"),
@@ -320,7 +324,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, func() { g.pluginHost.Close(context.Background()) })
+	g.onClose(g.pluginHost.Close)
 	pluginStore, err := artifacts.Open(ctx, g.js, "plugins")
 	if err != nil {
 		return err
@@ -329,7 +333,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	if g.plugins, stopWatch, err = newPluginSet(ctx, g.pluginHost, pluginStore, g.log); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, stopWatch)
+	g.onClose(func(context.Context) error { stopWatch(); return nil })
 
 	if g.events, err = monitor.NewPublisher(ctx, monitor.PublisherOptions{
 		Conn:           g.nc,
@@ -350,15 +354,16 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		}
 		return err
 	}
-	g.closers = append(g.closers, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	g.onClose(func(ctx context.Context) error {
+		// Events still unsent are spooled, not waited for: at most 5s.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		g.events.Close(ctx)
+		return g.events.Close(ctx)
 	})
 	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Logger: g.log}); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, func() { g.stats.Close() })
+	g.onClose(g.stats.Close)
 	archive, err := g.archiveStore(ctx)
 	if err != nil {
 		return err
@@ -368,7 +373,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, func() { g.archiver.Close(context.Background()) })
+	g.onClose(g.archiver.Close)
 
 	if err = g.drift.Start(ctx); err != nil {
 		return err
@@ -379,7 +384,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, g.rollouts.Close)
+	g.onClose(g.rollouts.Close)
 	return nil
 }
 
@@ -429,26 +434,37 @@ func (g *Gateway) ListenAndServe() error {
 	return g.Serve(ln)
 }
 
-// Shutdown stops accepting requests, lets those in flight finish (until ctx
-// ends), then stops every part.
+// Shutdown stops accepting requests, lets those in flight and the shadow
+// requests they started finish, then stops every part, each given ctx: a
+// part still busy when ctx ends says so in the error, and the rest still
+// stop.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.ready.Store(false)
-	var err error
+	var errs []error
 	if g.app != nil {
-		err = g.app.ShutdownWithContext(ctx)
+		errs = append(errs, g.app.ShutdownWithContext(ctx))
 	}
 	if g.grpc != nil {
 		stopGRPC(ctx, g.grpc)
 	}
-	g.close()
-	return err
+	errs = append(errs, lifecycle.WaitGroup(ctx, "shadow requests", &g.shadows))
+	errs = append(errs, g.close(ctx))
+	return errors.Join(errs...)
 }
 
-func (g *Gateway) close() {
+// onClose registers a part's Close to run, in reverse order, at Shutdown
+// (or when New fails half-way).
+func (g *Gateway) onClose(close func(context.Context) error) {
+	g.closers = append(g.closers, close)
+}
+
+func (g *Gateway) close(ctx context.Context) error {
+	var errs []error
 	for i := len(g.closers) - 1; i >= 0; i-- {
-		g.closers[i]()
+		errs = append(errs, g.closers[i](ctx))
 	}
 	g.closers = nil
+	return errors.Join(errs...)
 }
 
 // nodeID is this gateway's stable identity, kept in the data dir: it names

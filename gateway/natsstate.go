@@ -40,7 +40,7 @@ func (g *Gateway) connectNATS() error {
 			return err
 		}
 		g.nats = e
-		g.closers = append(g.closers, e.Shutdown)
+		g.onClose(func(context.Context) error { e.Shutdown(); return nil })
 		g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "weir_nats_storage_ok", Help: "1 while the embedded NATS's JetStream storage writes, 0 after a storage error (a full disk) until it recovers."},
 			func() float64 {
@@ -64,7 +64,7 @@ func (g *Gateway) connectNATS() error {
 	}); err != nil {
 		return err
 	}
-	g.closers = append(g.closers, func() { g.nc.Drain() })
+	g.onClose(func(context.Context) error { return g.nc.Drain() })
 	js, err := jetstream.New(g.nc)
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func (g *Gateway) connectNATS() error {
 	if g.lease, err = natsx.NewLease(ctx, g.js, "drift-alerts", nodeID(o.DataDir), g.log); err != nil {
 		return fmt.Errorf("drift alert lease: %w", err)
 	}
-	g.closers = append(g.closers, g.lease.Close)
+	g.onClose(g.lease.Close)
 	return nil
 }
 
@@ -184,7 +184,7 @@ func (g *Gateway) status(c *fiber.Ctx) error {
 	defer cancel()
 	assets, err := natsx.Assets(ctx, g.js)
 	if err != nil {
-		return weirerr.Unavailablef("list NATS assets: %v", err)
+		return weirerr.Unavailablef("list NATS assets: %w", err)
 	}
 	b.Assets = assets
 	if b.Assets == nil {

@@ -628,7 +628,9 @@ func (g *Gateway) mirror(route string, sh *router.Shadow, run func(v *models.Ver
 		g.met.shadowDropped.Inc()
 		return
 	}
+	g.shadows.Add(1)
 	go func() {
+		defer g.shadows.Done()
 		defer func() { <-g.shadowSlots }()
 		defer g.recoverGo("a shadow request")
 		if g.shadowGate != nil {

@@ -5,6 +5,6 @@
 // Sync).
 //
 // models imports no other weir package but internal/weirerr,
-// internal/artifacts and internal/onnx; the gateway, router and monitor depend on it, never
-// the other way round. Decisions and their reasons: docs/rationale.md.
+// internal/artifacts, internal/onnx and internal/lifecycle; the gateway,
+// router and monitor depend on it, never the other way round. Decisions and their reasons: docs/rationale.md.
 package models

@@ -15,6 +15,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/weirhq/weir/internal/artifacts"
+	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -127,9 +128,11 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 }
 
 // Close stops watching and frees every session.
-func (r *Registry) Close() {
+func (r *Registry) Close(ctx context.Context) error {
 	r.cancel()
-	r.wg.Wait()
+	if err := lifecycle.WaitGroup(ctx, "model loads", &r.wg); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, vs := range r.versions {
@@ -140,6 +143,7 @@ func (r *Registry) Close() {
 		}
 	}
 	r.versions = map[string]map[string]*Version{}
+	return nil
 }
 
 // Upload validates ONNX bytes by creating a real runtime session, and only

@@ -37,7 +37,7 @@ func openRegistry(t *testing.T, srv *natstest.Server) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.Close)
+	t.Cleanup(func() { r.Close(context.Background()) })
 	return r
 }
 

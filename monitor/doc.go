@@ -34,7 +34,7 @@
 //     the sequences above the consumer's ack floor that already sit in a file
 //     are skipped instead of written twice.
 //
-// monitor imports nothing from weir except internal/weirerr and its leaf
-// package monitor/event; the gateway and drift packages import monitor, never
+// monitor imports nothing from weir except internal/weirerr,
+// internal/lifecycle and its leaf package monitor/event; the gateway and drift packages import monitor, never
 // the other way round.
 package monitor

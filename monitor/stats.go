@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -205,10 +206,9 @@ func (s *Stats) run(ctx context.Context) {
 }
 
 // Close stops the consumer and waits for it.
-func (s *Stats) Close() error {
+func (s *Stats) Close(ctx context.Context) error {
 	s.cancel()
-	<-s.done
-	return nil
+	return lifecycle.Wait(ctx, "the stats consumer", s.done)
 }
 
 // Events returns how many events Stats has taken in (including ones outside

@@ -45,7 +45,7 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer st.Close(context.Background())
 	createEventsStream(t, js)
 
 	now := time.Now().UTC()
@@ -195,13 +195,13 @@ func TestStatsSeesEveryPublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st1.Close()
+	defer st1.Close(context.Background())
 	_, js2 := s.Connect(t)
 	st2, err := NewStats(StatsOptions{JetStream: js2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st2.Close()
+	defer st2.Close(context.Background())
 	for i := range 30 {
 		p1.Publish(testEvent("split", i))
 		ev := testEvent("split", i)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -398,13 +399,13 @@ func (s *Store) OnChange(fn func(name string)) (unregister func()) {
 
 // Close stops the KV watch and waits for the watch goroutine to end. The
 // table keeps serving its last value.
-func (s *Store) Close() {
+func (s *Store) Close(ctx context.Context) error {
 	if !s.closed.CompareAndSwap(false, true) {
-		return
+		return nil
 	}
 	_ = s.watcher.Stop()
 	s.cancel()
-	<-s.done
+	return lifecycle.Wait(ctx, "the route watch", s.done)
 }
 
 // KV keys may not contain "..", start or end with "."; route names may. The

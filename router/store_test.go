@@ -26,7 +26,7 @@ func openStore(t *testing.T, s *natstest.Server) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(st.Close)
+	t.Cleanup(func() { st.Close(context.Background()) })
 	return st
 }
 
@@ -258,7 +258,7 @@ func BenchmarkStoreGet(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	defer st.Close(context.Background())
 	if _, err := st.Put(context.Background(), "fraud", []byte(twoWay)); err != nil {
 		b.Fatal(err)
 	}

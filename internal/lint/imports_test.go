@@ -25,9 +25,9 @@ type rule struct {
 // The rules, as each package's doc.go states them.
 var rules = []rule{
 	{pkg: "internal/onnx", only: []string{"internal/weirerr"}},
-	{pkg: "models", only: []string{"internal/weirerr", "internal/artifacts", "internal/onnx"},
+	{pkg: "models", only: []string{"internal/weirerr", "internal/artifacts", "internal/onnx", "internal/lifecycle"},
 		never: []string{"gateway", "router", "monitor", "plugins"}},
-	{pkg: "monitor", only: []string{"internal/weirerr", "monitor/event"}},
+	{pkg: "monitor", only: []string{"internal/weirerr", "internal/lifecycle", "monitor/event"}},
 	{pkg: "monitor/event", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
 	{pkg: "monitor/drift", never: []string{"gateway", "models", "router", "canary"}},
 	{pkg: "plugins", only: []string{"internal/weirerr", "internal/promx"}},

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/lifecycle"
 )
 
 // LeaseBucket is the KV bucket holding leases; its entries expire after
@@ -116,15 +118,19 @@ func (l *Lease) try(ctx context.Context) {
 
 // Close stops renewing and frees the lease so another process takes it
 // without waiting for it to expire.
-func (l *Lease) Close() {
+func (l *Lease) Close(ctx context.Context) error {
+	var err error
 	l.closeOne.Do(func() {
 		l.cancel()
-		l.wg.Wait()
+		if err = lifecycle.WaitGroup(ctx, "the lease renewal", &l.wg); err != nil {
+			return
+		}
 		if l.Held() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 			l.until.Store(0)
 		}
 	})
+	return err
 }

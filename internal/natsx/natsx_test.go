@@ -145,18 +145,18 @@ func TestLeaseHasOneHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer b.Close(context.Background())
 	if !a.Held() || b.Held() {
 		t.Fatalf("held: a %v, b %v; want a only", a.Held(), b.Held())
 	}
-	a.Close() // frees it: b takes it at its next try
+	a.Close(context.Background()) // frees it: b takes it at its next try
 	testpoll.Eventually(t, 2*natsx.LeaseTTL, b.Held, "b to take the freed lease")
 	// The same holder id after a restart takes its own lease back at once.
 	b2, err := natsx.NewLease(ctx, js, "duty", "b", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b2.Close()
+	defer b2.Close(context.Background())
 	if !b2.Held() {
 		t.Fatal("a restarted holder did not take its own lease back")
 	}

@@ -1,6 +1,7 @@
 package drift
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,7 +48,7 @@ func BenchmarkApply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	m.SetReference("m", "1", benchRef(b, 8, 2))
 	r := rand.New(rand.NewPCG(3, 4))
 	evs := make([]monitor.Event, 1024)
@@ -107,7 +108,7 @@ func benchRecompute(b *testing.B, feature string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	m.SetReference("m", "1", benchRef(b, 1, 1))
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := range 1000 {

@@ -1,6 +1,7 @@
 package drift
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -18,7 +19,7 @@ func TestShareOutputReferencesComparesCanaryWithStableAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	r := rand.New(rand.NewPCG(3, 3))
 	t0 := time.Now().UTC()
 	i := 0

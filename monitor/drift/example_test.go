@@ -1,6 +1,7 @@
 package drift_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,7 +33,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	m.SetReference("fraud", "1", ref)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 1000 {

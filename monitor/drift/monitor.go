@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor"
 )
@@ -205,17 +206,16 @@ func (m *Monitor) handle(msg jetstream.Msg) {
 // its acknowledgements, so that a restarted consumer neither loses nor
 // repeats events), stops the ticker and the webhook sender. It is safe to
 // call more than once, and after a failed or missing Start.
-func (m *Monitor) Close() error {
+func (m *Monitor) Close(ctx context.Context) error {
+	var err error
 	m.closeOnce.Do(func() {
 		m.consMu.Lock()
 		cc := m.cc
 		m.consMu.Unlock()
 		if cc != nil {
 			cc.Drain()
-			select {
-			case <-cc.Closed():
-			case <-time.After(5 * time.Second):
-				m.log.Warn("drift: consumer did not drain within 5s")
+			if lifecycle.Wait(ctx, "the drift consumer", cc.Closed()) != nil {
+				m.log.Warn("drift: consumer did not drain before shutdown's deadline")
 				cc.Stop()
 			}
 			if nc := m.opts.JS.Conn(); nc != nil {
@@ -223,10 +223,10 @@ func (m *Monitor) Close() error {
 			}
 		}
 		close(m.stop)
-		m.wg.Wait()
+		err = lifecycle.WaitGroup(ctx, "the drift monitor", &m.wg)
 		m.alerter.close()
 	})
-	return nil
+	return err
 }
 
 // tick recomputes, every RecomputeInterval, the features that received

@@ -57,7 +57,7 @@ func (e *env) start(t *testing.T, o Options) *Monitor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() { m.Close(context.Background()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := m.Start(ctx); err != nil {
@@ -549,7 +549,7 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 	m1.SetReference("fraud", "1", ref)
 	e.publish(t, g.events(300, drawNormal(0, false))...)
 	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m1) == 300 }, "first monitor applied 300")
-	if err := m1.Close(); err != nil {
+	if err := m1.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.publish(t, g.events(200, drawNormal(0, false))...) // while no one consumes
@@ -613,7 +613,7 @@ func TestResultsErrorsAndJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	if _, err := m.Results("nope", "1"); weirerr.KindOf(err) != weirerr.NotFound || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown model: %v, want NotFound naming it", err)
 	}
@@ -657,7 +657,7 @@ func TestConfigValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	for _, c := range []struct {
 		cfg  Config
 		want string
@@ -693,7 +693,7 @@ func TestStartWithoutStreamIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	if err := m.Start(context.Background()); weirerr.KindOf(err) != weirerr.Unavailable || !strings.Contains(err.Error(), monitor.StreamEvents) {
 		t.Errorf("Start without the stream: %v, want Unavailable naming %s", err, monitor.StreamEvents)
 	}
@@ -709,7 +709,7 @@ func TestWebhookFailureIsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	if err := m.SetConfig("fraud", Config{Webhook: hook.URL}); err != nil {
 		t.Fatal(err)
 	}
@@ -733,7 +733,7 @@ func TestArrayValuesBecomeElementFeatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	m.Apply(&monitor.Event{Model: "m", Version: "1", Status: 200,
 		Features: map[string]any{"input": []any{[]any{1.0, nil}, []any{3.0, 4.0, 5.0}}, "meta": map[string]any{"a": 1.0}},
 		Outputs:  map[string]any{"label": "yes"}})

@@ -1,6 +1,7 @@
 package drift
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,7 +89,7 @@ func TestFP32TrafficFromReferenceDistributionIsNotDrift(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer m.Close()
+			defer m.Close(context.Background())
 			for _, model := range []string{"same", "shifted"} {
 				if err := m.SetConfig(model, Config{Metric: metric}); err != nil {
 					t.Fatal(err)
@@ -131,7 +132,7 @@ func TestUnjudgedFeaturesReportProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	m.SetReference("fraud", "1", precisionRef(t))
 	res, err := m.Results("fraud", "1")
 	if err != nil {
