@@ -73,7 +73,9 @@ func TestDataDirPrivate(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("data dir mode %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
-	for _, p := range []string{"admin-token", "node-id", "spool", "archive"} {
+	// The archive goes to the NATS object store unless --archive-dir says
+	// otherwise; the NATS credentials are in nats-url.
+	for _, p := range []string{"admin-token", "nats-url", "node-id", "spool", "nats"} {
 		fi, err := os.Stat(filepath.Join(dir, p))
 		if err != nil {
 			t.Errorf("%s: %v", p, err)
