@@ -177,7 +177,8 @@ func TestStartsOnASmallDisk(t *testing.T) {
 	w.kill9()
 
 	bad := &weirProc{t: t, dataDir: filepath.Join(dir, "bad"), args: []string{"serve", "--data-dir", filepath.Join(dir, "bad"),
-		"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--admin-token", adminToken, "--events-max-bytes", "1073741824"}}
+		"--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--admin-token", adminToken,
+		"--events-max-bytes", "1073741824"}}
 	bad.start()
 	select {
 	case <-bad.exited:

@@ -186,7 +186,7 @@ func startWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc
 	port := freePort(t)
 	w.url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	w.args = []string{"serve", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
-		"--admin-token", adminToken}
+		"--grpc-listen", "127.0.0.1:0", "--admin-token", adminToken}
 	if natsURL != "" {
 		w.args = append(w.args, "--nats-url", natsURL)
 	} else {

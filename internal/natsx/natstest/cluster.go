@@ -114,13 +114,31 @@ func (c *Cluster) WaitHealthy(t testing.TB, timeout time.Duration) {
 			if !s.JetStreamIsCurrent() {
 				return fmt.Errorf("node %d is not current with the meta leader", i)
 			}
-			leader = leader || s.JetStreamIsLeader()
+			if s.JetStreamIsLeader() {
+				leader = true
+				// Placement needs every peer known online with stats: until
+				// then an R3 asset fails with "no suitable peers".
+				if got, want := len(s.JetStreamClusterPeers()), c.running(); got < want {
+					return fmt.Errorf("the meta leader sees %d of %d peers ready for placement", got, want)
+				}
+			}
 		}
 		if !leader {
 			return fmt.Errorf("no JetStream meta leader")
 		}
 		return nil
 	}, "JetStream cluster healthy")
+}
+
+// running is how many nodes are up.
+func (c *Cluster) running() int {
+	n := 0
+	for _, e := range c.nodes {
+		if e != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func freeAddr(t testing.TB) string {
