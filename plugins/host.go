@@ -86,6 +86,13 @@ type Options struct {
 // DefaultMaxOutputBytes is the default of Options.MaxOutputBytes.
 const DefaultMaxOutputBytes = 1 << 20
 
+// MaxInstanceWait bounds how long a call waits for a free instance when
+// every instance of its plugin is busy (the request's deadline may end it
+// sooner); then it fails as overloaded (429). The wait does not count
+// against the plugin's own deadline, which starts when the guest runs: a
+// busy machine must not turn a 20 ms plugin into a spurious 502.
+const MaxInstanceWait = time.Second
+
 func (o Options) validate() (Options, error) {
 	if o.PoolSize < 0 {
 		return o, fmt.Errorf("plugins: PoolSize is %d, want >= 0", o.PoolSize)
@@ -393,27 +400,29 @@ func (h *Host) AppendCall(ctx context.Context, dst []byte, name, version string,
 	}
 	l = l.withDefaults(pv.limits)
 	start := time.Now()
-	timeout := l.Timeout
-	if d, ok := ctx.Deadline(); ok && d.Sub(start) < timeout {
-		// The request ends first: report its deadline, rounded to be
-		// readable, but stop the guest exactly at it.
-		timeout = d.Sub(start)
-		l.Timeout = timeout.Round(time.Millisecond)
-	}
 	pv.m.calls.Inc()
-	in, kind, err := pv.get(ctx, start.Add(timeout))
+	// Waiting for a free instance is the pool being busy, not the plugin
+	// being slow: it has its own bound (MaxInstanceWait, or the request's
+	// deadline), and the guest's deadline starts when it runs.
+	in, kind, err := pv.get(ctx, start.Add(MaxInstanceWait))
+	pv.m.wait.Observe(time.Since(start).Seconds())
 	if err != nil {
 		pv.m.failures[kind].Inc()
 		return dst, err
 	}
-	// The instance waited for counts against the call's time.
-	remaining := timeout - time.Since(start)
+	timeout := l.Timeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		// The request ends first: report its deadline, rounded to be
+		// readable, but stop the guest exactly at it.
+		timeout = time.Until(d)
+		l.Timeout = max(timeout, 0).Round(time.Millisecond)
+	}
 	var out []byte
 	keep := false
-	if remaining <= 0 {
-		kind, err, keep = failDeadline, pv.errorf("deadline of %s exceeded waiting for an instance", l.Timeout), true
+	if timeout <= 0 {
+		kind, err, keep = failDeadline, pv.errorf("the request's deadline passed waiting for an instance"), true
 	} else {
-		out, kind, err, keep = in.run(ctx, config, input, remaining, l.Timeout, l.MemoryPages)
+		out, kind, err, keep = in.run(ctx, config, input, timeout, l.Timeout, l.MemoryPages)
 	}
 	if err == nil {
 		dst = append(dst, out...)

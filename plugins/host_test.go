@@ -429,6 +429,34 @@ func TestOverloadWhenAllInstancesBusy(t *testing.T) {
 	}
 }
 
+// Waiting for a busy pool is not the plugin's time: a call that waited
+// longer than its plugin deadline for the only instance still runs with the
+// whole deadline once it gets it.
+func TestInstanceWaitDoesNotCountAgainstTheDeadline(t *testing.T) {
+	feats := &mapFeatures{m: map[string]string{}, block: make(chan struct{}), entered: make(chan struct{}, 2)}
+	h := newHost(t, Options{PoolSize: 1, Features: feats, Limits: Limits{Timeout: 10 * time.Second}})
+	load(t, h, "fraud-features", Limits{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := h.Call(context.Background(), "fraud-features", "1", nil, []byte(txn))
+		first <- err
+	}()
+	<-feats.entered // the only instance is busy until block is closed
+	second := make(chan error, 1)
+	go func() {
+		_, err := h.AppendCall(context.Background(), nil, "fraud-features", "1", nil, []byte(txn), Limits{Timeout: 100 * time.Millisecond})
+		second <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the second call waits three times its own deadline
+	close(feats.block)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("a call that waited for the pool lost its deadline to the wait: %v", err)
+	}
+}
+
 func TestValidateRejectsBadUploads(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 1})
 	ctx := context.Background()

@@ -16,6 +16,7 @@ type metrics struct {
 	calls      *prometheus.CounterVec
 	failures   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
+	wait       *prometheus.HistogramVec
 	logDropped *prometheus.CounterVec
 
 	// Series plugins report through the metric import.
@@ -44,6 +45,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "weir_plugin_call_duration_seconds",
 			Help:    "Time a plugin call took, waiting for an instance included.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 11), // 1µs .. ~1s
+		}, []string{"plugin", "version"}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "weir_plugin_instance_wait_seconds",
+			Help:    "Time a plugin call waited for a free instance (a busy pool), apart from its own deadline.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 11), // 1µs .. ~1s
 		}, []string{"plugin", "version"}),
 		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -84,6 +90,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.duration, err = promx.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
+	if m.wait, err = promx.Register(reg, m.wait); err != nil {
+		return nil, err
+	}
 	if m.logDropped, err = promx.Register(reg, m.logDropped); err != nil {
 		return nil, err
 	}
@@ -96,6 +105,7 @@ type pluginMetrics struct {
 	calls      prometheus.Counter
 	failures   [numFailures]prometheus.Counter
 	duration   prometheus.Observer
+	wait       prometheus.Observer
 	logDropped prometheus.Counter
 	guest      *guestMetrics
 }
@@ -173,6 +183,7 @@ func (m *metrics) forPlugin(name, version string) pluginMetrics {
 		ver:        version,
 		calls:      m.calls.WithLabelValues(name, version),
 		duration:   m.duration.WithLabelValues(name, version),
+		wait:       m.wait.WithLabelValues(name, version),
 		logDropped: m.logDropped.WithLabelValues(name, version),
 		guest: &guestMetrics{parent: m, name: name, ver: version, byName: map[string]*guestMetric{},
 			dropped: m.guestDropped.WithLabelValues(name, version)},
@@ -187,6 +198,7 @@ func (m *metrics) forPlugin(name, version string) pluginMetrics {
 func (pm pluginMetrics) delete() {
 	pm.parent.calls.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.duration.DeleteLabelValues(pm.name, pm.ver)
+	pm.parent.wait.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.logDropped.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.guestDropped.DeleteLabelValues(pm.name, pm.ver)
 	own := prometheus.Labels{"plugin": pm.name, "version": pm.ver}
