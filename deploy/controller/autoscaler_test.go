@@ -304,7 +304,7 @@ weir_inflight_requests_other 100
 	}
 }
 
-func TestPodScraperReadsReadyPods(t *testing.T) {
+func TestPodScraperReadsReadyPodsOnly(t *testing.T) {
 	_, c := startEnv(t)
 	ns := newNamespace(t, c)
 	ctx := context.Background()
@@ -334,8 +334,16 @@ func TestPodScraperReadsReadyPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(loads) != 1 || loads[0].Pod != "weir-0" || loads[0].InFlight != 6 || loads[0].RequestsTotal != 120 {
-		t.Fatalf("loads = %+v, want only the ready pod weir-0 with 6 in flight and 120 requests", loads)
+	// The ready pod is read; the one not ready is reported as such, unread
+	// (the autoscaler counts it as the HPA does, not as idle load).
+	byPod := map[string]PodLoad{}
+	for _, l := range loads {
+		byPod[l.Pod] = l
+	}
+	ready, notReady := byPod["weir-0"], byPod["weir-1"]
+	if len(loads) != 2 || ready.NotReady || ready.InFlight != 6 || ready.RequestsTotal != 120 ||
+		!notReady.NotReady || notReady.RequestsTotal != 0 {
+		t.Fatalf("loads = %+v, want weir-0 read (6 in flight, 120 requests) and weir-1 marked not ready", loads)
 	}
 }
 
