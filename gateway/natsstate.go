@@ -35,7 +35,7 @@ func (g *Gateway) connectNATS() error {
 			user, pass = "weir", natsx.NewSecret()
 		}
 		e, err := natsx.Start(natsx.Options{Listen: o.NATSListen, StoreDir: filepath.Join(o.DataDir, "nats"), User: user, Password: pass,
-			SyncInterval: max(o.NATSSyncInterval, 0)}) // natsx: 0 is every write
+			SyncInterval: o.NATSSyncInterval}) // negative: every write, as in natsx
 		if err != nil {
 			return err
 		}

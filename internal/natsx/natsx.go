@@ -41,10 +41,10 @@ type Options struct {
 	// ServerName names the node; it must stay the same across restarts for
 	// JetStream to find its own data again.
 	ServerName string
-	// SyncInterval is how often JetStream fsyncs its files; 0 fsyncs every
-	// write. A power loss (not a process crash: written data is in the OS by
-	// then) can lose what was acknowledged within the last interval.
-	// Negative keeps the server's default (2 minutes). See docs/rationale.md.
+	// SyncInterval is how often JetStream fsyncs its files: zero is weir's
+	// default (DefaultSyncInterval), negative fsyncs every write. A power
+	// loss (not a process crash: written data is in the OS by then) can lose
+	// what was acknowledged within the last interval. See docs/rationale.md.
 	SyncInterval time.Duration
 	// User and Password every client must present: the server never runs
 	// open. When both are empty they are read from StoreDir/client-auth,
@@ -106,9 +106,11 @@ func Start(o Options) (*Embedded, error) {
 		Users:      []*server.User{{Username: o.User, Password: o.Password}},
 	}
 	switch {
-	case o.SyncInterval == 0:
+	case o.SyncInterval < 0:
 		so.SyncAlways = true
-	case o.SyncInterval > 0:
+	case o.SyncInterval == 0:
+		so.SyncInterval = DefaultSyncInterval
+	default:
 		so.SyncInterval = o.SyncInterval
 	}
 	if c := o.Cluster; c != nil {
