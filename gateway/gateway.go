@@ -183,7 +183,7 @@ type Gateway struct {
 	routes      *router.Store
 	features    *features.Store
 	pluginHost  *plugins.Host
-	plugins     *pluginSet
+	plugins     *plugins.Registry
 	events      *monitor.Publisher
 	stats       *monitor.Stats
 	archiver    *monitor.Archiver
@@ -329,11 +329,10 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var stopWatch func()
-	if g.plugins, stopWatch, err = newPluginSet(ctx, g.pluginHost, pluginStore, g.log); err != nil {
+	if g.plugins, err = plugins.NewRegistry(ctx, g.pluginHost, pluginStore, g.log); err != nil {
 		return err
 	}
-	g.onClose(func(context.Context) error { stopWatch(); return nil })
+	g.onClose(g.plugins.Close)
 
 	if g.events, err = monitor.NewPublisher(ctx, monitor.PublisherOptions{
 		Conn:           g.nc,

@@ -289,7 +289,7 @@ func (g *Gateway) blameFeatures(err error, v *models.Version, chain []router.Plu
 func (g *Gateway) chainLabel(chain []router.PluginRef) string {
 	names := make([]string, len(chain))
 	for i, p := range chain {
-		ver, err := g.plugins.resolve(p.Name, p.Version)
+		ver, err := g.plugins.Resolve(p.Name, p.Version)
 		if err != nil {
 			ver = p.Version
 		}
@@ -391,7 +391,7 @@ func (g *Gateway) runChain(ctx context.Context, route string, chain []router.Plu
 func (g *Gateway) callPlugin(ctx context.Context, route, stage string, row int, p router.PluginRef, in any, tr *predictTrace) (out json.RawMessage, version string, err error) {
 	start := time.Now()
 	var input []byte
-	version, err = g.plugins.resolve(p.Name, p.Version)
+	version, err = g.plugins.Resolve(p.Name, p.Version)
 	if err == nil {
 		var isRaw bool
 		if input, isRaw = in.([]byte); !isRaw { // else JSON already (see runChain)

@@ -73,7 +73,7 @@ func (g *Gateway) checkRouteTargets(rt *router.Route) error {
 	}
 	for _, chain := range [][]router.PluginRef{cfg.Plugins, cfg.Postprocess} {
 		for _, p := range chain {
-			if _, err := g.plugins.resolve(p.Name, p.Version); weirerr.KindOf(err) == weirerr.NotFound {
+			if _, err := g.plugins.Resolve(p.Name, p.Version); weirerr.KindOf(err) == weirerr.NotFound {
 				return weirerr.Invalidf("plugin %q: %w", p.Name, err)
 			}
 		}

@@ -74,6 +74,7 @@ type Registry struct {
 	loads  *prometheus.CounterVec
 	ctx    context.Context // the watch's: Close cancels fetches under way
 	cancel context.CancelFunc
+	watch  *artifacts.Watcher
 
 	mu       sync.RWMutex
 	versions map[string]map[string]*Version // name -> version -> value
@@ -113,13 +114,13 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 		}
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	ready, err := store.Watch(r.ctx, r.apply)
-	if err != nil {
+	var err error
+	if r.watch, err = store.Watch(r.ctx, r.apply); err != nil {
 		r.cancel()
 		return nil, err
 	}
 	select {
-	case <-ready:
+	case <-r.watch.Ready():
 	case <-ctx.Done():
 		r.cancel()
 		return nil, ctx.Err()
@@ -130,6 +131,10 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 // Close stops watching and frees every session.
 func (r *Registry) Close(ctx context.Context) error {
 	r.cancel()
+	// The watch first: once it has stopped, no change starts a new load.
+	if err := r.watch.Stop(ctx); err != nil {
+		return err
+	}
 	if err := lifecycle.WaitGroup(ctx, "model loads", &r.wg); err != nil {
 		return err
 	}

@@ -13,8 +13,11 @@
 // without wazero's costly close-on-context-done. Design notes are in
 // docs/plugin-abi.md ("Host implementation notes").
 //
-// It does not store plugin bytes (the gateway's object store does), parse
-// routes, or know about models. It must not import other weir packages
-// except internal/weirerr and internal/promx: the feature store is reached through the
-// FeatureReader interface declared here.
+// Registry (registry.go) keeps a Host in step with the plugin artifacts in
+// NATS (internal/artifacts), as models.Registry does for models: a plugin
+// pushed to any replica loads on every replica, with the limits stored for
+// its version. The package does not parse routes or know about models. It
+// must not import other weir packages except internal/weirerr,
+// internal/promx and internal/artifacts: the feature store is reached
+// through the FeatureReader interface declared here.
 package plugins

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/lifecycle"
 )
 
 // Meta describes one name@version. Blob is the sha256 of its bytes in the
@@ -235,30 +237,49 @@ type Change struct {
 	Deleted       bool
 }
 
+// Watcher is a running Watch; its owner stops it with Stop.
+type Watcher struct {
+	ready  chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Ready is closed once the existing entries have been delivered.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
+
+// Stop ends the watch and waits (until ctx ends) for its goroutine, so that
+// fn is not running and will not run again when it returns nil.
+func (w *Watcher) Stop(ctx context.Context) error {
+	w.cancel()
+	return lifecycle.Wait(ctx, "the artifact watch", w.done)
+}
+
 // Watch calls fn for every existing name@version and then for every change,
-// in order, on one goroutine, until ctx ends. ready is closed once the
-// existing entries have been delivered.
-func (s *Store) Watch(ctx context.Context, fn func(Change)) (ready <-chan struct{}, err error) {
-	w, err := s.kv.WatchAll(ctx)
+// in order, on one goroutine, until Stop (or ctx ends).
+func (s *Store) Watch(ctx context.Context, fn func(Change)) (*Watcher, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	kw, err := s.kv.WatchAll(ctx)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("watch %s: %w", s.kind, err)
 	}
-	done := make(chan struct{})
+	wr := &Watcher{ready: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer w.Stop()
+		defer close(wr.done)
+		defer kw.Stop()
 		initial := true
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case e, ok := <-w.Updates():
+			case e, ok := <-kw.Updates():
 				if !ok {
 					return
 				}
 				if e == nil { // end of the initial values
 					if initial {
 						initial = false
-						close(done)
+						close(wr.ready)
 					}
 					continue
 				}
@@ -276,5 +297,5 @@ func (s *Store) Watch(ctx context.Context, fn func(Change)) (ready <-chan struct
 			}
 		}
 	}()
-	return done, nil
+	return wr, nil
 }

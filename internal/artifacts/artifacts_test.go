@@ -130,7 +130,7 @@ func TestListAndWatch(t *testing.T) {
 
 	var mu sync.Mutex
 	var seen []string
-	ready, err := s.Watch(ctx, func(c Change) {
+	w, err := s.Watch(ctx, func(c Change) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, fmt.Sprintf("%s@%s deleted=%v", c.Name, c.Version, c.Deleted))
@@ -138,7 +138,7 @@ func TestListAndWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-ready
+	<-w.Ready()
 	mu.Lock()
 	initial := len(seen)
 	mu.Unlock()
@@ -157,6 +157,23 @@ func TestListAndWatch(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Stop joins the watch: once it returns, fn runs no more.
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	after := len(seen)
+	mu.Unlock()
+	put(t, s, "c", "1", []byte("c1"), nil)
+	if err := s.Delete(ctx, "c", "1"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(seen) != after {
+		t.Errorf("changes delivered after Stop returned: %q", seen[after:])
+	}
+	mu.Unlock()
 
 	all, err := s.List(ctx)
 	if err != nil {

@@ -30,7 +30,7 @@ var rules = []rule{
 	{pkg: "monitor", only: []string{"internal/weirerr", "internal/lifecycle", "monitor/event"}},
 	{pkg: "monitor/event", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
 	{pkg: "monitor/drift", never: []string{"gateway", "models", "router", "canary"}},
-	{pkg: "plugins", only: []string{"internal/weirerr", "internal/promx"}},
+	{pkg: "plugins", only: []string{"internal/weirerr", "internal/promx", "internal/artifacts"}},
 	{pkg: "sdk/plugin", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
 	{pkg: "router", never: []string{"gateway", "models", "plugins", "canary", "monitor"}},
 	// canary needs the event contract's names, not the monitor's stats,
