@@ -3,9 +3,9 @@ package models
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/weirhq/weir/internal/leakcheck"
 )
 
 // Every goroutine a test starts has an owner that stops it: none may
 // outlive the tests.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -1,0 +1,23 @@
+// Package leakcheck ends a package's tests with a goroutine-leak check
+// (goleak): every goroutine a test starts must have an owner that stopped it
+// (docs/rationale.md, "One lifecycle"). For tests only; it imports nothing
+// from weir.
+package leakcheck
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// libraryLeaks are goroutines a dependency can leave behind on its own.
+var libraryLeaks = []goleak.Option{
+	// nats.go v1.55: when a connection closes while its async publisher is
+	// being set up, this goroutine may read a status channel that was never
+	// made, and blocks forever on nil.
+	goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
+}
+
+// Main runs the package's tests and fails the run if any goroutine started
+// by them is still running at the end. Call it from TestMain.
+func Main(m *testing.M) { goleak.VerifyTestMain(m, libraryLeaks...) }
