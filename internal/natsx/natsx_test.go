@@ -182,3 +182,39 @@ func TestClientOptionsValidate(t *testing.T) {
 		t.Errorf("Redact: %s", natsx.Redact("nats://u:secret@h:1,nats://tok@h:2"))
 	}
 }
+
+// TestReplicatedAssetWaitsForPeers creates an R3 bucket on a cluster whose
+// third server has not started yet, as a gateway does when it starts beside
+// NATS servers still coming up: the create waits for the server instead of
+// failing with "no suitable peers for placement".
+func TestReplicatedAssetWaitsForPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node JetStream cluster (~5s); run without -short")
+	}
+	c := natstest.StartClusterPart(t, 3, 2)
+	nc, err := natsx.Connect(c.URL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	raw, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	// The cluster refuses an R3 asset with two servers...
+	var apiErr *jetstream.APIError
+	if _, err := raw.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "probe", Replicas: 3}); !errors.As(err, &apiErr) || apiErr.ErrorCode != 10005 {
+		t.Fatalf("R3 bucket on two servers: %v, want no suitable peers (10005)", err)
+	}
+	// ...and WithReplicas waits until the third is up.
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		time.Sleep(time.Second)
+		c.Restart(t, 2)
+	}()
+	_, err = natsx.WithReplicas(raw, 3, nil).CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "late"})
+	<-started
+	if err != nil {
+		t.Fatalf("create an R3 bucket while the third server starts: %v", err)
+	}
+}

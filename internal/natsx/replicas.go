@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -65,47 +66,82 @@ func (r *replicated) replicas(ctx context.Context, stream string, asked int) int
 
 func (r *replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.CreateStream(ctx, cfg)
+	return placed(ctx, r.log, cfg.Name, func() (jetstream.Stream, error) { return r.JetStream.CreateStream(ctx, cfg) })
 }
 
 func (r *replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.UpdateStream(ctx, cfg)
+	return placed(ctx, r.log, cfg.Name, func() (jetstream.Stream, error) { return r.JetStream.UpdateStream(ctx, cfg) })
 }
 
 func (r *replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = r.replicas(ctx, cfg.Name, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateStream(ctx, cfg)
+	return placed(ctx, r.log, cfg.Name, func() (jetstream.Stream, error) { return r.JetStream.CreateOrUpdateStream(ctx, cfg) })
 }
 
 func (r *replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.wrapKV(r.JetStream.CreateKeyValue(ctx, cfg))
+	return r.wrapKV(placed(ctx, r.log, "KV_"+cfg.Bucket, func() (jetstream.KeyValue, error) { return r.JetStream.CreateKeyValue(ctx, cfg) }))
 }
 
 func (r *replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.wrapKV(r.JetStream.UpdateKeyValue(ctx, cfg))
+	return r.wrapKV(placed(ctx, r.log, "KV_"+cfg.Bucket, func() (jetstream.KeyValue, error) { return r.JetStream.UpdateKeyValue(ctx, cfg) }))
 }
 
 func (r *replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = r.replicas(ctx, "KV_"+cfg.Bucket, cfg.Replicas)
-	return r.wrapKV(r.JetStream.CreateOrUpdateKeyValue(ctx, cfg))
+	return r.wrapKV(placed(ctx, r.log, "KV_"+cfg.Bucket, func() (jetstream.KeyValue, error) { return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg) }))
 }
 
 func (r *replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateObjectStore(ctx, cfg)
+	return placed(ctx, r.log, "OBJ_"+cfg.Bucket, func() (jetstream.ObjectStore, error) { return r.JetStream.CreateObjectStore(ctx, cfg) })
 }
 
 func (r *replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.UpdateObjectStore(ctx, cfg)
+	return placed(ctx, r.log, "OBJ_"+cfg.Bucket, func() (jetstream.ObjectStore, error) { return r.JetStream.UpdateObjectStore(ctx, cfg) })
 }
 
 func (r *replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas(ctx, "OBJ_"+cfg.Bucket, cfg.Replicas)
-	return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	return placed(ctx, r.log, "OBJ_"+cfg.Bucket, func() (jetstream.ObjectStore, error) { return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg) })
+}
+
+// PlacementWait bounds how long creating or updating a replicated asset
+// waits for the cluster to have enough peers online (a gateway started
+// with the NATS nodes that are still forming their cluster), unless the
+// caller's context ends first.
+const PlacementWait = time.Minute
+
+// errNoPeers is JetStream's "no suitable peers for placement": fewer
+// servers are online (or known to the meta leader yet) than the asset
+// has replicas.
+const errNoPeers = 10005
+
+// placed calls create until it succeeds, fails for another reason than
+// missing peers, or PlacementWait or ctx ends, logging the wait once.
+func placed[T any](ctx context.Context, log *slog.Logger, stream string, create func() (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, PlacementWait)
+	defer cancel()
+	delay := 50 * time.Millisecond
+	for logged := false; ; logged = true {
+		v, err := create()
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errNoPeers {
+			return v, err
+		}
+		if !logged {
+			log.Warn("nats: waiting for enough cluster peers to place an asset's replicas", "stream", stream, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
 }
 
 // Asset is one JetStream asset as `weir status` shows it.

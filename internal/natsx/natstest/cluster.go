@@ -26,6 +26,14 @@ type Cluster struct {
 // group has a leader; everything stops when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterPart(t, n, n)
+}
+
+// StartClusterPart runs a cluster of the first up of n configured nodes,
+// as when a cluster grows by servers that come up later; Restart(i)
+// starts node i >= up, which then joins.
+func StartClusterPart(t testing.TB, n, up int) *Cluster {
+	t.Helper()
 	c := &Cluster{User: "weir", Password: natsx.NewSecret()}
 	routes := make([]string, n)
 	for i := range n {
@@ -39,19 +47,19 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			StoreDir:   filepath.Join(base, fmt.Sprintf("n%d", i)),
 			ServerName: fmt.Sprintf("n%d", i),
 			User:       c.User, Password: c.Password,
-			Cluster: &natsx.ClusterOptions{Name: "weir-test", Listen: routes[i], Routes: routes},
+			Cluster: &natsx.ClusterOptions{Name: "weir-test", Listen: routes[i], Routes: routes[:max(i+1, up)]},
 		})
 	}
 	c.nodes = make([]*natsx.Embedded, n)
-	errs := make(chan error, n)
-	for i := range n {
+	errs := make(chan error, up)
+	for i := range up {
 		go func() {
 			e, err := natsx.Start(c.opts[i])
 			c.nodes[i] = e
 			errs <- err
 		}()
 	}
-	for range n {
+	for range up {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +98,7 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
-// Restart starts node i again on its ports and store.
+// Restart starts node i (again) on its ports and store.
 func (c *Cluster) Restart(t testing.TB, i int) {
 	t.Helper()
 	e, err := natsx.Start(c.opts[i])
