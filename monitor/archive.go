@@ -91,9 +91,13 @@ type Archiver struct {
 
 	mu    sync.Mutex
 	parts map[string]*partition
-	held  map[uint64]bool     // sequences in open files (redeliveries are ignored)
-	skip  map[uint64]struct{} // sequences already in files but not acked
-	files int
+	held  map[eventKey]bool     // events in open files (redeliveries are ignored)
+	skip  map[eventKey]struct{} // events already in files, their message not acked
+	// unwritten holds each message (a frame of events, or one legacy
+	// event) some of whose events are not in a file yet; it is acked when
+	// the last of them is.
+	unwritten map[uint64]*msgState
+	files     int
 	// failures counts file writes failed in a row (logged only when it
 	// leaves or returns to 0); failingSince sets the redelivery delay.
 	failures     int
@@ -110,9 +114,22 @@ type partition struct {
 	dir    string
 	opened time.Time
 	rows   []ArchiveRow
-	msgs   []jetstream.Msg
 	minSeq uint64
 	maxSeq uint64
+}
+
+// eventKey names one event in the stream: the sequence of the message that
+// carries it and its ID (unique within a frame: the publisher makes IDs).
+type eventKey struct {
+	seq uint64
+	id  string
+}
+
+// msgState is a message with events not yet written: the latest delivery
+// (the one to ack) and how many of its events are not in a file.
+type msgState struct {
+	msg  jetstream.Msg
+	left int
 }
 
 func (o *ArchiverOptions) setDefaults() error {
@@ -160,13 +177,14 @@ func NewArchiver(o ArchiverOptions) (*Archiver, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Archiver{
-		opts:   o,
-		log:    o.Logger.With("component", "monitor.archiver"),
-		parts:  make(map[string]*partition),
-		held:   make(map[uint64]bool),
-		skip:   make(map[uint64]struct{}),
-		cancel: cancel,
-		done:   make(chan struct{}),
+		opts:      o,
+		log:       o.Logger.With("component", "monitor.archiver"),
+		parts:     make(map[string]*partition),
+		held:      make(map[eventKey]bool),
+		skip:      make(map[eventKey]struct{}),
+		unwritten: make(map[uint64]*msgState),
+		cancel:    cancel,
+		done:      make(chan struct{}),
 	}
 	go a.run(ctx)
 	return a, nil
@@ -178,7 +196,7 @@ func (a *Archiver) run(ctx context.Context) {
 	if err != nil {
 		return // ctx ended
 	}
-	cc, err := cons.Consume(a.onMsg, jetstream.PullMaxMessages(min(a.opts.MaxRows, 5000)),
+	cc, err := cons.Consume(a.onMsg, jetstream.PullMaxBytes(consumeMaxBytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			a.log.Debug("archive consumer", "err", err)
 		}))
@@ -273,7 +291,7 @@ func (a *Archiver) loadSkips(floor uint64) error {
 		a.mu.Lock()
 		for _, r := range rows {
 			if uint64(r.Seq) > floor {
-				a.skip[uint64(r.Seq)] = struct{}{}
+				a.skip[eventKey{uint64(r.Seq), r.ID}] = struct{}{}
 			}
 		}
 		a.mu.Unlock()
@@ -281,6 +299,10 @@ func (a *Archiver) loadSkips(floor uint64) error {
 	return nil
 }
 
+// onMsg takes the events of one message (a frame or a legacy single event)
+// into open files. The message is acked once every one of its events is in
+// a file: at once if all already are (a redelivery after a crash), else
+// when the last file holding one of them is written.
 func (a *Archiver) onMsg(m jetstream.Msg) {
 	meta, err := m.Metadata()
 	if err != nil {
@@ -291,41 +313,64 @@ func (a *Archiver) onMsg(m jetstream.Msg) {
 	seq := meta.Sequence.Stream
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.skip[seq]; ok {
-		// Already in a file. Keep the mark until the ack floor passes it
-		// (pruneSkips): this ack can be lost too, and a third delivery must
-		// not write the event again.
+	left := 0
+	touched := make(map[*partition]struct{}, 1)
+	err = EachEvent(m.Headers(), m.Data(), func(i int, raw []byte) error {
+		var ev archiveEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			a.log.Error("undecodable event not archived", "seq", seq, "index", i, "err", err)
+			return nil
+		}
+		k := eventKey{seq, ev.ID}
+		if _, ok := a.skip[k]; ok {
+			// Already in a file. Keep the mark until the ack floor passes
+			// it (pruneSkips): this ack can be lost too, and a third
+			// delivery must not write the event again.
+			return nil
+		}
+		left++
+		if a.held[k] {
+			return nil // redelivered while its file is still open
+		}
+		row := archiveRow(&ev, seq)
+		dir := a.partitionDir(row.Route, row.TS)
+		p := a.parts[dir]
+		if p == nil {
+			p = &partition{dir: dir, opened: time.Now(), minSeq: seq}
+			a.parts[dir] = p
+		}
+		p.rows = append(p.rows, row)
+		p.minSeq, p.maxSeq = min(p.minSeq, seq), max(p.maxSeq, seq)
+		a.held[k] = true
+		touched[p] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		a.log.Error("damaged event frame: the events after the damage are not archived", "seq", seq, "err", err)
+	}
+	if left == 0 {
+		delete(a.unwritten, seq)
 		if !a.noAck {
 			_ = m.Ack()
 		}
 		return
 	}
-	if a.held[seq] {
-		return // redelivered while its file is still open; the first copy is acked with it
+	a.unwritten[seq] = &msgState{msg: m, left: left}
+	// A file is closed only between messages, so the events of one message
+	// in one partition always share a file (and file names never repeat).
+	for p := range touched {
+		if len(p.rows) >= a.opts.MaxRows {
+			a.flush(p)
+		}
 	}
-	var ev archiveEvent
-	if err := json.Unmarshal(m.Data(), &ev); err != nil {
-		a.log.Error("undecodable event not archived", "seq", seq, "err", err)
-		_ = m.Term()
-		return
-	}
-	row := ArchiveRow{
+}
+
+// archiveRow is the row of one event carried by stream message seq.
+func archiveRow(ev *archiveEvent, seq uint64) ArchiveRow {
+	return ArchiveRow{
 		ID: ev.ID, TS: ev.TS.UTC(), Route: ev.Route, Variant: ev.Variant, Model: ev.Model,
 		Version: ev.Version, Status: int32(ev.Status), LatencyUS: ev.LatencyUS, Error: ev.Error,
 		Shadow: ev.Shadow, Features: rawOr(ev.Features), Outputs: rawOr(ev.Outputs), Seq: int64(seq),
-	}
-	dir := a.partitionDir(row.Route, row.TS)
-	p := a.parts[dir]
-	if p == nil {
-		p = &partition{dir: dir, opened: time.Now(), minSeq: seq}
-		a.parts[dir] = p
-	}
-	p.rows = append(p.rows, row)
-	p.msgs = append(p.msgs, m)
-	p.minSeq, p.maxSeq = min(p.minSeq, seq), max(p.maxSeq, seq)
-	a.held[seq] = true
-	if len(p.rows) >= a.opts.MaxRows {
-		a.flush(p)
 	}
 }
 
@@ -359,7 +404,7 @@ func (a *Archiver) flushOld(now time.Time) {
 func (a *Archiver) flush(p *partition) {
 	delete(a.parts, p.dir)
 	for _, r := range p.rows {
-		delete(a.held, uint64(r.Seq))
+		delete(a.held, eventKey{uint64(r.Seq), r.ID})
 	}
 	name := fmt.Sprintf("%020d-%020d.parquet", p.minSeq, p.maxSeq)
 	if err := a.write(archiveKey(p.dir, name), p.rows); err != nil {
@@ -376,8 +421,16 @@ func (a *Archiver) flush(p *partition) {
 			a.log.Error("archive file not written; backing off, events will be redelivered",
 				"dir", p.dir, "err", err, "retry_in", delay)
 		}
-		for _, m := range p.msgs {
-			_ = m.NakWithDelay(delay)
+		// Each message once, even with many of its events here; events
+		// of it still held in other open files are ignored when it comes
+		// back, and it is acked only when all of them are written.
+		naked := make(map[uint64]bool)
+		for _, r := range p.rows {
+			seq := uint64(r.Seq)
+			if st := a.unwritten[seq]; st != nil && !naked[seq] {
+				naked[seq] = true
+				_ = st.msg.NakWithDelay(delay)
+			}
 		}
 		return
 	}
@@ -389,13 +442,19 @@ func (a *Archiver) flush(p *partition) {
 	// An ack can be lost (NATS reconnecting); the event then comes back
 	// while we run. Remember what is written until the ack floor passes it.
 	for _, r := range p.rows {
-		a.skip[uint64(r.Seq)] = struct{}{}
-	}
-	if a.noAck {
-		return
-	}
-	for _, m := range p.msgs {
-		_ = m.Ack()
+		seq := uint64(r.Seq)
+		a.skip[eventKey{seq, r.ID}] = struct{}{}
+		st := a.unwritten[seq]
+		if st == nil {
+			continue
+		}
+		if st.left--; st.left > 0 {
+			continue
+		}
+		delete(a.unwritten, seq)
+		if !a.noAck {
+			_ = st.msg.Ack()
+		}
 	}
 }
 
@@ -426,9 +485,9 @@ func (a *Archiver) pruneSkips(ctx context.Context, cons jetstream.Consumer) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for seq := range a.skip {
-		if seq <= info.AckFloor.Stream {
-			delete(a.skip, seq)
+	for k := range a.skip {
+		if k.seq <= info.AckFloor.Stream {
+			delete(a.skip, k)
 		}
 	}
 }

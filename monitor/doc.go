@@ -28,11 +28,16 @@
 //   - Stats buckets by event TS (not arrival), so replays and injected
 //     timestamps land where they belong. Each process reads the whole stream
 //     through its own ordered (ephemeral) consumer starting one hour back.
-//   - The Archiver acks a message only after the Parquet file holding it has
-//     been renamed into place. Files are named by the lowest and highest
-//     stream sequence they hold and store each row's sequence, so on restart
-//     the sequences above the consumer's ack floor that already sit in a file
-//     are skipped instead of written twice.
+//   - A message on WEIR_EVENTS is a frame of many events of one route
+//     (header Weir-Frame, monitor/event/frame.go) or, as written before
+//     frames, one JSON event; every reader takes both.
+//   - The Archiver acks a message only after the Parquet files holding all
+//     of its events have been put in place. Files are named by the lowest
+//     and highest stream sequence they hold and store each row's sequence
+//     (the sequence of the frame that carried it), so on restart the events
+//     (sequence, ID) above the consumer's ack floor that already sit in a
+//     file are skipped instead of written twice. A file is closed only
+//     between messages, so one frame's events of one partition share a file.
 //
 // monitor imports nothing from weir except internal/weirerr,
 // internal/lifecycle and its leaf package monitor/event; the gateway and drift packages import monitor, never

@@ -187,13 +187,19 @@ func (s *Stats) run(ctx context.Context) {
 		}
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var ev statsEvent
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
-			s.log.Debug("skipping undecodable event", "subject", m.Subject(), "err", err)
-			return
+		err := EachEvent(m.Headers(), m.Data(), func(_ int, raw []byte) error {
+			var ev statsEvent
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				s.log.Debug("skipping undecodable event", "subject", m.Subject(), "err", err)
+				return nil
+			}
+			s.add(&ev)
+			return nil
+		})
+		if err != nil {
+			s.log.Debug("skipping the rest of a damaged event frame", "subject", m.Subject(), "err", err)
 		}
-		s.add(&ev)
-	}, jetstream.PullMaxMessages(2000), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxBytes(consumeMaxBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		s.log.Debug("events consumer", "err", err)
 	}))
 	if err != nil {
@@ -204,6 +210,11 @@ func (s *Stats) run(ctx context.Context) {
 	cc.Stop()
 	<-cc.Closed()
 }
+
+// consumeMaxBytes bounds what a consumer buffers: a message is a frame of
+// up to about 64 KiB (or a legacy event of a few hundred bytes), so a count
+// of messages says little about memory.
+const consumeMaxBytes = 8 << 20
 
 // Close stops the consumer and waits for it.
 func (s *Stats) Close(ctx context.Context) error {

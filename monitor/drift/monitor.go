@@ -171,7 +171,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 		return fmt.Errorf("drift: create durable consumer %s on %s: %w", m.opts.Durable, m.opts.Stream, err)
 	}
 	cc, err := cons.Consume(m.handle,
-		jetstream.PullMaxMessages(512),
+		jetstream.PullMaxBytes(8<<20), // a message is a frame of up to ~64 KiB of events
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			m.log.Debug("drift consumer", "err", err)
 		}))
@@ -182,21 +182,37 @@ func (m *Monitor) Start(ctx context.Context) error {
 	return nil
 }
 
-// handle applies one event message and acknowledges it. A message that is not
-// an event is terminated so that it is never redelivered.
+// handle applies every event of one message (a frame, or a single event
+// written before frames) and acknowledges it. A message that is not events
+// is terminated so that it is never redelivered; of a damaged frame the
+// events before the damage are applied.
 func (m *Monitor) handle(msg jetstream.Msg) {
-	var ev monitor.Event
-	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-		m.log.Warn("drift: dropping message that is not an event", "subject", msg.Subject(), "err", err)
+	var md *jetstream.MsgMetadata
+	err := monitor.EachEvent(msg.Headers(), msg.Data(), func(_ int, raw []byte) error {
+		var ev monitor.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			if len(raw) == len(msg.Data()) {
+				return err // a single message that is not an event
+			}
+			m.log.Warn("drift: skipping an undecodable event in a frame", "subject", msg.Subject(), "err", err)
+			return nil
+		}
+		if ev.TS.IsZero() {
+			if md == nil {
+				md, _ = msg.Metadata()
+			}
+			if md != nil {
+				ev.TS = md.Timestamp
+			}
+		}
+		m.Apply(&ev)
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("drift: dropping message that is not events", "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
 		return
 	}
-	if ev.TS.IsZero() {
-		if md, err := msg.Metadata(); err == nil {
-			ev.TS = md.Timestamp
-		}
-	}
-	m.Apply(&ev)
 	if err := msg.Ack(); err != nil {
 		m.log.Debug("drift: ack", "err", err)
 	}
