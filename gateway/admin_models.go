@@ -87,6 +87,5 @@ func (g *Gateway) deleteModel(c *fiber.Ctx) error {
 	if err := g.models.Delete(c.UserContext(), name, version); err != nil {
 		return err
 	}
-	g.drift.Forget(name, version)
 	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -267,11 +267,21 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g.onClose(g.drift.Close)
+	g.met = newMetrics(g.reg)
 	g.models, err = models.NewRegistry(ctx, modelStore, models.Options{
 		OnReference: func(model, version string, data []byte) {
 			if ref, err := drift.ParseReference(data, ""); err == nil {
 				g.drift.SetReference(model, version, ref)
 			}
+		},
+		// State kept per version lives as long as the version.
+		OnVersion: func(model, version string, present bool) {
+			if present {
+				g.drift.Track(model, version)
+				return
+			}
+			g.drift.Forget(model, version)
+			g.met.forget(model, version)
 		},
 		CacheDir:   filepath.Join(o.DataDir, "cache", "models"),
 		Session:    models.SessionOptions{IntraOpThreads: o.IntraOpThreads},
@@ -282,7 +292,6 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g.onClose(g.models.Close)
-	g.met = newMetrics(g.reg)
 	g.shadowSlots = make(chan struct{}, 64)
 
 	if err := g.startParts(ctx); err != nil {

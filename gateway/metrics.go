@@ -61,6 +61,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// forget drops the series of a deleted model version.
+func (m *metrics) forget(model, version string) {
+	l := prometheus.Labels{"model": model, "version": version}
+	m.requests.DeletePartialMatch(l)
+	m.latency.DeletePartialMatch(l)
+}
+
 func (m *metrics) observe(route, variant, model, version string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, variant, model, version, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route, variant, model, version).Observe(d.Seconds())

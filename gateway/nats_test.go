@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,4 +141,44 @@ func TestOneDriftAlertPerCrossing(t *testing.T) {
 	if count["amount/drifted"] != 1 {
 		t.Errorf("alerts %v, want exactly one amount/drifted between two gateways", count)
 	}
+}
+
+// TestDeletedVersionLeavesNoState deletes a model version on one gateway
+// and checks that the other drops what it kept for it (drift windows and
+// metric series), however late its last events arrive: 100 load/delete
+// cycles must not leave 100 versions' state behind.
+func TestDeletedVersionLeavesNoState(t *testing.T) {
+	a := testgw.Start(t)
+	b := testgw.Start(t, testgw.WithNATS(a.NATSURL()))
+	lr, err := onnx.LogisticRegression("m", []string{"a", "b", "c", "d"}, []float32{0.5, -0.2, 0.1, 1}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushModel(t, a, "m", "1", lr)
+	body := []byte(`{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
+	testpoll.NoError(t, 30*time.Second, func() error {
+		if a := call(t, "POST", b.URL+"/v2/models/m/versions/1/infer", "", body); a.status != 200 {
+			return fmt.Errorf("infer on b: %d %s", a.status, a.raw)
+		}
+		if a := call(t, "GET", b.URL+"/v1/drift/m/versions/1", b.Token, nil); a.status != 200 {
+			return fmt.Errorf("drift on b: %d %s", a.status, a.raw)
+		}
+		return nil
+	}, "gateway b to serve m@1 and judge its drift")
+
+	if a := call(t, "DELETE", a.URL+"/v1/models/m/versions/1", a.Token, nil); a.status != 204 {
+		t.Fatalf("delete m@1: %d %s", a.status, a.raw)
+	}
+	testpoll.NoError(t, 30*time.Second, func() error {
+		if a := call(t, "GET", b.URL+"/v1/drift/m/versions/1", b.Token, nil); a.status != 404 {
+			return fmt.Errorf("drift of m@1 on b: %d %s", a.status, a.raw)
+		}
+		m := call(t, "GET", b.URL+"/metrics", b.Token, nil)
+		for _, l := range strings.Split(m.raw, "\n") {
+			if strings.HasPrefix(l, "weir_request") && strings.Contains(l, `model="m"`) && strings.Contains(l, `version="1"`) {
+				return fmt.Errorf("b still exports %s", l)
+			}
+		}
+		return nil
+	}, "gateway b to drop m@1's drift state and metric series")
 }

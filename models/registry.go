@@ -63,6 +63,13 @@ type Options struct {
 	// whenever this process learns of it (at start, and when any replica
 	// uploads it), so the drift monitor of every replica has it.
 	OnReference func(model, version string, data []byte)
+	// OnVersion, when set, is called when a version appears in this
+	// registry (present, from an upload on any replica or found at start)
+	// and when it leaves it (deleted on any replica), so state kept per
+	// version elsewhere (drift windows, metric series) lives exactly as
+	// long as the version. It runs on the registry's goroutines: keep it
+	// short.
+	OnVersion func(model, version string, present bool)
 }
 
 // Registry holds the model versions this gateway serves and keeps them in
@@ -483,6 +490,7 @@ func (r *Registry) installWanted(v *Version) bool {
 	old := r.putLocked(v)
 	r.mu.Unlock()
 	r.retire(old, v)
+	r.announce(old, v.Name, v.Version, true)
 	return true
 }
 
@@ -493,6 +501,15 @@ func (r *Registry) install(v *Version) {
 	old := r.putLocked(v)
 	r.mu.Unlock()
 	r.retire(old, v)
+	r.announce(old, v.Name, v.Version, true)
+}
+
+// announce calls OnVersion when name@version appeared (nothing was there
+// before) or left (something was).
+func (r *Registry) announce(before *Version, name, version string, present bool) {
+	if r.opts.OnVersion != nil && (before == nil) == present {
+		r.opts.OnVersion(name, version, present)
+	}
 }
 
 // putLocked publishes v (r.mu held) and returns what it replaces.
@@ -534,6 +551,7 @@ func (r *Registry) remove(name, version string) {
 		r.log.Info("model unloaded", "model", name, "version", version)
 		r.retire(old, nil)
 	}
+	r.announce(old, name, version, false)
 }
 
 func (r *Registry) cacheFile(digest string, b []byte) (string, error) {

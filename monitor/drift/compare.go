@@ -69,6 +69,9 @@ func (m *Monitor) ShareOutputReferences(stableModel, stableVersion, canaryModel,
 		return false
 	}
 	dst := m.versionFor(canaryModel, canaryVersion)
+	if dst == nil { // the canary version was deleted
+		return false
+	}
 	dst.mu.Lock()
 	defer dst.mu.Unlock()
 	for name, ref := range refs {

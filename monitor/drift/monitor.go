@@ -25,6 +25,10 @@ import (
 // memory (and metric cardinality) without bound.
 const maxFeaturesPerVersion = 512
 
+// forgetFor is how long events of a deleted version are ignored: longer
+// than events spend in flight or spooled in any normal outage.
+const forgetFor = 10 * time.Minute
+
 // Monitor keeps the drift windows of every model version it has seen events
 // for, judges them, and raises alerts. Create it with New, feed it with Start
 // (the JetStream consumer) or Apply, and stop it with Close.
@@ -36,6 +40,10 @@ type Monitor struct {
 
 	mu     sync.RWMutex
 	models map[string]*modelState
+	// forgotten holds the versions deleted in the last forgetFor (key
+	// model@version -> when), so that their events still in flight do not
+	// bring their state back; Track lifts it when a version returns.
+	forgotten map[string]time.Time
 
 	consMu sync.Mutex
 	cc     jetstream.ConsumeContext
@@ -119,11 +127,12 @@ func New(opts Options) (*Monitor, error) {
 		return nil, err
 	}
 	m := &Monitor{
-		opts:   o,
-		log:    o.Logger.With("component", "drift"),
-		met:    met,
-		models: map[string]*modelState{},
-		stop:   make(chan struct{}),
+		opts:      o,
+		log:       o.Logger.With("component", "drift"),
+		met:       met,
+		models:    map[string]*modelState{},
+		forgotten: map[string]time.Time{},
+		stop:      make(chan struct{}),
 	}
 	m.alerter = newAlerter(o, m.log, met)
 	m.wg.Add(1)
@@ -256,7 +265,14 @@ func (m *Monitor) tick() {
 		select {
 		case <-m.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			m.mu.Lock()
+			for k, at := range m.forgotten {
+				if now.Sub(at) > forgetFor {
+					delete(m.forgotten, k)
+				}
+			}
+			m.mu.Unlock()
 			for _, vs := range m.allVersions() {
 				vs.mu.Lock()
 				m.recomputeDirty(vs)
@@ -278,7 +294,8 @@ func (m *Monitor) allVersions() []*versionState {
 	return out
 }
 
-// versionFor returns the state of a model version, creating it.
+// versionFor returns the state of a model version, creating it, or nil
+// while the version is forgotten.
 func (m *Monitor) versionFor(model, version string) *versionState {
 	m.mu.RLock()
 	ms := m.models[model]
@@ -292,6 +309,9 @@ func (m *Monitor) versionFor(model, version string) *versionState {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, gone := m.forgotten[model+"@"+version]; gone {
+		return nil
+	}
 	ms = m.models[model]
 	if ms == nil {
 		ms = &modelState{cfg: m.opts.Default, versions: map[string]*versionState{}}
@@ -381,6 +401,7 @@ func (m *Monitor) Config(model string) Config {
 // it names start new windows against it (a drifted state is cleared without
 // an alert); other features keep what they had.
 func (m *Monitor) SetReference(model, version string, ref *Reference) {
+	m.Track(model, version)
 	vs := m.versionFor(model, version)
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
@@ -398,9 +419,20 @@ func (m *Monitor) SetReference(model, version string, ref *Reference) {
 	}
 }
 
-// Forget drops all drift state of a model version (when it is deleted).
+// Track undoes Forget: events of model@version count again (the version
+// was pushed again after a delete).
+func (m *Monitor) Track(model, version string) {
+	m.mu.Lock()
+	delete(m.forgotten, model+"@"+version)
+	m.mu.Unlock()
+}
+
+// Forget drops all drift state of a model version (when it is deleted) and
+// ignores its events until Track (or for forgetFor): events still in
+// flight would otherwise bring the state back for good.
 func (m *Monitor) Forget(model, version string) {
 	m.mu.Lock()
+	m.forgotten[model+"@"+version] = time.Now()
 	ms := m.models[model]
 	var vs *versionState
 	if ms != nil {
@@ -449,6 +481,10 @@ func (m *Monitor) Apply(ev *monitor.Event) {
 		ts = time.Now().UnixNano()
 	}
 	vs := m.versionFor(ev.Model, ev.Version)
+	if vs == nil { // deleted
+		m.ignored.Add(1)
+		return
+	}
 	vs.mu.Lock()
 	for name, v := range ev.Features {
 		m.addValue(vs, vs.inputs, false, name, v, ts)

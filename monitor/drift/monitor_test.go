@@ -748,3 +748,36 @@ func TestArrayValuesBecomeElementFeatures(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetOutlivesLateEvents deletes a version while its events are still
+// in flight: they must not bring its state back (memory would grow with
+// every version ever deleted), and a version pushed again counts again.
+func TestForgetOutlivesLateEvents(t *testing.T) {
+	m, err := New(Options{InferCount: 2, MinCount: 2, RecomputeEvery: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	g := newGen("m", "1", 1)
+	evs := g.events(6, drawNormal(0, false))
+	for _, ev := range evs[:3] {
+		m.Apply(&ev)
+	}
+	m.Forget("m", "1")
+	for _, ev := range evs[3:] { // late: published before the delete
+		m.Apply(&ev)
+	}
+	if _, err := m.Results("m", "1"); weirerr.KindOf(err) != weirerr.NotFound {
+		t.Fatalf("results of a deleted version after late events: %v, want NotFound", err)
+	}
+	if v := m.Versions("m"); len(v) != 0 {
+		t.Errorf("versions after delete = %v, want none", v)
+	}
+	m.Track("m", "1") // pushed again
+	for _, ev := range evs[3:] {
+		m.Apply(&ev)
+	}
+	if _, err := m.Results("m", "1"); err != nil {
+		t.Errorf("results of a version pushed again: %v", err)
+	}
+}
