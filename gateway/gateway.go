@@ -55,6 +55,9 @@ type Options struct {
 	// ArchiveDir keeps the Parquet event archive on local disk instead of
 	// the shared JetStream object store monitor.ArchiveBucket.
 	ArchiveDir string
+	// ArchiveRaw keeps each event's JSON in the archive's "raw" column
+	// beside the typed ones (monitor.ArchiverOptions.Raw).
+	ArchiveRaw bool
 	// AdminToken guards /v1 writes; empty reads or generates
 	// <DataDir>/admin-token.
 	AdminToken  string
@@ -377,7 +380,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		return err
 	}
 	if g.archiver, err = monitor.NewArchiver(monitor.ArchiverOptions{
-		JetStream: g.js, Store: archive, Logger: g.log,
+		JetStream: g.js, Store: archive, Raw: g.opts.ArchiveRaw, Logger: g.log,
 	}); err != nil {
 		return err
 	}

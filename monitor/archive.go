@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,45 +18,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/weirhq/weir/internal/weirerr"
 )
-
-// ArchiveRow is one event as stored in the Parquet archive. Features and
-// Outputs hold the event's JSON objects verbatim; Seq is the WEIR_EVENTS
-// stream sequence, which the Archiver uses to never write an event twice.
-type ArchiveRow struct {
-	ID        string    `parquet:"id"`
-	TS        time.Time `parquet:"ts,timestamp(microsecond)"`
-	Route     string    `parquet:"route"`
-	Variant   string    `parquet:"variant"`
-	Model     string    `parquet:"model"`
-	Version   string    `parquet:"version"`
-	Status    int32     `parquet:"status"`
-	LatencyUS int64     `parquet:"latency_us"`
-	Error     string    `parquet:"error"`
-	Shadow    bool      `parquet:"shadow"`
-	Features  string    `parquet:"features"`
-	Outputs   string    `parquet:"outputs"`
-	Seq       int64     `parquet:"seq"`
-}
-
-// archiveEvent decodes an event keeping features and outputs as raw JSON.
-type archiveEvent struct {
-	ID        string          `json:"id"`
-	TS        time.Time       `json:"ts"`
-	Route     string          `json:"route"`
-	Variant   string          `json:"variant"`
-	Model     string          `json:"model"`
-	Version   string          `json:"version"`
-	Features  json.RawMessage `json:"features"`
-	Outputs   json.RawMessage `json:"outputs"`
-	LatencyUS int64           `json:"latency_us"`
-	Status    int             `json:"status"`
-	Error     string          `json:"error"`
-	Shadow    bool            `json:"shadow"`
-}
 
 // ArchiverOptions configure an Archiver.
 type ArchiverOptions struct {
@@ -77,22 +42,33 @@ type ArchiverOptions struct {
 	AckWait time.Duration
 	// MaxAckPending bounds events held in open files. Default 5*MaxRows.
 	MaxAckPending int
+	// Raw keeps each event's JSON, as published, in a column "raw" beside
+	// the typed ones. Off by default: the typed columns hold every field
+	// (arrays and objects as JSON text), and raw makes a file about 3.5
+	// times larger.
+	Raw bool
 	// Logger; nil uses slog.Default().
 	Logger *slog.Logger
 }
 
+// maxOpenSchemas bounds the files open at once for one route and hour
+// (one per schema, see partition): past it the oldest are written early.
+const maxOpenSchemas = 8
+
 // Archiver writes events from WEIR_EVENTS into Parquet files partitioned as
-// route=<route>/date=YYYY-MM-DD/hour=HH/<firstSeq>-<lastSeq>.parquet in its
-// ArchiveStore
-// (by event TS, UTC). See doc.go for why no row is lost or written twice.
+// route=<route>/date=YYYY-MM-DD/hour=HH/<firstSeq>-<lastSeq>[-<k>].parquet
+// in its ArchiveStore
+// (by event TS, UTC), one typed column per feature and output (parquet.go).
+// Events of another schema (a new feature, a value of another type) go to
+// another file; k tells apart files of one hour opened by the same message. See doc.go for why no row is lost or written twice.
 type Archiver struct {
 	opts ArchiverOptions
 	log  *slog.Logger
 
 	mu    sync.Mutex
-	parts map[string]*partition
-	held  map[eventKey]bool     // events in open files (redeliveries are ignored)
-	skip  map[eventKey]struct{} // events already in files, their message not acked
+	parts map[string][]*partition // by directory, oldest first
+	held  map[eventKey]bool       // events in open files (redeliveries are ignored)
+	skip  map[eventKey]struct{}   // events already in files, their message not acked
 	// unwritten holds each message (a frame of events, or one legacy
 	// event) some of whose events are not in a file yet; it is acked when
 	// the last of them is.
@@ -110,12 +86,18 @@ type Archiver struct {
 	done   chan struct{}
 }
 
+// partition is one open file: events of one route and hour whose features
+// and outputs fit its schema.
 type partition struct {
 	dir    string
 	opened time.Time
-	rows   []ArchiveRow
+	schema archiveSchema
+	recs   []archiveRecord
 	minSeq uint64
 	maxSeq uint64
+	// k is how many files of this directory were opened before this one
+	// by the same message (same minSeq): a suffix that keeps names apart.
+	k int
 }
 
 // eventKey names one event in the stream: the sequence of the message that
@@ -179,7 +161,7 @@ func NewArchiver(o ArchiverOptions) (*Archiver, error) {
 	a := &Archiver{
 		opts:      o,
 		log:       o.Logger.With("component", "monitor.archiver"),
-		parts:     make(map[string]*partition),
+		parts:     make(map[string][]*partition),
 		held:      make(map[eventKey]bool),
 		skip:      make(map[eventKey]struct{}),
 		unwritten: make(map[uint64]*msgState),
@@ -259,8 +241,8 @@ func (a *Archiver) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	}
 }
 
-// archiveName is <20-digit first seq>-<20-digit last seq>.parquet.
-var archiveName = regexp.MustCompile(`^(\d{20})-(\d{20})\.parquet$`)
+// archiveName is <20-digit first seq>-<20-digit last seq>[-<k>].parquet.
+var archiveName = regexp.MustCompile(`^(\d{20})-(\d{20})(?:-\d{1,3})?\.parquet$`)
 
 // loadSkips records the sequences above floor held by files already written,
 // so their redelivery is acked without writing them again. Stale temp files
@@ -284,14 +266,14 @@ func (a *Archiver) loadSkips(floor uint64) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", key, err)
 		}
-		rows, err := parquet.Read[ArchiveRow](bytes.NewReader(b), int64(len(b)))
+		recs, err := readArchiveFile(b)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", key, err)
 		}
 		a.mu.Lock()
-		for _, r := range rows {
-			if uint64(r.Seq) > floor {
-				a.skip[eventKey{uint64(r.Seq), r.ID}] = struct{}{}
+		for _, r := range recs {
+			if r.seq > floor {
+				a.skip[eventKey{r.seq, r.ev.ID}] = struct{}{}
 			}
 		}
 		a.mu.Unlock()
@@ -316,7 +298,7 @@ func (a *Archiver) onMsg(m jetstream.Msg) {
 	left := 0
 	touched := make(map[*partition]struct{}, 1)
 	err = EachEvent(m.Headers(), m.Data(), func(i int, raw []byte) error {
-		var ev archiveEvent
+		var ev Event
 		if err := json.Unmarshal(raw, &ev); err != nil {
 			a.log.Error("undecodable event not archived", "seq", seq, "index", i, "err", err)
 			return nil
@@ -332,15 +314,11 @@ func (a *Archiver) onMsg(m jetstream.Msg) {
 		if a.held[k] {
 			return nil // redelivered while its file is still open
 		}
-		row := archiveRow(&ev, seq)
-		dir := a.partitionDir(row.Route, row.TS)
-		p := a.parts[dir]
-		if p == nil {
-			p = &partition{dir: dir, opened: time.Now(), minSeq: seq}
-			a.parts[dir] = p
+		r := archiveRecord{ev: &ev, seq: seq}
+		if a.opts.Raw {
+			r.raw = bytes.Clone(raw)
 		}
-		p.rows = append(p.rows, row)
-		p.minSeq, p.maxSeq = min(p.minSeq, seq), max(p.maxSeq, seq)
+		p := a.add(r)
 		a.held[k] = true
 		touched[p] = struct{}{}
 		return nil
@@ -359,26 +337,46 @@ func (a *Archiver) onMsg(m jetstream.Msg) {
 	// A file is closed only between messages, so the events of one message
 	// in one partition always share a file (and file names never repeat).
 	for p := range touched {
-		if len(p.rows) >= a.opts.MaxRows {
+		if len(p.recs) >= a.opts.MaxRows {
 			a.flush(p)
+		}
+	}
+	for p := range touched {
+		if open := a.parts[p.dir]; len(open) > maxOpenSchemas {
+			for _, q := range open[:len(open)-maxOpenSchemas] {
+				a.flush(q)
+			}
 		}
 	}
 }
 
-// archiveRow is the row of one event carried by stream message seq.
-func archiveRow(ev *archiveEvent, seq uint64) ArchiveRow {
-	return ArchiveRow{
-		ID: ev.ID, TS: ev.TS.UTC(), Route: ev.Route, Variant: ev.Variant, Model: ev.Model,
-		Version: ev.Version, Status: int32(ev.Status), LatencyUS: ev.LatencyUS, Error: ev.Error,
-		Shadow: ev.Shadow, Features: rawOr(ev.Features), Outputs: rawOr(ev.Outputs), Seq: int64(seq),
+// add puts an event into the open file of its route, hour and schema,
+// opening one if none fits, and returns that file. Caller holds a.mu.
+func (a *Archiver) add(r archiveRecord) *partition {
+	r.ev.TS = r.ev.TS.UTC()
+	dir := a.partitionDir(r.ev.Route, r.ev.TS)
+	var p *partition
+	k := 0
+	for _, q := range a.parts[dir] {
+		if q.schema.same(r.ev) {
+			p = q
+			break
+		}
+		if p == nil && q.schema.accepts(r.ev) {
+			p = q
+		}
+		if q.minSeq == r.seq {
+			k = max(k, q.k+1)
+		}
 	}
-}
-
-func rawOr(r json.RawMessage) string {
-	if len(r) == 0 || string(r) == "null" {
-		return "{}"
+	if p == nil {
+		p = &partition{dir: dir, opened: time.Now(), schema: newArchiveSchema(), minSeq: r.seq, k: k}
+		a.parts[dir] = append(a.parts[dir], p)
 	}
-	return string(r)
+	p.schema.add(r.ev)
+	p.recs = append(p.recs, r)
+	p.minSeq, p.maxSeq = min(p.minSeq, r.seq), max(p.maxSeq, r.seq)
+	return p
 }
 
 var nameOK = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -392,22 +390,36 @@ func (a *Archiver) partitionDir(route string, ts time.Time) string {
 
 // flushOld closes every file older than MaxAge. Caller holds a.mu.
 func (a *Archiver) flushOld(now time.Time) {
-	for _, p := range a.parts {
-		if now.Sub(p.opened) >= a.opts.MaxAge {
-			a.flush(p)
+	var old []*partition
+	for _, ps := range a.parts {
+		for _, p := range ps {
+			if now.Sub(p.opened) >= a.opts.MaxAge {
+				old = append(old, p)
+			}
 		}
+	}
+	for _, p := range old {
+		a.flush(p)
 	}
 }
 
 // flush writes p to its file and acks its events, or on failure naks them so
 // they come back. Caller holds a.mu.
 func (a *Archiver) flush(p *partition) {
-	delete(a.parts, p.dir)
-	for _, r := range p.rows {
-		delete(a.held, eventKey{uint64(r.Seq), r.ID})
+	open := slices.DeleteFunc(a.parts[p.dir], func(q *partition) bool { return q == p })
+	if len(open) == 0 {
+		delete(a.parts, p.dir)
+	} else {
+		a.parts[p.dir] = open
+	}
+	for _, r := range p.recs {
+		delete(a.held, eventKey{r.seq, r.ev.ID})
 	}
 	name := fmt.Sprintf("%020d-%020d.parquet", p.minSeq, p.maxSeq)
-	if err := a.write(archiveKey(p.dir, name), p.rows); err != nil {
+	if p.k > 0 {
+		name = fmt.Sprintf("%020d-%020d-%d.parquet", p.minSeq, p.maxSeq, p.k)
+	}
+	if err := a.write(archiveKey(p.dir, name), p.schema, p.recs); err != nil {
 		// A full or read-only disk does not get better by retrying at once:
 		// redeliver later, longer after each failure in a row.
 		now := time.Now()
@@ -415,7 +427,7 @@ func (a *Archiver) flush(p *partition) {
 			a.failingSince = now
 		}
 		a.failures++
-		a.failedRows += int64(len(p.rows))
+		a.failedRows += int64(len(p.recs))
 		delay := archiveBackoff(now.Sub(a.failingSince))
 		if a.failures == 1 {
 			a.log.Error("archive file not written; backing off, events will be redelivered",
@@ -425,8 +437,8 @@ func (a *Archiver) flush(p *partition) {
 		// of it still held in other open files are ignored when it comes
 		// back, and it is acked only when all of them are written.
 		naked := make(map[uint64]bool)
-		for _, r := range p.rows {
-			seq := uint64(r.Seq)
+		for _, r := range p.recs {
+			seq := r.seq
 			if st := a.unwritten[seq]; st != nil && !naked[seq] {
 				naked[seq] = true
 				_ = st.msg.NakWithDelay(delay)
@@ -441,9 +453,9 @@ func (a *Archiver) flush(p *partition) {
 	a.files++
 	// An ack can be lost (NATS reconnecting); the event then comes back
 	// while we run. Remember what is written until the ack floor passes it.
-	for _, r := range p.rows {
-		seq := uint64(r.Seq)
-		a.skip[eventKey{seq, r.ID}] = struct{}{}
+	for _, r := range p.recs {
+		seq := r.seq
+		a.skip[eventKey{seq, r.ev.ID}] = struct{}{}
 		st := a.unwritten[seq]
 		if st == nil {
 			continue
@@ -492,16 +504,12 @@ func (a *Archiver) pruneSkips(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// write encodes rows as one Parquet file and puts it in the store, whole or
+// write encodes recs as one Parquet file and puts it in the store, whole or
 // not at all.
-func (a *Archiver) write(key string, rows []ArchiveRow) error {
+func (a *Archiver) write(key string, s archiveSchema, recs []archiveRecord) error {
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[ArchiveRow](&buf)
-	if _, err := w.Write(rows); err != nil {
-		return fmt.Errorf("write parquet rows: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("finish parquet file: %w", err)
+	if err := writeArchiveFile(&buf, s, a.opts.Raw, recs); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -532,10 +540,12 @@ func (a *Archiver) Close(ctx context.Context) error {
 	}
 	sort.Strings(dirs)
 	for _, d := range dirs {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		for _, p := range slices.Clone(a.parts[d]) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			a.flush(p)
 		}
-		a.flush(a.parts[d])
 	}
 	return nil
 }

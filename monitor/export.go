@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,40 +20,63 @@ func Export(dir, route string, since time.Time, w io.Writer) (rows int, err erro
 
 // ExportFrom writes one Parquet file to w holding every archived event of
 // route with TS at or after since, in partition (hour) order and, within an
-// hour, in stream order file by file. It reads one archive file at a time.
-// A route with no archive gives a valid file with zero rows.
+// hour, in stream order file by file. Its columns are the union of the
+// files' (a feature or output whose type changed between files becomes a
+// JSON column), so it reads every file twice, holding one at a time. Files
+// of the older layout, with features and outputs as JSON strings, export
+// like the others. A route with no archive gives a valid file with zero
+// rows.
 func ExportFrom(ctx context.Context, store ArchiveStore, route string, since time.Time, w io.Writer) (rows int, err error) {
 	if !nameOK.MatchString(route) || strings.Contains(route, "..") {
 		return 0, weirerr.Invalidf("export: route %q is not a valid name (want %s)", route, nameOK)
 	}
 	since = since.UTC()
-	keys, err := store.List(ctx, "route="+route+"/")
+	all, err := store.List(ctx, "route="+route+"/")
 	if err != nil {
 		return 0, fmt.Errorf("export: list the archive: %w", err)
 	}
-	pw := parquet.NewGenericWriter[ArchiveRow](w, parquet.MaxRowsPerRowGroup(100_000))
-	for _, key := range exportKeys(keys, since) {
+	keys := exportKeys(all, since)
+	read := func(key string) ([]archiveRecord, error) {
 		b, err := store.Get(ctx, key)
 		if err != nil {
-			return rows, fmt.Errorf("export: read %s: %w", key, err)
+			return nil, fmt.Errorf("export: read %s: %w", key, err)
 		}
-		all, err := parquet.Read[ArchiveRow](bytes.NewReader(b), int64(len(b)))
+		recs, err := readArchiveFile(b)
 		if err != nil {
-			return rows, fmt.Errorf("export: read %s: %w", key, err)
+			return nil, fmt.Errorf("export: read %s: %w", key, err)
 		}
-		keep := all[:0]
-		for _, r := range all {
-			if !r.TS.Before(since) {
+		keep := recs[:0]
+		for _, r := range recs {
+			if !r.ev.TS.Before(since) {
 				keep = append(keep, r)
 			}
 		}
-		if _, err := pw.Write(keep); err != nil {
-			return rows, fmt.Errorf("export: write rows: %w", err)
-		}
-		rows += len(keep)
+		return keep, nil
 	}
-	if err := pw.Close(); err != nil {
-		return rows, fmt.Errorf("export: finish parquet file: %w", err)
+	schema, raw := newArchiveSchema(), false
+	for _, key := range keys {
+		recs, err := read(key)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range recs {
+			schema.add(r.ev)
+			raw = raw || r.raw != nil
+		}
+	}
+	pw := newArchiveWriter(w, schema, raw, parquet.MaxRowsPerRowGroup(100_000))
+	for _, key := range keys {
+		recs, err := read(key)
+		if err != nil {
+			return rows, err
+		}
+		if err := pw.write(recs); err != nil {
+			return rows, fmt.Errorf("export: %w", err)
+		}
+		rows += len(recs)
+	}
+	if err := pw.close(); err != nil {
+		return rows, fmt.Errorf("export: %w", err)
 	}
 	return rows, nil
 }
