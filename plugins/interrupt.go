@@ -22,7 +22,8 @@ import (
 //	fuel -= 1
 //	if fuel == 0 {
 //	  fuel = fuelTicks
-//	  memory.grow(0)          ;; returns to Go for a moment (see fuelTicks)
+//	  memory.grow(0)          ;; returns to Go for a moment (see fuelTicks);
+//	                          ;; ref.func in a module without memory
 //	  if interrupt { unreachable }
 //	}
 //
@@ -52,10 +53,19 @@ const startExport = "weir_start_section"
 
 var errNotInstrumentable = errors.New("cannot instrument module")
 
-// instrument returns wasm with the interrupt global and checks added. wasm
-// must be a module wazero can compile; instrument only checks what it
-// needs to walk.
+// instrument returns wasm with the interrupt global and checks added. It
+// walks what it must rewrite and checks what its additions could make
+// valid (a global or function index beyond the module's, the start
+// function's type, section order): a module wazero rejects either fails
+// here or fails to compile instrumented, and one wazero compiles compiles
+// instrumented and behaves the same (TestInstrumentSpecCorpus).
 func instrument(wasm []byte) ([]byte, error) {
+	return instrumentTicks(wasm, fuelTicks)
+}
+
+// instrumentTicks is instrument with ticks checks between trips to Go
+// (tests use a small number to take the trip path often).
+func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 	if len(wasm) < 8 {
 		return nil, errNotInstrumentable
 	}
@@ -75,59 +85,84 @@ func instrument(wasm []byte) ([]byte, error) {
 		r.i += int(size)
 	}
 
-	// Count globals (imported and defined) to find the new global's index.
-	var nGlobals uint32
+	// Learn the module's globals, functions and memory, checking every
+	// global index outside the code on the way: sections come in order,
+	// so the count of globals is complete before any use. order gives each
+	// known section id its place: a module with sections out of order, or
+	// twice, is invalid and must stay so (instrument drops the start
+	// section, and may add global and export sections).
+	order := map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
+	m := module{declared: map[uint32]bool{}, exported: map[uint32]bool{}}
 	hasGlobal, hasExport := false, false
 	start, hasStart := uint32(0), false
+	last := 0
 	for _, s := range sections {
+		if s.id != 0 {
+			o, ok := order[s.id]
+			if !ok || o <= last {
+				return nil, fmt.Errorf("%w: section %d out of order or unknown", errNotInstrumentable, s.id)
+			}
+			last = o
+		}
+		var err error
 		switch s.id {
-		case 8: // start
+		case 1:
+			err = m.typeSection(s.body)
+		case 2:
+			err = m.imports(s.body)
+		case 3:
+			err = m.funcSection(s.body)
+		case 4:
+			err = m.tables(s.body)
+		case 5:
 			sr := reader{b: s.body}
-			start, hasStart = sr.u32(), true
-			if sr.err != nil {
-				return nil, fmt.Errorf("%w: start section: %w", errNotInstrumentable, sr.err)
-			}
-		case 2: // import
-			sr := reader{b: s.body}
-			n := sr.u32()
-			for range n {
-				sr.name()
-				sr.name()
-				switch kind := sr.byte(); kind {
-				case 0: // func
-					sr.u32()
-				case 1: // table
-					sr.byte()
-					sr.limits()
-				case 2: // memory
-					sr.limits()
-				case 3: // global
-					sr.byte()
-					sr.byte()
-					nGlobals++
-				case 4: // tag
-					sr.byte()
-					sr.u32()
-				default:
-					return nil, fmt.Errorf("%w: import kind %d", errNotInstrumentable, kind)
-				}
-			}
-			if sr.err != nil {
-				return nil, fmt.Errorf("%w: import section: %w", errNotInstrumentable, sr.err)
-			}
+			m.hasMemory = m.hasMemory || sr.u32() > 0
 		case 6:
 			hasGlobal = true
-			sr := reader{b: s.body}
-			nGlobals += sr.u32()
+			err = m.globalSection(s.body)
 		case 7:
 			hasExport = true
+			err = m.exports(s.body)
+		case 8:
+			sr := reader{b: s.body}
+			start, hasStart = sr.u32(), true
+			err = sr.err
+		case 9:
+			err = m.elems(s.body)
+		case 11:
+			err = m.datas(s.body)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: section %d: %w", errNotInstrumentable, s.id, err)
 		}
 	}
-	interrupt, fuel := nGlobals, nGlobals+1
+	if hasStart && (start >= uint32(len(m.funcTypes)) || !m.nullary(m.funcTypes[start])) {
+		return nil, fmt.Errorf("%w: start function %d does not exist or takes parameters or returns results", errNotInstrumentable, start)
+	}
+	interrupt, fuel := m.globals, m.globals+1
 
-	// mut i32 = 0 (the interrupt flag), mut i32 = fuelTicks (the countdown)
+	// The trip to Go is memory.grow(0), or in a module without memory
+	// ref.func of a function the module exports. If it exports none,
+	// instrument exports one it declares otherwise (in a table, say), or
+	// function 0, which the module's code then cannot name (its
+	// reference would be invalid without the export). Both trips are
+	// served in Go by wazero's compiler.
+	trip := []byte{0x41, 0x00, 0x40, 0x00, 0x1A} // i32.const 0; memory.grow 0; drop
+	var exportTrip bool
+	var tripFunc uint32
+	if !m.hasMemory && m.funcs > 0 {
+		f, ok := m.first(m.exported)
+		if !ok {
+			f, _ = m.first(m.declared)
+			exportTrip = true
+		}
+		trip = append(appendU32([]byte{0xD2}, f), 0x1A) // ref.func f; drop
+		tripFunc = f
+	}
+
+	// mut i32 = 0 (the interrupt flag), mut i32 = ticks (the countdown)
 	newGlobal := []byte{0x7F, 0x01, 0x41, 0x00, 0x0B, 0x7F, 0x01, 0x41}
-	newGlobal = appendS32(newGlobal, fuelTicks)
+	newGlobal = appendS32(newGlobal, ticks)
 	newGlobal = append(newGlobal, 0x0B)
 	newExport := appendName(nil, interruptExport)
 	newExport = append(newExport, 0x03) // global
@@ -139,6 +174,12 @@ func instrument(wasm []byte) ([]byte, error) {
 		newExport = appendU32(newExport, start)
 		nExports++
 	}
+	if exportTrip {
+		newExport = appendName(newExport, tripExport)
+		newExport = append(newExport, 0x00) // func
+		newExport = appendU32(newExport, tripFunc)
+		nExports++
+	}
 
 	out := append([]byte(nil), wasm[:8]...)
 	emit := func(id byte, body []byte) {
@@ -146,9 +187,8 @@ func instrument(wasm []byte) ([]byte, error) {
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
-	// order gives each known section id its place, to insert missing
-	// global and export sections where the binary format wants them.
-	order := map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
+	// Insert missing global and export sections where the binary format
+	// wants them.
 	addMissing := func(before byte) {
 		if !hasGlobal && (before == 0 || order[before] > order[6]) {
 			emit(6, append(appendU32(nil, 2), newGlobal...))
@@ -168,13 +208,9 @@ func instrument(wasm []byte) ([]byte, error) {
 			emit(6, appendItems(s.body, 2, newGlobal))
 		case 8: // moved to startExport
 		case 7:
-			body, err := appendExport(s.body, newExport, nExports)
-			if err != nil {
-				return nil, err
-			}
-			emit(7, body)
+			emit(7, appendItems(s.body, nExports, newExport))
 		case 10:
-			body, err := instrumentCode(s.body, interrupt, fuel)
+			body, err := m.instrumentCode(s.body, interrupt, fuel, ticks, trip)
 			if err != nil {
 				return nil, err
 			}
@@ -187,33 +223,267 @@ func instrument(wasm []byte) ([]byte, error) {
 	return out, nil
 }
 
-// appendItems adds n items to a vector section body (count, items...).
-func appendItems(body []byte, n uint32, items []byte) []byte {
-	r := reader{b: body}
-	count := r.u32()
-	out := appendU32(nil, count+n)
-	out = append(out, body[r.i:]...)
-	return append(out, items...)
+// tripExport is where instrument exports the function its trip to Go
+// names, in a module without memory that exports no function.
+const tripExport = "weir_trip"
+
+// module is what instrument learns about a module before rewriting its
+// code. Every global index the module uses is checked against the globals
+// it has: the two instrument adds must not turn an invalid module into a
+// valid one in which the guest resets its own fuel or interrupt flag.
+// Likewise a function reference in code must name a declared function.
+type module struct {
+	globals   uint32 // imported and defined, before instrument adds two
+	funcs     uint32 // imported and defined
+	hasMemory bool
+	declared  map[uint32]bool // functions ref.func may name in code
+	exported  map[uint32]bool // exported functions
+	nullaries []bool          // by type index: does the function type take and return nothing
+	funcTypes []uint32        // by function index (imported and defined): its type index
+	// typesUnknown is set when the type section holds forms instrument
+	// does not read.
+	typesUnknown bool
 }
 
-func appendExport(body, exports []byte, nExports uint32) ([]byte, error) {
+func (m *module) nullary(typ uint32) bool {
+	return m.typesUnknown || typ < uint32(len(m.nullaries)) && m.nullaries[typ]
+}
+
+func (m *module) typeSection(body []byte) error {
 	r := reader{b: body}
 	n := r.u32()
 	for range n {
-		if name := r.name(); name == interruptExport || name == startExport {
-			return nil, fmt.Errorf("%w: the module exports %q, a name the host reserves", errNotInstrumentable, name)
+		if form := r.byte(); form != 0x60 {
+			// A form of a later proposal (a recursive group): the start
+			// function's type goes unchecked.
+			m.typesUnknown = true
+			return nil
 		}
-		r.byte()
-		r.u32()
+		params := r.u32()
+		for range params {
+			r.valType()
+		}
+		results := r.u32()
+		for range results {
+			r.valType()
+		}
+		m.nullaries = append(m.nullaries, params == 0 && results == 0)
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("%w: export section: %w", errNotInstrumentable, r.err)
-	}
-	return appendItems(body, nExports, exports), nil
+	return r.err
 }
 
-// instrumentCode rewrites every function body of a code section.
-func instrumentCode(body []byte, interrupt, fuel uint32) ([]byte, error) {
+func (m *module) funcSection(body []byte) error {
+	r := reader{b: body}
+	n := r.u32()
+	for range n {
+		m.funcTypes = append(m.funcTypes, r.u32())
+	}
+	m.funcs += n
+	return r.err
+}
+
+// first is the lowest function index in fs (or 0 and false).
+func (m *module) first(fs map[uint32]bool) (uint32, bool) {
+	first, ok := uint32(0), false
+	for f, in := range fs {
+		if in && (!ok || f < first) {
+			first, ok = f, true
+		}
+	}
+	return first, ok
+}
+
+func (m *module) imports(body []byte) error {
+	r := reader{b: body}
+	n := r.u32()
+	for range n {
+		r.name()
+		r.name()
+		switch kind := r.byte(); kind {
+		case 0: // func
+			m.funcTypes = append(m.funcTypes, r.u32())
+			m.funcs++
+		case 1: // table
+			r.valType()
+			r.limits()
+		case 2: // memory
+			r.limits()
+			m.hasMemory = true
+		case 3: // global
+			r.valType()
+			r.byte()
+			m.globals++
+		case 4: // tag
+			r.byte()
+			r.u32()
+		default:
+			if r.err == nil {
+				return fmt.Errorf("import kind %d", kind)
+			}
+		}
+	}
+	return r.err
+}
+
+func (m *module) tables(body []byte) error {
+	r := reader{b: body}
+	n := r.u32()
+	for range n {
+		init := r.i+1 < len(r.b) && r.b[r.i] == 0x40 && r.b[r.i+1] == 0x00
+		if init { // a table with an initializer (typed function references)
+			r.skip(2)
+		}
+		r.valType()
+		r.limits()
+		if init {
+			if err := m.constExpr(&r); err != nil {
+				return err
+			}
+		}
+	}
+	return r.err
+}
+
+func (m *module) globalSection(body []byte) error {
+	r := reader{b: body}
+	n := r.u32()
+	m.globals += n
+	for range n {
+		r.valType()
+		r.byte()
+		if err := m.constExpr(&r); err != nil {
+			return err
+		}
+	}
+	return r.err
+}
+
+func (m *module) exports(body []byte) error {
+	r := reader{b: body}
+	n := r.u32()
+	for range n {
+		if name := r.name(); name == interruptExport || name == startExport || name == tripExport {
+			return fmt.Errorf("the module exports %q, a name the host reserves", name)
+		}
+		kind, idx := r.byte(), r.u32()
+		switch kind {
+		case 0:
+			m.declared[idx] = true
+			m.exported[idx] = true
+		case 3:
+			if idx >= m.globals {
+				return fmt.Errorf("export of global %d, beyond the module's %d", idx, m.globals)
+			}
+		}
+	}
+	return r.err
+}
+
+func (m *module) elems(body []byte) error {
+	r := reader{b: body}
+	n := r.u32()
+	for range n {
+		flags := r.u32()
+		if flags > 7 {
+			return fmt.Errorf("element segment flags %d", flags)
+		}
+		if flags&3 == 2 {
+			r.u32() // table
+		}
+		if flags&1 == 0 { // active: an offset
+			if err := m.constExpr(&r); err != nil {
+				return err
+			}
+		}
+		if flags&3 != 0 {
+			if flags&4 != 0 {
+				r.valType()
+			} else {
+				r.byte() // element kind
+			}
+		}
+		items := r.u32()
+		for range items {
+			if flags&4 != 0 {
+				if err := m.constExpr(&r); err != nil {
+					return err
+				}
+			} else {
+				m.declared[r.u32()] = true
+			}
+		}
+		if r.err != nil {
+			return r.err
+		}
+	}
+	return r.err
+}
+
+func (m *module) datas(body []byte) error {
+	r := reader{b: body}
+	n := r.u32()
+	for range n {
+		switch flags := r.u32(); flags {
+		case 2:
+			r.u32() // memory
+			fallthrough
+		case 0:
+			if err := m.constExpr(&r); err != nil {
+				return err
+			}
+		case 1:
+		default:
+			return fmt.Errorf("data segment flags %d", flags)
+		}
+		r.skip(int(r.u32()))
+	}
+	return r.err
+}
+
+// constExpr walks an initializer up to its end.
+func (m *module) constExpr(r *reader) error {
+	for {
+		op := r.byte()
+		if r.err != nil {
+			return r.err
+		}
+		if op == 0x0B {
+			return nil
+		}
+		if err := m.instruction(r, op, false); err != nil {
+			return err
+		}
+	}
+}
+
+// instruction moves past op's immediates, refusing a global the module
+// does not have. A ref.func outside code declares its function; one in
+// code must name a declared function.
+func (m *module) instruction(r *reader, op byte, inCode bool) error {
+	switch op {
+	case 0x23, 0x24: // global.get, global.set
+		if g := r.u32(); r.err == nil && g >= m.globals {
+			return fmt.Errorf("%w: global %d, beyond the module's %d", errNotInstrumentable, g, m.globals)
+		}
+	case 0xD2: // ref.func
+		f := r.u32()
+		if !inCode {
+			m.declared[f] = true
+		} else if r.err == nil && !m.declared[f] {
+			return fmt.Errorf("%w: undeclared function reference %d", errNotInstrumentable, f)
+		}
+	default:
+		return r.skipImmediates(op)
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: %w", errNotInstrumentable, r.err)
+	}
+	return nil
+}
+
+// instrumentCode rewrites every function body of a code section; trip is
+// the instructions that return to Go.
+func (m *module) instrumentCode(body []byte, interrupt, fuel uint32, ticks int32, trip []byte) ([]byte, error) {
 	g := func(op byte, idx uint32) []byte { return appendU32([]byte{op}, idx) }
 	var check []byte
 	check = append(check, g(0x23, fuel)...)       // global.get $fuel
@@ -221,10 +491,9 @@ func instrumentCode(body []byte, interrupt, fuel uint32) ([]byte, error) {
 	check = append(check, g(0x24, fuel)...)       // global.set $fuel
 	check = append(check, g(0x23, fuel)...)       // global.get $fuel
 	check = append(check, 0x45, 0x04, 0x40, 0x41) // i32.eqz; if; i32.const
-	check = appendS32(check, fuelTicks)           //   fuelTicks
+	check = appendS32(check, ticks)               //   ticks
 	check = append(check, g(0x24, fuel)...)       //   global.set $fuel
-	check = append(check, 0x41, 0x00, 0x40, 0x00) //   memory.grow(0): a trip to Go
-	check = append(check, 0x1A)                   //   drop
+	check = append(check, trip...)                //   a trip to Go
 	check = append(check, g(0x23, interrupt)...)  //   global.get $interrupt
 	check = append(check, 0x04, 0x40, 0x00, 0x0B) //   if unreachable end
 	check = append(check, 0x0B)                   // end
@@ -244,7 +513,7 @@ func instrumentCode(body []byte, interrupt, fuel uint32) ([]byte, error) {
 		nLocals := f.u32()
 		for range nLocals {
 			f.u32()
-			f.byte()
+			f.valType()
 		}
 		if f.err != nil {
 			return nil, fmt.Errorf("%w: locals: %w", errNotInstrumentable, f.err)
@@ -254,11 +523,10 @@ func instrumentCode(body []byte, interrupt, fuel uint32) ([]byte, error) {
 		start := f.i
 		for f.i < len(f.b) {
 			op := f.byte()
-			isLoop := op == 0x03
-			if err := f.skipImmediates(op); err != nil {
+			if err := m.instruction(&f, op, true); err != nil {
 				return nil, err
 			}
-			if isLoop {
+			if op == 0x03 { // loop
 				fn = append(fn, f.b[start:f.i]...)
 				fn = append(fn, check...)
 				start = f.i
@@ -272,6 +540,15 @@ func instrumentCode(body []byte, interrupt, fuel uint32) ([]byte, error) {
 		return nil, fmt.Errorf("%w: code section: %w", errNotInstrumentable, r.err)
 	}
 	return out, nil
+}
+
+// appendItems adds n items to a vector section body (count, items...).
+func appendItems(body []byte, n uint32, items []byte) []byte {
+	r := reader{b: body}
+	count := r.u32()
+	out := appendU32(nil, count+n)
+	out = append(out, body[r.i:]...)
+	return append(out, items...)
 }
 
 // skipImmediates moves past the immediates of instruction op.
@@ -291,7 +568,9 @@ func (r *reader) skipImmediates(op byte) error {
 			}
 			r.u32()
 		}
-	case op == 0x0C || op == 0x0D || op == 0x10 || op == 0x12 || op == 0xD2: // br br_if call return_call ref.func
+	case op == 0x0C || op == 0x0D || op == 0x10 || op == 0x12 || op == 0xD2 ||
+		op == 0x14 || op == 0x15 || op == 0xD5 || op == 0xD6:
+		// br br_if call return_call ref.func call_ref return_call_ref br_on_null br_on_non_null
 		r.u32()
 	case op == 0x0E: // br_table
 		n := r.u32()
@@ -304,7 +583,7 @@ func (r *reader) skipImmediates(op byte) error {
 	case op == 0x1C: // select t*
 		n := r.u32()
 		for range n {
-			r.byte()
+			r.valType()
 		}
 	case op >= 0x20 && op <= 0x26: // local.*, global.*, table.get/set
 		r.u32()
@@ -320,8 +599,8 @@ func (r *reader) skipImmediates(op byte) error {
 		r.skip(4)
 	case op == 0x44:
 		r.skip(8)
-	case op == 0xD0: // ref.null
-		r.byte()
+	case op == 0xD0: // ref.null heaptype
+		r.s64()
 	case op == 0xFC:
 		switch sub := r.u32(); {
 		case sub <= 7:
@@ -352,7 +631,7 @@ func (r *reader) skipImmediates(op byte) error {
 			r.memarg()
 		}
 	case op <= 0x01 || op == 0x05 || op == 0x0A || op == 0x0B || op == 0x0F || op == 0x19 ||
-		op == 0x1A || op == 0x1B || (op >= 0x45 && op <= 0xC4) || op == 0xD1:
+		op == 0x1A || op == 0x1B || (op >= 0x45 && op <= 0xC4) || op == 0xD1 || op == 0xD4:
 		// no immediates
 	default:
 		return fmt.Errorf("%w: unknown instruction 0x%02X", errNotInstrumentable, op)
@@ -395,13 +674,16 @@ func (r *reader) u32() uint32 {
 	var v uint32
 	for shift := 0; shift < 35; shift += 7 {
 		c := r.byte()
+		if shift == 28 && c&0xF0 != 0 { // the fifth byte holds 4 bits
+			break
+		}
 		v |= uint32(c&0x7F) << shift
 		if c&0x80 == 0 {
 			return v
 		}
 	}
 	if r.err == nil {
-		r.err = errors.New("LEB128 integer too long")
+		r.err = errors.New("LEB128 integer too long or over 32 bits")
 	}
 	return 0
 }
@@ -445,15 +727,22 @@ func (r *reader) memarg() {
 	r.u32()
 }
 
+// blockType moves past a block type: empty, a value type, or a type index
+// (an s33, which also covers every one-byte value type).
 func (r *reader) blockType() {
-	if r.i < len(r.b) {
-		switch r.b[r.i] {
-		case 0x40, 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F:
-			r.i++
-			return
-		}
+	if r.i < len(r.b) && (r.b[r.i] == 0x63 || r.b[r.i] == 0x64) {
+		r.valType()
+		return
 	}
-	r.s64() // a type index, as s33
+	r.s64()
+}
+
+// valType moves past a value type: one byte, or (ref null? heaptype) of
+// the typed function references proposal, whose heap type is an s33.
+func (r *reader) valType() {
+	if t := r.byte(); t == 0x63 || t == 0x64 {
+		r.s64()
+	}
 }
 
 func appendU32(b []byte, v uint32) []byte {
