@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/monitor/drift"
 )
 
@@ -40,8 +42,12 @@ func (g *Gateway) putModel(c *fiber.Ctx) error {
 			}
 		}
 	}
+	batching, err := g.batchingQuery(c)
+	if err != nil {
+		return err
+	}
 	body := bytes.Clone(c.Body()) // fasthttp reuses the body after we return
-	v, err := g.models.Upload(c.UserContext(), name, version, body, features)
+	v, err := g.models.Upload(c.UserContext(), name, version, body, models.UploadOptions{Features: features, Batching: batching})
 	if err != nil {
 		return err
 	}
@@ -52,6 +58,67 @@ func (g *Gateway) putModel(c *fiber.Ctx) error {
 		}
 	}
 	return c.SendStatus(fiber.StatusCreated)
+}
+
+// batchingQuery reads an upload's dynamic batching query parameters
+// (max_batch_size, max_queue_delay, preferred_batch_sizes); nil when none
+// is given.
+func (g *Gateway) batchingQuery(c *fiber.Ctx) (*models.Batching, error) {
+	size, delay, pref := c.Query("max_batch_size"), c.Query("max_queue_delay"), c.Query("preferred_batch_sizes")
+	if size == "" && delay == "" && pref == "" {
+		return nil, nil
+	}
+	var b models.Batching
+	var err error
+	if size != "" {
+		if b.MaxBatchSize, err = strconv.Atoi(size); err != nil {
+			return nil, weirerr.Invalidf("max_batch_size %q is not a whole number", size)
+		}
+	}
+	if delay != "" {
+		if b.MaxQueueDelay, err = models.ParseQueueDelay(delay); err != nil {
+			return nil, err
+		}
+	}
+	if pref != "" {
+		if b.PreferredBatchSizes, err = models.ParseBatchSizes(pref); err != nil {
+			return nil, err
+		}
+	}
+	return &b, g.checkBatching(&b)
+}
+
+// checkBatching validates a batching setting's numbers and keeps its
+// batches within this gateway's --max-rows.
+func (g *Gateway) checkBatching(b *models.Batching) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if b.MaxBatchSize > g.opts.MaxRows {
+		return weirerr.Invalidf("max_batch_size %d is past this gateway's limit of %d rows a request (--max-rows)", b.MaxBatchSize, g.opts.MaxRows)
+	}
+	return nil
+}
+
+// putBatching changes a version's dynamic batching setting on every
+// replica: {"max_batch_size": 32, "max_queue_delay": "500us",
+// "preferred_batch_sizes": [8, 16]}; {"max_batch_size": 0} turns it off.
+func (g *Gateway) putBatching(c *fiber.Ctx) error {
+	name, version, err := modelParams(c)
+	if err != nil {
+		return err
+	}
+	var b models.Batching
+	if err := b.UnmarshalJSON(c.Body()); err != nil {
+		return err
+	}
+	if err := g.checkBatching(&b); err != nil {
+		return err
+	}
+	if err := g.models.SetBatching(c.UserContext(), name, version, b); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"model": name, "version": version, "batching": b})
 }
 
 // putReference stores a version's reference (training) data: CSV with a

@@ -286,10 +286,11 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 			g.drift.Forget(model, version)
 			g.met.forget(model, version)
 		},
-		CacheDir:   filepath.Join(o.DataDir, "cache", "models"),
-		Session:    models.SessionOptions{IntraOpThreads: o.IntraOpThreads},
-		Logger:     g.log,
-		Registerer: g.reg,
+		CacheDir:     filepath.Join(o.DataDir, "cache", "models"),
+		Session:      models.SessionOptions{IntraOpThreads: o.IntraOpThreads},
+		MaxBatchRows: o.MaxRows,
+		Logger:       g.log,
+		Registerer:   g.reg,
 	})
 	if err != nil {
 		return nil, err

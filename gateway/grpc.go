@@ -59,7 +59,7 @@ func (b grpcBackend) Infer(ctx context.Context, call oipgrpc.Call) (*models.Infe
 	if err := checkModelParams(call.Name, call.Version); err != nil {
 		return nil, err
 	}
-	resp, served, err := b.g.inferOIP(oipCall{start: call.Start, name: call.Name, version: call.Version, req: call.Request, header: call.Header})
+	resp, served, err := b.g.inferOIP(oipCall{ctx: ctx, start: call.Start, name: call.Name, version: call.Version, req: call.Request, header: call.Header})
 	if call.SetHeader != nil {
 		if served.Variant != "" {
 			call.SetHeader("x-weir-variant", served.Variant)

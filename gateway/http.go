@@ -104,6 +104,7 @@ func (g *Gateway) buildApp() error {
 	v1.Get("/models/:name", g.getModel)
 	v1.Put("/models/:name/versions/:version", admin, g.putModel)
 	v1.Put("/models/:name/versions/:version/reference", admin, g.putReference)
+	v1.Put("/models/:name/versions/:version/batching", admin, g.putBatching)
 	v1.Delete("/models/:name/versions/:version", admin, g.deleteModel)
 
 	v1.Get("/plugins", g.listPlugins)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 	if err := decodeInferRequest(c, &req); err != nil {
 		return err
 	}
-	resp, res, err := g.inferOIP(oipCall{start: start, name: name, version: version, req: &req, header: headerOf(c)})
+	resp, res, err := g.inferOIP(oipCall{ctx: c.UserContext(), start: start, name: name, version: version, req: &req, header: headerOf(c)})
 	if res.Variant != "" {
 		c.Set("X-Weir-Variant", res.Variant)
 	}
@@ -164,6 +165,7 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 
 // oipCall is one OIP inference request, whichever transport brought it.
 type oipCall struct {
+	ctx           context.Context // the caller's: its deadline bounds a wait for a batch
 	start         time.Time
 	name, version string // model or route name; pinned version or variant, or ""
 	req           *models.InferRequest
@@ -211,7 +213,7 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 			served.Variant = variant.Name
 		}
 	}
-	resp, err := g.runInfer(req, ev)
+	resp, err := g.runInfer(call.ctx, req, ev)
 	if ev.Version != "" {
 		served.Model, served.Version = ev.Model, ev.Version
 	}
@@ -228,7 +230,7 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 			g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
 				// The shadow's own model version, not the caller's.
 				sev := &monitor.Event{Model: v.Name, Version: v.Version}
-				_, err := g.runInfer(&sreq, sev)
+				_, err := g.runInfer(context.Background(), &sreq, sev)
 				return sev, err
 			})
 		}
@@ -249,13 +251,13 @@ func headerStickyKey(rt *router.Route, header func(string) string) (string, bool
 
 // runInfer resolves ev's model version and runs an OIP request on it,
 // recording the features and outputs in ev.
-func (g *Gateway) runInfer(req *models.InferRequest, ev *monitor.Event) (*models.InferResponse, error) {
+func (g *Gateway) runInfer(ctx context.Context, req *models.InferRequest, ev *monitor.Event) (*models.InferResponse, error) {
 	v, err := g.models.Get(ev.Model, ev.Version)
 	if err != nil {
 		return nil, err
 	}
 	ev.Model, ev.Version = v.Name, v.Version
-	resp, inputs, err := v.Infer(req)
+	resp, inputs, err := v.Infer(ctx, req)
 	ev.Features = inputFeatures(v, inputs)
 	models.Release(inputs) // the event holds copies of what it needs
 	if err != nil {

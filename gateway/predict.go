@@ -137,7 +137,7 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 			if err != nil {
 				return nil, err
 			}
-			outs, err := v.RunTensors([]models.Tensor{t})
+			outs, err := v.RunTensors(context.Background(), []models.Tensor{t})
 			if err != nil {
 				return nil, err
 			}
@@ -223,7 +223,7 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 	if tr != nil {
 		tr.ModelInput = &traceTensor{Name: t.Name, Datatype: string(t.Datatype), Shape: t.Shape, Features: v.Features, Data: t.Data}
 	}
-	outs, err := v.RunTensors([]models.Tensor{t})
+	outs, err := v.RunTensors(ctx, []models.Tensor{t})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,7 +12,9 @@ import (
 
 // Infer validates and runs an OIP request on v. Inputs that the caller
 // gave as an object of named features (see PackFeatures) are already packed.
-func (v *Version) Infer(req *InferRequest) (*InferResponse, []Tensor, error) {
+// ctx is the caller's: with dynamic batching on, the request may wait for a
+// batch until ctx ends.
+func (v *Version) Infer(ctx context.Context, req *InferRequest) (*InferResponse, []Tensor, error) {
 	if v.Session == nil {
 		return nil, nil, weirerr.Unavailablef("model %s@%s is not loaded", v.Name, v.Version)
 	}
@@ -22,7 +25,7 @@ func (v *Version) Infer(req *InferRequest) (*InferResponse, []Tensor, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	outs, err := v.RunTensors(inputs)
+	outs, err := v.RunTensors(ctx, inputs)
 	if err != nil {
 		return nil, inputs, err
 	}
@@ -50,12 +53,13 @@ func (v *Version) Infer(req *InferRequest) (*InferResponse, []Tensor, error) {
 	return resp, inputs, nil
 }
 
-// RunTensors runs prepared inputs.
-func (v *Version) RunTensors(inputs []Tensor) ([]Tensor, error) {
+// RunTensors runs prepared inputs, batched with other callers' when the
+// version's dynamic batching is on (Session.RunContext).
+func (v *Version) RunTensors(ctx context.Context, inputs []Tensor) ([]Tensor, error) {
 	if v.Session == nil {
 		return nil, weirerr.Unavailablef("model %s@%s is not loaded", v.Name, v.Version)
 	}
-	return v.Session.Run(inputs)
+	return v.Session.RunContext(ctx, inputs)
 }
 
 func outputList(s *Session) string {

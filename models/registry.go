@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -32,6 +33,7 @@ const (
 const (
 	attrFeatures  = "features"
 	attrReference = "reference" // digest of the reference data blob
+	attrBatching  = "batching"  // the version's Batching, as JSON
 )
 
 // FeaturesMetadataKey is the ONNX metadata_props key from which weir reads a
@@ -70,6 +72,21 @@ type Options struct {
 	// long as the version. It runs on the registry's goroutines: keep it
 	// short.
 	OnVersion func(model, version string, present bool)
+	// MaxBatchRows caps a batched run's rows on this replica, whatever a
+	// version's max_batch_size says (the gateway's --max-rows). 0 means
+	// MaxBatchRows.
+	MaxBatchRows int
+}
+
+// UploadOptions are what an upload may set besides the model's bytes.
+type UploadOptions struct {
+	// Features is the feature list; nil lets the model's metadata or,
+	// later, its reference data give it.
+	Features []string
+	// Batching, when not nil, is the version's dynamic batching setting.
+	// When nil, a re-push of name@version keeps the setting it had, if the
+	// new model can be batched.
+	Batching *Batching
 }
 
 // Registry holds the model versions this gateway serves and keeps them in
@@ -159,10 +176,11 @@ func (r *Registry) Close(ctx context.Context) error {
 }
 
 // Upload validates ONNX bytes by creating a real runtime session, and only
-// then stores them; a model that does not load changes nothing. features
-// may be nil (the model's metadata or, later, its reference data may give
-// them). The version is ready in this process when Upload returns.
-func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte, features []string) (*Version, error) {
+// then stores them; a model that does not load (or cannot take the batching
+// asked for) changes nothing. The version is ready in this process when
+// Upload returns.
+func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte, o UploadOptions) (*Version, error) {
+	features := o.Features
 	if len(onnx) == 0 {
 		return nil, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
 	}
@@ -184,11 +202,29 @@ func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte
 		return nil, err
 	}
 	meta := artifacts.Meta{Name: name, Version: version, Size: int64(len(onnx)), Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
-	if prev, ok, _ := r.store.Meta(ctx, name, version); ok && prev.Attrs[attrReference] != "" {
+	prev, hasPrev, _ := r.store.Meta(ctx, name, version)
+	if hasPrev && prev.Attrs[attrReference] != "" {
 		meta.Attrs[attrReference] = prev.Attrs[attrReference]
 	}
 	if len(features) > 0 {
 		meta.Attrs[attrFeatures] = strings.Join(features, ",")
+	}
+	batching := o.Batching
+	if batching == nil && hasPrev && prev.Attrs[attrBatching] != "" {
+		if b, err := parseBatching(prev.Attrs[attrBatching]); err == nil && sess.CheckBatchable() == nil {
+			batching = &b
+		} else if b.Enabled() {
+			r.log.Warn("re-pushed model cannot keep its batching setting", "model", name, "version", version, "err", err)
+		}
+	}
+	if batching != nil {
+		if err := r.setBatching(sess, *batching); err != nil {
+			sess.Close()
+			return nil, err
+		}
+		if batching.Enabled() {
+			meta.Attrs[attrBatching] = batchingAttr(*batching)
+		}
 	}
 	if meta.Blob, err = r.store.PutBlob(ctx, onnx); err != nil {
 		sess.Close()
@@ -242,6 +278,108 @@ func (r *Registry) SetReference(ctx context.Context, name, version string, data 
 	}
 	r.mu.Unlock()
 	return r.store.PutMeta(ctx, meta)
+}
+
+// SetBatching changes name@version's dynamic batching setting everywhere:
+// here at once, on other replicas when they see the change. It fails,
+// naming the tensor, for a model that cannot be batched, and while the
+// version is not loaded here (nothing could check it).
+func (r *Registry) SetBatching(ctx context.Context, name, version string, b Batching) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	meta, ok, err := r.store.Meta(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return weirerr.NotFoundf("model %q has no version %q", name, version)
+	}
+	v, err := r.Get(name, version)
+	if err != nil {
+		return err
+	}
+	if v.Meta.Blob != meta.Blob {
+		return weirerr.Unavailablef("model %s@%s is being replaced on this gateway; try again shortly", name, version)
+	}
+	if err := r.setBatching(v.Session, b); err != nil {
+		return err
+	}
+	attrs := map[string]string{}
+	for k, val := range meta.Attrs {
+		attrs[k] = val
+	}
+	delete(attrs, attrBatching)
+	if b.Enabled() {
+		attrs[attrBatching] = batchingAttr(b)
+	}
+	meta.Attrs = attrs
+	r.mu.Lock()
+	if cur := r.versions[name][version]; cur != nil {
+		nv := *cur
+		nv.Meta = meta
+		r.versions[name][version] = &nv
+	}
+	r.mu.Unlock()
+	r.log.Info("model batching set", "model", name, "version", version, "batching", b.String())
+	return r.store.PutMeta(ctx, meta)
+}
+
+// setBatching applies b to a session, capped by this replica's MaxBatchRows.
+func (r *Registry) setBatching(s *Session, b Batching) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if b.Enabled() {
+		if err := s.CheckBatchable(); err != nil {
+			return err
+		}
+	}
+	limit := r.opts.MaxBatchRows
+	if limit <= 0 || limit > MaxBatchRows {
+		limit = MaxBatchRows
+	}
+	if b.MaxBatchSize > limit {
+		b.MaxBatchSize = max(limit, 2)
+		var kept []int
+		for _, p := range b.PreferredBatchSizes {
+			if p <= b.MaxBatchSize {
+				kept = append(kept, p)
+			}
+		}
+		b.PreferredBatchSizes = kept
+	}
+	return s.SetBatching(b)
+}
+
+// applyBatching applies the setting stored in meta (none: off) to a
+// session loaded or changed by another replica's announcement.
+func (r *Registry) applyBatching(s *Session, meta artifacts.Meta) {
+	var b Batching
+	if a := meta.Attrs[attrBatching]; a != "" {
+		var err error
+		if b, err = parseBatching(a); err != nil {
+			r.log.Error("stored batching setting is unreadable; batching stays off", "model", meta.Name, "version", meta.Version, "err", err)
+			b = Batching{}
+		}
+	}
+	if err := r.setBatching(s, b); err != nil {
+		r.log.Error("stored batching setting does not fit the model; batching stays off", "model", meta.Name, "version", meta.Version, "err", err)
+		_ = s.SetBatching(Batching{})
+	}
+}
+
+func batchingAttr(b Batching) string {
+	j, _ := json.Marshal(b)
+	return string(j)
+}
+
+func parseBatching(s string) (Batching, error) {
+	var b Batching
+	if err := json.Unmarshal([]byte(s), &b); err != nil {
+		return Batching{}, err
+	}
+	return b, b.Validate()
 }
 
 // Reference returns the reference data of name@version, if any.
@@ -348,6 +486,8 @@ type VersionState struct {
 	Reference bool         `json:"reference"`
 	Inputs    []TensorInfo `json:"inputs,omitempty"`
 	Outputs   []TensorInfo `json:"outputs,omitempty"`
+	// Batching is the dynamic batching setting, absent when off.
+	Batching *Batching `json:"batching,omitempty"`
 }
 
 // List returns every model with its versions, oldest version first.
@@ -386,6 +526,11 @@ func (v *Version) summary() VersionState {
 	if v.Session != nil {
 		s.Inputs, s.Outputs = v.Session.Inputs(), v.Session.Outputs()
 	}
+	if a := v.Meta.Attrs[attrBatching]; a != "" {
+		if b, err := parseBatching(a); err == nil && b.Enabled() {
+			s.Batching = &b
+		}
+	}
 	return s
 }
 
@@ -414,6 +559,9 @@ func (r *Registry) apply(c artifacts.Change) {
 		nv := *cur
 		nv.Meta = c.Meta
 		nv.Features = splitList(c.Meta.Attrs[attrFeatures])
+		if c.Meta.Attrs[attrBatching] != cur.Meta.Attrs[attrBatching] {
+			r.applyBatching(cur.Session, c.Meta)
+		}
 		r.mu.Lock()
 		if r.versions[c.Name][c.Version] == cur {
 			r.versions[c.Name][c.Version] = &nv
@@ -460,6 +608,7 @@ func (r *Registry) load(meta artifacts.Meta) {
 		r.loads.WithLabelValues(meta.Name, meta.Version, "failed").Inc()
 		r.log.Error("model load failed", "model", meta.Name, "version", meta.Version, "err", err)
 	} else {
+		r.applyBatching(sess, meta)
 		v.State, v.Session = Ready, sess
 		r.loads.WithLabelValues(meta.Name, meta.Version, "ok").Inc()
 		r.log.Info("model loaded", "model", meta.Name, "version", meta.Version)

@@ -60,10 +60,10 @@ func TestQuickRepushServesNewestBytesOnOtherReplica(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Upload(ctx, "m", "1", slow, nil); err != nil {
+		if _, err := a.Upload(ctx, "m", "1", slow, UploadOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Upload(ctx, "m", "1", fast, nil); err != nil {
+		if _, err := a.Upload(ctx, "m", "1", fast, UploadOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		want := artifacts.Digest(fast)

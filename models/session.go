@@ -1,9 +1,12 @@
 package models
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -25,6 +28,11 @@ type SessionOptions struct {
 	// in parallel, and spinning pools fight over the cores
 	// (docs/rationale.md has the measurements).
 	IntraOpThreads int
+	// BatchRunners is how many batches of one model version may run at
+	// once when dynamic batching is on (SetBatching). 0 means
+	// GOMAXPROCS / IntraOpThreads: one per core, as each run uses
+	// IntraOpThreads cores.
+	BatchRunners int
 }
 
 // Session is a loaded model, safe for concurrent Infer calls. Close waits
@@ -37,6 +45,11 @@ type Session struct {
 	mu     sync.RWMutex // read-held by each Run; Close takes it to free the session
 	sess   *ort.DynamicAdvancedSession
 	closed bool
+
+	runners int                     // batches that may run at once
+	bmu     sync.Mutex              // serialises SetBatching and Close
+	batch   atomic.Pointer[batcher] // nil while batching is off
+	bclosed bool                    // under bmu: Close has stopped batching for good
 }
 
 // LoadSession creates a runtime session for the ONNX file at path. A model
@@ -48,6 +61,10 @@ func LoadSession(path string, o SessionOptions) (*Session, error) {
 		return nil, weirerr.Invalidf("ONNX Runtime cannot load the model: %s", cleanORTError(err))
 	}
 	s := &Session{byName: map[string]int{}}
+	s.runners = o.BatchRunners
+	if s.runners <= 0 {
+		s.runners = max(1, runtime.GOMAXPROCS(0)/max(1, o.IntraOpThreads))
+	}
 	if s.inputs, err = describe("input", ins); err != nil {
 		return nil, err
 	}
@@ -368,8 +385,67 @@ func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
 	return result, nil
 }
 
-// Close frees the runtime session after the calls in flight finish.
+// SetBatching turns dynamic batching on, changes it, or (with the zero
+// Batching) turns it off. Turning it on fails, naming the tensor, for a
+// model whose inputs and outputs do not all have a dynamic first dimension.
+// Requests queued when it is turned off still run, batched.
+func (s *Session) SetBatching(cfg Batching) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Enabled() {
+		if err := s.CheckBatchable(); err != nil {
+			return err
+		}
+	}
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if s.bclosed {
+		return nil
+	}
+	cur := s.batch.Load()
+	switch {
+	case !cfg.Enabled() && cur != nil:
+		s.batch.Store(nil)
+		cur.stop()
+	case cfg.Enabled() && cur != nil:
+		cur.setConfig(cfg)
+	case cfg.Enabled():
+		s.batch.Store(newBatcher(s, cfg, s.runners))
+	}
+	return nil
+}
+
+// Batching is the session's batching setting (the zero value when off).
+func (s *Session) Batching() Batching {
+	if b := s.batch.Load(); b != nil {
+		return *b.cfg.Load()
+	}
+	return Batching{}
+}
+
+// RunContext is Run, through the dynamic batcher when batching is on and
+// the request can share a batch. ctx is the caller's alone: when it ends,
+// the caller gets its error at once and its rows leave (or are dropped
+// from) the batch, without failing the batch's other requests.
+func (s *Session) RunContext(ctx context.Context, inputs []Tensor) ([]Tensor, error) {
+	if b := s.batch.Load(); b != nil {
+		if outs, handled, err := b.run(ctx, inputs); handled {
+			return outs, err
+		}
+	}
+	return s.Run(inputs)
+}
+
+// Close stops batching (queued requests still run), then frees the runtime
+// session after the calls in flight finish.
 func (s *Session) Close() {
+	s.bmu.Lock()
+	s.bclosed = true
+	if b := s.batch.Swap(nil); b != nil {
+		b.stop()
+	}
+	s.bmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
