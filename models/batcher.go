@@ -24,7 +24,8 @@ type batcher struct {
 	s       *Session
 	cfg     atomic.Pointer[Batching]
 	runners int
-	wake    chan struct{} // buffered 1: something changed
+	onBatch func(requests int) // may be nil
+	wake    chan struct{}      // buffered 1: something changed
 	// batches counts runs of more than one request, batchedRows their
 	// rows: what tests (and one day metrics) see of batching working.
 	batches, batchedRows atomic.Int64
@@ -62,11 +63,11 @@ type member struct {
 	err      error
 }
 
-func newBatcher(s *Session, cfg Batching, runners int) *batcher {
+func newBatcher(s *Session, cfg Batching, runners int, onBatch func(int)) *batcher {
 	if runners <= 0 {
 		runners = runtime.GOMAXPROCS(0)
 	}
-	b := &batcher{s: s, runners: runners, wake: make(chan struct{}, 1), stopped: make(chan struct{}), groups: map[string]*group{}}
+	b := &batcher{s: s, onBatch: onBatch, runners: runners, wake: make(chan struct{}, 1), stopped: make(chan struct{}), groups: map[string]*group{}}
 	b.cfg.Store(&cfg)
 	go b.schedule()
 	return b
@@ -318,6 +319,9 @@ func (b *batcher) runBatch(batch []*member) {
 		b.signal()
 		b.runs.Done()
 	}()
+	if f := b.onBatch; f != nil {
+		f(len(batch))
+	}
 	if len(batch) == 1 {
 		m := batch[0]
 		m.outs, m.err = b.s.Run(m.inputs)

@@ -79,7 +79,7 @@ func (b Batching) String() string {
 	if !b.Enabled() {
 		return "off"
 	}
-	s := fmt.Sprintf("max_batch_size=%d max_queue_delay=%s", b.MaxBatchSize, b.MaxQueueDelay)
+	s := fmt.Sprintf("max_batch_size=%d max_queue_delay=%s", b.MaxBatchSize, delayString(b.MaxQueueDelay))
 	if len(b.PreferredBatchSizes) > 0 {
 		s += " preferred_batch_sizes=" + joinInts(b.PreferredBatchSizes)
 	}
@@ -92,11 +92,15 @@ type batchingJSON struct {
 	PreferredBatchSizes []int  `json:"preferred_batch_sizes,omitempty"`
 }
 
-// MarshalJSON writes {"max_batch_size": 32, "max_queue_delay": "500µs",
+// MarshalJSON writes {"max_batch_size": 32, "max_queue_delay": "500us",
 // "preferred_batch_sizes": [8, 16]}.
 func (b Batching) MarshalJSON() ([]byte, error) {
-	return json.Marshal(batchingJSON{MaxBatchSize: b.MaxBatchSize, MaxQueueDelay: b.MaxQueueDelay.String(), PreferredBatchSizes: b.PreferredBatchSizes})
+	return json.Marshal(batchingJSON{MaxBatchSize: b.MaxBatchSize, MaxQueueDelay: delayString(b.MaxQueueDelay), PreferredBatchSizes: b.PreferredBatchSizes})
 }
+
+// delayString is a duration as ParseQueueDelay reads it, in ASCII ("500us",
+// not Go's "500µs").
+func delayString(d time.Duration) string { return strings.ReplaceAll(d.String(), "µs", "us") }
 
 // UnmarshalJSON reads what MarshalJSON writes; the delay is a Go duration
 // ("500us", "2ms"). Unknown fields are refused, so a misspelt one is not

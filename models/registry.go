@@ -96,6 +96,7 @@ type Registry struct {
 	opts   Options
 	log    *slog.Logger
 	loads  *prometheus.CounterVec
+	batchN *prometheus.HistogramVec
 	ctx    context.Context // the watch's: Close cancels fetches under way
 	cancel context.CancelFunc
 	watch  *artifacts.Watcher
@@ -132,8 +133,16 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 			Help: "Model version loads by result (ok, failed, unloaded).",
 		}, []string{"model", "version", "result"}),
 	}
+	r.batchN = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "weir_model_batch_requests",
+		Help:    "Requests in each run of the dynamic batcher (1: a request that found no company in time).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+	}, []string{"model", "version"})
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(r.loads); err != nil {
+			return nil, err
+		}
+		if err := o.Registerer.Register(r.batchN); err != nil {
 			return nil, err
 		}
 	}
@@ -218,7 +227,7 @@ func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte
 		}
 	}
 	if batching != nil {
-		if err := r.setBatching(sess, *batching); err != nil {
+		if err := r.setBatching(sess, name, version, *batching); err != nil {
 			sess.Close()
 			return nil, err
 		}
@@ -302,7 +311,7 @@ func (r *Registry) SetBatching(ctx context.Context, name, version string, b Batc
 	if v.Meta.Blob != meta.Blob {
 		return weirerr.Unavailablef("model %s@%s is being replaced on this gateway; try again shortly", name, version)
 	}
-	if err := r.setBatching(v.Session, b); err != nil {
+	if err := r.setBatching(v.Session, name, version, b); err != nil {
 		return err
 	}
 	attrs := map[string]string{}
@@ -325,8 +334,9 @@ func (r *Registry) SetBatching(ctx context.Context, name, version string, b Batc
 	return r.store.PutMeta(ctx, meta)
 }
 
-// setBatching applies b to a session, capped by this replica's MaxBatchRows.
-func (r *Registry) setBatching(s *Session, b Batching) error {
+// setBatching applies b to name@version's session, capped by this
+// replica's MaxBatchRows.
+func (r *Registry) setBatching(s *Session, name, version string, b Batching) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
@@ -349,6 +359,8 @@ func (r *Registry) setBatching(s *Session, b Batching) error {
 		}
 		b.PreferredBatchSizes = kept
 	}
+	obs := r.batchN.WithLabelValues(name, version)
+	s.observeBatches(func(n int) { obs.Observe(float64(n)) })
 	return s.SetBatching(b)
 }
 
@@ -363,7 +375,7 @@ func (r *Registry) applyBatching(s *Session, meta artifacts.Meta) {
 			b = Batching{}
 		}
 	}
-	if err := r.setBatching(s, b); err != nil {
+	if err := r.setBatching(s, meta.Name, meta.Version, b); err != nil {
 		r.log.Error("stored batching setting does not fit the model; batching stays off", "model", meta.Name, "version", meta.Version, "err", err)
 		_ = s.SetBatching(Batching{})
 	}
@@ -699,6 +711,7 @@ func (r *Registry) remove(name, version string) {
 		r.loads.WithLabelValues(name, version, "unloaded").Inc()
 		r.log.Info("model unloaded", "model", name, "version", version)
 		r.retire(old, nil)
+		r.batchN.DeleteLabelValues(name, version)
 	}
 	r.announce(old, name, version, false)
 }

@@ -50,6 +50,7 @@ type Session struct {
 	bmu     sync.Mutex              // serialises SetBatching and Close
 	batch   atomic.Pointer[batcher] // nil while batching is off
 	bclosed bool                    // under bmu: Close has stopped batching for good
+	onBatch func(requests int)      // under bmu: told each batched run's request count
 }
 
 // LoadSession creates a runtime session for the ONNX file at path. A model
@@ -411,9 +412,17 @@ func (s *Session) SetBatching(cfg Batching) error {
 	case cfg.Enabled() && cur != nil:
 		cur.setConfig(cfg)
 	case cfg.Enabled():
-		s.batch.Store(newBatcher(s, cfg, s.runners))
+		s.batch.Store(newBatcher(s, cfg, s.runners, s.onBatch))
 	}
 	return nil
+}
+
+// observeBatches has f told the number of requests in each batched run
+// (from the next time batching is turned on).
+func (s *Session) observeBatches(f func(requests int)) {
+	s.bmu.Lock()
+	s.onBatch = f
+	s.bmu.Unlock()
 }
 
 // Batching is the session's batching setting (the zero value when off).
