@@ -209,11 +209,11 @@ func bindTmpfs(t *testing.T, dir string, size int64) string {
 
 // The embedded NATS's disk fills under load and is freed again: without a
 // restart, admin writes work again, spooled events reach the stream, and
-// while the disk was full health and metrics said so.
+// while the disk was full health and metrics said so. Every answered
+// request's event is stored or counted as dropped, and nothing else is
+// stored. (About a minute: the route store takes ~30 s to accept writes
+// again after JetStream restarts in place.)
 func TestNATSDiskFillsAndIsFreed(t *testing.T) {
-	if !full {
-		t.Skip("about a minute long: runs under make chaos (WEIR_CHAOS=full)")
-	}
 	data := t.TempDir()
 	mnt := bindTmpfs(t, filepath.Join(data, "nats"), 48<<20)
 	natsPort := freePort(t)
@@ -254,10 +254,12 @@ func TestNATSDiskFillsAndIsFreed(t *testing.T) {
 	if code, out := w.do("GET", "/v2/health/ready", nil); code != 200 || w.metric("weir_nats_storage_ok") != 1 {
 		t.Errorf("after recovery: ready %d %s, weir_nats_storage_ok %v", code, out, w.metric("weir_nats_storage_ok"))
 	}
+	expected := int(l.ok.Load())
 	if code, out := w.do("POST", "/v2/models/m/infer", inferBody); code != 200 {
 		t.Errorf("inference after recovery: %d %s", code, out)
+	} else {
+		expected++ // its event is in the stream too
 	}
-	expected := int(l.ok.Load())
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	if b, err := os.ReadFile(filepath.Join(data, "nats-url")); err == nil {
 		natsURL = strings.TrimSpace(string(b)) // the embedded server's credentials
@@ -270,7 +272,7 @@ func TestNATSDiskFillsAndIsFreed(t *testing.T) {
 	if l.failed.Load() != 0 {
 		t.Errorf("%d requests failed", l.failed.Load())
 	}
-	if c.total != c.distinct || c.invalid != 0 || float64(c.distinct)+dropped < float64(expected) {
+	if c.total != c.distinct || c.invalid != 0 || float64(c.distinct)+dropped < float64(expected) || c.distinct > expected {
 		t.Errorf("events: expected %d, stored %d + dropped %v, doubled %d, invalid %d", expected, c.distinct, dropped, c.total-c.distinct, c.invalid)
 	}
 }
