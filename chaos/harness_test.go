@@ -29,6 +29,7 @@ import (
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testpoll"
+	"github.com/weirhq/weir/monitor"
 )
 
 // full is true under `make chaos`: longer faults, more load.
@@ -357,8 +358,9 @@ func (l *load) halt() {
 	l.done.Wait()
 }
 
-// streamEvents reads every event on weir.events.<route> and reports how
-// many there are, how many distinct IDs, and how many are not valid JSON.
+// readStream reads every event on weir.events.<route> (inside frames) and
+// reports how many there are, how many distinct IDs, and how many are not
+// valid JSON.
 type streamCount struct{ total, distinct, invalid int }
 
 func readStream(t *testing.T, url, route string) streamCount {
@@ -389,15 +391,24 @@ func readStream(t *testing.T, url, route string) streamCount {
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			c.total++
-			var ev struct {
-				ID string `json:"id"`
+			// A message is a frame of events (or one event, as written
+			// before frames): count the events.
+			err := monitor.EachEvent(m.Headers(), m.Data(), func(_ int, raw []byte) error {
+				c.total++
+				var ev struct {
+					ID string `json:"id"`
+				}
+				if json.Unmarshal(raw, &ev) != nil || ev.ID == "" {
+					c.invalid++
+					return nil
+				}
+				ids[ev.ID] = true
+				return nil
+			})
+			if err != nil {
+				c.total++
+				c.invalid++ // a damaged frame: at least one event unreadable
 			}
-			if json.Unmarshal(m.Data(), &ev) != nil || ev.ID == "" {
-				c.invalid++
-				continue
-			}
-			ids[ev.ID] = true
 		}
 		if got == 0 {
 			t.Fatalf("stream read stalled with %d left", left)

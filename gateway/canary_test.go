@@ -177,39 +177,23 @@ func TestEveryInferencePublishesOneEvent(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	var count uint64
+	var evs [][]byte
 	testgw.Eventually(t, 10*time.Second, func() bool {
-		s, err := js.Stream(context.Background(), "WEIR_EVENTS")
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(context.Background(), jetstream.WithSubjectFilter("weir.events.r"))
-		if err != nil {
-			return false
-		}
-		count = info.State.Msgs
-		return count >= n
+		evs, err = streamEvents(js, "weir.events.r")
+		return err == nil && len(evs) >= n
 	}, "every event in WEIR_EVENTS")
-	if count != n {
-		t.Fatalf("%d events for %d requests", count, n)
-	}
-	cons, err := js.OrderedConsumer(context.Background(), "WEIR_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"weir.events.r"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := cons.Next()
-	if err != nil {
-		t.Fatal(err)
+	if len(evs) != n {
+		t.Fatalf("%d events for %d requests", len(evs), n)
 	}
 	var ev map[string]any
-	json.Unmarshal(msg.Data(), &ev)
+	json.Unmarshal(evs[0], &ev)
 	for _, k := range []string{"id", "ts", "route", "variant", "model", "version", "features", "outputs", "latency_us", "status"} {
 		if _, ok := ev[k]; !ok {
-			t.Errorf("event lacks %q: %s", k, msg.Data())
+			t.Errorf("event lacks %q: %s", k, evs[0])
 		}
 	}
 	if ev["route"] != "r" || ev["model"] != "m" || ev["variant"] != "stable" {
-		t.Errorf("event: %s", msg.Data())
+		t.Errorf("event: %s", evs[0])
 	}
 }
 
@@ -245,16 +229,13 @@ func TestShadowOnBothPathsOffTheCallersPath(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	cons, err := js.OrderedConsumer(context.Background(), "WEIR_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"weir.events.r"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var evs [][]byte
+	testgw.Eventually(t, 10*time.Second, func() bool {
+		evs, err = streamEvents(js, "weir.events.r")
+		return err == nil && len(evs) >= 4*n
+	}, "every event (callers' and shadows') in WEIR_EVENTS")
 	shadows := 0
-	for seen := 0; seen < 4*n; seen++ {
-		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
-		if err != nil {
-			t.Fatalf("after %d events: %v", seen, err)
-		}
+	for _, data := range evs {
 		var ev struct {
 			Shadow  bool           `json:"shadow"`
 			Model   string         `json:"model"`
@@ -262,13 +243,13 @@ func TestShadowOnBothPathsOffTheCallersPath(t *testing.T) {
 			Status  int            `json:"status"`
 			Outputs map[string]any `json:"outputs"`
 		}
-		json.Unmarshal(msg.Data(), &ev)
+		json.Unmarshal(data, &ev)
 		if !ev.Shadow {
 			continue
 		}
 		shadows++
 		if ev.Model != "m" || ev.Version != "2" || ev.Status != 200 || len(ev.Outputs) == 0 {
-			t.Errorf("shadow event %s: want model m version 2, status 200, outputs", msg.Data())
+			t.Errorf("shadow event %s: want model m version 2, status 200, outputs", data)
 		}
 	}
 	if shadows != 2*n {

@@ -203,16 +203,19 @@ func TestClusterNodeLoss(t *testing.T) {
 			if err != nil {
 				return fmt.Errorf("get event %d: %w", next, err)
 			}
-			var ev struct {
-				Route    string
-				Features map[string]float64
-			}
-			if json.Unmarshal(m.Data, &ev) == nil && ev.Route == "r" {
-				if n := int64(ev.Features["n"]); n > 0 {
-					seen[n]++
-					stored++
+			_ = monitor.EachEvent(m.Header, m.Data, func(_ int, raw []byte) error {
+				var ev struct {
+					Route    string
+					Features map[string]float64
 				}
-			}
+				if json.Unmarshal(raw, &ev) == nil && ev.Route == "r" {
+					if n := int64(ev.Features["n"]); n > 0 {
+						seen[n]++
+						stored++
+					}
+				}
+				return nil
+			})
 		}
 		missing := 0
 		for n := range l.served {

@@ -13,12 +13,14 @@
 //   - At-least-once across a crash: events unacknowledged for SpillAfter
 //     (250ms) are written to the spool, so a crash loses only that window
 //     and the in-memory queue (weir_events_at_risk); docs/rationale.md.
-//   - Exactly-once into the stream relies on JetStream de-duplication by
-//     Nats-Msg-Id (the event ID) inside the stream's duplicate window
-//     (PublisherOptions.DedupWindow). An event whose ack was lost is spooled
-//     and re-sent; if the re-send happens inside the window it is not stored
-//     twice. Outages longer than the window may duplicate the few events that
-//     were in flight when NATS went away.
+//   - Events travel in frames, one message per route per send batch
+//     (FrameLinger, FrameMaxBytes, FrameMaxEvents). Exactly-once into the
+//     stream relies on JetStream de-duplication by Nats-Msg-Id (the frame's
+//     own ID; a frame's bytes never change once built) inside the stream's
+//     duplicate window (PublisherOptions.DedupWindow). A frame whose ack was
+//     lost is spooled and re-sent; if the re-send happens inside the window
+//     it is not stored twice. Outages longer than the window may duplicate
+//     the few frames that were in flight when NATS went away.
 //   - The spool is append-only segment files of framed records (length and
 //     CRC-32C; torn writes are cut off, damage skipped and counted). Writes
 //     go to the OS at once (they survive a process

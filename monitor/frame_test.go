@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
 	"github.com/weirhq/weir/internal/testpoll"
@@ -174,5 +176,107 @@ func TestArchiverFrameCrashMidFrame(t *testing.T) {
 	rows := readArchive(t, dir)
 	if len(rows) != 150 || distinctIDs(rows) != 150 {
 		t.Fatalf("archive has %d rows (%d distinct), want 150", len(rows), distinctIDs(rows))
+	}
+}
+
+// A frame sent again with the same frame ID (an ack lost, the frame spooled
+// and re-sent) is stored once: JetStream de-duplicates by Nats-Msg-Id.
+func TestResentFrameStoredOnce(t *testing.T) {
+	s := natstest.Start(t)
+	nc, js := s.Connect(t)
+	newTestPublisher(t, PublisherOptions{Conn: nc}) // creates WEIR_EVENTS with its duplicate window
+	evs := []*Event{testEvent("r", 1), testEvent("r", 2), testEvent("r", 3)}
+	id := NewID()
+	if ack := publishFrame(t, js, id, evs); ack.Duplicate {
+		t.Fatal("first send reported as a duplicate")
+	}
+	if ack := publishFrame(t, js, id, evs); !ack.Duplicate {
+		t.Error("re-sent frame not reported as a duplicate")
+	}
+	ids, total, msgs := streamContents(t, js)
+	if total != 3 || len(ids) != 3 || msgs != 1 {
+		t.Fatalf("stream holds %d events (%d distinct) in %d messages, want 3 in 1", total, len(ids), msgs)
+	}
+}
+
+// A spool written before frames (records holding one JSON event each) is
+// still sent after an upgrade, each record as a legacy single-event message
+// that every reader takes, and counted as one event.
+func TestLegacySpoolRecordsStillSent(t *testing.T) {
+	s := natstest.Start(t)
+	nc, js := s.Connect(t)
+	dir := filepath.Join(t.TempDir(), "spool")
+	sp, err := openSpool(dir, 1<<30, 16<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []spoolRecord
+	for i := range 5 {
+		ev := testEvent("old", i)
+		data, _ := json.Marshal(ev)
+		recs = append(recs, spoolRecord{subject: eventSubject(ev.Route), id: ev.ID, data: data})
+	}
+	sp.mu.Lock()
+	_, err = sp.appendLocked(recs)
+	sp.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolDir: dir})
+	p.Publish(testEvent("old", 5))
+	testpoll.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == 6 },
+		"published=%v, want the 5 spooled events and the new one", testutil.ToFloat64(p.published))
+	ids, total, msgs := streamContents(t, js)
+	if total != 6 || len(ids) != 6 || msgs != 6 {
+		t.Fatalf("stream holds %d events (%d distinct) in %d messages, want 6 in 6 (5 legacy, 1 frame)", total, len(ids), msgs)
+	}
+	for _, r := range recs {
+		if ids[r.id] != 1 {
+			t.Errorf("legacy event %s stored %d times", r.id, ids[r.id])
+		}
+	}
+}
+
+// End to end: events published in frames reach Stats and the archive, each
+// exactly once, in far fewer messages than events.
+func TestPublishedFramesCountedOnceBySinks(t *testing.T) {
+	s := natstest.Start(t)
+	nc, js := s.Connect(t)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc})
+	dir := t.TempDir()
+	newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 500, MaxAge: 100 * time.Millisecond})
+	st, err := NewStats(StatsOptions{JetStream: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	const n = 5000
+	for i := range n {
+		route := "a"
+		if i%3 == 0 {
+			route = "b"
+		}
+		p.Publish(testEvent(route, i))
+	}
+	testpoll.Eventually(t, 30*time.Second, func() bool { return testutil.ToFloat64(p.published) == n },
+		"published=%v want %d", testutil.ToFloat64(p.published), n)
+	_, total, msgs := streamContents(t, js)
+	if total != n || msgs > n/10 {
+		t.Fatalf("stream holds %d events in %d messages, want %d in at most %d", total, msgs, n, n/10)
+	}
+	testpoll.Eventually(t, 30*time.Second, func() bool { return st.Events() == n }, "stats took %d of %d", st.Events(), n)
+	testpoll.Eventually(t, 30*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") && len(readArchive(t, dir)) == n },
+		"archive rows %d of %d", len(readArchive(t, dir)), n)
+	rows := readArchive(t, dir)
+	if distinctIDs(rows) != n {
+		t.Fatalf("archive has %d rows, %d distinct, want %d", len(rows), distinctIDs(rows), n)
+	}
+	sum := st.Summary("a", time.Now().Add(-time.Minute), time.Now())["stable"].Requests +
+		st.Summary("b", time.Now().Add(-time.Minute), time.Now())["stable"].Requests
+	if sum != n {
+		t.Errorf("stats counted %d requests, want %d", sum, n)
 	}
 }

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
@@ -70,8 +71,16 @@ func (r *restartable) connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
-// streamIDs reads every message in WEIR_EVENTS and counts each event ID.
+// streamIDs reads every message in WEIR_EVENTS and counts each event ID
+// (the events inside frames, and legacy single-event messages); total is
+// the number of events, msgs the number of messages.
 func streamIDs(t testing.TB, js jetstream.JetStream) (ids map[string]int, total int) {
+	t.Helper()
+	ids, total, _ = streamContents(t, js)
+	return ids, total
+}
+
+func streamContents(t testing.TB, js jetstream.JetStream) (ids map[string]int, total, msgs int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -89,7 +98,7 @@ func streamIDs(t testing.TB, js jetstream.JetStream) (ids map[string]int, total 
 		t.Fatal(err)
 	}
 	ids = make(map[string]int)
-	for total < want {
+	for msgs < want {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
@@ -97,29 +106,39 @@ func streamIDs(t testing.TB, js jetstream.JetStream) (ids map[string]int, total 
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			total++
-			ids[m.Headers().Get(jetstream.MsgIDHeader)]++
+			msgs++
+			err := EachEvent(m.Headers(), m.Data(), func(_ int, raw []byte) error {
+				var ev struct {
+					ID string `json:"id"`
+				}
+				if err := json.Unmarshal(raw, &ev); err != nil {
+					return err
+				}
+				total++
+				ids[ev.ID]++
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("message %d of WEIR_EVENTS: %v", msgs, err)
+			}
 		}
 		if n == 0 {
-			t.Fatalf("stream says %d messages, read only %d", want, total)
+			t.Fatalf("stream says %d messages, read only %d", want, msgs)
 		}
 	}
-	return ids, total
+	return ids, total, msgs
 }
 
-func streamMsgs(t testing.TB, js jetstream.JetStream) int {
+// streamEvents counts the events in WEIR_EVENTS (-1 when it cannot be read).
+func streamEvents(t testing.TB, js jetstream.JetStream) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := js.Stream(ctx, StreamEvents)
-	if err != nil {
+	if _, err := js.Stream(ctx, StreamEvents); err != nil {
 		return -1
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return -1
-	}
-	return int(info.State.Msgs)
+	_, total := streamIDs(t, js)
+	return total
 }
 
 func testEvent(route string, i int) *Event {

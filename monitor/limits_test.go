@@ -16,7 +16,7 @@ import (
 	"github.com/weirhq/weir/internal/testpoll"
 )
 
-// lastEvent reads the newest message of WEIR_EVENTS.
+// lastEvent reads the newest event of WEIR_EVENTS (the last of its frame).
 func lastEvent(t testing.TB, js jetstream.JetStream) []byte {
 	t.Helper()
 	ctx := context.Background()
@@ -28,7 +28,11 @@ func lastEvent(t testing.TB, js jetstream.JetStream) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return msg.Data
+	var last []byte
+	if err := EachEvent(msg.Header, msg.Data, func(_ int, ev []byte) error { last = ev; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return last
 }
 
 // TestEventSizeCap pins issue 11 defect 4: an event larger than the cap

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // PublisherOptions configure a Publisher. Zero values take the defaults
@@ -63,6 +65,17 @@ type PublisherOptions struct {
 	// events of about this window plus the in-memory queue
 	// (weir_events_at_risk). Default 250ms; see docs/rationale.md.
 	SpillAfter time.Duration
+	// FrameMaxBytes and FrameMaxEvents bound a frame, the message that
+	// carries many events of one route: a frame is sent when the next event
+	// would take it past either (an event larger than FrameMaxBytes goes
+	// alone). Defaults 64 KiB and 1024.
+	FrameMaxBytes  int
+	FrameMaxEvents int
+	// FrameLinger is how long the sender, having taken an event, waits for
+	// more to fill frames before it sends: events reach the stream up to
+	// this much later, and a busy gateway sends far fewer messages. Default
+	// 2ms; negative sends what is queued at once.
+	FrameLinger time.Duration
 	// Registerer receives the weir_events_* metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger; nil uses slog.Default().
@@ -121,6 +134,15 @@ func (o *PublisherOptions) setDefaults() error {
 	if o.SpillAfter <= 0 {
 		o.SpillAfter = 250 * time.Millisecond
 	}
+	if o.FrameMaxBytes <= 0 {
+		o.FrameMaxBytes = 64 << 10
+	}
+	if o.FrameMaxEvents <= 0 {
+		o.FrameMaxEvents = 1024
+	}
+	if o.FrameLinger == 0 {
+		o.FrameLinger = 2 * time.Millisecond
+	}
 	o.SpillAfter = min(o.SpillAfter, o.AckTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -148,12 +170,19 @@ type Publisher struct {
 	spillDone   chan struct{}
 	wake        chan struct{} // nudges the replayer when the spool gets data
 
-	// inflight holds direct publishes not yet acked and not yet on disk:
-	// the spiller writes those older than SpillAfter to the spool, and
-	// Close spools what never got an answer.
+	// inflight holds direct publishes (frames, by frame ID) not yet acked
+	// and not yet on disk: the spiller writes those older than SpillAfter
+	// to the spool, and Close spools what never got an answer.
 	inflightMu     sync.Mutex
 	inflight       map[string]inflightMsg
+	inflightEvents int // events in the inflight frames
 	inflightClosed bool
+	batching       atomic.Int64 // events the send loop holds while it fills frames
+
+	// frames are the send loop's frames being filled, by subject.
+	frames     map[string]*frameBuilder
+	frameOrder []*frameBuilder
+	scratch    []byte // the send loop's event encoding buffer
 
 	published, spooled, dropped, spilled, unreadable prometheus.Counter
 	truncated, deadLettered                          prometheus.Counter
@@ -165,8 +194,16 @@ type Publisher struct {
 }
 
 type inflightMsg struct {
-	msg  *nats.Msg
-	sent time.Time
+	msg    *nats.Msg
+	sent   time.Time
+	events int
+}
+
+// frameBuilder fills one route's frame in the send loop.
+type frameBuilder struct {
+	subject string
+	buf     []byte
+	count   int
 }
 
 // NewPublisher opens (or resumes) the spool, creates or updates stream
@@ -194,6 +231,7 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		spillDone:  make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		inflight:   make(map[string]inflightMsg),
+		frames:     make(map[string]*frameBuilder),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_events_published_total", Help: "Inference events acknowledged by JetStream."}),
 		spooled: prometheus.NewCounter(prometheus.CounterOpts{
@@ -216,7 +254,7 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 	p.collectors = []prometheus.Collector{p.published, p.spooled, p.dropped, p.spilled, p.unreadable, p.truncated, p.deadLettered,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "weir_events_at_risk", Help: "Inference events only in memory (queued, or sent and not yet acked nor spooled): what a crash now would lose."},
-			func() float64 { return float64(len(p.q) + p.inflightLen()) }),
+			func() float64 { return float64(len(p.q) + int(p.batching.Load()) + p.inflightLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "weir_events_queue_length", Help: "Inference events waiting in memory to be sent."},
 			func() float64 { return float64(len(p.q)) }),
@@ -350,7 +388,8 @@ func (p *Publisher) Publish(ev *Event) {
 		p.drop(1)
 		return
 	}
-	n, _ := p.spool.appendLocked([]spoolRecord{{subject: eventSubject(ev.Route), id: ev.ID, data: data}})
+	frame := event.AppendEvent(event.NewFrame(make([]byte, 0, event.FrameHeaderLen+event.EventOverhead+len(data))), data)
+	n, _ := p.spool.appendLocked([]spoolRecord{{subject: eventSubject(ev.Route), id: NewID(), data: frame}})
 	p.spool.mu.Unlock()
 	if n == 0 {
 		p.drop(1)
@@ -403,13 +442,16 @@ func (p *Publisher) drop(n int) {
 	}
 }
 
-// sendLoop takes events off the queue in batches and either publishes them
-// (NATS up, spool empty, so order is kept) or appends them to the spool.
+// sendLoop takes events off the queue in batches, waiting up to
+// FrameLinger for a batch to fill, and either publishes them as frames (NATS
+// up, spool empty, so order is kept) or appends the frames to the spool.
 func (p *Publisher) sendLoop() {
 	defer close(p.drained)
-	const maxBatch = 512
+	const maxBatch = 4096
 	batch := make([]*Event, 0, maxBatch)
-	recs := make([]spoolRecord, 0, maxBatch)
+	recs := make([]spoolRecord, 0, 64)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -433,55 +475,133 @@ func (p *Publisher) sendLoop() {
 			p.send(batch, recs)
 			return
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case ev := <-p.q:
-				batch = append(batch, ev)
-			default:
-				break fill
+		p.batching.Store(1)
+		if p.opts.FrameLinger > 0 {
+			linger.Reset(p.opts.FrameLinger)
+		wait:
+			for len(batch) < maxBatch {
+				select {
+				case ev := <-p.q:
+					batch = append(batch, ev)
+					p.batching.Store(int64(len(batch)))
+				case <-linger.C:
+					break wait
+				case <-p.stop:
+					break wait // the loop's next turn takes the rest
+				}
+			}
+			linger.Stop()
+		} else {
+		fill:
+			for len(batch) < maxBatch {
+				select {
+				case ev := <-p.q:
+					batch = append(batch, ev)
+				default:
+					break fill
+				}
 			}
 		}
 		recs = p.send(batch, recs)
+		p.batching.Store(0)
 	}
 }
 
-// send publishes or spools one batch; recs is scratch space returned for reuse.
+// send frames one batch, per route in arrival order, and publishes or
+// spools the frames; recs is scratch space returned for reuse.
 func (p *Publisher) send(batch []*Event, recs []spoolRecord) []spoolRecord {
 	recs = recs[:0]
-	direct := p.streamReady.Load() && p.nc.Status() == nats.CONNECTED && p.spool.empty()
 	for _, ev := range batch {
-		data, err := p.encode(ev)
+		data, err := p.encodeTo(p.scratch, ev)
+		if cap(data) <= 1<<20 {
+			p.scratch = data[:0] // AppendEvent copies it into the frame
+		}
 		if err != nil {
 			p.log.Error("cannot encode event", "id", ev.ID, "err", err)
 			p.drop(1)
 			continue
 		}
 		subj := eventSubject(ev.Route)
-		if direct {
-			err := p.publishDirect(subj, ev.ID, data)
-			if err == nil {
-				continue
+		fb := p.frames[subj]
+		if fb == nil {
+			if len(p.frames) > 1024 { // many routes come and go: do not keep them all
+				clear(p.frames)
 			}
-			if permanent(err) {
-				p.deadLetter(spoolRecord{subject: subj, id: ev.ID, data: data}, err)
-				continue
-			}
-			// Stalled or disconnected: keep order by spooling the rest too.
-			direct = false
+			fb = &frameBuilder{subject: subj}
+			p.frames[subj] = fb
 		}
-		recs = append(recs, spoolRecord{subject: subj, id: ev.ID, data: data})
+		if fb.count > 0 && (len(fb.buf)+event.EventOverhead+len(data) > p.opts.FrameMaxBytes || fb.count >= p.opts.FrameMaxEvents) {
+			recs = p.finishFrame(fb, recs)
+		}
+		if fb.count == 0 {
+			fb.buf = event.NewFrame(fb.buf)
+			p.frameOrder = append(p.frameOrder, fb)
+		}
+		fb.buf = event.AppendEvent(fb.buf, data)
+		fb.count++
 	}
-	p.spoolRecords(recs)
+	for _, fb := range p.frameOrder {
+		if fb.count > 0 {
+			recs = p.finishFrame(fb, recs)
+		}
+	}
+	clear(p.frameOrder)
+	p.frameOrder = p.frameOrder[:0]
+
+	direct := p.streamReady.Load() && p.nc.Status() == nats.CONNECTED && p.spool.empty()
+	spoolFrom := len(recs)
+	for i, r := range recs {
+		if !direct {
+			spoolFrom = i
+			break
+		}
+		err := p.publishDirect(r)
+		if err == nil {
+			continue
+		}
+		if permanent(err) {
+			p.deadLetter(r, err)
+			continue
+		}
+		// Stalled or disconnected: keep order by spooling the rest too.
+		direct = false
+		spoolFrom = i
+		break
+	}
+	p.spoolRecords(recs[spoolFrom:])
+	clear(recs)
+	return recs[:0]
+}
+
+// finishFrame closes fb's frame into a record of its own (exact-size
+// memory: it may wait in flight for a while) with a new frame ID.
+func (p *Publisher) finishFrame(fb *frameBuilder, recs []spoolRecord) []spoolRecord {
+	recs = append(recs, spoolRecord{subject: fb.subject, id: NewID(), data: bytes.Clone(fb.buf)})
+	fb.count = 0
+	if cap(fb.buf) > 4*p.opts.FrameMaxBytes {
+		fb.buf = nil // one huge event: do not keep its buffer
+	}
 	return recs
 }
 
-func (p *Publisher) publishDirect(subj, id string, data []byte) error {
+// msgHeader is the header of a frame message: its ID (JetStream
+// de-duplicates a re-sent frame by it) and the frame marker, for a frame.
+func msgHeader(r spoolRecord) nats.Header {
+	h := nats.Header{jetstream.MsgIDHeader: []string{r.id}}
+	if event.IsFrame(r.data) {
+		h[event.HeaderFrame] = []string{event.FrameVersionValue}
+	}
+	return h
+}
+
+func (p *Publisher) publishDirect(r spoolRecord) error {
 	// The header is set here rather than with jetstream.WithMsgID: same
 	// header, without the per-call option processing.
-	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+	msg := &nats.Msg{Subject: r.subject, Data: r.data, Header: msgHeader(r)}
+	n := r.events()
 	p.inflightMu.Lock()
-	p.inflight[id] = inflightMsg{msg: msg, sent: time.Now()}
+	p.inflight[r.id] = inflightMsg{msg: msg, sent: time.Now(), events: n}
+	p.inflightEvents += n
 	p.inflightMu.Unlock()
 	_, err := p.js.PublishMsgAsync(msg)
 	// At MaxPending the call stalls briefly, then fails. That is back
@@ -494,7 +614,10 @@ func (p *Publisher) publishDirect(subj, id string, data []byte) error {
 	}
 	if err != nil {
 		p.inflightMu.Lock()
-		delete(p.inflight, id)
+		if _, ok := p.inflight[r.id]; ok {
+			delete(p.inflight, r.id)
+			p.inflightEvents -= n
+		}
 		p.inflightMu.Unlock()
 		return err
 	}
@@ -509,7 +632,7 @@ func (p *Publisher) spoolRecords(recs []spoolRecord) {
 	n, err := p.spool.appendLocked(recs)
 	p.spool.mu.Unlock()
 	if n > 0 {
-		p.spooled.Add(float64(n))
+		p.spooled.Add(float64(eventsIn(recs[:n])))
 		p.nudge()
 	}
 	p.noteSpoolWrite(n, recs, err)
@@ -523,7 +646,7 @@ func (p *Publisher) noteSpoolWrite(n int, recs []spoolRecord, err error) {
 			p.log.Error("event spool write failed; events are dropped and counted until it works again",
 				"dir", p.opts.SpoolDir, "err", err)
 		}
-		p.drop(len(recs) - n)
+		p.drop(eventsIn(recs[n:]))
 		return
 	}
 	if p.spoolFailing.CompareAndSwap(true, false) {
@@ -571,6 +694,7 @@ func (p *Publisher) spill(cutoff time.Time) {
 	for i, m := range old {
 		recs[i] = spoolRecord{subject: m.msg.Subject, id: m.msg.Header.Get(jetstream.MsgIDHeader), data: m.msg.Data}
 	}
+	events := 0
 	p.spool.mu.Lock()
 	n, err := p.spool.appendLocked(recs)
 	p.spool.mu.Unlock()
@@ -583,31 +707,37 @@ func (p *Publisher) spill(cutoff time.Time) {
 	}
 	p.inflightMu.Lock()
 	for _, r := range recs[:n] {
-		delete(p.inflight, r.id)
+		if m, ok := p.inflight[r.id]; ok {
+			delete(p.inflight, r.id)
+			p.inflightEvents -= m.events
+		}
+		events += r.events()
 	}
 	p.inflightMu.Unlock()
-	p.spooled.Add(float64(n))
-	p.spilled.Add(float64(n))
+	p.spooled.Add(float64(events))
+	p.spilled.Add(float64(events))
 	p.nudge()
 }
 
+// inflightLen is how many events are in frames sent and not yet acked nor
+// spooled.
 func (p *Publisher) inflightLen() int {
 	p.inflightMu.Lock()
 	defer p.inflightMu.Unlock()
-	return len(p.inflight)
+	return p.inflightEvents
 }
 
 // onAck runs on the NATS client's goroutine for each acked direct publish.
 func (p *Publisher) onAck(_ jetstream.JetStream, msg *nats.Msg, _ *jetstream.PubAck) {
-	if p.forget(msg) {
-		p.published.Inc()
+	if n, ok := p.forget(msg); ok {
+		p.published.Add(float64(n))
 	}
 }
 
 // onPubErr runs for a direct publish that failed or timed out: its fate is
 // unknown, so it goes to the spool and de-duplication sorts out a double.
 func (p *Publisher) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
-	if !p.forget(msg) {
+	if _, ok := p.forget(msg); !ok {
 		return
 	}
 	if permanent(err) {
@@ -618,17 +748,20 @@ func (p *Publisher) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
 	p.spoolRecords([]spoolRecord{{subject: msg.Subject, id: msg.Header.Get(jetstream.MsgIDHeader), data: msg.Data}})
 }
 
-// forget removes msg from the in-flight set; false means it was spooled
-// already (by the spiller or Close), which then owns it.
-func (p *Publisher) forget(msg *nats.Msg) bool {
+// forget removes msg from the in-flight set and says how many events it
+// carried; false means it was spooled already (by the spiller or Close),
+// which then owns it.
+func (p *Publisher) forget(msg *nats.Msg) (int, bool) {
 	id := msg.Header.Get(jetstream.MsgIDHeader)
 	p.inflightMu.Lock()
 	defer p.inflightMu.Unlock()
-	if _, ok := p.inflight[id]; !ok || p.inflightClosed {
-		return false
+	m, ok := p.inflight[id]
+	if !ok || p.inflightClosed {
+		return 0, false
 	}
 	delete(p.inflight, id)
-	return true
+	p.inflightEvents -= m.events
+	return m.events, true
 }
 
 // replayLoop sends spooled events, oldest first, whenever NATS is up.
@@ -676,7 +809,7 @@ func (p *Publisher) replay() {
 			return
 		default:
 		}
-		recs, next, err := p.spool.read(1024)
+		recs, next, err := p.spool.read(1024, replayMaxBytes)
 		if err != nil {
 			p.log.Error("event spool read failed", "err", err)
 			return
@@ -689,11 +822,10 @@ func (p *Publisher) replay() {
 		futures := make([]jetstream.PubAckFuture, 0, len(recs))
 		ok, dead := true, 0
 		for _, r := range recs {
-			f, err := p.rjs.PublishMsgAsync(&nats.Msg{Subject: r.subject, Data: r.data,
-				Header: nats.Header{jetstream.MsgIDHeader: []string{r.id}}})
+			f, err := p.rjs.PublishMsgAsync(&nats.Msg{Subject: r.subject, Data: r.data, Header: msgHeader(r)})
 			if permanent(err) {
 				p.deadLetter(r, err)
-				dead++
+				dead += r.events()
 				f = nil
 			} else if err != nil {
 				ok = false
@@ -714,7 +846,7 @@ func (p *Publisher) replay() {
 			case err := <-f.Err():
 				if permanent(err) {
 					p.deadLetter(recs[i], err)
-					dead++
+					dead += recs[i].events()
 					continue
 				}
 				p.log.Debug("spooled event re-send failed", "err", err)
@@ -728,9 +860,13 @@ func (p *Publisher) replay() {
 			return
 		}
 		p.spool.commit(next)
-		p.published.Add(float64(len(recs) - dead))
+		p.published.Add(float64(eventsIn(recs) - dead))
 	}
 }
+
+// replayMaxBytes bounds one replay batch: spooled frames are up to about
+// FrameMaxBytes each.
+const replayMaxBytes = 8 << 20
 
 // Close stops taking events, sends or spools what is queued, waits for
 // outstanding acks until ctx ends, and spools whatever is still unanswered so
@@ -754,6 +890,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 		left = append(left, spoolRecord{subject: m.msg.Subject, id: id, data: m.msg.Data})
 	}
 	p.inflight = nil
+	p.inflightEvents = 0
 	p.inflightMu.Unlock()
 	p.spoolRecords(left)
 	err := p.spool.close()

@@ -15,16 +15,31 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // errSpoolFull means the spool is at its byte bound; the record was not kept.
 var errSpoolFull = errors.New("event spool is full")
 
-// spoolRecord is one event waiting for NATS: its subject, message ID and
-// JSON payload.
+// spoolRecord is one message waiting for NATS: its subject, message ID and
+// payload, a frame of events (monitor/event/frame.go) or, in spools written
+// before frames, one JSON event.
 type spoolRecord struct {
 	subject, id string
 	data        []byte
+}
+
+// events is how many events the record carries.
+func (r spoolRecord) events() int { return event.FrameCount(r.data) }
+
+// eventsIn counts the events of recs.
+func eventsIn(recs []spoolRecord) int {
+	n := 0
+	for _, r := range recs {
+		n += r.events()
+	}
+	return n
 }
 
 // spoolPos is a position in the spool: a segment number and a byte offset.
@@ -330,10 +345,11 @@ func (s *spool) unreadBytes() int64 {
 	return s.unread
 }
 
-// read returns up to max records from the committed head without consuming
-// them, and the position just after them. Pass that position to commit once
+// read returns up to max records (and not many more than maxBytes of them)
+// from the committed head without consuming them, and the position just
+// after them. Pass that position to commit once
 // they are safely sent. Damaged stretches are passed over (and counted once).
-func (s *spool) read(max int) ([]spoolRecord, spoolPos, error) {
+func (s *spool) read(max, maxBytes int) ([]spoolRecord, spoolPos, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.unread > 0 {
@@ -349,7 +365,7 @@ func (s *spool) read(max int) ([]spoolRecord, spoolPos, error) {
 			s.dropHeadLocked()
 			continue
 		}
-		recs, end, err := s.readSegLocked(seg, max)
+		recs, end, err := s.readSegLocked(seg, max, maxBytes)
 		if err != nil {
 			return nil, s.head, err
 		}
@@ -377,7 +393,7 @@ func (s *spool) read(max int) ([]spoolRecord, spoolPos, error) {
 // record is larger).
 const readChunk = 1 << 20
 
-func (s *spool) readSegLocked(seg spoolSeg, max int) ([]spoolRecord, int64, error) {
+func (s *spool) readSegLocked(seg spoolSeg, max, maxBytes int) ([]spoolRecord, int64, error) {
 	f, err := os.Open(s.segPath(seg.num))
 	if err != nil {
 		return nil, 0, fmt.Errorf("open event spool segment: %w", err)
@@ -390,16 +406,16 @@ func (s *spool) readSegLocked(seg spoolSeg, max int) ([]spoolRecord, int64, erro
 	if first[0] != frameMagic0 {
 		return s.readLinesLocked(f, seg, max)
 	}
-	return s.readFramesLocked(f, seg, max)
+	return s.readFramesLocked(f, seg, max, maxBytes)
 }
 
 // readFramesLocked parses frames from the head. A stretch that is not a
 // valid frame is skipped up to the next valid one and counted once.
-func (s *spool) readFramesLocked(f *os.File, seg spoolSeg, max int) ([]spoolRecord, int64, error) {
+func (s *spool) readFramesLocked(f *os.File, seg spoolSeg, max, maxBytes int) ([]spoolRecord, int64, error) {
 	off := s.head.off
 	var recs []spoolRecord
 	inDamage := false
-	for len(recs) < max && off < seg.size {
+	for len(recs) < max && off < seg.size && off-s.head.off < int64(maxBytes) {
 		want := min(seg.size-off, readChunk)
 		var hdr [frameHeader]byte
 		if seg.size-off >= frameHeader {
@@ -418,7 +434,7 @@ func (s *spool) readFramesLocked(f *os.File, seg spoolSeg, max int) ([]spoolReco
 		}
 		atEnd := off+want == seg.size
 		i := 0
-		for i < len(chunk) && len(recs) < max {
+		for i < len(chunk) && len(recs) < max && off+int64(i)-s.head.off < int64(maxBytes) {
 			if r, n := parseFrame(chunk[i:]); n > 0 {
 				recs = append(recs, r)
 				i += n

@@ -28,7 +28,7 @@ func TestSpoolResumesFromCursorAndSkipsTornLine(t *testing.T) {
 	if n != 10 || err != nil {
 		t.Fatalf("append kept %d, err %v", n, err)
 	}
-	got, pos, err := sp.read(3)
+	got, pos, err := sp.read(3, 1<<20)
 	if err != nil || len(got) != 3 || got[0].id != "id0" || string(got[2].data) != `{"x":1}` {
 		t.Fatalf("read %+v, %v", got, err)
 	}
@@ -52,7 +52,7 @@ func TestSpoolResumesFromCursorAndSkipsTornLine(t *testing.T) {
 	defer sp.close()
 	var ids []string
 	for !sp.empty() {
-		got, pos, err := sp.read(4)
+		got, pos, err := sp.read(4, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func spoolIDs(t *testing.T, sp *spool) []string {
 	t.Helper()
 	var ids []string
 	for !sp.empty() {
-		got, pos, err := sp.read(7)
+		got, pos, err := sp.read(7, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // headerRoom is what a message's subject and headers may take on top of the
@@ -19,11 +21,17 @@ const headerRoom = 4 << 10
 // encode fills and encodes ev, truncating it to the event cap. One big
 // predict (500k rows) must not make an event NATS refuses: it would sit at
 // the head of the spool and block every event behind it.
-func (p *Publisher) encode(ev *Event) ([]byte, error) {
+func (p *Publisher) encode(ev *Event) ([]byte, error) { return p.encodeTo(nil, ev) }
+
+// encodeTo is encode writing into buf[:0] (the result may alias buf).
+func (p *Publisher) encodeTo(buf []byte, ev *Event) ([]byte, error) {
 	fillEvent(ev)
-	data, err := json.Marshal(ev)
+	data, err := appendEventJSON(buf[:0], ev)
 	if err != nil {
-		return nil, err
+		// json.Marshal names what cannot be encoded (a NaN output, say).
+		if data, err = json.Marshal(ev); err != nil {
+			return nil, err
+		}
 	}
 	limit := p.opts.MaxEventBytes
 	if mp := int(p.nc.MaxPayload()); mp > headerRoom && mp-headerRoom < limit {
@@ -93,13 +101,36 @@ func permanent(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
 }
 
-// deadLetter records a refused event in the dead-letter file (mode 0600:
-// events hold request features) and counts it.
+// deadLetter records a refused message in the dead-letter file (mode 0600:
+// events hold request features), one line per event of a frame, and counts
+// its events.
 func (p *Publisher) deadLetter(r spoolRecord, reason error) {
-	p.deadLettered.Inc()
-	p.log.Error("NATS refused an event for good: written to the dead-letter file",
-		"id", r.id, "subject", r.subject, "bytes", len(r.data), "err", reason,
+	n := r.events()
+	p.deadLettered.Add(float64(n))
+	p.log.Error("NATS refused events for good: written to the dead-letter file",
+		"id", r.id, "subject", r.subject, "events", n, "bytes", len(r.data), "err", reason,
 		"file", filepath.Join(p.opts.SpoolDir, DeadLetterFile))
+	p.deadLetterMu.Lock()
+	defer p.deadLetterMu.Unlock()
+	if !event.IsFrame(r.data) {
+		p.deadLetterLocked(r.subject, r.id, r.data, reason)
+		return
+	}
+	err := event.Each(event.FrameVersionValue, r.data, func(_ int, ev []byte) error {
+		var id struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(ev, &id)
+		p.deadLetterLocked(r.subject, id.ID, ev, reason)
+		return nil
+	})
+	if err != nil {
+		p.deadLetterLocked(r.subject, r.id, nil, fmt.Errorf("%w (and the frame is damaged: %w)", reason, err))
+	}
+}
+
+// deadLetterLocked appends one event's line; the caller holds deadLetterMu.
+func (p *Publisher) deadLetterLocked(subject, id string, data []byte, reason error) {
 	rec := struct {
 		TS      time.Time       `json:"ts"`
 		Subject string          `json:"subject"`
@@ -107,16 +138,14 @@ func (p *Publisher) deadLetter(r spoolRecord, reason error) {
 		Reason  string          `json:"reason"`
 		Bytes   int             `json:"bytes"`
 		Event   json.RawMessage `json:"event,omitempty"`
-	}{time.Now().UTC(), r.subject, r.id, reason.Error(), len(r.data), nil}
-	p.deadLetterMu.Lock()
-	defer p.deadLetterMu.Unlock()
+	}{time.Now().UTC(), subject, id, reason.Error(), len(data), nil}
 	path := filepath.Join(p.opts.SpoolDir, DeadLetterFile)
 	var size int64
 	if fi, err := os.Stat(path); err == nil {
 		size = fi.Size()
 	}
-	if size+int64(len(r.data)) < deadLetterMaxBytes && json.Valid(r.data) {
-		rec.Event = r.data
+	if size+int64(len(data)) < deadLetterMaxBytes && json.Valid(data) {
+		rec.Event = data
 	}
 	line, err := json.Marshal(rec)
 	if err != nil {
