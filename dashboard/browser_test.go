@@ -81,6 +81,21 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Every poll after the rollout started brought traffic onto the charts.
 	waitTextContains(t, browser, `#chart-rps .legend`, "canary")
 
+	// Versioned OIP calls bypass the split: a row of their own in the split
+	// table, no pseudo-variant on the charts. Two batches: the second row
+	// update comes from a poll that started after the first batch was
+	// counted, so its charts had the pinned series to leave out.
+	pinned(t, g.URL, 3)
+	waitText(t, browser, `#split-card .pinned-row td:nth-child(4)`, "0.05")
+	pinned(t, g.URL, 3)
+	waitText(t, browser, `#split-card .pinned-row td:nth-child(4)`, "0.10")
+	waitTextContains(t, browser, `#split-card .pinned-row`, "m@2")
+	for _, chart := range []string{"#chart-rps", "#chart-err", "#chart-lat"} {
+		if legend := evalJS[string](t, browser, `document.querySelector('`+chart+` .legend')?.textContent ?? ''`); strings.Contains(legend, "pinned") {
+			t.Errorf("%s shows pinned calls as a variant: legend %q", chart, legend)
+		}
+	}
+
 	shot := screenshot(t, browser)
 	if len(shot) == 0 {
 		t.Fatal("empty screenshot")
@@ -308,6 +323,23 @@ func predict(t *testing.T, url string, n int) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("predict: %s", resp.Status)
+		}
+	}
+}
+
+// pinned sends n OIP calls that name m's version 2 on route demo.
+func pinned(t *testing.T, url string, n int) {
+	t.Helper()
+	for range n {
+		resp, err := http.Post(url+"/v2/models/demo/versions/2/infer", "application/json",
+			strings.NewReader(`{"inputs":[{"name":"features","shape":[1,1],"datatype":"FP32","data":[1]}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("pinned infer: %s", resp.Status)
 		}
 	}
 }

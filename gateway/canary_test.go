@@ -13,6 +13,7 @@ import (
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 func fastCanary(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond }
@@ -265,4 +266,58 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A versioned OIP call (/v2/models/{route}/versions/{v}/infer) bypasses the
+// route's split: it is counted apart, as "pinned:<model>@<version>" marked
+// pinned, never as a pseudo-variant "pinned" nor as the variant it names,
+// so the canary analysis and the split's charts see only split traffic.
+func TestPinnedCallsCountedApartFromTheSplit(t *testing.T) {
+	g := canaryGateway(t)
+	setRoute(t, g, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100},{"name":"canary","model":"m","version":"2","weight":0}]}`)
+	oip := []byte(`{"inputs":[{"name":"features","shape":[1,1],"datatype":"FP32","data":[1]}]}`)
+	for path, n := range map[string]int{"/v2/models/r/infer": 5, "/v2/models/r/versions/2/infer": 3, "/v2/models/r/versions/canary/infer": 2} {
+		for range n {
+			if a := call(t, "POST", g.URL+path, "", oip); a.status != 200 {
+				t.Fatalf("%s: %d %s", path, a.status, a.raw)
+			}
+		}
+	}
+	type summary struct {
+		Requests int64 `json:"requests"`
+		Pinned   bool  `json:"pinned"`
+		Shadow   bool  `json:"shadow"`
+	}
+	var stats struct {
+		Variants map[string]summary `json:"variants"`
+	}
+	testpoll.For(t, 30*time.Second, "stats to count the 10 calls", func() error {
+		if err := g.Client.Get(context.Background(), "/v1/routes/r/stats", &stats); err != nil {
+			return err
+		}
+		total := int64(0)
+		for _, s := range stats.Variants {
+			total += s.Requests
+		}
+		if total < 10 {
+			return fmt.Errorf("%d counted: %+v", total, stats.Variants)
+		}
+		return nil
+	})
+	want := map[string]summary{"stable": {Requests: 5}, "pinned:m@2": {Requests: 5, Pinned: true}}
+	if fmt.Sprint(stats.Variants) != fmt.Sprint(want) {
+		t.Errorf("route stats %+v, want %+v (pinned calls apart from the split)", stats.Variants, want)
+	}
+	var ts struct {
+		Variants []struct {
+			Variant string `json:"variant"`
+			Pinned  bool   `json:"pinned"`
+		} `json:"variants"`
+	}
+	if err := g.Client.Get(context.Background(), "/v1/routes/r/timeseries?since=5m", &ts); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ts.Variants); got != "[{pinned:m@2 true} {stable false}]" {
+		t.Errorf("timeseries series %s, want the pinned series marked pinned beside stable", got)
+	}
 }

@@ -188,7 +188,7 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 	ev := &monitor.Event{TS: call.start.UTC(), Route: name}
 	var rt *router.Route
 	if version != "" {
-		ev.Model, ev.Version, ev.Variant = name, version, "pinned"
+		ev.Model, ev.Version, ev.Pinned = name, version, true
 		if r, ok := g.routes.Get(name); ok {
 			// On a route, {v} names a variant or a version of the first
 			// variant's model.

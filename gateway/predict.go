@@ -581,7 +581,11 @@ func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
 	}
 	known := g.knownNames(ev)
 	if known {
-		g.met.observe(ev.Route, ev.Variant, ev.Model, ev.Version, ev.Status, d)
+		variant := ev.Variant
+		if ev.Pinned { // outside the split: counted apart, as before
+			variant = "pinned"
+		}
+		g.met.observe(ev.Route, variant, ev.Model, ev.Version, ev.Status, d)
 	} else {
 		g.met.observe(unknownLabel, unknownLabel, unknownLabel, unknownLabel, ev.Status, d)
 	}

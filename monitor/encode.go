@@ -53,6 +53,9 @@ func appendEventJSON(b []byte, ev *Event) ([]byte, error) {
 	if ev.Shadow {
 		b = append(b, `,"shadow":true`...)
 	}
+	if ev.Pinned {
+		b = append(b, `,"pinned":true`...)
+	}
 	if ev.Truncated {
 		b = append(b, `,"truncated":true`...)
 	}

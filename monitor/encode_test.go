@@ -60,7 +60,7 @@ func TestAppendEventJSONMatchesEncodingJSON(t *testing.T) {
 		ev := testEvent(strs[r.IntN(len(strs))], i)
 		ev.TS = time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).In(time.FixedZone("x", 3600*(r.IntN(5)-2)))
 		ev.Error = strs[r.IntN(len(strs))]
-		ev.Shadow, ev.Truncated = r.IntN(2) == 0, r.IntN(2) == 0
+		ev.Shadow, ev.Pinned, ev.Truncated = r.IntN(2) == 0, r.IntN(2) == 0, r.IntN(2) == 0
 		ev.Features = map[string]any{}
 		for range r.IntN(20) {
 			ev.Features[strs[r.IntN(len(strs))]+string(rune('a'+r.IntN(26)))] = value(0)

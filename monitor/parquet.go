@@ -20,7 +20,7 @@ import (
 // The archive's Parquet layout. A file holds the events of one route and
 // hour that share a schema:
 //
-//	id, ts, route, variant, model, version, shadow, truncated,
+//	id, ts, route, variant, model, version, shadow, pinned, truncated,
 //	status, latency_us, error (null when none),
 //	features.<name>...  one optional column per feature,
 //	outputs.<name>...   one optional column per output,
@@ -178,6 +178,7 @@ var fixedColumns = []struct {
 	{"model", parquet.String()},
 	{"version", parquet.String()},
 	{"shadow", parquet.Leaf(parquet.BooleanType)},
+	{"pinned", parquet.Leaf(parquet.BooleanType)},
 	{"truncated", parquet.Leaf(parquet.BooleanType)},
 	{"status", parquet.Leaf(parquet.Int32Type)},
 	{"latency_us", parquet.Leaf(parquet.Int64Type)},
@@ -260,6 +261,7 @@ func (l *archiveLayout) row(r archiveRecord, buf parquet.Row) (parquet.Row, erro
 	req(parquet.ByteArrayValue([]byte(ev.Model)))
 	req(parquet.ByteArrayValue([]byte(ev.Version)))
 	req(parquet.BooleanValue(ev.Shadow))
+	req(parquet.BooleanValue(ev.Pinned))
 	req(parquet.BooleanValue(ev.Truncated))
 	req(parquet.Int32Value(int32(ev.Status)))
 	req(parquet.Int64Value(ev.LatencyUS))
@@ -502,6 +504,8 @@ func decodeArchiveRow(row parquet.Row, leafOf func(int) ([]string, bool)) (archi
 			ev.Version = str()
 		case "shadow":
 			ev.Shadow = v.Boolean()
+		case "pinned":
+			ev.Pinned = v.Boolean()
 		case "truncated":
 			ev.Truncated = v.Boolean()
 		case "status":

@@ -28,6 +28,7 @@ type typedRow struct {
 	Variant   string    `parquet:"variant"`
 	Model     string    `parquet:"model"`
 	Version   string    `parquet:"version"`
+	Pinned    bool      `parquet:"pinned"`
 	Status    int32     `parquet:"status"`
 	LatencyUS int64     `parquet:"latency_us"`
 	Error     *string   `parquet:"error,optional"`
@@ -156,7 +157,7 @@ func TestArchiveWritesTypedColumns(t *testing.T) {
 		{ID: "e1", TS: ts, Route: "fraud", Variant: "stable", Model: "fraud", Version: "2", Status: 200, LatencyUS: 900,
 			Features: map[string]any{"amount": 12.5, "country": "DE", "online": true, "vec": []any{1.0, 2.0}},
 			Outputs:  map[string]any{"score": 0.25}},
-		{ID: "e2", TS: ts.Add(time.Second), Route: "fraud", Variant: "canary", Model: "fraud", Version: "3", Status: 200,
+		{ID: "e2", TS: ts.Add(time.Second), Route: "fraud", Variant: "canary", Model: "fraud", Version: "3", Status: 200, Pinned: true,
 			Features: map[string]any{"amount": "NaN", "country": "FR", "online": false},
 			Outputs:  map[string]any{"score": 0.75}},
 		// A failed request: no features or outputs, an error.
@@ -197,8 +198,11 @@ func TestArchiveWritesTypedColumns(t *testing.T) {
 		*r.Features.Vec != "[1,2]" || *r.Outputs.Score != 0.25 || r.Seq != 1 {
 		t.Errorf("row 1: %+v", r)
 	}
-	if r := rows[1]; r.Features.Amount == nil || !math.IsNaN(*r.Features.Amount) || *r.Features.Online || r.Features.Vec != nil {
-		t.Errorf("row 2: amount %v (want NaN), online %v, vec %v (want null)", r.Features.Amount, r.Features.Online, r.Features.Vec)
+	if r := rows[1]; r.Features.Amount == nil || !math.IsNaN(*r.Features.Amount) || *r.Features.Online || r.Features.Vec != nil || !r.Pinned {
+		t.Errorf("row 2: amount %v (want NaN), online %v, vec %v (want null), pinned %v", r.Features.Amount, r.Features.Online, r.Features.Vec, r.Pinned)
+	}
+	if rows[0].Pinned {
+		t.Error("row 1 reads pinned")
 	}
 	if r := rows[2]; r.Status != 422 || r.Error == nil || *r.Error != "amount: not a number" || r.Features.Amount != nil || r.Outputs.Score != nil {
 		t.Errorf("row 3 (failed request): %+v", r)

@@ -43,10 +43,12 @@ type Point struct {
 }
 
 // VariantSeries is the time series of one variant of a route. Shadow traffic
-// appears as its own series named "shadow:<model>@<version>".
+// appears as its own series named "shadow:<model>@<version>", pinned calls
+// (which bypass the split) as "pinned:<model>@<version>".
 type VariantSeries struct {
 	Variant string  `json:"variant"`
 	Shadow  bool    `json:"shadow,omitempty"`
+	Pinned  bool    `json:"pinned,omitempty"`
 	Points  []Point `json:"points"`
 }
 
@@ -77,6 +79,7 @@ type VariantSummary struct {
 	P95Ms     float64                  `json:"p95_ms"`
 	P99Ms     float64                  `json:"p99_ms"`
 	Shadow    bool                     `json:"shadow,omitempty"`
+	Pinned    bool                     `json:"pinned,omitempty"`
 	Outputs   map[string]OutputSummary `json:"outputs"`
 }
 
@@ -99,6 +102,7 @@ type Stats struct {
 
 type series struct {
 	shadow  bool
+	pinned  bool
 	buckets []bucket // ring indexed by (start / bucket) % nb
 }
 
@@ -121,6 +125,7 @@ type statsEvent struct {
 	LatencyUS int64          `json:"latency_us"`
 	Status    int            `json:"status"`
 	Shadow    bool           `json:"shadow"`
+	Pinned    bool           `json:"pinned"`
 }
 
 // NewStats starts consuming. If the stream does not exist yet (the publisher
@@ -234,6 +239,9 @@ func variantKey(ev *statsEvent) string {
 	if ev.Shadow {
 		return "shadow:" + ev.Model + "@" + ev.Version
 	}
+	if ev.Pinned {
+		return "pinned:" + ev.Model + "@" + ev.Version
+	}
 	return ev.Variant
 }
 
@@ -257,7 +265,7 @@ func (s *Stats) add(ev *statsEvent) {
 	key := variantKey(ev)
 	sr := vars[key]
 	if sr == nil {
-		sr = &series{shadow: ev.Shadow, buckets: make([]bucket, s.nb)}
+		sr = &series{shadow: ev.Shadow, pinned: ev.Pinned && !ev.Shadow, buckets: make([]bucket, s.nb)}
 		vars[key] = sr
 	}
 	b := &sr.buckets[s.slot(start)]
@@ -343,7 +351,7 @@ func (s *Stats) Timeseries(route string, since time.Duration) []VariantSeries {
 	out := make([]VariantSeries, 0, len(vars))
 	for _, name := range sortedKeys(vars) {
 		sr := vars[name]
-		vs := VariantSeries{Variant: name, Shadow: sr.shadow, Points: make([]Point, 0, (last-first)/s.bsec+1)}
+		vs := VariantSeries{Variant: name, Shadow: sr.shadow, Pinned: sr.pinned, Points: make([]Point, 0, (last-first)/s.bsec+1)}
 		for t := first; t <= last; t += s.bsec {
 			p := Point{T: time.Unix(t, 0).UTC()}
 			b := &sr.buckets[s.slot(t)]
@@ -386,7 +394,7 @@ func (s *Stats) Summary(route string, from, to time.Time) map[string]VariantSumm
 	for name, sr := range vars {
 		var lat latHist
 		outputs := make(map[string]*valueStats)
-		sum := VariantSummary{Shadow: sr.shadow}
+		sum := VariantSummary{Shadow: sr.shadow, Pinned: sr.pinned}
 		for i := range sr.buckets {
 			b := &sr.buckets[i]
 			if b.start == 0 || b.start < lo || b.start > hi {

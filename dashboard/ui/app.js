@@ -486,9 +486,10 @@ function renderRouteHead(r) {
     chips.length ? h('div', { class: 'chips' }, chips.map((c) => h('span', { class: 'chip' }, c))) : null);
 }
 
-// totals sums the last minute over the served (non-shadow) variants.
+// totals sums the last minute over the split's variants: not shadow copies,
+// nor pinned calls (a versioned OIP call bypasses the split).
 function totals() {
-  const vs = Object.entries(state.stats?.variants ?? {}).filter(([, v]) => !v.shadow);
+  const vs = Object.entries(state.stats?.variants ?? {}).filter(([, v]) => !v.shadow && !v.pinned);
   const req = vs.reduce((a, [, v]) => a + v.requests, 0);
   const errs = vs.reduce((a, [, v]) => a + v.errors, 0);
   const worst = vs.reduce((a, [n, v]) => (v.requests && v.p99_ms > (a?.v.p99_ms ?? -1) ? { n, v } : a), null);
@@ -527,6 +528,17 @@ function renderSplit(r) {
       h('td', { class: 'num' }, `${r.shadow.percent}% copy`),
       h('td', { class: 'num' }, fmtRate(s.requests / 60)),
       h('td', { class: 'num' }, fmtPct(s.error_rate)),
+      h('td', { class: 'num' }, s.requests ? fmtMs(s.p50_ms) : '–'),
+      h('td', { class: 'num' }, s.requests ? fmtMs(s.p99_ms) : '–')));
+  }
+  // Pinned calls named their version: counted apart, outside the split.
+  for (const [name, s] of Object.entries(stats).filter(([, v]) => v.pinned)) {
+    rows.push(h('tr', { class: 'pinned-row', 'data-series': name },
+      h('td', {}, h('span', { class: 'dot hollow', style: `--c:${colorOf(name)}` }), 'pinned', ' ', h('span', { class: 'chip small' }, 'outside split')),
+      h('td', { class: 'mono' }, name.replace(/^pinned:/, '')),
+      h('td', { class: 'num' }, '–'),
+      h('td', { class: 'num' }, fmtRate(s.requests / 60)),
+      h('td', { class: 'num' + (s.errors ? ' bad' : '') }, fmtPct(s.error_rate)),
       h('td', { class: 'num' }, s.requests ? fmtMs(s.p50_ms) : '–'),
       h('td', { class: 'num' }, s.requests ? fmtMs(s.p99_ms) : '–')));
   }
@@ -634,7 +646,8 @@ function renderRollout(r, ro) {
 }
 
 function renderCharts(r, ro) {
-  const ts = state.series?.variants ?? [];
+  // The charts show the split: pinned calls are in the split table only.
+  const ts = (state.series?.variants ?? []).filter((vs) => !vs.pinned);
   const now = Date.now();
   const x0 = domainStart(ts.flatMap((vs) => vs.points.filter((p) => p.requests).map((p) => Date.parse(p.t))), now, 15 * 60e3, 2 * 60e3);
   const mk = (pick, opt = {}) => ts.map((vs) => ({

@@ -36,6 +36,11 @@ type Event struct {
 	Error  string `json:"error,omitempty"`
 	// Shadow marks a mirrored request whose answer nobody saw.
 	Shadow bool `json:"shadow,omitempty"`
+	// Pinned marks an OIP call that named its version or variant
+	// (/v2/models/{m}/versions/{v}/infer): it bypassed the route's split,
+	// so it is counted apart from the split's variants. Variant is the one
+	// {v} named, or empty for a model version.
+	Pinned bool `json:"pinned,omitempty"`
 	// Truncated marks an event cut to the publisher's size cap: rows of
 	// its features and outputs (or all of them) were left out.
 	Truncated bool `json:"truncated,omitempty"`
