@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/weirhq/weir/internal/jsonx"
 )
 
 // DecodeInferRequest parses an Open Inference Protocol JSON request from
@@ -22,40 +23,29 @@ import (
 // reports them as 400.
 func DecodeInferRequest(body []byte, req *InferRequest) error {
 	*req = InferRequest{}
-	d := decoder{b: body}
-	d.ws()
-	if d.eof() {
+	d := newDecoder(body)
+	d.WS()
+	if d.EOF() {
 		return errors.New("unexpected end of JSON input")
 	}
 	var err error
-	switch start := d.i; d.b[d.i] {
+	switch start := d.I; d.B[d.I] {
 	case '{':
-		d.i++
-		for first := true; ; first = false {
-			key, ok, err := d.nextKey(first)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
-			if err := d.requestField(key, req); err != nil {
-				return err
-			}
-		}
+		d.I++
+		err = d.members(func(key []byte) error { return d.requestField(key, req) })
 	case 'n':
-		err = d.literal("null")
+		err = d.Literal("null")
 	default:
-		if err = d.skip(0); err == nil {
+		if err = d.Skip(0); err == nil {
 			err = fmt.Errorf("the request is a JSON %s, expected an object", kindOf(body[start]))
 		}
 	}
 	if err != nil {
 		return err
 	}
-	d.ws()
-	if !d.eof() {
-		return d.syntax("after top-level value")
+	d.WS()
+	if !d.EOF() {
+		return d.Syntax("after top-level value")
 	}
 	return nil
 }
@@ -74,47 +64,11 @@ func (r *InferRequest) Detach() {
 	r.Inputs = inputs
 }
 
-// decoder is a strict JSON reader over one request body.
-type decoder struct {
-	b []byte
-	i int
-}
+// decoder reads one request body with jsonx's strict scanner, which
+// accepts and refuses what encoding/json does.
+type decoder struct{ jsonx.Scanner }
 
-// maxDepth bounds nesting as encoding/json does.
-const maxDepth = 10000
-
-func (d *decoder) eof() bool { return d.i >= len(d.b) }
-
-func (d *decoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-// syntax is the error for the byte at d.i (or the end of the input).
-func (d *decoder) syntax(context string) error {
-	if d.eof() {
-		return errors.New("unexpected end of JSON input")
-	}
-	return fmt.Errorf("invalid character %s %s (offset %d)", quoteChar(d.b[d.i]), context, d.i)
-}
-
-func quoteChar(c byte) string {
-	switch {
-	case c == '\'':
-		return `'\''`
-	case c == '"':
-		return `'"'`
-	case c < 0x20 || c >= 0x7f:
-		return fmt.Sprintf("%q", c)
-	}
-	return "'" + string(c) + "'"
-}
+func newDecoder(b []byte) decoder { return decoder{jsonx.Scanner{B: b}} }
 
 func kindOf(c byte) string {
 	switch c {
@@ -132,247 +86,19 @@ func kindOf(c byte) string {
 	return "number"
 }
 
-// nextKey steps to the next member of the object whose '{' has been
-// consumed (first says no member has been read yet) and returns its key
-// (unescaped), leaving d.i at the start of its value; ok is false after the
-// closing '}'.
-func (d *decoder) nextKey(first bool) (key []byte, ok bool, err error) {
-	d.ws()
-	if d.eof() {
-		return nil, false, d.syntax("")
-	}
-	switch c := d.b[d.i]; {
-	case c == '}' && first:
-		d.i++
-		return nil, false, nil
-	case first:
-	case c == ',':
-		d.i++
-		d.ws()
-	case c == '}':
-		d.i++
-		return nil, false, nil
-	default:
-		return nil, false, d.syntax("after object key:value pair")
-	}
-	if d.eof() || d.b[d.i] != '"' {
-		return nil, false, d.syntax("looking for beginning of object key string")
-	}
-	if key, err = d.str(); err != nil {
-		return nil, false, err
-	}
-	d.ws()
-	if d.eof() || d.b[d.i] != ':' {
-		return nil, false, d.syntax("after object key")
-	}
-	d.i++
-	d.ws()
-	if d.eof() {
-		return nil, false, d.syntax("")
-	}
-	return key, true, nil
-}
-
-// nextElem steps to the next element of the array whose '[' has been
-// consumed, leaving d.i at its start; ok is false after the closing ']'.
-func (d *decoder) nextElem(first bool) (ok bool, err error) {
-	d.ws()
-	if d.eof() {
-		return false, d.syntax("")
-	}
-	switch c := d.b[d.i]; {
-	case c == ']' && first:
-		d.i++
-		return false, nil
-	case first:
-	case c == ',':
-		d.i++
-		d.ws()
-	case c == ']':
-		d.i++
-		return false, nil
-	default:
-		return false, d.syntax("after array element")
-	}
-	if d.eof() {
-		return false, d.syntax("")
-	}
-	return true, nil
-}
-
-// str reads a string at d.i and returns its contents: a view of the body
-// when it has no escapes, else a new, unescaped copy. Invalid UTF-8 becomes
-// U+FFFD as with encoding/json.
-func (d *decoder) str() ([]byte, error) {
-	start := d.i
-	d.i++
-	plain := true
-	for {
-		if d.eof() {
-			return nil, errors.New("unexpected end of JSON input")
-		}
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			d.i++
-			if plain {
-				return d.b[start+1 : d.i-1], nil
-			}
-			var s string
-			if err := json.Unmarshal(d.b[start:d.i], &s); err != nil {
-				return nil, err
-			}
-			return []byte(s), nil
-		case c == '\\':
-			plain = false
-			d.i++
-			if d.eof() {
-				return nil, errors.New("unexpected end of JSON input")
-			}
-			switch d.b[d.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				d.i++
-			case 'u':
-				d.i++
-				for k := 0; k < 4; k++ {
-					if d.eof() {
-						return nil, errors.New("unexpected end of JSON input")
-					}
-					if !isHex(d.b[d.i]) {
-						return nil, d.syntax("in \\u hexadecimal character escape")
-					}
-					d.i++
-				}
-			default:
-				return nil, d.syntax("in string escape code")
-			}
-		case c < 0x20:
-			return nil, d.syntax("in string literal")
-		case c >= utf8.RuneSelf:
-			plain = false // validated (and repaired) by the slow path
-			d.i++
-		default:
-			d.i++
-		}
-	}
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func (d *decoder) literal(word string) error {
-	for k := 0; k < len(word); k++ {
-		if d.eof() || d.b[d.i] != word[k] {
-			return d.syntax("in literal " + word + " (expecting " + quoteChar(word[k]) + ")")
-		}
-		d.i++
-	}
-	return nil
-}
-
-// number reads a JSON number at d.i and returns its text.
-func (d *decoder) number() ([]byte, error) {
-	start := d.i
-	if d.b[d.i] == '-' {
-		d.i++
-	}
-	if d.eof() {
-		return nil, d.syntax("")
-	}
-	switch c := d.b[d.i]; {
-	case c == '0':
-		d.i++
-	case '1' <= c && c <= '9':
-		for d.i < len(d.b) && isDigit(d.b[d.i]) {
-			d.i++
-		}
-	default:
-		return nil, d.syntax("in numeric literal")
-	}
-	if d.i < len(d.b) && d.b[d.i] == '.' {
-		d.i++
-		if d.eof() || !isDigit(d.b[d.i]) {
-			return nil, d.syntax("after decimal point in numeric literal")
-		}
-		for d.i < len(d.b) && isDigit(d.b[d.i]) {
-			d.i++
-		}
-	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
-			d.i++
-		}
-		if d.eof() || !isDigit(d.b[d.i]) {
-			return nil, d.syntax("in exponent of numeric literal")
-		}
-		for d.i < len(d.b) && isDigit(d.b[d.i]) {
-			d.i++
-		}
-	}
-	return d.b[start:d.i], nil
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// skip checks and skips any value at d.i.
-func (d *decoder) skip(depth int) error {
-	if depth > maxDepth {
-		return errors.New("exceeded max depth")
-	}
-	switch c := d.b[d.i]; {
-	case c == '{':
-		d.i++
-		for first := true; ; first = false {
-			_, ok, err := d.nextKey(first)
-			if !ok || err != nil {
-				return err
-			}
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
-		}
-	case c == '[':
-		d.i++
-		for first := true; ; first = false {
-			ok, err := d.nextElem(first)
-			if !ok || err != nil {
-				return err
-			}
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
-		}
-	case c == '"':
-		_, err := d.str()
-		return err
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	case c == '-' || isDigit(c):
-		_, err := d.number()
-		return err
-	}
-	return d.syntax("looking for beginning of value")
-}
-
-// scalars checks and skips a value at d.i, counting its scalars (numbers,
+// scalars checks and skips a value at d.I, counting its scalars (numbers,
 // strings, booleans, nulls and objects) at any depth of arrays.
 func (d *decoder) scalars(depth int) (int, error) {
-	if depth > maxDepth {
+	if depth > jsonx.MaxDepth {
 		return 0, errors.New("exceeded max depth")
 	}
-	if d.b[d.i] != '[' {
-		return 1, d.skip(depth)
+	if d.B[d.I] != '[' {
+		return 1, d.Skip(depth)
 	}
 	n := 0
-	d.i++
+	d.I++
 	for first := true; ; first = false {
-		ok, err := d.nextElem(first)
+		ok, err := d.NextElem(first)
 		if !ok || err != nil {
 			return n, err
 		}
@@ -384,12 +110,12 @@ func (d *decoder) scalars(depth int) (int, error) {
 	}
 }
 
-// isNull consumes a null at d.i.
+// isNull consumes a null at d.I.
 func (d *decoder) isNull() (bool, error) {
-	if d.b[d.i] != 'n' {
+	if d.B[d.I] != 'n' {
 		return false, nil
 	}
-	return true, d.literal("null")
+	return true, d.Literal("null")
 }
 
 // keyIs matches a key as encoding/json matches a field name: exactly, or
@@ -398,17 +124,28 @@ func keyIs(key []byte, name string) bool {
 	return string(key) == name || bytes.EqualFold(key, []byte(name))
 }
 
-// stringValue reads a string or null; bad is the first byte of a value of
-// another type (skipped), for the caller's error.
-func (d *decoder) stringValue() (s []byte, bad byte, err error) {
+// stringField reads a string or null (nil, which leaves the field as it
+// was) for the member named by fieldName(array, n, member).
+func (d *decoder) stringField(array string, n int, member string) ([]byte, error) {
 	if null, err := d.isNull(); null || err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	if c := d.b[d.i]; c != '"' {
-		return nil, c, d.skip(0)
+	if c := d.B[d.I]; c != '"' {
+		if err := d.Skip(0); err != nil {
+			return nil, err
+		}
+		return nil, typeError(fieldName(array, n, member), c, "a string")
 	}
-	s, err = d.str()
-	return s, 0, err
+	return d.Str()
+}
+
+// fieldName is member of element n of array (member alone when array is
+// empty), as errors name it.
+func fieldName(array string, n int, member string) string {
+	if array == "" {
+		return member
+	}
+	return fmt.Sprintf("%s[%d].%s", array, n, member)
 }
 
 // typeError names a field whose value (starting with c) has the wrong JSON
@@ -426,14 +163,14 @@ func (d *decoder) mapField(field string, m *map[string]any) error {
 		}
 		return err
 	}
-	start, c := d.i, d.b[d.i]
-	if err := d.skip(0); err != nil {
+	start, c := d.I, d.B[d.I]
+	if err := d.Skip(0); err != nil {
 		return err
 	}
 	if c != '{' {
 		return typeError(field, c, "an object")
 	}
-	if err := json.Unmarshal(d.b[start:d.i], m); err != nil {
+	if err := json.Unmarshal(d.B[start:d.I], m); err != nil {
 		return fmt.Errorf("%s: %w", field, err)
 	}
 	return nil
@@ -453,69 +190,75 @@ func (d *decoder) requestField(key []byte, req *InferRequest) error {
 	var err error
 	switch {
 	case keyIs(key, "id"):
-		s, bad, e := d.stringValue()
-		if err = e; err == nil && bad != 0 {
-			err = typeError("id", bad, "a string")
-		}
-		if s != nil { // null leaves the field as it was
+		var s []byte
+		if s, err = d.stringField("", 0, "id"); s != nil {
 			req.ID = string(s)
 		}
 	case keyIs(key, "parameters"):
 		err = d.mapField("parameters", &req.Parameters)
 	case keyIs(key, "inputs"):
-		req.Inputs, err = d.inputs(req.Inputs[:0])
+		req.Inputs, err = objects(d, req.Inputs[:0], "inputs", "an array of input tensors", d.inputField)
 	case keyIs(key, "outputs"):
-		req.Outputs, err = d.outputs(req.Outputs[:0])
+		req.Outputs, err = objects(d, req.Outputs[:0], "outputs", "an array of objects", d.outputField)
 	default:
-		err = d.skip(1)
+		err = d.Skip(1)
 	}
 	return err
 }
 
-func (d *decoder) inputs(out []InputTensor) ([]InputTensor, error) {
+// objects reads an array of objects, or null, into out; field reads the
+// member named key of element n. Like encoding/json, an element decodes
+// into what was there, and a null element leaves it. name and want word
+// the errors for a value of another type.
+func objects[T any](d *decoder, out []T, name, want string, field func(n int, key []byte, e *T) error) ([]T, error) {
 	if null, err := d.isNull(); null || err != nil {
 		return nil, err
 	}
-	if c := d.b[d.i]; c != '[' {
-		if err := d.skip(0); err != nil {
+	if c := d.B[d.I]; c != '[' {
+		if err := d.Skip(0); err != nil {
 			return nil, err
 		}
-		return nil, typeError("inputs", c, "an array of input tensors")
+		return nil, typeError(name, c, want)
 	}
 	if out == nil {
-		out = []InputTensor{} // [] is empty, not absent
+		out = []T{} // [] is empty, not absent
 	}
-	d.i++
+	d.I++
 	for n := 0; ; n++ {
-		ok, err := d.nextElem(n == 0)
+		ok, err := d.NextElem(n == 0)
 		if !ok || err != nil {
 			return out, err
 		}
-		out = grow(out) // like encoding/json, an element decodes into what was there
-		in := &out[len(out)-1]
+		out = grow(out)
+		e := &out[len(out)-1]
 		if null, err := d.isNull(); err != nil {
 			return out, err
 		} else if null {
 			continue
 		}
-		if c := d.b[d.i]; c != '{' {
-			if err := d.skip(0); err != nil {
+		if c := d.B[d.I]; c != '{' {
+			if err := d.Skip(0); err != nil {
 				return out, err
 			}
-			return out, typeError(fmt.Sprintf("inputs[%d]", n), c, "an object")
+			return out, typeError(fmt.Sprintf("%s[%d]", name, n), c, "an object")
 		}
-		d.i++
-		for first := true; ; first = false {
-			key, ok, err := d.nextKey(first)
-			if err != nil {
-				return out, err
-			}
-			if !ok {
-				break
-			}
-			if err := d.inputField(n, key, in); err != nil {
-				return out, err
-			}
+		d.I++
+		if err := d.members(func(key []byte) error { return field(n, key, e) }); err != nil {
+			return out, err
+		}
+	}
+}
+
+// members reads the members of an object whose '{' has been consumed,
+// each value by field.
+func (d *decoder) members(field func(key []byte) error) error {
+	for first := true; ; first = false {
+		key, ok, err := d.NextKey(first)
+		if !ok || err != nil {
+			return err
+		}
+		if err := field(key); err != nil {
+			return err
 		}
 	}
 }
@@ -524,32 +267,26 @@ func (d *decoder) inputField(n int, key []byte, in *InputTensor) error {
 	var err error
 	switch {
 	case keyIs(key, "name"):
-		s, bad, e := d.stringValue()
-		if err = e; err == nil && bad != 0 {
-			err = typeError(fmt.Sprintf("inputs[%d].name", n), bad, "a string")
-		}
-		if s != nil {
+		var s []byte
+		if s, err = d.stringField("inputs", n, "name"); s != nil {
 			in.Name = string(s)
 		}
 	case keyIs(key, "datatype"):
-		s, bad, e := d.stringValue()
-		if err = e; err == nil && bad != 0 {
-			err = typeError(fmt.Sprintf("inputs[%d].datatype", n), bad, "a string")
-		}
-		if s != nil {
+		var s []byte
+		if s, err = d.stringField("inputs", n, "datatype"); s != nil {
 			in.Datatype = datatypeOfName(s)
 		}
 	case keyIs(key, "shape"):
 		in.Shape, err = d.shape(n)
 	case keyIs(key, "parameters"):
-		err = d.mapField(fmt.Sprintf("inputs[%d].parameters", n), &in.Parameters)
+		err = d.mapField(fieldName("inputs", n, "parameters"), &in.Parameters)
 	case keyIs(key, "data"):
-		start := d.i
+		start := d.I
 		var count int
 		count, err = d.scalars(1)
-		in.Data, in.count = d.b[start:d.i], count
+		in.Data, in.count = d.B[start:d.I], count
 	default:
-		err = d.skip(1)
+		err = d.Skip(1)
 	}
 	return err
 }
@@ -558,34 +295,34 @@ func (d *decoder) shape(n int) ([]int64, error) {
 	if null, err := d.isNull(); null || err != nil {
 		return nil, err
 	}
-	if c := d.b[d.i]; c != '[' {
-		if err := d.skip(0); err != nil {
+	if c := d.B[d.I]; c != '[' {
+		if err := d.Skip(0); err != nil {
 			return nil, err
 		}
 		return nil, typeError(fmt.Sprintf("inputs[%d].shape", n), c, "an array of integers")
 	}
 	shape := make([]int64, 0, 4)
-	d.i++
+	d.I++
 	for k := 0; ; k++ {
-		ok, err := d.nextElem(k == 0)
+		ok, err := d.NextElem(k == 0)
 		if !ok || err != nil {
 			return shape, err
 		}
-		c := d.b[d.i]
+		c := d.B[d.I]
 		if c == 'n' {
 			shape = append(shape, 0) // null leaves the zero value, as encoding/json does
-			if err := d.literal("null"); err != nil {
+			if err := d.Literal("null"); err != nil {
 				return shape, err
 			}
 			continue
 		}
-		if c != '-' && !isDigit(c) {
-			if err := d.skip(0); err != nil {
+		if c != '-' && !jsonx.IsDigit(c) {
+			if err := d.Skip(0); err != nil {
 				return shape, err
 			}
 			return shape, typeError(fmt.Sprintf("inputs[%d].shape[%d]", n, k), c, "an integer")
 		}
-		tok, err := d.number()
+		tok, err := d.Number()
 		if err != nil {
 			return shape, err
 		}
@@ -597,66 +334,20 @@ func (d *decoder) shape(n int) ([]int64, error) {
 	}
 }
 
-func (d *decoder) outputs(out []RequestedOutput) ([]RequestedOutput, error) {
-	if null, err := d.isNull(); null || err != nil {
-		return nil, err
+func (d *decoder) outputField(n int, key []byte, o *RequestedOutput) error {
+	var err error
+	switch {
+	case keyIs(key, "name"):
+		var s []byte
+		if s, err = d.stringField("outputs", n, "name"); s != nil {
+			o.Name = string(s)
+		}
+	case keyIs(key, "parameters"):
+		err = d.mapField(fieldName("outputs", n, "parameters"), &o.Parameters)
+	default:
+		err = d.Skip(1)
 	}
-	if c := d.b[d.i]; c != '[' {
-		if err := d.skip(0); err != nil {
-			return nil, err
-		}
-		return nil, typeError("outputs", c, "an array of objects")
-	}
-	if out == nil {
-		out = []RequestedOutput{}
-	}
-	d.i++
-	for n := 0; ; n++ {
-		ok, err := d.nextElem(n == 0)
-		if !ok || err != nil {
-			return out, err
-		}
-		out = grow(out)
-		o := &out[len(out)-1]
-		if null, err := d.isNull(); err != nil {
-			return out, err
-		} else if null {
-			continue
-		}
-		if c := d.b[d.i]; c != '{' {
-			if err := d.skip(0); err != nil {
-				return out, err
-			}
-			return out, typeError(fmt.Sprintf("outputs[%d]", n), c, "an object")
-		}
-		d.i++
-		for first := true; ; first = false {
-			key, ok, err := d.nextKey(first)
-			if err != nil {
-				return out, err
-			}
-			if !ok {
-				break
-			}
-			switch {
-			case keyIs(key, "name"):
-				s, bad, e := d.stringValue()
-				if err = e; err == nil && bad != 0 {
-					err = typeError(fmt.Sprintf("outputs[%d].name", n), bad, "a string")
-				}
-				if s != nil {
-					o.Name = string(s)
-				}
-			case keyIs(key, "parameters"):
-				err = d.mapField(fmt.Sprintf("outputs[%d].parameters", n), &o.Parameters)
-			default:
-				err = d.skip(1)
-			}
-			if err != nil {
-				return out, err
-			}
-		}
-	}
+	return err
 }
 
 // datatypeOfName returns the Datatype named s without allocating for the

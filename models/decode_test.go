@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -213,6 +214,22 @@ func TestDecoderReadsEveryField(t *testing.T) {
 			if !slices.Contains(known[typ.Name()], name) {
 				t.Errorf("%s.%s (JSON %q) is not read by DecodeInferRequest: teach models/decode.go and add it here", typ.Name(), f.Name, name)
 			}
+		}
+	}
+}
+
+// Syntax errors say what encoding/json says, with the offset added.
+func TestDecodeSyntaxErrorsWordedAsEncodingJSON(t *testing.T) {
+	offset := regexp.MustCompile(` \(offset \d+\)$`)
+	for _, c := range []string{`{"id":\}`, `{"inputs":[{"name":tru}]}`, `{"id":"\x"}`, `{"inputs":[{"data":[1 2]}]}`, "{\"id\":\xe9}", `{"id" 1}`} {
+		var want InferRequest
+		werr := json.Unmarshal([]byte(c), &want)
+		gerr := DecodeInferRequest([]byte(c), &want)
+		if werr == nil || gerr == nil {
+			t.Fatalf("%q: DecodeInferRequest error %v, encoding/json error %v", c, gerr, werr)
+		}
+		if got := offset.ReplaceAllString(gerr.Error(), ""); got != werr.Error() {
+			t.Errorf("%q: DecodeInferRequest says %q, encoding/json %q", c, got, werr.Error())
 		}
 	}
 }

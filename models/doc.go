@@ -5,6 +5,7 @@
 // Sync).
 //
 // models imports no other weir package but internal/weirerr,
-// internal/artifacts, internal/onnx and internal/lifecycle; the gateway,
+// internal/artifacts, internal/onnx, internal/lifecycle and internal/jsonx
+// (the strict JSON scanner its request decoder shares with the gateway's); the gateway,
 // router and monitor depend on it, never the other way round. Decisions and their reasons: docs/rationale.md.
 package models

@@ -311,16 +311,16 @@ func parseData(raw []byte, dt Datatype, n int) (vals any, buf any, err error) {
 
 // countScalars checks raw as JSON data and counts its scalars.
 func countScalars(raw []byte) (int, error) {
-	d := decoder{b: raw}
-	d.ws()
-	if d.eof() {
+	d := newDecoder(raw)
+	d.WS()
+	if d.EOF() {
 		return 0, nil
 	}
 	n, err := d.scalars(1)
 	if err == nil {
-		d.ws()
-		if !d.eof() {
-			err = d.syntax("after data")
+		d.WS()
+		if !d.EOF() {
+			err = d.Syntax("after data")
 		}
 	}
 	return n, err

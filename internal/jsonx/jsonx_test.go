@@ -3,6 +3,7 @@ package jsonx
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -72,6 +73,23 @@ func BenchmarkDecodeObjectEncodingJSON(b *testing.B) {
 		var m map[string]any
 		if err := json.Unmarshal(event, &m); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Syntax errors say what encoding/json says, with the offset added.
+func TestSyntaxErrorsWordedAsEncodingJSON(t *testing.T) {
+	offset := regexp.MustCompile(` \(offset \d+\)$`)
+	for _, c := range []string{`{"a":\}`, `{"a":tru}`, `{"a":nulx}`, `{"a":'x'}`, `{"a":"\x"}`, `{"a":"\u12x"}`,
+		`{"a":1.e}`, `{"a":-x}`, `{"a":1e+}`, `{"a" 1}`, `{"a":1 "b"}`, `{1:2}`, `[1 2]`, "{\"a\":\x7f}", "{\"a\":\xe9}", `{"a":1}}`} {
+		var want map[string]any
+		werr := json.Unmarshal([]byte(c), &want)
+		_, gerr := DecodeObject([]byte(c))
+		if werr == nil || gerr == nil {
+			t.Fatalf("%q: DecodeObject error %v, encoding/json error %v", c, gerr, werr)
+		}
+		if got := offset.ReplaceAllString(gerr.Error(), ""); got != werr.Error() {
+			t.Errorf("%q: DecodeObject says %q, encoding/json %q", c, got, werr.Error())
 		}
 	}
 }

@@ -25,7 +25,7 @@ type rule struct {
 // The rules, as each package's doc.go states them.
 var rules = []rule{
 	{pkg: "internal/onnx", only: []string{"internal/weirerr"}},
-	{pkg: "models", only: []string{"internal/weirerr", "internal/artifacts", "internal/onnx", "internal/lifecycle"},
+	{pkg: "models", only: []string{"internal/weirerr", "internal/artifacts", "internal/onnx", "internal/lifecycle", "internal/jsonx"},
 		never: []string{"gateway", "router", "monitor", "plugins"}},
 	{pkg: "monitor", only: []string{"internal/weirerr", "internal/lifecycle", "monitor/event"}},
 	{pkg: "monitor/event", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
