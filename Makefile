@@ -110,7 +110,7 @@ chaos: deps
 # bench-readme also rewrites README.md's performance table from the report.
 bench: debs deps plugins envtest-assets
 	$(GO) test -run '^$$' -bench '^BenchmarkReport$$' -benchtime 1x -timeout 20m ./gateway/
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkReport$$' -benchmem -benchtime 100ms -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkReport' -benchmem -benchtime 100ms -timeout 30m ./...
 
 bench-readme: debs deps plugins envtest-assets
 	WEIR_BENCH_README=1 $(GO) test -run '^$$' -bench '^BenchmarkReport$$' -benchtime 1x -timeout 20m ./gateway/

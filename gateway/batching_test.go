@@ -85,7 +85,7 @@ func closeEnough(got, want []float32) error {
 }
 
 // batchMetric reads weir_model_batch_requests' sum and count for model@version.
-func batchMetric(t *testing.T, g *testgw.Gateway, model, version string) (sum, count float64) {
+func batchMetric(t testing.TB, g *testgw.Gateway, model, version string) (sum, count float64) {
 	t.Helper()
 	a := call(t, "GET", g.URL+"/metrics", "", nil)
 	labels := fmt.Sprintf(`{model=%q,version=%q}`, model, version)

@@ -49,6 +49,8 @@ import (
 //     (SDK) plugin.
 //   - the demo's fraud route (Go enrichment plugin, model, Go decision
 //     plugin) at fixed request rates over HTTP.
+//   - dynamic batching: 64 closed-loop clients on a wide MLP, batched vs
+//     not (batching_bench_test.go).
 //   - events per second into JetStream through the publisher.
 func BenchmarkReport(b *testing.B) {
 	if b.N > 1 {
@@ -100,6 +102,9 @@ func BenchmarkReport(b *testing.B) {
 
 	// The demo's fraud route at fixed rates.
 	fraudRates(b, g, &rep)
+
+	// Dynamic batching at 64 clients.
+	batchingReport(b, g, &rep, min(rounds, 3))
 
 	// Events into JetStream.
 	eps := eventsPerSecond(b, 100000)

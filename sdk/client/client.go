@@ -67,6 +67,24 @@ type VersionInfo struct {
 	SHA256    string    `json:"sha256,omitempty"`
 	Uploaded  time.Time `json:"uploaded,omitempty"`
 	Reference bool      `json:"reference,omitempty"`
+	Batching  *Batching `json:"batching,omitempty"` // nil when off
+}
+
+// Batching is a model version's dynamic batching setting: concurrent
+// requests whose inputs agree past the first dimension run as one batch of
+// up to MaxBatchSize rows. MaxBatchSize 0 turns it off.
+type Batching struct {
+	MaxBatchSize int `json:"max_batch_size"`
+	// MaxQueueDelay is how long a request may wait for others to join its
+	// batch: a duration such as "500us" or "2ms" ("" is 0).
+	MaxQueueDelay       string `json:"max_queue_delay,omitempty"`
+	PreferredBatchSizes []int  `json:"preferred_batch_sizes,omitempty"`
+}
+
+// PushOptions are what PushModelWith may set besides the bytes.
+type PushOptions struct {
+	Features []string
+	Batching *Batching // nil: unchanged (off for a new version)
 }
 
 // PluginInfo describes an uploaded plugin and its versions.
@@ -78,11 +96,41 @@ type PluginInfo struct {
 
 // PushModel uploads ONNX bytes as name@version, with an optional feature list.
 func (c *Client) PushModel(ctx context.Context, name, version string, onnx io.Reader, features []string) error {
+	return c.PushModelWith(ctx, name, version, onnx, PushOptions{Features: features})
+}
+
+// PushModelWith uploads ONNX bytes as name@version with options: a feature
+// list, a dynamic batching setting.
+func (c *Client) PushModelWith(ctx context.Context, name, version string, onnx io.Reader, o PushOptions) error {
+	q := url.Values{}
+	if len(o.Features) > 0 {
+		q.Set("features", strings.Join(o.Features, ","))
+	}
+	if b := o.Batching; b != nil {
+		q.Set("max_batch_size", strconv.Itoa(b.MaxBatchSize))
+		if b.MaxQueueDelay != "" {
+			q.Set("max_queue_delay", b.MaxQueueDelay)
+		}
+		if len(b.PreferredBatchSizes) > 0 {
+			sizes := make([]string, len(b.PreferredBatchSizes))
+			for i, n := range b.PreferredBatchSizes {
+				sizes[i] = strconv.Itoa(n)
+			}
+			q.Set("preferred_batch_sizes", strings.Join(sizes, ","))
+		}
+	}
 	p := "/v1/models/" + url.PathEscape(name) + "/versions/" + url.PathEscape(version)
-	if len(features) > 0 {
-		p += "?features=" + url.QueryEscape(strings.Join(features, ","))
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	return c.do(ctx, http.MethodPut, p, "application/octet-stream", onnx, nil)
+}
+
+// SetBatching changes name@version's dynamic batching setting on every
+// gateway replica (Batching{} turns it off).
+func (c *Client) SetBatching(ctx context.Context, name, version string, b Batching) error {
+	p := "/v1/models/" + url.PathEscape(name) + "/versions/" + url.PathEscape(version) + "/batching"
+	return c.Send(ctx, http.MethodPut, p, b, nil)
 }
 
 // PushReference uploads the reference (training) data of name@version, CSV

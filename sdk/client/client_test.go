@@ -55,6 +55,44 @@ func TestClientAgainstGateway(t *testing.T) {
 	if got, err := c.GetRoute(ctx, "r"); err != nil || !bytes.Contains(got, []byte(`"stable"`)) {
 		t.Fatalf("GetRoute = %s, %v", got, err)
 	}
+	// Dynamic batching: at upload, changed, listed, off.
+	if err := c.PushModelWith(ctx, "m", "b", bytes.NewReader(model), client.PushOptions{Features: []string{"a", "b"},
+		Batching: &client.Batching{MaxBatchSize: 16, MaxQueueDelay: "1ms", PreferredBatchSizes: []int{4, 8}}}); err != nil {
+		t.Fatal(err)
+	}
+	batching := func() *client.Batching {
+		t.Helper()
+		models, err := c.ListModels(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range models[0].Versions {
+			if v.Version == "b" {
+				return v.Batching
+			}
+		}
+		t.Fatal("version b not listed")
+		return nil
+	}
+	if b := batching(); b == nil || b.MaxBatchSize != 16 || b.MaxQueueDelay != "1ms" || len(b.PreferredBatchSizes) != 2 {
+		t.Fatalf("batching after upload: %+v", b)
+	}
+	if err := c.SetBatching(ctx, "m", "b", client.Batching{MaxBatchSize: 8, MaxQueueDelay: "500us"}); err != nil {
+		t.Fatal(err)
+	}
+	if b := batching(); b == nil || b.MaxBatchSize != 8 || b.MaxQueueDelay != "500us" {
+		t.Fatalf("batching after SetBatching: %+v", b)
+	}
+	if err := c.SetBatching(ctx, "m", "b", client.Batching{}); err != nil {
+		t.Fatal(err)
+	}
+	if b := batching(); b != nil {
+		t.Fatalf("batching after turning it off: %+v", b)
+	}
+	if err := c.DeleteModel(ctx, "m", "b"); err != nil {
+		t.Fatal(err)
+	}
+
 	if metrics, err := c.Metrics(ctx); err != nil || !strings.Contains(metrics, "weir_") {
 		t.Fatalf("Metrics: %v (%d bytes)", err, len(metrics))
 	}
@@ -67,6 +105,9 @@ func TestClientAgainstGateway(t *testing.T) {
 	}{
 		{"unknown version", func() error { return c.DeleteModel(ctx, "m", "9") }, 404, `no version "9"`},
 		{"not ONNX", func() error { return c.PushModel(ctx, "m", "2", strings.NewReader("not onnx"), nil) }, 400, "ONNX"},
+		{"batching past the limit", func() error {
+			return c.SetBatching(ctx, "m", "1", client.Batching{MaxBatchSize: 1 << 20})
+		}, 400, "max_batch_size"},
 		{"bad route", func() error { return c.SetRoute(ctx, "r", json.RawMessage(`{"variants":[]}`)) }, 400, "variant"},
 		{"model in use", func() error { return c.DeleteModel(ctx, "m", "1") }, 409, ""},
 		{"bad name", func() error { return c.DeleteRoute(ctx, "../etc") }, 0, ""},
