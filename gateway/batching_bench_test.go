@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,7 +25,7 @@ import (
 // once its weights are in cache.)
 var (
 	batchBenchSizes = deepSizes(256, 96, 128, 16)
-	batchBenchQuery = os.Getenv("WEIR_BENCH_BATCHING")
+	batchBenchQuery = cmp.Or(os.Getenv("WEIR_BENCH_BATCHING"), "?max_batch_size=32&max_queue_delay=500us")
 )
 
 func deepSizes(in, layers, width, out int) []int {
