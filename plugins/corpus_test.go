@@ -45,6 +45,12 @@ const corpusFeatures = api.CoreFeaturesV2 | experimental.CoreFeaturesThreads |
 // test scripts.
 func spectestDir(t *testing.T) string {
 	t.Helper()
+	return filepath.Join(wazeroDir(t), "internal", "integration_test", "spectest")
+}
+
+// wazeroDir is the wazero module in the module cache.
+func wazeroDir(t *testing.T) string {
+	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tetratelabs/wazero").Output()
 	if errors.Is(err, exec.ErrNotFound) {
 		t.Skip("the go command is not on PATH, so the wazero module (the corpus) cannot be found")
@@ -52,11 +58,75 @@ func spectestDir(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("go list -m github.com/tetratelabs/wazero: %v", err)
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "internal", "integration_test", "spectest")
-	if _, err := os.Stat(filepath.Join(dir, "testdata", "spectest.wasm")); err != nil {
+	dir := strings.TrimSpace(string(out))
+	if _, err := os.Stat(filepath.Join(dir, "internal", "integration_test", "spectest", "testdata", "spectest.wasm")); err != nil {
 		t.Fatalf("the wazero module has no spec tests where expected: %v", err)
 	}
 	return dir
+}
+
+// sampleEvery is how sparsely the corpus tests sample: -short takes a
+// fifth, spread over the proposals and the alphabet; the race detector,
+// which has nothing to watch here (one goroutine), a twenty-fifth.
+func sampleEvery() int {
+	switch {
+	case raceBuild:
+		return 25
+	case testing.Short():
+		return 5
+	}
+	return 1
+}
+
+// The other modules in wazero's module (its fuzzers' regressions, the
+// engine tests' modules, compiled Go, TinyGo, Rust and Zig programs) get
+// the same verdict from wazero instrumented as they are.
+func TestInstrumentWazeroTestdata(t *testing.T) {
+	ctx := context.Background()
+	root := wazeroDir(t)
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(corpusFeatures))
+	defer rt.Close(ctx)
+	var files []string
+	err := filepath.WalkDir(root, func(path string, e os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case e.IsDir() && e.Name() == "spectest":
+			return filepath.SkipDir // TestInstrumentSpecCorpus
+		case strings.HasSuffix(path, ".wasm"):
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil || len(files) < 100 {
+		t.Fatalf("want wazero's test modules under %s, found %d (%v)", root, len(files), err)
+	}
+	tried, compiled := 0, 0
+	for i, f := range files {
+		if i%sampleEvery() != 0 {
+			continue
+		}
+		tried++
+		wasm, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, f)
+		_, perr := rt.CompileModule(ctx, wasm)
+		out, ierr := instrument(wasm)
+		if ierr == nil {
+			_, ierr = rt.CompileModule(ctx, out)
+		}
+		switch {
+		case perr == nil && ierr != nil:
+			t.Errorf("%s: wazero compiles the module but not instrumented: %s", rel, errLine(ierr))
+		case perr != nil && ierr == nil:
+			t.Errorf("%s: wazero rejects the module (%s) but accepts it instrumented", rel, errLine(perr))
+		case perr == nil:
+			compiled++
+		}
+	}
+	t.Logf("%d of %d modules (of %d) compiled, and compiled instrumented", compiled, tried, len(files))
 }
 
 type specScript struct {
@@ -273,19 +343,9 @@ func TestInstrumentSpecCorpus(t *testing.T) {
 	if err != nil || len(scripts) < 200 {
 		t.Fatalf("want the spec test scripts under %s, found %d (%v)", dir, len(scripts), err)
 	}
-	// -short replays a fifth of the scripts, spread over the proposals and
-	// the alphabet; the race detector, which has nothing to watch here
-	// (one goroutine), a twenty-fifth.
-	every := 1
-	if testing.Short() {
-		every = 5
-	}
-	if raceBuild {
-		every = 25
-	}
 	var st corpusStats
 	for i, script := range scripts {
-		if i%every != 0 {
+		if i%sampleEvery() != 0 {
 			continue
 		}
 		rel, _ := filepath.Rel(dir, script)
