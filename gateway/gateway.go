@@ -192,8 +192,9 @@ type Gateway struct {
 	archiver    *monitor.Archiver
 	rollouts    *canary.Controller
 	drift       *drift.Monitor
-	shadowSlots chan struct{} // bounds shadow requests in flight
-	shadowGate  chan struct{} // tests only (export_test.go): shadows wait on it
+	decoded     *monitor.Decoded // event decoding shared by stats, drift and the archive
+	shadowSlots chan struct{}    // bounds shadow requests in flight
+	shadowGate  chan struct{}    // tests only (export_test.go): shadows wait on it
 	// implicitRoutes caches the route a model with no route of its own
 	// gets: its latest version, no plugins (model name -> *router.Route).
 	implicitRoutes sync.Map
@@ -263,9 +264,12 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	}
 	// The drift monitor exists before the registry, which hands it the
 	// reference data it finds; it starts consuming events later.
+	// Stats, drift and the archive read the same frames at about the same
+	// time: the first to meet one decodes it for all three.
+	g.decoded = monitor.NewDecoded(3, 64)
 	if g.drift, err = drift.New(drift.Options{
 		JS: g.js, Durable: "weir-drift-" + nodeID(o.DataDir), Registerer: g.reg, Logger: g.log,
-		AlertGate: g.alertLeader,
+		AlertGate: g.alertLeader, Decoded: g.decoded,
 	}); err != nil {
 		return nil, err
 	}
@@ -372,7 +376,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		defer cancel()
 		return g.events.Close(ctx)
 	})
-	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Logger: g.log}); err != nil {
+	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Decoded: g.decoded, Logger: g.log}); err != nil {
 		return err
 	}
 	g.onClose(g.stats.Close)
@@ -381,7 +385,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		return err
 	}
 	if g.archiver, err = monitor.NewArchiver(monitor.ArchiverOptions{
-		JetStream: g.js, Store: archive, Raw: g.opts.ArchiveRaw, Logger: g.log,
+		JetStream: g.js, Store: archive, Raw: g.opts.ArchiveRaw, Decoded: g.decoded, Logger: g.log,
 	}); err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package monitor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +46,9 @@ type ArchiverOptions struct {
 	// (arrays and objects as JSON text), and raw makes a file about 3.5
 	// times larger.
 	Raw bool
+	// Decoded, when set, shares the decoding of each message with the
+	// process's other event consumers (Stats, drift).
+	Decoded *Decoded
 	// Logger; nil uses slog.Default().
 	Logger *slog.Logger
 }
@@ -297,31 +299,29 @@ func (a *Archiver) onMsg(m jetstream.Msg) {
 	defer a.mu.Unlock()
 	left := 0
 	touched := make(map[*partition]struct{}, 1)
-	err = EachEvent(m.Headers(), m.Data(), func(i int, raw []byte) error {
-		var ev Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
+	err = a.opts.Decoded.Each(seq, m.Headers(), m.Data(), func(i int, ev *Event, raw []byte, err error) {
+		if err != nil {
 			a.log.Error("undecodable event not archived", "seq", seq, "index", i, "err", err)
-			return nil
+			return
 		}
 		k := eventKey{seq, ev.ID}
 		if _, ok := a.skip[k]; ok {
 			// Already in a file. Keep the mark until the ack floor passes
 			// it (pruneSkips): this ack can be lost too, and a third
 			// delivery must not write the event again.
-			return nil
+			return
 		}
 		left++
 		if a.held[k] {
-			return nil // redelivered while its file is still open
+			return // redelivered while its file is still open
 		}
-		r := archiveRecord{ev: &ev, seq: seq}
+		r := archiveRecord{ev: ev, seq: seq}
 		if a.opts.Raw {
 			r.raw = bytes.Clone(raw)
 		}
 		p := a.add(r)
 		a.held[k] = true
 		touched[p] = struct{}{}
-		return nil
 	})
 	if err != nil {
 		a.log.Error("damaged event frame: the events after the damage are not archived", "seq", seq, "err", err)

@@ -247,8 +247,9 @@ func TestPublishedFramesCountedOnceBySinks(t *testing.T) {
 	nc, js := s.Connect(t)
 	p := newTestPublisher(t, PublisherOptions{Conn: nc})
 	dir := t.TempDir()
-	newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 500, MaxAge: 100 * time.Millisecond})
-	st, err := NewStats(StatsOptions{JetStream: js})
+	dec := NewDecoded(2, 64) // shared by the archive and Stats, as in the gateway
+	newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 500, MaxAge: 100 * time.Millisecond, Decoded: dec})
+	st, err := NewStats(StatsOptions{JetStream: js, Decoded: dec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,9 +275,56 @@ func TestPublishedFramesCountedOnceBySinks(t *testing.T) {
 	if distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows, %d distinct, want %d", len(rows), distinctIDs(rows), n)
 	}
+	// Each frame was decoded about once for both sinks (a reader far
+	// behind may decode one again), never once per sink.
+	if d := dec.decodes.Load(); d > int64(msgs)*3/2 {
+		t.Errorf("%d messages decoded %d times for two sinks, want about once each", msgs, d)
+	}
 	sum := st.Summary("a", time.Now().Add(-time.Minute), time.Now())["stable"].Requests +
 		st.Summary("b", time.Now().Add(-time.Minute), time.Now())["stable"].Requests
 	if sum != n {
 		t.Errorf("stats counted %d requests, want %d", sum, n)
+	}
+}
+
+// Decoded hands every reader the events of a message, decoding it once,
+// and forgets it once all readers have taken it or it falls out of bound.
+func TestDecodedSharesOneDecode(t *testing.T) {
+	d := NewDecoded(3, 4)
+	evs := []*Event{testEvent("r", 1), testEvent("r", 2)}
+	frame := buildFrame(t, evs)
+	h := nats.Header{HeaderFrame: []string{event.FrameVersionValue}}
+	for reader := range 3 {
+		var ids []string
+		err := d.Each(7, h, frame, func(_ int, ev *Event, _ []byte, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, ev.ID)
+			ev.TS = time.Time{} // a reader's copy: the others must not see this
+		})
+		if err != nil || len(ids) != 2 || ids[0] != evs[0].ID || ids[1] != evs[1].ID {
+			t.Fatalf("reader %d: %v, err %v", reader, ids, err)
+		}
+	}
+	if n := d.decodes.Load(); n != 1 {
+		t.Errorf("decoded %d times for 3 readers, want once", n)
+	}
+	if len(d.msgs) != 0 {
+		t.Errorf("%d messages held after every reader took them", len(d.msgs))
+	}
+	for seq := range uint64(100) { // taken by one reader only: bounded
+		_ = d.Each(seq+10, h, frame, func(int, *Event, []byte, error) {})
+	}
+	if len(d.msgs) > 4 || len(d.order) > 16 {
+		t.Errorf("holds %d messages (order %d), bound 4", len(d.msgs), len(d.order))
+	}
+	// A legacy single event, and one that is not an event.
+	legacy, _ := json.Marshal(evs[0])
+	var got []error
+	_ = d.Each(500, nil, legacy, func(_ int, _ *Event, _ []byte, err error) { got = append(got, err) })
+	_ = d.Each(501, nil, []byte("not json"), func(_ int, _ *Event, _ []byte, err error) { got = append(got, err) })
+	if len(got) != 2 || got[0] != nil || got[1] == nil {
+		t.Errorf("legacy and garbage messages: %v", got)
 	}
 }

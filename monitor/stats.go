@@ -24,6 +24,9 @@ type StatsOptions struct {
 	Window time.Duration
 	// Bucket is the time resolution. Default 10s. Window must be a multiple.
 	Bucket time.Duration
+	// Decoded, when set, shares the decoding of each message with the
+	// process's other event consumers (drift, the archive).
+	Decoded *Decoded
 	// Now is the clock (tests pin it); default time.Now.
 	Now func() time.Time
 	// Logger; nil uses slog.Default().
@@ -192,6 +195,10 @@ func (s *Stats) run(ctx context.Context) {
 		}
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if s.opts.Decoded != nil {
+			s.takeShared(m)
+			return
+		}
 		err := EachEvent(m.Headers(), m.Data(), func(_ int, raw []byte) error {
 			var ev statsEvent
 			if err := json.Unmarshal(raw, &ev); err != nil {
@@ -214,6 +221,25 @@ func (s *Stats) run(ctx context.Context) {
 	<-ctx.Done()
 	cc.Stop()
 	<-cc.Closed()
+}
+
+// takeShared adds the events of m decoded once for every consumer.
+func (s *Stats) takeShared(m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	err = s.opts.Decoded.Each(meta.Sequence.Stream, m.Headers(), m.Data(), func(_ int, ev *Event, _ []byte, err error) {
+		if err != nil {
+			s.log.Debug("skipping undecodable event", "subject", m.Subject(), "err", err)
+			return
+		}
+		s.add(&statsEvent{TS: ev.TS, Route: ev.Route, Variant: ev.Variant, Model: ev.Model, Version: ev.Version,
+			Outputs: ev.Outputs, LatencyUS: ev.LatencyUS, Status: ev.Status, Shadow: ev.Shadow})
+	})
+	if err != nil {
+		s.log.Debug("skipping the rest of a damaged event frame", "subject", m.Subject(), "err", err)
+	}
 }
 
 // consumeMaxBytes bounds what a consumer buffers: a message is a frame of

@@ -111,6 +111,9 @@ type Options struct {
 	// monitor.StreamEvents and "weir.events.>").
 	Stream        string
 	FilterSubject string
+	// Decoded, when set, shares the decoding of each event message with the
+	// process's other event consumers (Stats, the archive).
+	Decoded *monitor.Decoded
 	// Durable is the durable consumer name (default "weir-drift"). Gateway
 	// processes sharing one durable share the events between them.
 	Durable string

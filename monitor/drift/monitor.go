@@ -196,28 +196,28 @@ func (m *Monitor) Start(ctx context.Context) error {
 // is terminated so that it is never redelivered; of a damaged frame the
 // events before the damage are applied.
 func (m *Monitor) handle(msg jetstream.Msg) {
-	var md *jetstream.MsgMetadata
-	err := monitor.EachEvent(msg.Headers(), msg.Data(), func(_ int, raw []byte) error {
-		var ev monitor.Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
+	md, err := msg.Metadata()
+	if err != nil {
+		m.log.Warn("drift: dropping message without JetStream metadata", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	notEvent := false
+	err = m.opts.Decoded.Each(md.Sequence.Stream, msg.Headers(), msg.Data(), func(_ int, ev *monitor.Event, raw []byte, err error) {
+		if err != nil {
 			if len(raw) == len(msg.Data()) {
-				return err // a single message that is not an event
+				notEvent = true // a single message that is not an event
+				return
 			}
 			m.log.Warn("drift: skipping an undecodable event in a frame", "subject", msg.Subject(), "err", err)
-			return nil
+			return
 		}
 		if ev.TS.IsZero() {
-			if md == nil {
-				md, _ = msg.Metadata()
-			}
-			if md != nil {
-				ev.TS = md.Timestamp
-			}
+			ev.TS = md.Timestamp
 		}
-		m.Apply(&ev)
-		return nil
+		m.Apply(ev)
 	})
-	if err != nil {
+	if err != nil || notEvent {
 		m.log.Warn("drift: dropping message that is not events", "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
 		return
