@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,25 +20,35 @@ import (
 	"github.com/weirhq/weir/models"
 )
 
-// The batching benchmark's model and setting: a deep MLP (256 inputs, 96
-// hidden layers of 128, 16 outputs) whose single-row Run is mostly ONNX
-// Runtime's per-node cost, which a batch pays once for all its rows. (A
-// wide, shallow MLP gains less on a CPU: its per-row arithmetic dominates
-// once its weights are in cache.)
+// The batching benchmark's model and setting: a wide MLP (512 inputs,
+// hidden layers of 4096 and 2048, 16 outputs: 10.5 M weights, 42 MB). One
+// row's Run reads every weight from memory for 21 MFLOP of work; a batch
+// reads them once for all its rows, so its rows cost their arithmetic
+// alone. WEIR_BENCH_BATCHING_MLP ("256,2048,2048,16") and
+// WEIR_BENCH_BATCHING ("?max_batch_size=64&max_queue_delay=1ms") try
+// others.
 var (
-	batchBenchSizes = deepSizes(256, 96, 128, 16)
+	batchBenchSizes = benchSizes(os.Getenv("WEIR_BENCH_BATCHING_MLP"), []int{512, 4096, 2048, 16})
 	batchBenchQuery = cmp.Or(os.Getenv("WEIR_BENCH_BATCHING"), "?max_batch_size=32&max_queue_delay=500us")
 )
 
-func deepSizes(in, layers, width, out int) []int {
-	s := []int{in}
-	for range layers {
-		s = append(s, width)
-	}
-	return append(s, out)
-}
-
 const batchBenchClients = 64
+
+// benchSizes reads layer sizes ("512,4096,2048,16"), or gives def.
+func benchSizes(s string, def []int) []int {
+	if s == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			panic("WEIR_BENCH_BATCHING_MLP: " + err.Error())
+		}
+		out = append(out, n)
+	}
+	return out
+}
 
 // BenchmarkReportBatching is the dynamic batching part of BenchmarkReport
 // alone: go test -run '^$' -bench '^BenchmarkReportBatching$' -benchtime 1x ./gateway/
@@ -90,10 +102,28 @@ func batchingReport(b *testing.B, g *testgw.Gateway, rep *report, rounds int) {
 	pr, br := float64(pn)/pt.Seconds(), float64(bn)/bt.Seconds()
 	p99p, p99b := percentile(plat, 0.99), percentile(blat, 0.99)
 	ratio, p99ratio := br/pr, float64(p99b)/float64(p99p)
-	rep.add(fmt.Sprintf("dynamic batching at %d clients, MLP 256-128x96-16 (single-row Run %s), OIP JSON: batched (%s) vs not, throughput and p99",
-		batchBenchClients, us(single), batchBenchQuery),
+	rep.add(fmt.Sprintf("dynamic batching at %d clients, MLP %s (single-row Run %s), OIP JSON: batched (%s) vs not, throughput and p99",
+		batchBenchClients, mlpName(batchBenchSizes), us(single), strings.TrimPrefix(batchBenchQuery, "?")),
 		fmt.Sprintf("%.0f vs %.0f req/s (%.1fx); p99 %s vs %s (%.2fx); %.1f requests a batch", br, pr, ratio, us(p99b), us(p99p), p99ratio, sum/max(count, 1)),
 		ratio, ">= 3x throughput at p99 <= 2x unbatched", ratio >= 3 && p99ratio <= 2, "ratio")
+}
+
+// mlpName writes layer sizes as 256-128x96-16: runs of a size counted.
+func mlpName(sizes []int) string {
+	var parts []string
+	for i := 0; i < len(sizes); {
+		j := i
+		for j < len(sizes) && sizes[j] == sizes[i] {
+			j++
+		}
+		if j-i > 1 {
+			parts = append(parts, fmt.Sprintf("%dx%d", sizes[i], j-i))
+		} else {
+			parts = append(parts, strconv.Itoa(sizes[i]))
+		}
+		i = j
+	}
+	return strings.Join(parts, "-")
 }
 
 // singleRowRun is the median cost of one single-row Run of model on ONNX
