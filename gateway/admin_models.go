@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"bytes"
+	"os"
 	"strconv"
 	"strings"
 
@@ -46,8 +46,14 @@ func (g *Gateway) putModel(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body := bytes.Clone(c.Body()) // fasthttp reuses the body after we return
-	v, err := g.models.Upload(c.UserContext(), name, version, body, models.UploadOptions{Features: features, Batching: batching})
+	// The body goes to a temporary file, which ONNX Runtime loads and the
+	// artifact store reads: a model is never whole in the Go heap.
+	f, err := g.receiveUpload(c, "model")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Path) // moved into the model cache when it loads
+	v, err := g.models.UploadFile(c.UserContext(), name, version, f, models.UploadOptions{Features: features, Batching: batching})
 	if err != nil {
 		return err
 	}
@@ -129,7 +135,10 @@ func (g *Gateway) putReference(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body := bytes.Clone(c.Body())
+	body, err := g.readUpload(c, "reference data")
+	if err != nil {
+		return err
+	}
 	ref, err := drift.ParseReference(body, c.Get(fiber.HeaderContentType))
 	if err != nil {
 		return err

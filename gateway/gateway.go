@@ -241,6 +241,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := os.Chmod(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if err := prepareUploadDir(g.uploadDir()); err != nil {
+		return nil, err
+	}
 	g.adminToken, g.tokenPath, _, err = EnsureAdminToken(o.AdminToken, o.DataDir)
 	if err != nil {
 		return nil, err

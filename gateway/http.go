@@ -13,9 +13,14 @@ import (
 )
 
 // requestDeadline gives the request's context a deadline (RequestTimeout),
-// so a stalled NATS, feature store or plugin cannot hold a request.
+// so a stalled NATS, feature store or plugin cannot hold a request. An
+// upload's deadline also covers receiving its body.
 func (g *Gateway) requestDeadline(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), g.opts.RequestTimeout)
+	d := g.opts.RequestTimeout
+	if isUploadRequest(c) { // the handler reads the body first
+		d += max(uploadReadTimeout, g.opts.ReadTimeout)
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), d)
 	defer cancel()
 	c.SetUserContext(ctx)
 	return c.Next()
@@ -38,7 +43,11 @@ func dataDirPaths(dir string) []string {
 // buildApp registers every endpoint of the external contract.
 func (g *Gateway) buildApp() error {
 	g.app = fiber.New(fiber.Config{
-		AppName:               "weir",
+		AppName: "weir",
+		// Bodies are streamed: uploads go to disk as they arrive, and
+		// streamedBodies reads every other body, bounded by --max-body
+		// (BodyLimit only sizes fasthttp's read-ahead then).
+		StreamRequestBody:     true,
 		BodyLimit:             g.opts.MaxBodyBytes,
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(g.log, dataDirPaths(g.opts.DataDir)...),
@@ -53,7 +62,7 @@ func (g *Gateway) buildApp() error {
 		Immutable: true,
 	})
 	app := g.app
-	app.Use(g.recoverPanics, g.requestDeadline)
+	app.Use(g.recoverPanics, g.requestDeadline, g.streamedBodies)
 	app.Server().HeaderReceived = g.uploadLimit
 
 	// With --api-keys, every endpoint but health (and /metrics unless

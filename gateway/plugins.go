@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +50,11 @@ func (g *Gateway) putPlugin(c *fiber.Ctx) error {
 		}
 		l.Timeout = d
 	}
-	m, err := g.plugins.Upload(c.UserContext(), name, version, bytes.Clone(c.Body()), l)
+	wasm, err := g.readUpload(c, "plugin")
+	if err != nil {
+		return err
+	}
+	m, err := g.plugins.Upload(c.UserContext(), name, version, wasm, l)
 	if err != nil {
 		return err
 	}

@@ -2,24 +2,44 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/models"
 )
 
 // uploadReadTimeout bounds reading one upload's body; --read-timeout is
 // sized for inference bodies, and a 2 GiB model takes longer on a slow link.
 const uploadReadTimeout = 15 * time.Minute
 
+// Request bodies are streamed (the server runs with StreamRequestBody), so
+// that an upload of gigabytes goes to disk as it arrives instead of into a
+// buffer of its size. Every other request's body is read into memory by
+// bufferBody, bounded by --max-body, before any handler runs; an upload's is
+// read by its handler (receiveUpload, readUpload), bounded by --max-upload.
+// Both limits count the bytes actually received, chunked bodies included,
+// and a body over its limit is answered 413 (and its connection closed)
+// without being read further.
+
 // uploadLimit gives artifact uploads (PUT of a model version, its
-// reference, or a plugin version) their own body limit, --max-upload, apart
-// from --max-body, which bounds every other request (inference bodies). The
-// limit is chosen from the request line before the body is read, so an
-// upload whose Content-Length is over it is answered 413 without reading it.
-// Uploads also get a longer read deadline than --read-timeout.
+// reference, or a plugin version) a longer read deadline than
+// --read-timeout. It runs when the request's header has arrived. (With
+// streamed bodies, fasthttp's MaxRequestBodySize only sizes what it reads
+// ahead; the limits themselves are enforced below.)
 func (g *Gateway) uploadLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if isUpload(h.Method(), h.RequestURI()) {
-		return fasthttp.RequestConfig{MaxRequestBodySize: g.opts.MaxUploadBytes, ReadTimeout: max(uploadReadTimeout, g.opts.ReadTimeout)}
+		return fasthttp.RequestConfig{ReadTimeout: max(uploadReadTimeout, g.opts.ReadTimeout)}
 	}
 	return fasthttp.RequestConfig{}
 }
@@ -44,4 +64,159 @@ func isUpload(method, uri []byte) bool {
 		return len(parts) == 5
 	}
 	return false
+}
+
+func isUploadRequest(c *fiber.Ctx) bool {
+	h := &c.Request().Header
+	return isUpload(h.Method(), h.RequestURI())
+}
+
+// maxDrain is how much of an upload's unread body is read and dropped
+// after a handler answered without reading it (a bad name, no token), so
+// that the connection can carry a next request; more, and it is closed.
+const maxDrain = 256 << 10
+
+const bodyDoneKey = "weir.bodyDone"
+
+// streamedBodies reads the body of every request but an upload into memory,
+// bounded by --max-body, so that handlers see c.Body() as before. An upload's
+// handler reads its body itself; if it did not, what is left is drained or
+// the connection closed.
+func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
+	req := c.Request()
+	if !req.IsBodyStream() {
+		return c.Next()
+	}
+	if !isUploadRequest(c) {
+		var buf bytes.Buffer
+		if _, err := g.readBody(c, &buf, g.opts.MaxBodyBytes, "request body", "--max-body"); err != nil {
+			return err
+		}
+		req.SetBodyRaw(buf.Bytes())
+		return c.Next()
+	}
+	err := c.Next()
+	if c.Locals(bodyDoneKey) == nil {
+		if n, derr := io.CopyN(io.Discard, req.BodyStream(), maxDrain+1); n > maxDrain || (derr != nil && derr != io.EOF) {
+			c.Context().SetConnectionClose()
+		}
+	}
+	return err
+}
+
+// readBody copies the request body into w, refusing it (413) once it is
+// over limit bytes; what is the body's name in the error, flag the limit's.
+// A body that is not read to its end leaves the connection unusable for a
+// next request, so on every error the connection is closed after the answer.
+func (g *Gateway) readBody(c *fiber.Ctx, w io.Writer, limit int, what, flag string) (int64, error) {
+	req := c.Request()
+	c.Locals(bodyDoneKey, true) // read to its end, or the connection is closed
+	tooLarge := weirerr.TooLargef("%s is larger than the gateway's limit of %s (%s)", what, sizeString(int64(limit)), flag)
+	if n := req.Header.ContentLength(); n > limit {
+		c.Context().SetConnectionClose()
+		return 0, tooLarge
+	}
+	if b, ok := w.(*bytes.Buffer); ok && req.Header.ContentLength() > 0 {
+		// Room for ReadFrom's last probe too, or it doubles the buffer.
+		b.Grow(req.Header.ContentLength() + bytes.MinRead)
+	}
+	n, err := io.Copy(w, io.LimitReader(req.BodyStream(), int64(limit)+1))
+	switch {
+	case err != nil:
+		c.Context().SetConnectionClose()
+		var we *writeError
+		if errors.As(err, &we) {
+			return n, we.err
+		}
+		return n, weirerr.Invalidf("reading the %s: %w (received %d bytes)", what, err, n)
+	case n > int64(limit):
+		c.Context().SetConnectionClose()
+		return n, tooLarge
+	}
+	return n, nil
+}
+
+// sizeString writes n bytes as the flags are usually given: whole MiB or
+// GiB when n is one, else bytes.
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// writeError marks a failure of the destination (the disk), not of the
+// request, so that readBody does not blame the client for it.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+type diskWriter struct{ f *os.File }
+
+func (d diskWriter) Write(p []byte) (int, error) {
+	n, err := d.f.Write(p)
+	if err != nil {
+		return n, &writeError{fmt.Errorf("upload spool: %w", err)}
+	}
+	return n, nil
+}
+
+// receiveUpload streams an upload's body to a temporary file under the data
+// dir (mode 0600), hashing it on the way, bounded by --max-upload. On success
+// the caller removes f.Path when done with it, on every path (whoever moved
+// it away leaves nothing to remove); on error nothing is left behind.
+func (g *Gateway) receiveUpload(c *fiber.Ctx, what string) (models.File, error) {
+	tmp, err := os.CreateTemp(g.uploadDir(), "upload-*")
+	if err != nil {
+		return models.File{}, fmt.Errorf("upload spool: %w", err)
+	}
+	f := models.File{Path: tmp.Name()}
+	h := sha256.New()
+	f.Size, err = g.readBody(c, io.MultiWriter(diskWriter{tmp}, h), g.opts.MaxUploadBytes, what, "--max-upload")
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("upload spool: %w", cerr)
+	}
+	if err != nil {
+		os.Remove(f.Path)
+		return models.File{}, err
+	}
+	f.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return f, nil
+}
+
+// readUpload reads an upload's body into memory, bounded by --max-upload,
+// for artifacts whose consumer needs all the bytes at once anyway (wazero
+// compiles a plugin from a byte slice; reference data is parsed whole): it
+// holds one copy of the body, sized by Content-Length when given.
+func (g *Gateway) readUpload(c *fiber.Ctx, what string) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := g.readBody(c, &buf, g.opts.MaxUploadBytes, what, "--max-upload"); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// uploadDir is where uploads are spooled: under the data dir, on the same
+// file system as the model cache, so a model is moved there, not copied.
+func (g *Gateway) uploadDir() string { return filepath.Join(g.opts.DataDir, "uploads") }
+
+// prepareUploadDir creates the upload dir (0700) and removes what a crash
+// left there: nothing in it outlives the request that wrote it.
+func prepareUploadDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("upload dir: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("upload dir: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "upload-") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -185,22 +186,58 @@ func (r *Registry) Close(ctx context.Context) error {
 }
 
 // Upload validates ONNX bytes by creating a real runtime session, and only
-// then stores them; a model that does not load (or cannot take the batching
-// asked for) changes nothing. The version is ready in this process when
-// Upload returns.
+// then stores them; see UploadFile, which it calls with the bytes written to
+// the model cache.
 func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte, o UploadOptions) (*Version, error) {
-	features := o.Features
 	if len(onnx) == 0 {
 		return nil, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
 	}
 	digest := artifacts.Digest(onnx)
-	path, err := r.cacheFile(digest, onnx)
+	tmp, err := os.CreateTemp(r.opts.CacheDir, digest+".*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("model cache: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // UploadFile moved it unless it failed early
+	_, err = tmp.Write(onnx)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model cache: %w", err)
+	}
+	return r.UploadFile(ctx, name, version, File{Path: tmp.Name(), SHA256: digest, Size: int64(len(onnx))}, o)
+}
+
+// File is a model already on local disk: the gateway streams an upload to
+// a temporary file, hashing it on the way, so that a model of gigabytes is
+// never whole in memory.
+type File struct {
+	Path   string // on the same file system as the model cache, ideally
+	SHA256 string // hex digest of the file's bytes
+	Size   int64
+}
+
+// UploadFile validates a model on disk by creating a real runtime session
+// from the file (ONNX Runtime reads it itself, outside the Go heap), and
+// only then stores it; a model that does not load (or cannot take the
+// batching asked for) changes nothing. It moves f.Path into the model cache
+// (copying it when it cannot be renamed there); the caller removes f.Path
+// afterwards in any case. The version is ready in this process when
+// UploadFile returns.
+func (r *Registry) UploadFile(ctx context.Context, name, version string, f File, o UploadOptions) (*Version, error) {
+	features := o.Features
+	if f.Size == 0 {
+		return nil, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
+	}
+	path, created, err := r.cacheFrom(f)
 	if err != nil {
 		return nil, err
 	}
 	sess, err := LoadSession(path, r.opts.Session)
 	if err != nil {
-		os.Remove(path)
+		if created {
+			os.Remove(path)
+		}
 		return nil, err
 	}
 	if len(features) == 0 {
@@ -210,7 +247,7 @@ func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte
 		sess.Close()
 		return nil, err
 	}
-	meta := artifacts.Meta{Name: name, Version: version, Size: int64(len(onnx)), Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
+	meta := artifacts.Meta{Name: name, Version: version, Blob: f.SHA256, Size: f.Size, Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
 	prev, hasPrev, _ := r.store.Meta(ctx, name, version)
 	if hasPrev && prev.Attrs[attrReference] != "" {
 		meta.Attrs[attrReference] = prev.Attrs[attrReference]
@@ -235,7 +272,7 @@ func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte
 			meta.Attrs[attrBatching] = batchingAttr(*batching)
 		}
 	}
-	if meta.Blob, err = r.store.PutBlob(ctx, onnx); err != nil {
+	if err := r.putBlob(ctx, path, f.SHA256); err != nil {
 		sess.Close()
 		return nil, err
 	}
@@ -245,8 +282,18 @@ func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte
 		return nil, err
 	}
 	r.loads.WithLabelValues(name, version, "ok").Inc()
-	r.log.Info("model uploaded", "model", name, "version", version, "sha256", digest[:12], "features", len(features))
+	r.log.Info("model uploaded", "model", name, "version", version, "sha256", f.SHA256[:12], "size", f.Size, "features", len(features))
 	return v, nil
+}
+
+// putBlob streams the cached model file at path into the artifact store.
+func (r *Registry) putBlob(ctx context.Context, path, digest string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("model cache: %w", err)
+	}
+	defer fh.Close()
+	return r.store.PutBlobFrom(ctx, digest, fh)
 }
 
 // SetReference stores reference (training) data for name@version. header
@@ -602,11 +649,7 @@ func (r *Registry) load(meta artifacts.Meta) {
 	v := &Version{Name: meta.Name, Version: meta.Version, Meta: meta, Features: splitList(meta.Attrs[attrFeatures])}
 	path := filepath.Join(r.opts.CacheDir, meta.Blob+".onnx")
 	if _, err := os.Stat(path); err != nil {
-		b, err := r.store.Blob(r.ctx, meta.Blob)
-		if err == nil {
-			_, err = r.cacheFile(meta.Blob, b)
-		}
-		if err != nil {
+		if err := r.fetchToCache(meta.Blob); err != nil {
 			v.State, v.Err = Failed, err.Error()
 			r.installWanted(v)
 			r.loads.WithLabelValues(meta.Name, meta.Version, "failed").Inc()
@@ -716,27 +759,62 @@ func (r *Registry) remove(name, version string) {
 	r.announce(old, name, version, false)
 }
 
-func (r *Registry) cacheFile(digest string, b []byte) (string, error) {
-	path := filepath.Join(r.opts.CacheDir, digest+".onnx")
+// cacheFrom moves (or, across file systems, copies) f into the model
+// cache as <sha256>.onnx and returns that path; created is false when the
+// cache held those bytes already.
+func (r *Registry) cacheFrom(f File) (path string, created bool, err error) {
+	path = filepath.Join(r.opts.CacheDir, f.SHA256+".onnx")
 	if _, err := os.Stat(path); err == nil {
-		return path, nil
+		return path, false, nil
 	}
+	if err := os.Rename(f.Path, path); err == nil {
+		return path, true, nil
+	}
+	src, err := os.Open(f.Path)
+	if err != nil {
+		return "", false, fmt.Errorf("model cache: %w", err)
+	}
+	defer src.Close()
+	copyFile := func(w io.Writer) error {
+		if _, err := io.Copy(w, src); err != nil {
+			return fmt.Errorf("model cache: %w", err)
+		}
+		return nil
+	}
+	if err := r.writeCache(f.SHA256, copyFile); err != nil {
+		return "", false, err
+	}
+	return path, true, nil
+}
+
+// fetchToCache streams a blob another replica stored into the model cache,
+// checking its digest on the way.
+func (r *Registry) fetchToCache(digest string) error {
+	return r.writeCache(digest, func(w io.Writer) error { return r.store.BlobTo(r.ctx, digest, w) })
+}
+
+// writeCache writes <digest>.onnx in the model cache through a temporary
+// file, so that a failed or partial write never leaves a file under the
+// final name.
+func (r *Registry) writeCache(digest string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(r.opts.CacheDir, digest+".*.tmp")
 	if err != nil {
-		return "", fmt.Errorf("model cache: %w", err)
+		return fmt.Errorf("model cache: %w", err)
 	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
 	}
+	err = tmp.Close()
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = os.Rename(tmp.Name(), filepath.Join(r.opts.CacheDir, digest+".onnx"))
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return "", fmt.Errorf("model cache: %w", err)
+		return fmt.Errorf("model cache: %w", err)
 	}
-	return path, nil
+	return nil
 }
 
 // metadataFeatures reads the feature list weir's ONNX builder writes into

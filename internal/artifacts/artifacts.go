@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -79,6 +80,38 @@ func (s *Store) PutBlob(ctx context.Context, b []byte) (string, error) {
 		return "", fmt.Errorf("store %s blob %s: %w", s.kind, d[:12], err)
 	}
 	return d, nil
+}
+
+// PutBlobFrom stores the bytes r yields under digest, which the caller
+// computed as it received them (once per content), streaming them in the
+// object store's chunks: a model of gigabytes is never whole in memory.
+func (s *Store) PutBlobFrom(ctx context.Context, digest string, r io.Reader) error {
+	if _, err := s.obj.GetInfo(ctx, digest); err == nil {
+		return nil
+	}
+	if _, err := s.obj.Put(ctx, jetstream.ObjectMeta{Name: digest}, r); err != nil {
+		return fmt.Errorf("store %s blob %s: %w", s.kind, short(digest), err)
+	}
+	return nil
+}
+
+// BlobTo streams the bytes stored under digest into w, checking them
+// against the digest on the way; on a mismatch w has received bytes that
+// must not be used.
+func (s *Store) BlobTo(ctx context.Context, digest string, w io.Writer) error {
+	res, err := s.obj.Get(ctx, digest)
+	if err != nil {
+		return fmt.Errorf("fetch %s blob %s: %w", s.kind, short(digest), err)
+	}
+	defer res.Close()
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(w, h), res); err != nil {
+		return fmt.Errorf("fetch %s blob %s: %w", s.kind, short(digest), err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != digest {
+		return fmt.Errorf("%s blob %s is corrupt (digest mismatch)", s.kind, short(digest))
+	}
+	return nil
 }
 
 // Blob returns the bytes stored under digest.
