@@ -39,6 +39,7 @@ func newControllerCmd(cf *clientFlags) *cobra.Command {
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info or error (JSON lines on stderr)")
 	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "WeirRoutes reconciled at once")
 	f.DurationVar(&o.ResyncInterval, "resync-interval", time.Minute, "compare every WeirRoute with the gateway this often (a route changed by hand is set back)")
+	f.DurationVar(&o.RouteWatchInterval, "route-watch-interval", 2*time.Second, "list the gateway's routes this often; a route changed or deleted by hand is set back at once (negative: only at each resync)")
 	f.DurationVar(&o.FetchConnectTimeout, "fetch-connect-timeout", 15*time.Second, "artifact download: connect, TLS and response-header timeout")
 	f.DurationVar(&o.FetchStallTimeout, "fetch-stall-timeout", 30*time.Second, "artifact download: abort when no byte arrives for this long")
 	f.DurationVar(&o.FetchTimeout, "fetch-timeout", 30*time.Minute, "artifact download and push: total bound")

@@ -321,9 +321,12 @@ func TestPromotionIsNotRolledBack(t *testing.T) {
 	}
 }
 
-// Item 5: a route deleted or changed by hand on the gateway is set back.
+// Item 5: a route deleted or changed by hand on the gateway is set back,
+// on the gateway's change (the route watch), not at the next resync: the
+// resync period here is an hour.
 func TestRouteDriftIsCorrected(t *testing.T) {
-	e := setup(t)
+	e := newEnv(t)
+	e.start(t, func(o *Options) { o.ResyncInterval = time.Hour })
 	ctx := context.Background()
 	wr := simpleRoute(e, t, "drift", "drift")
 	wr.Spec.Route.Sticky = &v1alpha1.Sticky{Header: "X-User"}
@@ -335,16 +338,16 @@ func TestRouteDriftIsCorrected(t *testing.T) {
 	if err := e.gw.Client.DeleteRoute(ctx, "drift"); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool { return route(t, e.gw, "drift") != nil }, "the deleted route set again")
+	testpoll.Eventually(t, 30*time.Second, func() bool { return route(t, e.gw, "drift") != nil }, "the deleted route set again (long before the hourly resync)")
 
 	// Same variants, sticky gone: only a whole-route comparison sees it.
 	if err := e.gw.Client.SetRoute(ctx, "drift", []byte(`{"variants":[{"name":"stable","model":"drift","version":"1","weight":100}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool {
+	testpoll.Eventually(t, 30*time.Second, func() bool {
 		r := route(t, e.gw, "drift")
 		return r != nil && r.Sticky != nil && r.Sticky.Header == "X-User"
-	}, "the hand-edited route set back to the declaration")
+	}, "the hand-edited route set back to the declaration (long before the hourly resync)")
 	if n := len(events(t, e.c, e.ns, "drift")["RouteRestored"]); n < 1 {
 		t.Fatalf("no RouteRestored Event after the gateway's route drifted")
 	}

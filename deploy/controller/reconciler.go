@@ -81,6 +81,12 @@ type ReconcilerConfig struct {
 	// again when nothing changed (a route deleted or edited by hand is set
 	// back); default 1m.
 	ResyncInterval time.Duration
+	// RouteWatchInterval is how often the gateway's routes are listed to
+	// see changes made outside the controller: the WeirRoute of a route
+	// edited or deleted by hand is reconciled at once, without waiting for
+	// the resync. Default 2s; negative turns the watch off. (Needs a
+	// Gateway that is also a RouteLister, as *sdk/client.Client is.)
+	RouteWatchInterval time.Duration
 	// MaxConcurrentReconciles WeirRoutes are reconciled at once; default 4.
 	MaxConcurrentReconciles int
 	// RetryBase and RetryMax bound the per-WeirRoute exponential backoff
@@ -123,6 +129,9 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	def(&cfg.FetchTimeout, 30*time.Minute)
 	def(&cfg.FollowInterval, 10*time.Second)
 	def(&cfg.ResyncInterval, time.Minute)
+	if cfg.RouteWatchInterval == 0 {
+		cfg.RouteWatchInterval = 2 * time.Second
+	}
 	def(&cfg.RetryBase, time.Second)
 	def(&cfg.RetryMax, 5*time.Minute)
 	if cfg.MaxArtifactSize <= 0 {
@@ -143,19 +152,23 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 
 // SetupWithManager registers the Reconciler with mgr. Status-only changes do
 // not trigger a pass (the reconciler writes status itself); it polls what it
-// follows with RequeueAfter, and compares every WeirRoute with the gateway
-// again each ResyncInterval. WeirRoutes are reconciled concurrently, and a
-// failing one backs off on its own (per-key exponential backoff) without
-// holding up the others.
+// follows with RequeueAfter, compares every WeirRoute with the gateway
+// again each ResyncInterval, and reconciles a WeirRoute as soon as the route
+// watch sees its gateway route change or disappear. WeirRoutes are
+// reconciled concurrently, and a failing one backs off on its own (per-key
+// exponential backoff) without holding up the others.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.WeirRoute{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("weirroute").
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles,
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.cfg.RetryBase, r.cfg.RetryMax),
-		}).
-		Complete(r)
+		})
+	if rl, ok := r.cfg.Gateway.(RouteLister); ok && r.cfg.RouteWatchInterval > 0 {
+		b = b.WatchesRawSource(r.routeWatch(rl, r.cfg.RouteWatchInterval))
+	}
+	return b.Complete(r)
 }
 
 // Reconcile implements reconcile.Reconciler.

@@ -57,6 +57,10 @@ type Options struct {
 
 	FollowInterval time.Duration // rollout polling and deferred deletes; default 10s
 	ResyncInterval time.Duration // compare every WeirRoute with the gateway again; default 1m
+	// RouteWatchInterval: list the gateway's routes this often and reconcile
+	// at once the WeirRoute of one changed or deleted by hand; default 2s,
+	// negative disables.
+	RouteWatchInterval time.Duration
 	// MaxConcurrentReconciles WeirRoutes are reconciled at once; default 4.
 	MaxConcurrentReconciles int
 
@@ -226,6 +230,7 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		Recorder:                loggingRecorder{mgr.GetEventRecorder("weir-controller"), mgr.GetLogger().WithName("weirroute")},
 		FollowInterval:          opts.FollowInterval,
 		ResyncInterval:          opts.ResyncInterval,
+		RouteWatchInterval:      opts.RouteWatchInterval,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 		ConnectTimeout:          opts.FetchConnectTimeout,
 		StallTimeout:            opts.FetchStallTimeout,
