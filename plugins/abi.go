@@ -24,7 +24,17 @@ const (
 	exportAlloc   = "weir_alloc"
 	exportCall    = "weir_call"
 	exportInit    = "_initialize"
+	// exportIdle is optional: the host calls it after a call has answered
+	// (every idleEvery calls), off the request path, so a garbage-collected
+	// guest (the Go SDK) collects there rather than inside a later call.
+	exportIdle = "weir_idle"
 )
+
+// idleEvery is how many calls of an instance pass between weir_idle calls:
+// often enough that a guest checking its heap there sees it long before
+// its runtime would collect inside a call, rarely enough that the check
+// (reading Go's runtime metrics costs microseconds in Wasm) is noise.
+const idleEvery = 16
 
 // Results of the features import.
 const (

@@ -429,8 +429,12 @@ func (h *Host) AppendCall(ctx context.Context, dst []byte, name, version string,
 	} else {
 		pv.m.failures[kind].Inc()
 	}
-	pv.put(in, keep)
 	pv.m.duration.Observe(time.Since(start).Seconds())
+	if in.calls++; keep && in.fnIdle != nil && in.calls%idleEvery == 0 {
+		go pv.idleThenPut(in)
+	} else {
+		pv.put(in, keep)
+	}
 	return dst, err
 }
 
@@ -549,6 +553,10 @@ func (h *Host) checkModule(mod wazero.CompiledModule) error {
 			problems = append(problems, fmt.Sprintf("export %s has type func%s, want func%s", want.name,
 				signature(def.ParamTypes(), def.ResultTypes()), signature(want.params, want.results)))
 		}
+	}
+	if def, ok := exports[exportIdle]; ok && (len(def.ParamTypes()) > 0 || len(def.ResultTypes()) > 0) {
+		problems = append(problems, fmt.Sprintf("export %s has type func%s, want func() (it is optional)", exportIdle,
+			signature(def.ParamTypes(), def.ResultTypes())))
 	}
 	if _, ok := mod.ExportedMemories()[exportMemory]; !ok {
 		problems = append(problems, "missing export memory (the module must export its linear memory as \"memory\")")

@@ -657,3 +657,52 @@ func TestRecursionEnds(t *testing.T) {
 		t.Errorf("error %q names neither a stack overflow nor the deadline", err)
 	}
 }
+
+// TestIdleRunsBetweenCalls: a plugin exporting weir_idle gets it called
+// after every idleEvery-th call, before its instance serves the next one;
+// one that traps there is replaced without failing any request; a wrong
+// type is refused at load.
+func TestIdleRunsBetweenCalls(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHost(t, Options{PoolSize: 1, Registerer: reg})
+	load(t, h, "idle", Limits{})
+	for i := range 3 * idleEvery {
+		out, err := h.Call(context.Background(), "idle", "1", nil, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`{"idle":%d}`, i/idleEvery); string(out) != want {
+			t.Fatalf("call %d answered %s, want %s (weir_idle after every %d calls)", i, out, want, idleEvery)
+		}
+	}
+	before := instanceSeq.Load()
+	for i := range idleEvery {
+		in := []byte(`{}`)
+		if i == idleEvery-1 {
+			in = []byte(`t`) // the weir_idle after this call traps
+		}
+		if _, err := h.Call(context.Background(), "idle", "1", nil, in); err != nil {
+			t.Fatalf("a call before a trapping weir_idle: %v", err)
+		}
+	}
+	// The next call gets a fresh instance (its count starts again).
+	testpoll.NoError(t, 30*time.Second, func() error {
+		out, err := h.Call(context.Background(), "idle", "1", nil, []byte(`{}`))
+		if err != nil {
+			return err
+		}
+		if string(out) != `{"idle":0}` && string(out) != `{"idle":1}` {
+			return fmt.Errorf("answered %s from the instance whose weir_idle trapped", out)
+		}
+		return nil
+	}, "a fresh instance after weir_idle trapped")
+	if n := instanceSeq.Load() - before; n < 1 {
+		t.Errorf("%d instances created after weir_idle trapped, want 1", n)
+	}
+	if got := testutil.ToFloat64(h.metrics.failures.WithLabelValues("idle", "1", "idle")); got != 1 {
+		t.Errorf("weir_plugin_failures_total{kind=idle} = %v, want 1", got)
+	}
+
+	err := h.Load(context.Background(), "badidle", "1", wasmFile(t, "badidle"), Limits{})
+	wantErr(t, err, weirerr.Invalid, "export weir_idle has type func(i32) -> i32, want func()")
+}

@@ -21,7 +21,9 @@ type instance struct {
 	mem *linearMemory
 
 	fnAlloc, fnCall api.Function
-	stack           []uint64 // CallWithStack's params and results
+	fnIdle          api.Function // optional weir_idle, nil when not exported
+	calls           uint64       // calls so far, for idleEvery
+	stack           []uint64     // CallWithStack's params and results
 
 	// The input region the guest gave at weir_alloc, reused while inputs fit.
 	inPtr, inCap uint32
@@ -134,6 +136,7 @@ func (pv *pluginVersion) newInstance(ctx context.Context) (*instance, error) {
 	in.mod = mod
 	in.fnAlloc = mod.ExportedFunction(exportAlloc)
 	in.fnCall = mod.ExportedFunction(exportCall)
+	in.fnIdle = mod.ExportedFunction(exportIdle)
 	g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
 	if !ok {
 		_ = mod.Close(ctx)
@@ -229,10 +232,11 @@ const (
 	failTrap
 	failOverload
 	failUnloaded
+	failIdle // weir_idle, between calls, trapped or overran the deadline
 	numFailures
 )
 
-var failureNames = [numFailures]string{"", "guest_error", "bad_output", "deadline", "memory", "trap", "overload", "unloaded"}
+var failureNames = [numFailures]string{"", "guest_error", "bad_output", "deadline", "memory", "trap", "overload", "unloaded", "idle"}
 
 // run performs one call on the instance. It returns the guest's output (a
 // view of in.out, valid until the instance's next call) or a failure kind and

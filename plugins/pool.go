@@ -128,6 +128,25 @@ func (pv *pluginVersion) put(in *instance, keep bool) {
 	}
 }
 
+// idleThenPut runs the guest's weir_idle after a call has answered and then
+// returns the instance to the pool: a Go guest collects its garbage here,
+// while the request's response is on its way and other instances serve,
+// instead of inside a later request's call. weir_idle runs under the
+// plugin's deadline like any guest entry; an instance that overruns it or
+// traps is replaced.
+func (pv *pluginVersion) idleThenPut(in *instance) {
+	limit := pv.limits.Timeout
+	in.call.deadline = time.Now().Add(limit)
+	err := in.guard(limit, in.fnIdle)
+	if err != nil {
+		pv.m.failures[failIdle].Inc()
+		if ok, _ := pv.logs.allow(); ok {
+			pv.host.log.Warn("plugin instance failed between calls; replacing it", "plugin", pv.label, "export", exportIdle, "error", firstLine(err))
+		}
+	}
+	pv.put(in, err == nil)
+}
+
 // refiller replaces discarded instances in the background, so that the next
 // request finds a warm one.
 func (pv *pluginVersion) refiller() {

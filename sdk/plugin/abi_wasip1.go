@@ -46,6 +46,9 @@ func weirAlloc(size int32) unsafe.Pointer {
 	return unsafe.Pointer(unsafe.SliceData(inBuf))
 }
 
+//go:wasmexport weir_idle
+func weirIdle() { idle() }
+
 //go:wasmexport weir_call
 func weirCall(ptr unsafe.Pointer, n int32) int32 {
 	in := unsafe.Slice((*byte)(ptr), n)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -97,11 +98,22 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 	}
 }
 
+// sortedKeys holds the scratch slices appendMap sorts keys in, reused
+// across calls (a nested object takes its own).
+var sortedKeys = sync.Pool{New: func() any { return new([]string) }}
+
 func appendMap(dst []byte, m map[string]any) ([]byte, error) {
-	keys := make([]string, 0, len(m))
+	scratch := sortedKeys.Get().(*[]string)
+	defer func() {
+		clear(*scratch) // drop the strings for the collector
+		*scratch = (*scratch)[:0]
+		sortedKeys.Put(scratch)
+	}()
+	keys := *scratch
 	for k := range m {
 		keys = append(keys, k)
 	}
+	*scratch = keys
 	slices.Sort(keys)
 	dst = append(dst, '{')
 	for i, k := range keys {
@@ -223,7 +235,7 @@ func (d *decoder) value(depth int) (any, error) {
 	case c == '[':
 		return d.array(depth)
 	case c == '"':
-		return d.string()
+		return d.string(false)
 	case c == 't':
 		return true, d.literal("true")
 	case c == 'f':
@@ -258,7 +270,7 @@ func (d *decoder) object(depth int) (any, error) {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return nil, d.errorf("expected a string key")
 		}
-		k, err := d.string()
+		k, err := d.string(true)
 		if err != nil {
 			return nil, err
 		}
@@ -362,14 +374,43 @@ func (d *decoder) number() (any, error) {
 	return f, nil
 }
 
-func (d *decoder) string() (string, error) {
+// keys interns object keys across calls: a plugin sees the same few keys
+// in every event, and a key found here costs no allocation. Bounded, so
+// that events with ever-new keys cannot grow it without end.
+var keys = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+const maxInternedKeys, maxInternedKeyLen = 1024, 64
+
+func intern(b []byte) string {
+	keys.Lock()
+	defer keys.Unlock()
+	if s, ok := keys.m[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(keys.m) < maxInternedKeys && len(b) <= maxInternedKeyLen {
+		keys.m[s] = s
+	}
+	return s
+}
+
+// string parses a JSON string; key interns it (see keys).
+func (d *decoder) string(key bool) (string, error) {
 	d.i++ // opening quote
 	start := d.i
 	// Fast path: no escapes.
 	for d.i < len(d.b) {
 		c := d.b[d.i]
 		if c == '"' {
-			s := string(d.b[start:d.i])
+			var s string
+			if key {
+				s = intern(d.b[start:d.i])
+			} else {
+				s = string(d.b[start:d.i])
+			}
 			d.i++
 			return s, nil
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 )
@@ -163,5 +165,48 @@ func TestMetricsAreRecordedNatively(t *testing.T) {
 	want := []MetricCall{{0, "calls", 1}, {1, "amount", 2.5}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("recorded %+v, want %+v", got, want)
+	}
+}
+
+var garbage []byte
+
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// TestIdleCollectsHalfWayToTheGoal: weir_idle collects once the heap is half
+// way from its live size to the next automatic collection, and not before,
+// so a collection happens between calls instead of inside one.
+func TestIdleCollectsHalfWayToTheGoal(t *testing.T) {
+	runtime.GC()
+	c := gcCycles()
+	idle()
+	if got := gcCycles(); got != c {
+		t.Fatalf("idle right after a collection collected again (%d cycles, want %d)", got, c)
+	}
+	for attempt := 0; ; attempt++ {
+		start := gcCycles()
+		for {
+			metrics.Read(heapSamples)
+			objects, live, goal := heapSamples[0].Value.Uint64(), heapSamples[1].Value.Uint64(), heapSamples[2].Value.Uint64()
+			if objects >= live+(goal-live)/2 {
+				break
+			}
+			garbage = make([]byte, 16<<10)
+		}
+		if gcCycles() != start {
+			if attempt == 10 {
+				t.Fatal("the runtime kept collecting on its own before the heap was half way to its goal")
+			}
+			continue // collected on its own meanwhile: fill again
+		}
+		break
+	}
+	c = gcCycles()
+	idle()
+	if got := gcCycles(); got != c+1 {
+		t.Errorf("idle with the heap half way to its goal ran %d collections, want 1", got-c)
 	}
 }
