@@ -706,3 +706,33 @@ func TestIdleRunsBetweenCalls(t *testing.T) {
 	err := h.Load(context.Background(), "badidle", "1", wasmFile(t, "badidle"), Limits{})
 	wantErr(t, err, weirerr.Invalid, "export weir_idle has type func(i32) -> i32, want func()")
 }
+
+// TestGoPluginCollectsBetweenCalls: a Go plugin allocating 32 KiB a call
+// for 3000 calls needs tens of collections; with weir_idle they all happen
+// between calls, none while a handler runs.
+func TestGoPluginCollectsBetweenCalls(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 2})
+	load(t, h, "goplugin", Limits{})
+	for range 3000 {
+		if _, err := h.Call(context.Background(), "goplugin", "1", nil, []byte(`{"do":"garbage"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inCalls, total float64
+	for range 2 { // each of the pool's instances
+		out, err := h.Call(context.Background(), "goplugin", "1", nil, []byte(`{"do":"collections"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := decode(t, out)
+		inCalls += m["in_calls"].(float64)
+		total += m["total"].(float64)
+	}
+	t.Logf("collections: %v, %v of them inside calls", total, inCalls)
+	if total < 10 {
+		t.Errorf("%v collections for 96 MiB of garbage: the test no longer makes the plugin collect", total)
+	}
+	if inCalls != 0 {
+		t.Errorf("%v of %v collections completed inside calls, want 0 (weir_idle collects between calls)", inCalls, total)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/metrics"
 	"time"
 
 	"github.com/weirhq/weir/sdk/plugin"
@@ -40,6 +41,28 @@ func handle(ev plugin.Event) (plugin.Event, error) {
 		}
 	case "fail":
 		return nil, errors.New("asked to fail")
+	case "garbage":
+		// Allocate like a busy plugin and count the collections that
+		// completed while this handler ran.
+		before := gcCycles()
+		for range 32 {
+			sink = make([]byte, 1024)
+		}
+		inCall += gcCycles() - before
+	case "collections":
+		ev["in_calls"] = float64(inCall)
+		ev["total"] = float64(gcCycles())
 	}
 	return ev, nil
+}
+
+var (
+	sink   []byte
+	inCall uint64
+	cycles = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+)
+
+func gcCycles() uint64 {
+	metrics.Read(cycles)
+	return cycles[0].Value.Uint64()
 }
