@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
@@ -61,6 +62,10 @@ func startEnv(t *testing.T) (*rest.Config, client.Client) {
 			BinaryAssetsDirectory: assets,
 			CRDDirectoryPaths:     []string{filepath.Join(repoRoot(), "deploy", "kubernetes", "crd")},
 			ErrorIfCRDPathMissing: true,
+			// kube-apiserver needs far more than envtest's 20s default on
+			// a loaded 2-core machine (make test beside other work).
+			ControlPlaneStartTimeout: 3 * time.Minute,
+			ControlPlaneStopTimeout:  time.Minute,
 		}
 		if envCfg, envErr = testEnv.Start(); envErr != nil {
 			envErr = fmt.Errorf("start envtest (run make envtest-assets if binaries are missing): %w", envErr)

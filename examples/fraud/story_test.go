@@ -17,7 +17,7 @@ import (
 // back on its answers, not on the input drift the stable version sees too.
 func TestStory(t *testing.T) {
 	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond }))
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	rep, err := fraud.RunStory(ctx, g.Client, fraud.StoryOptions{
 		PluginDir: testgw.PluginDir(t),
