@@ -259,9 +259,14 @@ func (w *weirProc) restart() {
 }
 
 func (w *weirProc) do(method, path string, body []byte) (int, []byte) {
+	return w.doWithin(0, method, path, body)
+}
+
+// doWithin is do with a client timeout (0: none); a timeout answers 0.
+func (w *weirProc) doWithin(timeout time.Duration, method, path string, body []byte) (int, []byte) {
 	req, _ := http.NewRequest(method, w.url+path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
