@@ -166,6 +166,22 @@ func TestDynamicBatchingEndToEnd(t *testing.T) {
 		}
 	}
 
+	// One event per request, batched or not: 2 rounds of 16 unbatched and
+	// 16 batched requests.
+	testpoll.NoError(t, time.Minute, func() error {
+		a := call(t, "GET", g.URL+"/metrics", "", nil)
+		var n float64
+		for _, line := range strings.Split(a.raw, "\n") {
+			if v, ok := strings.CutPrefix(line, "weir_events_published_total "); ok {
+				fmt.Sscan(v, &n)
+			}
+		}
+		if n != 64 {
+			return fmt.Errorf("%v events published, want 64", n)
+		}
+		return nil
+	}, "one event per request")
+
 	// Refusals.
 	fixed, err := onnx.Identity("fixed", onnx.Float, onnx.Fixed(1), onnx.Fixed(3))
 	if err != nil {

@@ -25,7 +25,10 @@ type batcher struct {
 	cfg     atomic.Pointer[Batching]
 	runners int
 	onBatch func(requests int) // may be nil
-	wake    chan struct{}      // buffered 1: something changed
+	// testRun, in tests, is called as a batch of several requests is about
+	// to run (their inputs copied).
+	testRun func()
+	wake    chan struct{} // buffered 1: something changed
 	// batches counts runs of more than one request, batchedRows their
 	// rows: what tests (and one day metrics) see of batching working.
 	batches, batchedRows atomic.Int64
@@ -341,6 +344,9 @@ func (b *batcher) runBatch(batch []*member) {
 	joined := concatInputs(parts, total)
 	for _, m := range batch {
 		close(m.released) // the batch holds its own copy now
+	}
+	if b.testRun != nil {
+		b.testRun()
 	}
 	outs, err := b.s.Run(joined)
 	if err == nil {

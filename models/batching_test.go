@@ -474,3 +474,46 @@ func TestBatchingCappedByReplicaLimit(t *testing.T) {
 		t.Fatalf("the listing shows %v, want the stored setting (64)", s.Batching)
 	}
 }
+
+// A caller that gives up while its batch is running returns at once; the
+// batch's other requests still get their rows.
+func TestBatchingCallerGivesUpMidBatch(t *testing.T) {
+	s := loadSession(t, mk(onnx.MLP("m", []int{8, 4}, 1)))
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	s.bmu.Lock()
+	s.batch.Store(newBatcher(s, Batching{MaxBatchSize: 8, MaxQueueDelay: time.Second}, 1, nil))
+	b := s.batch.Load()
+	b.mu.Lock()
+	b.testRun = func() { close(entered); <-proceed }
+	b.mu.Unlock()
+	s.bmu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := make(chan error, 1)
+	go func() {
+		_, err := s.RunContext(ctx, []Tensor{mlpRows(0, 4, 8)})
+		gone <- err
+	}()
+	in := mlpRows(1, 4, 8)
+	want, err := s.Run([]Tensor{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := make(chan error, 1)
+	go func() {
+		got, err := s.RunContext(context.Background(), []Tensor{in})
+		if err == nil {
+			err = sameRows(got, want)
+		}
+		kept <- err
+	}()
+	<-entered // both are in a running batch
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller who gave up mid-batch got %v", err)
+	}
+	close(proceed)
+	if err := <-kept; err != nil {
+		t.Fatalf("the other caller: %v", err)
+	}
+}
