@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -332,5 +333,36 @@ func TestDecodedSharesOneDecode(t *testing.T) {
 	_ = d.Each(501, nil, []byte("not json"), func(_ int, _ *Event, _ []byte, err error) { got = append(got, err) })
 	if len(got) != 2 || got[0] != nil || got[1] == nil {
 		t.Errorf("legacy and garbage messages: %v", got)
+	}
+}
+
+// A NATS server whose max payload is below FrameMaxBytes still takes every
+// event: frames are cut to fit it rather than refused and dead-lettered.
+func TestFramesFitServerMaxPayload(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), MaxPayload: 16 << 10, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc})
+	const n = 1000
+	for i := range n {
+		p.Publish(testEvent("r", i))
+	}
+	testpoll.Eventually(t, 30*time.Second, func() bool {
+		return testutil.ToFloat64(p.published)+testutil.ToFloat64(p.deadLettered) >= n
+	}, "published %v dead-lettered %v of %d", testutil.ToFloat64(p.published), testutil.ToFloat64(p.deadLettered), n)
+	if d := testutil.ToFloat64(p.deadLettered); d != 0 {
+		t.Errorf("%v events dead-lettered: frames larger than the server's max payload", d)
 	}
 }

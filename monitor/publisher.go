@@ -68,7 +68,8 @@ type PublisherOptions struct {
 	// FrameMaxBytes and FrameMaxEvents bound a frame, the message that
 	// carries many events of one route: a frame is sent when the next event
 	// would take it past either (an event larger than FrameMaxBytes goes
-	// alone). Defaults 64 KiB and 1024.
+	// alone). Defaults 64 KiB and 1024; a frame also stays under the NATS
+	// server's max payload.
 	FrameMaxBytes  int
 	FrameMaxEvents int
 	// FrameLinger is how long the sender, having taken an event, waits for
@@ -511,6 +512,11 @@ func (p *Publisher) sendLoop() {
 // spools the frames; recs is scratch space returned for reuse.
 func (p *Publisher) send(batch []*Event, recs []spoolRecord) []spoolRecord {
 	recs = recs[:0]
+	// A frame must fit the server's max payload, or NATS refuses it for good.
+	frameMax := p.opts.FrameMaxBytes
+	if mp := int(p.nc.MaxPayload()); mp > headerRoom && mp-headerRoom < frameMax {
+		frameMax = mp - headerRoom
+	}
 	for _, ev := range batch {
 		data, err := p.encodeTo(p.scratch, ev)
 		if cap(data) <= 1<<20 {
@@ -530,7 +536,7 @@ func (p *Publisher) send(batch []*Event, recs []spoolRecord) []spoolRecord {
 			fb = &frameBuilder{subject: subj}
 			p.frames[subj] = fb
 		}
-		if fb.count > 0 && (len(fb.buf)+event.EventOverhead+len(data) > p.opts.FrameMaxBytes || fb.count >= p.opts.FrameMaxEvents) {
+		if fb.count > 0 && (len(fb.buf)+event.EventOverhead+len(data) > frameMax || fb.count >= p.opts.FrameMaxEvents) {
 			recs = p.finishFrame(fb, recs)
 		}
 		if fb.count == 0 {
