@@ -32,7 +32,9 @@
 //     through its own ordered (ephemeral) consumer starting one hour back.
 //   - A message on WEIR_EVENTS is a frame of many events of one route
 //     (header Weir-Frame, monitor/event/frame.go) or, as written before
-//     frames, one JSON event; every reader takes both.
+//     frames, one JSON event; every reader takes both. Stats, drift and the
+//     Archiver keep their own consumers (their deliveries differ) but share
+//     one decode of each frame through Decoded.
 //   - The Archiver acks a message only after the Parquet files holding all
 //     of its events have been put in place. Files are named by the lowest
 //     and highest stream sequence they hold and store each row's sequence
