@@ -235,7 +235,7 @@ func (s *Stats) takeShared(m jetstream.Msg) {
 			return
 		}
 		s.add(&statsEvent{TS: ev.TS, Route: ev.Route, Variant: ev.Variant, Model: ev.Model, Version: ev.Version,
-			Outputs: ev.Outputs, LatencyUS: ev.LatencyUS, Status: ev.Status, Shadow: ev.Shadow})
+			Outputs: ev.Outputs, LatencyUS: ev.LatencyUS, Status: ev.Status, Shadow: ev.Shadow, Pinned: ev.Pinned})
 	})
 	if err != nil {
 		s.log.Debug("skipping the rest of a damaged event frame", "subject", m.Subject(), "err", err)
