@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -498,5 +499,72 @@ func TestLoggerLevelsAndMetrics(t *testing.T) {
 		if !names[n] {
 			t.Errorf("metric %s is not registered", n)
 		}
+	}
+}
+
+// Every field of the gateway's route can be declared in a WeirRoute and
+// reaches the gateway as declared: per-plugin on_error, timeout and memory,
+// a variant's own chains, header match rules and feature joins.
+func TestEveryRouteFieldReachesTheGateway(t *testing.T) {
+	e := newEnv(t)
+	e.start(t, nil)
+	ctx := context.Background()
+	wr := simpleRoute(e, t, "full", "full")
+	echoURL, echoSum := e.files.add("wat-echo.wasm", testgw.Plugin(t, "wat-echo"))
+	wr.Spec.Plugins = []v1alpha1.PluginArtifact{{Name: "echo", Version: "1", Source: v1alpha1.ArtifactSource{URL: echoURL, SHA256: echoSum}}}
+	rs := &wr.Spec.Route
+	rs.Plugins = []v1alpha1.PluginStep{{Name: "echo", Version: "1",
+		OnError: &apiextensionsv1.JSON{Raw: []byte(`{"default":{"a":0}}`)}, Timeout: "50ms", MemoryMB: 32}}
+	none := []v1alpha1.PluginStep{}
+	rs.Variants[0].Plugins = &[]v1alpha1.PluginStep{{Name: "echo", OnError: &apiextensionsv1.JSON{Raw: []byte(`"skip"`)}}}
+	rs.Variants[0].Postprocess = &none
+	rs.Match = []v1alpha1.MatchRule{{Header: "X-Variant", Value: "s", Variant: "stable"}}
+	rs.Features = &v1alpha1.FeatureJoin{Sets: []v1alpha1.Name{"accounts"}, KeyField: "account_id"}
+	if err := e.c.Create(ctx, wr); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, e, "full", 30*time.Second, readyRoute, "Ready")
+	raw, err := e.gw.Client.GetRoute(ctx, "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Plugins []struct {
+			Name     string          `json:"name"`
+			OnError  json.RawMessage `json:"on_error"`
+			Timeout  string          `json:"timeout"`
+			MemoryMB int             `json:"memory_mb"`
+		} `json:"plugins"`
+		Variants []struct {
+			Plugins *[]struct {
+				OnError json.RawMessage `json:"on_error"`
+			} `json:"plugins"`
+			Postprocess *[]json.RawMessage `json:"postprocess"`
+		} `json:"variants"`
+		Match    []struct{ Header, Value, Variant string } `json:"match"`
+		Features *struct {
+			Sets     []string `json:"sets"`
+			KeyField string   `json:"key_field"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	var problems []string
+	if len(got.Plugins) != 1 || string(got.Plugins[0].OnError) != `{"default":{"a":0}}` || got.Plugins[0].Timeout != "50ms" || got.Plugins[0].MemoryMB != 32 {
+		problems = append(problems, "the route's plugin step lost on_error, timeout or memory_mb")
+	}
+	if v := got.Variants; len(v) != 1 || v[0].Plugins == nil || len(*v[0].Plugins) != 1 || string((*v[0].Plugins)[0].OnError) != `"skip"` ||
+		v[0].Postprocess == nil || len(*v[0].Postprocess) != 0 {
+		problems = append(problems, "the variant's own chains (one plugin, explicitly no postprocess) are not as declared")
+	}
+	if len(got.Match) != 1 || got.Match[0].Header != "X-Variant" || got.Match[0].Variant != "stable" {
+		problems = append(problems, "the match rule is missing")
+	}
+	if got.Features == nil || got.Features.KeyField != "account_id" || len(got.Features.Sets) != 1 {
+		problems = append(problems, "the feature join is missing")
+	}
+	if len(problems) > 0 {
+		t.Fatalf("%s\ngateway route: %s", strings.Join(problems, "; "), raw)
 	}
 }

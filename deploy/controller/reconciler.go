@@ -260,7 +260,7 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 	r.applyPromotion(wr)
 
 	// 1. Artifacts: push what the gateway lacks.
-	inv, err := r.inventory(ctx, len(wr.Spec.Plugins) > 0 || len(wr.Spec.Route.Plugins)+len(wr.Spec.Route.Postprocess) > 0)
+	inv, err := r.inventory(ctx, len(wr.Spec.Plugins) > 0 || len(routePlugins(wr)) > 0)
 	if err != nil {
 		for _, typ := range []string{v1alpha1.ConditionArtifactsReady, v1alpha1.ConditionRouteApplied, v1alpha1.ConditionReady} {
 			r.setCondition(wr, typ, metav1.ConditionUnknown, "GatewayUnavailable", err.Error())
@@ -422,6 +422,21 @@ func (r *Reconciler) inventory(ctx context.Context, plugins bool) (*inventory, e
 	return inv, nil
 }
 
+// routePlugins is every plugin step the route of wr names: its chains and
+// its variants' own.
+func routePlugins(wr *v1alpha1.WeirRoute) []v1alpha1.PluginStep {
+	rs := wr.Spec.Route
+	out := append(slices.Clone(rs.Plugins), rs.Postprocess...)
+	for _, v := range rs.Variants {
+		for _, chain := range []*[]v1alpha1.PluginStep{v.Plugins, v.Postprocess} {
+			if chain != nil {
+				out = append(out, *chain...)
+			}
+		}
+	}
+	return out
+}
+
 // missing lists what the route of wr names that the gateway does not have.
 func (inv *inventory) missing(wr *v1alpha1.WeirRoute) []string {
 	var out []string
@@ -436,7 +451,7 @@ func (inv *inventory) missing(wr *v1alpha1.WeirRoute) []string {
 	if sh := wr.Spec.Route.Shadow; sh != nil {
 		model(sh.Model, sh.Version)
 	}
-	for _, s := range append(slices.Clone(wr.Spec.Route.Plugins), wr.Spec.Route.Postprocess...) {
+	for _, s := range routePlugins(wr) {
 		key := string(s.Name)
 		if s.Version != "" && s.Version != "latest" {
 			key += "@" + string(s.Version)
@@ -611,19 +626,37 @@ type routeBody struct {
 	Variants    []routeVariant `json:"variants"`
 	Sticky      *routeSticky   `json:"sticky,omitempty"`
 	Shadow      *routeShadow   `json:"shadow,omitempty"`
+	Match       []routeMatch   `json:"match,omitempty"`
+	Features    *routeFeatures `json:"features,omitempty"`
 }
 
 type routeStep struct {
-	Name    string                `json:"name"`
-	Version string                `json:"version,omitempty"`
-	Config  *apiextensionsv1.JSON `json:"config,omitempty"`
+	Name     string                `json:"name"`
+	Version  string                `json:"version,omitempty"`
+	Config   *apiextensionsv1.JSON `json:"config,omitempty"`
+	OnError  *apiextensionsv1.JSON `json:"on_error,omitempty"`
+	Timeout  string                `json:"timeout,omitempty"`
+	MemoryMB int32                 `json:"memory_mb,omitempty"`
 }
 
 type routeVariant struct {
-	Name    string `json:"name"`
-	Model   string `json:"model"`
-	Version string `json:"version"`
-	Weight  int32  `json:"weight"`
+	Name        string       `json:"name"`
+	Model       string       `json:"model"`
+	Version     string       `json:"version"`
+	Weight      int32        `json:"weight"`
+	Plugins     *[]routeStep `json:"plugins,omitempty"`
+	Postprocess *[]routeStep `json:"postprocess,omitempty"`
+}
+
+type routeMatch struct {
+	Header  string `json:"header"`
+	Value   string `json:"value"`
+	Variant string `json:"variant"`
+}
+
+type routeFeatures struct {
+	Sets     []string `json:"sets"`
+	KeyField string   `json:"key_field"`
 }
 
 type routeSticky struct {
@@ -643,14 +676,32 @@ func declaredRoute(wr *v1alpha1.WeirRoute) routeBody {
 	steps := func(in []v1alpha1.PluginStep) []routeStep {
 		out := make([]routeStep, 0, len(in))
 		for _, s := range in {
-			out = append(out, routeStep{Name: string(s.Name), Version: string(s.Version), Config: s.Config})
+			out = append(out, routeStep{Name: string(s.Name), Version: string(s.Version), Config: s.Config,
+				OnError: s.OnError, Timeout: string(s.Timeout), MemoryMB: s.MemoryMB})
 		}
 		return out
+	}
+	variantSteps := func(in *[]v1alpha1.PluginStep) *[]routeStep {
+		if in == nil {
+			return nil // the route's chain
+		}
+		out := steps(*in)
+		return &out
 	}
 	rs := wr.Spec.Route
 	body := routeBody{Plugins: steps(rs.Plugins), Postprocess: steps(rs.Postprocess)}
 	for _, v := range effectiveVariants(wr) {
-		body.Variants = append(body.Variants, routeVariant{Name: string(v.Name), Model: string(v.Model), Version: string(v.Version), Weight: v.Weight})
+		body.Variants = append(body.Variants, routeVariant{Name: string(v.Name), Model: string(v.Model), Version: string(v.Version), Weight: v.Weight,
+			Plugins: variantSteps(v.Plugins), Postprocess: variantSteps(v.Postprocess)})
+	}
+	for _, m := range rs.Match {
+		body.Match = append(body.Match, routeMatch{Header: m.Header, Value: m.Value, Variant: string(m.Variant)})
+	}
+	if f := rs.Features; f != nil {
+		body.Features = &routeFeatures{KeyField: f.KeyField}
+		for _, s := range f.Sets {
+			body.Features.Sets = append(body.Features.Sets, string(s))
+		}
 	}
 	if rs.Sticky != nil {
 		body.Sticky = &routeSticky{Header: rs.Sticky.Header, Field: rs.Sticky.Field}

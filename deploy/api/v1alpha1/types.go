@@ -204,6 +204,36 @@ type RouteSpec struct {
 	// Shadow sends a copy of a share of the traffic to another model version.
 	// +optional
 	Shadow *Shadow `json:"shadow,omitempty"`
+
+	// Match sends requests with a given header value to a named variant,
+	// whatever the weights say (first matching rule wins).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Match []MatchRule `json:"match,omitempty"`
+
+	// Features joins stored online feature sets into the event, keyed by
+	// a field of the request body.
+	// +optional
+	Features *FeatureJoin `json:"features,omitempty"`
+}
+
+// MatchRule pins requests whose header has a value to a variant.
+type MatchRule struct {
+	// +kubebuilder:validation:MinLength=1
+	Header  string `json:"header"`
+	Value   string `json:"value"`
+	Variant Name   `json:"variant"`
+}
+
+// FeatureJoin names the feature sets to join and the body field that
+// holds their key.
+type FeatureJoin struct {
+	// +kubebuilder:validation:MinItems=1
+	// +listType=atomic
+	Sets []Name `json:"sets"`
+	// +kubebuilder:validation:MinLength=1
+	KeyField string `json:"key_field"`
 }
 
 // PluginStep is one plugin in a route's chain.
@@ -218,6 +248,22 @@ type PluginStep struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object
 	Config *apiextensionsv1.JSON `json:"config,omitempty"`
+	// OnError is what a failure of this plugin does to the request: "fail"
+	// (the default), "skip", or {"default": {...}} (carry on with these
+	// fields set). The gateway validates it; a refusal shows in the
+	// RouteApplied condition.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	OnError *apiextensionsv1.JSON `json:"on_error,omitempty"`
+	// Timeout overrides the plugin version's deadline on this route.
+	// +optional
+	Timeout Duration `json:"timeout,omitempty"`
+	// MemoryMB overrides the plugin version's memory limit on this route.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4096
+	MemoryMB int32 `json:"memory_mb,omitempty"`
 }
 
 // Variant is one share of a route's traffic.
@@ -228,6 +274,15 @@ type Variant struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	Weight int32 `json:"weight"`
+	// Plugins and Postprocess, when set, replace the route's chains for
+	// this variant (so a rollout can canary a plugin version); an empty
+	// list means none.
+	// +optional
+	// +listType=atomic
+	Plugins *[]PluginStep `json:"plugins,omitempty"`
+	// +optional
+	// +listType=atomic
+	Postprocess *[]PluginStep `json:"postprocess,omitempty"`
 }
 
 // Sticky names where the stickiness key is read: a header or an event field.
