@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -103,4 +104,57 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			buf, _ = appendEventJSON(buf[:0], ev)
 		}
 	})
+}
+
+// nonZeroEvent sets every field of an Event (found by reflection, so a
+// field added later is covered too) to a value other than its zero.
+func nonZeroEvent(t *testing.T) *Event {
+	t.Helper()
+	ev := testEvent("r", 1)
+	v := reflect.ValueOf(ev).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x" + v.Type().Field(i).Name)
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			f.SetInt(int64(7 + i))
+		case reflect.Map, reflect.Struct: // set by testEvent
+		default:
+			t.Fatalf("Event.%s: a field of kind %s this test cannot fill", v.Type().Field(i).Name, f.Kind())
+		}
+		if f.IsZero() {
+			t.Fatalf("Event.%s left zero", v.Type().Field(i).Name)
+		}
+	}
+	return ev
+}
+
+// Every field of Event reaches the stream: the hand-written encoder must
+// learn of a field added to the event, or this test fails.
+func TestAppendEventJSONEncodesEveryField(t *testing.T) {
+	ev := nonZeroEvent(t)
+	want, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := appendEventJSON(nil, ev)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("err %v\n got %s\nwant %s", err, got, want)
+	}
+}
+
+// Stats, fed from the shared decode, carries every field it reads.
+func TestStatsEventOfCarriesEveryField(t *testing.T) {
+	ev := nonZeroEvent(t)
+	se := statsEventOf(ev)
+	v := reflect.ValueOf(se)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		if !reflect.DeepEqual(v.Field(i).Interface(), reflect.ValueOf(ev).Elem().FieldByName(name).Interface()) {
+			t.Errorf("statsEvent.%s not carried from Event", name)
+		}
+	}
 }
