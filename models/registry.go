@@ -123,6 +123,13 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 	if err := os.MkdirAll(o.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("model cache dir: %w", err)
 	}
+	// A process killed while writing a cache file leaves its *.tmp behind
+	// (a whole model's size): nothing else writes here, so clear them.
+	if stale, err := filepath.Glob(filepath.Join(o.CacheDir, "*.tmp")); err == nil {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
 	r := &Registry{
 		store:    store,
 		opts:     o,

@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -85,5 +87,29 @@ func TestQuickRepushServesNewestBytesOnOtherReplica(t *testing.T) {
 				t.Fatalf("round %d: a replica serves %.12s after the re-push of %.12s", round, v.Meta.Blob, want)
 			}
 		}
+	}
+}
+
+// A cache file left half-written by a killed process is removed at start.
+func TestStaleCacheDownloadsRemovedAtStart(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	store, err := artifacts.Open(ctx, js, "models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "0123abcd.4567.tmp")
+	if err := os.WriteFile(stale, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRegistry(ctx, store, Options{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale download %s still there after start (stat: %v)", stale, err)
 	}
 }
