@@ -264,15 +264,29 @@ func TestPublishedFramesCountedOnceBySinks(t *testing.T) {
 		}
 		p.Publish(testEvent(route, i))
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool { return testutil.ToFloat64(p.published) == n },
-		"published=%v want %d", testutil.ToFloat64(p.published), n)
+	testpoll.For(t, 60*time.Second, "every event published", func() error {
+		if got := testutil.ToFloat64(p.published); got != n {
+			return fmt.Errorf("published %v of %d (spooled %v, dropped %v)", got, n,
+				testutil.ToFloat64(p.spooled), testutil.ToFloat64(p.dropped))
+		}
+		return nil
+	})
 	_, total, msgs := streamContents(t, js)
 	if total != n || msgs > n/10 {
 		t.Fatalf("stream holds %d events in %d messages, want %d in at most %d", total, msgs, n, n/10)
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool { return st.Events() == n }, "stats took %d of %d", st.Events(), n)
-	testpoll.Eventually(t, 30*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") && len(readArchive(t, dir)) == n },
-		"archive rows %d of %d", len(readArchive(t, dir)), n)
+	testpoll.For(t, 60*time.Second, "stats to take every event", func() error {
+		if got := st.Events(); got != n {
+			return fmt.Errorf("stats took %d of %d", got, n)
+		}
+		return nil
+	})
+	testpoll.For(t, 60*time.Second, "the archive to hold every event", func() error {
+		if rows := len(readArchive(t, dir)); !consumerSettled(t, js, "weir-archive") || rows != n {
+			return fmt.Errorf("archive rows %d of %d (consumer settled: %v)", rows, n, consumerSettled(t, js, "weir-archive"))
+		}
+		return nil
+	})
 	rows := readArchive(t, dir)
 	if distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows, %d distinct, want %d", len(rows), distinctIDs(rows), n)
