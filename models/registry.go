@@ -606,6 +606,16 @@ func (r *Registry) apply(c artifacts.Change) {
 		r.remove(c.Name, c.Version)
 		return
 	}
+	// The load this change may start is counted before the change shows
+	// in want, so whoever sees it there can wait for the load (r.wg): a
+	// WaitGroup's Add must not race its Wait.
+	r.wg.Add(1)
+	loading := false
+	defer func() {
+		if !loading {
+			r.wg.Done()
+		}
+	}()
 	r.mu.Lock()
 	cur := r.versions[c.Name][c.Version]
 	r.want[key(c.Name, c.Version)] = c.Meta.Blob
@@ -638,7 +648,7 @@ func (r *Registry) apply(c artifacts.Change) {
 	if cur == nil {
 		r.install(&Version{Name: c.Name, Version: c.Version, Meta: c.Meta, State: Loading})
 	}
-	r.wg.Add(1)
+	loading = true
 	go func() {
 		defer r.wg.Done()
 		r.load(c.Meta)
