@@ -115,8 +115,11 @@ func TestSpoolDiskFillsWhileNATSIsAway(t *testing.T) {
 	if c.invalid != 0 || c.total != c.distinct || float64(c.distinct)+dropped != float64(expected) {
 		t.Errorf("events: expected %d, stored %d + dropped %v, doubled %d, invalid %d", expected, c.distinct, dropped, c.total-c.distinct, c.invalid)
 	}
-	if failLogs > 2 {
-		t.Errorf("%d 'event spool write failed' log lines, want one per state change", failLogs)
+	// A full disk may let a small write through now and then (the spool
+	// flaps between failing and writable): each failure line must be a
+	// change of state, never one per failed batch.
+	if okLogs := w.logs.count("event spool writable again"); failLogs > okLogs+1 || failLogs > 10 {
+		t.Errorf("%d 'event spool write failed' log lines for %d 'writable again', want one per state change", failLogs, okLogs)
 	}
 }
 
