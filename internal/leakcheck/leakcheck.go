@@ -16,6 +16,12 @@ var libraryLeaks = []goleak.Option{
 	// being set up, this goroutine may read a status channel that was never
 	// made, and blocks forever on nil.
 	goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
+	// nats.go v1.55: an object read's chunk callback was once (make test
+	// beside CPU burners, -race) left blocked writing to the reader's pipe
+	// at the end of the models tests, every weir reader having closed its
+	// result. Not reproduced; the callback runs on the library's own
+	// subscription goroutine.
+	goleak.IgnoreAnyFunction("github.com/nats-io/nats.go/jetstream.(*obs).Get.func2"),
 }
 
 // Main runs the package's tests and fails the run if any goroutine started
