@@ -242,8 +242,12 @@ func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
 	srv = natstest.StartIn(t, dir)
 	b, _ := openStore(t, srv, true)
 	ingestN(t, b, 500, 600)
-	testpoll.Eventually(t, 5*time.Second, func() bool { return b.Stats("fraud").Applied == 100 && b.Stats("fraud").Duplicates == 500 },
-		"replay skipped the 500 already applied: %+v", b.Stats("fraud"))
+	testpoll.For(t, time.Minute, "the replay to skip the 500 already applied", func() error {
+		if st := b.Stats("fraud"); st.Applied != 100 || st.Duplicates != 500 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
 	if got := total(t, b); got != 600 {
 		t.Errorf("total count = %v after replay, want 600", got)
 	}
