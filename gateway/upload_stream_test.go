@@ -196,8 +196,9 @@ func bigModel(t *testing.T, size int) string {
 // loaded by ONNX Runtime, streamed into the object store; what the heap
 // retains meanwhile (counted after a collection) grows by a fraction of it,
 // and it serves. The growth is the in-process NATS server's (its message
-// block cache and client buffers, by a heap profile at the peak), about
-// 50-60 MiB for 100 and 200 MiB models alike: bounded, not in proportion.
+// block cache and the chunks it has received and not yet stored, which the
+// upload keeps to a window: internal/artifacts/pace.go), about 25 MiB for
+// 100 and 200 MiB models alike: bounded, not in proportion.
 func TestLargeModelUploadStoresWithBoundedHeap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and uploads a 200 MiB model")

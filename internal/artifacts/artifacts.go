@@ -6,6 +6,7 @@
 package artifacts
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,7 +77,7 @@ func (s *Store) PutBlob(ctx context.Context, b []byte) (string, error) {
 	if _, err := s.obj.GetInfo(ctx, d); err == nil {
 		return d, nil
 	}
-	if _, err := s.obj.PutBytes(ctx, d, b); err != nil {
+	if err := putObject(ctx, s.obj, d, bytes.NewReader(b)); err != nil {
 		return "", fmt.Errorf("store %s blob %s: %w", s.kind, d[:12], err)
 	}
 	return d, nil
@@ -89,7 +90,7 @@ func (s *Store) PutBlobFrom(ctx context.Context, digest string, r io.Reader) err
 	if _, err := s.obj.GetInfo(ctx, digest); err == nil {
 		return nil
 	}
-	if _, err := s.obj.Put(ctx, jetstream.ObjectMeta{Name: digest}, r); err != nil {
+	if err := putObject(ctx, s.obj, digest, r); err != nil {
 		return fmt.Errorf("store %s blob %s: %w", s.kind, short(digest), err)
 	}
 	return nil

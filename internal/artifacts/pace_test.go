@@ -1,0 +1,79 @@
+package artifacts
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startSmallIngest runs a NATS server whose streams buffer at most ingest
+// bytes of published messages not yet stored (jetstream.max_buffered_size),
+// as an operator may configure a shared cluster; past it the server drops
+// messages with 429 Too Many Requests.
+func startSmallIngest(t *testing.T, ingest int64) jetstream.JetStream {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: t.TempDir(), StreamMaxBufferedSize: ingest,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready in 10s")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// A blob many times the server's ingest buffer is stored whole: the upload
+// keeps a bounded window of chunks in flight instead of publishing them all
+// at once (nats.go's Put alone allows 4,000 chunks, 500 MiB, in flight and
+// fails on such a server, nats-io/nats.go#1908).
+func TestPutBlobFromKeepsToTheServersIngestBuffer(t *testing.T) {
+	const ingest, size = 4 << 20, 48 << 20
+	js := startSmallIngest(t, ingest)
+	ctx := context.Background()
+	s, err := Open(ctx, js, "things")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = byte(rand.N(256))
+	}
+	sum := sha256.Sum256(b)
+	digest := hex.EncodeToString(sum[:])
+	if err := s.PutBlobFrom(ctx, digest, bytes.NewReader(b)); err != nil {
+		t.Fatalf("store a %d MiB blob on a server buffering %d MiB: %v", size>>20, ingest>>20, err)
+	}
+	var got bytes.Buffer
+	if err := s.BlobTo(ctx, digest, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != size {
+		t.Fatalf("read back %d bytes, want %d", got.Len(), size)
+	}
+	// Bytes already in memory take the same path.
+	if _, err := s.PutBlob(ctx, b[:size/2]); err != nil {
+		t.Fatalf("store a %d MiB blob from memory: %v", size>>21, err)
+	}
+}
