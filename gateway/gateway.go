@@ -420,7 +420,7 @@ func (g *Gateway) NATSURL() string { return g.natsURL }
 
 // Serve accepts HTTP connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
-	return g.app.Listener(ln)
+	return g.app.Listener(lingerListener{ln})
 }
 
 // admit counts an inference request in, or refuses it when MaxInFlight

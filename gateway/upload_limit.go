@@ -29,8 +29,8 @@ const uploadReadTimeout = 15 * time.Minute
 // bufferBody, bounded by --max-body, before any handler runs; an upload's is
 // read by its handler (receiveUpload, readUpload), bounded by --max-upload.
 // Both limits count the bytes actually received, chunked bodies included,
-// and a body over its limit is answered 413 (and its connection closed)
-// without being read further.
+// and a body over its limit is answered 413 without being read further; its
+// connection is closed after lingering (linger.go).
 
 // uploadLimit gives artifact uploads (PUT of a model version, its
 // reference, or a plugin version) a longer read deadline than
@@ -98,7 +98,7 @@ func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 	err := c.Next()
 	if c.Locals(bodyDoneKey) == nil {
 		if n, derr := io.CopyN(io.Discard, req.BodyStream(), maxDrain+1); n > maxDrain || (derr != nil && derr != io.EOF) {
-			c.Context().SetConnectionClose()
+			closeUnread(c)
 		}
 	}
 	return err
@@ -113,7 +113,7 @@ func (g *Gateway) readBody(c *fiber.Ctx, w io.Writer, limit int, what, flag stri
 	c.Locals(bodyDoneKey, true) // read to its end, or the connection is closed
 	tooLarge := weirerr.TooLargef("%s is larger than the gateway's limit of %s (%s)", what, sizeString(int64(limit)), flag)
 	if n := req.Header.ContentLength(); n > limit {
-		c.Context().SetConnectionClose()
+		closeUnread(c)
 		return 0, tooLarge
 	}
 	if b, ok := w.(*bytes.Buffer); ok && req.Header.ContentLength() > 0 {
@@ -123,14 +123,14 @@ func (g *Gateway) readBody(c *fiber.Ctx, w io.Writer, limit int, what, flag stri
 	n, err := io.Copy(w, io.LimitReader(req.BodyStream(), int64(limit)+1))
 	switch {
 	case err != nil:
-		c.Context().SetConnectionClose()
+		closeUnread(c)
 		var we *writeError
 		if errors.As(err, &we) {
 			return n, we.err
 		}
 		return n, weirerr.Invalidf("reading the %s: %w (received %d bytes)", what, err, n)
 	case n > int64(limit):
-		c.Context().SetConnectionClose()
+		closeUnread(c)
 		return n, tooLarge
 	}
 	return n, nil

@@ -233,3 +233,29 @@ func TestLargeModelUploadStoresWithBoundedHeap(t *testing.T) {
 		t.Fatalf("infer big@1: %v", err)
 	}
 }
+
+// A body over its limit is answered 413 and the client reads that answer,
+// not a connection reset: the gateway stops writing, then reads and drops
+// what the client is still sending for a moment before it closes (a close
+// with unread bytes would send a TCP reset, which can destroy the answer
+// in the client's buffer). Sent many times, with and without
+// Content-Length, since a reset is a race.
+func TestBodyOverLimitIsAnswered413NotReset(t *testing.T) {
+	const maxBody = 64 << 10
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.MaxUploadBytes, o.MaxBodyBytes = maxBody, maxBody }))
+	for i := range 40 {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v2/models/m/infer", io.LimitReader(zeros{}, 4<<20))
+		if i%2 == 0 {
+			req.ContentLength = 4 << 20
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("request %d (Content-Length %d) of a 4 MiB body over --max-body: %v, want a 413 answer", i, req.ContentLength, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "--max-body") {
+			t.Fatalf("request %d: HTTP %d %s, want 413 naming --max-body", i, resp.StatusCode, b)
+		}
+	}
+}
