@@ -200,19 +200,17 @@ func (r *Registry) Upload(ctx context.Context, name, version string, onnx []byte
 		return nil, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
 	}
 	digest := artifacts.Digest(onnx)
-	tmp, err := os.CreateTemp(r.opts.CacheDir, digest+".*.tmp")
+	tmp, err := r.writeTemp(digest, func(w io.Writer) error {
+		if _, err := w.Write(onnx); err != nil {
+			return fmt.Errorf("model cache: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("model cache: %w", err)
+		return nil, err
 	}
-	defer os.Remove(tmp.Name()) // UploadFile moved it unless it failed early
-	_, err = tmp.Write(onnx)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("model cache: %w", err)
-	}
-	return r.UploadFile(ctx, name, version, File{Path: tmp.Name(), SHA256: digest, Size: int64(len(onnx))}, o)
+	defer os.Remove(tmp) // UploadFile moved it unless it failed early
+	return r.UploadFile(ctx, name, version, File{Path: tmp, SHA256: digest, Size: int64(len(onnx))}, o)
 }
 
 // File is a model already on local disk: the gateway streams an upload to
@@ -814,24 +812,34 @@ func (r *Registry) fetchToCache(digest string) error {
 // file, so that a failed or partial write never leaves a file under the
 // final name.
 func (r *Registry) writeCache(digest string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(r.opts.CacheDir, digest+".*.tmp")
+	tmp, err := r.writeTemp(digest, write)
 	if err != nil {
-		return fmt.Errorf("model cache: %w", err)
-	}
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
 		return err
 	}
-	err = tmp.Close()
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(r.opts.CacheDir, digest+".onnx"))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := os.Rename(tmp, filepath.Join(r.opts.CacheDir, digest+".onnx")); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("model cache: %w", err)
 	}
 	return nil
+}
+
+// writeTemp writes a temporary <digest>.*.tmp in the model cache (which a
+// crash leaves for Open to remove) and returns its path; on error nothing
+// is left.
+func (r *Registry) writeTemp(digest string, write func(io.Writer) error) (string, error) {
+	tmp, err := os.CreateTemp(r.opts.CacheDir, digest+".*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("model cache: %w", err)
+	}
+	err = write(tmp)
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("model cache: %w", cerr)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
 }
 
 // metadataFeatures reads the feature list weir's ONNX builder writes into
