@@ -3,6 +3,7 @@ package natsx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,7 +151,12 @@ func TestLeaseHasOneHolder(t *testing.T) {
 		t.Fatalf("held: a %v, b %v; want a only", a.Held(), b.Held())
 	}
 	a.Close(context.Background()) // frees it: b takes it at its next try
-	testpoll.Eventually(t, 2*natsx.LeaseTTL, b.Held, "b to take the freed lease")
+	testpoll.For(t, 2*natsx.LeaseTTL, "b to take the freed lease", func() error {
+		if !b.Held() {
+			return fmt.Errorf("b does not hold it (a holds it: %v)", a.Held())
+		}
+		return nil
+	})
 	// The same holder id after a restart takes its own lease back at once.
 	b2, err := natsx.NewLease(ctx, js, "duty", "b", nil)
 	if err != nil {
