@@ -291,8 +291,7 @@ func TestErrors(t *testing.T) {
 	// and the six refused by the model's signature. Calls whose message
 	// cannot be decoded (raw lengths, contents fields, shapes past the
 	// limit) and names that do not exist make none.
-	var last strings.Builder
-	testpoll.Eventually(t, 30*time.Second, func() bool {
+	testpoll.For(t, 30*time.Second, "7 events (6 errors) for route add", func() error {
 		var st struct {
 			Variants map[string]struct {
 				Requests int64 `json:"requests"`
@@ -300,18 +299,17 @@ func TestErrors(t *testing.T) {
 			} `json:"variants"`
 		}
 		if err := g.Client.Get(context.Background(), "/v1/routes/add/stats", &st); err != nil {
-			last.Reset()
-			fmt.Fprint(&last, err)
-			return false
+			return err
 		}
-		last.Reset()
-		fmt.Fprintf(&last, "%+v", st)
 		var n, e int64
 		for _, v := range st.Variants {
 			n, e = n+v.Requests, e+v.Errors
 		}
-		return n == 7 && e == 6
-	}, "7 events (6 errors) for route add; last seen %+v", &last)
+		if n != 7 || e != 6 {
+			return fmt.Errorf("%d events (%d errors): %+v", n, e, st)
+		}
+		return nil
+	})
 }
 
 // TestAuth: with API keys, every RPC but ServerLive and ServerReady needs
