@@ -47,10 +47,16 @@ func TestStoreTwoReplicas(t *testing.T) {
 		t.Fatalf("Put did not read its own write: %v %v", got, ok)
 	}
 	// b sees it through the KV watch.
-	testpoll.Eventually(t, 2*time.Second, func() bool {
+	testpoll.For(t, 2*time.Second, "route fraud.v1 on the second store", func() error {
 		got, ok := b.Get("fraud.v1")
-		return ok && got.Revision() == r.Revision()
-	}, "route fraud.v1 on the second store")
+		if !ok {
+			return errors.New("the second store has no fraud.v1")
+		}
+		if got.Revision() != r.Revision() {
+			return fmt.Errorf("the second store has revision %d, want %d", got.Revision(), r.Revision())
+		}
+		return nil
+	})
 	select {
 	case name := <-changed:
 		if name != "fraud.v1" {
@@ -74,7 +80,12 @@ func TestStoreTwoReplicas(t *testing.T) {
 	if _, err := a.Put(ctx, "other", []byte(`{"variants":[{"name":"a","model":"fraud","weight":100},{"name":"b","model":"fraud","version":"2","weight":0}],"shadow":{"model":"x","version":"1","percent":1},"plugins":[{"name":"enrich","version":"1"}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 2*time.Second, func() bool { _, ok := b.Get("other"); return ok }, "route other on the second store")
+	testpoll.For(t, 2*time.Second, "route other on the second store", func() error {
+		if _, ok := b.Get("other"); !ok {
+			return errors.New("the second store has no route other")
+		}
+		return nil
+	})
 	for _, c := range []struct {
 		model, version string
 		want           []string
@@ -103,7 +114,12 @@ func TestStoreTwoReplicas(t *testing.T) {
 	if _, ok := b.Get("fraud.v1"); ok {
 		t.Fatal("deleted route still served by the deleting store")
 	}
-	testpoll.Eventually(t, 2*time.Second, func() bool { _, ok := a.Get("fraud.v1"); return !ok }, "route fraud.v1 deleted on the first store")
+	testpoll.For(t, 2*time.Second, "route fraud.v1 deleted on the first store", func() error {
+		if got, ok := a.Get("fraud.v1"); ok {
+			return fmt.Errorf("the first store still has fraud.v1 at revision %d", got.Revision())
+		}
+		return nil
+	})
 	if err := b.Delete(ctx, "fraud.v1"); weirerr.KindOf(err) != weirerr.NotFound {
 		t.Fatalf("delete of a missing route: %v", err)
 	}
@@ -134,7 +150,12 @@ func TestUpdateVariantsCAS(t *testing.T) {
 	if _, err := a.Put(ctx, "r", []byte(`{"variants":[{"name":"stable","model":"m","version":"1","weight":100},{"name":"canary","model":"m","version":"2","weight":0}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 2*time.Second, func() bool { _, ok := b.Get("r"); return ok }, "route r on the second store")
+	testpoll.For(t, 2*time.Second, "route r on the second store", func() error {
+		if _, ok := b.Get("r"); !ok {
+			return errors.New("the second store has no route r")
+		}
+		return nil
+	})
 
 	// Two stores each move 1 point from stable to canary 10 times, at the
 	// same time: CAS must not lose any of the 20 increments.
@@ -162,11 +183,14 @@ func TestUpdateVariantsCAS(t *testing.T) {
 		t.FailNow()
 	}
 	// The last write may have come from b: wait for a to see it.
-	testpoll.Eventually(t, 2*time.Second, func() bool {
+	testpoll.For(t, 2*time.Second, "the first store to see canary at weight 20 at the latest revision", func() error {
 		r, _ := a.Get("r")
 		v, _ := r.Variant("canary")
-		return v.Weight == 20 && r.Revision() == mustLatest(t, b).Revision()
-	}, "the first store to see canary at weight 20 at the latest revision")
+		if latest := mustLatest(t, b).Revision(); v.Weight != 20 || r.Revision() != latest {
+			return fmt.Errorf("canary at weight %d at revision %d; the second store is at revision %d", v.Weight, r.Revision(), latest)
+		}
+		return nil
+	})
 	if r, _ := a.Get("r"); r.Variants()[0].Weight != 80 {
 		t.Fatalf("stable weight %d after 20 CAS decrements", r.Variants()[0].Weight)
 	}
@@ -233,7 +257,12 @@ func TestAtomicSwapConcurrentReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testpoll.Eventually(t, 5*time.Second, func() bool { return reads.Load() > 1000 }, "more than 1000 concurrent reads")
+	testpoll.For(t, 5*time.Second, "more than 1000 concurrent reads", func() error {
+		if n := reads.Load(); n <= 1000 {
+			return fmt.Errorf("%d reads", n)
+		}
+		return nil
+	})
 	close(stop)
 	wg.Wait()
 	r, _ := st.Get("r")
