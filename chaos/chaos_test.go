@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,8 +38,12 @@ func TestCrashWhileNATSIsSlow(t *testing.T) {
 	// Everything answered is on disk within the window (weir_events_at_risk
 	// reaches 0 while NATS is still frozen), so kill -9 loses nothing.
 	start := time.Now()
-	testpoll.Eventually(t, 10*time.Second, func() bool { return w.metric("weir_events_at_risk") == 0 },
-		"events only in memory to reach the spool: at_risk=%v", w.metric("weir_events_at_risk"))
+	testpoll.For(t, 10*time.Second, "events only in memory to reach the spool", func() error {
+		if n := w.metric("weir_events_at_risk"); n != 0 {
+			return fmt.Errorf("at_risk=%v", n)
+		}
+		return nil
+	})
 	toDisk := time.Since(start)
 	spilled := w.metric("weir_events_spilled_total")
 	dropped := w.metric("weir_events_dropped_total")
@@ -81,11 +86,20 @@ func TestSpoolDiskFillsWhileNATSIsAway(t *testing.T) {
 	w.pushModel("m")
 	n.kill()
 	l := startLoad(w, "m", 300)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return w.metric("weir_events_spooled_total") > 50 },
-		"events to be spooled while NATS is away")
+	testpoll.For(t, 20*time.Second, "events to be spooled while NATS is away", func() error {
+		if n := w.metric("weir_events_spooled_total"); n <= 50 {
+			return fmt.Errorf("%v spooled", n)
+		}
+		return nil
+	})
 	filler := testfs.Fill(t, dir, 0)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return w.metric("weir_events_dropped_total") > 50 },
-		"events dropped on the full disk (%s)", testfs.Usage(dir))
+	testpoll.For(t, 20*time.Second, "events dropped on the full disk", func() error {
+		if n := w.metric("weir_events_dropped_total"); n <= 50 {
+			// df runs once, when the message is printed, not at each poll.
+			return lateError{fmt.Errorf("%v dropped", n), func() string { return "; disk: " + testfs.Usage(dir) }}
+		}
+		return nil
+	})
 	time.Sleep(pick(time.Second, 5*time.Second)) // more failing writes
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -142,8 +156,12 @@ func TestArchiveDiskFullStaysIdle(t *testing.T) {
 	l := startLoad(w, "m", 200)
 	time.Sleep(pick(time.Second, 5*time.Second))
 	l.halt()
-	testpoll.Eventually(t, 30*time.Second, func() bool { return w.logs.count("archive file not written") > 0 },
-		"the archive to fail on the full disk")
+	testpoll.For(t, 30*time.Second, "the archive to fail on the full disk", func() error {
+		if w.logs.count("archive file not written") == 0 {
+			return fmt.Errorf("no \"archive file not written\" log; %d rows archived", archivedRows(t, archive))
+		}
+		return nil
+	})
 	cpu := w.idleCPU(pick(3*time.Second, 10*time.Second))
 	failLogs := w.logs.count("archive file not written")
 	if err := os.Remove(filler); err != nil {
@@ -152,10 +170,12 @@ func TestArchiveDiskFullStaysIdle(t *testing.T) {
 	start := time.Now()
 	expected := int(l.ok.Load())
 	rows := 0
-	testpoll.Eventually(t, 90*time.Second, func() bool {
-		rows = archivedRows(t, archive)
-		return rows >= expected
-	}, "archive to catch up: %d of %d rows", rows, expected)
+	testpoll.For(t, 90*time.Second, "archive to catch up", func() error {
+		if rows = archivedRows(t, archive); rows < expected {
+			return fmt.Errorf("%d of %d rows", rows, expected)
+		}
+		return nil
+	})
 	recovered := time.Since(start)
 	figures(t, "requests_ok", expected, "requests_failed", l.failed.Load(), "idle_cpu", fmt.Sprintf("%.1f%%", cpu*100), "archived_rows", rows, "failure_log_lines", failLogs,
 		"recovery_after_freeing", recovered.Round(time.Millisecond))
@@ -234,10 +254,13 @@ func TestNATSDiskFillsAndIsFreed(t *testing.T) {
 	route := []byte(`{"variants":[{"name":"a","model":"m","version":"1","weight":100}]}`)
 	codeFull, outFull := w.do("PUT", "/v1/routes/r", route)
 	var readyFull int
-	testpoll.Eventually(t, 20*time.Second, func() bool {
+	testpoll.For(t, 20*time.Second, "readiness and weir_nats_storage_ok to report the full disk", func() error {
 		readyFull, _ = w.do("GET", "/v2/health/ready", nil)
-		return readyFull == 503 && w.metric("weir_nats_storage_ok") == 0
-	}, "readiness and weir_nats_storage_ok to report the full disk: ready %d", readyFull)
+		if ok := w.metric("weir_nats_storage_ok"); readyFull != 503 || ok != 0 {
+			return fmt.Errorf("ready %d, weir_nats_storage_ok %v", readyFull, ok)
+		}
+		return nil
+	})
 	t.Logf("disk full: route PUT %d %s, ready %d, dropped %v, spool %v", codeFull, outFull, readyFull,
 		w.metric("weir_events_dropped_total"), w.metric("weir_events_spool_bytes"))
 	if err := os.Remove(filler); err != nil {
@@ -248,19 +271,23 @@ func TestNATSDiskFillsAndIsFreed(t *testing.T) {
 	var putCode int
 	var putOut []byte
 	var lastLog time.Time
-	testpoll.Eventually(t, 60*time.Second, func() bool {
+	testpoll.For(t, 60*time.Second, "route PUT to work and the spool to drain after space was freed", func() error {
 		// A write sent as JetStream restarts in place loses its ack and
 		// waits out the request's 30s: give up on it sooner and try again,
 		// so the recovery time measured is the store's, not that wait's.
 		putCode, putOut = w.doWithin(3*time.Second, "PUT", "/v1/routes/r", route)
+		spool := w.metric("weir_events_spool_bytes")
+		if putCode == 200 && spool == 0 {
+			return nil
+		}
+		state := fmt.Sprintf("PUT %d %s, spool %v bytes, storage_ok %v, recoveries %v", putCode, putOut,
+			spool, w.metric("weir_nats_storage_ok"), w.metric("weir_nats_storage_recoveries_total"))
 		if time.Since(lastLog) > 5*time.Second {
 			lastLog = time.Now()
-			t.Logf("recovering: PUT %d %s, spool %v bytes, storage_ok %v, recoveries %v", putCode, putOut,
-				w.metric("weir_events_spool_bytes"), w.metric("weir_nats_storage_ok"), w.metric("weir_nats_storage_recoveries_total"))
+			t.Logf("recovering: %s", state)
 		}
-		return putCode == 200 && w.metric("weir_events_spool_bytes") == 0
-	}, "route PUT to work and the spool to drain after space was freed: PUT %d %s, spool %v bytes, storage_ok %v, recoveries %v; logs:\n%s",
-		putCode, putOut, w.metric("weir_events_spool_bytes"), w.metric("weir_nats_storage_ok"), w.metric("weir_nats_storage_recoveries_total"), w.logs.String()+fmt.Sprintf("\nalive %v exit %v", w.alive(), w.exitErr))
+		return lateError{errors.New(state), w.logsAndExit}
+	})
 	recovered := time.Since(start)
 	if code, out := w.do("GET", "/v2/health/ready", nil); code != 200 || w.metric("weir_nats_storage_ok") != 1 {
 		t.Errorf("after recovery: ready %d %s, weir_nats_storage_ok %v", code, out, w.metric("weir_nats_storage_ok"))

@@ -225,18 +225,42 @@ func (w *weirProc) alive() bool {
 
 func (w *weirProc) waitReady() {
 	w.t.Helper()
-	testpoll.Eventually(w.t, 60*time.Second, func() bool {
+	testpoll.For(w.t, 60*time.Second, "weir ready at "+w.url, func() error {
 		if !w.alive() {
 			w.t.Fatalf("weir exited while starting: %v\n%s", w.exitErr, w.logs)
 		}
 		resp, err := http.Get(w.url + "/v2/health/ready")
 		if err != nil {
-			return false
+			return lateError{err, w.logsAndExit}
 		}
 		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, "weir ready at %s; logs:\n%s", w.url, w.logs)
+		if resp.StatusCode != 200 {
+			return lateError{fmt.Errorf("ready answered %s", resp.Status), w.logsAndExit}
+		}
+		return nil
+	})
 }
+
+// logsAndExit is weir's output so far and whether it is still running, to
+// end a failed wait's message.
+func (w *weirProc) logsAndExit() string {
+	state := "still running"
+	if !w.alive() {
+		state = fmt.Sprintf("exited: %v", w.exitErr)
+	}
+	return fmt.Sprintf("; weir %s; logs:\n%s", state, w.logs)
+}
+
+// lateError is a wait's last state whose message ends with text read only
+// when it is printed (a failed wait's end), for state too costly to read at
+// each poll: a df run, a process's whole log.
+type lateError struct {
+	err  error
+	late func() string
+}
+
+func (e lateError) Error() string { return e.err.Error() + e.late() }
+func (e lateError) Unwrap() error { return e.err }
 
 // kill9 kills the process the hard way and waits for it to be gone.
 func (w *weirProc) kill9() {
