@@ -3,6 +3,8 @@ package canary
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -164,12 +166,44 @@ func spec(interval time.Duration, steps ...int) Spec {
 func waitState(t *testing.T, c *Controller, want State) *Status {
 	t.Helper()
 	var st *Status
-	testpoll.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, fmt.Sprintf("rollout in state %s with its route applied", want), func() error {
 		var err error
-		st, err = c.Status(context.Background(), "fraud")
-		return err == nil && st.State == want && st.RouteApplied
-	}, "rollout in state %s with its route applied", want)
+		if st, err = c.Status(context.Background(), "fraud"); err != nil {
+			return err
+		}
+		if st.State != want || !st.RouteApplied {
+			return errors.New(brief(st))
+		}
+		return nil
+	})
 	return st
+}
+
+// brief is a rollout's status in one line, for a wait's last state.
+func brief(st *Status) string {
+	return fmt.Sprintf("state %s, step %d, weight %d, waiting %v, route applied %v, canary requests %d, reason %q",
+		st.State, st.Step, st.Weight, st.Waiting, st.RouteApplied, st.Variants["canary"].Requests, st.Reason)
+}
+
+// published lists transitions as a wait's last state.
+func published(trs []Transition) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d published", len(trs))
+	for i, tr := range trs {
+		fmt.Fprintf(&b, "; %d: to %s (%s)", i, tr.To, tr.Reason)
+	}
+	return b.String()
+}
+
+// waitLeader waits for c, named name, to hold the lease.
+func waitLeader(t *testing.T, c *Controller, name string) {
+	t.Helper()
+	testpoll.For(t, 5*time.Second, name+" to take the lease", func() error {
+		if !c.Leader() {
+			return errors.New(name + " does not lead")
+		}
+		return nil
+	})
 }
 
 func TestGoodCanaryPromoted(t *testing.T) {
@@ -206,7 +240,12 @@ func TestGoodCanaryPromoted(t *testing.T) {
 	if st.Variants["canary"].Requests != 500 || st.Variants["stable"].Requests != 4500 || st.Drift == nil || *st.Drift != 0.1 {
 		t.Fatalf("status figures: %+v drift %v", st.Variants, st.Drift)
 	}
-	testpoll.Eventually(t, 2*time.Second, func() bool { return len(got()) == 5 }, "5 published transitions")
+	testpoll.For(t, 2*time.Second, "5 published transitions", func() error {
+		if tr := got(); len(tr) != 5 {
+			return errors.New(published(tr))
+		}
+		return nil
+	})
 	for i, tr := range got() {
 		if tr.Route != "fraud" || tr.TS.IsZero() || tr.Weight != weights[i] || tr.By != "a" {
 			t.Errorf("published transition %d: %+v", i, tr)
@@ -274,7 +313,12 @@ func TestRollbacks(t *testing.T) {
 			if vs := e.variants(t); vs["stable"].Weight != 100 || vs["canary"].Weight != 0 || vs["stable"].Version != "1" {
 				t.Fatalf("route after rollback: %+v", vs)
 			}
-			testpoll.Eventually(t, 2*time.Second, func() bool { tr := got(); return len(tr) == 2 && tr[1].To == RolledBack && tr[1].Reason == tc.reason }, "the rollback transition published")
+			testpoll.For(t, 2*time.Second, "the rollback transition published", func() error {
+				if tr := got(); len(tr) != 2 || tr[1].To != RolledBack || tr[1].Reason != tc.reason {
+					return errors.New(published(tr))
+				}
+				return nil
+			})
 			if n := testutil.ToFloat64(c.transitions.WithLabelValues("fraud", "rolled_back")); n != 1 {
 				t.Errorf("rolled_back counter %v", n)
 			}
@@ -288,20 +332,38 @@ func TestZeroTrafficWaits(t *testing.T) {
 	if _, err := c.Start(context.Background(), "fraud", spec(30*time.Millisecond, 10, 100)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 5*time.Second, func() bool {
+	testpoll.For(t, 5*time.Second, "the rollout waiting with 0 of 100 requests", func() error {
 		st, err := c.Status(context.Background(), "fraud")
-		return err == nil && st.Waiting && st.Reason == "waiting: 0 of 100 requests" && st.State == Progressing
-	}, "the rollout waiting with 0 of 100 requests")
+		if err != nil {
+			return err
+		}
+		if !(st.Waiting && st.Reason == "waiting: 0 of 100 requests" && st.State == Progressing) {
+			return errors.New(brief(st))
+		}
+		return nil
+	})
 	e.metrics.set("canary", VariantMetrics{Requests: 12})
-	testpoll.Eventually(t, 5*time.Second, func() bool {
+	testpoll.For(t, 5*time.Second, "the rollout waiting with 12 of 100 requests", func() error {
 		st, err := c.Status(context.Background(), "fraud")
-		return err == nil && st.Reason == "waiting: 12 of 100 requests" && st.Step == 0 && st.Variants["canary"].Requests == 12
-	}, "the rollout waiting with 12 of 100 requests")
+		if err != nil {
+			return err
+		}
+		if !(st.Reason == "waiting: 12 of 100 requests" && st.Step == 0 && st.Variants["canary"].Requests == 12) {
+			return errors.New(brief(st))
+		}
+		return nil
+	})
 	e.metrics.set("canary", VariantMetrics{Requests: 150})
-	testpoll.Eventually(t, 5*time.Second, func() bool {
+	testpoll.For(t, 5*time.Second, "the rollout past step 0 with 150 requests", func() error {
 		st, err := c.Status(context.Background(), "fraud")
-		return err == nil && st.Step == 1 && !st.Waiting
-	}, "the rollout past step 0 with 150 requests")
+		if err != nil {
+			return err
+		}
+		if !(st.Step == 1 && !st.Waiting) {
+			return errors.New(brief(st))
+		}
+		return nil
+	})
 }
 
 func TestManualOperations(t *testing.T) {
@@ -367,7 +429,12 @@ func TestManualOperations(t *testing.T) {
 		t.Fatalf("route after abort: %+v", vs)
 	}
 	wantTo := []State{Progressing, Paused, Progressing, Promoted, Progressing, RolledBack}
-	testpoll.Eventually(t, 2*time.Second, func() bool { return len(got()) == len(wantTo) }, "%d published transitions", len(wantTo))
+	testpoll.For(t, 2*time.Second, fmt.Sprintf("%d published transitions", len(wantTo)), func() error {
+		if tr := got(); len(tr) != len(wantTo) {
+			return errors.New(published(tr))
+		}
+		return nil
+	})
 	for i, tr := range got() {
 		if tr.To != wantTo[i] {
 			t.Errorf("transition %d to %s, want %s", i, tr.To, wantTo[i])
@@ -416,7 +483,7 @@ func TestStartValidation(t *testing.T) {
 func TestLeaseTakeover(t *testing.T) {
 	e := newEnv(t)
 	a := e.controller(t, "a")
-	testpoll.Eventually(t, 5*time.Second, a.Leader, "a to take the lease") // a starts first and takes the lease
+	waitLeader(t, a, "a") // a starts first and takes the lease
 	b := e.controller(t, "b")
 	e.metrics.set("canary", VariantMetrics{Requests: 500, P99: time.Millisecond})
 
@@ -424,17 +491,23 @@ func TestLeaseTakeover(t *testing.T) {
 	if _, err := b.Start(context.Background(), "fraud", spec(40*time.Millisecond, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 5*time.Second, func() bool {
-		st, _ := a.Status(context.Background(), "fraud")
-		return st != nil && st.Step >= 2
-	}, "a to move the rollout to step 2")
+	testpoll.For(t, 5*time.Second, "a to move the rollout to step 2", func() error {
+		st, err := a.Status(context.Background(), "fraud")
+		if err != nil {
+			return err
+		}
+		if st.Step < 2 {
+			return errors.New(brief(st))
+		}
+		return nil
+	})
 	if b.Leader() {
 		t.Fatal("both controllers hold the lease")
 	}
 	// Hold the rollout where it is, then stop the leader.
 	e.metrics.set("canary", VariantMetrics{Requests: 0})
 	a.Close(context.Background())
-	testpoll.Eventually(t, 5*time.Second, b.Leader, "b to take over the lease")
+	waitLeader(t, b, "b")
 	held, _ := b.Status(context.Background(), "fraud")
 	e.metrics.set("canary", VariantMetrics{Requests: 500, P99: time.Millisecond})
 
@@ -460,24 +533,35 @@ func TestLeaseTakeover(t *testing.T) {
 func TestLeaseExpiry(t *testing.T) {
 	e := newEnv(t)
 	a, anc := e.controllerTTL(t, "a", 300*time.Millisecond)
-	testpoll.Eventually(t, 5*time.Second, a.Leader, "a to take the lease")
+	waitLeader(t, a, "a")
 	b, _ := e.controllerTTL(t, "b", 300*time.Millisecond)
 	anc.Close() // a is cut off from NATS without releasing its lease
-	testpoll.Eventually(t, 5*time.Second, func() bool { return b.Leader() && !a.Leader() }, "b to take over the expired lease")
+	testpoll.For(t, 5*time.Second, "b to take over the expired lease", func() error {
+		if a, b := a.Leader(), b.Leader(); !b || a {
+			return fmt.Errorf("a leads: %v, b leads: %v", a, b)
+		}
+		return nil
+	})
 }
 
 func TestRouteDeletedEndsRollout(t *testing.T) {
 	e := newEnv(t)
 	c := e.controller(t, "a")
-	testpoll.Eventually(t, 5*time.Second, c.Leader, "c to take the lease")
+	waitLeader(t, c, "c")
 	if _, err := c.Start(context.Background(), "fraud", spec(time.Hour, 50, 100)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.routes.Delete(context.Background(), "fraud"); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 5*time.Second, func() bool {
+	testpoll.For(t, 5*time.Second, "the rollout rolled back after its route was deleted", func() error {
 		st, err := c.Status(context.Background(), "fraud")
-		return err == nil && st.State == RolledBack && st.Reason == "route deleted" && st.RouteApplied
-	}, "the rollout rolled back after its route was deleted")
+		if err != nil {
+			return err
+		}
+		if !(st.State == RolledBack && st.Reason == "route deleted" && st.RouteApplied) {
+			return errors.New(brief(st))
+		}
+		return nil
+	})
 }
