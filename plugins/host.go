@@ -430,7 +430,8 @@ func (h *Host) AppendCall(ctx context.Context, dst []byte, name, version string,
 		pv.m.failures[kind].Inc()
 	}
 	pv.m.duration.Observe(time.Since(start).Seconds())
-	if in.calls++; keep && in.fnIdle != nil && in.calls%idleEvery == 0 {
+	if in.calls++; keep && in.fnIdle != nil && in.calls >= idleEvery && pv.canIdle() {
+		in.calls = 0
 		go pv.idleThenPut(in)
 	} else {
 		pv.put(in, keep)

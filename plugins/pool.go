@@ -128,6 +128,15 @@ func (pv *pluginVersion) put(in *instance, keep bool) {
 	}
 }
 
+// canIdle reports whether an instance due for weir_idle may run it now:
+// while another instance is free to serve the next request. Instances take
+// turns in the pool, so steady traffic brings them all to their
+// idleEvery-th call together; were they all to run weir_idle then, the
+// next request would wait for one. A due instance that may not idle stays
+// due and tries again after its next call. A pool of one has no other
+// instance, and its instance idles when due.
+func (pv *pluginVersion) canIdle() bool { return pv.size == 1 || len(pv.idle) > 0 }
+
 // idleThenPut runs the guest's weir_idle after a call has answered and then
 // returns the instance to the pool: a Go guest collects its garbage here,
 // while the request's response is on its way and other instances serve,
