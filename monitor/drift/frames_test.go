@@ -3,6 +3,7 @@ package drift
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -42,17 +43,23 @@ func TestFramesAppliedOnceBesideLegacyEvents(t *testing.T) {
 	if _, err := e.js.PublishMsg(context.Background(), damaged); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 250 }, "applied %d of 250", applied(m))
+	waitApplied(t, m, 20*time.Second, 250, "all 250 events applied")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	testpoll.Eventually(t, 30*time.Second, func() bool {
+	testpoll.For(t, 30*time.Second, "consumer fully acknowledged", func() error {
 		c, err := e.js.Consumer(ctx, monitor.StreamEvents, "drift-frames")
 		if err != nil {
-			return false
+			return err
 		}
 		info, err := c.Info(ctx)
-		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0 && info.AckFloor.Stream == 53
-	}, "consumer fully acknowledged")
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 0 || info.NumPending != 0 || info.NumRedelivered != 0 || info.AckFloor.Stream != 53 {
+			return errors.New(ackState(info))
+		}
+		return nil
+	})
 	if a, _ := m.Stats(); a != 250 {
 		t.Errorf("applied %d events, want 250 (none twice)", a)
 	}

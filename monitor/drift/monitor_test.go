@@ -3,6 +3,7 @@ package drift
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -214,7 +215,23 @@ func drawNormal(shiftAmount float64, shiftChannel bool) func(r *rand.Rand) (map[
 	}
 }
 
-func applied(m *Monitor) int64 { a, _ := m.Stats(); return a }
+// waitApplied waits for m to have applied want events in all; a timeout
+// reports how many it had applied and ignored.
+func waitApplied(t *testing.T, m *Monitor, timeout time.Duration, want int64, what string) {
+	t.Helper()
+	testpoll.For(t, timeout, what, func() error {
+		if a, ig := m.Stats(); a != want {
+			return fmt.Errorf("%d of %d events applied, %d ignored", a, want, ig)
+		}
+		return nil
+	})
+}
+
+// ackState is a durable consumer's acknowledgement state in one line, for
+// a wait's last state.
+func ackState(info *jetstream.ConsumerInfo) string {
+	return fmt.Sprintf("ack pending %d, pending %d, redelivered %d, ack floor %d", info.NumAckPending, info.NumPending, info.NumRedelivered, info.AckFloor.Stream)
+}
 
 func findFeature(t *testing.T, res []FeatureDrift, name string) FeatureDrift {
 	t.Helper()
@@ -241,7 +258,7 @@ func TestNoAlertsWithoutDrift(t *testing.T) {
 	for range 4 {
 		e.publish(t, g.events(total/4, drawNormal(0, false))...)
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool { return applied(m) == total }, "all events applied")
+	waitApplied(t, m, 30*time.Second, total, "all events applied")
 
 	res, err := m.Results("fraud", "1")
 	if err != nil {
@@ -303,13 +320,13 @@ func TestShiftRaisesOneAlertWithinOneWindow(t *testing.T) {
 
 	g := newGen("fraud", "1", 7)
 	e.publish(t, g.events(1000, drawNormal(0, false))...)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 1000 }, "baseline applied")
+	waitApplied(t, m, 20*time.Second, 1000, "baseline applied")
 
 	shiftedSeen := -1
 	for chunk := 1; chunk <= 10 && shiftedSeen < 0; chunk++ {
 		e.publish(t, g.events(100, drawNormal(1, false))...)
 		want := int64(1000 + 100*chunk)
-		testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == want }, "chunk applied")
+		waitApplied(t, m, 20*time.Second, want, "chunk applied")
 		if _, err := m.Results("fraud", "1"); err != nil { // judges what is pending
 			t.Fatal(err)
 		}
@@ -323,7 +340,7 @@ func TestShiftRaisesOneAlertWithinOneWindow(t *testing.T) {
 	t.Logf("alert after %d shifted events", shiftedSeen)
 	// The rest of the window drifts further: still only the one alert.
 	e.publish(t, g.events(1000, drawNormal(1, false))...)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == int64(2000+shiftedSeen) }, "all applied")
+	waitApplied(t, m, 20*time.Second, int64(2000+shiftedSeen), "all applied")
 	res, err := m.Results("fraud", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -350,11 +367,14 @@ func TestShiftRaisesOneAlertWithinOneWindow(t *testing.T) {
 	if recent := m.RecentAlerts(5); len(recent) != 1 || recent[0].Feature != "amount" {
 		t.Errorf("RecentAlerts = %+v, want the one alert", recent)
 	}
-	testpoll.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "webhook delivery", func() error {
 		hookMu.Lock()
 		defer hookMu.Unlock()
-		return len(hooks) == 1 && hooks[0].Feature == "amount" && hooks[0].State == StateDrifted
-	}, "webhook delivery")
+		if len(hooks) != 1 || hooks[0].Feature != "amount" || hooks[0].State != StateDrifted {
+			return fmt.Errorf("%d webhooks delivered: %+v", len(hooks), hooks)
+		}
+		return nil
+	})
 	if v := testutil.ToFloat64(m.met.drifted.WithLabelValues("fraud", "1", "amount")); v != 1 {
 		t.Errorf("weir_drift_drifted{feature=amount} = %v, want 1", v)
 	}
@@ -383,7 +403,7 @@ func TestRecoveryAndRealertWithHysteresis(t *testing.T) {
 		t.Helper()
 		e.publish(t, g.events(n, drawNormal(shift, false))...)
 		total += int64(n)
-		testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == total }, "events applied")
+		waitApplied(t, m, 20*time.Second, total, "events applied")
 	}
 	amount := func() FeatureDrift {
 		t.Helper()
@@ -450,7 +470,7 @@ func TestCategoricalDrift(t *testing.T) {
 	g := newGen("fraud", "2", 11)
 	e.publish(t, g.events(1000, drawNormal(0, false))...)
 	e.publish(t, g.events(1000, drawNormal(0, true))...)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 2000 }, "events applied")
+	waitApplied(t, m, 20*time.Second, 2000, "events applied")
 	res, err := m.Results("fraud", "2")
 	if err != nil {
 		t.Fatal(err)
@@ -485,7 +505,7 @@ func TestInferredReferenceAndOutputDrift(t *testing.T) {
 		}
 	}
 	e.publish(t, g.events(300, draw(0))...)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 300 }, "first events applied")
+	waitApplied(t, m, 20*time.Second, 300, "first events applied")
 	res, err := m.Results("churn", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -500,7 +520,7 @@ func TestInferredReferenceAndOutputDrift(t *testing.T) {
 	}
 
 	e.publish(t, g.events(200+500, draw(0))...) // completes the reference, then one window
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 1000 }, "window applied")
+	waitApplied(t, m, 20*time.Second, 1000, "window applied")
 	res, err = m.Results("churn", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -521,7 +541,7 @@ func TestInferredReferenceAndOutputDrift(t *testing.T) {
 	}
 
 	e.publish(t, g.events(500, draw(0.5))...) // the model now predicts higher
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m) == 1500 }, "shift applied")
+	waitApplied(t, m, 20*time.Second, 1500, "shift applied")
 	if _, err := m.Results("churn", "1"); err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +568,7 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 	m1 := e.start(t, opts)
 	m1.SetReference("fraud", "1", ref)
 	e.publish(t, g.events(300, drawNormal(0, false))...)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m1) == 300 }, "first monitor applied 300")
+	waitApplied(t, m1, 20*time.Second, 300, "first monitor applied 300")
 	if err := m1.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -556,9 +576,9 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 
 	m2 := e.start(t, opts)
 	m2.SetReference("fraud", "1", ref)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m2) == 200 }, "second monitor applied 200")
+	waitApplied(t, m2, 20*time.Second, 200, "second monitor applied 200")
 	e.publish(t, g.events(1, drawNormal(0, false))...) // a marker after everything
-	testpoll.Eventually(t, 20*time.Second, func() bool { return applied(m2) == 201 }, "marker applied")
+	waitApplied(t, m2, 20*time.Second, 201, "marker applied")
 
 	for name, n := range m1.windowCounts("fraud", "1") {
 		if n != 300 {
@@ -572,7 +592,7 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	testpoll.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "consumer fully acknowledged", func() error {
 		c, err := e.js.Consumer(ctx, monitor.StreamEvents, "drift-restart")
 		if err != nil {
 			t.Fatal(err)
@@ -581,8 +601,11 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == 501 && info.NumRedelivered == 0
-	}, "consumer fully acknowledged")
+		if info.NumAckPending != 0 || info.NumPending != 0 || info.AckFloor.Stream != 501 || info.NumRedelivered != 0 {
+			return errors.New(ackState(info))
+		}
+		return nil
+	})
 }
 
 func TestIgnoresFailedAndTerminatesGarbage(t *testing.T) {
@@ -595,10 +618,12 @@ func TestIgnoresFailedAndTerminatesGarbage(t *testing.T) {
 	if _, err := e.js.Publish(context.Background(), monitor.SubjectEventsPrefix+"m", []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 10*time.Second, func() bool {
-		a, ig := m.Stats()
-		return a == 4 && ig == 1
-	}, "events handled")
+	testpoll.For(t, 10*time.Second, "events handled", func() error {
+		if a, ig := m.Stats(); a != 4 || ig != 1 {
+			return fmt.Errorf("%d applied, %d ignored; want 4 and 1", a, ig)
+		}
+		return nil
+	})
 	res, err := m.Results("m", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -718,9 +743,12 @@ func TestWebhookFailureIsCounted(t *testing.T) {
 	for _, ev := range g.events(1000, drawNormal(3, false)) {
 		m.Apply(&ev)
 	}
-	testpoll.Eventually(t, 10*time.Second, func() bool {
-		return testutil.ToFloat64(m.met.webhookFailure.WithLabelValues("fraud")) == 1
-	}, "webhook failure counted")
+	testpoll.For(t, 10*time.Second, "webhook failure counted", func() error {
+		if n := testutil.ToFloat64(m.met.webhookFailure.WithLabelValues("fraud")); n != 1 {
+			return fmt.Errorf("%v webhook failures counted", n)
+		}
+		return nil
+	})
 	if got := m.RecentAlerts(10); len(got) != 1 || got[0].Feature != "amount" {
 		t.Errorf("RecentAlerts = %+v, want the amount alert", got)
 	}
