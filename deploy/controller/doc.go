@@ -20,6 +20,7 @@
 //   - Run: the manager (cache, leader election, metrics) that hosts both.
 //
 // It talks to the gateway only through sdk/client, and must not import any
-// gateway package (gateway, store, runtime, ...): it runs beside a gateway,
-// not inside one.
+// gateway package (gateway, models, plugins, features, monitor, canary): it
+// runs beside a gateway, not inside one. It imports router for
+// router.Config, the one definition of the route body it sends.
 package controller

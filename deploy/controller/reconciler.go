@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/weirhq/weir/deploy/api/v1alpha1"
+	"github.com/weirhq/weir/router"
 	sdk "github.com/weirhq/weir/sdk/client"
 )
 
@@ -298,7 +299,11 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 			fmt.Sprintf("route %s names %s, not on the gateway: the gateway keeps serving its current route", wr.GatewayRouteName(), strings.Join(missing, ", ")))
 	} else if err := r.syncRoute(ctx, wr, rolloutMoved); err != nil {
 		var ge *sdk.Error
-		if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
+		var ir *invalidRouteError
+		if errors.As(err, &ir) {
+			r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "InvalidRoute", ir.Error())
+			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "InvalidRoute", "SetRoute", "route %s not set: %s", wr.GatewayRouteName(), ir.Error())
+		} else if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
 			r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "RouteRejected", ge.Message)
 			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RouteRejected", "SetRoute", "gateway rejected route %s: %s", wr.GatewayRouteName(), ge.Message)
 		} else {
@@ -619,102 +624,68 @@ func rejected(what string, err error) error {
 	return fmt.Errorf("push %s: %w", what, err)
 }
 
-// routeBody is the gateway's route body (API.md, PUT /v1/routes/{route}).
-type routeBody struct {
-	Plugins     []routeStep    `json:"plugins"`
-	Postprocess []routeStep    `json:"postprocess"`
-	Variants    []routeVariant `json:"variants"`
-	Sticky      *routeSticky   `json:"sticky,omitempty"`
-	Shadow      *routeShadow   `json:"shadow,omitempty"`
-	Match       []routeMatch   `json:"match,omitempty"`
-	Features    *routeFeatures `json:"features,omitempty"`
-}
-
-type routeStep struct {
-	Name     string                `json:"name"`
-	Version  string                `json:"version,omitempty"`
-	Config   *apiextensionsv1.JSON `json:"config,omitempty"`
-	OnError  *apiextensionsv1.JSON `json:"on_error,omitempty"`
-	Timeout  string                `json:"timeout,omitempty"`
-	MemoryMB int32                 `json:"memory_mb,omitempty"`
-}
-
-type routeVariant struct {
-	Name        string       `json:"name"`
-	Model       string       `json:"model"`
-	Version     string       `json:"version"`
-	Weight      int32        `json:"weight"`
-	Plugins     *[]routeStep `json:"plugins,omitempty"`
-	Postprocess *[]routeStep `json:"postprocess,omitempty"`
-}
-
-type routeMatch struct {
-	Header  string `json:"header"`
-	Value   string `json:"value"`
-	Variant string `json:"variant"`
-}
-
-type routeFeatures struct {
-	Sets     []string `json:"sets"`
-	KeyField string   `json:"key_field"`
-}
-
-type routeSticky struct {
-	Header string `json:"header,omitempty"`
-	Field  string `json:"field,omitempty"`
-}
-
-type routeShadow struct {
-	Model   string `json:"model"`
-	Version string `json:"version"`
-	Percent int32  `json:"percent"`
-}
-
 // declaredRoute is the route wr declares, with a standing promotion applied
-// (effectiveVariants).
-func declaredRoute(wr *v1alpha1.WeirRoute) routeBody {
-	steps := func(in []v1alpha1.PluginStep) []routeStep {
-		out := make([]routeStep, 0, len(in))
-		for _, s := range in {
-			out = append(out, routeStep{Name: string(s.Name), Version: string(s.Version), Config: s.Config,
-				OnError: s.OnError, Timeout: string(s.Timeout), MemoryMB: s.MemoryMB})
+// (effectiveVariants), as the gateway takes it (router.Config is the one
+// definition of the route's wire shape). An on_error that is neither a
+// string nor an object is an error naming its field: the gateway could not
+// read it either.
+func declaredRoute(wr *v1alpha1.WeirRoute) (router.Config, error) {
+	var errs []error
+	steps := func(field string, in []v1alpha1.PluginStep) []router.PluginRef {
+		out := make([]router.PluginRef, 0, len(in))
+		for i, s := range in {
+			p := router.PluginRef{Name: string(s.Name), Version: string(s.Version), Timeout: string(s.Timeout), MemoryMB: int(s.MemoryMB)}
+			if s.Config != nil {
+				p.Config = json.RawMessage(s.Config.Raw)
+			}
+			if s.OnError != nil && len(s.OnError.Raw) > 0 {
+				if err := json.Unmarshal(s.OnError.Raw, &p.OnError); err != nil {
+					errs = append(errs, fmt.Errorf("%s[%d].on_error: %w", field, i, err))
+				}
+			}
+			out = append(out, p)
 		}
 		return out
 	}
-	variantSteps := func(in *[]v1alpha1.PluginStep) *[]routeStep {
+	variantSteps := func(field string, in *[]v1alpha1.PluginStep) *[]router.PluginRef {
 		if in == nil {
 			return nil // the route's chain
 		}
-		out := steps(*in)
+		out := steps(field, *in)
 		return &out
 	}
 	rs := wr.Spec.Route
-	body := routeBody{Plugins: steps(rs.Plugins), Postprocess: steps(rs.Postprocess)}
+	cfg := router.Config{Plugins: steps("spec.route.plugins", rs.Plugins), Postprocess: steps("spec.route.postprocess", rs.Postprocess)}
 	for _, v := range effectiveVariants(wr) {
-		body.Variants = append(body.Variants, routeVariant{Name: string(v.Name), Model: string(v.Model), Version: string(v.Version), Weight: v.Weight,
-			Plugins: variantSteps(v.Plugins), Postprocess: variantSteps(v.Postprocess)})
+		field := fmt.Sprintf("spec.route.variants[name=%s]", v.Name)
+		cfg.Variants = append(cfg.Variants, router.Variant{Name: string(v.Name), Model: string(v.Model), Version: string(v.Version), Weight: int(v.Weight),
+			Plugins: variantSteps(field+".plugins", v.Plugins), Postprocess: variantSteps(field+".postprocess", v.Postprocess)})
 	}
 	for _, m := range rs.Match {
-		body.Match = append(body.Match, routeMatch{Header: m.Header, Value: m.Value, Variant: string(m.Variant)})
+		cfg.Match = append(cfg.Match, router.MatchRule{Header: m.Header, Value: m.Value, Variant: string(m.Variant)})
 	}
 	if f := rs.Features; f != nil {
-		body.Features = &routeFeatures{KeyField: f.KeyField}
+		cfg.Features = &router.Features{KeyField: f.KeyField}
 		for _, s := range f.Sets {
-			body.Features.Sets = append(body.Features.Sets, string(s))
+			cfg.Features.Sets = append(cfg.Features.Sets, string(s))
 		}
 	}
 	if rs.Sticky != nil {
-		body.Sticky = &routeSticky{Header: rs.Sticky.Header, Field: rs.Sticky.Field}
+		cfg.Sticky = &router.Sticky{Header: rs.Sticky.Header, Field: rs.Sticky.Field}
 	}
 	if rs.Shadow != nil {
-		body.Shadow = &routeShadow{Model: string(rs.Shadow.Model), Version: string(rs.Shadow.Version), Percent: rs.Shadow.Percent}
+		cfg.Shadow = &router.Shadow{Model: string(rs.Shadow.Model), Version: string(rs.Shadow.Version), Percent: float64(rs.Shadow.Percent)}
 	}
-	return body
+	return cfg, errors.Join(errs...)
 }
 
 // routeJSON is the gateway's route body for wr.
 func routeJSON(wr *v1alpha1.WeirRoute) (json.RawMessage, error) {
-	return json.Marshal(declaredRoute(wr))
+	cfg, err := declaredRoute(wr)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(cfg)
 }
 
 func hashOf(b []byte) string {
@@ -780,6 +751,14 @@ func rolloutActive(wr *v1alpha1.WeirRoute) bool {
 	return st != nil && st.State != "promoted" && st.State != "rolled_back" && st.State != "aborted" && st.State != stateRejected
 }
 
+// invalidRouteError is a declared route that cannot be written as the
+// gateway's route JSON: like the gateway's 400, sending it again cannot
+// succeed until the spec changes.
+type invalidRouteError struct{ err error }
+
+func (e *invalidRouteError) Error() string { return "invalid route: " + e.err.Error() }
+func (e *invalidRouteError) Unwrap() error { return e.err }
+
 // syncRoute makes the gateway's route equal to the declared one, comparing
 // the whole route (not only its existence), so a route deleted or edited by
 // hand is set back. While a rollout runs, the gateway owns the variants'
@@ -788,7 +767,10 @@ func rolloutActive(wr *v1alpha1.WeirRoute) bool {
 // one leaves its canary at weight 0): setting it then is not drift.
 func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, rolloutMoved bool) error {
 	name := wr.GatewayRouteName()
-	want := declaredRoute(wr)
+	want, err := declaredRoute(wr)
+	if err != nil {
+		return &invalidRouteError{err: err}
+	}
 	specJSON, err := json.Marshal(want)
 	if err != nil {
 		return fmt.Errorf("encode route: %w", err)
@@ -805,7 +787,7 @@ func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, roll
 	}
 	if current != nil && rolloutActive(wr) {
 		var gw struct {
-			Variants []routeVariant `json:"variants"`
+			Variants []router.Variant `json:"variants"`
 		}
 		if err := json.Unmarshal(current, &gw); err == nil && len(gw.Variants) > 0 {
 			want.Variants = gw.Variants

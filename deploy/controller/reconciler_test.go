@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -377,4 +378,60 @@ func gatewayReason(err error, name string) string {
 	}
 	msg = strings.TrimSuffix(msg, " (HTTP 400)")
 	return strings.TrimLeft(msg, ": ")
+}
+
+// The route body the controller PUTs is the gateway's route JSON exactly:
+// every field spelled as API.md spells it, a variant's absent chain left
+// out (the route's) and an empty one sent as [] (none).
+func TestRouteJSONWireShape(t *testing.T) {
+	none := []v1alpha1.PluginStep{}
+	own := []v1alpha1.PluginStep{{Name: "echo", OnError: &apiextensionsv1.JSON{Raw: []byte(`"skip"`)}}}
+	wr := &v1alpha1.WeirRoute{Spec: v1alpha1.WeirRouteSpec{Route: v1alpha1.RouteSpec{
+		Plugins: []v1alpha1.PluginStep{{Name: "echo", Version: "1", Config: &apiextensionsv1.JSON{Raw: []byte(`{"k": [1, 2]}`)},
+			OnError: &apiextensionsv1.JSON{Raw: []byte(`{"default": {"a": 0}}`)}, Timeout: "50ms", MemoryMB: 32}},
+		Variants: []v1alpha1.Variant{
+			{Name: "stable", Model: "m", Version: "1", Weight: 90, Plugins: &own, Postprocess: &none},
+			{Name: "canary", Model: "m", Version: "2", Weight: 10},
+		},
+		Sticky:   &v1alpha1.Sticky{Header: "X-User"},
+		Shadow:   &v1alpha1.Shadow{Model: "m", Version: "3", Percent: 5},
+		Match:    []v1alpha1.MatchRule{{Header: "X-Variant", Value: "c", Variant: "canary"}},
+		Features: &v1alpha1.FeatureJoin{Sets: []v1alpha1.Name{"accounts"}, KeyField: "account_id"},
+	}}}
+	got, err := routeJSON(wr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"plugins":[{"name":"echo","version":"1","config":{"k":[1,2]},"on_error":{"default":{"a":0}},"timeout":"50ms","memory_mb":32}],` +
+		`"postprocess":[],` +
+		`"variants":[{"name":"stable","model":"m","version":"1","weight":90,"plugins":[{"name":"echo","on_error":"skip"}],"postprocess":[]},` +
+		`{"name":"canary","model":"m","version":"2","weight":10}],` +
+		`"sticky":{"header":"X-User"},"shadow":{"model":"m","version":"3","percent":5},` +
+		`"match":[{"header":"X-Variant","value":"c","variant":"canary"}],"features":{"sets":["accounts"],"key_field":"account_id"}}`
+	if string(got) != want {
+		t.Fatalf("route body\n got %s\nwant %s", got, want)
+	}
+
+	// A route without chains still sends both lists, empty.
+	bare := &v1alpha1.WeirRoute{Spec: v1alpha1.WeirRouteSpec{Route: v1alpha1.RouteSpec{
+		Variants: []v1alpha1.Variant{{Name: "stable", Model: "m", Version: "1", Weight: 100}}}}}
+	got, err = routeJSON(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"plugins":[],"postprocess":[],"variants":[{"name":"stable","model":"m","version":"1","weight":100}]}`; string(got) != want {
+		t.Fatalf("bare route body\n got %s\nwant %s", got, want)
+	}
+}
+
+// An on_error the gateway could not read (neither a string nor an object)
+// is refused before anything is sent, naming its field.
+func TestDeclaredRouteNamesBadOnError(t *testing.T) {
+	bad := []v1alpha1.PluginStep{{Name: "echo", OnError: &apiextensionsv1.JSON{Raw: []byte(`5`)}}}
+	wr := &v1alpha1.WeirRoute{Spec: v1alpha1.WeirRouteSpec{Route: v1alpha1.RouteSpec{
+		Variants: []v1alpha1.Variant{{Name: "stable", Model: "m", Version: "1", Weight: 100, Postprocess: &bad}}}}}
+	_, err := routeJSON(wr)
+	if err == nil || !strings.Contains(err.Error(), "spec.route.variants[name=stable].postprocess[0].on_error") {
+		t.Fatalf("routeJSON with on_error 5: %v, want an error naming spec.route.variants[name=stable].postprocess[0].on_error", err)
+	}
 }
