@@ -11,7 +11,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
-	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -40,7 +39,7 @@ func TestBackfillCSV(t *testing.T) {
 	if strings.Join(calls, " ") != "0/5 5/5" {
 		t.Errorf("progress calls %v", calls)
 	}
-	testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 4 }, "backfilled rows applied")
+	waitApplied(t, s, "fraud", 5*time.Second, 4, "backfilled rows applied")
 	if got := num(t, s, "c1", "tx_count_1h"); got != 2 {
 		t.Errorf("c1 tx_count_1h = %v, want 2", got)
 	}
@@ -88,7 +87,7 @@ func TestBackfillParquet(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("backfill n=%d err=%v", n, err)
 	}
-	testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 3 }, "parquet rows applied")
+	waitApplied(t, s, "fraud", 5*time.Second, 3, "parquet rows applied")
 	if got := num(t, s, "p1", "tx_count_1h"); got != 2 {
 		t.Errorf("tx_count_1h = %v, want 2", got)
 	}

@@ -21,12 +21,15 @@ func BenchmarkReadFeaturesHit(b *testing.B) {
 	if _, err := s.Merge(ctx, "acct-1", map[string]any{"tx_count_1h": 3, "amount_mean_24h": 41.5, "country": "DE"}); err != nil {
 		b.Fatal(err)
 	}
-	testpoll.Eventually(b, 2*time.Second, func() bool {
-		_, ok, _ := s.ReadFeatures(ctx, "acct-1")
+	testpoll.For(b, 2*time.Second, "entity cached", func() error {
+		_, ok, err := s.ReadFeatures(ctx, "acct-1")
 		s.cache.Wait()
 		e, hit := s.cache.Get("acct-1")
-		return ok && hit && e.data != nil
-	}, "entity cached")
+		if !ok || !hit || e.data == nil {
+			return fmt.Errorf("read found it: %v (err %v), cached: %v, cached data: %v", ok, err, hit, hit && e.data != nil)
+		}
+		return nil
+	})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -113,7 +116,12 @@ func BenchmarkIngestThroughput(b *testing.B) {
 		sent += n
 	}
 	published := time.Since(start)
-	testpoll.Eventually(b, time.Minute, func() bool { return s.Stats("bench").Applied >= int64(b.N) }, "all events applied")
+	testpoll.For(b, time.Minute, "all events applied", func() error {
+		if st := s.Stats("bench"); st.Applied < int64(b.N) {
+			return fmt.Errorf("%d of %d applied; %s", st.Applied, b.N, statsLine(st))
+		}
+		return nil
+	})
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")

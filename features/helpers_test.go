@@ -3,12 +3,14 @@ package features
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 type testOpt func(*Options)
@@ -47,6 +49,46 @@ func feature(t testing.TB, s *Store, entity, name string) (any, bool) {
 		return f, ok
 	}
 	return v, ok
+}
+
+// waitFeature waits for entity's feature name on s to read want (numbers
+// as float64); a timeout reports the value it last read.
+func waitFeature(t testing.TB, s *Store, timeout time.Duration, entity, name string, want any, what string) {
+	t.Helper()
+	testpoll.For(t, timeout, what, func() error {
+		v, ok := feature(t, s, entity, name)
+		if !ok {
+			return fmt.Errorf("%s has no %s", entity, name)
+		}
+		if v != want {
+			return fmt.Errorf("%s %s = %v", entity, name, v)
+		}
+		return nil
+	})
+}
+
+// waitNum is waitFeature for a number.
+func waitNum(t testing.TB, s *Store, timeout time.Duration, entity, name string, want float64, what string) {
+	t.Helper()
+	waitFeature(t, s, timeout, entity, name, want, what)
+}
+
+// waitApplied waits for s to have applied want events of set; a timeout
+// reports the set's last stats.
+func waitApplied(t testing.TB, s *Store, set string, timeout time.Duration, want int64, what string) {
+	t.Helper()
+	testpoll.For(t, timeout, what, func() error {
+		if st := s.Stats(set); st.Applied != want {
+			return fmt.Errorf("%d of %d applied; %s", st.Applied, want, statsLine(st))
+		}
+		return nil
+	})
+}
+
+// statsLine is a set's stats in one line, without the last errors.
+func statsLine(st Stats) string {
+	return fmt.Sprintf("accepted %d, applied %d, duplicates %d, late %d, rejected %v, %d last errors",
+		st.Accepted, st.Applied, st.Duplicates, st.Late, st.Rejected, len(st.LastErrors))
 }
 
 func num(t testing.TB, s *Store, entity, name string) float64 {

@@ -3,6 +3,7 @@ package features
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -45,9 +46,8 @@ func TestStreamingAggregatesSlide(t *testing.T) {
 	}
 	for i, st := range steps {
 		mustIngest(t, s, "fraud", tx("acct-1", st.at, st.amount, st.merchant))
-		testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == int64(i+1) }, "event %d applied", i)
-		testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == st.count1h },
-			"tx_count_1h = %v after the event at t0+%s (got %v)", st.count1h, st.at, num(t, s, "acct-1", "tx_count_1h"))
+		waitApplied(t, s, "fraud", 5*time.Second, int64(i+1), fmt.Sprintf("event %d applied", i))
+		waitNum(t, s, 5*time.Second, "acct-1", "tx_count_1h", st.count1h, fmt.Sprintf("tx_count_1h = %v after the event at t0+%s", st.count1h, st.at))
 	}
 	// Over 24h: amounts 10, 30, 50.
 	if got := num(t, s, "acct-1", "amount_mean_24h"); got != 30 {
@@ -64,14 +64,17 @@ func TestStreamingAggregatesSlide(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustIngest(t, s, "fraud", tx("acct-1", 71*time.Minute, 50, "m3"))
-	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "acct-1", "tx_count_1h") == 3 }, "fourth event")
+	waitNum(t, s, 5*time.Second, "acct-1", "tx_count_1h", 3, "fourth event")
 	obj, ok, err := s.Lookup(ctx, "acct-1")
 	if err != nil || !ok || obj["country"] != "FR" || obj["merchants_1d"] != json.Number("3") {
 		t.Errorf("Lookup = %v %v %v", obj, ok, err)
 	}
-	testpoll.Eventually(t, 2*time.Second, func() bool {
-		return counterValue(t, reg, "weir_features_events_ingested_total", map[string]string{"set": "fraud"}) == 4
-	}, "weir_features_events_ingested_total = 4")
+	testpoll.For(t, 2*time.Second, "weir_features_events_ingested_total = 4", func() error {
+		if n := counterValue(t, reg, "weir_features_events_ingested_total", map[string]string{"set": "fraud"}); n != 4 {
+			return fmt.Errorf("weir_features_events_ingested_total = %v", n)
+		}
+		return nil
+	})
 	if st := s.Stats("fraud"); st.Accepted != 4 || st.Applied != 4 {
 		t.Errorf("stats %+v", st)
 	}
@@ -102,7 +105,7 @@ func TestEachOpThroughTheStream(t *testing.T) {
 	if acc, rej, err := s.Ingest(ctx, "ops", []byte(body)); err != nil || acc != 3 || rej != 0 {
 		t.Fatalf("ingest %d %d %v", acc, rej, err)
 	}
-	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "7", "n") == 3 }, "three events counted")
+	waitNum(t, s, 5*time.Second, "7", "n", 3, "three events counted")
 	mean := 5.0
 	want := map[string]any{"sum": 15.0, "mean": mean, "std": math.Sqrt((9 + 1 + 16) / 3.0), "min": 2.0, "max": 9.0, "last": "Oslo", "distinct": 2.0}
 	for name, w := range want {
@@ -142,12 +145,15 @@ func TestMalformedEventsCountedAndSkipped(t *testing.T) {
 		}
 	}
 	mustIngest(t, s, "fraud", map[string]any{"account_id": "a", "ts": "2024-05-01T12:02:00Z", "amount": 9})
-	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, s, "a", "tx_count_1h") == 3 }, "valid events applied after bad ones")
-	testpoll.Eventually(t, 5*time.Second, func() bool {
+	waitNum(t, s, 5*time.Second, "a", "tx_count_1h", 3, "valid events applied after bad ones")
+	testpoll.For(t, 5*time.Second, "rejections by reason", func() error {
 		st := s.Stats("fraud")
-		return st.Rejected[ReasonBadJSON] == 1 && st.Rejected[ReasonBadKey] == 2 && st.Rejected[ReasonWrongType] == 2 &&
-			st.Rejected[ReasonMissingKey] == 1 && st.Rejected[ReasonBadTimestamp] == 1
-	}, "rejections by reason: %+v", s.Stats("fraud").Rejected)
+		if st.Rejected[ReasonBadJSON] != 1 || st.Rejected[ReasonBadKey] != 2 || st.Rejected[ReasonWrongType] != 2 ||
+			st.Rejected[ReasonMissingKey] != 1 || st.Rejected[ReasonBadTimestamp] != 1 {
+			return fmt.Errorf("rejected %v", st.Rejected)
+		}
+		return nil
+	})
 	st := s.Stats("fraud")
 	if len(st.LastErrors) == 0 || st.LastErrors[len(st.LastErrors)-1].Reason != ReasonWrongType ||
 		!strings.Contains(st.LastErrors[len(st.LastErrors)-1].Error, "merchant") {
@@ -178,7 +184,7 @@ func TestIngestDeduplicatesRetries(t *testing.T) {
 		}
 	}
 	mustIngest(t, s, "fraud", map[string]any{"account_id": "d", "ts": "2024-05-01T12:00:09Z"})
-	testpoll.Eventually(t, 5*time.Second, func() bool { return s.Stats("fraud").Applied == 3 }, "the marker event applied")
+	waitApplied(t, s, "fraud", 5*time.Second, 3, "the marker event applied")
 	if got := num(t, s, "d", "tx_count_1h"); got != 3 {
 		t.Errorf("tx_count_1h = %v after three identical requests, want 3", got)
 	}
@@ -205,6 +211,18 @@ func total(t *testing.T, s *Store) float64 {
 	return sum
 }
 
+// waitTotal waits for total(t, s) to reach want; a timeout reports the
+// total it last read.
+func waitTotal(t *testing.T, s *Store, timeout time.Duration, want float64, what string) {
+	t.Helper()
+	testpoll.For(t, timeout, what, func() error {
+		if got := total(t, s); got != want {
+			return fmt.Errorf("tx_count_1h totals %v of %v; %s", got, want, statsLine(s.Stats("fraud")))
+		}
+		return nil
+	})
+}
+
 func TestRestartMidStreamNoDoubleCountNoLoss(t *testing.T) {
 	srv := natstest.Start(t)
 	ctx := context.Background()
@@ -214,13 +232,18 @@ func TestRestartMidStreamNoDoubleCountNoLoss(t *testing.T) {
 	}
 	ingestN(t, a, 0, 1000)
 	// Close while the aggregator is (probably) in the middle of the backlog.
-	testpoll.Eventually(t, 5*time.Second, func() bool { return a.Stats("fraud").Applied > 0 }, "aggregation started")
+	testpoll.For(t, 5*time.Second, "aggregation started", func() error {
+		if st := a.Stats("fraud"); st.Applied == 0 {
+			return errors.New(statsLine(st))
+		}
+		return nil
+	})
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := openStore(t, srv, true)
 	ingestN(t, b, 1000, 2000)
-	testpoll.Eventually(t, 10*time.Second, func() bool { return total(t, b) == 2000 }, "all 2000 events counted exactly once (got %v)", total(t, b))
+	waitTotal(t, b, 10*time.Second, 2000, "all 2000 events counted exactly once")
 }
 
 func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
@@ -235,7 +258,7 @@ func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	ingestN(t, a, 0, 500)
-	testpoll.Eventually(t, 5*time.Second, func() bool { return total(t, a) == 500 }, "first run applied all")
+	waitTotal(t, a, 5*time.Second, 500, "first run applied all")
 	_ = a.Close(context.Background())
 	// Restart the server too, on the same data.
 	srv.Shutdown()
@@ -261,13 +284,22 @@ func TestTwoAggregatorsShareASet(t *testing.T) {
 	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 2*time.Second, func() bool { return b.set("fraud") != nil }, "B learns the set via KV")
+	testpoll.For(t, 2*time.Second, "B learns the set via KV", func() error {
+		if b.set("fraud") == nil {
+			return errors.New("B has no set fraud")
+		}
+		return nil
+	})
 	ingestN(t, a, 0, 300)
 	ingestN(t, b, 300, 600)
-	testpoll.Eventually(t, 10*time.Second, func() bool { return total(t, a) == 600 }, "600 events counted once (got %v)", total(t, a))
-	testpoll.Eventually(t, time.Second, func() bool { return total(t, b) == 600 }, "B reads the same")
-	testpoll.Eventually(t, 2*time.Second, func() bool { return a.Stats("fraud").Applied+b.Stats("fraud").Applied == 600 },
-		"applied %d+%d across replicas, want 600", a.Stats("fraud").Applied, b.Stats("fraud").Applied)
+	waitTotal(t, a, 10*time.Second, 600, "600 events counted once")
+	waitTotal(t, b, time.Second, 600, "B reads the same")
+	testpoll.For(t, 2*time.Second, "600 applied across replicas", func() error {
+		if na, nb := a.Stats("fraud").Applied, b.Stats("fraud").Applied; na+nb != 600 {
+			return fmt.Errorf("applied %d+%d", na, nb)
+		}
+		return nil
+	})
 }
 
 func TestSetCRUD(t *testing.T) {
@@ -313,10 +345,10 @@ func TestTakeoverAfterOwnerDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	ingestN(t, a, 0, 200)
-	testpoll.Eventually(t, 5*time.Second, func() bool { return total(t, a) == 200 }, "A aggregates")
+	waitTotal(t, a, 5*time.Second, 200, "A aggregates")
 	b, _ := openStore(t, srv, true, short)
 	// A dies without releasing its lease: its connection just goes away.
 	a.o.NC.Close()
 	ingestN(t, b, 200, 400)
-	testpoll.Eventually(t, 10*time.Second, func() bool { return total(t, b) == 400 }, "B took over after the lease expired (total %v)", total(t, b))
+	waitTotal(t, b, 10*time.Second, 400, "B took over after the lease expired")
 }

@@ -3,6 +3,7 @@ package features
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +31,16 @@ func TestMergeGetReadFeatures(t *testing.T) {
 	if _, has := got["country"]; has || got["vip"] != true {
 		t.Errorf("merge result %v: want country removed (null) and vip set", got)
 	}
-	testpoll.Eventually(t, time.Second, func() bool {
+	testpoll.For(t, time.Second, "ReadFeatures shows the merged object", func() error {
 		b, ok, err := s.ReadFeatures(ctx, "acct-1")
-		return err == nil && ok && string(b) == `{"age_days":401,"vip":true}`
-	}, "ReadFeatures shows the merged object")
+		if err != nil {
+			return err
+		}
+		if !ok || string(b) != `{"age_days":401,"vip":true}` {
+			return fmt.Errorf("ReadFeatures = %s, found %v", b, ok)
+		}
+		return nil
+	})
 	if counterValue(t, reg, "weir_features_store_writes_total", nil) != 2 {
 		t.Error("store writes not counted")
 	}
@@ -76,12 +83,12 @@ func TestTwoReplicasStayCoherent(t *testing.T) {
 	if _, err := a.Merge(ctx, "acct-7", map[string]any{"score": 1}); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, time.Second, func() bool { v, _ := feature(t, b, "acct-7", "score"); return v == 1.0 }, "B reads A's first write")
+	waitNum(t, b, time.Second, "acct-7", "score", 1, "B reads A's first write")
 	// B has it cached now; a second write on A must reach B's cache.
 	if _, err := a.Merge(ctx, "acct-7", map[string]any{"score": 2}); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, time.Second, func() bool { v, _ := feature(t, b, "acct-7", "score"); return v == 2.0 }, "B reads A's update within 1s")
+	waitNum(t, b, time.Second, "acct-7", "score", 2, "B reads A's update within 1s")
 	// Concurrent merges on both replicas lose nothing (compare-and-swap).
 	done := make(chan error, 2)
 	for i, s := range []*Store{a, b} {
@@ -100,10 +107,13 @@ func TestTwoReplicasStayCoherent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testpoll.Eventually(t, time.Second, func() bool {
-		obj, _, _ := a.Get(ctx, "acct-8")
-		return len(obj) == 40
-	}, "all 40 concurrent fields present")
+	testpoll.For(t, time.Second, "all 40 concurrent fields present", func() error {
+		obj, _, err := a.Get(ctx, "acct-8")
+		if len(obj) != 40 {
+			return fmt.Errorf("%d of 40 fields (read error: %v)", len(obj), err)
+		}
+		return nil
+	})
 }
 
 func TestFeatureSubject(t *testing.T) {
@@ -113,7 +123,7 @@ func TestFeatureSubject(t *testing.T) {
 	if err := nc.Publish(SubjectFeatPrefix+"acct-9", []byte(`{"segment":"gold","limit":500}`)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 2*time.Second, func() bool { v, _ := feature(t, s, "acct-9", "segment"); return v == "gold" }, "published features merged")
+	waitFeature(t, s, 2*time.Second, "acct-9", "segment", "gold", "published features merged")
 	// A request gets the merged object back, or the error.
 	msg, err := nc.Request(SubjectFeatPrefix+"acct-9", []byte(`{"limit":600}`), 2*time.Second)
 	if err != nil {
@@ -145,11 +155,16 @@ func TestFeatureSetTTLExpiresOnRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustIngest(t, s, "short", map[string]any{"k": "e1"})
-	testpoll.Eventually(t, 3*time.Second, func() bool { return num(t, other, "e1", "n") == 1 }, "aggregate visible")
+	waitNum(t, other, 3*time.Second, "e1", "n", 1, "aggregate visible")
 	// Three seconds after the event's arrival the aggregate is gone for
 	// readers (the stored object keeps it until the next write), and the
 	// manual feature stays.
-	testpoll.Eventually(t, 6*time.Second, func() bool { _, has := feature(t, other, "e1", "n"); return !has }, "aggregate expired")
+	testpoll.For(t, 6*time.Second, "aggregate expired", func() error {
+		if v, has := feature(t, other, "e1", "n"); has {
+			return fmt.Errorf("e1 n = %v", v)
+		}
+		return nil
+	})
 	if v, _ := feature(t, other, "e1", "manual"); v != "stays" {
 		t.Errorf("manual feature = %v after the set's TTL", v)
 	}
@@ -160,5 +175,5 @@ func TestFeatureSetTTLExpiresOnRead(t *testing.T) {
 	// A later event starts the aggregate afresh (the expired state is not
 	// resumed).
 	mustIngest(t, s, "short", map[string]any{"k": "e1", "x": 1})
-	testpoll.Eventually(t, 5*time.Second, func() bool { return num(t, other, "e1", "n") == 1 }, "fresh aggregate after expiry")
+	waitNum(t, other, 5*time.Second, "e1", "n", 1, "fresh aggregate after expiry")
 }
