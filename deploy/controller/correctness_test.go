@@ -354,6 +354,116 @@ func TestRouteDriftIsCorrected(t *testing.T) {
 	}
 }
 
+// variantPostprocess is the postprocess field of the gateway's variant
+// variant on route name as JSON, "absent" when it has none.
+func variantPostprocess(t *testing.T, g *testgw.Gateway, name, variant string) string {
+	t.Helper()
+	raw, err := g.Client.GetRoute(context.Background(), name)
+	if err != nil {
+		t.Fatalf("get route %s: %v", name, err)
+	}
+	var r struct {
+		Variants []struct {
+			Name        string          `json:"name"`
+			Postprocess json.RawMessage `json:"postprocess"`
+		} `json:"variants"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("decode route %s: %v\n%s", name, err, raw)
+	}
+	for _, v := range r.Variants {
+		if v.Name == variant {
+			if v.Postprocess == nil {
+				return "absent"
+			}
+			return string(v.Postprocess)
+		}
+	}
+	t.Fatalf("route %s on the gateway has no variant %s: %s", name, variant, raw)
+	return ""
+}
+
+// editVariant changes variant of route name on the gateway by hand, as
+// someone with `weir route` would.
+func editVariant(t *testing.T, g *testgw.Gateway, name, variant string, edit func(map[string]any)) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := g.Client.GetRoute(ctx, name)
+	if err != nil {
+		t.Fatalf("get route %s: %v", name, err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("decode route %s: %v\n%s", name, err, raw)
+	}
+	for _, v := range r["variants"].([]any) {
+		if v := v.(map[string]any); v["name"] == variant {
+			edit(v)
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Client.SetRoute(ctx, name, b); err != nil {
+		t.Fatalf("set route %s by hand: %v", name, err)
+	}
+}
+
+// A variant's explicit empty chain ([]: none) and an absent one (the
+// route's) are different routes: a gateway holding the other one has
+// drifted and is set back, either way round.
+func TestVariantEmptyChainDriftIsCorrected(t *testing.T) {
+	e := newEnv(t)
+	e.start(t, func(o *Options) { o.ResyncInterval = time.Hour })
+	ctx := context.Background()
+	wr := simpleRoute(e, t, "chains", "chains")
+	echoURL, echoSum := e.files.add("wat-echo.wasm", testgw.Plugin(t, "wat-echo"))
+	wr.Spec.Plugins = []v1alpha1.PluginArtifact{{Name: "echo", Version: "1", Source: v1alpha1.ArtifactSource{URL: echoURL, SHA256: echoSum}}}
+	wr.Spec.Route.Postprocess = []v1alpha1.PluginStep{{Name: "echo", Version: "1"}}
+	none := []v1alpha1.PluginStep{}
+	wr.Spec.Route.Variants[0].Postprocess = &none
+	if err := e.c.Create(ctx, wr); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, e, "chains", 30*time.Second, readyRoute, "Ready")
+	if got := variantPostprocess(t, e.gw, "chains", "stable"); got != "[]" {
+		t.Fatalf("variant stable's postprocess on the gateway is %s, want [] (declared: none)", got)
+	}
+
+	// By hand, the variant gets the route's postprocess: drift.
+	editVariant(t, e.gw, "chains", "stable", func(v map[string]any) { delete(v, "postprocess") })
+	testpoll.For(t, 30*time.Second, "the variant's explicit empty postprocess set back", func() error {
+		if got := variantPostprocess(t, e.gw, "chains", "stable"); got != "[]" {
+			return fmt.Errorf("variant stable's postprocess on the gateway is %s, want [] (declared: none)", got)
+		}
+		return nil
+	})
+
+	// The other way round: the route's chain declared, none on the gateway.
+	updateSpec(t, e.c, e.ns, "chains", func(s *v1alpha1.WeirRouteSpec) { s.Route.Variants[0].Postprocess = nil })
+	testpoll.For(t, 30*time.Second, "the variant's postprocess removed as declared", func() error {
+		if got := variantPostprocess(t, e.gw, "chains", "stable"); got != "absent" {
+			return fmt.Errorf("variant stable's postprocess on the gateway is %s, want absent (declared: the route's)", got)
+		}
+		return nil
+	})
+	waitRoute(t, e, "chains", 30*time.Second, func(wr *v1alpha1.WeirRoute) bool { return readyRoute(wr) && wr.Generation == 2 }, "Ready at generation 2")
+	editVariant(t, e.gw, "chains", "stable", func(v map[string]any) { v["postprocess"] = []any{} })
+	testpoll.For(t, 30*time.Second, "the variant's absent postprocess set back", func() error {
+		if got := variantPostprocess(t, e.gw, "chains", "stable"); got != "absent" {
+			return fmt.Errorf("variant stable's postprocess on the gateway is %s, want absent (declared: the route's)", got)
+		}
+		return nil
+	})
+	testpoll.For(t, 30*time.Second, "a RouteRestored Event for each correction", func() error {
+		if n := len(events(t, e.c, e.ns, "chains")["RouteRestored"]); n < 2 {
+			return fmt.Errorf("%d RouteRestored Events, want 2", n)
+		}
+		return nil
+	})
+}
+
 // Item 6: a bad artifact the route does not need blocks nothing else; every
 // condition is for the current generation; Ready aggregates them.
 func TestBadArtifactDoesNotBlockRouteEdits(t *testing.T) {

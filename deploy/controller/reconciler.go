@@ -822,7 +822,9 @@ func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, roll
 
 // sameRoute compares the gateway's route (GET, with its read-only fields)
 // with a body to PUT, as JSON values: empty lists, empty objects and nulls
-// count as absent, and name, revision and updated_at are ignored.
+// count as absent, and name, revision and updated_at are ignored. The one
+// exception is a variant's chain: an empty list there is "none", which
+// differs from absent ("the route's", router.Variant), so it is kept.
 func sameRoute(gateway, body []byte) bool {
 	var a, b any
 	if json.Unmarshal(gateway, &a) != nil || json.Unmarshal(body, &b) != nil {
@@ -833,7 +835,28 @@ func sameRoute(gateway, body []byte) bool {
 		delete(m, "revision")
 		delete(m, "updated_at")
 	}
+	markNoChains(a)
+	markNoChains(b)
 	return reflect.DeepEqual(prune(a), prune(b))
+}
+
+// noChain stands, in a decoded route, for a variant's explicit empty chain,
+// which prune must not drop.
+type noChain struct{}
+
+// markNoChains replaces each variant's empty plugins or postprocess list
+// of a decoded route with noChain.
+func markNoChains(route any) {
+	m, _ := route.(map[string]any)
+	vs, _ := m["variants"].([]any)
+	for _, v := range vs {
+		v, _ := v.(map[string]any)
+		for _, k := range []string{"plugins", "postprocess"} {
+			if l, ok := v[k].([]any); ok && len(l) == 0 {
+				v[k] = noChain{}
+			}
+		}
+	}
 }
 
 // prune drops null, empty-list and empty-object values (and the "latest"

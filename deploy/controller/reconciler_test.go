@@ -435,3 +435,23 @@ func TestDeclaredRouteNamesBadOnError(t *testing.T) {
 		t.Fatalf("routeJSON with on_error 5: %v, want an error naming spec.route.variants[name=stable].postprocess[0].on_error", err)
 	}
 }
+
+func TestSameRoute(t *testing.T) {
+	const v = `{"name":"stable","model":"m","version":"1","weight":100`
+	for _, c := range []struct {
+		gateway, body string
+		same          bool
+	}{
+		{`{"name":"r","revision":3,"updated_at":"2026-01-02T03:04:05Z","plugins":null,"postprocess":null,"variants":[` + v + `}]}`,
+			`{"plugins":[],"postprocess":[],"variants":[` + v + `}]}`, true},
+		{`{"variants":[` + v + `,"postprocess":null}]}`, `{"variants":[` + v + `}]}`, true},
+		{`{"variants":[` + v + `,"postprocess":[]}]}`, `{"variants":[` + v + `,"postprocess":[]}]}`, true},
+		{`{"variants":[` + v + `}]}`, `{"variants":[` + v + `,"postprocess":[]}]}`, false},
+		{`{"variants":[` + v + `,"plugins":[]}]}`, `{"variants":[` + v + `}]}`, false},
+		{`{"variants":[` + v + `}],"sticky":{"header":"X-User"}}`, `{"variants":[` + v + `}]}`, false},
+	} {
+		if got := sameRoute([]byte(c.gateway), []byte(c.body)); got != c.same {
+			t.Errorf("sameRoute(%s, %s) = %v, want %v", c.gateway, c.body, got, c.same)
+		}
+	}
+}
