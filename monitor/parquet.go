@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -200,18 +201,32 @@ func kindNode(k colKind) parquet.Node {
 // archiveLayout is a file's schema with the leaf column order writing uses.
 type archiveLayout struct {
 	schema            *parquet.Schema
-	features, outputs []string           // sorted column names
-	kinds             map[string]colKind // "features\x00name" / "outputs\x00name"
+	features, outputs []column // sorted by name
 	raw               bool
 }
 
+// column is a feature or output column: its name and kind.
+type column struct {
+	name string
+	kind colKind
+}
+
+// width is how many leaf columns a row of l has.
+func (l *archiveLayout) width() int {
+	n := len(fixedColumns) + len(l.features) + len(l.outputs) + 1 // seq
+	if l.raw {
+		n++
+	}
+	return n
+}
+
 func newArchiveLayout(s archiveSchema, raw bool) *archiveLayout {
-	l := &archiveLayout{raw: raw, kinds: map[string]colKind{}}
+	l := &archiveLayout{raw: raw}
 	var root orderedGroup
 	for _, c := range fixedColumns {
 		root = append(root, field{c.node, c.name})
 	}
-	group := func(name string, cols map[string]colKind) []string {
+	group := func(name string, cols map[string]colKind) []column {
 		names := make([]string, 0, len(cols))
 		for n := range cols {
 			names = append(names, n)
@@ -221,12 +236,13 @@ func newArchiveLayout(s archiveSchema, raw bool) *archiveLayout {
 			return nil // an empty group is not valid Parquet
 		}
 		var g orderedGroup
-		for _, n := range names {
+		layout := make([]column, len(names))
+		for i, n := range names {
 			g = append(g, field{kindNode(cols[n]), n})
-			l.kinds[name+"\x00"+n] = cols[n]
+			layout[i] = column{n, cols[n]}
 		}
 		root = append(root, field{g, name})
-		return names
+		return layout
 	}
 	l.features = group("features", s.features)
 	l.outputs = group("outputs", s.outputs)
@@ -238,7 +254,7 @@ func newArchiveLayout(s archiveSchema, raw bool) *archiveLayout {
 	return l
 }
 
-// row encodes r as a row of l.
+// row appends r's values, a row of l, to buf.
 func (l *archiveLayout) row(r archiveRecord, buf parquet.Row) (parquet.Row, error) {
 	ev := r.ev
 	col := 0
@@ -254,12 +270,12 @@ func (l *archiveLayout) row(r archiveRecord, buf parquet.Row) (parquet.Row, erro
 		}
 		col++
 	}
-	req(parquet.ByteArrayValue([]byte(ev.ID)))
+	req(stringValue(ev.ID))
 	req(parquet.Int64Value(ev.TS.UTC().UnixMicro()))
-	req(parquet.ByteArrayValue([]byte(ev.Route)))
-	req(parquet.ByteArrayValue([]byte(ev.Variant)))
-	req(parquet.ByteArrayValue([]byte(ev.Model)))
-	req(parquet.ByteArrayValue([]byte(ev.Version)))
+	req(stringValue(ev.Route))
+	req(stringValue(ev.Variant))
+	req(stringValue(ev.Model))
+	req(stringValue(ev.Version))
 	req(parquet.BooleanValue(ev.Shadow))
 	req(parquet.BooleanValue(ev.Pinned))
 	req(parquet.BooleanValue(ev.Truncated))
@@ -268,17 +284,17 @@ func (l *archiveLayout) row(r archiveRecord, buf parquet.Row) (parquet.Row, erro
 	if ev.Error == "" {
 		opt(parquet.NullValue())
 	} else {
-		opt(parquet.ByteArrayValue([]byte(ev.Error)))
+		opt(stringValue(ev.Error))
 	}
 	for _, g := range [...]struct {
 		prefix string
-		names  []string
+		cols   []column
 		vals   map[string]any
 	}{{"features", l.features, ev.Features}, {"outputs", l.outputs, ev.Outputs}} {
-		for _, n := range g.names {
-			v, err := columnValue(l.kinds[g.prefix+"\x00"+n], g.vals[n])
+		for _, c := range g.cols {
+			v, err := columnValue(c.kind, g.vals[c.name])
 			if err != nil {
-				return nil, fmt.Errorf("event %s: %s %q: %w", ev.ID, g.prefix, n, err)
+				return nil, fmt.Errorf("event %s: %s %q: %w", ev.ID, g.prefix, c.name, err)
 			}
 			opt(v)
 		}
@@ -292,6 +308,13 @@ func (l *archiveLayout) row(r archiveRecord, buf parquet.Row) (parquet.Row, erro
 		}
 	}
 	return buf, nil
+}
+
+// stringValue is a BYTE_ARRAY value of s's bytes, not a copy of them (as
+// parquet.ValueOf makes of a string, but without boxing it): the writer
+// only reads them, into its pages, within the call that takes the row.
+func stringValue(s string) parquet.Value {
+	return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // columnValue is v in a column of kind k.
@@ -314,7 +337,7 @@ func columnValue(k colKind, v any) (parquet.Value, error) {
 		}
 	case kindString:
 		if s, ok := v.(string); ok {
-			return parquet.ByteArrayValue([]byte(s)), nil
+			return stringValue(s), nil
 		}
 	case kindBool:
 		if b, ok := v.(bool); ok {
@@ -388,20 +411,28 @@ type archiveWriter struct {
 	buf []parquet.Row
 }
 
+// archiveCodec compresses every archive file. One codec for all: it pools
+// its zstd encoders, and a fresh encoder allocates its history window (an
+// encoder per file cost a few percent of the gateway's CPU under load).
+var archiveCodec = &zstd.Codec{}
+
 func newArchiveWriter(w io.Writer, s archiveSchema, raw bool, opts ...parquet.WriterOption) *archiveWriter {
 	l := newArchiveLayout(s, raw)
-	opts = append([]parquet.WriterOption{l.schema, parquet.Compression(&zstd.Codec{})}, opts...)
+	opts = append([]parquet.WriterOption{l.schema, parquet.Compression(archiveCodec)}, opts...)
 	return &archiveWriter{l: l, w: parquet.NewWriter(w, opts...)}
 }
 
 func (fw *archiveWriter) write(recs []archiveRecord) error {
 	fw.buf = fw.buf[:0]
+	// Every row's values in one allocation, each row a window of it.
+	vals := make(parquet.Row, 0, len(recs)*fw.l.width())
 	for _, r := range recs {
-		row, err := fw.l.row(r, nil)
-		if err != nil {
+		start := len(vals)
+		var err error
+		if vals, err = fw.l.row(r, vals); err != nil {
 			return err
 		}
-		fw.buf = append(fw.buf, row)
+		fw.buf = append(fw.buf, vals[start:len(vals):len(vals)])
 	}
 	if _, err := fw.w.WriteRows(fw.buf); err != nil {
 		return fmt.Errorf("write parquet rows: %w", err)

@@ -418,3 +418,26 @@ func TestArchiveTwoSchemasInOneFrame(t *testing.T) {
 		t.Fatalf("archive has %d rows (%d distinct), want 10", len(rows), distinctIDs(rows))
 	}
 }
+
+// BenchmarkWriteArchiveFile writes one archive file of 500 events, as the
+// Archiver does every flush: what a file costs beyond its rows (the
+// compressor's state) shows in B/op.
+func BenchmarkWriteArchiveFile(b *testing.B) {
+	s := newArchiveSchema()
+	recs := make([]archiveRecord, 500)
+	ts := time.Now().UTC()
+	for i := range recs {
+		ev := &Event{ID: fmt.Sprintf("ev%d", i), TS: ts, Route: "fraud", Variant: "stable", Model: "fraud", Version: "1",
+			Status: 200, Features: map[string]any{"amount": float64(i), "country": "DE"}, Outputs: map[string]any{"score": 0.5}}
+		s.add(ev)
+		recs[i] = archiveRecord{ev: ev, seq: uint64(i + 1)}
+	}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := writeArchiveFile(&buf, s, false, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
