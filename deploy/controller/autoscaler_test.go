@@ -274,16 +274,24 @@ func TestOnlyLeaseHolderScales(t *testing.T) {
 			LeaseDuration: 5 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
 		})
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool {
-		return replicasOf(t, c, ns, "weir") == 4
-	}, "the leader scaled the Deployment to its max")
+	testpoll.For(t, 30*time.Second, "the leader scaled the Deployment to its max", func() error {
+		if n := replicasOf(t, c, ns, "weir"); n != 4 {
+			return fmt.Errorf("the Deployment has %d replicas, want 4", n)
+		}
+		return nil
+	})
 	// Let the leader run several more steps, then check the other never ran one.
 	leader := loads[0]
 	if loads[1].calls.Load() > loads[0].calls.Load() {
 		leader = loads[1]
 	}
 	seen := leader.calls.Load()
-	testpoll.Eventually(t, 10*time.Second, func() bool { return leader.calls.Load() >= seen+5 }, "more leader steps")
+	testpoll.For(t, 10*time.Second, "more leader steps", func() error {
+		if n := leader.calls.Load() - seen; n < 5 {
+			return fmt.Errorf("%d more leader steps, want 5", n)
+		}
+		return nil
+	})
 	if loads[0].calls.Load() > 0 && loads[1].calls.Load() > 0 {
 		t.Fatalf("both controllers read the load (%d and %d steps): no single lease holder", loads[0].calls.Load(), loads[1].calls.Load())
 	}

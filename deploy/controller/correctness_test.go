@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -127,9 +128,9 @@ func TestBadDurationRefusedAndIsolated(t *testing.T) {
 	}
 
 	liftIntervalPattern(t, func() {
-		testpoll.Eventually(t, 30*time.Second, func() bool {
-			return e.c.Create(ctx, badRoute("stored-bad")) == nil
-		}, "the API server storing a WeirRoute with interval \"soon\" while its schema does not check it")
+		testpoll.For(t, 30*time.Second, "the API server storing a WeirRoute with interval \"soon\" while its schema does not check it", func() error {
+			return e.c.Create(ctx, badRoute("stored-bad"))
+		})
 	})
 
 	e.start(t, nil)
@@ -162,7 +163,7 @@ func liftIntervalPattern(t *testing.T, fn func()) {
 	}
 	key := types.NamespacedName{Name: "weirroutes.weir.dev"}
 	update := func(mutate func(*apiextensionsv1.JSONSchemaProps)) {
-		testpoll.Eventually(t, 20*time.Second, func() bool {
+		testpoll.For(t, 20*time.Second, "updating the CRD without conflict", func() error {
 			var crd apiextensionsv1.CustomResourceDefinition
 			if err := c.Get(ctx, key, &crd); err != nil {
 				t.Fatal(err)
@@ -170,8 +171,8 @@ func liftIntervalPattern(t *testing.T, fn func()) {
 			interval := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["rollout"].Properties["interval"]
 			mutate(&interval)
 			crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["rollout"].Properties["interval"] = interval
-			return c.Update(ctx, &crd) == nil
-		}, "updating the CRD without conflict")
+			return c.Update(ctx, &crd)
+		})
 	}
 	var pattern string
 	update(func(p *apiextensionsv1.JSONSchemaProps) { pattern, p.Pattern = p.Pattern, "" })
@@ -185,10 +186,15 @@ func liftIntervalPattern(t *testing.T, fn func()) {
 				"rollout": map[string]any{"model": "m", "version": "2", "steps": []any{int64(100)}, "interval": "soon"},
 			},
 		}}
-		testpoll.Eventually(t, 30*time.Second, func() bool {
-			err := envC.Create(ctx, probe.DeepCopy(), client.DryRunAll)
-			return apierrors.IsInvalid(err)
-		}, "the API server checking durations again")
+		testpoll.For(t, 30*time.Second, "the API server checking durations again", func() error {
+			switch err := envC.Create(ctx, probe.DeepCopy(), client.DryRunAll); {
+			case err == nil:
+				return errors.New("a WeirRoute with interval \"soon\" passes a dry-run create")
+			case !apierrors.IsInvalid(err):
+				return fmt.Errorf("dry-run create of a WeirRoute with interval \"soon\": %w, want Invalid", err)
+			}
+			return nil
+		})
 	}()
 	fn()
 }
@@ -217,7 +223,12 @@ func TestHangingArtifactDoesNotBlockOthers(t *testing.T) {
 	if err := e.c.Create(ctx, slow); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool { return hits.Load() > 0 }, "the slow artifact being fetched")
+	testpoll.For(t, 20*time.Second, "the slow artifact being fetched", func() error {
+		if n := hits.Load(); n == 0 {
+			return errors.New("the slow artifact's URL was not asked for")
+		}
+		return nil
+	})
 	if err := e.c.Create(ctx, simpleRoute(e, t, "fast", "fast")); err != nil {
 		t.Fatal(err)
 	}
@@ -264,9 +275,12 @@ func TestRemovingRolloutAborts(t *testing.T) {
 	if st := rollout(t, e.gw, "fraud"); st.State != "rolled_back" {
 		t.Fatalf("gateway rollout state %q after spec.rollout was removed, want rolled_back (aborted)", st.State)
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool {
-		return route(t, e.gw, "fraud").onlyVariant("fraud", "1")
-	}, "the gateway's route back to fraud@1 alone: %+v", route(t, e.gw, "fraud"))
+	testpoll.For(t, 20*time.Second, "the gateway's route back to fraud@1 alone", func() error {
+		if r := route(t, e.gw, "fraud"); !r.onlyVariant("fraud", "1") {
+			return fmt.Errorf("gateway route %v", r)
+		}
+		return nil
+	})
 	for range 20 {
 		servedBy(t, e.gw, "fraud", `{"a":1,"b":2}`, "fraud", "1")
 	}
@@ -300,10 +314,12 @@ func TestPromotionIsNotRolledBack(t *testing.T) {
 	if msg := meta.FindStatusCondition(wr.Status.Conditions, v1alpha1.ConditionRouteApplied).Message; !strings.Contains(msg, "promoted fraud@2") {
 		t.Errorf("RouteApplied message %q does not say the promotion is kept", msg)
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool {
-		r := route(t, e.gw, "fraud")
-		return r.Sticky != nil && r.Sticky.Header == "X-User"
-	}, "the sticky edit on the gateway")
+	testpoll.For(t, 20*time.Second, "the sticky edit on the gateway", func() error {
+		if r := route(t, e.gw, "fraud"); r == nil || r.Sticky == nil || r.Sticky.Header != "X-User" {
+			return fmt.Errorf("gateway route %v, want sticky header X-User", r)
+		}
+		return nil
+	})
 	if r := route(t, e.gw, "fraud"); !r.onlyVariant("fraud", "2") {
 		t.Fatalf("after an unrelated edit the gateway route is %+v: production rolled back from the promoted fraud@2", r)
 	}
@@ -339,16 +355,23 @@ func TestRouteDriftIsCorrected(t *testing.T) {
 	if err := e.gw.Client.DeleteRoute(ctx, "drift"); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool { return route(t, e.gw, "drift") != nil }, "the deleted route set again (long before the hourly resync)")
+	testpoll.For(t, 30*time.Second, "the deleted route set again (long before the hourly resync)", func() error {
+		if route(t, e.gw, "drift") == nil {
+			return errors.New("the gateway has no route drift")
+		}
+		return nil
+	})
 
 	// Same variants, sticky gone: only a whole-route comparison sees it.
 	if err := e.gw.Client.SetRoute(ctx, "drift", []byte(`{"variants":[{"name":"stable","model":"drift","version":"1","weight":100}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool {
-		r := route(t, e.gw, "drift")
-		return r != nil && r.Sticky != nil && r.Sticky.Header == "X-User"
-	}, "the hand-edited route set back to the declaration (long before the hourly resync)")
+	testpoll.For(t, 30*time.Second, "the hand-edited route set back to the declaration (long before the hourly resync)", func() error {
+		if r := route(t, e.gw, "drift"); r == nil || r.Sticky == nil || r.Sticky.Header != "X-User" {
+			return fmt.Errorf("gateway route %v, want sticky header X-User", r)
+		}
+		return nil
+	})
 	if n := len(events(t, e.c, e.ns, "drift")["RouteRestored"]); n < 1 {
 		t.Fatalf("no RouteRestored Event after the gateway's route drifted")
 	}
@@ -545,7 +568,12 @@ func TestLargeArtifactLimits(t *testing.T) {
 			}
 			// Several resyncs (every 300ms) later, still one download.
 			passes := reconcilePasses(t)
-			testpoll.Eventually(t, 20*time.Second, func() bool { return reconcilePasses(t) >= passes+6 }, "six more reconcile passes")
+			testpoll.For(t, 20*time.Second, "six more reconcile passes", func() error {
+				if n := reconcilePasses(t) - passes; n < 6 {
+					return fmt.Errorf("%v more reconcile passes", n)
+				}
+				return nil
+			})
 			if n := gets.Load(); n != 1 {
 				t.Fatalf("the too-large artifact was downloaded %d times, want once per generation", n)
 			}

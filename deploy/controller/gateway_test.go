@@ -149,6 +149,15 @@ type gwRoute struct {
 	} `json:"sticky"`
 }
 
+// String describes r (nil: absent) for a failure message.
+func (r *gwRoute) String() string {
+	if r == nil {
+		return "absent"
+	}
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
 // route returns the gateway's route, or nil when it has none.
 func route(t *testing.T, g *testgw.Gateway, name string) *gwRoute {
 	t.Helper()

@@ -2,6 +2,9 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -97,11 +100,11 @@ func condition(wr *v1alpha1.WeirRoute, typ string, status metav1.ConditionStatus
 
 func updateSpec(t *testing.T, c client.Client, ns, name string, mutate func(*v1alpha1.WeirRouteSpec)) {
 	t.Helper()
-	testpoll.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "spec update without conflict", func() error {
 		wr := getRoute(t, c, ns, name)
 		mutate(&wr.Spec)
-		return c.Update(context.Background(), wr) == nil
-	}, "spec update without conflict")
+		return c.Update(context.Background(), wr)
+	})
 }
 
 // events returns the Events about WeirRoute name: reason -> notes.
@@ -119,6 +122,9 @@ func events(t *testing.T, c client.Client, ns, name string) map[string][]string 
 	}
 	return out
 }
+
+// reasons lists the reasons of events(...) for a failure message.
+func reasons(seen map[string][]string) []string { return slices.Sorted(maps.Keys(seen)) }
 
 // loaded returns status.models as "name@version" strings.
 func loaded(wr *v1alpha1.WeirRoute) []string {
@@ -166,15 +172,19 @@ func TestReconcileVersionChange(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	testpoll.Eventually(t, 20*time.Second, func() bool {
+	testpoll.For(t, 20*time.Second, "fraud@1 on the gateway with its reference, the route applied and status saying so", func() error {
 		got := getRoute(t, e.c, e.ns, "fraud")
 		v, ok := modelVersion(t, e.gw, "fraud", "1")
-		return ok && v.Reference && v.State == "ready" &&
+		if ok && v.Reference && v.State == "ready" &&
 			condition(got, v1alpha1.ConditionArtifactsReady, metav1.ConditionTrue, "Present") &&
 			condition(got, v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied") &&
 			got.Status.ObservedGeneration == got.Generation &&
-			slices.Equal(loaded(got), []string{"fraud@1"}) && got.Status.Models[0].State == "ready"
-	}, "fraud@1 on the gateway with its reference, the route applied and status saying so")
+			slices.Equal(loaded(got), []string{"fraud@1"}) && got.Status.Models[0].State == "ready" {
+			return nil
+		}
+		return fmt.Errorf("gateway fraud@1 %+v (present %v); status.models %+v, observed generation %d; %s",
+			v, ok, got.Status.Models, got.Status.ObservedGeneration, conditionsOf(got))
+	})
 	if !hasPlugin(t, e.gw, "echo", "1") {
 		t.Fatal("plugin echo@1 is not on the gateway")
 	}
@@ -184,10 +194,13 @@ func TestReconcileVersionChange(t *testing.T) {
 		t.Fatalf("gateway route = %+v, want fraud@1 at 100, plugin echo and sticky header X-User-Id", r)
 	}
 	servedBy(t, e.gw, "fraud", event, "fraud", "1")
-	testpoll.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "Events ModelPushed, ReferencePushed, PluginPushed and RouteApplied on the WeirRoute", func() error {
 		seen := events(t, e.c, e.ns, "fraud")
-		return seen["ModelPushed"] != nil && seen["ReferencePushed"] != nil && seen["PluginPushed"] != nil && seen["RouteApplied"] != nil
-	}, "Events ModelPushed, ReferencePushed, PluginPushed and RouteApplied on the WeirRoute")
+		if seen["ModelPushed"] != nil && seen["ReferencePushed"] != nil && seen["PluginPushed"] != nil && seen["RouteApplied"] != nil {
+			return nil
+		}
+		return fmt.Errorf("Events %v", reasons(seen))
+	})
 	v1, _ := modelVersion(t, e.gw, "fraud", "1")
 
 	// Declare version 2 while the route still sends traffic to 1: 2 is pushed,
@@ -195,9 +208,13 @@ func TestReconcileVersionChange(t *testing.T) {
 	m2 := e.urlModel("fraud", "2", logReg(t, "fraud", features, 2, 1))
 	m2.Features = features
 	updateSpec(t, e.c, e.ns, "fraud", func(s *v1alpha1.WeirRouteSpec) { s.Models = []v1alpha1.ModelArtifact{m2} })
-	testpoll.Eventually(t, 20*time.Second, func() bool {
-		return hasModel(t, e.gw, "fraud", "2") && events(t, e.c, e.ns, "fraud")["DeleteDeferred"] != nil
-	}, "fraud@2 on the gateway and the delete of fraud@1 deferred")
+	testpoll.For(t, 20*time.Second, "fraud@2 on the gateway and the delete of fraud@1 deferred", func() error {
+		has, seen := hasModel(t, e.gw, "fraud", "2"), events(t, e.c, e.ns, "fraud")
+		if has && seen["DeleteDeferred"] != nil {
+			return nil
+		}
+		return fmt.Errorf("fraud@2 on the gateway: %v; Events %v", has, reasons(seen))
+	})
 	if v, ok := modelVersion(t, e.gw, "fraud", "1"); !ok || !v.Uploaded.Equal(v1.Uploaded) {
 		t.Fatalf("fraud@1 after declaring 2: %+v (present %v), want it untouched since %v", v, ok, v1.Uploaded)
 	}
@@ -207,13 +224,17 @@ func TestReconcileVersionChange(t *testing.T) {
 	updateSpec(t, e.c, e.ns, "fraud", func(s *v1alpha1.WeirRouteSpec) {
 		s.Route.Variants = []v1alpha1.Variant{variant("stable", "fraud", "2", 100)}
 	})
-	testpoll.Eventually(t, 20*time.Second, func() bool {
+	testpoll.For(t, 20*time.Second, "route on fraud@2, fraud@1 deleted and status saying so", func() error {
 		got := getRoute(t, e.c, e.ns, "fraud")
 		managed := slices.Sorted(slices.Values(got.Status.Managed))
-		return route(t, e.gw, "fraud").onlyVariant("fraud", "2") && !hasModel(t, e.gw, "fraud", "1") &&
+		r, has1 := route(t, e.gw, "fraud"), hasModel(t, e.gw, "fraud", "1")
+		if r.onlyVariant("fraud", "2") && !has1 &&
 			slices.Equal(managed, []string{"model/fraud@2", "plugin/echo@1"}) &&
-			slices.Equal(loaded(got), []string{"fraud@2"})
-	}, "route on fraud@2, fraud@1 deleted and status saying so")
+			slices.Equal(loaded(got), []string{"fraud@2"}) {
+			return nil
+		}
+		return fmt.Errorf("gateway route %v, fraud@1 on the gateway: %v; status.managed %v, status.models %v", r, has1, managed, loaded(got))
+	})
 	servedBy(t, e.gw, "fraud", event, "fraud", "2")
 	if seen := events(t, e.c, e.ns, "fraud"); seen["Deleted"] == nil {
 		t.Fatalf("no Deleted Event after fraud@1 went; Events: %v", seen)
@@ -235,9 +256,12 @@ func TestReconcileBadArtifactLeavesServingAlone(t *testing.T) {
 	if err := e.c.Create(ctx, wr); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool {
-		return condition(getRoute(t, e.c, e.ns, "scoring"), v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied")
-	}, "score@1 served")
+	testpoll.For(t, 20*time.Second, "score@1 served", func() error {
+		if got := getRoute(t, e.c, e.ns, "scoring"); !condition(got, v1alpha1.ConditionRouteApplied, metav1.ConditionTrue, "Applied") {
+			return errors.New(conditionsOf(got))
+		}
+		return nil
+	})
 	servedBy(t, e.gw, "scoring", event, "score", "1")
 
 	// What the gateway itself says about bytes that are not a model: the
@@ -270,18 +294,24 @@ func TestReconcileBadArtifactLeavesServingAlone(t *testing.T) {
 				s.Models = append(s.Models[:1], m)
 				s.Route.Variants = []v1alpha1.Variant{variant("stable", "score", "1", 90), variant("canary", "score", string(m.Version), 10)}
 			})
-			testpoll.Eventually(t, 20*time.Second, func() bool {
-				return condition(getRoute(t, e.c, e.ns, "scoring"), v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, tc.reason)
-			}, "ArtifactsReady=False reason %s", tc.reason)
+			testpoll.For(t, 20*time.Second, "ArtifactsReady=False reason "+tc.reason, func() error {
+				if got := getRoute(t, e.c, e.ns, "scoring"); !condition(got, v1alpha1.ConditionArtifactsReady, metav1.ConditionFalse, tc.reason) {
+					return errors.New(conditionsOf(got))
+				}
+				return nil
+			})
 			got := getRoute(t, e.c, e.ns, "scoring")
 			msg := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionArtifactsReady).Message
 			t.Logf("condition %s: %s", tc.reason, msg)
 			if !strings.Contains(msg, tc.want) {
 				t.Errorf("condition message %q does not contain %q", msg, tc.want)
 			}
-			testpoll.Eventually(t, 10*time.Second, func() bool {
-				return events(t, e.c, e.ns, "scoring")[tc.reason] != nil
-			}, "a Warning Event %s", tc.reason)
+			testpoll.For(t, 10*time.Second, "a Warning Event "+tc.reason, func() error {
+				if seen := events(t, e.c, e.ns, "scoring"); seen[tc.reason] == nil {
+					return fmt.Errorf("Events %v", reasons(seen))
+				}
+				return nil
+			})
 			if hasModel(t, e.gw, "score", string(m.Version)) {
 				t.Fatalf("score@%s is on the gateway", m.Version)
 			}
@@ -329,11 +359,17 @@ func TestReconcileRollout(t *testing.T) {
 	}
 
 	// No traffic yet: the canary waits at its first step.
-	testpoll.Eventually(t, 20*time.Second, func() bool {
+	testpoll.For(t, 20*time.Second, "rollout started and progressing at 20% in status", func() error {
 		got := getRoute(t, e.c, e.ns, "fraud")
-		return got.Status.Rollout != nil && got.Status.Rollout.State == "progressing" && got.Status.Rollout.Weight == 20 &&
-			condition(got, v1alpha1.ConditionRolloutProgressing, metav1.ConditionTrue, "Progressing")
-	}, "rollout started and progressing at 20%% in status")
+		ro := got.Status.Rollout
+		if ro == nil {
+			return fmt.Errorf("no status.rollout; %s", conditionsOf(got))
+		}
+		if ro.State != "progressing" || ro.Weight != 20 || !condition(got, v1alpha1.ConditionRolloutProgressing, metav1.ConditionTrue, "Progressing") {
+			return fmt.Errorf("status.rollout %s at %d%%; %s", ro.State, ro.Weight, conditionsOf(got))
+		}
+		return nil
+	})
 	st := rollout(t, e.gw, "fraud")
 	if s := st.Spec; s.Variant != "canary" || s.Model != "fraud" || s.Version != "2" || !slices.Equal(s.Steps, []int{20, 50, 100}) ||
 		s.Interval != "200ms" || s.MaxErrorRate == nil || *s.MaxErrorRate != 0.05 || s.MaxP99Ms == nil || *s.MaxP99Ms != 2000 || s.MinRequests != 5 {
@@ -357,9 +393,12 @@ func TestReconcileRollout(t *testing.T) {
 	if !promoted() {
 		t.Fatalf("rollout not promoted in status after %d requests; gateway: %+v", sent, rollout(t, e.gw, "fraud"))
 	}
-	testpoll.Eventually(t, 10*time.Second, func() bool {
-		return route(t, e.gw, "fraud").onlyVariant("fraud", "2")
-	}, "the promotion on the gateway's route")
+	testpoll.For(t, 10*time.Second, "the promotion on the gateway's route", func() error {
+		if r := route(t, e.gw, "fraud"); !r.onlyVariant("fraud", "2") {
+			return fmt.Errorf("gateway route %v", r)
+		}
+		return nil
+	})
 	servedBy(t, e.gw, "fraud", `{"a":1,"b":2}`, "fraud", "2")
 	if st := rollout(t, e.gw, "fraud"); !st.StartedAt.Equal(startedAt) {
 		t.Fatalf("rollout restarted at %v (first started %v): want it started once", st.StartedAt, startedAt)
