@@ -240,7 +240,12 @@ func TestDeadlineStopsInfiniteLoopAndNextCallSucceeds(t *testing.T) {
 	}
 	// The discarded instance is replaced in the background.
 	pv := h.plugins[pluginKey{"loop", "1"}]
-	testpoll.Eventually(t, 5*time.Second, func() bool { return len(pv.idle) == 2 }, "the discarded instance replaced (2 idle)")
+	testpoll.For(t, 5*time.Second, "the discarded instance replaced (2 idle)", func() error {
+		if n := len(pv.idle); n != 2 {
+			return fmt.Errorf("%d of 2 instances idle", n)
+		}
+		return nil
+	})
 
 	// A per-call limit overrides the plugin's.
 	_, err = h.CallWithLimits(context.Background(), "loop", "1", nil, []byte(`{"loop":"forever"}`), Limits{Timeout: 5 * time.Millisecond})
@@ -402,11 +407,14 @@ func TestUnloadWhileCallsInFlight(t *testing.T) {
 		}
 	}
 	// The last returned instance releases the compiled module.
-	testpoll.Eventually(t, 5*time.Second, func() bool {
+	testpoll.For(t, 5*time.Second, "the compiled module released after Unload", func() error {
 		h.compileMu.Lock()
 		defer h.compileMu.Unlock()
-		return len(h.modules) == 0
-	}, "the compiled module released after Unload")
+		if n := len(h.modules); n != 0 {
+			return fmt.Errorf("%d compiled module(s) still held", n)
+		}
+		return nil
+	})
 }
 
 func TestOverloadWhenAllInstancesBusy(t *testing.T) {

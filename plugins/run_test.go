@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -168,7 +169,10 @@ weir_plugin_metric_total{name="calls",plugin="metric",version="1"} 3
 	if err := h.Unload("metric", "1"); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 10*time.Second, func() bool {
-		return testutil.CollectAndCount(h.metrics.guestCount, "weir_plugin_metric_total") == maxGuestMetrics
-	}, "the unloaded plugin's series to go")
+	testpoll.For(t, 10*time.Second, "the unloaded plugin's series to go", func() error {
+		if n := testutil.CollectAndCount(h.metrics.guestCount, "weir_plugin_metric_total"); n != maxGuestMetrics {
+			return fmt.Errorf("%d weir_plugin_metric_total series, want %d (the kept plugin's)", n, maxGuestMetrics)
+		}
+		return nil
+	})
 }
