@@ -142,6 +142,7 @@ func BenchmarkInferHandler(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		ctx.Request.Reset()
 		ctx.Response.Reset()
+		ctx.ResetUserValues() // as fasthttp's server does between requests: fiber keeps the request's context there
 		ctx.Request.Header.SetMethod("POST")
 		ctx.Request.SetRequestURI("/v2/models/mlp/infer")
 		ctx.Request.SetBody(body)

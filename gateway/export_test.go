@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http/httptest"
 	"time"
 
@@ -29,4 +30,29 @@ func RequestDeadlineForTest(g *Gateway) (left time.Duration, ok bool) {
 func HoldShadows(g *Gateway) (release func()) {
 	g.shadowGate = make(chan struct{})
 	return func() { close(g.shadowGate) }
+}
+
+// PluginChainForTest returns what predict does with a single-object body
+// on route between reading it and the model: read the body (readRows),
+// then run the chosen variant's plugin chain on it (runChain), as raw JSON
+// when the route allows, decoding the last output. It is the plugin part
+// of the real request path, for benchmarks.
+func PluginChainForTest(g *Gateway, route string) (func(ctx context.Context, body []byte) error, error) {
+	rt, _, err := g.routeFor(route)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, body []byte) error {
+		rows, raw, err := readRows(body, g.opts.MaxRows, rawEnough(rt))
+		if err != nil {
+			return err
+		}
+		var row map[string]any
+		if len(rows) == 1 {
+			row = rows[0]
+		}
+		variant := rt.Choose("", false, func(string) string { return "" })
+		_, err = g.runChain(ctx, rt.Name(), rt.PluginsFor(variant), row, raw, 0, nil)
+		return err
+	}, nil
 }

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/weirhq/weir/examples/fraud"
 	"github.com/weirhq/weir/internal/natsx/natstest"
-	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
 	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/monitor"
@@ -384,46 +382,13 @@ func startBaseline(b *testing.B) *baseline {
 // in process on three routes over the same 4-feature model: no plugins, the
 // WAT echo plugin, and the Go fraud-features plugin.
 func pluginPathCosts(b *testing.B, g *testgw.Gateway, rounds int) (none, echo, goPlugin time.Duration) {
-	ctx := context.Background()
-	m, err := onnx.MLP("bench4", []int{4, 8, 1}, 3)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := g.Client.PushModel(ctx, "bench4", "1", bytes.NewReader(m), fraud.FeaturesV1); err != nil {
-		b.Fatal(err)
-	}
-	dir := testgw.PluginDir(b)
-	for _, p := range []string{"wat-echo", "fraud-features"} {
-		wasm, err := os.ReadFile(filepath.Join(dir, p+".wasm"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := g.Client.PushPluginLimits(ctx, p, "1", bytes.NewReader(wasm), fraud.PluginLimits); err != nil {
-			b.Fatal(err)
-		}
-	}
-	variants := `"variants":[{"name":"v","model":"bench4","version":"1","weight":100}]`
-	for name, plugins := range map[string]string{
-		"bench-none": `[]`,
-		"bench-echo": `[{"name":"wat-echo"}]`,
-		"bench-go":   `[{"name":"fraud-features","config":{"merchant_risk":{"grocer":0.05},"default_risk":0.1}}]`,
-	} {
-		if err := g.Client.SetRoute(ctx, name, json.RawMessage(`{"plugins":`+plugins+`,`+variants+`}`)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	// A ~200-byte transaction; the no-plugin and echo routes get it with
-	// the features already computed, the Go plugin computes them.
-	withFeatures := []byte(`{"tx_id":"tx-000123","account_id":"acct-00042","amount":120.5,"merchant":"grocer",` +
-		`"country":"DE","ts":1764039600,"amount_log":4.8,"amount_zscore":0.3,"merchant_risk":0.05,"is_night":0}`)
-	raw := []byte(`{"tx_id":"tx-000123","account_id":"acct-00042","amount":120.5,"merchant":"grocer",` +
-		`"country":"DE","ts":1764039600}`)
+	setupPluginRoutes(b, g)
 	h := g.Handler()
 	var nones, echos, gos []time.Duration
 	for range rounds {
-		nones = append(nones, handlerP50(b, h, "/v1/routes/bench-none/predict", withFeatures, 2000))
-		echos = append(echos, handlerP50(b, h, "/v1/routes/bench-echo/predict", withFeatures, 2000))
-		gos = append(gos, handlerP50(b, h, "/v1/routes/bench-go/predict", raw, 2000))
+		nones = append(nones, handlerP50(b, h, pathNone, benchTxWithFeatures, 2000))
+		echos = append(echos, handlerP50(b, h, pathEcho, benchTxWithFeatures, 2000))
+		gos = append(gos, handlerP50(b, h, pathGo, benchTxRaw, 2000))
 	}
 	return median(nones), median(echos), median(gos)
 }
@@ -435,6 +400,7 @@ func handlerP50(b *testing.B, h fasthttp.RequestHandler, path string, body []byt
 	for i := range n + 200 {
 		ctx.Request.Reset()
 		ctx.Response.Reset()
+		ctx.ResetUserValues() // as fasthttp's server does between requests: fiber keeps the request's context there
 		ctx.Request.Header.SetMethod("POST")
 		ctx.Request.SetRequestURI(path)
 		ctx.Request.SetBody(body)
