@@ -46,8 +46,12 @@ type PluginRef struct {
 func (p PluginRef) SkipOnError() bool { return p.OnError.Action == "skip" }
 
 // TimeoutOverride is the route's timeout for this plugin, 0 for none.
-// Validation guarantees it parses.
+// Validation guarantees it parses. It runs on every plugin call: no
+// override costs nothing (ParseDuration("") builds an error).
 func (p PluginRef) TimeoutOverride() time.Duration {
+	if p.Timeout == "" {
+		return 0
+	}
 	d, _ := time.ParseDuration(p.Timeout)
 	return d
 }

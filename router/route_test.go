@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/internal/weirerr"
 )
@@ -254,5 +255,22 @@ func BenchmarkChooseMatchRule(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = r.Choose("user-1", true, hdr)
+	}
+}
+
+// TimeoutOverride runs on every plugin call of every request.
+func TestTimeoutOverrideIsFree(t *testing.T) {
+	r := mustParse(t, "r", `{"plugins":[{"name":"a"},{"name":"b","timeout":"50ms"}],"variants":[{"name":"v","model":"m","weight":100}]}`)
+	ps := r.Plugins()
+	if got := ps[0].TimeoutOverride(); got != 0 {
+		t.Errorf("no timeout: TimeoutOverride() = %s, want 0", got)
+	}
+	if got := ps[1].TimeoutOverride(); got != 50*time.Millisecond {
+		t.Errorf(`timeout "50ms": TimeoutOverride() = %s, want 50ms`, got)
+	}
+	for _, p := range ps {
+		if n := testing.AllocsPerRun(100, func() { p.TimeoutOverride() }); n != 0 {
+			t.Errorf("plugin %s (timeout %q): TimeoutOverride allocates %.0f times a call, want 0", p.Name, p.Timeout, n)
+		}
 	}
 }
