@@ -195,6 +195,52 @@ func TestFailingPluginFailsOnlyItsRequest(t *testing.T) {
 	}
 }
 
+// A plugin's invalid output is its failure wherever it is in the chain:
+// the last plugin's output is checked by decoding it, the others' by a
+// check, and on_error applies to both alike.
+func TestInvalidOutputFollowsOnErrorAnywhereInTheChain(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "scorer", "1", scorer(t, []string{"x"}, []float32{1}, 0))
+	pushPlugin(t, g, "echo", "1", plugin(t, "wat-echo"))
+	pushPlugin(t, g, "badjson", "1", plugin(t, "badjson"))
+	variants := `"variants":[{"name":"a","model":"scorer","weight":100}]`
+	for _, c := range []struct {
+		route, plugins string
+		x              float64 // the model's input: the event's 3 or the default's
+		fail           string  // the 502's message, when the request fails
+	}{
+		{"last-skipped", `[{"name":"echo"},{"name":"badjson","on_error":"skip"}]`, 3, ""},
+		{"first-skipped", `[{"name":"badjson","on_error":"skip"},{"name":"echo"}]`, 3, ""},
+		{"only-skipped", `[{"name":"badjson","on_error":"skip"}]`, 3, ""},
+		{"last-default", `[{"name":"echo"},{"name":"badjson","on_error":{"default":{"x":-2}}}]`, -2, ""},
+		{"last-fails", `[{"name":"echo"},{"name":"badjson"}]`, 0, `plugin "badjson@1" returned invalid JSON at byte 12 of 12`},
+		{"first-fails", `[{"name":"badjson"},{"name":"echo"}]`, 0, `plugin "badjson@1" returned invalid JSON at byte 12 of 12`},
+	} {
+		setRoute(t, g, c.route, `{"plugins":`+c.plugins+`,`+variants+`}`)
+		a := call(t, "POST", g.URL+"/v1/routes/"+c.route+"/predict", "", []byte(`{"x":3}`))
+		if c.fail != "" {
+			if msg, _ := a.body["error"].(string); a.status != 502 || !strings.Contains(msg, c.fail) {
+				t.Errorf("%s: %d %s, want 502 containing %q", c.route, a.status, a.raw, c.fail)
+			}
+			continue
+		}
+		if a.status != 200 {
+			t.Errorf("%s: %d %s, want 200", c.route, a.status, a.raw)
+			continue
+		}
+		score, _ := a.body["outputs"].(map[string]any)["score"].(float64)
+		if want := 1 / (1 + math.Exp(-c.x)); math.Abs(score-want) > 1e-5 {
+			t.Errorf("%s: score %v, want %v (the model's input x=%v): %s", c.route, score, want, c.x, a.raw)
+		}
+	}
+	m := call(t, "GET", g.URL+"/metrics", "", nil)
+	for _, route := range []string{"last-skipped", "first-skipped", "only-skipped", "last-default"} {
+		if want := `weir_plugin_skipped_total{plugin="badjson",route="` + route + `"} 1`; !strings.Contains(m.raw, want) {
+			t.Errorf("want %s in:\n%s", want, grep(m.raw, "skipped"))
+		}
+	}
+}
+
 func TestRouteSwapUnderLoad(t *testing.T) {
 	g := testgw.Start(t)
 	pushModel(t, g, "m", "1", scorer(t, []string{"x"}, []float32{1}, 0))
