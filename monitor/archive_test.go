@@ -69,15 +69,23 @@ func newTestArchiver(t *testing.T, o ArchiverOptions) *Archiver {
 	return a
 }
 
-func consumerSettled(t *testing.T, js jetstream.JetStream, durable string) bool {
+// consumerDrained returns nil once durable has nothing pending and nothing
+// awaiting an ack, and what it still has otherwise.
+func consumerDrained(js jetstream.JetStream, durable string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c, err := js.Consumer(ctx, StreamEvents, durable)
 	if err != nil {
-		return false
+		return err
 	}
 	info, err := c.Info(ctx)
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	if err != nil {
+		return err
+	}
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		return fmt.Errorf("consumer %s: %d pending, %d awaiting an ack", durable, info.NumPending, info.NumAckPending)
+	}
+	return nil
 }
 
 func TestArchiverWritesPartitionsAndExports(t *testing.T) {
@@ -108,7 +116,12 @@ func TestArchiverWritesPartitionsAndExports(t *testing.T) {
 		}
 		publishRaw(t, js, ev)
 	}
-	testpoll.Eventually(t, 15*time.Second, func() bool { return len(readArchive(t, dir)) >= n }, "archive rows")
+	testpoll.For(t, 15*time.Second, "archive rows", func() error {
+		if got := len(readArchive(t, dir)); got < n {
+			return fmt.Errorf("%d of %d rows in %d files", got, n, a.Files())
+		}
+		return nil
+	})
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
@@ -182,7 +195,12 @@ func TestArchiverRestartMidStream(t *testing.T) {
 	for i := range n / 2 {
 		publishRaw(t, js, testEvent("r", i))
 	}
-	testpoll.Eventually(t, 10*time.Second, func() bool { return a.Files() > 0 }, "first file")
+	testpoll.For(t, 10*time.Second, "first file", func() error {
+		if a.Files() == 0 {
+			return fmt.Errorf("no file written; failing: %v", a.Failing())
+		}
+		return nil
+	})
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +208,7 @@ func TestArchiverRestartMidStream(t *testing.T) {
 		publishRaw(t, js, testEvent("r", i))
 	}
 	newTestArchiver(t, opts)
-	testpoll.Eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
+	testpoll.For(t, 15*time.Second, "consumer drained", func() error { return consumerDrained(js, "weir-archive") })
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
@@ -226,7 +244,7 @@ func TestArchiverCrashBeforeAckWritesNoDuplicates(t *testing.T) {
 	}
 
 	newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 300, MaxAge: 100 * time.Millisecond, AckWait: time.Second})
-	testpoll.Eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
+	testpoll.For(t, 15*time.Second, "consumer drained", func() error { return consumerDrained(js, "weir-archive") })
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
@@ -247,7 +265,12 @@ func TestArchiverBacksOffOnFullDisk(t *testing.T) {
 	for i := range n {
 		publishRaw(t, js, testEvent("r1", i))
 	}
-	testpoll.Eventually(t, 15*time.Second, a.Failing, "archive writes to fail on a full disk (%s)", testfs.Usage(dir))
+	testpoll.For(t, 15*time.Second, "archive writes to fail on a full disk", func() error {
+		if !a.Failing() {
+			return fmt.Errorf("no failed write; %d files written, %d bytes free", a.Files(), testfs.Free(t, dir))
+		}
+		return nil
+	})
 	// Immediate retries made hundreds of failed writes a second; backing off
 	// (1s, then 2s) leaves a few per partition in these two seconds (more on
 	// a busy machine, where redeliveries straggle into several files).
@@ -264,8 +287,12 @@ func TestArchiverBacksOffOnFullDisk(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	testpoll.Eventually(t, 60*time.Second, func() bool { return len(readArchive(t, filepath.Join(dir, "archive"))) >= n },
-		"archive rows after space was freed: %d of %d", len(readArchive(t, filepath.Join(dir, "archive"))), n)
+	testpoll.For(t, 60*time.Second, "archive rows after space was freed", func() error {
+		if got := len(readArchive(t, filepath.Join(dir, "archive"))); got < n {
+			return fmt.Errorf("%d of %d rows; failing: %v, %d bytes free", got, n, a.Failing(), testfs.Free(t, dir))
+		}
+		return nil
+	})
 	if rows := readArchive(t, filepath.Join(dir, "archive")); len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
 	}

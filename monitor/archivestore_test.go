@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -29,16 +30,24 @@ func TestArchiveIntoObjectStore(t *testing.T) {
 	for i := range n {
 		publishRaw(t, js, testEvent("r1", i))
 	}
-	var rows int
-	testpoll.Eventually(t, 20*time.Second, func() bool {
+	testpoll.For(t, 20*time.Second, fmt.Sprintf("%d distinct events exported from the object store", n), func() error {
 		var buf bytes.Buffer
-		rows, err = ExportFrom(ctx, store, "r1", time.Now().Add(-time.Hour), &buf)
-		if err != nil || rows < n {
-			return false
+		rows, err := ExportFrom(ctx, store, "r1", time.Now().Add(-time.Hour), &buf)
+		if err != nil {
+			return err
+		}
+		if rows < n {
+			return fmt.Errorf("%d of %d rows exported", rows, n)
 		}
 		back, err := readArchiveFile(buf.Bytes())
-		return err == nil && len(back) == n && distinctIDs(back) == n
-	}, "%d distinct events exported from the object store (last: %d rows, err %v)", n, rows, err)
+		if err != nil {
+			return err
+		}
+		if len(back) != n || distinctIDs(back) != n {
+			return fmt.Errorf("export read back as %d rows, %d distinct", len(back), distinctIDs(back))
+		}
+		return nil
+	})
 	keys, err := store.List(ctx, "route=r1/")
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("object store keys %v, err %v", keys, err)

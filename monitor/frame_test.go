@@ -124,14 +124,23 @@ func TestReadersTakeFramesAndLegacyEvents(t *testing.T) {
 		publishRaw(t, js, testEvent("mix", i))
 	}
 	const n = frames*per + legacy
-	testpoll.Eventually(t, 30*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") && len(readArchive(t, dir)) >= n },
-		"archive rows %d of %d", len(readArchive(t, dir)), n)
+	testpoll.For(t, 30*time.Second, "every event archived", func() error {
+		if rows := len(readArchive(t, dir)); rows < n {
+			return fmt.Errorf("archive rows %d of %d", rows, n)
+		}
+		return consumerDrained(js, "weir-archive")
+	})
 	rows := readArchive(t, dir)
 	if len(rows) != n || distinctIDs(rows) != n {
 		t.Fatalf("archive has %d rows (%d distinct), want %d", len(rows), distinctIDs(rows), n)
 	}
 	_ = a
-	testpoll.Eventually(t, 30*time.Second, func() bool { return st.Events() == n }, "stats took %d of %d events", st.Events(), n)
+	testpoll.For(t, 30*time.Second, "stats to take every event", func() error {
+		if got := st.Events(); got != n {
+			return fmt.Errorf("stats took %d of %d events", got, n)
+		}
+		return nil
+	})
 	recent := frames*(per-per/3) + legacy
 	if got := st.Summary("mix", now.Add(-time.Minute), time.Now())["stable"].Requests; got != int64(recent) {
 		t.Errorf("stats counted %d recent requests, want %d", got, recent)
@@ -174,7 +183,7 @@ func TestArchiverFrameCrashMidFrame(t *testing.T) {
 		t.Fatalf("%d rows on disk before restart, want 100", len(rows))
 	}
 	newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 100, MaxAge: 100 * time.Millisecond, AckWait: time.Second})
-	testpoll.Eventually(t, 15*time.Second, func() bool { return consumerSettled(t, js, "weir-archive") }, "consumer drained")
+	testpoll.For(t, 15*time.Second, "consumer drained", func() error { return consumerDrained(js, "weir-archive") })
 	rows := readArchive(t, dir)
 	if len(rows) != 150 || distinctIDs(rows) != 150 {
 		t.Fatalf("archive has %d rows (%d distinct), want 150", len(rows), distinctIDs(rows))
@@ -229,8 +238,7 @@ func TestLegacySpoolRecordsStillSent(t *testing.T) {
 	}
 	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolDir: dir})
 	p.Publish(testEvent("old", 5))
-	testpoll.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == 6 },
-		"published=%v, want the 5 spooled events and the new one", testutil.ToFloat64(p.published))
+	waitPublished(t, p, 20*time.Second, 6, "the 5 spooled events and the new one published")
 	ids, total, msgs := streamContents(t, js)
 	if total != 6 || len(ids) != 6 || msgs != 6 {
 		t.Fatalf("stream holds %d events (%d distinct) in %d messages, want 6 in 6 (5 legacy, 1 frame)", total, len(ids), msgs)
@@ -282,10 +290,10 @@ func TestPublishedFramesCountedOnceBySinks(t *testing.T) {
 		return nil
 	})
 	testpoll.For(t, 60*time.Second, "the archive to hold every event", func() error {
-		if rows := len(readArchive(t, dir)); !consumerSettled(t, js, "weir-archive") || rows != n {
-			return fmt.Errorf("archive rows %d of %d (consumer settled: %v)", rows, n, consumerSettled(t, js, "weir-archive"))
+		if rows := len(readArchive(t, dir)); rows != n {
+			return fmt.Errorf("archive rows %d of %d", rows, n)
 		}
-		return nil
+		return consumerDrained(js, "weir-archive")
 	})
 	rows := readArchive(t, dir)
 	if distinctIDs(rows) != n {
@@ -373,9 +381,12 @@ func TestFramesFitServerMaxPayload(t *testing.T) {
 	for i := range n {
 		p.Publish(testEvent("r", i))
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool {
-		return testutil.ToFloat64(p.published)+testutil.ToFloat64(p.deadLettered) >= n
-	}, "published %v dead-lettered %v of %d", testutil.ToFloat64(p.published), testutil.ToFloat64(p.deadLettered), n)
+	testpoll.For(t, 30*time.Second, "every event published or dead-lettered", func() error {
+		if pub, dead := testutil.ToFloat64(p.published), testutil.ToFloat64(p.deadLettered); pub+dead < n {
+			return fmt.Errorf("published %v dead-lettered %v of %d; %s", pub, dead, n, publisherState(p))
+		}
+		return nil
+	})
 	if d := testutil.ToFloat64(p.deadLettered); d != 0 {
 		t.Errorf("%v events dead-lettered: frames larger than the server's max payload", d)
 	}

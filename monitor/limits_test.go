@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
-	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // lastEvent reads the newest event of WEIR_EVENTS (the last of its frame).
@@ -49,8 +48,7 @@ func TestEventSizeCap(t *testing.T) {
 	ev := testEvent("big", 0)
 	ev.Outputs = map[string]any{"score": rows}
 	p.Publish(ev)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == 1 },
-		"published=%v, want the truncated event", testutil.ToFloat64(p.published))
+	waitPublished(t, p, 20*time.Second, 1, "the truncated event published")
 	data := lastEvent(t, js)
 	if len(data) > 8<<10 {
 		t.Errorf("event of %d bytes sent, cap 8 KiB", len(data))
@@ -96,8 +94,7 @@ func TestDeadLetter(t *testing.T) {
 	for i := range 10 {
 		p.Publish(testEvent("r", i))
 	}
-	testpoll.Eventually(t, 30*time.Second, func() bool { return testutil.ToFloat64(p.published) == 10 },
-		"published=%v dead=%v, want the 10 events behind the refused one", testutil.ToFloat64(p.published), testutil.ToFloat64(p.deadLettered))
+	waitPublished(t, p, 30*time.Second, 10, "the 10 events behind the refused one published")
 	if v := testutil.ToFloat64(p.deadLettered); v != 1 {
 		t.Errorf("weir_events_dead_letter_total = %v, want 1", v)
 	}

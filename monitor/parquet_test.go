@@ -402,11 +402,14 @@ func TestArchiveTwoSchemasInOneFrame(t *testing.T) {
 		evs = append(evs, ev)
 	}
 	publishFrame(t, js, NewID(), evs)
-	testpoll.Eventually(t, 30*time.Second, func() bool {
+	testpoll.For(t, 30*time.Second, "the archiver to take the frame in", func() error {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return len(a.held) == 10
-	}, "the archiver to take the frame in")
+		if len(a.held) != 10 {
+			return fmt.Errorf("%d of 10 events held", len(a.held))
+		}
+		return nil
+	})
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

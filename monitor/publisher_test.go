@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,6 +20,50 @@ import (
 	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/monitor/event"
 )
+
+// publisherState is p's counters and spool in one line, for a wait's last
+// state.
+func publisherState(p *Publisher) string {
+	return fmt.Sprintf("published %v, spooled %v, spilled %v, dropped %v, dead-lettered %v, %d queued, %d spool bytes unread",
+		testutil.ToFloat64(p.published), testutil.ToFloat64(p.spooled), testutil.ToFloat64(p.spilled), testutil.ToFloat64(p.dropped),
+		testutil.ToFloat64(p.deadLettered), len(p.q), p.spool.unreadBytes())
+}
+
+// waitPublished waits for p to have published want events; a timeout
+// reports its counters.
+func waitPublished(t *testing.T, p *Publisher, timeout time.Duration, want float64, what string) {
+	t.Helper()
+	testpoll.For(t, timeout, what, func() error {
+		if got := testutil.ToFloat64(p.published); got != want {
+			return fmt.Errorf("%v of %v published; %s", got, want, publisherState(p))
+		}
+		return nil
+	})
+}
+
+// waitStored waits for the stream to hold n events (exactly n when exact,
+// at least n otherwise) and p's spool to be empty.
+func waitStored(t *testing.T, js jetstream.JetStream, p *Publisher, timeout time.Duration, n int, exact bool) {
+	t.Helper()
+	testpoll.For(t, timeout, fmt.Sprintf("the stream to hold the %d events and the spool to drain", n), func() error {
+		got := streamEvents(t, js)
+		if got < n || exact && got != n || !p.spool.empty() {
+			return fmt.Errorf("stream has %d of %d events; %s", got, n, publisherState(p))
+		}
+		return nil
+	})
+}
+
+// waitDisconnected waits for nc to notice its server is gone.
+func waitDisconnected(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	testpoll.For(t, 5*time.Second, "the client to notice NATS is gone", func() error {
+		if nc.IsConnected() {
+			return fmt.Errorf("connection still %v", nc.Status())
+		}
+		return nil
+	})
+}
 
 func newTestPublisher(t testing.TB, o PublisherOptions) *Publisher {
 	t.Helper()
@@ -62,8 +107,7 @@ func TestPublisherPublishesEveryEventOnce(t *testing.T) {
 	for i := range n {
 		p.Publish(testEvent("fraud-check", i))
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == n },
-		"published=%v want %d", testutil.ToFloat64(p.published), n)
+	waitPublished(t, p, 20*time.Second, n, "every event published")
 	ids, total, msgs := streamContents(t, js)
 	if total != n || len(ids) != n {
 		t.Fatalf("stream holds %d events with %d distinct IDs, want %d", total, len(ids), n)
@@ -131,19 +175,18 @@ func TestPublisherSurvivesNATSRestart(t *testing.T) {
 	// With the server gone, a Publish that waited on NATS would never return.
 	done := make(chan struct{})
 	go func() { publish(1000, 2000); close(done) }()
-	testpoll.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "Publish to return while NATS is down", func() error {
 		select {
 		case <-done:
-			return true
+			return nil
 		default:
-			return false
+			return fmt.Errorf("1000 Publish calls not done; %s", publisherState(p))
 		}
-	}, "Publish blocked while NATS was down")
+	})
 	srv.restart()
 	publish(2000, n)
 	_, js := srv.connect(t)
-	testpoll.Eventually(t, 30*time.Second, func() bool { return streamEvents(t, js) >= n && p.spool.empty() },
-		"stream has %d of %d events, spool empty=%v", streamEvents(t, js), n, p.spool.empty())
+	waitStored(t, js, p, 30*time.Second, n, false)
 	ids, total := streamIDs(t, js)
 	if total != n || len(ids) != n {
 		t.Fatalf("stream holds %d messages with %d distinct IDs, want %d of each", total, len(ids), n)
@@ -163,14 +206,17 @@ func TestPublisherSpoolBoundDropsAndResends(t *testing.T) {
 	// 16 KiB spool keeps some.
 	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolMaxBytes: 16 << 10, SpoolSegmentBytes: 4 << 10, FrameMaxBytes: 1 << 10})
 	srv.stop()
-	testpoll.Eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "the client to notice NATS is gone")
+	waitDisconnected(t, nc)
 	const n = 500
 	for i := range n {
 		p.Publish(testEvent("r1", i))
 	}
-	testpoll.Eventually(t, 10*time.Second, func() bool {
-		return testutil.ToFloat64(p.spooled)+testutil.ToFloat64(p.dropped) == n
-	}, "spooled %v + dropped %v != %d", testutil.ToFloat64(p.spooled), testutil.ToFloat64(p.dropped), n)
+	testpoll.For(t, 10*time.Second, fmt.Sprintf("all %d events spooled or dropped", n), func() error {
+		if sp, dr := testutil.ToFloat64(p.spooled), testutil.ToFloat64(p.dropped); sp+dr != n {
+			return fmt.Errorf("spooled %v + dropped %v of %d; %s", sp, dr, n, publisherState(p))
+		}
+		return nil
+	})
 	spooled := int(testutil.ToFloat64(p.spooled))
 	if spooled == 0 || spooled == n {
 		t.Fatalf("spooled %d of %d: a 16 KiB spool should keep some and drop the rest", spooled, n)
@@ -185,7 +231,12 @@ func TestPublisherSpoolBoundDropsAndResends(t *testing.T) {
 
 	srv.restart()
 	_, js := srv.connect(t)
-	testpoll.Eventually(t, 20*time.Second, func() bool { return p.spool.empty() }, "the spool to drain")
+	testpoll.For(t, 20*time.Second, "the spool to drain", func() error {
+		if !p.spool.empty() {
+			return errors.New(publisherState(p))
+		}
+		return nil
+	})
 	ids, total := streamIDs(t, js)
 	if total != spooled || len(ids) != spooled {
 		t.Fatalf("stream holds %d messages (%d distinct), want the %d spooled", total, len(ids), spooled)
@@ -198,7 +249,7 @@ func TestPublisherResendsSpoolAfterRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
 	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolDir: dir})
 	srv.stop()
-	testpoll.Eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "the client to notice NATS is gone")
+	waitDisconnected(t, nc)
 	const n = 200
 	for i := range n {
 		p.Publish(testEvent("r2", i))
@@ -221,8 +272,7 @@ func TestPublisherResendsSpoolAfterRestart(t *testing.T) {
 	srv.restart()
 	nc2, js := srv.connect(t)
 	p2 := newTestPublisher(t, PublisherOptions{Conn: nc2, SpoolDir: dir})
-	testpoll.Eventually(t, 20*time.Second, func() bool { return streamEvents(t, js) == n && p2.spool.empty() },
-		"stream has %d of %d spooled events", streamEvents(t, js), n)
+	waitStored(t, js, p2, 20*time.Second, n, true)
 	ids, total := streamIDs(t, js)
 	if total != n || len(ids) != n {
 		t.Fatalf("stream holds %d (%d distinct), want %d", total, len(ids), n)
@@ -301,8 +351,7 @@ func TestPublisherSpillsUnackedEventsWithinWindow(t *testing.T) {
 	for i := range n / 2 {
 		p.Publish(testEvent("r1", i))
 	}
-	testpoll.Eventually(t, 20*time.Second, func() bool { return testutil.ToFloat64(p.published) == n/2 },
-		"published=%v want %d", testutil.ToFloat64(p.published), n/2)
+	waitPublished(t, p, 20*time.Second, n/2, "the first half published")
 	srv.stop()
 	// The client has not noticed yet: these go out into its buffer and wait
 	// for acks that cannot come.
@@ -310,15 +359,18 @@ func TestPublisherSpillsUnackedEventsWithinWindow(t *testing.T) {
 		p.Publish(testEvent("r1", i))
 	}
 	atRisk := func() int { return len(p.q) + int(p.batching.Load()) + p.inflightLen() }
-	testpoll.Eventually(t, 10*time.Second, func() bool { return atRisk() == 0 },
-		"%d events still only in memory (spilled %v)", atRisk(), testutil.ToFloat64(p.spilled))
+	testpoll.For(t, 10*time.Second, "no event only in memory", func() error {
+		if n := atRisk(); n != 0 {
+			return fmt.Errorf("%d events still only in memory (spilled %v)", n, testutil.ToFloat64(p.spilled))
+		}
+		return nil
+	})
 	if got := testutil.ToFloat64(p.spooled); got < n/2 {
 		t.Fatalf("spooled %v events during the outage, want at least %d", got, n/2)
 	}
 	srv.restart()
 	_, js := srv.connect(t)
-	testpoll.Eventually(t, 30*time.Second, func() bool { return streamEvents(t, js) >= n && p.spool.empty() },
-		"stream has %d of %d events, spool empty=%v", streamEvents(t, js), n, p.spool.empty())
+	waitStored(t, js, p, 30*time.Second, n, false)
 	ids, total := streamIDs(t, js)
 	if total != n || len(ids) != n {
 		t.Fatalf("stream holds %d messages with %d distinct IDs, want %d of each", total, len(ids), n)
@@ -359,7 +411,7 @@ func TestPublisherFitsStreamToStorage(t *testing.T) {
 		t.Errorf("stream sized %d bytes with 100 MiB of storage, want 64 MiB", got)
 	}
 	p.Publish(testEvent("r", 1))
-	testpoll.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(p.published) == 1 }, "the event published")
+	waitPublished(t, p, 10*time.Second, 1, "the event published")
 
 	nc2 := startSmallNATS(t, 100<<20)
 	_, err := NewPublisher(context.Background(), PublisherOptions{Conn: nc2, SpoolDir: t.TempDir(), StreamMaxBytes: 1 << 30})

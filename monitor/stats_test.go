@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -83,8 +84,12 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 	send(&Event{TS: now.Add(-2 * time.Hour), Variant: "stable", Model: "fraud", Version: "1", LatencyUS: 1, Status: 200})
 	send(&Event{TS: bucketStart, Route: "other", Variant: "stable", LatencyUS: 1, Status: 200})
 
-	testpoll.Eventually(t, 10*time.Second, func() bool { return st.Events() == int64(total) },
-		"stats took %d of %d events", st.Events(), total)
+	testpoll.For(t, 10*time.Second, "stats to take every event", func() error {
+		if got := st.Events(); got != int64(total) {
+			return fmt.Errorf("stats took %d of %d events", got, total)
+		}
+		return nil
+	})
 
 	sum := st.Summary("fraud", now.Add(-time.Minute), now)
 	if len(sum) != 3 {
@@ -209,9 +214,12 @@ func TestStatsSeesEveryPublisher(t *testing.T) {
 		p2.Publish(ev)
 	}
 	for _, st := range []*Stats{st1, st2} {
-		testpoll.Eventually(t, 10*time.Second, func() bool {
+		testpoll.For(t, 10*time.Second, "30 stable and 30 failed canary requests in the summary", func() error {
 			sum := st.Summary("split", time.Now().Add(-time.Minute), time.Now())
-			return sum["stable"].Requests == 30 && sum["canary"].Requests == 30 && sum["canary"].ErrorRate == 1
-		}, "summary %v", st.Summary("split", time.Now().Add(-time.Minute), time.Now()))
+			if sum["stable"].Requests != 30 || sum["canary"].Requests != 30 || sum["canary"].ErrorRate != 1 {
+				return fmt.Errorf("summary %v", sum)
+			}
+			return nil
+		})
 	}
 }
