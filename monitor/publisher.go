@@ -676,9 +676,12 @@ func (p *Publisher) spillLoop() {
 	}
 }
 
-// spill spools the in-flight events sent before cutoff, oldest first, and
-// stops tracking the ones the spool kept (a late ack for them is ignored;
-// their spooled copy is re-sent and de-duplicated).
+// spill spools the in-flight events sent before cutoff, oldest first. It
+// takes them out of the in-flight set before writing, so that an ack
+// arriving meanwhile is ignored: the spooled copy is re-sent,
+// de-duplicated, and counted as published once, when the re-send is acked.
+// (Leaving them in flight until written let such an ack count them, and the
+// re-send count them again.) What the spool cannot keep goes back in flight.
 func (p *Publisher) spill(cutoff time.Time) {
 	p.inflightMu.Lock()
 	if p.inflightClosed {
@@ -686,9 +689,11 @@ func (p *Publisher) spill(cutoff time.Time) {
 		return
 	}
 	var old []inflightMsg
-	for _, m := range p.inflight {
+	for id, m := range p.inflight {
 		if m.sent.Before(cutoff) {
 			old = append(old, m)
+			delete(p.inflight, id)
+			p.inflightEvents -= m.events
 		}
 	}
 	p.inflightMu.Unlock()
@@ -700,26 +705,27 @@ func (p *Publisher) spill(cutoff time.Time) {
 	for i, m := range old {
 		recs[i] = spoolRecord{subject: m.msg.Subject, id: m.msg.Header.Get(jetstream.MsgIDHeader), data: m.msg.Data}
 	}
-	events := 0
 	p.spool.mu.Lock()
 	n, err := p.spool.appendLocked(recs)
 	p.spool.mu.Unlock()
-	if n < len(recs) && !errors.Is(err, errSpoolFull) && p.spoolFailing.CompareAndSwap(false, true) {
-		p.log.Error("event spool write failed; events awaiting an ack stay in memory only",
-			"dir", p.opts.SpoolDir, "err", err)
+	if n < len(recs) {
+		if !errors.Is(err, errSpoolFull) && p.spoolFailing.CompareAndSwap(false, true) {
+			p.log.Error("event spool write failed; events awaiting an ack stay in memory only",
+				"dir", p.opts.SpoolDir, "err", err)
+		}
+		// Close waits for this goroutine before it takes what is in
+		// flight, so these are not missed.
+		p.inflightMu.Lock()
+		for i, m := range old[n:] {
+			p.inflight[recs[n+i].id] = m
+			p.inflightEvents += m.events
+		}
+		p.inflightMu.Unlock()
 	}
 	if n == 0 {
 		return
 	}
-	p.inflightMu.Lock()
-	for _, r := range recs[:n] {
-		if m, ok := p.inflight[r.id]; ok {
-			delete(p.inflight, r.id)
-			p.inflightEvents -= m.events
-		}
-		events += r.events()
-	}
-	p.inflightMu.Unlock()
+	events := eventsIn(recs[:n])
 	p.spooled.Add(float64(events))
 	p.spilled.Add(float64(events))
 	p.nudge()
