@@ -11,6 +11,7 @@ import (
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // identityModel passes FP32 "f", INT64 "i" and BYTES "s" inputs, all of
@@ -129,6 +130,10 @@ func TestAbuse(t *testing.T) {
 	if a := call(t, "POST", g.URL+infer, "", []byte(`{"inputs":[{"name":"f","shape":[1,1],"datatype":"FP32","data":[1]},{"name":"i","shape":[1,1],"datatype":"INT64","data":[1]},{"name":"s","shape":[1,1],"datatype":"BYTES","data":["a"]}]}`)); a.status != 200 {
 		t.Fatalf("a valid request after the abuse: %d %s", a.status, a.raw)
 	}
-	testgw.Eventually(t, 30*time.Second, func() bool { return published() > start },
-		fmt.Sprintf("an event after the abuse (weir_events_published_total stayed at %v)", start))
+	testpoll.For(t, 30*time.Second, "an event after the abuse", func() error {
+		if p := published(); p <= start {
+			return fmt.Errorf("weir_events_published_total is %v (-1: not one series), want above %v", p, start)
+		}
+		return nil
+	})
 }

@@ -116,7 +116,12 @@ func TestCanaryRollsBackAFailingVersion(t *testing.T) {
 func TestCanaryWaitsForTraffic(t *testing.T) {
 	g := canaryGateway(t)
 	startRollout(t, g, `{"model":"m","version":"2","steps":[10,100],"interval":"100ms","min_requests":50}`)
-	testgw.Eventually(t, 10*time.Second, func() bool { return rollout(t, g, "r").Waiting }, "the rollout to say it waits")
+	testpoll.For(t, 10*time.Second, "the rollout to say it waits", func() error {
+		if st := rollout(t, g, "r"); !st.Waiting {
+			return fmt.Errorf("rollout %+v", st)
+		}
+		return nil
+	})
 	st := rollout(t, g, "r")
 	if st.State != "progressing" || !strings.Contains(st.Reason, "of 50 requests") {
 		t.Fatalf("status %+v, want progressing and waiting for requests", st)
@@ -125,7 +130,12 @@ func TestCanaryWaitsForTraffic(t *testing.T) {
 	if _, err := g.Client.RolloutAction(context.Background(), "r", "abort"); err != nil {
 		t.Fatal(err)
 	}
-	testgw.Eventually(t, 5*time.Second, func() bool { return settled(rollout(t, g, "r")) }, "the abort to reach the route")
+	testpoll.For(t, 5*time.Second, "the abort to reach the route", func() error {
+		if st := rollout(t, g, "r"); !settled(st) {
+			return fmt.Errorf("rollout %+v", st)
+		}
+		return nil
+	})
 	if st := rollout(t, g, "r"); st.State != "rolled_back" || st.Weight != 0 {
 		t.Fatalf("after abort: %+v", st)
 	}
@@ -135,10 +145,16 @@ func TestRolloutSeenByEveryGateway(t *testing.T) {
 	a := canaryGateway(t)
 	b := testgw.Start(t, testgw.WithNATS(a.NATSURL()), testgw.WithOptions(fastCanary))
 	startRollout(t, a, `{"model":"m","version":"2","steps":[30,100],"interval":"1h","min_requests":1}`)
-	testgw.Eventually(t, 5*time.Second, func() bool {
+	testpoll.For(t, 5*time.Second, "the second gateway to serve the canary at 30%", func() error {
 		raw, err := b.Client.GetRoute(context.Background(), "r")
-		return err == nil && strings.Contains(string(raw), `"weight":30`)
-	}, "the second gateway to serve the canary at 30%")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(raw), `"weight":30`) {
+			return fmt.Errorf("route r on B: %s", raw)
+		}
+		return nil
+	})
 	if st := rollout(t, b, "r"); st.State != "progressing" || st.Weight != 30 {
 		t.Fatalf("rollout seen from the second gateway: %+v", st)
 	}
@@ -152,10 +168,13 @@ func TestShadowCostsTheCallerNothing(t *testing.T) {
 			t.Fatalf("a failing shadow failed the caller: %d %s", a.status, a.raw)
 		}
 	}
-	testgw.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "50 failed shadow requests counted", func() error {
 		m := call(t, "GET", g.URL+"/metrics", "", nil).raw
-		return strings.Contains(m, `weir_shadow_requests_total{code="400",route="r"} 50`)
-	}, "50 failed shadow requests counted")
+		if !strings.Contains(m, `weir_shadow_requests_total{code="400",route="r"} 50`) {
+			return fmt.Errorf("shadow metrics:\n%s", grepLines(m, "weir_shadow_requests_total{"))
+		}
+		return nil
+	})
 }
 
 func TestEveryInferencePublishesOneEvent(t *testing.T) {
@@ -179,10 +198,16 @@ func TestEveryInferencePublishesOneEvent(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	var evs [][]byte
-	testgw.Eventually(t, 10*time.Second, func() bool {
-		evs, err = streamEvents(js, "weir.events.r")
-		return err == nil && len(evs) >= n
-	}, "every event in WEIR_EVENTS")
+	testpoll.For(t, 10*time.Second, "every event in WEIR_EVENTS", func() error {
+		var err error
+		if evs, err = streamEvents(js, "weir.events.r"); err != nil {
+			return err
+		}
+		if len(evs) < n {
+			return fmt.Errorf("%d of %d events in the stream", len(evs), n)
+		}
+		return nil
+	})
 	if len(evs) != n {
 		t.Fatalf("%d events for %d requests", len(evs), n)
 	}
@@ -219,10 +244,13 @@ func TestShadowOnBothPathsOffTheCallersPath(t *testing.T) {
 		t.Fatalf("a shadow ran before it was released; callers waited for it:\n%s", grepLines(m, "weir_shadow"))
 	}
 	release()
-	testgw.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "every shadow (predict and OIP) to succeed", func() error {
 		m := call(t, "GET", g.URL+"/metrics", "", nil).raw
-		return strings.Contains(m, fmt.Sprintf(`weir_shadow_requests_total{code="200",route="r"} %d`, 2*n))
-	}, "every shadow (predict and OIP) to succeed")
+		if !strings.Contains(m, fmt.Sprintf(`weir_shadow_requests_total{code="200",route="r"} %d`, 2*n)) {
+			return fmt.Errorf("want %d shadows with code 200; shadow metrics:\n%s", 2*n, grepLines(m, "weir_shadow_requests_total{"))
+		}
+		return nil
+	})
 
 	nc, err := natsx.Connect(g.NATSURL(), "test")
 	if err != nil {
@@ -231,10 +259,16 @@ func TestShadowOnBothPathsOffTheCallersPath(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	var evs [][]byte
-	testgw.Eventually(t, 10*time.Second, func() bool {
-		evs, err = streamEvents(js, "weir.events.r")
-		return err == nil && len(evs) >= 4*n
-	}, "every event (callers' and shadows') in WEIR_EVENTS")
+	testpoll.For(t, 10*time.Second, "every event (callers' and shadows') in WEIR_EVENTS", func() error {
+		var err error
+		if evs, err = streamEvents(js, "weir.events.r"); err != nil {
+			return err
+		}
+		if len(evs) < 4*n {
+			return fmt.Errorf("%d of %d events in the stream", len(evs), 4*n)
+		}
+		return nil
+	})
 	shadows := 0
 	for _, data := range evs {
 		var ev struct {

@@ -102,9 +102,12 @@ func TestClusterNodeLoss(t *testing.T) {
 	b := clusterGateway(t, c)
 	pushModel(t, a, "m", "1", scorer(t, []string{"x", "n"}, []float32{1, 0}, 0))
 	setRoute(t, a, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100}]}`)
-	testgw.Eventually(t, 20*time.Second, func() bool {
-		return call(t, "POST", b.URL+"/v1/routes/r/predict", "", []byte(`{"x":1,"n":0}`)).status == 200
-	}, "gateway B to serve route r")
+	testpoll.For(t, 20*time.Second, "gateway B to serve route r", func() error {
+		if a := call(t, "POST", b.URL+"/v1/routes/r/predict", "", []byte(`{"x":1,"n":0}`)); a.status != 200 {
+			return fmt.Errorf("predict on B answered %d %s, want 200", a.status, a.raw)
+		}
+		return nil
+	})
 
 	// Every asset weir made is replicated 3 times and has a leader.
 	for _, as := range natsStatus(t, a).Assets {
@@ -117,7 +120,12 @@ func TestClusterNodeLoss(t *testing.T) {
 	stop := make(chan struct{})
 	l.run(a, 2, stop)
 	l.run(b, 2, stop)
-	testgw.Eventually(t, 20*time.Second, func() bool { return l.sent.Load() > 100 }, "load to flow")
+	testpoll.For(t, 20*time.Second, "load to flow", func() error {
+		if n := l.sent.Load(); n <= 100 {
+			return fmt.Errorf("%d requests sent (%d failed), want over 100", n, l.failed.Load())
+		}
+		return nil
+	})
 
 	// Shut down the node gateway A is connected to.
 	down := -1
@@ -151,9 +159,12 @@ func TestClusterNodeLoss(t *testing.T) {
 
 	pushModel(t, a, "m", "2", scorer(t, []string{"x", "n"}, []float32{2, 0}, 0))
 	pushed := time.Now()
-	testgw.Eventually(t, 30*time.Second, func() bool {
-		return call(t, "GET", b.URL+"/v2/models/m/versions/2/ready", "", nil).status == 200
-	}, "gateway B to serve m@2")
+	testpoll.For(t, 30*time.Second, "gateway B to serve m@2", func() error {
+		if a := call(t, "GET", b.URL+"/v2/models/m/versions/2/ready", "", nil); a.status != 200 {
+			return fmt.Errorf("m@2 ready on B answered %d %s, want 200", a.status, a.raw)
+		}
+		return nil
+	})
 	pushToServe := time.Since(pushed)
 	if pushToServe > 2*time.Second {
 		t.Errorf("m@2 pushed to A during the outage was served by B after %v, want within 2s", pushToServe)
@@ -163,7 +174,12 @@ func TestClusterNodeLoss(t *testing.T) {
 		`{"model":"m","version":"2","steps":[50,100],"interval":"500ms","min_requests":5,"max_error_rate":0.05,"max_p99_ms":5000}`)); err != nil {
 		t.Fatalf("start rollout during the outage: %v", err)
 	}
-	testgw.Eventually(t, 30*time.Second, func() bool { return settled(rollout(t, b, "r")) }, "the rollout to finish")
+	testpoll.For(t, 30*time.Second, "the rollout to finish", func() error {
+		if st := rollout(t, b, "r"); !settled(st) {
+			return fmt.Errorf("rollout on B %+v", st)
+		}
+		return nil
+	})
 	if st := rollout(t, b, "r"); st.State != "promoted" {
 		t.Errorf("rollout ended %+v, want promoted", st)
 	}
@@ -171,7 +187,12 @@ func TestClusterNodeLoss(t *testing.T) {
 	c.Restart(t, down)
 	c.WaitHealthy(t, 30*time.Second)
 	sentAtRestart := l.sent.Load()
-	testgw.Eventually(t, 20*time.Second, func() bool { return l.sent.Load() > sentAtRestart+100 }, "load after the restart")
+	testpoll.For(t, 20*time.Second, "load after the restart", func() error {
+		if n := l.sent.Load() - sentAtRestart; n <= 100 {
+			return fmt.Errorf("%d requests sent since the restart (%d failed in all), want over 100", n, l.failed.Load())
+		}
+		return nil
+	})
 	close(stop)
 	l.wg.Wait()
 

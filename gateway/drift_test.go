@@ -82,7 +82,12 @@ func TestDriftSeenWithinSeconds(t *testing.T) {
 		}
 		return 0, false, 0
 	}
-	testgw.Eventually(t, 10*time.Second, func() bool { _, _, n := driftOf("amount"); return n >= 500 }, "a judged window")
+	testpoll.For(t, 10*time.Second, "a judged window", func() error {
+		if _, _, n := driftOf("amount"); n < 500 {
+			return fmt.Errorf("amount's window holds %d values, want at least 500", n)
+		}
+		return nil
+	})
 	if v, drifted, _ := driftOf("amount"); drifted {
 		t.Fatalf("traffic from the reference distribution drifted: PSI %.3f", v)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // syncBuffer is a log sink the gateway's goroutines may write to.
@@ -77,13 +78,16 @@ func TestFailedRequestsAreLoggedAtWarnRateLimited(t *testing.T) {
 	if n > 60 || n < 2 {
 		t.Errorf("%d failed requests made %d log lines, want rate-limited (burst 20, then 5 a second)", 201, n)
 	}
-	testgw.Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "a log line saying how many failures were suppressed", func() error {
 		resp, err := http.Post(g.URL+"/v2/models/scorer/infer", "application/json", strings.NewReader(`{"inputs":[]}`))
 		if err == nil {
 			resp.Body.Close()
 		}
-		return strings.Contains(logs.String(), "suppressed=")
-	}, "a log line saying how many failures were suppressed")
+		if l := logs.String(); !strings.Contains(l, "suppressed=") {
+			return fmt.Errorf("none of %d \"request failed\" lines says suppressed=", strings.Count(l, `msg="request failed"`))
+		}
+		return nil
+	})
 }
 
 // weir features backfill goes through the HTTP API with the admin token.
@@ -100,12 +104,18 @@ func TestFeatureBackfillThroughHTTP(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("backfill: %d rows, %v; want 3", n, err)
 	}
-	testgw.Eventually(t, 20*time.Second, func() bool {
+	testpoll.For(t, 20*time.Second, "a1's tx_count_1h is 2 after the backfill", func() error {
 		var out struct {
 			Features map[string]any `json:"features"`
 		}
-		return g.Client.Get(ctx, "/v1/features/a1", &out) == nil && fmt.Sprint(out.Features["tx_count_1h"]) == "2"
-	}, "a1's tx_count_1h is 2 after the backfill")
+		if err := g.Client.Get(ctx, "/v1/features/a1", &out); err != nil {
+			return err
+		}
+		if got := fmt.Sprint(out.Features["tx_count_1h"]); got != "2" {
+			return fmt.Errorf("a1's tx_count_1h is %s (features %v)", got, out.Features)
+		}
+		return nil
+	})
 
 	req, _ := http.NewRequest("POST", g.URL+"/v1/featuresets/tx/backfill", strings.NewReader(csv))
 	resp, err := http.DefaultClient.Do(req)

@@ -14,6 +14,7 @@ import (
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // rowsBody is a predict body of n rows for the scorer over txFeatures.
@@ -111,10 +112,13 @@ func TestUnknownNamesMakeNoSeries(t *testing.T) {
 	}
 	// Only the valid request's event is published.
 	var last []string
-	testgw.Eventually(t, 30*time.Second, func() bool {
+	testpoll.For(t, 30*time.Second, "the valid request's event to be published", func() error {
 		last = metricLines(t, g, "weir_events_published_total")
-		return len(last) == 1 && strings.HasSuffix(last[0], " 1")
-	}, "the valid request's event to be published")
+		if len(last) != 1 || !strings.HasSuffix(last[0], " 1") {
+			return fmt.Errorf("weir_events_published_total series %q, want one at 1", last)
+		}
+		return nil
+	})
 	if l := metricLines(t, g, "weir_events_published_total"); l[0] != last[0] {
 		t.Errorf("events published: %v", l)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/sdk/client"
 )
 
@@ -227,9 +229,12 @@ func TestTwoGatewaysShareModels(t *testing.T) {
 	b := testgw.Start(t, testgw.WithNATS(a.NATSURL()))
 	pushModel(t, a, "add", "1", testModel(t, "test_add"))
 	start := time.Now()
-	testgw.Eventually(t, 5*time.Second, func() bool {
-		return call(t, "GET", b.URL+"/v2/models/add/ready", "", nil).status == 200
-	}, "model pushed to A ready on B")
+	testpoll.For(t, 5*time.Second, "model pushed to A ready on B", func() error {
+		if a := call(t, "GET", b.URL+"/v2/models/add/ready", "", nil); a.status != 200 {
+			return fmt.Errorf("add ready on B answered %d %s, want 200", a.status, a.raw)
+		}
+		return nil
+	})
 	t.Logf("ready on the second gateway after %v", time.Since(start))
 	if r := call(t, "POST", b.URL+"/v2/models/add/infer", "", addRequest(2)); r.status != 200 {
 		t.Fatalf("infer on B: %d %s", r.status, r.raw)
@@ -238,9 +243,12 @@ func TestTwoGatewaysShareModels(t *testing.T) {
 	if err := b.Client.DeleteModel(context.Background(), "add", "1"); err != nil {
 		t.Fatal(err)
 	}
-	testgw.Eventually(t, 5*time.Second, func() bool {
-		return call(t, "GET", a.URL+"/v2/models/add/ready", "", nil).status == 404
-	}, "model deleted on B gone from A")
+	testpoll.For(t, 5*time.Second, "model deleted on B gone from A", func() error {
+		if r := call(t, "GET", a.URL+"/v2/models/add/ready", "", nil); r.status != 404 {
+			return fmt.Errorf("add ready on A answered %d %s, want 404", r.status, r.raw)
+		}
+		return nil
+	})
 }
 
 func TestRestartKeepsModels(t *testing.T) {
@@ -253,9 +261,12 @@ func TestRestartKeepsModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	g2 := testgw.Start(t, testgw.WithDataDir(dir))
-	testgw.Eventually(t, 10*time.Second, func() bool {
-		return call(t, "GET", g2.URL+"/v2/models/add/ready", "", nil).status == 200
-	}, "model ready after restart")
+	testpoll.For(t, 10*time.Second, "model ready after restart", func() error {
+		if a := call(t, "GET", g2.URL+"/v2/models/add/ready", "", nil); a.status != 200 {
+			return fmt.Errorf("add ready answered %d %s, want 200", a.status, a.raw)
+		}
+		return nil
+	})
 	if r := call(t, "POST", g2.URL+"/v2/models/add/infer", "", addRequest(1)); r.status != 200 {
 		t.Fatalf("infer after restart: %d %s", r.status, r.raw)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/sdk/client"
 )
 
@@ -324,9 +326,12 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 	go func() {
 		done <- call(t, "POST", g.URL+"/v1/routes/slow/predict", "", []byte(`{"x":1,"padding":"long enough to loop"}`))
 	}()
-	testgw.Eventually(t, 5*time.Second, func() bool {
-		return strings.Contains(call(t, "GET", g.URL+"/metrics", "", nil).raw, "weir_inflight_requests 1")
-	}, "the slow request to be in flight")
+	testpoll.For(t, 5*time.Second, "the slow request to be in flight", func() error {
+		if m := call(t, "GET", g.URL+"/metrics", "", nil).raw; !strings.Contains(m, "weir_inflight_requests 1") {
+			return fmt.Errorf("metrics say %q, want weir_inflight_requests 1", grepLines(m, "weir_inflight_requests "))
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
