@@ -20,6 +20,7 @@ import (
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -119,7 +120,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	// The real token aborts: the API and the page agree it rolled back.
 	setToken(t, browser, g.Token)
 	click(t, browser, `button[data-action="abort"]`)
-	testgw.Eventually(t, 10*time.Second, func() bool { return rolloutState(t, ctx, g) == "rolled_back" }, "the rollout to roll back")
+	testpoll.For(t, 10*time.Second, "the rollout to roll back", func() error {
+		if st := rolloutState(t, ctx, g); st != "rolled_back" {
+			return fmt.Errorf("rollout is %q", st)
+		}
+		return nil
+	})
 	waitText(t, browser, `#rollout-state .badge`, "rolled back")
 	waitText(t, browser, `#rollout-weight`, "0%")
 	waitTextContains(t, browser, `#action-notice`, "abort done: rollout is rolled back")

@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/weirhq/weir/examples/fraud"
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 )
 
 // TestFraudDemoScreenshot renders the fraud demo (plugins, two trained
@@ -56,11 +58,21 @@ func TestFraudDemoScreenshot(t *testing.T) {
 	defer func() { stop(); <-streamed }()
 
 	// A few 10 s buckets of traffic make the charts worth looking at.
-	testgw.Eventually(t, 60*time.Second, func() bool { return busyBuckets(t, ctx, g, "stable") >= 2 }, "two buckets of traffic")
+	testpoll.For(t, 60*time.Second, "two buckets of traffic", func() error {
+		if n := busyBuckets(t, ctx, g, "stable"); n < 2 {
+			return fmt.Errorf("%d buckets with stable traffic", n)
+		}
+		return nil
+	})
 	if _, err := g.Client.StartRollout(ctx, fraud.RouteName, json.RawMessage(`{"model":"fraud","version":"2","steps":[5,25,50,100],"interval":"30s","min_requests":50,"max_error_rate":0.01,"max_p99_ms":50,"max_drift":1}`)); err != nil {
 		t.Fatalf("start rollout: %v", err)
 	}
-	testgw.Eventually(t, 60*time.Second, func() bool { return busyBuckets(t, ctx, g, "canary") >= 2 }, "two buckets of canary traffic")
+	testpoll.For(t, 60*time.Second, "two buckets of canary traffic", func() error {
+		if n := busyBuckets(t, ctx, g, "canary"); n < 2 {
+			return fmt.Errorf("%d buckets with canary traffic", n)
+		}
+		return nil
+	})
 
 	errs := &consoleErrors{}
 	browser := startBrowser(t, errs)
@@ -75,9 +87,12 @@ func TestFraudDemoScreenshot(t *testing.T) {
 	waitTextContains(t, browser, `#plugins`, "decision")
 	// Drift history is kept by the page from its own polls: let it draw a
 	// line of about ten points.
-	testgw.Eventually(t, 40*time.Second, func() bool {
-		return evalJS[int](t, browser, `Math.max(0, ...[...document.querySelectorAll('#drift .series path')].map((p) => (p.getAttribute('d').match(/L/g) || []).length))`) >= 10
-	}, "drift history on the page")
+	testpoll.For(t, 40*time.Second, "drift history on the page", func() error {
+		if n := evalJS[int](t, browser, `Math.max(0, ...[...document.querySelectorAll('#drift .series path')].map((p) => (p.getAttribute('d').match(/L/g) || []).length))`); n < 10 {
+			return fmt.Errorf("the longest drift line has %d segments, want at least 10", n)
+		}
+		return nil
+	})
 
 	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
 	if err != nil {

@@ -5,6 +5,7 @@ package testgw
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -78,20 +79,17 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 		g.Shutdown(ctx)
 	})
 	tg := &Gateway{Gateway: g, URL: url, GRPCAddr: gln.Addr().String(), Token: g.AdminToken(), Client: client.New(url, g.AdminToken())}
-	Eventually(t, 10*time.Second, func() bool {
+	testpoll.For(t, 10*time.Second, "gateway ready", func() error {
 		resp, err := http.Get(url + "/v2/health/ready")
 		if err != nil {
-			return false
+			return err
 		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "gateway ready")
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/v2/health/ready answered %d %s, want 200", resp.StatusCode, body)
+		}
+		return nil
+	})
 	return tg
-}
-
-// Eventually polls cond until it holds, failing the test after timeout
-// with what (a plain string, not a format). See testpoll.Eventually.
-func Eventually(t testing.TB, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	testpoll.Eventually(t, timeout, cond, "%s", what)
 }
