@@ -5,12 +5,13 @@
 // the code: the same test runs on a quiet laptop and on a 2-core CI machine
 // with other work beside it. So every wait here is at least MinWait, whatever
 // the caller asked for, and a timeout reports the last state it saw (the
-// error of a For check) rather than just "timed out". Waiting longer only
-// delays a failure; it never turns a failure into a pass.
+// last error For's check returned) rather than just "timed out". There is
+// no boolean wait: a condition that can only say "not yet" leaves a timeout
+// with nothing to report. Waiting longer only delays a failure; it never
+// turns a failure into a pass.
 package testpoll
 
 import (
-	"fmt"
 	"testing"
 	"time"
 )
@@ -31,25 +32,6 @@ func For(t testing.TB, timeout time.Duration, what string, check func() error) {
 		t.Fatalf("timed out after %v waiting for %s: last state: %v", limit(timeout), what, err)
 	}
 }
-
-// Eventually polls cond until it returns true, and fails the test
-// (t.Fatalf) with "timed out after <limit> waiting for <what>" once timeout
-// (at least MinWait) has passed. what is a fmt format for args. Prefer For,
-// whose failure says what state the system was in.
-func Eventually(t testing.TB, timeout time.Duration, cond func() bool, what string, args ...any) {
-	t.Helper()
-	err := wait(limit(timeout), func() error {
-		if cond() {
-			return nil
-		}
-		return errNotYet
-	})
-	if err != nil {
-		t.Fatalf("timed out after %v waiting for %s", limit(timeout), fmt.Sprintf(what, args...))
-	}
-}
-
-var errNotYet = fmt.Errorf("condition still false")
 
 func limit(timeout time.Duration) time.Duration { return max(timeout, MinWait) }
 
