@@ -168,7 +168,7 @@ func TestDynamicBatchingEndToEnd(t *testing.T) {
 
 	// One event per request, batched or not: 2 rounds of 16 unbatched and
 	// 16 batched requests.
-	testpoll.NoError(t, time.Minute, func() error {
+	testpoll.For(t, time.Minute, "one event per request", func() error {
 		a := call(t, "GET", g.URL+"/metrics", "", nil)
 		var n float64
 		for _, line := range strings.Split(a.raw, "\n") {
@@ -180,7 +180,7 @@ func TestDynamicBatchingEndToEnd(t *testing.T) {
 			return fmt.Errorf("%v events published, want 64", n)
 		}
 		return nil
-	}, "one event per request")
+	})
 
 	// Refusals.
 	fixed, err := onnx.Identity("fixed", onnx.Float, onnx.Fixed(1), onnx.Fixed(3))
@@ -233,11 +233,11 @@ func TestDynamicBatchingEndToEnd(t *testing.T) {
 			return fmt.Errorf("no version 2 in %s", a.raw)
 		}
 	}
-	testpoll.NoError(t, time.Minute, shows(b, `{"max_batch_size":8,"max_queue_delay":"1s","preferred_batch_sizes":[4,8]}`), "the upload's batching on the second gateway")
+	testpoll.For(t, time.Minute, "the upload's batching on the second gateway", shows(b, `{"max_batch_size":8,"max_queue_delay":"1s","preferred_batch_sizes":[4,8]}`))
 	if a := call(t, "PUT", g.URL+"/v1/models/wide/versions/2/batching", g.Token, []byte(`{"max_batch_size": 4, "max_queue_delay": "500us"}`)); a.status != 200 {
 		t.Fatalf("PUT batching: %d %s", a.status, a.raw)
 	}
-	testpoll.NoError(t, time.Minute, shows(b, `{"max_batch_size":4,"max_queue_delay":"500us"}`), "the changed batching on the second gateway")
+	testpoll.For(t, time.Minute, "the changed batching on the second gateway", shows(b, `{"max_batch_size":4,"max_queue_delay":"500us"}`))
 	// The second gateway batches by it: a lone request is answered once
 	// the 500 µs delay has passed.
 	x := batchRow(1)
@@ -258,5 +258,5 @@ func TestDynamicBatchingEndToEnd(t *testing.T) {
 	if a := call(t, "PUT", b.URL+"/v1/models/wide/versions/2/batching", b.Token, []byte(`{"max_batch_size": 0}`)); a.status != 200 {
 		t.Fatalf("PUT batching off: %d %s", a.status, a.raw)
 	}
-	testpoll.NoError(t, time.Minute, shows(g, `null`), "batching off on the first gateway")
+	testpoll.For(t, time.Minute, "batching off on the first gateway", shows(g, `null`))
 }

@@ -143,7 +143,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	downName := fmt.Sprintf("n%d", down)
 	// Wait for every asset to have a leader among the nodes left (the
 	// cluster re-elects; that is NATS's work, not weir's).
-	testpoll.NoError(t, 30*time.Second, func() error {
+	testpoll.For(t, 30*time.Second, "every asset to have a leader after the outage", func() error {
 		var st struct{ Assets []natsx.Asset }
 		if err := a.Client.Get(context.Background(), "/v1/status", &st); err != nil {
 			return err
@@ -154,7 +154,7 @@ func TestClusterNodeLoss(t *testing.T) {
 			}
 		}
 		return nil
-	}, "every asset to have a leader after the outage")
+	})
 	t.Logf("assets re-led %v after node %s stopped", time.Since(outage).Round(time.Millisecond), downName)
 
 	pushModel(t, a, "m", "2", scorer(t, []string{"x", "n"}, []float32{2, 0}, 0))
@@ -207,7 +207,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	seen := map[int64]int{}
 	stored := 0
 	var next uint64 // next stream sequence to read
-	testpoll.NoError(t, 30*time.Second, func() error {
+	testpoll.For(t, 30*time.Second, "every served request's event in WEIR_EVENTS", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, monitor.StreamEvents)
@@ -248,7 +248,7 @@ func TestClusterNodeLoss(t *testing.T) {
 			return fmt.Errorf("%d of %d served requests have no event yet", missing, len(l.served))
 		}
 		return nil
-	}, "every served request's event in WEIR_EVENTS")
+	})
 	dups := 0
 	for _, k := range seen {
 		dups += k - 1

@@ -104,13 +104,13 @@ func TestOneDriftAlertPerCrossing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	testpoll.NoError(t, 20*time.Second, func() error {
+	testpoll.For(t, 20*time.Second, "B to serve m@1 with its reference's features", func() error {
 		a := call(t, "POST", b.URL+"/v1/routes/m/predict", "", []byte(`{"amount":50,"risk":0.5}`))
 		if a.status != 200 {
 			return fmt.Errorf("%d %s", a.status, a.raw)
 		}
 		return nil
-	}, "B to serve m@1 with its reference's features")
+	})
 	// Shifted traffic through both gateways.
 	for i := 0; i < 1200; i++ {
 		g := a
@@ -156,7 +156,7 @@ func TestDeletedVersionLeavesNoState(t *testing.T) {
 	}
 	pushModel(t, a, "m", "1", lr)
 	body := []byte(`{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
-	testpoll.NoError(t, 30*time.Second, func() error {
+	testpoll.For(t, 30*time.Second, "gateway b to serve m@1 and judge its drift", func() error {
 		if a := call(t, "POST", b.URL+"/v2/models/m/versions/1/infer", "", body); a.status != 200 {
 			return fmt.Errorf("infer on b: %d %s", a.status, a.raw)
 		}
@@ -164,12 +164,12 @@ func TestDeletedVersionLeavesNoState(t *testing.T) {
 			return fmt.Errorf("drift on b: %d %s", a.status, a.raw)
 		}
 		return nil
-	}, "gateway b to serve m@1 and judge its drift")
+	})
 
 	if a := call(t, "DELETE", a.URL+"/v1/models/m/versions/1", a.Token, nil); a.status != 204 {
 		t.Fatalf("delete m@1: %d %s", a.status, a.raw)
 	}
-	testpoll.NoError(t, 30*time.Second, func() error {
+	testpoll.For(t, 30*time.Second, "gateway b to drop m@1's drift state and metric series", func() error {
 		if a := call(t, "GET", b.URL+"/v1/drift/m/versions/1", b.Token, nil); a.status != 404 {
 			return fmt.Errorf("drift of m@1 on b: %d %s", a.status, a.raw)
 		}
@@ -180,5 +180,5 @@ func TestDeletedVersionLeavesNoState(t *testing.T) {
 			}
 		}
 		return nil
-	}, "gateway b to drop m@1's drift state and metric series")
+	})
 }

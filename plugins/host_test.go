@@ -694,7 +694,7 @@ func TestIdleRunsBetweenCalls(t *testing.T) {
 		}
 	}
 	// The next call gets a fresh instance (its count starts again).
-	testpoll.NoError(t, 30*time.Second, func() error {
+	testpoll.For(t, 30*time.Second, "a fresh instance after weir_idle trapped", func() error {
 		out, err := h.Call(context.Background(), "idle", "1", nil, []byte(`{}`))
 		if err != nil {
 			return err
@@ -703,7 +703,7 @@ func TestIdleRunsBetweenCalls(t *testing.T) {
 			return fmt.Errorf("answered %s from the instance whose weir_idle trapped", out)
 		}
 		return nil
-	}, "a fresh instance after weir_idle trapped")
+	})
 	if n := instanceSeq.Load() - before; n < 1 {
 		t.Errorf("%d instances created after weir_idle trapped, want 1", n)
 	}

@@ -117,7 +117,7 @@ func TestClusterRefusesStrangersAndReplicates(t *testing.T) {
 	for range w.Updates() {
 	}
 
-	testpoll.NoError(t, 20*time.Second, func() error {
+	testpoll.For(t, 20*time.Second, "every asset replicated 3 times with a leader", func() error {
 		assets, err := natsx.Assets(ctx, js)
 		if err != nil {
 			return err
@@ -131,7 +131,7 @@ func TestClusterRefusesStrangersAndReplicates(t *testing.T) {
 			}
 		}
 		return nil
-	}, "every asset replicated 3 times with a leader")
+	})
 }
 
 func TestLeaseHasOneHolder(t *testing.T) {

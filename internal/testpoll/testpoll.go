@@ -50,21 +50,3 @@ func wait(d time.Duration, check func() error) error {
 		time.Sleep(interval) // polling interval, not a wait for an event
 	}
 }
-
-// NoError polls check until it returns nil, and fails the test with the
-// last error it returned otherwise, so a timeout says what state the
-// system was in.
-func NoError(t testing.TB, timeout time.Duration, check func() error, what string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for an event
-	}
-}

@@ -112,7 +112,7 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 // and is current with it.
 func (c *Cluster) WaitHealthy(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	testpoll.NoError(t, timeout, func() error {
+	testpoll.For(t, timeout, "JetStream cluster healthy", func() error {
 		leader := false
 		for i, e := range c.nodes {
 			if e == nil {
@@ -135,7 +135,7 @@ func (c *Cluster) WaitHealthy(t testing.TB, timeout time.Duration) {
 			return fmt.Errorf("no JetStream meta leader")
 		}
 		return nil
-	}, "JetStream cluster healthy")
+	})
 }
 
 // running is how many nodes are up.
