@@ -372,9 +372,13 @@ func TestRouteDriftIsCorrected(t *testing.T) {
 		}
 		return nil
 	})
-	if n := len(events(t, e.c, e.ns, "drift")["RouteRestored"]); n < 1 {
-		t.Fatalf("no RouteRestored Event after the gateway's route drifted")
-	}
+	// Events are recorded asynchronously: wait for it too.
+	testpoll.For(t, 30*time.Second, "a RouteRestored Event after the gateway's route drifted", func() error {
+		if seen := events(t, e.c, e.ns, "drift"); len(seen["RouteRestored"]) == 0 {
+			return fmt.Errorf("Events with reasons %v, none RouteRestored", reasons(seen))
+		}
+		return nil
+	})
 }
 
 // variantPostprocess is the postprocess field of the gateway's variant

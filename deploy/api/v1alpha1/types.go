@@ -250,8 +250,9 @@ type PluginStep struct {
 	Config *apiextensionsv1.JSON `json:"config,omitempty"`
 	// OnError is what a failure of this plugin does to the request: "fail"
 	// (the default), "skip", or {"default": {...}} (carry on with these
-	// fields set). The gateway validates it; a refusal shows in the
-	// RouteApplied condition.
+	// fields set). The controller refuses any other JSON type, and the
+	// gateway validates the rest; either refusal shows in the RouteApplied
+	// condition.
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Schemaless
