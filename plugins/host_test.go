@@ -252,6 +252,73 @@ func TestDeadlineStopsInfiniteLoopAndNextCallSucceeds(t *testing.T) {
 	wantErr(t, err, weirerr.Upstream, "deadline of 5ms exceeded")
 }
 
+// The deadline timer stays set between calls (guard): a call with a
+// deadline earlier than the one it was set for must set it earlier.
+func TestShortDeadlineAfterALongOne(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "loop", Limits{})
+	if _, err := h.CallWithLimits(context.Background(), "loop", "1", nil, []byte(`{}`), Limits{Timeout: 10 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.CallWithLimits(context.Background(), "loop", "1", nil, []byte(`{"loop":"forever"}`), Limits{Timeout: 5 * time.Millisecond})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		wantErr(t, err, weirerr.Upstream, "deadline of 5ms exceeded")
+	case <-time.After(testpoll.MinWait):
+		t.Fatalf("a 5ms deadline did not stop a loop within %s: the timer stayed set for the call before's 10 minutes", testpoll.MinWait)
+	}
+}
+
+// expire, the deadline timer's function, interrupts only an entry that
+// is running and past its deadline; before the deadline it sets the timer
+// for it, and between entries it does nothing.
+func TestExpireFiresOnlyIntoARunningEntryPastItsDeadline(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	in := <-pv.idle
+	defer pv.put(in, false) // its interrupt flag may be set: replace it
+	state := func() (fired, armed bool, armedAt int64) {
+		in.dmu.Lock()
+		defer in.dmu.Unlock()
+		return in.fired.Load(), in.armed, in.armedAt
+	}
+	setEntry := func(dl int64) {
+		in.dmu.Lock()
+		in.dl = dl
+		in.dmu.Unlock()
+	}
+
+	in.expire() // no entry running
+	if fired, armed, _ := state(); fired || armed {
+		t.Fatalf("between entries: fired %v, armed %v; want neither", fired, armed)
+	}
+	dl := h.mono() + int64(time.Hour)
+	setEntry(dl)
+	in.expire() // an entry before its deadline
+	if fired, armed, at := state(); fired || !armed || at != dl {
+		t.Fatalf("before the deadline: fired %v, armed %v at %d; want not fired, armed at %d", fired, armed, at, dl)
+	}
+	setEntry(0)
+	in.expire() // the timer set above runs after the entry returned
+	if fired, armed, _ := state(); fired || armed {
+		t.Fatalf("after the entry returned: fired %v, armed %v; want neither", fired, armed)
+	}
+	setEntry(h.mono() - 1)
+	in.expire() // an entry past its deadline
+	if fired, _, _ := state(); !fired {
+		t.Fatal("past the deadline: not fired")
+	}
+	if v := in.interrupt.Get(); v != 1 {
+		t.Errorf("past the deadline: interrupt global %d, want 1", v)
+	}
+	setEntry(0)
+}
+
 func TestMemoryLimit(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 1})
 	// A generous deadline: growing memory copies it, and test machines are

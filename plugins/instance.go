@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,13 +47,18 @@ type instance struct {
 		data   []byte
 	}
 
-	// Deadline machinery: the timer fires expire, which sets the guest's
-	// interrupt global (see interrupt.go); the guest traps at its next loop
+	// Deadline machinery (see guard): the timer runs expire, which sets
+	// the guest's interrupt global (see interrupt.go) once the running
+	// entry's deadline has passed; the guest traps at its next loop
 	// iteration or call. Once fired, the instance is discarded, so the
 	// global is never reset.
 	timer     *time.Timer
 	interrupt api.MutableGlobal
 	fired     atomic.Bool
+	dmu       sync.Mutex
+	dl        int64 // the running entry's deadline (Host.mono); 0: none. Guarded by dmu
+	armed     bool  // the timer is set to run expire at armedAt, or expire is about to run. Guarded by dmu
+	armedAt   int64 // guarded by dmu
 }
 
 // callCtx is the context a guest call runs under. It is part of the
@@ -62,7 +68,7 @@ type instance struct {
 // the request's context travels separately in instance.reqCtx.
 type callCtx struct {
 	inst     *instance
-	deadline time.Time
+	deadline time.Time // the running entry's deadline, set by guard
 }
 
 func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, true }
@@ -70,7 +76,22 @@ func (c *callCtx) Done() <-chan struct{}       { return nil }
 func (c *callCtx) Value(any) any               { return nil }
 func (c *callCtx) Err() error                  { return nil }
 
+// expire runs on the timer's goroutine. It interrupts the running entry
+// once its deadline has passed, re-arms the timer when the entry started
+// after the timer was set (for a deadline later than the one the timer
+// was set for), and leaves it unarmed when no entry runs.
 func (in *instance) expire() {
+	in.dmu.Lock()
+	defer in.dmu.Unlock()
+	in.armed = false
+	if in.dl == 0 {
+		return
+	}
+	if now := in.pv.host.mono(); now < in.dl {
+		in.armed, in.armedAt = true, in.dl
+		in.timer.Reset(time.Duration(in.dl - now))
+		return
+	}
 	in.fired.Store(true)
 	in.interrupt.Set(1)
 }
@@ -164,8 +185,8 @@ func (pv *pluginVersion) newInstance(ctx context.Context) (*instance, error) {
 
 // startGuard runs a start entry (no parameters or results) under limit.
 func (in *instance) startGuard(limit time.Duration, fn api.Function, what string) error {
-	in.call.deadline = time.Now().Add(limit)
-	err := in.guard(limit, fn)
+	now := in.pv.host.mono()
+	err := in.guard(now, now+int64(limit), fn)
 	switch {
 	case err == nil:
 		return nil
@@ -181,8 +202,8 @@ func (in *instance) startGuard(limit time.Duration, fn api.Function, what string
 // whose version function loops must not hang a load.
 func (in *instance) abiVersion(context.Context) (int32, error) {
 	limit := max(startTimeout, in.pv.limits.Timeout)
-	in.call.deadline = time.Now().Add(limit)
-	if err := in.guard(limit, in.mod.ExportedFunction(exportVersion)); err != nil {
+	now := in.pv.host.mono()
+	if err := in.guard(now, now+int64(limit), in.mod.ExportedFunction(exportVersion)); err != nil {
 		if in.fired.Load() || errors.Is(err, errExpiredAfterReturn) {
 			return 0, fmt.Errorf("%s did not return within %s", exportVersion, limit)
 		}
@@ -241,19 +262,20 @@ var failureNames = [numFailures]string{"", "guest_error", "bad_output", "deadlin
 // run performs one call on the instance. It returns the guest's output (a
 // view of in.out, valid until the instance's next call) or a failure kind and
 // an error. keep reports whether the instance is still sound.
-// timeout is the time left for the call; limit is the deadline as configured,
-// which is what an error reports.
-func (in *instance) run(reqCtx context.Context, config, input []byte, timeout, limit time.Duration, memPages uint32) (out []byte, kind failure, err error, keep bool) {
+// now is the time (Host.mono) the call starts and timeout the time it
+// has; limit is the deadline as configured, which is what an error reports.
+func (in *instance) run(reqCtx context.Context, config, input []byte, now int64, timeout, limit time.Duration, memPages uint32) (out []byte, kind failure, err error, keep bool) {
 	in.reqCtx, in.config = reqCtx, config
 	in.hasOut, in.hasErr, in.feat.valid, in.outTooBig = false, false, false, 0
 	in.mem.refused = false
 	in.mem.limit = uint64(memPages) * pageSize
 	defer func() { in.reqCtx, in.config = nil, nil }()
 
+	// weir_alloc and weir_call share the call's deadline.
+	dl := now + int64(timeout)
 	if uint32(len(input)) > in.inCap || in.inPtr == 0 {
 		in.stack[0] = uint64(uint32(len(input)))
-		in.call.deadline = time.Now().Add(timeout)
-		if err := in.guard(timeout, in.fnAlloc); err != nil {
+		if err := in.guard(now, dl, in.fnAlloc); err != nil {
 			return in.classify(err, limit)
 		}
 		ptr := api.DecodeU32(in.stack[0])
@@ -267,8 +289,7 @@ func (in *instance) run(reqCtx context.Context, config, input []byte, timeout, l
 	}
 
 	in.stack[0], in.stack[1] = uint64(in.inPtr), uint64(uint32(len(input)))
-	in.call.deadline = time.Now().Add(timeout)
-	if err := in.guard(timeout, in.fnCall); err != nil {
+	if err := in.guard(now, dl, in.fnCall); err != nil {
 		return in.classify(err, limit)
 	}
 	if status := api.DecodeI32(in.stack[0]); status != 0 {
@@ -290,14 +311,36 @@ func (in *instance) run(reqCtx context.Context, config, input []byte, timeout, l
 	return in.out, okCall, nil, true
 }
 
-// guard calls fn with the deadline armed. The instance's own callCtx keeps
-// wazero's termination check off the heap.
-func (in *instance) guard(timeout time.Duration, fn api.Function) error {
-	in.timer.Reset(timeout)
+// guard calls fn (from a time now) with the deadline dl armed (both
+// Host.mono). The instance's own callCtx keeps wazero's termination check
+// off the heap.
+//
+// The timer is not set and stopped around every entry: that costs two
+// timer operations a call, hundreds of ns on a busy machine. Instead it
+// stays set while the instance is used: an entry whose deadline is no
+// earlier than the time the timer is set for leaves it alone, and when it
+// runs (expire), it re-arms itself for the entry then running, interrupts
+// that entry if its deadline has passed, or, between entries, stops. An
+// instance in steady use sees one timer run per deadline's length, not
+// two timer operations per call. dmu orders expire against an entry's
+// start and end, so a deadline fires only while its entry runs.
+func (in *instance) guard(now, dl int64, fn api.Function) error {
+	in.call.deadline = in.pv.host.start.Add(time.Duration(dl))
+	in.dmu.Lock()
+	in.dl = dl
+	if !in.armed || in.armedAt > dl {
+		in.armed, in.armedAt = true, dl
+		in.timer.Reset(time.Duration(dl - now))
+	}
+	in.dmu.Unlock()
 	err := fn.CallWithStack(&in.call, in.stack)
-	if stopped := in.timer.Stop(); err == nil && (!stopped || in.fired.Load()) {
-		// The timer fired just as the guest returned: the answer is good but
-		// the instance's done channel is closed, so it cannot be reused.
+	in.dmu.Lock()
+	in.dl = 0
+	fired := in.fired.Load()
+	in.dmu.Unlock()
+	if err == nil && fired {
+		// The deadline fired just as the guest returned: the answer is good
+		// but the interrupt flag is set, so the instance cannot be reused.
 		return errExpiredAfterReturn
 	}
 	return err

@@ -77,29 +77,29 @@ func (pv *pluginVersion) unreserve() {
 	}
 }
 
-// get borrows an instance, waiting until the deadline when all are busy.
-func (pv *pluginVersion) get(ctx context.Context, deadline time.Time) (*instance, failure, error) {
+// get borrows an instance, waiting up to wait when all are busy. waited
+// reports that it did not find one at once.
+func (pv *pluginVersion) get(ctx context.Context, wait time.Duration) (_ *instance, waited bool, _ failure, _ error) {
 	select {
 	case in := <-pv.idle:
-		return in, okCall, nil
+		return in, false, okCall, nil
 	default:
 	}
 	// Slow path: every instance is busy (or being replaced).
-	wait := time.Until(deadline)
 	if wait <= 0 {
-		return nil, failOverload, weirerr.Overloadedf("plugin %q: all %d instances are busy", pv.label, pv.size)
+		return nil, true, failOverload, weirerr.Overloadedf("plugin %q: all %d instances are busy", pv.label, pv.size)
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case in := <-pv.idle:
-		return in, okCall, nil
+		return in, true, okCall, nil
 	case <-pv.stop:
-		return nil, failUnloaded, weirerr.NotFoundf("plugin %q was unloaded", pv.label)
+		return nil, true, failUnloaded, weirerr.NotFoundf("plugin %q was unloaded", pv.label)
 	case <-ctx.Done():
-		return nil, failOverload, weirerr.Overloadedf("plugin %q: all %d instances stayed busy until the request ended: %w", pv.label, pv.size, ctx.Err())
+		return nil, true, failOverload, weirerr.Overloadedf("plugin %q: all %d instances stayed busy until the request ended: %w", pv.label, pv.size, ctx.Err())
 	case <-t.C:
-		return nil, failOverload, weirerr.Overloadedf("plugin %q: all %d instances stayed busy for %s", pv.label, pv.size, wait.Round(time.Microsecond))
+		return nil, true, failOverload, weirerr.Overloadedf("plugin %q: all %d instances stayed busy for %s", pv.label, pv.size, wait.Round(time.Microsecond))
 	}
 }
 
@@ -144,9 +144,8 @@ func (pv *pluginVersion) canIdle() bool { return pv.size == 1 || len(pv.idle) > 
 // plugin's deadline like any guest entry; an instance that overruns it or
 // traps is replaced.
 func (pv *pluginVersion) idleThenPut(in *instance) {
-	limit := pv.limits.Timeout
-	in.call.deadline = time.Now().Add(limit)
-	err := in.guard(limit, in.fnIdle)
+	now := pv.host.mono()
+	err := in.guard(now, now+int64(pv.limits.Timeout), in.fnIdle)
 	if err != nil {
 		pv.m.failures[failIdle].Inc()
 		if ok, _ := pv.logs.allow(); ok {
