@@ -664,7 +664,7 @@ func (r *Registry) load(meta artifacts.Meta) {
 	v := &Version{Name: meta.Name, Version: meta.Version, Meta: meta, Features: splitList(meta.Attrs[attrFeatures])}
 	path := filepath.Join(r.opts.CacheDir, meta.Blob+".onnx")
 	if _, err := os.Stat(path); err != nil {
-		if err := r.fetchToCache(meta.Blob); err != nil {
+		if err := r.fetchWithRetry(meta); err != nil {
 			v.State, v.Err = Failed, err.Error()
 			r.installWanted(v)
 			r.loads.WithLabelValues(meta.Name, meta.Version, "failed").Inc()
@@ -800,6 +800,35 @@ func (r *Registry) cacheFrom(f File) (path string, created bool, err error) {
 		return "", false, err
 	}
 	return path, true, nil
+}
+
+// fetchAttempts and fetchBackoff bound how a replica retries fetching a
+// blob: a busy or restarting NATS now and then stalls a read past
+// nats.go's 5 s per-read timeout (or a writer announces before its blob is
+// stored), and one such failure must not leave the version failed here for
+// good. Six attempts span about 16 s.
+const (
+	fetchAttempts = 6
+	fetchBackoff  = 250 * time.Millisecond
+)
+
+// fetchWithRetry fetches meta's blob into the cache, trying again with
+// back-off while the version is still wanted and the registry open.
+func (r *Registry) fetchWithRetry(meta artifacts.Meta) error {
+	for attempt := 1; ; attempt++ {
+		err := r.fetchToCache(meta.Blob)
+		if err == nil || attempt == fetchAttempts || !r.wanted(meta) {
+			return err
+		}
+		wait := fetchBackoff << (attempt - 1)
+		r.log.Warn("model fetch failed; retrying", "model", meta.Name, "version", meta.Version,
+			"attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-r.ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // fetchToCache streams a blob another replica stored into the model cache,

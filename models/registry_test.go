@@ -113,3 +113,42 @@ func TestStaleCacheDownloadsRemovedAtStart(t *testing.T) {
 		t.Errorf("stale download %s still there after start (stat: %v)", stale, err)
 	}
 }
+
+// A replica whose first fetch of an announced model fails (here the blob is
+// stored a moment after its announcement; in production a busy or
+// restarting NATS stalls a read past nats.go's 5 s per-read timeout) tries
+// again with back-off instead of leaving the version failed for good.
+func TestFetchIsRetried(t *testing.T) {
+	initRuntime(t)
+	srv := natstest.Start(t)
+	b := openRegistry(t, srv)
+	_, js := srv.Connect(t)
+	ctx := context.Background()
+	store, err := artifacts.Open(ctx, js, "models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.MLP("m", []int{4, 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := artifacts.Digest(m)
+	meta := artifacts.Meta{Name: "m", Version: "1", Blob: digest, Size: int64(len(m)), Uploaded: time.Now().UTC()}
+	if err := store.PutMeta(ctx, meta); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the replica's first fetch finds no blob
+	if _, err := store.PutBlob(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.For(t, time.Minute, "m@1 ready on the replica", func() error {
+		v, err := b.Get("m", "1")
+		if err != nil {
+			return err
+		}
+		if v.State != Ready {
+			return fmt.Errorf("m@1 is %s: %s", v.State, v.Err)
+		}
+		return nil
+	})
+}
