@@ -65,8 +65,12 @@ func TestPutBlobFromKeepsToTheServersIngestBuffer(t *testing.T) {
 	if err := s.PutBlobFrom(ctx, digest, bytes.NewReader(b)); err != nil {
 		t.Fatalf("store a %d MiB blob on a server buffering %d MiB: %v", size>>20, ingest>>20, err)
 	}
+	// Without a deadline nats.go gives each chunk read 5 s, which a loaded
+	// machine can exceed while 48 MiB stream back.
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
 	var got bytes.Buffer
-	if err := s.BlobTo(ctx, digest, &got); err != nil {
+	if err := s.BlobTo(rctx, digest, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Len() != size {
