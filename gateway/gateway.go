@@ -102,8 +102,9 @@ type Options struct {
 	// CanaryTick is how often rollouts are looked at; keep it a fraction
 	// of the shortest rollout interval. Default 250ms.
 	CanaryTick time.Duration
-	// PluginPool is the number of warm instances per plugin version (how
-	// many calls of one plugin run at once). Default 2×GOMAXPROCS.
+	// PluginPool is the most instances per plugin version (how many calls
+	// of one plugin run at once); a version starts with one and grows as
+	// concurrent calls ask. Default 2×GOMAXPROCS.
 	PluginPool int
 	Logger     *slog.Logger
 }

@@ -64,8 +64,9 @@ type Options struct {
 	// CacheDir holds wazero's compilation cache, so a restart does not
 	// compile plugins again. Empty: in memory only.
 	CacheDir string
-	// PoolSize is the number of instances per plugin version, which is how
-	// many calls of one plugin run at once. Default 2×GOMAXPROCS.
+	// PoolSize is the most instances per plugin version, which is how
+	// many calls of one plugin run at once. A version starts with one and
+	// grows when its calls find none free. Default 2×GOMAXPROCS.
 	PoolSize int
 	// Limits are the defaults for plugins loaded without their own.
 	Limits Limits
@@ -334,6 +335,7 @@ func (h *Host) newPluginVersion(name, version string, c *compiled, l Limits, siz
 		comp:       c,
 		limits:     l,
 		size:       size,
+		want:       1,
 		idle:       make(chan *instance, size),
 		released:   make(chan struct{}),
 		refill:     make(chan struct{}, 1),
@@ -440,7 +442,7 @@ func (h *Host) AppendCall(ctx context.Context, dst []byte, name, version string,
 		pv.m.failures[kind].Inc()
 	}
 	pv.m.duration.Observe(time.Duration(h.mono() - start).Seconds())
-	if in.calls++; keep && in.fnIdle != nil && in.calls >= idleEvery && pv.canIdle() {
+	if in.calls++; keep && in.fnIdle != nil && in.calls >= idleEvery && pv.mayIdle() {
 		in.calls = 0
 		go pv.idleThenPut(in)
 	} else {

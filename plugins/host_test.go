@@ -806,6 +806,51 @@ func TestIdleLeavesAnInstanceFree(t *testing.T) {
 	}
 }
 
+// TestPoolGrowsWithConcurrency: a loaded version starts one instance, not
+// a pool of them (a Go plugin's is megabytes, and a version no route calls
+// needs none warm); concurrent calls that find none free grow it, up to
+// PoolSize, and then run at once.
+func TestPoolGrowsWithConcurrency(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHost(t, Options{PoolSize: 4, Registerer: reg})
+	load(t, h, "nap", Limits{})
+	load(t, h, "wat-echo", Limits{})
+	instances := func(name string) float64 {
+		return testutil.ToFloat64(h.metrics.instances.WithLabelValues(name, "1"))
+	}
+	if n, m := instances("nap"), instances("wat-echo"); n != 1 || m != 1 {
+		t.Fatalf("after load: %v and %v instances, want 1 each (weir_plugin_instances)", n, m)
+	}
+	concurrently := func() {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := h.Call(context.Background(), "nap", "1", nil, []byte(`{}`)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	testpoll.For(t, 30*time.Second, "the pool grown to 4 by 4 concurrent calls", func() error {
+		concurrently()
+		if n := instances("nap"); n != 4 {
+			return fmt.Errorf("%v instances", n)
+		}
+		return nil
+	})
+	if n := instances("wat-echo"); n != 1 {
+		t.Errorf("a version nobody called has %v instances, want 1", n)
+	}
+	h.Unload("nap", "1")
+	testpoll.For(t, 30*time.Second, "nap's instances gone after unload", func() error {
+		if n := testutil.CollectAndCount(h.metrics.instances, "weir_plugin_instances"); n != 1 {
+			return fmt.Errorf("%d series of weir_plugin_instances, want wat-echo's alone", n)
+		}
+		return nil
+	})
+}
+
 // TestGoPluginCollectsBetweenCalls: a Go plugin allocating 32 KiB a call
 // for 3000 calls needs tens of collections; with weir_idle they all happen
 // between calls, none while a handler runs. One instance, so that its

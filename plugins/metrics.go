@@ -17,6 +17,7 @@ type metrics struct {
 	failures   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	wait       *prometheus.HistogramVec
+	instances  *prometheus.GaugeVec
 	logDropped *prometheus.CounterVec
 
 	// Series plugins report through the metric import.
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:    "weir_plugin_instance_wait_seconds",
 			Help:    "Time a plugin call waited for a free instance (a busy pool), apart from its own deadline.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 11), // 1µs .. ~1s
+		}, []string{"plugin", "version"}),
+		instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_plugin_instances",
+			Help: "Instances of a plugin version in existence (idle, in a call or being created): one at load, more as concurrent calls ask, up to the pool size.",
 		}, []string{"plugin", "version"}),
 		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_plugin_log_dropped_total",
@@ -93,6 +98,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.wait, err = promx.Register(reg, m.wait); err != nil {
 		return nil, err
 	}
+	if m.instances, err = promx.Register(reg, m.instances); err != nil {
+		return nil, err
+	}
 	if m.logDropped, err = promx.Register(reg, m.logDropped); err != nil {
 		return nil, err
 	}
@@ -106,6 +114,7 @@ type pluginMetrics struct {
 	failures   [numFailures]prometheus.Counter
 	duration   prometheus.Observer
 	wait       prometheus.Observer
+	instances  prometheus.Gauge
 	logDropped prometheus.Counter
 	guest      *guestMetrics
 }
@@ -184,6 +193,7 @@ func (m *metrics) forPlugin(name, version string) pluginMetrics {
 		calls:      m.calls.WithLabelValues(name, version),
 		duration:   m.duration.WithLabelValues(name, version),
 		wait:       m.wait.WithLabelValues(name, version),
+		instances:  m.instances.WithLabelValues(name, version),
 		logDropped: m.logDropped.WithLabelValues(name, version),
 		guest: &guestMetrics{parent: m, name: name, ver: version, byName: map[string]*guestMetric{},
 			dropped: m.guestDropped.WithLabelValues(name, version)},
@@ -199,6 +209,7 @@ func (pm pluginMetrics) delete() {
 	pm.parent.calls.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.duration.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.wait.DeleteLabelValues(pm.name, pm.ver)
+	pm.parent.instances.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.logDropped.DeleteLabelValues(pm.name, pm.ver)
 	pm.parent.guestDropped.DeleteLabelValues(pm.name, pm.ver)
 	own := prometheus.Labels{"plugin": pm.name, "version": pm.ver}

@@ -20,11 +20,17 @@ type pluginVersion struct {
 	label         string // name@version, as errors and logs name it
 	comp          *compiled
 	limits        Limits
-	size          int
+	size          int // the most instances the pool may have
 
 	idle chan *instance // capacity size, so a put never blocks
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// want is how many instances the pool keeps. It starts at one and
+	// grows, up to size, when a call finds no instance free or an
+	// instance due for weir_idle finds no other to serve meanwhile: a
+	// version no route calls keeps one instance (a Go plugin's is
+	// megabytes), a busy one as many as its concurrency asks for.
+	want     int
 	live     int  // instances in existence: idle, in a call, or being created
 	closed   bool // unloaded: no new calls, instances close on return
 	released chan struct{}
@@ -42,8 +48,8 @@ func (pv *pluginVersion) errorf(format string, args ...any) error {
 	return weirerr.Upstreamf("plugin %q: %s", pv.label, fmt.Sprintf(format, args...))
 }
 
-// fill creates instances up to the pool size; at load time, so that the first
-// requests do not pay for instantiation.
+// fill creates the instances the pool wants (one, at load time), so that the
+// first request does not pay for instantiation.
 func (pv *pluginVersion) fill(ctx context.Context) error {
 	for pv.reserve() {
 		in, err := pv.newInstance(ctx)
@@ -56,20 +62,23 @@ func (pv *pluginVersion) fill(ctx context.Context) error {
 	return nil
 }
 
-// reserve claims a slot for a new instance when the pool is below its size.
+// reserve claims a slot for a new instance when the pool has fewer than it
+// wants.
 func (pv *pluginVersion) reserve() bool {
 	pv.mu.Lock()
 	defer pv.mu.Unlock()
-	if pv.closed || pv.live >= pv.size {
+	if pv.closed || pv.live >= pv.want {
 		return false
 	}
 	pv.live++
+	pv.m.instances.Inc()
 	return true
 }
 
 func (pv *pluginVersion) unreserve() {
 	pv.mu.Lock()
 	pv.live--
+	pv.m.instances.Dec()
 	last := pv.closed && pv.live == 0
 	pv.mu.Unlock()
 	if last {
@@ -85,7 +94,9 @@ func (pv *pluginVersion) get(ctx context.Context, wait time.Duration) (_ *instan
 		return in, false, okCall, nil
 	default:
 	}
-	// Slow path: every instance is busy (or being replaced).
+	// Slow path: every instance is busy (or being replaced). The pool
+	// grows by one, and the call takes whichever instance is free first.
+	pv.grow()
 	if wait <= 0 {
 		return nil, true, failOverload, weirerr.Overloadedf("plugin %q: all %d instances are busy", pv.label, pv.size)
 	}
@@ -114,6 +125,7 @@ func (pv *pluginVersion) put(in *instance, keep bool) {
 		return
 	}
 	pv.live--
+	pv.m.instances.Dec()
 	closed, last := pv.closed, pv.closed && pv.live == 0
 	pv.mu.Unlock()
 	in.close()
@@ -128,14 +140,38 @@ func (pv *pluginVersion) put(in *instance, keep bool) {
 	}
 }
 
-// canIdle reports whether an instance due for weir_idle may run it now:
+// mayIdle reports whether an instance due for weir_idle may run it now:
 // while another instance is free to serve the next request. Instances take
 // turns in the pool, so steady traffic brings them all to their
 // idleEvery-th call together; were they all to run weir_idle then, the
 // next request would wait for one. A due instance that may not idle stays
-// due and tries again after its next call. A pool of one has no other
-// instance, and its instance idles when due.
-func (pv *pluginVersion) canIdle() bool { return pv.size == 1 || len(pv.idle) > 0 }
+// due and tries again after its next call, and the pool grows by one so
+// that another is free then. A pool of one has no other instance, and its
+// instance idles when due.
+func (pv *pluginVersion) mayIdle() bool {
+	if pv.size == 1 || len(pv.idle) > 0 {
+		return true
+	}
+	pv.grow()
+	return false
+}
+
+// grow raises the number of instances the pool wants by one, up to its
+// size, and wakes the refiller to create it.
+func (pv *pluginVersion) grow() {
+	pv.mu.Lock()
+	grew := !pv.closed && pv.want < pv.size
+	if grew {
+		pv.want++
+	}
+	pv.mu.Unlock()
+	if grew {
+		select {
+		case pv.refill <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
 
 // idleThenPut runs the guest's weir_idle after a call has answered and then
 // returns the instance to the pool: a Go guest collects its garbage here,
@@ -155,8 +191,9 @@ func (pv *pluginVersion) idleThenPut(in *instance) {
 	pv.put(in, err == nil)
 }
 
-// refiller replaces discarded instances in the background, so that the next
-// request finds a warm one.
+// refiller creates the instances the pool wants in the background: those
+// it grows by and those replacing discarded ones, so that the next request
+// finds a warm one.
 func (pv *pluginVersion) refiller() {
 	defer close(pv.refillDone)
 	for {
@@ -198,6 +235,7 @@ func (pv *pluginVersion) close() {
 		idle = append(idle, <-pv.idle)
 	}
 	pv.live -= len(idle)
+	pv.m.instances.Sub(float64(len(idle)))
 	last := pv.live == 0
 	pv.mu.Unlock()
 	for _, in := range idle {

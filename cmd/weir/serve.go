@@ -114,7 +114,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.MaxRows, "max-rows", 10000, "most rows (objects) one predict may send; more are refused with 413")
 	f.IntVar(&o.MaxPluginOutput, "max-plugin-output", 1<<20, "largest output in bytes one plugin call may return; more fails the call with 502")
 	f.IntVar(&o.MaxUploadBytes, "max-upload", 2<<30, "largest model, reference or plugin upload in bytes (larger: 413)")
-	f.IntVar(&o.PluginPool, "plugin-pool", 0, "warm instances per plugin version, i.e. calls of one plugin at once (default 2 x CPUs)")
+	f.IntVar(&o.PluginPool, "plugin-pool", 0, "most instances per plugin version, i.e. calls of one plugin at once; each starts with one and grows as calls ask (default 2 x CPUs)")
 	f.BoolVar(&demo, "demo", false, "install the fraud-prevention demo (models, plugins, route) once the gateway is up")
 	f.StringVar(&demoPlugins, "demo-plugins", "build/plugins", "directory of the demo's Wasm plugins (make plugins)")
 	f.Float64Var(&demoRate, "demo-rate", 5, "transactions per second the demo generator streams (0: none)")
