@@ -248,8 +248,10 @@ func TestRouteSwapUnderLoad(t *testing.T) {
 	pushModel(t, g, "m", "1", scorer(t, []string{"x"}, []float32{1}, 0))
 	pushModel(t, g, "m", "2", scorer(t, []string{"x"}, []float32{-1}, 0))
 	pushPlugin(t, g, "echo", "1", plugin(t, "wat-echo"))
+	// The swap is what is tested, not the plugin's deadline: 20 ms by
+	// default, which a starved machine can exceed between two instructions.
 	routes := []string{
-		`{"plugins":[{"name":"echo"}],"variants":[{"name":"v1","model":"m","version":"1","weight":100}]}`,
+		`{"plugins":[{"name":"echo","timeout":"2s"}],"variants":[{"name":"v1","model":"m","version":"1","weight":100}]}`,
 		`{"variants":[{"name":"v2","model":"m","version":"2","weight":100}]}`,
 	}
 	setRoute(t, g, "swap", routes[0])
