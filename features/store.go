@@ -194,6 +194,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.goWatch(sw, s.onSetUpdate)
 	// A queue group: each published object is merged once, by one replica.
 	s.sub, err = o.NC.QueueSubscribe(SubjectFeatPrefix+">", "weir-features", s.onFeatureMsg)
+	if err == nil {
+		// A round trip, so that the server has the subscription when Open
+		// returns: a feature object published after that is not dropped
+		// for want of interest.
+		err = o.NC.FlushTimeout(10 * time.Second)
+	}
 	if err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("features: subscribe %s>: %w", SubjectFeatPrefix, err)

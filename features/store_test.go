@@ -119,6 +119,13 @@ func TestTwoReplicasStayCoherent(t *testing.T) {
 func TestFeatureSubject(t *testing.T) {
 	srv := natstest.Start(t)
 	s, _ := openStore(t, srv, false)
+	// Publishing to the subject is fire and forget: a message sent before
+	// the server knows of the store's subscription is dropped. Open returns
+	// only once it does (it failed this way under load, "acct-9 has no
+	// segment").
+	if !srv.Server().GlobalAccount().SubscriptionInterest(SubjectFeatPrefix + "acct-9") {
+		t.Fatal("Open returned before the server registered the store's subscription")
+	}
 	nc, _ := srv.Connect(t)
 	if err := nc.Publish(SubjectFeatPrefix+"acct-9", []byte(`{"segment":"gold","limit":500}`)); err != nil {
 		t.Fatal(err)
