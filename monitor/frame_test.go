@@ -361,21 +361,7 @@ func TestDecodedSharesOneDecode(t *testing.T) {
 // A NATS server whose max payload is below FrameMaxBytes still takes every
 // event: frames are cut to fit it rather than refused and dead-lettered.
 func TestFramesFitServerMaxPayload(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), MaxPayload: 16 << 10, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, _ := natstest.StartTuned(t, func(o *server.Options) { o.MaxPayload = 16 << 10 })
 	p := newTestPublisher(t, PublisherOptions{Conn: nc})
 	const n = 1000
 	for i := range n {

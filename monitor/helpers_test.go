@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/natsx/natstest"
 )
 
 // restartable is an embedded NATS server that can be stopped and started
@@ -59,16 +60,7 @@ func (r *restartable) restart() { r.start(fmt.Sprintf("127.0.0.1:%d", r.port)) }
 
 func (r *restartable) connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := natsx.Connect(r.srv.URL(), t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return natstest.ConnectURL(t, r.srv.URL())
 }
 
 // streamIDs reads every message in WEIR_EVENTS and counts each event ID

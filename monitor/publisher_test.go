@@ -384,21 +384,7 @@ func TestPublisherSpillsUnackedEventsWithinWindow(t *testing.T) {
 // bytes, as on a nearly full disk.
 func startSmallNATS(t *testing.T, maxStore int64) *nats.Conn {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, _ := natstest.StartTuned(t, func(o *server.Options) { o.JetStreamMaxStore = maxStore })
 	return nc
 }
 

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/natsx/natstest"
 )
 
 // startSmallIngest runs a NATS server whose streams buffer at most ingest
@@ -20,27 +21,7 @@ import (
 // messages with 429 Too Many Requests.
 func startSmallIngest(t *testing.T, ingest int64) jetstream.JetStream {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: t.TempDir(), StreamMaxBufferedSize: ingest,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready in 10s")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.StartTuned(t, func(o *server.Options) { o.StreamMaxBufferedSize = ingest })
 	return js
 }
 

@@ -3,7 +3,9 @@ package natstest
 
 import (
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -39,7 +41,14 @@ func StartIn(t testing.TB, dir string) *Server {
 // the test ends.
 func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := natsx.Connect(s.URL(), t.Name())
+	return ConnectURL(t, s.URL())
+}
+
+// ConnectURL connects to url (credentials in it) as Connect does, for a
+// server started some other way.
+func ConnectURL(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := natsx.Connect(url, t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,4 +58,26 @@ func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// StartTuned runs a bare JetStream server on loopback (no credentials,
+// unlike Start) with tune applied to its options, for tests of a server
+// configured as weir's embedded one never is (a small max payload, little
+// storage, a small ingest buffer). It returns a connection to it; both end
+// with the test.
+func StartTuned(t testing.TB, tune func(*server.Options)) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	tune(o)
+	srv, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready in 10s")
+	}
+	return ConnectURL(t, srv.ClientURL())
 }
