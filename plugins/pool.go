@@ -130,10 +130,7 @@ func (pv *pluginVersion) put(in *instance, keep bool) {
 	pv.mu.Unlock()
 	in.close()
 	if !closed {
-		select {
-		case pv.refill <- struct{}{}:
-		default: // a wake-up is already pending
-		}
+		pv.wakeRefiller()
 	}
 	if last {
 		pv.release()
@@ -166,10 +163,15 @@ func (pv *pluginVersion) grow() {
 	}
 	pv.mu.Unlock()
 	if grew {
-		select {
-		case pv.refill <- struct{}{}:
-		default: // a wake-up is already pending
-		}
+		pv.wakeRefiller()
+	}
+}
+
+// wakeRefiller asks the refiller to create what the pool lacks.
+func (pv *pluginVersion) wakeRefiller() {
+	select {
+	case pv.refill <- struct{}{}:
+	default: // a wake-up is already pending
 	}
 }
 
