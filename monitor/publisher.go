@@ -170,6 +170,8 @@ type Publisher struct {
 	replayDone  chan struct{}
 	spillDone   chan struct{}
 	wake        chan struct{} // nudges the replayer when the spool gets data
+	full        chan struct{} // ends the send loop's linger: the queue is filling
+	fullAt      int           // queued events that end a linger early
 
 	// inflight holds direct publishes (frames, by frame ID) not yet acked
 	// and not yet on disk: the spiller writes those older than SpillAfter
@@ -231,6 +233,8 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		replayDone: make(chan struct{}),
 		spillDone:  make(chan struct{}),
 		wake:       make(chan struct{}, 1),
+		full:       make(chan struct{}, 1),
+		fullAt:     max(1, min(sendBatchMax, o.QueueSize/2)),
 		inflight:   make(map[string]inflightMsg),
 		frames:     make(map[string]*frameBuilder),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
@@ -374,6 +378,12 @@ func (p *Publisher) Publish(ev *Event) {
 	}
 	select {
 	case p.q <- ev:
+		if len(p.q) >= p.fullAt {
+			select {
+			case p.full <- struct{}{}:
+			default:
+			}
+		}
 		return
 	default:
 	}
@@ -443,13 +453,18 @@ func (p *Publisher) drop(n int) {
 	}
 }
 
-// sendLoop takes events off the queue in batches, waiting up to
-// FrameLinger for a batch to fill, and either publishes them as frames (NATS
-// up, spool empty, so order is kept) or appends the frames to the spool.
+// sendBatchMax bounds the events the send loop frames at once.
+const sendBatchMax = 4096
+
+// sendLoop takes events off the queue in batches and either publishes them
+// as frames (NATS up, spool empty, so order is kept) or appends the frames to
+// the spool. Having taken an event it lingers up to FrameLinger for more to
+// fill frames. The events that come meanwhile wait in the queue rather than
+// being taken one by one: that would wake this goroutine on every request, a
+// goroutine switch per inference. Half a queue ends the linger early.
 func (p *Publisher) sendLoop() {
 	defer close(p.drained)
-	const maxBatch = 4096
-	batch := make([]*Event, 0, maxBatch)
+	batch := make([]*Event, 0, sendBatchMax)
 	recs := make([]spoolRecord, 0, 64)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
@@ -461,51 +476,45 @@ func (p *Publisher) sendLoop() {
 		case <-p.stop:
 			// Take what is left and finish.
 			for {
-				select {
-				case ev := <-p.q:
-					batch = append(batch, ev)
-					if len(batch) == maxBatch {
-						recs = p.send(batch, recs)
-						batch = batch[:0]
-					}
-					continue
-				default:
+				batch = p.takeQueued(batch)
+				if len(batch) < sendBatchMax {
+					break
 				}
-				break
+				recs = p.send(batch, recs)
+				batch = batch[:0]
 			}
 			p.send(batch, recs)
 			return
 		}
 		p.batching.Store(1)
-		if p.opts.FrameLinger > 0 {
+		if p.opts.FrameLinger > 0 && len(p.q) < p.fullAt {
 			linger.Reset(p.opts.FrameLinger)
-		wait:
-			for len(batch) < maxBatch {
-				select {
-				case ev := <-p.q:
-					batch = append(batch, ev)
-					p.batching.Store(int64(len(batch)))
-				case <-linger.C:
-					break wait
-				case <-p.stop:
-					break wait // the loop's next turn takes the rest
-				}
+			select {
+			case <-linger.C:
+			case <-p.full:
+			case <-p.stop: // the loop's next turn takes the rest
 			}
 			linger.Stop()
-		} else {
-		fill:
-			for len(batch) < maxBatch {
-				select {
-				case ev := <-p.q:
-					batch = append(batch, ev)
-				default:
-					break fill
-				}
-			}
 		}
+		batch = p.takeQueued(batch)
+		p.batching.Store(int64(len(batch)))
 		recs = p.send(batch, recs)
 		p.batching.Store(0)
 	}
+}
+
+// takeQueued appends what the queue holds to batch, up to sendBatchMax
+// events, without waiting.
+func (p *Publisher) takeQueued(batch []*Event) []*Event {
+	for len(batch) < sendBatchMax {
+		select {
+		case ev := <-p.q:
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // send frames one batch, per route in arrival order, and publishes or

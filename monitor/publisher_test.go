@@ -405,3 +405,34 @@ func TestPublisherFitsStreamToStorage(t *testing.T) {
 		t.Fatalf("explicit 1 GiB stream on 100 MiB of storage: err %v, want ErrStreamNoRoom", err)
 	}
 }
+
+// While the sender lingers for a frame to fill, events wait in the queue:
+// taking each as it comes would wake the sender once per request, a
+// goroutine switch on every inference. A queue filling up ends the linger
+// early.
+func TestLingeringSenderIsNotWokenPerEvent(t *testing.T) {
+	s := natstest.Start(t)
+	nc, _ := s.Connect(t)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc, QueueSize: 64, FrameLinger: time.Hour})
+	for i := range 10 {
+		p.Publish(testEvent("r1", i))
+	}
+	testpoll.For(t, 30*time.Second, "the sender to take the first event", func() error {
+		if b := p.batching.Load(); b == 0 {
+			return fmt.Errorf("the sender holds no event yet, %d queued", len(p.q))
+		}
+		return nil
+	})
+	if b, q := p.batching.Load(), len(p.q); b != 1 || q != 9 {
+		t.Fatalf("while lingering, the sender holds %d events and %d are queued; want 1 and 9", b, q)
+	}
+	for i := 10; i < 40; i++ { // past half the queue
+		p.Publish(testEvent("r1", i))
+	}
+	testpoll.For(t, 30*time.Second, "40 events published before the hour-long linger ends", func() error {
+		if got := testutil.ToFloat64(p.published); got != 40 {
+			return fmt.Errorf("published %v, %d queued, the sender holds %d", got, len(p.q), p.batching.Load())
+		}
+		return nil
+	})
+}
