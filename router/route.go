@@ -6,19 +6,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
-// nameRe is the name rule of the external contract (API.md "Names").
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // ValidName reports whether s is a valid model, version, plugin, variant or
-// route name.
-func ValidName(s string) bool { return nameRe.MatchString(s) }
+// route name: the contract's rule (API.md "Names") is
+// ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$. It is checked on every request, so by
+// hand rather than with a regexp (name_test.go checks the two agree).
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // maxFieldLen bounds header and JSON field names taken from a route config.
 const maxFieldLen = 256
