@@ -111,10 +111,12 @@ func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 func (g *Gateway) readBody(c *fiber.Ctx, w io.Writer, limit int, what, flag string) (int64, error) {
 	req := c.Request()
 	c.Locals(bodyDoneKey, true) // read to its end, or the connection is closed
-	tooLarge := weirerr.TooLargef("%s is larger than the gateway's limit of %s (%s)", what, sizeString(int64(limit)), flag)
+	tooLarge := func() error {
+		return weirerr.TooLargef("%s is larger than the gateway's limit of %s (%s)", what, sizeString(int64(limit)), flag)
+	}
 	if n := req.Header.ContentLength(); n > limit {
 		closeUnread(c)
-		return 0, tooLarge
+		return 0, tooLarge()
 	}
 	if b, ok := w.(*bytes.Buffer); ok && req.Header.ContentLength() > 0 {
 		// Room for ReadFrom's last probe too, or it doubles the buffer.
@@ -131,7 +133,7 @@ func (g *Gateway) readBody(c *fiber.Ctx, w io.Writer, limit int, what, flag stri
 		return n, weirerr.Invalidf("reading the %s: %w (received %d bytes)", what, err, n)
 	case n > int64(limit):
 		closeUnread(c)
-		return n, tooLarge
+		return n, tooLarge()
 	}
 	return n, nil
 }
