@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"encoding/json"
 	"sync"
 	"sync/atomic"
 
@@ -114,7 +113,7 @@ func decodeMsg(h nats.Header, data []byte) *decodedMsg {
 	dm := &decodedMsg{evs: make([]decodedEvent, 0, 1)}
 	dm.err = EachEvent(h, data, func(_ int, raw []byte) error {
 		de := decodedEvent{raw: raw}
-		if err := json.Unmarshal(raw, &de.ev); err != nil {
+		if err := decodeEvent(raw, &de.ev); err != nil {
 			de.ev, de.err = Event{}, err
 		}
 		dm.evs = append(dm.evs, de)

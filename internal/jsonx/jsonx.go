@@ -21,7 +21,7 @@ import (
 // JSON null gives a nil map and no error, as json.Unmarshal does; any other
 // non-object is an error.
 func DecodeObject(b []byte) (map[string]any, error) {
-	d := decoder{Scanner{B: b}}
+	d := Scanner{B: b}
 	d.WS()
 	if d.EOF() {
 		return nil, errors.New("unexpected end of JSON input")
@@ -69,10 +69,12 @@ func kind(v any) string {
 	return "number"
 }
 
-type decoder struct{ Scanner }
+// Value reads the value at I as json.Unmarshal into an any does: objects as
+// map[string]any, arrays as []any, numbers as float64.
+func (s *Scanner) Value() (any, error) { return s.value(0) }
 
 // value decodes the value at I.
-func (d *decoder) value(depth int) (any, error) {
+func (d *Scanner) value(depth int) (any, error) {
 	if depth > MaxDepth {
 		return nil, errors.New("exceeded max depth")
 	}

@@ -27,7 +27,7 @@ var rules = []rule{
 	{pkg: "internal/onnx", only: []string{"internal/weirerr"}},
 	{pkg: "models", only: []string{"internal/weirerr", "internal/artifacts", "internal/onnx", "internal/lifecycle", "internal/jsonx"},
 		never: []string{"gateway", "router", "monitor", "plugins"}},
-	{pkg: "monitor", only: []string{"internal/weirerr", "internal/lifecycle", "monitor/event"}},
+	{pkg: "monitor", only: []string{"internal/weirerr", "internal/lifecycle", "internal/jsonx", "monitor/event"}},
 	{pkg: "monitor/event", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
 	{pkg: "monitor/drift", never: []string{"gateway", "models", "router", "canary"}},
 	{pkg: "plugins", only: []string{"internal/weirerr", "internal/promx", "internal/artifacts"}},
