@@ -1,11 +1,11 @@
 package plugin
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"slices"
 	"strconv"
-	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -16,7 +16,7 @@ import (
 
 // DecodeObject parses a JSON object into an Event.
 func DecodeObject(b []byte) (Event, error) {
-	d := decoder{b: b}
+	d := decoder{b: b, hint: min(bytes.Count(b, []byte{':'}), 64)}
 	d.skipSpace()
 	if d.i >= len(d.b) || d.b[d.i] != '{' {
 		return nil, errors.New("input is not a JSON object")
@@ -36,7 +36,12 @@ func DecodeObject(b []byte) (Event, error) {
 // DecodeObject produces plus the common Go numeric types, []string,
 // map[string]string and map[string]float64. Map keys are sorted so that
 // output is deterministic.
-func AppendJSON(dst []byte, v any) ([]byte, error) {
+func AppendJSON(dst []byte, v any) ([]byte, error) { return appendValue(dst, v, 0) }
+
+func appendValue(dst []byte, v any, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return dst, errors.New("plugin: AppendJSON: nesting too deep (a value that contains itself?)")
+	}
 	switch x := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
@@ -65,7 +70,7 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			var err error
-			if dst, err = AppendJSON(dst, e); err != nil {
+			if dst, err = appendValue(dst, e, depth+1); err != nil {
 				return dst, err
 			}
 		}
@@ -80,40 +85,42 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case map[string]any:
-		return appendMap(dst, x)
+		return appendMap(dst, x, depth)
 	case map[string]string:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
 			m[k] = e
 		}
-		return appendMap(dst, m)
+		return appendMap(dst, m, depth)
 	case map[string]float64:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
 			m[k] = e
 		}
-		return appendMap(dst, m)
+		return appendMap(dst, m, depth)
 	default:
 		return dst, errors.New("plugin: AppendJSON: unsupported value type")
 	}
 }
 
-// sortedKeys holds the scratch slices appendMap sorts keys in, reused
-// across calls (a nested object takes its own).
-var sortedKeys = sync.Pool{New: func() any { return new([]string) }}
+// keyScratch holds, per nesting depth, the slice appendMap sorts an
+// object's keys in, reused across calls. A plugin runs one call at a time,
+// like the rest of this package's state; a sync.Pool would be emptied by
+// the collection weir_idle runs between calls.
+var keyScratch [][]string
 
-func appendMap(dst []byte, m map[string]any) ([]byte, error) {
-	scratch := sortedKeys.Get().(*[]string)
-	defer func() {
-		clear(*scratch) // drop the strings for the collector
-		*scratch = (*scratch)[:0]
-		sortedKeys.Put(scratch)
-	}()
-	keys := *scratch
+func appendMap(dst []byte, m map[string]any, depth int) ([]byte, error) {
+	for len(keyScratch) <= depth {
+		keyScratch = append(keyScratch, nil)
+	}
+	keys := keyScratch[depth][:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
-	*scratch = keys
+	defer func() {
+		clear(keys) // drop the strings for the collector
+		keyScratch[depth] = keys[:0]
+	}()
 	slices.Sort(keys)
 	dst = append(dst, '{')
 	for i, k := range keys {
@@ -123,7 +130,7 @@ func appendMap(dst []byte, m map[string]any) ([]byte, error) {
 		dst = appendString(dst, k)
 		dst = append(dst, ':')
 		var err error
-		if dst, err = AppendJSON(dst, m[k]); err != nil {
+		if dst, err = appendValue(dst, m[k], depth+1); err != nil {
 			return dst, err
 		}
 	}
@@ -194,9 +201,23 @@ func appendString(dst []byte, s string) []byte {
 // maxDepth bounds nesting so a hostile input cannot exhaust the guest stack.
 const maxDepth = 128
 
+// decoder reads b. Strings without escapes are slices of str, one copy of
+// b made at the first string, so that a decode allocates once for all its
+// keys and string values rather than once each (allocation is what costs
+// most inside Wasm); a string kept after the call keeps that copy alive.
 type decoder struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	str  string
+	hint int // members the top-level object is sized for: b's colons, bounded
+}
+
+// plain returns b[start:end] as a string, a slice of the decode's copy.
+func (d *decoder) plain(start, end int) string {
+	if d.str == "" {
+		d.str = string(d.b)
+	}
+	return d.str[start:end]
 }
 
 type syntaxError struct {
@@ -235,7 +256,7 @@ func (d *decoder) value(depth int) (any, error) {
 	case c == '[':
 		return d.array(depth)
 	case c == '"':
-		return d.string(false)
+		return d.string()
 	case c == 't':
 		return true, d.literal("true")
 	case c == 'f':
@@ -259,7 +280,12 @@ func (d *decoder) literal(lit string) error {
 
 func (d *decoder) object(depth int) (any, error) {
 	d.i++ // '{'
-	m := make(map[string]any)
+	var m map[string]any
+	if depth == 0 {
+		m = make(map[string]any, d.hint)
+	} else {
+		m = make(map[string]any)
+	}
 	d.skipSpace()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
@@ -270,7 +296,7 @@ func (d *decoder) object(depth int) (any, error) {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return nil, d.errorf("expected a string key")
 		}
-		k, err := d.string(true)
+		k, err := d.string()
 		if err != nil {
 			return nil, err
 		}
@@ -374,43 +400,15 @@ func (d *decoder) number() (any, error) {
 	return f, nil
 }
 
-// keys interns object keys across calls: a plugin sees the same few keys
-// in every event, and a key found here costs no allocation. Bounded, so
-// that events with ever-new keys cannot grow it without end.
-var keys = struct {
-	sync.Mutex
-	m map[string]string
-}{m: map[string]string{}}
-
-const maxInternedKeys, maxInternedKeyLen = 1024, 64
-
-func intern(b []byte) string {
-	keys.Lock()
-	defer keys.Unlock()
-	if s, ok := keys.m[string(b)]; ok { // no allocation for the lookup
-		return s
-	}
-	s := string(b)
-	if len(keys.m) < maxInternedKeys && len(b) <= maxInternedKeyLen {
-		keys.m[s] = s
-	}
-	return s
-}
-
-// string parses a JSON string; key interns it (see keys).
-func (d *decoder) string(key bool) (string, error) {
+// string parses a JSON string.
+func (d *decoder) string() (string, error) {
 	d.i++ // opening quote
 	start := d.i
 	// Fast path: no escapes.
 	for d.i < len(d.b) {
 		c := d.b[d.i]
 		if c == '"' {
-			var s string
-			if key {
-				s = intern(d.b[start:d.i])
-			} else {
-				s = string(d.b[start:d.i])
-			}
+			s := d.plain(start, d.i)
 			d.i++
 			return s, nil
 		}

@@ -210,3 +210,17 @@ func TestIdleCollectsHalfWayToTheGoal(t *testing.T) {
 		t.Errorf("idle with the heap half way to its goal ran %d collections, want 1", got-c)
 	}
 }
+
+// A value that contains itself is refused, not a stack overflow that kills
+// the instance.
+func TestAppendJSONRefusesAValueThatContainsItself(t *testing.T) {
+	m := map[string]any{}
+	m["self"] = []any{m}
+	if _, err := AppendJSON(nil, m); err == nil || !strings.Contains(err.Error(), "nesting too deep") {
+		t.Fatalf("got %v, want a nesting error", err)
+	}
+	// The scratch kept per depth still serves the next call.
+	if out, err := AppendJSON(nil, map[string]any{"b": 1.0, "a": map[string]any{"d": true, "c": nil}}); err != nil || string(out) != `{"a":{"c":null,"d":true},"b":1}` {
+		t.Fatalf("got %s, %v", out, err)
+	}
+}
