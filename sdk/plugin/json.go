@@ -16,7 +16,7 @@ import (
 
 // DecodeObject parses a JSON object into an Event.
 func DecodeObject(b []byte) (Event, error) {
-	d := decoder{b: b, hint: min(bytes.Count(b, []byte{':'}), 64)}
+	d := decoder{b: b, hint: min(2*bytes.Count(b, []byte{':'}), 64)}
 	d.skipSpace()
 	if d.i >= len(d.b) || d.b[d.i] != '{' {
 		return nil, errors.New("input is not a JSON object")
@@ -209,7 +209,7 @@ type decoder struct {
 	b    []byte
 	i    int
 	str  string
-	hint int // members the top-level object is sized for: b's colons, bounded
+	hint int // members the top-level object is sized for: room for b's colons again, as plugins add fields
 }
 
 // plain returns b[start:end] as a string, a slice of the decode's copy.
