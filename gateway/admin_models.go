@@ -115,7 +115,7 @@ func (g *Gateway) putBatching(c *fiber.Ctx) error {
 		return err
 	}
 	var b models.Batching
-	if err := b.UnmarshalJSON(c.Body()); err != nil {
+	if err := b.UnmarshalJSON(requestBody(c)); err != nil {
 		return err
 	}
 	if err := g.checkBatching(&b); err != nil {

@@ -25,7 +25,7 @@ const headerLengthHeader = "Inference-Header-Content-Length"
 // length in it is checked against the bytes that are there before it is
 // used.
 func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
-	body := c.Body()
+	body := requestBody(c)
 	h := c.Get(headerLengthHeader)
 	if h == "" {
 		if err := models.DecodeInferRequest(body, req); err != nil {

@@ -46,7 +46,7 @@ func (g *Gateway) putDriftConfig(c *fiber.Ctx) error {
 		drift.Config
 		WindowAge string `json:"window_age"`
 	}
-	if err := json.Unmarshal(c.Body(), &in); err != nil {
+	if err := json.Unmarshal(requestBody(c), &in); err != nil {
 		return weirerr.Invalidf("drift config is not valid JSON: %w", err)
 	}
 	cfg := in.Config

@@ -13,7 +13,7 @@ import (
 func (g *Gateway) putFeatures(c *fiber.Ctx) error {
 	entity := c.Params("entity")
 	var obj map[string]any
-	if err := json.Unmarshal(c.Body(), &obj); err != nil || obj == nil {
+	if err := json.Unmarshal(requestBody(c), &obj); err != nil || obj == nil {
 		return weirerr.Invalidf("features of %q must be a JSON object: %w", entity, err)
 	}
 	merged, err := g.features.Merge(c.UserContext(), entity, obj)
@@ -45,7 +45,7 @@ func (g *Gateway) putFeatureSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	fs, err := g.features.DefineSet(c.UserContext(), name, bytes.Clone(c.Body()))
+	fs, err := g.features.DefineSet(c.UserContext(), name, requestBody(c))
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (g *Gateway) ingestFeatureSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	accepted, rejected, err := g.features.Ingest(c.UserContext(), name, bytes.Clone(c.Body()))
+	accepted, rejected, err := g.features.Ingest(c.UserContext(), name, requestBody(c))
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (g *Gateway) backfillFeatureSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body := c.Body()
+	body := requestBody(c)
 	format := c.Query("format")
 	if format == "" {
 		switch ct := string(c.Request().Header.ContentType()); {

@@ -101,7 +101,7 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 		tr = &predictTrace{Plugins: []traceStep{}}
 	}
 	rt, implicit, rerr := g.routeFor(name)
-	rows, raw, err := readRows(c.Body(), g.opts.MaxRows, rerr == nil && tr == nil && rawEnough(rt))
+	rows, raw, err := readRows(requestBody(c), g.opts.MaxRows, rerr == nil && tr == nil && rawEnough(rt))
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func (g *Gateway) startRollout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	spec, err := canary.ParseSpec(c.Body())
+	spec, err := canary.ParseSpec(requestBody(c))
 	if err != nil {
 		return err
 	}

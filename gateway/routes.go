@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"sort"
 	"time"
 
@@ -39,7 +38,7 @@ func (g *Gateway) putRoute(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body := bytes.Clone(c.Body())
+	body := requestBody(c)
 	rt, err := router.Parse(name, body)
 	if err != nil {
 		return err

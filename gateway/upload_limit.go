@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -79,20 +81,32 @@ const maxDrain = 256 << 10
 const bodyDoneKey = "weir.bodyDone"
 
 // streamedBodies reads the body of every request but an upload into memory,
-// bounded by --max-body, so that handlers see c.Body() as before. An upload's
-// handler reads its body itself; if it did not, what is left is drained or
-// the connection closed.
+// bounded by --max-body, and undoes its Content-Encoding: handlers read it
+// with requestBody. An upload's handler reads its body itself (compressed
+// uploads are refused); if it did not, what is left is drained or the
+// connection closed.
 func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 	req := c.Request()
+	upload := isUploadRequest(c)
+	if upload && len(req.Header.ContentEncoding()) > 0 && string(req.Header.ContentEncoding()) != "identity" {
+		closeUnread(c)
+		return weirerr.Invalidf("Content-Encoding %q on an upload: send the file as it is", req.Header.ContentEncoding())
+	}
 	if !req.IsBodyStream() {
+		if err := g.decodeContent(c); err != nil {
+			return err
+		}
 		return c.Next()
 	}
-	if !isUploadRequest(c) {
+	if !upload {
 		var buf bytes.Buffer
 		if _, err := g.readBody(c, &buf, g.opts.MaxBodyBytes, "request body", "--max-body"); err != nil {
 			return err
 		}
 		req.SetBodyRaw(buf.Bytes())
+		if err := g.decodeContent(c); err != nil {
+			return err
+		}
 		return c.Next()
 	}
 	err := c.Next()
@@ -102,6 +116,52 @@ func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 		}
 	}
 	return err
+}
+
+// requestBody is the request's body, its Content-Encoding undone by
+// streamedBodies, as a copy the handler may keep. fiber's Body() copies too,
+// but first looks for Content-Encoding in every header, allocating a string
+// for each.
+func requestBody(c *fiber.Ctx) []byte { return bytes.Clone(c.Request().Body()) }
+
+// decodeContent undoes the body's Content-Encoding (gzip or deflate) under
+// --max-body, like any body, and drops the header, so that handlers read the
+// body as sent before compression. Left to fiber's Body(), it was inflated
+// without a bound: 250 KiB of gzip became 256 MiB of memory.
+func (g *Gateway) decodeContent(c *fiber.Ctx) error {
+	req := c.Request()
+	enc := string(req.Header.ContentEncoding())
+	var zr io.Reader
+	switch strings.ToLower(enc) {
+	case "", "identity":
+		return nil
+	case "gzip", "x-gzip":
+		r, err := gzip.NewReader(bytes.NewReader(req.Body()))
+		if err != nil {
+			return weirerr.Invalidf("request body is not gzip (Content-Encoding %s): %w", enc, err)
+		}
+		zr = r
+	case "deflate":
+		r, err := zlib.NewReader(bytes.NewReader(req.Body()))
+		if err != nil {
+			return weirerr.Invalidf("request body is not zlib deflate (Content-Encoding %s): %w", enc, err)
+		}
+		zr = r
+	default:
+		return weirerr.Invalidf("Content-Encoding %q is not supported: send gzip, deflate or an uncompressed body", enc)
+	}
+	limit := g.opts.MaxBodyBytes
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(zr, int64(limit)+1))
+	switch {
+	case n > int64(limit):
+		return weirerr.TooLargef("request body decompresses to more than the gateway's limit of %s (--max-body)", sizeString(int64(limit)))
+	case err != nil:
+		return weirerr.Invalidf("decompressing the request body (Content-Encoding %s): %w", enc, err)
+	}
+	req.SetBodyRaw(buf.Bytes())
+	req.Header.Del(fiber.HeaderContentEncoding)
+	return nil
 }
 
 // readBody copies the request body into w, refusing it (413) once it is
