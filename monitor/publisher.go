@@ -75,7 +75,7 @@ type PublisherOptions struct {
 	// FrameLinger is how long the sender, having taken an event, waits for
 	// more to fill frames before it sends: events reach the stream up to
 	// this much later, and a busy gateway sends far fewer messages. Default
-	// 2ms; negative sends what is queued at once.
+	// 5ms; negative sends what is queued at once.
 	FrameLinger time.Duration
 	// Registerer receives the weir_events_* metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -142,7 +142,7 @@ func (o *PublisherOptions) setDefaults() error {
 		o.FrameMaxEvents = 1024
 	}
 	if o.FrameLinger == 0 {
-		o.FrameLinger = 2 * time.Millisecond
+		o.FrameLinger = 5 * time.Millisecond
 	}
 	o.SpillAfter = min(o.SpillAfter, o.AckTimeout)
 	if o.Logger == nil {
