@@ -17,26 +17,7 @@ import (
 // postEncoded posts body with a Content-Encoding header.
 func postEncoded(t *testing.T, url, encoding string, body []byte) answer {
 	t.Helper()
-	return sendEncoded(t, "POST", url, "", encoding, body)
-}
-
-func sendEncoded(t *testing.T, method, url, token, encoding string, body []byte) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Encoding", encoding)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, raw: string(raw)}
+	return callWith(t, "POST", url, "", body, http.Header{"Content-Encoding": {encoding}})
 }
 
 func compress(t *testing.T, encoding string, size int, body []byte) []byte {
@@ -98,7 +79,7 @@ func TestCompressedBodiesAreBoundedByMaxBody(t *testing.T) {
 	}
 	// An upload goes to disk as it arrives: a compressed one is refused,
 	// not stored as the model.
-	up := sendEncoded(t, "PUT", g.URL+"/v1/models/zipped/versions/1", g.Token, "gzip", compress(t, "gzip", 0, identityModel(t)))
+	up := callWith(t, "PUT", g.URL+"/v1/models/zipped/versions/1", g.Token, compress(t, "gzip", 0, identityModel(t)), http.Header{"Content-Encoding": {"gzip"}})
 	if up.status != 400 || !strings.Contains(up.raw, "Content-Encoding") {
 		t.Errorf("a gzip upload: %d %s, want 400 naming Content-Encoding", up.status, up.raw)
 	}

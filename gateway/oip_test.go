@@ -41,9 +41,18 @@ type answer struct {
 
 func call(t testing.TB, method, url, token string, body []byte) answer {
 	t.Helper()
+	return callWith(t, method, url, token, body, nil)
+}
+
+// callWith is call with more request headers.
+func callWith(t testing.TB, method, url, token string, body []byte, header http.Header) answer {
+	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -87,8 +87,7 @@ const bodyDoneKey = "weir.bodyDone"
 // connection closed.
 func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 	req := c.Request()
-	upload := isUploadRequest(c)
-	if upload && len(req.Header.ContentEncoding()) > 0 && string(req.Header.ContentEncoding()) != "identity" {
+	if encoded(req) && isUploadRequest(c) {
 		closeUnread(c)
 		return weirerr.Invalidf("Content-Encoding %q on an upload: send the file as it is", req.Header.ContentEncoding())
 	}
@@ -98,7 +97,7 @@ func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 		}
 		return c.Next()
 	}
-	if !upload {
+	if !isUploadRequest(c) {
 		var buf bytes.Buffer
 		if _, err := g.readBody(c, &buf, g.opts.MaxBodyBytes, "request body", "--max-body"); err != nil {
 			return err
@@ -124,17 +123,25 @@ func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 // for each.
 func requestBody(c *fiber.Ctx) []byte { return bytes.Clone(c.Request().Body()) }
 
+// encoded reports whether the request's Content-Encoding says its body is
+// anything but as it is.
+func encoded(req *fasthttp.Request) bool {
+	enc := req.Header.ContentEncoding()
+	return len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity"))
+}
+
 // decodeContent undoes the body's Content-Encoding (gzip or deflate) under
 // --max-body, like any body, and drops the header, so that handlers read the
 // body as sent before compression. Left to fiber's Body(), it was inflated
 // without a bound: 250 KiB of gzip became 256 MiB of memory.
 func (g *Gateway) decodeContent(c *fiber.Ctx) error {
 	req := c.Request()
+	if !encoded(req) {
+		return nil
+	}
 	enc := string(req.Header.ContentEncoding())
 	var zr io.Reader
 	switch strings.ToLower(enc) {
-	case "", "identity":
-		return nil
 	case "gzip", "x-gzip":
 		r, err := gzip.NewReader(bytes.NewReader(req.Body()))
 		if err != nil {
