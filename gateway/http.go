@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"path/filepath"
 
 	"github.com/gofiber/fiber/v2"
@@ -9,18 +8,20 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/weirhq/weir/dashboard"
+	"github.com/weirhq/weir/internal/deadline"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
 // requestDeadline gives the request's context a deadline (RequestTimeout),
 // so a stalled NATS, feature store or plugin cannot hold a request. An
-// upload's deadline also covers receiving its body.
+// upload's deadline also covers receiving its body. Its timer is armed only
+// if something waits on the context (internal/deadline).
 func (g *Gateway) requestDeadline(c *fiber.Ctx) error {
 	d := g.opts.RequestTimeout
 	if isUploadRequest(c) { // the handler reads the body first
 		d += max(uploadReadTimeout, g.opts.ReadTimeout)
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), d)
+	ctx, cancel := deadline.WithTimeout(c.UserContext(), d)
 	defer cancel()
 	c.SetUserContext(ctx)
 	return c.Next()
