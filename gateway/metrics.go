@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"maps"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +21,23 @@ type metrics struct {
 	shadow        *prometheus.CounterVec
 	shadowDropped prometheus.Counter
 	panics        prometheus.Counter
+
+	// mu guards series, the requests and latency series observe has used:
+	// finding them through the vectors by label values costs more than the
+	// observations.
+	mu     sync.RWMutex
+	series map[seriesKey]requestSeries
+}
+
+// seriesKey is the labels of one request series.
+type seriesKey struct {
+	route, variant, model, version string
+	code                           int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,6 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Inference latency in the gateway, from request to response.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "variant", "model", "version"}),
+		series: make(map[seriesKey]requestSeries),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weir_inflight_requests",
 			Help: "Inference requests being served now.",
@@ -63,12 +83,39 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // forget drops the series of a deleted model version.
 func (m *metrics) forget(model, version string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	maps.DeleteFunc(m.series, func(k seriesKey, _ requestSeries) bool { return k.model == model && k.version == version })
 	l := prometheus.Labels{"model": model, "version": version}
 	m.requests.DeletePartialMatch(l)
 	m.latency.DeletePartialMatch(l)
 }
 
 func (m *metrics) observe(route, variant, model, version string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, variant, model, version, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route, variant, model, version).Observe(d.Seconds())
+	k := seriesKey{route, variant, model, version, code}
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if !ok {
+		s = m.resolve(k)
+	}
+	s.requests.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+// resolve finds k's series in the vectors and keeps them. It holds mu
+// while it does, so that a forget cannot delete them in between and leave
+// series here that are no longer exported.
+func (m *metrics) resolve(k seriesKey) requestSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.series[k]; ok {
+		return s
+	}
+	s := requestSeries{
+		requests: m.requests.WithLabelValues(k.route, k.variant, k.model, k.version, strconv.Itoa(k.code)),
+		latency:  m.latency.WithLabelValues(k.route, k.variant, k.model, k.version),
+	}
+	m.series[k] = s
+	return s
 }
