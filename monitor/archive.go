@@ -69,6 +69,7 @@ type Archiver struct {
 
 	mu    sync.Mutex
 	parts map[string][]*partition // by directory, oldest first
+	dirs  map[string]hourDir      // each route's directory for its latest hour
 	held  map[eventKey]bool       // events in open files (redeliveries are ignored)
 	skip  map[eventKey]struct{}   // events already in files, their message not acked
 	// unwritten holds each message (a frame of events, or one legacy
@@ -164,6 +165,7 @@ func NewArchiver(o ArchiverOptions) (*Archiver, error) {
 		opts:      o,
 		log:       o.Logger.With("component", "monitor.archiver"),
 		parts:     make(map[string][]*partition),
+		dirs:      make(map[string]hourDir),
 		held:      make(map[eventKey]bool),
 		skip:      make(map[eventKey]struct{}),
 		unwritten: make(map[uint64]*msgState),
@@ -381,12 +383,35 @@ func (a *Archiver) add(r archiveRecord) *partition {
 
 var nameOK = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-func (a *Archiver) partitionDir(route string, ts time.Time) string {
-	if !nameOK.MatchString(route) || strings.Contains(route, "..") {
-		route = "_invalid"
-	}
-	return archiveKey("route="+route, ts.Format("date=2006-01-02"), ts.Format("hour=15"))
+// hourDir is a route's directory for the hour starting at from.
+type hourDir struct {
+	from time.Time
+	dir  string
 }
+
+// partitionDir is the directory of route's events at ts (UTC). Events
+// come in hour after hour, so each route's latest is kept rather than
+// checking the name and formatting the time for every event. Caller holds
+// a.mu.
+func (a *Archiver) partitionDir(route string, ts time.Time) string {
+	if d, ok := a.dirs[route]; ok && !ts.Before(d.from) && ts.Before(d.from.Add(time.Hour)) {
+		return d.dir
+	}
+	name := route
+	if !nameOK.MatchString(route) || strings.Contains(route, "..") {
+		name = "_invalid"
+	}
+	d := hourDir{from: ts.Truncate(time.Hour), dir: archiveKey("route="+name, ts.Format("date=2006-01-02"), ts.Format("hour=15"))}
+	if len(a.dirs) >= maxHourDirs {
+		clear(a.dirs) // names no route has: start over rather than grow
+	}
+	a.dirs[route] = d
+	return d.dir
+}
+
+// maxHourDirs bounds Archiver.dirs: events name their route, and a stream
+// written by something else may name many.
+const maxHourDirs = 1024
 
 // flushOld closes every file older than MaxAge. Caller holds a.mu.
 func (a *Archiver) flushOld(now time.Time) {

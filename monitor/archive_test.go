@@ -300,3 +300,26 @@ func TestArchiverBacksOffOnFullDisk(t *testing.T) {
 		t.Error("archiver still reports failing after writing again")
 	}
 }
+
+func TestPartitionDirFollowsRouteAndHour(t *testing.T) {
+	a := &Archiver{dirs: make(map[string]hourDir)}
+	h := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		route string
+		ts    time.Time
+		want  string
+	}{
+		{"r1", h.Add(59*time.Minute + 59*time.Second), "route=r1/date=2026-11-29/hour=10"},
+		{"r1", h.Add(time.Hour), "route=r1/date=2026-11-29/hour=11"},
+		{"r2", h.Add(time.Hour), "route=r2/date=2026-11-29/hour=11"},
+		{"r1", h.Add(30 * time.Minute), "route=r1/date=2026-11-29/hour=10"},
+		{"r1", h.Add(14 * time.Hour), "route=r1/date=2026-11-30/hour=00"},
+		{"r1", h.Add(14*time.Hour - time.Nanosecond), "route=r1/date=2026-11-29/hour=23"},
+		{"../x", h, "route=_invalid/date=2026-11-29/hour=10"},
+		{"../x", h, "route=_invalid/date=2026-11-29/hour=10"},
+	} {
+		if got := a.partitionDir(c.route, c.ts); got != c.want {
+			t.Errorf("partitionDir(%q, %v) = %q, want %q", c.route, c.ts, got, c.want)
+		}
+	}
+}
