@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -222,5 +223,24 @@ func TestAppendJSONRefusesAValueThatContainsItself(t *testing.T) {
 	// The scratch kept per depth still serves the next call.
 	if out, err := AppendJSON(nil, map[string]any{"b": 1.0, "a": map[string]any{"d": true, "c": nil}}); err != nil || string(out) != `{"a":{"c":null,"d":true},"b":1}` {
 		t.Fatalf("got %s, %v", out, err)
+	}
+}
+
+// Keys come out sorted, as encoding/json sorts them, for objects small
+// enough for sortMembers' insertion sort and for larger ones.
+func TestAppendJSONSortsKeys(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 7, 24, 25, 100} {
+		m := map[string]any{}
+		for i := range n {
+			m[strings.Repeat("k", i%5)+string(rune('z'-i%26))+strconv.Itoa(i)] = float64(i)
+		}
+		got, err := AppendJSON(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(m)
+		if string(got) != string(want) {
+			t.Errorf("%d keys:\n got %s\nwant %s", n, got, want)
+		}
 	}
 }
