@@ -44,9 +44,9 @@ func enrich(ev plugin.Event) (plugin.Event, error) {
 	ev["amount"] = amount
 	ev["amount_log"] = math.Log1p(math.Max(amount, 0))
 
-	hour := time.Now().UTC().Hour()
-	if h, ok := hourOfDay(ev["ts"]); ok {
-		hour = h
+	hour, ok := hourOfDay(ev["ts"])
+	if !ok {
+		hour = time.Now().UTC().Hour()
 	}
 	ev["hour_of_day"] = float64(hour)
 	ev["is_night"] = 0.0
