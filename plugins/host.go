@@ -336,7 +336,6 @@ func (h *Host) newPluginVersion(name, version string, c *compiled, l Limits, siz
 		limits:     l,
 		size:       size,
 		want:       1,
-		idle:       make(chan *instance, size),
 		released:   make(chan struct{}),
 		refill:     make(chan struct{}, 1),
 		stop:       make(chan struct{}),

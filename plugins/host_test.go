@@ -244,9 +244,9 @@ func TestDeadlineStopsInfiniteLoopAndNextCallSucceeds(t *testing.T) {
 	pv := h.plugins[pluginKey{"loop", "1"}]
 	testpoll.For(t, 5*time.Second, "the discarded instance replaced", func() error {
 		pv.mu.Lock()
-		want := pv.want
+		want, n := pv.want, len(pv.free)
 		pv.mu.Unlock()
-		if n := len(pv.idle); n != want {
+		if n != want {
 			return fmt.Errorf("%d of %d instances idle", n, want)
 		}
 		return nil
@@ -285,7 +285,10 @@ func TestExpireFiresOnlyIntoARunningEntryPastItsDeadline(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 1})
 	load(t, h, "wat-echo", Limits{})
 	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	in := <-pv.idle
+	in, _, _, err := pv.get(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer pv.put(in, false) // its interrupt flag may be set: replace it
 	state := func() (fired, armed bool, armedAt int64) {
 		in.dmu.Lock()

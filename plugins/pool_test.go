@@ -1,0 +1,105 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/internal/testpoll"
+	"github.com/weirhq/weir/internal/weirerr"
+)
+
+// A call takes the instance returned last: its memory is the one most
+// likely still in the CPU's caches.
+func TestPoolServesTheWarmestInstance(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 3})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	var ins []*instance
+	for range 3 { // the second and third wait while the pool grows
+		in, _, _, err := pv.get(context.Background(), testpoll.MinWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	for _, in := range ins {
+		pv.put(in, true)
+	}
+	for range 3 {
+		in, waited, _, err := pv.get(context.Background(), 0)
+		if err != nil || waited {
+			t.Fatalf("get with three instances free: waited %v, %v", waited, err)
+		}
+		if in != ins[2] {
+			t.Fatalf("got instance %d of the three, want the one returned last", indexOf(ins, in))
+		}
+		pv.put(in, true)
+	}
+}
+
+// A call that gives up waiting leaves the queue, so the next instance
+// returned is kept for later calls, not handed to it.
+func TestGetThatGivesUpLeavesTheQueue(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	in, _, _, err := pv.get(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, waited, kind, err := pv.get(context.Background(), 5*time.Millisecond)
+	if !waited || kind != failOverload || weirerr.KindOf(err) != weirerr.Overloaded {
+		t.Fatalf("get with the only instance busy: waited %v, %v, %v", waited, kind, err)
+	}
+	pv.put(in, true)
+	pv.mu.Lock()
+	free, waiters := len(pv.free), len(pv.waiters)
+	pv.mu.Unlock()
+	if free != 1 || waiters != 0 {
+		t.Fatalf("%d instances free and %d calls waiting, want 1 and 0", free, waiters)
+	}
+}
+
+// A waiting call is handed the instance another call returns.
+func TestPutHandsTheInstanceToAWaitingCall(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	in, _, _, err := pv.get(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *instance)
+	go func() {
+		w, _, _, err := pv.get(context.Background(), testpoll.MinWait)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- w
+	}()
+	testpoll.For(t, testpoll.MinWait, "the second call waiting", func() error {
+		pv.mu.Lock()
+		defer pv.mu.Unlock()
+		if len(pv.waiters) != 1 {
+			return fmt.Errorf("%d calls waiting", len(pv.waiters))
+		}
+		return nil
+	})
+	pv.put(in, true)
+	w := <-got
+	pv.put(w, true)
+	if w != in {
+		t.Fatal("the waiting call got another instance than the one returned")
+	}
+}
+
+func indexOf(ins []*instance, in *instance) int {
+	for i, x := range ins {
+		if x == in {
+			return i
+		}
+	}
+	return -1
+}
