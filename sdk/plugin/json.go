@@ -165,12 +165,22 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return dst, errors.New("plugin: cannot encode NaN or Inf as JSON")
 	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
+	if i := int64(f); float64(i) == f && i > -1e15 && i < 1e15 && (i != 0 || !math.Signbit(f)) {
+		// A whole number (a count, an hour, a unix time) prints as an
+		// integer, as it would below, without the shortest-float search.
+		return strconv.AppendInt(dst, i, 10), nil
 	}
-	return strconv.AppendFloat(dst, f, format, -1, 64), nil
+	abs := math.Abs(f)
+	if abs == 0 || (abs >= 1e-6 && abs < 1e21) {
+		return strconv.AppendFloat(dst, f, 'f', -1, 64), nil
+	}
+	dst = strconv.AppendFloat(dst, f, 'e', -1, 64)
+	// A one-digit exponent without its leading zero: 1e-07 is 1e-7.
+	if n := len(dst); dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+		dst[n-2] = dst[n-1]
+		dst = dst[:n-1]
+	}
+	return dst, nil
 }
 
 const hexDigits = "0123456789abcdef"

@@ -5,6 +5,7 @@ package plugin
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"runtime"
 	"runtime/metrics"
@@ -241,6 +242,21 @@ func TestAppendJSONSortsKeys(t *testing.T) {
 		want, _ := json.Marshal(m)
 		if string(got) != string(want) {
 			t.Errorf("%d keys:\n got %s\nwant %s", n, got, want)
+		}
+	}
+}
+
+// Numbers print as encoding/json prints them, whole ones included.
+func TestAppendJSONNumbersMatchEncodingJSON(t *testing.T) {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 15, 1795966160, 46.86, -3.5, 0.05,
+		1e15 - 1, 1e15, -1e15, 1e20, 1e21, 123456789012345678, 1e-7, math.MaxInt64, math.MinInt64} {
+		got, err := AppendJSON(nil, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(f)
+		if string(got) != string(want) {
+			t.Errorf("AppendJSON(%v) = %s, encoding/json gives %s", f, got, want)
 		}
 	}
 }
