@@ -159,7 +159,7 @@ func eventObject(s *jsonx.Scanner, dst *map[string]any) bool {
 	if s.B[s.I] != '{' {
 		return false
 	}
-	v, err := s.Value()
+	v, err := s.Value(1) // a member of the event
 	*dst, _ = v.(map[string]any)
 	return err == nil
 }

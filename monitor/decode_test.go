@@ -3,7 +3,10 @@ package monitor
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/weirhq/weir/internal/jsonx"
 )
 
 // checkDecodeEvent fails unless decodeEvent gives what json.Unmarshal gives:
@@ -108,4 +111,15 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			_ = decodeEvent(raw, &ev)
 		}
 	})
+}
+
+// Nesting is counted from the event, as encoding/json counts it: features
+// nested to its limit within the event are refused alike.
+func TestDecodeEventNestingLimitCountsTheEvent(t *testing.T) {
+	for _, n := range []int{jsonx.MaxDepth - 3, jsonx.MaxDepth - 2, jsonx.MaxDepth - 1, jsonx.MaxDepth, jsonx.MaxDepth + 1} {
+		for _, inner := range []string{"1", ""} {
+			raw := `{"route":"r","features":{"a":` + strings.Repeat("[", n) + inner + strings.Repeat("]", n) + `}}`
+			checkDecodeEvent(t, []byte(raw))
+		}
+	}
 }

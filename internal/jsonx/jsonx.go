@@ -70,13 +70,15 @@ func kind(v any) string {
 }
 
 // Value reads the value at I as json.Unmarshal into an any does: objects as
-// map[string]any, arrays as []any, numbers as float64.
-func (s *Scanner) Value() (any, error) { return s.value(0) }
+// map[string]any, arrays as []any, numbers as float64. depth is its
+// nesting in the whole document (0 for the document itself), which
+// MaxDepth bounds, as for Skip.
+func (s *Scanner) Value(depth int) (any, error) { return s.value(depth) }
 
 // value decodes the value at I.
 func (d *Scanner) value(depth int) (any, error) {
-	if depth > MaxDepth {
-		return nil, errors.New("exceeded max depth")
+	if err := d.checkDepth(depth); err != nil {
+		return nil, err
 	}
 	switch c := d.B[d.I]; {
 	case c == '{':

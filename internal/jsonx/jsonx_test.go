@@ -19,6 +19,13 @@ var cases = []string{
 	`{"x":"\x"}`, `{"x":"\u12"}`, `{"x":1,}`, `{"x" 1}`, `{'x':1}`, `{"x":1}}`, `{"x":[1,]}`, `{"x":[1 2]}`,
 	`[1]`, `"s"`, `1`, `true`, ``, `{`, `{"x":`,
 	`{"d":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
+	// At most MaxDepth objects and arrays open at once, the document's own
+	// included, as encoding/json allows.
+	`{"d":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+	`{"d":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+	`{"d":` + strings.Repeat("[", 9999) + `1` + strings.Repeat("]", 9999) + `}`,
+	`{"d":` + strings.Repeat("[", 9998) + `{}` + strings.Repeat("]", 9998) + `}`,
+	`{"d":` + strings.Repeat("[", 9999) + `{}` + strings.Repeat("]", 9999) + `}`,
 }
 
 func check(t *testing.T, b []byte) {

@@ -263,10 +263,19 @@ func (s *Scanner) digits() {
 	}
 }
 
+// checkDepth refuses an object or array at depth (0 for the document):
+// like encoding/json, at most MaxDepth may be open at once.
+func (s *Scanner) checkDepth(depth int) error {
+	if depth >= MaxDepth && (s.B[s.I] == '{' || s.B[s.I] == '[') {
+		return errors.New("exceeded max depth")
+	}
+	return nil
+}
+
 // Skip checks the value at I without building it; depth is its nesting.
 func (s *Scanner) Skip(depth int) error {
-	if depth > MaxDepth {
-		return errors.New("exceeded max depth")
+	if err := s.checkDepth(depth); err != nil {
+		return err
 	}
 	switch c := s.B[s.I]; {
 	case c == '{':
