@@ -27,8 +27,8 @@ func WithTimeout(parent context.Context, d time.Duration) (context.Context, cont
 	return c, c.cancel
 }
 
-// timeoutCtx ends at deadline or at cancel, whichever comes first. Until Done or
-// AfterFunc is called it holds no timer and no channel.
+// timeoutCtx ends at deadline or at cancel, whichever comes first. Until
+// Done or AfterFunc is called it holds no timer and no channel.
 type timeoutCtx struct {
 	context.Context // the parent, for Value; it never ends
 	deadline        time.Time
