@@ -389,14 +389,14 @@ func pluginPathCosts(b *testing.B, g *testgw.Gateway, n int) (none, echo, goPlug
 	setupPluginRoutes(b, g)
 	h := g.Handler()
 	routes := []*timedRoute{
-		{path: pathNone, body: benchTxWithFeatures},
-		{path: pathEcho, body: benchTxWithFeatures},
-		{path: pathGo, body: benchTxRaw},
+		{predictCall: predictCall{h: h, path: pathNone, body: benchTxWithFeatures}},
+		{predictCall: predictCall{h: h, path: pathEcho, body: benchTxWithFeatures}},
+		{predictCall: predictCall{h: h, path: pathGo, body: benchTxRaw}},
 	}
 	const warmup = 200
 	for i := range warmup + n {
 		for j := range routes {
-			routes[(i+j)%len(routes)].do(b, h, i >= warmup, n)
+			routes[(i+j)%len(routes)].do(b, i >= warmup, n)
 		}
 	}
 	return median(routes[0].lat), median(routes[1].lat), median(routes[2].lat)
@@ -404,9 +404,7 @@ func pluginPathCosts(b *testing.B, g *testgw.Gateway, n int) (none, echo, goPlug
 
 // timedRoute times predict requests on one route through the handler.
 type timedRoute struct {
-	path     string
-	body     []byte
-	ctx      fasthttp.RequestCtx
+	predictCall
 	lat      []time.Duration
 	failures int
 }
@@ -415,19 +413,13 @@ type timedRoute struct {
 // plugin's garbage collection can overrun a deadline on a loaded machine:
 // failures are counted, not timed, and fail the benchmark past a tenth of
 // n.
-func (r *timedRoute) do(b *testing.B, h fasthttp.RequestHandler, keep bool, n int) {
-	r.ctx.Request.Reset()
-	r.ctx.Response.Reset()
-	r.ctx.ResetUserValues() // as fasthttp's server does between requests: fiber keeps the request's context there
-	r.ctx.Request.Header.SetMethod("POST")
-	r.ctx.Request.SetRequestURI(r.path)
-	r.ctx.Request.SetBody(r.body)
+func (r *timedRoute) do(b *testing.B, keep bool, n int) {
 	t0 := time.Now()
-	h(&r.ctx)
+	status := r.send()
 	d := time.Since(t0)
-	if r.ctx.Response.StatusCode() != 200 {
+	if status != 200 {
 		if r.failures++; r.failures > n/10 {
-			b.Fatalf("%s: status %d: %s", r.path, r.ctx.Response.StatusCode(), r.ctx.Response.Body())
+			b.Fatalf("%s: status %d: %s", r.path, status, r.ctx.Response.Body())
 		}
 		return
 	}

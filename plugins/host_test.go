@@ -282,13 +282,7 @@ func TestShortDeadlineAfterALongOne(t *testing.T) {
 // is running and past its deadline; before the deadline it sets the timer
 // for it, and between entries it does nothing.
 func TestExpireFiresOnlyIntoARunningEntryPastItsDeadline(t *testing.T) {
-	h := newHost(t, Options{PoolSize: 1})
-	load(t, h, "wat-echo", Limits{})
-	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	in, _, _, err := pv.get(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pv, in := takeTheOnlyEcho(t)
 	defer pv.put(in, false) // its interrupt flag may be set: replace it
 	state := func() (fired, armed bool, armedAt int64) {
 		in.dmu.Lock()
@@ -305,7 +299,7 @@ func TestExpireFiresOnlyIntoARunningEntryPastItsDeadline(t *testing.T) {
 	if fired, armed, _ := state(); fired || armed {
 		t.Fatalf("between entries: fired %v, armed %v; want neither", fired, armed)
 	}
-	dl := h.mono() + int64(time.Hour)
+	dl := pv.host.mono() + int64(time.Hour)
 	setEntry(dl)
 	in.expire() // an entry before its deadline
 	if fired, armed, at := state(); fired || !armed || at != dl {
@@ -316,7 +310,7 @@ func TestExpireFiresOnlyIntoARunningEntryPastItsDeadline(t *testing.T) {
 	if fired, armed, _ := state(); fired || armed {
 		t.Fatalf("after the entry returned: fired %v, armed %v; want neither", fired, armed)
 	}
-	setEntry(h.mono() - 1)
+	setEntry(pv.host.mono() - 1)
 	in.expire() // an entry past its deadline
 	if fired, _, _ := state(); !fired {
 		t.Fatal("past the deadline: not fired")

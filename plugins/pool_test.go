@@ -42,13 +42,7 @@ func TestPoolServesTheWarmestInstance(t *testing.T) {
 // A call that gives up waiting leaves the queue, so the next instance
 // returned is kept for later calls, not handed to it.
 func TestGetThatGivesUpLeavesTheQueue(t *testing.T) {
-	h := newHost(t, Options{PoolSize: 1})
-	load(t, h, "wat-echo", Limits{})
-	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	in, _, _, err := pv.get(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pv, in := takeTheOnlyEcho(t)
 	_, waited, kind, err := pv.get(context.Background(), 5*time.Millisecond)
 	if !waited || kind != failOverload || weirerr.KindOf(err) != weirerr.Overloaded {
 		t.Fatalf("get with the only instance busy: waited %v, %v, %v", waited, kind, err)
@@ -64,13 +58,7 @@ func TestGetThatGivesUpLeavesTheQueue(t *testing.T) {
 
 // A waiting call is handed the instance another call returns.
 func TestPutHandsTheInstanceToAWaitingCall(t *testing.T) {
-	h := newHost(t, Options{PoolSize: 1})
-	load(t, h, "wat-echo", Limits{})
-	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	in, _, _, err := pv.get(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pv, in := takeTheOnlyEcho(t)
 	got := make(chan *instance)
 	go func() {
 		w, _, _, err := pv.get(context.Background(), testpoll.MinWait)
@@ -93,6 +81,19 @@ func TestPutHandsTheInstanceToAWaitingCall(t *testing.T) {
 	if w != in {
 		t.Fatal("the waiting call got another instance than the one returned")
 	}
+}
+
+// takeTheOnlyEcho loads wat-echo in a pool of one and takes its instance.
+func takeTheOnlyEcho(t *testing.T) (*pluginVersion, *instance) {
+	t.Helper()
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	in, _, _, err := pv.get(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pv, in
 }
 
 func indexOf(ins []*instance, in *instance) int {
