@@ -165,10 +165,11 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return dst, errors.New("plugin: cannot encode NaN or Inf as JSON")
 	}
-	if i := int64(f); float64(i) == f && i > -1e15 && i < 1e15 && (i != 0 || !math.Signbit(f)) {
-		// A whole number (a count, an hour, a unix time) prints as an
-		// integer, as it would below, without the shortest-float search.
-		return strconv.AppendInt(dst, i, 10), nil
+	// A whole number (a count, an hour, a unix time) prints as an integer,
+	// as it would below, without the shortest-float search. The range is
+	// checked first: converting a float outside int64's is undefined.
+	if f > -1e15 && f < 1e15 && f == math.Trunc(f) && (f != 0 || !math.Signbit(f)) {
+		return strconv.AppendInt(dst, int64(f), 10), nil
 	}
 	abs := math.Abs(f)
 	if abs == 0 || (abs >= 1e-6 && abs < 1e21) {
