@@ -86,14 +86,26 @@ func kindOf(c byte) string {
 	return "number"
 }
 
-// scalars checks and skips a value at d.I, counting its scalars (numbers,
-// strings, booleans, nulls and objects) at any depth of arrays.
+// Where the values the decoder reads sit, counted as encoding/json counts
+// nesting (0 for the request itself). Every value is skipped or scanned at
+// its own depth, so one nested past jsonx.MaxDepth anywhere is refused as
+// json.Unmarshal refuses it.
+const (
+	depthMember       = 1 // a member of the request: id, inputs, outputs...
+	depthElement      = 2 // an element of inputs or outputs
+	depthTensorMember = 3 // a member of one of those: name, shape, data...
+	depthShapeElement = 4 // an element of an input's shape
+)
+
+// scalars checks and skips a value at d.I, nested depth deep, counting its
+// scalars (numbers, strings, booleans, nulls and objects) at any depth of
+// arrays.
 func (d *decoder) scalars(depth int) (int, error) {
-	if depth > jsonx.MaxDepth {
-		return 0, errors.New("exceeded max depth")
-	}
 	if d.B[d.I] != '[' {
 		return 1, d.Skip(depth)
+	}
+	if err := d.CheckDepth(depth); err != nil {
+		return 0, err
 	}
 	n := 0
 	d.I++
@@ -125,16 +137,14 @@ func keyIs(key []byte, name string) bool {
 }
 
 // stringField reads a string or null (nil, which leaves the field as it
-// was) for the member named by fieldName(array, n, member).
-func (d *decoder) stringField(array string, n int, member string) ([]byte, error) {
+// was), nested depth deep, for the member named by fieldName(array, n,
+// member).
+func (d *decoder) stringField(depth int, array string, n int, member string) ([]byte, error) {
 	if null, err := d.isNull(); null || err != nil {
 		return nil, err
 	}
-	if c := d.B[d.I]; c != '"' {
-		if err := d.Skip(0); err != nil {
-			return nil, err
-		}
-		return nil, typeError(fieldName(array, n, member), c, "a string")
+	if d.B[d.I] != '"' {
+		return nil, d.wrongType(depth, fieldName(array, n, member), "a string")
 	}
 	return d.Str()
 }
@@ -148,27 +158,34 @@ func fieldName(array string, n int, member string) string {
 	return fmt.Sprintf("%s[%d].%s", array, n, member)
 }
 
-// typeError names a field whose value (starting with c) has the wrong JSON
-// type.
-func typeError(field string, c byte, want string) error {
+// wrongType skips the value at d.I, nested depth deep, and names it as a
+// field of the wrong JSON type: encoding/json checks the syntax of the
+// whole request first, so a value that is not valid JSON, or nests too
+// deep, gets its syntax error instead.
+func (d *decoder) wrongType(depth int, field, want string) error {
+	c := d.B[d.I]
+	if err := d.Skip(depth); err != nil {
+		return err
+	}
 	return fmt.Errorf("%s is a JSON %s, expected %s", field, kindOf(c), want)
 }
 
-// mapField reads an object into *m, merging into a map already there as
-// encoding/json does (parameters: rare, so encoding/json reads them).
-func (d *decoder) mapField(field string, m *map[string]any) error {
+// mapField reads an object, nested depth deep, into *m, merging into a map
+// already there as encoding/json does (parameters: rare, so encoding/json
+// reads them).
+func (d *decoder) mapField(depth int, field string, m *map[string]any) error {
 	if null, err := d.isNull(); null || err != nil {
 		if null {
 			*m = nil
 		}
 		return err
 	}
-	start, c := d.I, d.B[d.I]
-	if err := d.Skip(0); err != nil {
-		return err
+	if d.B[d.I] != '{' {
+		return d.wrongType(depth, field, "an object")
 	}
-	if c != '{' {
-		return typeError(field, c, "an object")
+	start := d.I
+	if err := d.Skip(depth); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(d.B[start:d.I], m); err != nil {
 		return fmt.Errorf("%s: %w", field, err)
@@ -191,34 +208,31 @@ func (d *decoder) requestField(key []byte, req *InferRequest) error {
 	switch {
 	case keyIs(key, "id"):
 		var s []byte
-		if s, err = d.stringField("", 0, "id"); s != nil {
+		if s, err = d.stringField(depthMember, "", 0, "id"); s != nil {
 			req.ID = string(s)
 		}
 	case keyIs(key, "parameters"):
-		err = d.mapField("parameters", &req.Parameters)
+		err = d.mapField(depthMember, "parameters", &req.Parameters)
 	case keyIs(key, "inputs"):
 		req.Inputs, err = objects(d, req.Inputs[:0], "inputs", "an array of input tensors", d.inputField)
 	case keyIs(key, "outputs"):
 		req.Outputs, err = objects(d, req.Outputs[:0], "outputs", "an array of objects", d.outputField)
 	default:
-		err = d.Skip(1)
+		err = d.Skip(depthMember)
 	}
 	return err
 }
 
-// objects reads an array of objects, or null, into out; field reads the
-// member named key of element n. Like encoding/json, an element decodes
+// objects reads a member of the request that is an array of objects, or
+// null, into out; field reads the member named key of element n. Like encoding/json, an element decodes
 // into what was there, and a null element leaves it. name and want word
 // the errors for a value of another type.
 func objects[T any](d *decoder, out []T, name, want string, field func(n int, key []byte, e *T) error) ([]T, error) {
 	if null, err := d.isNull(); null || err != nil {
 		return nil, err
 	}
-	if c := d.B[d.I]; c != '[' {
-		if err := d.Skip(0); err != nil {
-			return nil, err
-		}
-		return nil, typeError(name, c, want)
+	if d.B[d.I] != '[' {
+		return nil, d.wrongType(depthMember, name, want)
 	}
 	if out == nil {
 		out = []T{} // [] is empty, not absent
@@ -236,11 +250,8 @@ func objects[T any](d *decoder, out []T, name, want string, field func(n int, ke
 		} else if null {
 			continue
 		}
-		if c := d.B[d.I]; c != '{' {
-			if err := d.Skip(0); err != nil {
-				return out, err
-			}
-			return out, typeError(fmt.Sprintf("%s[%d]", name, n), c, "an object")
+		if d.B[d.I] != '{' {
+			return out, d.wrongType(depthElement, fmt.Sprintf("%s[%d]", name, n), "an object")
 		}
 		d.I++
 		if err := d.members(func(key []byte) error { return field(n, key, e) }); err != nil {
@@ -268,25 +279,25 @@ func (d *decoder) inputField(n int, key []byte, in *InputTensor) error {
 	switch {
 	case keyIs(key, "name"):
 		var s []byte
-		if s, err = d.stringField("inputs", n, "name"); s != nil {
+		if s, err = d.stringField(depthTensorMember, "inputs", n, "name"); s != nil {
 			in.Name = string(s)
 		}
 	case keyIs(key, "datatype"):
 		var s []byte
-		if s, err = d.stringField("inputs", n, "datatype"); s != nil {
+		if s, err = d.stringField(depthTensorMember, "inputs", n, "datatype"); s != nil {
 			in.Datatype = datatypeOfName(s)
 		}
 	case keyIs(key, "shape"):
 		in.Shape, err = d.shape(n)
 	case keyIs(key, "parameters"):
-		err = d.mapField(fieldName("inputs", n, "parameters"), &in.Parameters)
+		err = d.mapField(depthTensorMember, fieldName("inputs", n, "parameters"), &in.Parameters)
 	case keyIs(key, "data"):
 		start := d.I
 		var count int
-		count, err = d.scalars(1)
+		count, err = d.scalars(depthTensorMember)
 		in.Data, in.count = d.B[start:d.I], count
 	default:
-		err = d.Skip(1)
+		err = d.Skip(depthTensorMember)
 	}
 	return err
 }
@@ -295,11 +306,8 @@ func (d *decoder) shape(n int) ([]int64, error) {
 	if null, err := d.isNull(); null || err != nil {
 		return nil, err
 	}
-	if c := d.B[d.I]; c != '[' {
-		if err := d.Skip(0); err != nil {
-			return nil, err
-		}
-		return nil, typeError(fmt.Sprintf("inputs[%d].shape", n), c, "an array of integers")
+	if d.B[d.I] != '[' {
+		return nil, d.wrongType(depthTensorMember, fmt.Sprintf("inputs[%d].shape", n), "an array of integers")
 	}
 	shape := make([]int64, 0, 4)
 	d.I++
@@ -317,10 +325,7 @@ func (d *decoder) shape(n int) ([]int64, error) {
 			continue
 		}
 		if c != '-' && !jsonx.IsDigit(c) {
-			if err := d.Skip(0); err != nil {
-				return shape, err
-			}
-			return shape, typeError(fmt.Sprintf("inputs[%d].shape[%d]", n, k), c, "an integer")
+			return shape, d.wrongType(depthShapeElement, fmt.Sprintf("inputs[%d].shape[%d]", n, k), "an integer")
 		}
 		tok, err := d.Number()
 		if err != nil {
@@ -339,13 +344,13 @@ func (d *decoder) outputField(n int, key []byte, o *RequestedOutput) error {
 	switch {
 	case keyIs(key, "name"):
 		var s []byte
-		if s, err = d.stringField("outputs", n, "name"); s != nil {
+		if s, err = d.stringField(depthTensorMember, "outputs", n, "name"); s != nil {
 			o.Name = string(s)
 		}
 	case keyIs(key, "parameters"):
-		err = d.mapField(fieldName("outputs", n, "parameters"), &o.Parameters)
+		err = d.mapField(depthTensorMember, fieldName("outputs", n, "parameters"), &o.Parameters)
 	default:
-		err = d.Skip(1)
+		err = d.Skip(depthTensorMember)
 	}
 	return err
 }

@@ -2,6 +2,8 @@ package models
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"regexp"
@@ -89,6 +91,39 @@ func checkDecode(t *testing.T, body []byte) {
 	}
 	if !reflect.DeepEqual(normalize(got), normalize(want)) {
 		t.Fatalf("%q:\n got  %#v\n want %#v", abbrevString(body), got, want)
+	}
+}
+
+// Nesting counts from the top of the request, as encoding/json counts it,
+// wherever the decoder skips or scans a value: unknown members, data, and
+// members of the wrong type (whose error must then be encoding/json's
+// syntax error, not a type error).
+func TestDecodeNestingLimitCountsFromTheRequest(t *testing.T) {
+	offset := regexp.MustCompile(` \(offset \d+\)$`)
+	for _, at := range []string{
+		`%s`,
+		`{"unknown":%s}`,
+		`{"id":%s}`,
+		`{"inputs":%s}`,
+		`{"inputs":[%s]}`,
+		`{"inputs":[{"unknown":%s}]}`,
+		`{"inputs":[{"name":%s}]}`,
+		`{"inputs":[{"data":%s}]}`,
+		`{"inputs":[{"shape":%s}]}`,
+		`{"inputs":[{"shape":[%s]}]}`,
+		`{"outputs":[{"unknown":%s}]}`,
+	} {
+		for n := 9995; n <= 10001; n++ {
+			body := []byte(fmt.Sprintf(at, strings.Repeat("[", n)+strings.Repeat("]", n)))
+			checkDecode(t, body)
+			var want, got InferRequest
+			werr := json.Unmarshal(body, &want)
+			gerr := DecodeInferRequest(body, &got)
+			var syntax *json.SyntaxError
+			if errors.As(werr, &syntax) && offset.ReplaceAllString(gerr.Error(), "") != werr.Error() {
+				t.Errorf("%s with %d arrays: DecodeInferRequest says %q, encoding/json %q", at, n, gerr, werr)
+			}
+		}
 	}
 }
 

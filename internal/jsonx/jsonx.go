@@ -77,7 +77,7 @@ func (s *Scanner) Value(depth int) (any, error) { return s.value(depth) }
 
 // value decodes the value at I.
 func (d *Scanner) value(depth int) (any, error) {
-	if err := d.checkDepth(depth); err != nil {
+	if err := d.CheckDepth(depth); err != nil {
 		return nil, err
 	}
 	switch c := d.B[d.I]; {

@@ -263,18 +263,19 @@ func (s *Scanner) digits() {
 	}
 }
 
-// checkDepth refuses an object or array at depth (0 for the document):
-// like encoding/json, at most MaxDepth may be open at once.
-func (s *Scanner) checkDepth(depth int) error {
+// CheckDepth refuses an object or array at I nested depth deep (0 for the
+// document): like encoding/json, at most MaxDepth may be open at once, and
+// the error is its syntax error.
+func (s *Scanner) CheckDepth(depth int) error {
 	if depth >= MaxDepth && (s.B[s.I] == '{' || s.B[s.I] == '[') {
-		return errors.New("exceeded max depth")
+		return s.Syntax("exceeded max depth")
 	}
 	return nil
 }
 
 // Skip checks the value at I without building it; depth is its nesting.
 func (s *Scanner) Skip(depth int) error {
-	if err := s.checkDepth(depth); err != nil {
+	if err := s.CheckDepth(depth); err != nil {
 		return err
 	}
 	switch c := s.B[s.I]; {
