@@ -68,6 +68,12 @@ type Options struct {
 	// many calls of one plugin run at once. A version starts with one and
 	// grows when its calls find none free. Default 2×GOMAXPROCS.
 	PoolSize int
+	// InstanceIdleTimeout is how long an instance beyond a version's
+	// first may stay free before it is closed, so that the instances a
+	// burst added (megabytes each for a Go plugin) are given back. It is
+	// enforced to within half of itself. Default one minute; negative
+	// keeps every instance.
+	InstanceIdleTimeout time.Duration
 	// Limits are the defaults for plugins loaded without their own.
 	Limits Limits
 	// Features answers the features import; nil answers "not found".
@@ -83,6 +89,9 @@ type Options struct {
 	// fails the call (Upstream) without being copied. Default 1 MiB.
 	MaxOutputBytes int
 }
+
+// DefaultInstanceIdleTimeout is the default of Options.InstanceIdleTimeout.
+const DefaultInstanceIdleTimeout = time.Minute
 
 // DefaultMaxOutputBytes is the default of Options.MaxOutputBytes.
 const DefaultMaxOutputBytes = 1 << 20
@@ -100,6 +109,9 @@ func (o Options) validate() (Options, error) {
 	}
 	if o.PoolSize == 0 {
 		o.PoolSize = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.InstanceIdleTimeout == 0 {
+		o.InstanceIdleTimeout = DefaultInstanceIdleTimeout
 	}
 	if o.Limits.Timeout < 0 {
 		return o, fmt.Errorf("plugins: Limits.Timeout is %s, want >= 0", o.Limits.Timeout)

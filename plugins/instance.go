@@ -24,6 +24,7 @@ type instance struct {
 	fnAlloc, fnCall api.Function
 	fnIdle          api.Function // optional weir_idle, nil when not exported
 	calls           uint64       // calls so far, for idleEvery
+	freeSince       uint64       // the pool's sweeps when it was last put on free
 	stack           []uint64     // CallWithStack's params and results
 
 	// The input region the guest gave at weir_alloc, reused while inputs fit.

@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"plugin", "version"}),
 		instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weir_plugin_instances",
-			Help: "Instances of a plugin version in existence (idle, in a call or being created): one at load, more as concurrent calls ask, up to the pool size.",
+			Help: "Instances of a plugin version in existence (idle, in a call or being created): one at load, more as concurrent calls ask, up to the pool size, and fewer again as instances stay free for a minute.",
 		}, []string{"plugin", "version"}),
 		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_plugin_log_dropped_total",

@@ -38,8 +38,13 @@ type pluginVersion struct {
 	// grows, up to size, when a call finds no instance free or an
 	// instance due for weir_idle finds no other to serve meanwhile: a
 	// version no route calls keeps one instance (a Go plugin's is
-	// megabytes), a busy one as many as its concurrency asks for.
-	want     int
+	// megabytes), a busy one as many as its concurrency asks for. It
+	// shrinks back as instances stay free (sweep).
+	want int
+	// sweeps counts the idle sweeps so far; put stamps each instance it
+	// frees with it, so that a sweep knows how long an instance has been
+	// free without reading the clock on the call path.
+	sweeps   uint64
 	live     int  // instances in existence: idle, in a call, or being created
 	closed   bool // unloaded: no new calls, instances close on return
 	released chan struct{}
@@ -158,6 +163,7 @@ func (pv *pluginVersion) put(in *instance, keep bool) {
 			pv.waiters = slices.Delete(pv.waiters, 0, 1)
 			handoff <- in // never blocks: each waiter is handed one instance
 		} else {
+			in.freeSince = pv.sweeps
 			pv.free = append(pv.free, in)
 		}
 		pv.mu.Unlock()
@@ -235,15 +241,52 @@ func (pv *pluginVersion) idleThenPut(in *instance) {
 	pv.put(in, err == nil)
 }
 
+// sweepsPerIdleTimeout is how many sweeps run per InstanceIdleTimeout. An
+// instance freed between two sweeps closes at the third sweep after it
+// unless a call takes it first, so once it has been free for between the
+// timeout and one and a half of it.
+const sweepsPerIdleTimeout = 2
+
+// sweep closes the instances that have stayed free for the idle timeout,
+// longest free first (the bottom of the stack), keeping one, so that a
+// pool grown by a burst gives its memory back once the burst has passed.
+// The pool grows again as calls ask.
+func (pv *pluginVersion) sweep() {
+	pv.mu.Lock()
+	pv.sweeps++
+	n := 0
+	for n < len(pv.free) && pv.want-n > 1 && pv.sweeps-pv.free[n].freeSince > sweepsPerIdleTimeout {
+		n++
+	}
+	idle := slices.Clone(pv.free[:n])
+	pv.free = slices.Delete(pv.free, 0, n)
+	pv.want -= n
+	pv.live -= n
+	pv.m.instances.Sub(float64(n))
+	pv.mu.Unlock()
+	for _, in := range idle {
+		in.close()
+	}
+}
+
 // refiller creates the instances the pool wants in the background: those
 // it grows by and those replacing discarded ones, so that the next request
-// finds a warm one.
+// finds a warm one. It also sweeps idle instances away.
 func (pv *pluginVersion) refiller() {
 	defer close(pv.refillDone)
+	var sweep <-chan time.Time
+	if d := pv.host.opts.InstanceIdleTimeout; d > 0 {
+		t := time.NewTicker(d / sweepsPerIdleTimeout)
+		defer t.Stop()
+		sweep = t.C
+	}
 	for {
 		select {
 		case <-pv.stop:
 			return
+		case <-sweep:
+			pv.sweep()
+			continue
 		case <-pv.refill:
 		}
 		for pv.reserve() {

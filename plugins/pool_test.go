@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 )
@@ -16,14 +18,7 @@ func TestPoolServesTheWarmestInstance(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 3})
 	load(t, h, "wat-echo", Limits{})
 	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	var ins []*instance
-	for range 3 { // the second and third wait while the pool grows
-		in, _, _, err := pv.get(context.Background(), testpoll.MinWait)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ins = append(ins, in)
-	}
+	ins := takeAll(t, pv, 3)
 	for _, in := range ins {
 		pv.put(in, true)
 	}
@@ -36,6 +31,58 @@ func TestPoolServesTheWarmestInstance(t *testing.T) {
 			t.Fatalf("got instance %d of the three, want the one returned last", indexOf(ins, in))
 		}
 		pv.put(in, true)
+	}
+}
+
+// Instances a burst added close once they have stayed free for
+// InstanceIdleTimeout, longest idle first, down to the one a version keeps;
+// the pool grows again when calls ask.
+func TestPoolShrinksToOneWhenIdle(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 3, InstanceIdleTimeout: 20 * time.Millisecond})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	ins := takeAll(t, pv, 3)
+	for _, in := range ins {
+		pv.put(in, true)
+	}
+	testpoll.For(t, testpoll.MinWait, "the pool back to one instance", func() error {
+		pv.mu.Lock()
+		defer pv.mu.Unlock()
+		if pv.live != 1 || pv.want != 1 || len(pv.free) != 1 {
+			return fmt.Errorf("%d instances (%d wanted), %d free", pv.live, pv.want, len(pv.free))
+		}
+		return nil
+	})
+	if n := testutil.ToFloat64(pv.m.instances); n != 1 {
+		t.Errorf("weir_plugin_instances is %v, want 1", n)
+	}
+	in, waited, _, err := pv.get(context.Background(), 0)
+	if err != nil || waited {
+		t.Fatalf("get with one instance free: waited %v, %v", waited, err)
+	}
+	if in != ins[2] {
+		t.Fatalf("instance %d of the three stayed, want the one returned last", indexOf(ins, in))
+	}
+	pv.put(in, true)
+	for _, in := range takeAll(t, pv, 3) {
+		pv.put(in, true)
+	}
+}
+
+// A negative InstanceIdleTimeout keeps every instance a pool has grown.
+func TestPoolKeepsIdleInstancesWhenTold(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 2, InstanceIdleTimeout: -1})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	for _, in := range takeAll(t, pv, 2) {
+		pv.put(in, true)
+	}
+	time.Sleep(50 * time.Millisecond)
+	pv.mu.Lock()
+	live := pv.live
+	pv.mu.Unlock()
+	if live != 2 {
+		t.Fatalf("%d instances after a wait, want the 2 the pool grew to", live)
 	}
 }
 
@@ -94,6 +141,21 @@ func takeTheOnlyEcho(t *testing.T) (*pluginVersion, *instance) {
 		t.Fatal(err)
 	}
 	return pv, in
+}
+
+// takeAll takes n instances of pv at once, the pool growing to n as the
+// calls wait.
+func takeAll(t *testing.T, pv *pluginVersion, n int) []*instance {
+	t.Helper()
+	var ins []*instance
+	for range n {
+		in, _, _, err := pv.get(context.Background(), testpoll.MinWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	return ins
 }
 
 func indexOf(ins []*instance, in *instance) int {
