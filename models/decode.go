@@ -224,9 +224,10 @@ func (d *decoder) requestField(key []byte, req *InferRequest) error {
 }
 
 // objects reads a member of the request that is an array of objects, or
-// null, into out; field reads the member named key of element n. Like encoding/json, an element decodes
-// into what was there, and a null element leaves it. name and want word
-// the errors for a value of another type.
+// null, into out; field reads the member named key of element n. Like
+// encoding/json, an element decodes into what was there, and a null
+// element leaves it. name and want word the errors for a value of another
+// type.
 func objects[T any](d *decoder, out []T, name, want string, field func(n int, key []byte, e *T) error) ([]T, error) {
 	if null, err := d.isNull(); null || err != nil {
 		return nil, err
