@@ -18,19 +18,9 @@ func TestPoolServesTheWarmestInstance(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 3})
 	load(t, h, "wat-echo", Limits{})
 	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	ins := takeAll(t, pv, 3)
-	for _, in := range ins {
-		pv.put(in, true)
-	}
+	ins := growTo(t, pv, 3)
 	for range 3 {
-		in, waited, _, err := pv.get(context.Background(), 0)
-		if err != nil || waited {
-			t.Fatalf("get with three instances free: waited %v, %v", waited, err)
-		}
-		if in != ins[2] {
-			t.Fatalf("got instance %d of the three, want the one returned last", indexOf(ins, in))
-		}
-		pv.put(in, true)
+		takesLastReturned(t, pv, ins)
 	}
 }
 
@@ -41,10 +31,7 @@ func TestPoolShrinksToOneWhenIdle(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 3, InstanceIdleTimeout: 20 * time.Millisecond})
 	load(t, h, "wat-echo", Limits{})
 	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	ins := takeAll(t, pv, 3)
-	for _, in := range ins {
-		pv.put(in, true)
-	}
+	ins := growTo(t, pv, 3)
 	testpoll.For(t, testpoll.MinWait, "the pool back to one instance", func() error {
 		pv.mu.Lock()
 		defer pv.mu.Unlock()
@@ -56,17 +43,8 @@ func TestPoolShrinksToOneWhenIdle(t *testing.T) {
 	if n := testutil.ToFloat64(pv.m.instances); n != 1 {
 		t.Errorf("weir_plugin_instances is %v, want 1", n)
 	}
-	in, waited, _, err := pv.get(context.Background(), 0)
-	if err != nil || waited {
-		t.Fatalf("get with one instance free: waited %v, %v", waited, err)
-	}
-	if in != ins[2] {
-		t.Fatalf("instance %d of the three stayed, want the one returned last", indexOf(ins, in))
-	}
-	pv.put(in, true)
-	for _, in := range takeAll(t, pv, 3) {
-		pv.put(in, true)
-	}
+	takesLastReturned(t, pv, ins)
+	growTo(t, pv, 3)
 }
 
 // A negative InstanceIdleTimeout keeps every instance a pool has grown.
@@ -74,9 +52,7 @@ func TestPoolKeepsIdleInstancesWhenTold(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 2, InstanceIdleTimeout: -1})
 	load(t, h, "wat-echo", Limits{})
 	pv := h.plugins[pluginKey{"wat-echo", "1"}]
-	for _, in := range takeAll(t, pv, 2) {
-		pv.put(in, true)
-	}
+	growTo(t, pv, 2)
 	time.Sleep(50 * time.Millisecond)
 	pv.mu.Lock()
 	live := pv.live
@@ -143,9 +119,9 @@ func takeTheOnlyEcho(t *testing.T) (*pluginVersion, *instance) {
 	return pv, in
 }
 
-// takeAll takes n instances of pv at once, the pool growing to n as the
-// calls wait.
-func takeAll(t *testing.T, pv *pluginVersion, n int) []*instance {
+// growTo takes n instances of pv at once, the pool growing to n as the
+// calls wait, and returns them to it in the order it returns them.
+func growTo(t *testing.T, pv *pluginVersion, n int) []*instance {
 	t.Helper()
 	var ins []*instance
 	for range n {
@@ -155,7 +131,24 @@ func takeAll(t *testing.T, pv *pluginVersion, n int) []*instance {
 		}
 		ins = append(ins, in)
 	}
+	for _, in := range ins {
+		pv.put(in, true)
+	}
 	return ins
+}
+
+// takesLastReturned takes a free instance of pv and gives it back,
+// failing unless it is the last of ins.
+func takesLastReturned(t *testing.T, pv *pluginVersion, ins []*instance) {
+	t.Helper()
+	in, waited, _, err := pv.get(context.Background(), 0)
+	if err != nil || waited {
+		t.Fatalf("get with an instance free: waited %v, %v", waited, err)
+	}
+	pv.put(in, true)
+	if last := len(ins) - 1; in != ins[last] {
+		t.Fatalf("got instance %d of %d, want %d, the one returned last", indexOf(ins, in), len(ins), last)
+	}
 }
 
 func indexOf(ins []*instance, in *instance) int {
