@@ -150,11 +150,10 @@ func (h *Host) hostFeatures(ctx context.Context, mod api.Module, stack []uint64)
 	// answer from the last lookup instead of reading the store twice.
 	if !in.feat.valid || in.feat.entity != string(entity) {
 		in.feat.entity = string(entity)
-		// The read must end with the call: wazero stops the guest at its
-		// deadline, but only once this host function returns.
-		rctx, cancel := context.WithDeadline(in.reqCtx, in.call.deadline)
+		// The read must end with the call (readCtx).
+		rctx := newReadCtx(in.reqCtx, in.call.deadline)
 		f, found, err := h.opts.Features.ReadFeatures(rctx, in.feat.entity)
-		cancel()
+		rctx.end()
 		in.feat.valid = true
 		switch {
 		case err != nil:
