@@ -276,7 +276,7 @@ func (pv *pluginVersion) refiller() {
 	defer close(pv.refillDone)
 	var sweep <-chan time.Time
 	if d := pv.host.opts.InstanceIdleTimeout; d > 0 {
-		t := time.NewTicker(d / sweepsPerIdleTimeout)
+		t := time.NewTicker(max(d/sweepsPerIdleTimeout, time.Millisecond))
 		defer t.Stop()
 		sweep = t.C
 	}

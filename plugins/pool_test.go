@@ -32,6 +32,27 @@ func TestPoolShrinksToOneWhenIdle(t *testing.T) {
 	load(t, h, "wat-echo", Limits{})
 	pv := h.plugins[pluginKey{"wat-echo", "1"}]
 	ins := growTo(t, pv, 3)
+	shrinksToOne(t, pv)
+	if n := testutil.ToFloat64(pv.m.instances); n != 1 {
+		t.Errorf("weir_plugin_instances is %v, want 1", n)
+	}
+	takesLastReturned(t, pv, ins)
+	growTo(t, pv, 3)
+}
+
+// An idle timeout too short to sweep by half of it still sweeps (a ticker
+// of no interval would panic).
+func TestPoolSweepsWithATinyIdleTimeout(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 2, InstanceIdleTimeout: time.Nanosecond})
+	load(t, h, "wat-echo", Limits{})
+	pv := h.plugins[pluginKey{"wat-echo", "1"}]
+	growTo(t, pv, 2)
+	shrinksToOne(t, pv)
+}
+
+// shrinksToOne waits for pv's idle instances to be swept down to one.
+func shrinksToOne(t *testing.T, pv *pluginVersion) {
+	t.Helper()
 	testpoll.For(t, testpoll.MinWait, "the pool back to one instance", func() error {
 		pv.mu.Lock()
 		defer pv.mu.Unlock()
@@ -40,11 +61,6 @@ func TestPoolShrinksToOneWhenIdle(t *testing.T) {
 		}
 		return nil
 	})
-	if n := testutil.ToFloat64(pv.m.instances); n != 1 {
-		t.Errorf("weir_plugin_instances is %v, want 1", n)
-	}
-	takesLastReturned(t, pv, ins)
-	growTo(t, pv, 3)
 }
 
 // A negative InstanceIdleTimeout keeps every instance a pool has grown.
