@@ -228,8 +228,11 @@ func TestArchiverCrashBeforeAckWritesNoDuplicates(t *testing.T) {
 	}
 	crashing.noAck = true
 	const n = 1000
+	ts := time.Now().UTC() // one partition: events straddling an hour filled two
 	for i := range n {
-		publishRaw(t, js, testEvent("r", i))
+		ev := testEvent("r", i)
+		ev.TS = ts
+		publishRaw(t, js, ev)
 	}
 	testpoll.For(t, 10*time.Second, "three full files", func() error {
 		if n := crashing.Files(); n != 3 {

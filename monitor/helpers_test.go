@@ -133,6 +133,9 @@ func streamEvents(t testing.TB, js jetstream.JetStream) int {
 	return total
 }
 
+// testEvent is an event of route stamped now. The archive files events by
+// route and hour: a test that counts files stamps its events with one time,
+// or a run that straddles the hour splits them across two partitions.
 func testEvent(route string, i int) *Event {
 	return &Event{
 		ID:        NewID(),

@@ -395,8 +395,10 @@ func TestArchiveTwoSchemasInOneFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	var evs []*Event
+	ts := time.Now().UTC() // one hour: events straddling one would fill more files
 	for i := range 10 {
 		ev := testEvent("fraud", i)
+		ev.TS = ts
 		if i%2 == 1 {
 			ev.Features["tx_count_1h"] = 3.0 // the canary's model has one more feature
 		}
