@@ -227,10 +227,10 @@ func doPost(c *fasthttp.HostClient, url string, body []byte, req *fasthttp.Reque
 
 // p50Paired sends n requests one at a time to each of two servers, taking
 // turns request by request, and returns each one's median. The machine
-// switches between a fast and a slow mode for a whole process (one run had
-// both servers at 35 µs in some rounds of 1000 requests and 60 µs in
-// others); rounds that alternated between the servers could catch one in
-// each mode and report a ratio of 1.75 for servers that were alike.
+// switches between a fast and a slow mode (one run had both servers at
+// 35 µs in some rounds of 1000 requests and 60 µs in others); rounds that
+// alternated between the servers could catch one in each mode and report a
+// ratio of 1.75 for servers that were alike.
 func p50Paired(b *testing.B, urlA, urlB string, body []byte, n int) (time.Duration, time.Duration) {
 	ca, cb := hostClient(urlA), hostClient(urlB)
 	var req fasthttp.Request
