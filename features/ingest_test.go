@@ -259,6 +259,16 @@ func TestCrashAfterStateWriteIsNotDoubleCounted(t *testing.T) {
 	}
 	ingestN(t, a, 0, 500)
 	waitTotal(t, a, 5*time.Second, 500, "first run applied all")
+	// The features are written before the states that de-duplicate a
+	// replay: closing as soon as the features read 500 could stop the
+	// state writes, and the replay then applied all 500 again (correctly,
+	// from no state), which is not the crash this test is about.
+	testpoll.For(t, 5*time.Second, "the first run's states written", func() error {
+		if st := a.Stats("fraud"); st.Applied != 500 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
 	_ = a.Close(context.Background())
 	// Restart the server too, on the same data.
 	srv.Shutdown()

@@ -431,6 +431,8 @@ func (w *worker) flush(ctx context.Context) error {
 	}
 	if w.s.testSkipCursor.Load() {
 		// Tests simulate a crash between the state writes and the cursor.
+		// The counts tell them the states are written.
+		w.countFlushed()
 		w.dirty, w.pending = map[string]*entityState{}, 0
 		return nil
 	}
@@ -451,6 +453,17 @@ func (w *worker) flush(ctx context.Context) error {
 		return fmt.Errorf("write cursor of %s: %w", w.name, err)
 	}
 	w.cursor, w.cursorRev = w.lastSeq, rev
+	w.countFlushed()
+	w.dirty, w.pending = map[string]*entityState{}, 0
+	if len(w.states) > maxStates {
+		w.states = map[string]*entityState{}
+	}
+	return nil
+}
+
+// countFlushed adds the events of a flush that is written to the set's
+// counts.
+func (w *worker) countFlushed() {
 	w.s.m.ingested.WithLabelValues(w.name).Add(float64(w.applied))
 	w.s.count(w.name, func(st *Stats) {
 		st.Applied += w.applied
@@ -458,11 +471,6 @@ func (w *worker) flush(ctx context.Context) error {
 		st.Late += w.late
 	})
 	w.applied, w.dups, w.late = 0, 0, 0
-	w.dirty, w.pending = map[string]*entityState{}, 0
-	if len(w.states) > maxStates {
-		w.states = map[string]*entityState{}
-	}
-	return nil
 }
 
 func waitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
