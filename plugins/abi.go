@@ -10,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/weirhq/weir/internal/deadline"
 )
 
 // ABI v1 names, see docs/plugin-abi.md.
@@ -150,10 +152,13 @@ func (h *Host) hostFeatures(ctx context.Context, mod api.Module, stack []uint64)
 	// answer from the last lookup instead of reading the store twice.
 	if !in.feat.valid || in.feat.entity != string(entity) {
 		in.feat.entity = string(entity)
-		// The read must end with the call (readCtx).
-		rctx := newReadCtx(in.reqCtx, in.call.deadline)
+		// The read must end with the call: wazero stops the guest at its
+		// deadline, but only once this host function returns. Most reads
+		// are cache hits that never wait, so the deadline's context is
+		// derived only if the reader waits (deadline.Child).
+		rctx, end := deadline.Child(in.reqCtx, in.call.deadline)
 		f, found, err := h.opts.Features.ReadFeatures(rctx, in.feat.entity)
-		rctx.end()
+		end()
 		in.feat.valid = true
 		switch {
 		case err != nil:

@@ -18,6 +18,6 @@
 // pushed to any replica loads on every replica, with the limits stored for
 // its version. The package does not parse routes or know about models. It
 // must not import other weir packages except internal/weirerr,
-// internal/promx and internal/artifacts: the feature store is reached
-// through the FeatureReader interface declared here.
+// internal/promx, internal/artifacts and internal/deadline: the feature
+// store is reached through the FeatureReader interface declared here.
 package plugins

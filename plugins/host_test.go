@@ -880,3 +880,39 @@ func TestGoPluginCollectsBetweenCalls(t *testing.T) {
 		t.Errorf("%v of %v collections completed inside calls, want 0 (weir_idle collects between calls)", inCalls, total)
 	}
 }
+
+// waitingFeatures is a FeatureReader that waits for its context to end.
+type waitingFeatures struct{ err chan error }
+
+func (f *waitingFeatures) ReadFeatures(ctx context.Context, entity string) ([]byte, bool, error) {
+	<-ctx.Done()
+	f.err <- ctx.Err()
+	return nil, false, ctx.Err()
+}
+
+// A features read that waits ends with the call, at its deadline.
+func TestFeatureReadEndsWithTheCall(t *testing.T) {
+	feats := &waitingFeatures{err: make(chan error, 1)}
+	h := newHost(t, Options{Features: feats})
+	load(t, h, "fraud-features", Limits{Timeout: 50 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Call(context.Background(), "fraud-features", "1", nil, []byte(txn))
+		done <- err
+	}()
+	select {
+	case err := <-feats.err:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the read's context ended with %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(testpoll.MinWait):
+		t.Fatal("a features read waiting on its context outlived a 50ms call")
+	}
+	// The guest then ran on without features or was stopped at its
+	// deadline, depending on which came first: either way the call ends.
+	select {
+	case <-done:
+	case <-time.After(testpoll.MinWait):
+		t.Fatal("the call did not return after its features read ended")
+	}
+}

@@ -8,6 +8,7 @@
 // same context, but arms its timer only when something asks for Done or
 // registers an AfterFunc, which is when waiting starts: a plugin instance
 // or a batch that is not free, a feature store read, a child context.
+// Child does the same for a child that ends at a deadline of its own.
 package deadline
 
 import (

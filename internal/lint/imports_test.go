@@ -30,7 +30,7 @@ var rules = []rule{
 	{pkg: "monitor", only: []string{"internal/weirerr", "internal/lifecycle", "internal/jsonx", "monitor/event"}},
 	{pkg: "monitor/event", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
 	{pkg: "monitor/drift", never: []string{"gateway", "models", "router", "canary"}},
-	{pkg: "plugins", only: []string{"internal/weirerr", "internal/promx", "internal/artifacts"}},
+	{pkg: "plugins", only: []string{"internal/weirerr", "internal/promx", "internal/artifacts", "internal/deadline"}},
 	{pkg: "sdk/plugin", only: []string{}, never: []string{"github.com/", "golang.org/x/"}},
 	{pkg: "router", never: []string{"gateway", "models", "plugins", "canary", "monitor"}},
 	// canary needs the event contract's names, not the monitor's stats,
