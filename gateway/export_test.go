@@ -56,3 +56,15 @@ func PluginChainForTest(g *Gateway, route string) (func(ctx context.Context, bod
 		return err
 	}, nil
 }
+
+// RoutesForTest lists the HTTP endpoints g registered, as "METHOD /path"
+// with fiber's parameters (":name", "*"), HEAD and middleware left out.
+func RoutesForTest(g *Gateway) []string {
+	var out []string
+	for _, r := range g.app.GetRoutes(true) {
+		if r.Method != fiber.MethodHead {
+			out = append(out, r.Method+" "+r.Path)
+		}
+	}
+	return out
+}

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// contractName is API.md's rule for names, as written there.
+// contractName is docs/api.md's rule for names, as written there.
 var contractName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func TestValidName(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 )
 
 // ValidName reports whether s is a valid model, version, plugin, variant or
-// route name: the contract's rule (API.md "Names") is
+// route name: the contract's rule (docs/api.md "Names") is
 // ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$. It is checked on every request, so by
 // hand rather than with a regexp (name_test.go checks the two agree).
 func ValidName(s string) bool {

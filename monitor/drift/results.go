@@ -18,7 +18,7 @@ const (
 )
 
 // FeatureDrift is one feature's drift, as served by GET /v1/drift/{model}.
-// The first six fields are fixed by the external contract (API.md).
+// The first six fields are fixed by the external contract (docs/api.md).
 type FeatureDrift struct {
 	Feature   string  `json:"feature"`
 	Metric    string  `json:"metric"`

@@ -1,6 +1,6 @@
 // Package event is weir's event contract, and nothing else: the shape of
 // the event every inference publishes and the NATS stream and subject names
-// fixed by the external contract (shared API.md). It is a leaf: it imports
+// fixed by the external contract (docs/api.md). It is a leaf: it imports
 // only the standard library, so a package that needs a subject name (the
 // rollout controller) or the event type (drift) does not pull in the
 // monitor's publisher, stats or Parquet archive.
@@ -8,7 +8,7 @@ package event
 
 import "time"
 
-// Subject and stream names fixed by the external contract (shared API.md).
+// Subject and stream names fixed by the external contract (docs/api.md).
 const (
 	StreamEvents         = "WEIR_EVENTS"
 	SubjectEventsPrefix  = "weir.events."       // + route

@@ -6,8 +6,8 @@ import (
 	"fmt"
 )
 
-// A frame carries many events of one route in one NATS message (shared
-// API.md, "Events on NATS"). Its body is
+// A frame carries many events of one route in one NATS message (docs/api.md,
+// "Events"). Its body is
 //
 //	'W' 'F' version(1 byte) count(uint32 BE) then count times: length(uint32 BE) event-JSON
 //
