@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/weirhq/weir/gateway"
@@ -83,6 +84,28 @@ func TestDataDirPrivate(t *testing.T) {
 		}
 		if fi.Mode().Perm()&0o077 != 0 {
 			t.Errorf("%s has mode %v: others may read it", p, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestPprofIsAdminOnly pins issue 26's operator profiler: --pprof serves
+// Go's profiles to the admin token only, and nothing without the flag.
+func TestPprofIsAdminOnly(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.Pprof = on }))
+		const p = "/debug/pprof/heap?debug=1"
+		withToken := call(t, "GET", g.URL+p, g.Token, nil)
+		if !on {
+			if withToken.status != 404 {
+				t.Errorf("without --pprof, GET %s answered %d, want 404", p, withToken.status)
+			}
+			continue
+		}
+		if withToken.status != 200 || !strings.Contains(string(withToken.raw), "heap profile") {
+			t.Errorf("--pprof: GET %s with the admin token: %d %.100s, want the heap profile", p, withToken.status, withToken.raw)
+		}
+		if a := call(t, "GET", g.URL+p, "", nil); a.status != 401 {
+			t.Errorf("--pprof: GET %s without a token: %d, want 401", p, a.status)
 		}
 	}
 }

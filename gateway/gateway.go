@@ -65,6 +65,9 @@ type Options struct {
 	// ProtectMetrics puts /metrics behind the API keys too (serve's
 	// --metrics-open=false); by default it stays open for scrapers.
 	ProtectMetrics bool
+	// Pprof serves Go's profiles under /debug/pprof/, to the admin token
+	// only (serve's --pprof); off by default.
+	Pprof          bool
 	ORTLib         string // ONNX Runtime library; see models.FindLibrary
 	IntraOpThreads int    // per model session, default 1
 	MaxBodyBytes   int    // default 64 MiB

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/pprof"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -145,6 +146,11 @@ func (g *Gateway) buildApp() error {
 	v1.Delete("/featuresets/:name", admin, g.deleteFeatureSet)
 	v1.Post("/featuresets/:name/ingest", admin, g.ingestFeatureSet)
 	v1.Post("/featuresets/:name/backfill", admin, g.backfillFeatureSet)
+
+	if g.opts.Pprof {
+		// Profiles show request data in stacks and heap samples: admin only.
+		app.Use("/debug/pprof", admin, pprof.New())
+	}
 
 	dashboard.Mount(app)
 

@@ -98,6 +98,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of every JetStream KV bucket, object store and stream weir creates or finds (at most the cluster's size)")
 	f.StringVar(&o.AdminToken, "admin-token", "", "admin token; prefer $WEIR_ADMIN_TOKEN, since a flag is visible to every user in ps (default: $WEIR_ADMIN_TOKEN, else generated into <data-dir>/admin-token)")
 	f.StringVar(&o.APIKeysFile, "api-keys", "", "file of API keys (one per line): every endpoint but /v2/health/* (and /metrics, see --metrics-open) then needs a key or the admin token")
+	f.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (admin token only), for an operator diagnosing CPU or memory")
 	f.BoolVar(&metricsOpen, "metrics-open", true, "with --api-keys, leave /metrics open for scrapers (false: it needs a key too)")
 	f.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then the `make ort` cache)")
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
