@@ -46,6 +46,14 @@ const (
 	DefaultTimeout     = 20 * time.Millisecond
 )
 
+// MaxTableElements bounds a plugin's tables, all of them together: a
+// module declaring more elements is refused at load, and table.grow past
+// the limit returns -1 to the guest (see "Bounding tables" in
+// interrupt.go). An element costs the host 8 bytes. The Go toolchain puts
+// every function in its table: about 6,000 elements for the example
+// plugins, 10,000 for one importing net/http; C and Rust declare a few.
+const MaxTableElements = 100_000
+
 // withDefaults fills l's zero fields from d.
 func (l Limits) withDefaults(d Limits) Limits {
 	if l.MemoryPages == 0 {
@@ -531,6 +539,9 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 		return c, nil
 	}
 	instrumented, ierr := instrument(wasm)
+	if errors.Is(ierr, errTablesTooLarge) {
+		return nil, weirerr.Invalidf("%w", ierr)
+	}
 	if ierr != nil {
 		// Most modules the rewriter cannot walk are invalid: let wazero
 		// say why; otherwise report what the rewriter could not handle.
