@@ -539,12 +539,19 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 		return c, nil
 	}
 	instrumented, ierr := instrument(wasm)
-	if errors.Is(ierr, errTablesTooLarge) {
+	var walked walkedInvalid
+	switch {
+	case errors.Is(ierr, errTablesTooLarge) || errors.Is(ierr, errTooManyLocals):
 		return nil, weirerr.Invalidf("%w", ierr)
-	}
-	if ierr != nil {
-		// Most modules the rewriter cannot walk are invalid: let wazero
-		// say why; otherwise report what the rewriter could not handle.
+	case ierr != nil && !errors.As(ierr, &walked):
+		// A module the rewriter cannot walk to its end may claim more
+		// than it holds, which wazero's decoder would allocate for: it
+		// is not handed to wazero (see walkedInvalid).
+		return nil, weirerr.Invalidf("plugin is not a valid WebAssembly module: %w", ierr)
+	case ierr != nil:
+		// A module with a wrong index or name is most likely invalid:
+		// let wazero say why; otherwise report what the rewriter
+		// refused.
 		orig, err := h.rt.CompileModule(ctx, wasm)
 		if err != nil {
 			return nil, weirerr.Invalidf("plugin is not a valid WebAssembly module: %s", firstLine(err))

@@ -53,6 +53,23 @@ const startExport = "weir_start_section"
 
 var errNotInstrumentable = errors.New("cannot instrument module")
 
+// walkedInvalid wraps what instrument found wrong in a module it walked to
+// its end: every section, count, size and instruction is within the
+// module's bytes, only an index or a name is wrong. wazero may decode
+// such a module to say why it rejects it. Any other error may come from
+// a module claiming more than it holds (2^32 functions, locals or name
+// entries in a few bytes), which wazero's decoder allocates for before
+// noticing, so the host never hands it to wazero.
+type walkedInvalid struct{ error }
+
+// maxLocals bounds the locals of one function: wazero's decoder and
+// compiler allocate per local, and a function may declare 2^32 of them in
+// six bytes. 50,000 is the web's limit (the JS API's "implementation
+// limits"), which toolchains keep within.
+const maxLocals = 50_000
+
+var errTooManyLocals = errors.New("plugin has a function with too many locals")
+
 // instrument returns wasm with the interrupt global and checks added. It
 // walks what it must rewrite and checks what its additions could make
 // valid (a global or function index beyond the module's, the start
@@ -123,6 +140,8 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 		}
 		var err error
 		switch s.id {
+		case 0:
+			err = customSection(s.body)
 		case 1:
 			err = m.typeSection(s.body)
 		case 2:
@@ -148,13 +167,15 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 			err = m.elems(s.body)
 		case 11:
 			err = m.datas(s.body)
+		case 13:
+			err = tagSection(s.body)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: section %d: %w", errNotInstrumentable, s.id, err)
 		}
 	}
 	if hasStart && (start >= uint32(len(m.funcTypes)) || !m.nullary(m.funcTypes[start])) {
-		return nil, fmt.Errorf("%w: start function %d does not exist or takes parameters or returns results", errNotInstrumentable, start)
+		m.refuse(fmt.Errorf("start function %d does not exist or takes parameters or returns results", start))
 	}
 	var tableElems uint64
 	for _, t := range m.tables {
@@ -246,6 +267,9 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 		}
 	}
 	addMissing(0)
+	if m.invalid != nil {
+		return nil, fmt.Errorf("%w: %w", errNotInstrumentable, walkedInvalid{m.invalid})
+	}
 	return out, nil
 }
 
@@ -270,6 +294,16 @@ type module struct {
 	// typesUnknown is set when the type section holds forms instrument
 	// does not read.
 	typesUnknown bool
+	// invalid is the first index or name found wrong; the walk goes on,
+	// so that the whole module's structure is checked (see walkedInvalid).
+	invalid error
+}
+
+// refuse records err, a wrong index or name, unless one came before.
+func (m *module) refuse(err error) {
+	if m.invalid == nil {
+		m.invalid = err
+	}
 }
 
 func (m *module) nullary(typ uint32) bool {
@@ -435,7 +469,7 @@ func (m *module) exports(body []byte) error {
 	n := r.count()
 	for range n {
 		if name := r.name(); name == interruptExport || name == startExport || name == tripExport {
-			return fmt.Errorf("the module exports %q, a name the host reserves", name)
+			m.refuse(fmt.Errorf("the module exports %q, a name the host reserves", name))
 		}
 		kind, idx := r.byte(), r.u32()
 		switch kind {
@@ -443,8 +477,8 @@ func (m *module) exports(body []byte) error {
 			m.declared[idx] = true
 			m.exported[idx] = true
 		case 3:
-			if idx >= m.globals {
-				return fmt.Errorf("export of global %d, beyond the module's %d", idx, m.globals)
+			if idx >= m.globals && r.err == nil {
+				m.refuse(fmt.Errorf("export of global %d, beyond the module's %d", idx, m.globals))
 			}
 		}
 	}
@@ -512,6 +546,64 @@ func (m *module) datas(body []byte) error {
 	return r.err
 }
 
+// tagSection walks the tags of the exception handling proposal.
+func tagSection(body []byte) error {
+	r := reader{b: body}
+	n := r.count()
+	for range n {
+		r.byte() // attribute
+		r.u32()  // type
+	}
+	return r.err
+}
+
+// customSection checks a custom section's name and, in the "name"
+// section, every count and name wazero decodes, each within its
+// subsection, which must hold nothing else: wazero reads the subsections
+// it knows (module, function and local names) without their sizes, so
+// the walk must read what it reads.
+func customSection(body []byte) error {
+	r := reader{b: body}
+	if r.name() != "name" || r.err != nil {
+		return r.err
+	}
+	for r.i < len(r.b) && r.err == nil {
+		id, size := r.byte(), r.u32()
+		if r.err != nil || int64(size) > int64(len(r.b)-r.i) {
+			return fmt.Errorf("name section: truncated subsection %d", id)
+		}
+		sub := reader{b: r.b[r.i : r.i+int(size)]}
+		r.i += int(size)
+		switch id {
+		case 0:
+			sub.name()
+		case 1, 2:
+			n := sub.count()
+			for range n {
+				sub.u32()
+				if id == 1 {
+					sub.name()
+					continue
+				}
+				locals := sub.count()
+				for range locals {
+					sub.u32()
+					sub.name()
+				}
+			}
+		default:
+			continue
+		}
+		if sub.err != nil {
+			return fmt.Errorf("name section: subsection %d: %w", id, sub.err)
+		}
+		if sub.i != len(sub.b) {
+			return fmt.Errorf("name section: subsection %d holds %d bytes beyond its entries", id, len(sub.b)-sub.i)
+		}
+	}
+	return r.err
+}
+
 // constExpr walks an initializer up to its end.
 func (m *module) constExpr(r *reader) error {
 	for {
@@ -535,14 +627,14 @@ func (m *module) instruction(r *reader, op byte, inCode bool) error {
 	switch op {
 	case 0x23, 0x24: // global.get, global.set
 		if g := r.u32(); r.err == nil && g >= m.globals {
-			return fmt.Errorf("%w: global %d, beyond the module's %d", errNotInstrumentable, g, m.globals)
+			m.refuse(fmt.Errorf("global %d, beyond the module's %d", g, m.globals))
 		}
 	case 0xD2: // ref.func
 		f := r.u32()
 		if !inCode {
 			m.declared[f] = true
 		} else if r.err == nil && !m.declared[f] {
-			return fmt.Errorf("%w: undeclared function reference %d", errNotInstrumentable, f)
+			m.refuse(fmt.Errorf("undeclared function reference %d", f))
 		}
 	default:
 		return r.skipImmediates(op)
@@ -583,12 +675,16 @@ func (m *module) instrumentCode(body []byte, interrupt, fuel uint32, ticks int32
 		r.i += int(size)
 
 		nLocals := f.count()
+		var locals uint64
 		for range nLocals {
-			f.u32()
+			locals += uint64(f.u32())
 			f.valType()
 		}
 		if f.err != nil {
 			return nil, fmt.Errorf("%w: locals: %w", errNotInstrumentable, f.err)
+		}
+		if locals > maxLocals {
+			return nil, fmt.Errorf("%w: it declares %d, the limit is %d", errTooManyLocals, locals, maxLocals)
 		}
 		fn = append(fn[:0], f.b[:f.i]...)
 		fn = append(fn, check...)

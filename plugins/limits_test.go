@@ -171,3 +171,54 @@ func TestBulkMemoryStaysInBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateRefusesClaimsBeyondItsBytes: a module of a few bytes may
+// claim 2^32 functions, tables, exports, tags, name entries or locals, or
+// a 4 GiB name. The rewriter walked such claims item by item (a 15-byte
+// upload ran the host out of memory), and wazero's decoder allocates for
+// them before reading the items: refused from the bytes alone (issue 25:
+// what an upload costs is bounded by its bytes).
+func TestValidateRefusesClaimsBeyondItsBytes(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // 2^32-1
+	section := func(id byte, body ...[]byte) []byte {
+		b := bytes.Join(body, nil)
+		return append(append([]byte{id}, appendU32(nil, uint32(len(b)))...), b...)
+	}
+	module := func(sections ...[]byte) []byte {
+		return append([]byte("\x00asm\x01\x00\x00\x00"), bytes.Join(sections, nil)...)
+	}
+	body := func(b ...[]byte) []byte { // a function body, sized
+		j := bytes.Join(b, nil)
+		return append(appendU32(nil, uint32(len(j))), j...)
+	}
+	for _, c := range []struct {
+		name  string
+		wasm  []byte
+		parts []string
+	}{
+		{"functions", module(section(3, huge)), []string{"not a valid WebAssembly module", "a vector of 4294967295 items in 0 bytes"}},
+		{"tables", module(section(4, huge)), []string{"not a valid WebAssembly module"}},
+		{"exports", module(section(7, huge)), []string{"not a valid WebAssembly module"}},
+		{"tags", module(section(13, huge)), []string{"not a valid WebAssembly module"}},
+		{"a custom section's name", module(section(0, huge)), []string{"not a valid WebAssembly module"}},
+		{"function names", module(section(0, []byte("\x04name\x01\x05"), huge)), []string{"not a valid WebAssembly module", "name section"}},
+		{"local names", module(section(0, []byte("\x04name\x02\x07\x01\x00"), huge)), []string{"not a valid WebAssembly module", "name section"}},
+		{"locals", module(section(1, []byte{1, 0x60, 0, 0}), section(3, []byte{1, 0}),
+			section(10, []byte{1}, body([]byte{1}, huge, []byte{0x7f, 0x0b}))),
+			[]string{"too many locals", "declares 4294967295, the limit is 50000"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var err error
+			n := allocated(func() {
+				err = within(t, 30*time.Second, "validating "+c.name, func() error {
+					return h.Validate(context.Background(), c.wasm)
+				})
+			})
+			wantErr(t, err, weirerr.Invalid, c.parts...)
+			if n > tableAllocBound {
+				t.Errorf("validating %d bytes allocated %d MiB, want at most %d", len(c.wasm), n>>20, tableAllocBound>>20)
+			}
+		})
+	}
+}
