@@ -75,7 +75,9 @@ var errTooManyLocals = errors.New("plugin has a function with too many locals")
 // valid (a global or function index beyond the module's, the start
 // function's type, section order): a module wazero rejects either fails
 // here or fails to compile instrumented, and one wazero compiles compiles
-// instrumented and behaves the same (TestInstrumentSpecCorpus).
+// instrumented and behaves the same (TestInstrumentSpecCorpus), except
+// that its tables are bounded (see "Bounding tables") and claims beyond
+// its bytes are refused (see walkedInvalid).
 func instrument(wasm []byte) ([]byte, error) {
 	return instrumentTicks(wasm, fuelTicks)
 }
