@@ -83,7 +83,8 @@ RACE_PKGS := ./models/... ./router/... ./canary/... ./plugins/... ./features/...
 # for FUZZ_LONG (go test -fuzz takes one target in one package per run).
 # Every other Fuzz function's seed corpus runs as a test in go test.
 FUZZ_TARGETS := FuzzInferRequest:./models FuzzDecodeRaw:./models FuzzPredictBody:./internal/reqbody \
-	FuzzPluginOutput:./plugins FuzzDecodeObject:./sdk/plugin FuzzDecodeEvent:./monitor
+	FuzzPluginOutput:./plugins FuzzDecodeObject:./sdk/plugin FuzzDecodeEvent:./monitor \
+	FuzzValidate:./plugins
 FUZZTIME ?= 3s
 FUZZ_LONG ?= 5m
 

@@ -52,7 +52,7 @@ func PluginChainForTest(g *Gateway, route string) (func(ctx context.Context, bod
 			row = rows[0]
 		}
 		variant := rt.Choose("", false, func(string) string { return "" })
-		_, err = g.runChain(ctx, rt.Name(), rt.PluginsFor(variant), row, raw, 0, nil)
+		_, err = g.runChain(ctx, rt.Name(), rt.PluginsFor(variant), row, raw, 0, nil, nil)
 		return err
 	}, nil
 }

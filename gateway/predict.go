@@ -199,18 +199,19 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 		}
 	}
 	chain := rt.PluginsFor(variant)
+	var skips []chainSkip
 	if raw != nil {
 		row := map[string]any(nil)
 		if len(rows) == 1 {
 			row = rows[0]
 		}
-		if row, err = g.runChain(ctx, rt.Name(), chain, row, raw, 0, tr); err != nil {
+		if row, err = g.runChain(ctx, rt.Name(), chain, row, raw, 0, tr, &skips); err != nil {
 			return nil, nil, err
 		}
 		rows = []map[string]any{row}
 	} else {
 		for i := range rows {
-			if rows[i], err = g.runChain(ctx, rt.Name(), chain, rows[i], nil, i, tr); err != nil {
+			if rows[i], err = g.runChain(ctx, rt.Name(), chain, rows[i], nil, i, tr, &skips); err != nil {
 				return nil, nil, inRow(err, i, len(rows))
 			}
 		}
@@ -218,7 +219,7 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 	t, err := v.PackFeatures(rows)
 	ev.Features = featureMap(v.Features, t)
 	if err != nil {
-		return nil, nil, g.blameFeatures(err, v, chain, rows)
+		return nil, nil, g.blameFeatures(err, v, chain, rows, skips)
 	}
 	if tr != nil {
 		tr.ModelInput = &traceTensor{Name: t.Name, Datatype: string(t.Datatype), Shape: t.Shape, Features: v.Features, Data: t.Data}
@@ -271,8 +272,9 @@ func inRow(err error, i, n int) error {
 // blameFeatures says where a feature the model could not read came from.
 // With a plugin chain, the chain's output is at fault: 502 naming the
 // chain and the keys it returned. Without one, the client's event lacks
-// it: 400 naming the event's keys.
-func (g *Gateway) blameFeatures(err error, v *models.Version, chain []router.PluginRef, rows []map[string]any) error {
+// it: 400 naming the event's keys. Plugins that failed and were skipped
+// (skips) are named as such.
+func (g *Gateway) blameFeatures(err error, v *models.Version, chain []router.PluginRef, rows []map[string]any, skips []chainSkip) error {
 	var fe *models.FeatureError
 	if !errors.As(err, &fe) || fe.Row < 0 || fe.Row >= len(rows) {
 		return err
@@ -281,12 +283,28 @@ func (g *Gateway) blameFeatures(err error, v *models.Version, chain []router.Plu
 	if len(chain) == 0 {
 		return weirerr.Invalidf("%s: model %s@%s needs features %s; the request has keys %s", fe, v.Name, v.Version, strings.Join(v.Features, ","), keys)
 	}
+	skipped, n := make([]bool, len(chain)), 0
+	for _, s := range skips {
+		if s.row == fe.Row {
+			skipped[s.plugin] = true
+			n++
+		}
+	}
+	if n == len(chain) {
+		return weirerr.Upstreamf("%s: model %s@%s needs features %s; every plugin of the route's chain %s failed and was skipped (on_error skip): the model got the request's keys %s",
+			fe, v.Name, v.Version, strings.Join(v.Features, ","), g.chainLabel(chain, nil), keys)
+	}
 	return weirerr.Upstreamf("%s: model %s@%s needs features %s, and the route's plugin chain %s returned keys %s (the last plugin's output is the model's input: return the event with your features added)",
-		fe, v.Name, v.Version, strings.Join(v.Features, ","), g.chainLabel(chain), keys)
+		fe, v.Name, v.Version, strings.Join(v.Features, ","), g.chainLabel(chain, skipped), keys)
 }
 
+// chainSkip is a plugin (its index in the chain) that failed for a row
+// and was skipped (on_error skip).
+type chainSkip struct{ row, plugin int }
+
 // chainLabel names a plugin chain with resolved versions: a@1 -> b@3.
-func (g *Gateway) chainLabel(chain []router.PluginRef) string {
+// A plugin whose entry in skipped is true is marked as failed and skipped.
+func (g *Gateway) chainLabel(chain []router.PluginRef, skipped []bool) string {
 	names := make([]string, len(chain))
 	for i, p := range chain {
 		ver, err := g.plugins.Resolve(p.Name, p.Version)
@@ -294,6 +312,9 @@ func (g *Gateway) chainLabel(chain []router.PluginRef) string {
 			ver = p.Version
 		}
 		names[i] = p.Name + "@" + ver
+		if i < len(skipped) && skipped[i] {
+			names[i] += " (failed and skipped: on_error skip)"
+		}
 	}
 	return strings.Join(names, " -> ")
 }
@@ -348,13 +369,14 @@ func (g *Gateway) joinFeatures(ctx context.Context, rt *router.Route, rows []map
 }
 
 // runChain passes row (row number i of the request) through a plugin
-// chain in order: each plugin's output is the next one's input.
+// chain in order: each plugin's output is the next one's input. Plugins
+// skipped on error are added to skips.
 //
 // raw, when not nil, is the row's JSON (row may then be nil): the row
 // travels from plugin to plugin as the JSON each returns (callPlugin checks
 // it), and is decoded once, after the last (docs/rationale.md, "Plugin
 // calls at the floor"); the last plugin's output is checked by decoding it.
-func (g *Gateway) runChain(ctx context.Context, route string, chain []router.PluginRef, row map[string]any, raw []byte, i int, tr *predictTrace) (map[string]any, error) {
+func (g *Gateway) runChain(ctx context.Context, route string, chain []router.PluginRef, row map[string]any, raw []byte, i int, tr *predictTrace, skips *[]chainSkip) (map[string]any, error) {
 	in := raw
 	var last *router.PluginRef // the last plugin that ran, for errors
 	var lastVersion string
@@ -369,6 +391,9 @@ func (g *Gateway) runChain(ctx context.Context, route string, chain []router.Plu
 			return nil, err
 		}
 		if out == nil { // skipped on error
+			if skips != nil {
+				*skips = append(*skips, chainSkip{i, k})
+			}
 			continue
 		}
 		if dec != nil { // the last plugin's output, decoded

@@ -243,6 +243,35 @@ func TestInvalidOutputFollowsOnErrorAnywhereInTheChain(t *testing.T) {
 	}
 }
 
+// TestMissingFeatureNamesSkippedPlugins pins issue 30 item 13: when a
+// plugin marked on_error: skip failed, a missing feature's message named
+// it in the chain that "returned keys", as if it had run.
+func TestMissingFeatureNamesSkippedPlugins(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "xy", "1", scorer(t, []string{"x", "y"}, []float32{1, 1}, 0))
+	pushPlugin(t, g, "echo", "1", plugin(t, "wat-echo"))
+	pushPlugin(t, g, "badjson", "1", plugin(t, "badjson"))
+	variants := `"variants":[{"name":"a","model":"xy","weight":100}]`
+	for _, c := range []struct {
+		route, plugins string
+		want           []string
+	}{
+		{"some-skipped", `[{"name":"echo"},{"name":"badjson","on_error":"skip"}]`, []string{
+			`missing feature "y"`, "plugin chain echo@1 -> badjson@1 (failed and skipped: on_error skip) returned keys [x]"}},
+		{"all-skipped", `[{"name":"badjson","on_error":"skip"}]`, []string{
+			`missing feature "y"`, "every plugin of the route's chain badjson@1 failed and was skipped (on_error skip): the model got the request's keys [x]"}},
+	} {
+		setRoute(t, g, c.route, `{"plugins":`+c.plugins+`,`+variants+`}`)
+		a := call(t, "POST", g.URL+"/v1/routes/"+c.route+"/predict", "", []byte(`{"x":3}`))
+		msg, _ := a.body["error"].(string)
+		for _, want := range c.want {
+			if a.status != 502 || !strings.Contains(msg, want) {
+				t.Errorf("%s: %d %q, want 502 containing %q", c.route, a.status, msg, want)
+			}
+		}
+	}
+}
+
 func TestRouteSwapUnderLoad(t *testing.T) {
 	g := testgw.Start(t)
 	pushModel(t, g, "m", "1", scorer(t, []string{"x"}, []float32{1}, 0))

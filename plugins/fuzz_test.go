@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/internal/weirerr"
 )
@@ -45,5 +46,30 @@ func FuzzPluginOutput(f *testing.F) {
 		// What the gateway does next (runChain) must not panic either.
 		var row map[string]any
 		_ = json.Unmarshal(out, &row)
+	})
+}
+
+// FuzzValidate fuzzes what an upload hands the host: any bytes are either
+// a plugin or refused as Invalid, never a crash, and validating them
+// allocates a bounded amount whatever they claim (issue 25: a 15-byte
+// module claiming 2^32 functions ran the host out of memory).
+func FuzzValidate(f *testing.F) {
+	for _, name := range []string{"wat-echo", "grow", "tablegrow", "tabletwo", "guesterr", "startloop", "reserved"} {
+		f.Add(wasmFile(f, name))
+	}
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x03\x05\xff\xff\xff\xff\x0f"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x00\x0c\x04name\x01\x05\xff\xff\xff\xff\x0f"))
+	h := newHost(f, Options{PoolSize: 1, Limits: Limits{Timeout: 50 * time.Millisecond}})
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		var err error
+		n := allocated(func() { err = h.Validate(context.Background(), wasm) })
+		if err != nil && weirerr.KindOf(err) != weirerr.Invalid {
+			t.Fatalf("error of kind %d: %v", weirerr.KindOf(err), err)
+		}
+		// The instance's memory (16 MiB at most) and tables (under 1 MiB),
+		// and the compiled code, which grows with the module's bytes.
+		if limit := uint64(64<<20 + 1024*len(wasm)); n > limit {
+			t.Fatalf("validating %d bytes allocated %d MiB", len(wasm), n>>20)
+		}
 	})
 }

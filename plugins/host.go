@@ -46,6 +46,14 @@ const (
 	DefaultTimeout     = 20 * time.Millisecond
 )
 
+// MaxTableElements bounds a plugin's tables, all of them together: a
+// module declaring more elements is refused at load, and table.grow past
+// the limit returns -1 to the guest (see "Bounding tables" in
+// interrupt.go). An element costs the host 8 bytes. The Go toolchain puts
+// every function in its table: about 6,000 elements for the example
+// plugins, 10,000 for one importing net/http; C and Rust declare a few.
+const MaxTableElements = 100_000
+
 // withDefaults fills l's zero fields from d.
 func (l Limits) withDefaults(d Limits) Limits {
 	if l.MemoryPages == 0 {
@@ -531,9 +539,19 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 		return c, nil
 	}
 	instrumented, ierr := instrument(wasm)
-	if ierr != nil {
-		// Most modules the rewriter cannot walk are invalid: let wazero
-		// say why; otherwise report what the rewriter could not handle.
+	var walked walkedInvalid
+	switch {
+	case errors.Is(ierr, errTablesTooLarge) || errors.Is(ierr, errTooManyLocals):
+		return nil, weirerr.Invalidf("%w", ierr)
+	case ierr != nil && !errors.As(ierr, &walked):
+		// A module the rewriter cannot walk to its end may claim more
+		// than it holds, which wazero's decoder would allocate for: it
+		// is not handed to wazero (see walkedInvalid).
+		return nil, weirerr.Invalidf("plugin is not a valid WebAssembly module: %w", ierr)
+	case ierr != nil:
+		// A module with a wrong index or name is most likely invalid:
+		// let wazero say why; otherwise report what the rewriter
+		// refused.
 		orig, err := h.rt.CompileModule(ctx, wasm)
 		if err != nil {
 			return nil, weirerr.Invalidf("plugin is not a valid WebAssembly module: %s", firstLine(err))

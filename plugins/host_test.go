@@ -334,6 +334,20 @@ func TestMemoryLimit(t *testing.T) {
 	wantErr(t, err, weirerr.Invalid, "memory starts at", "over its limit of 8 pages")
 }
 
+// TestFailedGrowNamesTheLimit pins issue 30 item 13: a guest that handles
+// a refused memory.grow itself (set_error "out of memory", or weir_alloc
+// returning 0) gets its call reported as the memory limit it hit, which is
+// what docs/plugin-abi.md promises.
+func TestFailedGrowNamesTheLimit(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1})
+	load(t, h, "growoom", Limits{MemoryPages: 32, Timeout: 5 * time.Second})
+	_, err := h.Call(context.Background(), "growoom", "1", nil, []byte(`{}`))
+	wantErr(t, err, weirerr.Upstream, `plugin "growoom@1"`, "memory limit of 32 pages (2 MiB) exceeded", "out of memory")
+	// weir_alloc grows by the input's pages: an input over the limit.
+	_, err = h.Call(context.Background(), "growoom", "1", nil, bytes.Repeat([]byte(" "), 3<<20))
+	wantErr(t, err, weirerr.Upstream, "weir_alloc(3145728) returned 0", "memory limit of 32 pages (2 MiB) exceeded")
+}
+
 func TestTrap(t *testing.T) {
 	h := newHost(t, Options{PoolSize: 1})
 	load(t, h, "trap", Limits{})

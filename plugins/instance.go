@@ -281,6 +281,9 @@ func (in *instance) run(reqCtx context.Context, config, input []byte, now int64,
 		}
 		ptr := api.DecodeU32(in.stack[0])
 		if ptr == 0 {
+			if in.mem.refused {
+				return nil, failMemory, in.memoryLimitError(fmt.Sprintf("weir_alloc(%d) returned 0", len(input))), false
+			}
 			return nil, failMemory, in.pv.errorf("weir_alloc(%d) returned 0: out of memory", len(input)), false
 		}
 		in.inPtr, in.inCap = ptr, uint32(len(input))
@@ -297,6 +300,11 @@ func (in *instance) run(reqCtx context.Context, config, input []byte, now int64,
 		msg := "no message"
 		if in.hasErr {
 			msg = string(in.errMsg)
+		}
+		if in.mem.refused {
+			// The guest handled a refused memory.grow itself ("out of
+			// memory"): say which limit it hit.
+			return nil, failMemory, in.memoryLimitError(fmt.Sprintf("failed with status %d: %s", status, msg)), true
 		}
 		return nil, failGuest, in.pv.errorf("failed (status %d): %s", status, msg), true
 	}
@@ -356,10 +364,16 @@ func (in *instance) classify(err error, limit time.Duration) ([]byte, failure, e
 	case in.fired.Load():
 		return nil, failDeadline, in.pv.errorf("deadline of %s exceeded", limit), false
 	case in.mem.refused:
-		return nil, failMemory, in.pv.errorf("memory limit of %s exceeded (%s)", pagesString(uint32(in.mem.limit/pageSize)), firstLine(err)), false
+		return nil, failMemory, in.memoryLimitError(firstLine(err)), false
 	default:
 		return nil, failTrap, in.pv.errorf("trapped: %s", firstLine(err)), false
 	}
+}
+
+// memoryLimitError reports a call that failed after a memory.grow was
+// refused by the memory limit; detail is how the guest failed.
+func (in *instance) memoryLimitError(detail string) error {
+	return in.pv.errorf("memory limit of %s exceeded (%s)", pagesString(uint32(in.mem.limit/pageSize)), detail)
 }
 
 func pagesString(pages uint32) string {

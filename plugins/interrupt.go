@@ -53,15 +53,51 @@ const startExport = "weir_start_section"
 
 var errNotInstrumentable = errors.New("cannot instrument module")
 
+// walkedInvalid wraps what instrument found wrong in a module it walked to
+// its end: every section, count, size and instruction is within the
+// module's bytes, only an index or a name is wrong. wazero may decode
+// such a module to say why it rejects it. Any other error may come from
+// a module claiming more than it holds (2^32 functions, locals or name
+// entries in a few bytes), which wazero's decoder allocates for before
+// noticing, so the host never hands it to wazero.
+type walkedInvalid struct{ error }
+
+// maxLocals bounds the locals of one function: wazero's decoder and
+// compiler allocate per local, and a function may declare 2^32 of them in
+// six bytes. 50,000 is the web's limit (the JS API's "implementation
+// limits"), which toolchains keep within.
+const maxLocals = 50_000
+
+var errTooManyLocals = errors.New("plugin has a function with too many locals")
+
 // instrument returns wasm with the interrupt global and checks added. It
 // walks what it must rewrite and checks what its additions could make
 // valid (a global or function index beyond the module's, the start
 // function's type, section order): a module wazero rejects either fails
 // here or fails to compile instrumented, and one wazero compiles compiles
-// instrumented and behaves the same (TestInstrumentSpecCorpus).
+// instrumented and behaves the same (TestInstrumentSpecCorpus), except
+// that its tables are bounded (see "Bounding tables") and claims beyond
+// its bytes are refused (see walkedInvalid).
 func instrument(wasm []byte) ([]byte, error) {
 	return instrumentTicks(wasm, fuelTicks)
 }
+
+// Bounding tables.
+//
+// wazero allocates a table's elements when it is instantiated and when
+// table.grow asks, up to the table's declared maximum, or 2^32-1 elements
+// without one (the Go toolchain declares none): a grow by 100,000,000 took
+// seconds, out of reach of the deadline (it runs in Go, not in the guest),
+// and 800 MB. So instrument refuses a module whose tables declare more than
+// MaxTableElements elements between them (errTablesTooLarge), and rewrites
+// each table's maximum so that all of them together cannot grow past it:
+// the limit's room beyond the declared sizes is shared evenly, so the one
+// table real plugins have may grow to the limit. wazero then answers a
+// grow past it with -1, as for any table at its maximum, and allocates
+// nothing; table.fill, table.copy and table.init stay within a table's
+// size, and so within the limit.
+
+var errTablesTooLarge = errors.New("plugin's tables are over the host's limit")
 
 // instrumentTicks is instrument with ticks checks between trips to Go
 // (tests use a small number to take the trip path often).
@@ -106,6 +142,8 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 		}
 		var err error
 		switch s.id {
+		case 0:
+			err = customSection(s.body)
 		case 1:
 			err = m.typeSection(s.body)
 		case 2:
@@ -113,7 +151,7 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 		case 3:
 			err = m.funcSection(s.body)
 		case 4:
-			err = m.tables(s.body)
+			err = m.tableSection(s.body)
 		case 5:
 			sr := reader{b: s.body}
 			m.hasMemory = m.hasMemory || sr.u32() > 0
@@ -131,13 +169,22 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 			err = m.elems(s.body)
 		case 11:
 			err = m.datas(s.body)
+		case 13:
+			err = tagSection(s.body)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: section %d: %w", errNotInstrumentable, s.id, err)
 		}
 	}
 	if hasStart && (start >= uint32(len(m.funcTypes)) || !m.nullary(m.funcTypes[start])) {
-		return nil, fmt.Errorf("%w: start function %d does not exist or takes parameters or returns results", errNotInstrumentable, start)
+		m.refuse(fmt.Errorf("start function %d does not exist or takes parameters or returns results", start))
+	}
+	var tableElems uint64
+	for _, t := range m.tables {
+		tableElems += uint64(t.min)
+	}
+	if tableElems > MaxTableElements {
+		return nil, fmt.Errorf("%w: they declare %d table elements, the limit is %d", errTablesTooLarge, tableElems, MaxTableElements)
 	}
 	interrupt, fuel := m.globals, m.globals+1
 
@@ -206,6 +253,8 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 		switch s.id {
 		case 6:
 			emit(6, appendItems(s.body, 2, newGlobal))
+		case 4:
+			emit(4, m.boundTables(s.body, MaxTableElements))
 		case 8: // moved to startExport
 		case 7:
 			emit(7, appendItems(s.body, nExports, newExport))
@@ -220,6 +269,9 @@ func instrumentTicks(wasm []byte, ticks int32) ([]byte, error) {
 		}
 	}
 	addMissing(0)
+	if m.invalid != nil {
+		return nil, fmt.Errorf("%w: %w", errNotInstrumentable, walkedInvalid{m.invalid})
+	}
 	return out, nil
 }
 
@@ -239,10 +291,21 @@ type module struct {
 	declared  map[uint32]bool // functions ref.func may name in code
 	exported  map[uint32]bool // exported functions
 	nullaries []bool          // by type index: does the function type take and return nothing
+	tables    []table         // defined tables (the host offers none to import)
 	funcTypes []uint32        // by function index (imported and defined): its type index
 	// typesUnknown is set when the type section holds forms instrument
 	// does not read.
 	typesUnknown bool
+	// invalid is the first index or name found wrong; the walk goes on,
+	// so that the whole module's structure is checked (see walkedInvalid).
+	invalid error
+}
+
+// refuse records err, a wrong index or name, unless one came before.
+func (m *module) refuse(err error) {
+	if m.invalid == nil {
+		m.invalid = err
+	}
 }
 
 func (m *module) nullary(typ uint32) bool {
@@ -251,7 +314,7 @@ func (m *module) nullary(typ uint32) bool {
 
 func (m *module) typeSection(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	for range n {
 		if form := r.byte(); form != 0x60 {
 			// A form of a later proposal (a recursive group): the start
@@ -259,11 +322,11 @@ func (m *module) typeSection(body []byte) error {
 			m.typesUnknown = true
 			return nil
 		}
-		params := r.u32()
+		params := r.count()
 		for range params {
 			r.valType()
 		}
-		results := r.u32()
+		results := r.count()
 		for range results {
 			r.valType()
 		}
@@ -274,7 +337,7 @@ func (m *module) typeSection(body []byte) error {
 
 func (m *module) funcSection(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	for range n {
 		m.funcTypes = append(m.funcTypes, r.u32())
 	}
@@ -295,7 +358,7 @@ func (m *module) first(fs map[uint32]bool) (uint32, bool) {
 
 func (m *module) imports(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	for range n {
 		r.name()
 		r.name()
@@ -325,16 +388,33 @@ func (m *module) imports(body []byte) error {
 	return r.err
 }
 
-func (m *module) tables(body []byte) error {
+// table is a table of the table section: where its limits are in the
+// section's body, and what they say.
+type table struct {
+	at, end  int // the limits' bytes
+	min, max uint32
+	bounded  bool // a maximum is declared (limits flags 0x01)
+	valid    bool // limits flags 0x00 or 0x01; wazero refuses others
+}
+
+func (m *module) tableSection(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	for range n {
 		init := r.i+1 < len(r.b) && r.b[r.i] == 0x40 && r.b[r.i+1] == 0x00
 		if init { // a table with an initializer (typed function references)
 			r.skip(2)
 		}
 		r.valType()
-		r.limits()
+		t := table{at: r.i}
+		flags := r.byte()
+		t.valid, t.bounded = flags <= 1, flags&1 != 0
+		t.min = r.u32()
+		if t.bounded {
+			t.max = r.u32()
+		}
+		t.end = r.i
+		m.tables = append(m.tables, t)
 		if init {
 			if err := m.constExpr(&r); err != nil {
 				return err
@@ -344,9 +424,37 @@ func (m *module) tables(body []byte) error {
 	return r.err
 }
 
+// boundTables returns the table section body with each table's maximum
+// lowered so that together the tables hold at most limit elements (see
+// "Bounding tables"); the declared sizes are within it.
+func (m *module) boundTables(body []byte, limit uint32) []byte {
+	if len(m.tables) == 0 {
+		return body
+	}
+	var declared uint32
+	for _, t := range m.tables {
+		declared += t.min
+	}
+	room := (limit - declared) / uint32(len(m.tables))
+	out := make([]byte, 0, len(body)+len(m.tables)*5)
+	last := 0
+	for _, t := range m.tables {
+		max := t.min + room
+		if !t.valid || t.bounded && t.max <= max {
+			continue
+		}
+		out = append(out, body[last:t.at]...)
+		out = append(out, 0x01)
+		out = appendU32(out, t.min)
+		out = appendU32(out, max)
+		last = t.end
+	}
+	return append(out, body[last:]...)
+}
+
 func (m *module) globalSection(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	m.globals += n
 	for range n {
 		r.valType()
@@ -360,10 +468,10 @@ func (m *module) globalSection(body []byte) error {
 
 func (m *module) exports(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	for range n {
 		if name := r.name(); name == interruptExport || name == startExport || name == tripExport {
-			return fmt.Errorf("the module exports %q, a name the host reserves", name)
+			m.refuse(fmt.Errorf("the module exports %q, a name the host reserves", name))
 		}
 		kind, idx := r.byte(), r.u32()
 		switch kind {
@@ -371,8 +479,8 @@ func (m *module) exports(body []byte) error {
 			m.declared[idx] = true
 			m.exported[idx] = true
 		case 3:
-			if idx >= m.globals {
-				return fmt.Errorf("export of global %d, beyond the module's %d", idx, m.globals)
+			if idx >= m.globals && r.err == nil {
+				m.refuse(fmt.Errorf("export of global %d, beyond the module's %d", idx, m.globals))
 			}
 		}
 	}
@@ -381,7 +489,7 @@ func (m *module) exports(body []byte) error {
 
 func (m *module) elems(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	for range n {
 		flags := r.u32()
 		if flags > 7 {
@@ -402,7 +510,7 @@ func (m *module) elems(body []byte) error {
 				r.byte() // element kind
 			}
 		}
-		items := r.u32()
+		items := r.count()
 		for range items {
 			if flags&4 != 0 {
 				if err := m.constExpr(&r); err != nil {
@@ -421,7 +529,7 @@ func (m *module) elems(body []byte) error {
 
 func (m *module) datas(body []byte) error {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	for range n {
 		switch flags := r.u32(); flags {
 		case 2:
@@ -436,6 +544,64 @@ func (m *module) datas(body []byte) error {
 			return fmt.Errorf("data segment flags %d", flags)
 		}
 		r.skip(int(r.u32()))
+	}
+	return r.err
+}
+
+// tagSection walks the tags of the exception handling proposal.
+func tagSection(body []byte) error {
+	r := reader{b: body}
+	n := r.count()
+	for range n {
+		r.byte() // attribute
+		r.u32()  // type
+	}
+	return r.err
+}
+
+// customSection checks a custom section's name and, in the "name"
+// section, every count and name wazero decodes, each within its
+// subsection, which must hold nothing else: wazero reads the subsections
+// it knows (module, function and local names) without their sizes, so
+// the walk must read what it reads.
+func customSection(body []byte) error {
+	r := reader{b: body}
+	if r.name() != "name" || r.err != nil {
+		return r.err
+	}
+	for r.i < len(r.b) && r.err == nil {
+		id, size := r.byte(), r.u32()
+		if r.err != nil || int64(size) > int64(len(r.b)-r.i) {
+			return fmt.Errorf("name section: truncated subsection %d", id)
+		}
+		sub := reader{b: r.b[r.i : r.i+int(size)]}
+		r.i += int(size)
+		switch id {
+		case 0:
+			sub.name()
+		case 1, 2:
+			n := sub.count()
+			for range n {
+				sub.u32()
+				if id == 1 {
+					sub.name()
+					continue
+				}
+				locals := sub.count()
+				for range locals {
+					sub.u32()
+					sub.name()
+				}
+			}
+		default:
+			continue
+		}
+		if sub.err != nil {
+			return fmt.Errorf("name section: subsection %d: %w", id, sub.err)
+		}
+		if sub.i != len(sub.b) {
+			return fmt.Errorf("name section: subsection %d holds %d bytes beyond its entries", id, len(sub.b)-sub.i)
+		}
 	}
 	return r.err
 }
@@ -463,14 +629,14 @@ func (m *module) instruction(r *reader, op byte, inCode bool) error {
 	switch op {
 	case 0x23, 0x24: // global.get, global.set
 		if g := r.u32(); r.err == nil && g >= m.globals {
-			return fmt.Errorf("%w: global %d, beyond the module's %d", errNotInstrumentable, g, m.globals)
+			m.refuse(fmt.Errorf("global %d, beyond the module's %d", g, m.globals))
 		}
 	case 0xD2: // ref.func
 		f := r.u32()
 		if !inCode {
 			m.declared[f] = true
 		} else if r.err == nil && !m.declared[f] {
-			return fmt.Errorf("%w: undeclared function reference %d", errNotInstrumentable, f)
+			m.refuse(fmt.Errorf("undeclared function reference %d", f))
 		}
 	default:
 		return r.skipImmediates(op)
@@ -499,7 +665,7 @@ func (m *module) instrumentCode(body []byte, interrupt, fuel uint32, ticks int32
 	check = append(check, 0x0B)                   // end
 
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	out := appendU32(make([]byte, 0, len(body)+len(body)/8), n)
 	var fn []byte
 	for range n {
@@ -510,13 +676,17 @@ func (m *module) instrumentCode(body []byte, interrupt, fuel uint32, ticks int32
 		f := reader{b: r.b[r.i : r.i+int(size)]}
 		r.i += int(size)
 
-		nLocals := f.u32()
+		nLocals := f.count()
+		var locals uint64
 		for range nLocals {
-			f.u32()
+			locals += uint64(f.u32())
 			f.valType()
 		}
 		if f.err != nil {
 			return nil, fmt.Errorf("%w: locals: %w", errNotInstrumentable, f.err)
+		}
+		if locals > maxLocals {
+			return nil, fmt.Errorf("%w: it declares %d, the limit is %d", errTooManyLocals, locals, maxLocals)
 		}
 		fn = append(fn[:0], f.b[:f.i]...)
 		fn = append(fn, check...)
@@ -560,7 +730,7 @@ func (r *reader) skipImmediates(op byte) error {
 		r.u32()
 	case op == 0x1F: // try_table
 		r.blockType()
-		n := r.u32()
+		n := r.count()
 		for range n {
 			kind := r.byte()
 			if kind == 0 || kind == 1 {
@@ -573,7 +743,7 @@ func (r *reader) skipImmediates(op byte) error {
 		// br br_if call return_call ref.func call_ref return_call_ref br_on_null br_on_non_null
 		r.u32()
 	case op == 0x0E: // br_table
-		n := r.u32()
+		n := r.count()
 		for range n + 1 {
 			r.u32()
 		}
@@ -581,7 +751,7 @@ func (r *reader) skipImmediates(op byte) error {
 		r.u32()
 		r.u32()
 	case op == 0x1C: // select t*
-		n := r.u32()
+		n := r.count()
 		for range n {
 			r.valType()
 		}
@@ -686,6 +856,19 @@ func (r *reader) u32() uint32 {
 		r.err = errors.New("LEB128 integer too long or over 32 bits")
 	}
 	return 0
+}
+
+// count reads the length of a vector. Every item takes at least a byte,
+// so a count beyond the bytes left is refused before any loop over the
+// items starts: a module of a few bytes claiming 2^32 of them must not
+// cost the host minutes or gigabytes.
+func (r *reader) count() uint32 {
+	n := r.u32()
+	if r.err == nil && int64(n) > int64(len(r.b)-r.i) {
+		r.err = fmt.Errorf("a vector of %d items in %d bytes", n, len(r.b)-r.i)
+		return 0
+	}
+	return n
 }
 
 // s64 skips a signed LEB128 of up to 64 bits (also used for s32 and s33).
