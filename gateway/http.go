@@ -87,7 +87,7 @@ func (g *Gateway) buildApp() error {
 	}
 
 	// Health: always open, for probes.
-	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
+	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"live": true}) })
 	app.Get("/v2/health/ready", g.healthReady)
 	app.Get("/v2", keyAuth, g.serverMetadata)
 	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))

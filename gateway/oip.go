@@ -113,7 +113,7 @@ func (g *Gateway) modelReady(c *fiber.Ctx) error {
 	if _, err := g.resolve(name, version); err != nil {
 		return err
 	}
-	return c.SendStatus(fiber.StatusOK)
+	return c.JSON(fiber.Map{"name": name, "ready": true})
 }
 
 // resolve finds the version a metadata or readiness request for name
