@@ -585,7 +585,7 @@ func newValue(dt Datatype, shape []int64, values any) (ort.Value, error) {
 			return nil, err
 		}
 		if len(v) > 0 {
-			if err := t.SetContents(v); err != nil {
+			if err := fillStrings(t, v); err != nil {
 				t.Destroy()
 				return nil, err
 			}
