@@ -146,7 +146,12 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 		return err
 	}
 	var req models.InferRequest
-	if err := decodeInferRequest(c, &req); err != nil {
+	if isRawBinary(c) {
+		err = g.decodeRawBinary(c, name, version, &req)
+	} else {
+		err = decodeInferRequest(c, &req)
+	}
+	if err != nil {
 		return err
 	}
 	resp, res, err := g.inferOIP(oipCall{ctx: c.UserContext(), start: start, name: name, version: version, req: &req, header: headerOf(c)})
