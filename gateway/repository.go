@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 
@@ -141,7 +142,7 @@ type repoRequest struct {
 
 func readRepoRequest(c *fiber.Ctx) (repoRequest, error) {
 	var r repoRequest
-	if body := c.Body(); len(strings.TrimSpace(string(body))) > 0 {
+	if body := c.Request().Body(); len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &r); err != nil {
 			return r, weirerr.Invalidf("the body is not a valid repository request: %w", err)
 		}
