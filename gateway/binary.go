@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 
@@ -191,4 +192,83 @@ func writeInferResponse(c *fiber.Ctx, req *models.InferRequest, resp *models.Inf
 	c.Set(headerLengthHeader, strconv.Itoa(hlen))
 	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
 	return c.Send(b)
+}
+
+// isRawBinary says the request is Triton's raw binary request:
+// Inference-Header-Content-Length: 0, no JSON header, the whole body one
+// input's raw data.
+func isRawBinary(c *fiber.Ctx) bool {
+	n, err := strconv.ParseUint(c.Get(headerLengthHeader), 10, 63)
+	return err == nil && n == 0
+}
+
+// decodeRawBinary reads a raw binary request for the model version that
+// name and version mean, as Triton does: the model has one input; its
+// datatype and shape come from the model, the one dynamic dimension it may
+// have (all of them set to 1 for BYTES, whose body is one element) from
+// the body's length; every output comes back as binary data.
+func (g *Gateway) decodeRawBinary(c *fiber.Ctx, name, version string, req *models.InferRequest) error {
+	v, err := g.resolve(name, version)
+	if err != nil {
+		return err
+	}
+	ins := v.Session.Inputs()
+	if len(ins) != 1 {
+		return weirerr.Invalidf("a raw binary request (%s: 0) needs a model with one input; %s@%s has %d", headerLengthHeader, v.Name, v.Version, len(ins))
+	}
+	in := ins[0]
+	body := c.Request().Body() // copied below: the server reuses it
+	shape, err := rawShape(in, len(body))
+	if err != nil {
+		return weirerr.Invalidf("raw binary request (%s: 0) for input %q (%s, shape %v): %w", headerLengthHeader, in.Name, in.Datatype, in.Shape, err)
+	}
+	var vals any = []string{string(body)}
+	if in.Datatype != models.Bytes {
+		count, err := models.ElementCount(shape)
+		if err != nil {
+			return weirerr.Invalidf("input %q has shape %v: %w", in.Name, shape, err)
+		}
+		if vals, err = models.DecodeRaw(in.Datatype, body, count); err != nil {
+			return weirerr.Invalidf("raw binary request for input %q (%s, shape %v): %w", in.Name, in.Datatype, shape, err)
+		}
+	}
+	req.Inputs = []models.InputTensor{{Name: in.Name, Datatype: in.Datatype, Shape: shape, Values: vals}}
+	req.Parameters = map[string]any{"binary_data_output": true}
+	return nil
+}
+
+// rawShape is the shape of a raw binary input of size bytes: the model's,
+// with its one dynamic dimension (-1) deduced from size.
+func rawShape(in models.TensorInfo, size int) ([]int64, error) {
+	shape := append([]int64(nil), in.Shape...)
+	if in.Datatype == models.Bytes {
+		for i, d := range shape {
+			if d != 1 && d != -1 {
+				return nil, fmt.Errorf("a raw BYTES input is one element, so every dimension must be 1 or dynamic")
+			}
+			shape[i] = 1
+		}
+		return shape, nil
+	}
+	dynamic, fixed := -1, int64(1)
+	for i, d := range shape {
+		if d >= 0 {
+			fixed *= d
+			continue
+		}
+		if dynamic >= 0 {
+			return nil, fmt.Errorf("more than one dynamic dimension: the body's length cannot give them; send a JSON header")
+		}
+		dynamic = i
+	}
+	elem := int64(models.ElementSize(in.Datatype)) * fixed
+	switch {
+	case dynamic < 0 && int64(size) != elem:
+		return nil, fmt.Errorf("the body has %d bytes, the shape needs %d", size, elem)
+	case dynamic >= 0 && (elem == 0 || int64(size)%elem != 0):
+		return nil, fmt.Errorf("the body's %d bytes are not a whole number of %d-byte rows", size, elem)
+	case dynamic >= 0:
+		shape[dynamic] = int64(size) / elem
+	}
+	return shape, nil
 }

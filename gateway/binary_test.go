@@ -38,7 +38,7 @@ var binaryCases = []binaryCase{
 	{onnx.Float16, "FP16", []float32{0, -1.5, 65504, 0.000061035156, float32(math.Inf(1)), 3.140625}},
 	{onnx.Float, "FP32", []float32{0, -1.5, math.MaxFloat32, math.SmallestNonzeroFloat32, float32(math.Inf(-1)), 3.14159}},
 	{onnx.Double, "FP64", []float64{0, -1.5, math.MaxFloat64, math.SmallestNonzeroFloat64, math.Inf(1), math.Pi}},
-	{onnx.String, "BYTES", []string{"", "a", "héllo", "\x01\xfe\xff", strings.Repeat("z", 300), "end"}},
+	{onnx.String, "BYTES", []string{"", "a\x00b", "héllo", "\x01\xfe\xff", strings.Repeat("z", 300), "\x00\xff\x01"}},
 }
 
 // binaryBody builds a binary-extension request: the JSON header, then the
@@ -153,6 +153,18 @@ func TestBinaryRoundTripEveryDatatype(t *testing.T) {
 		if !reflect.DeepEqual(w, gj) {
 			t.Errorf("%s: JSON data %s, want %s", c.oip, gotJSON, want)
 		}
+
+		// The same data in JSON, answered in JSON (JSON strings cannot hold
+		// the byte 0xff: "\ufffd" goes in and must come back).
+		in := `{"inputs":[{"name":"x","shape":[2,3],"datatype":"` + c.oip + `","data":` + string(want) + `}]}`
+		j := call(t, "POST", g.URL+"/v2/models/"+name+"/infer", "", []byte(in))
+		if j.status != 200 {
+			t.Fatalf("%s JSON: status %d: %s", c.oip, j.status, j.raw)
+		}
+		gotJSON, _ = json.Marshal(j.body["outputs"].([]any)[0].(map[string]any)["data"])
+		if _ = json.Unmarshal(gotJSON, &gj); !reflect.DeepEqual(w, gj) {
+			t.Errorf("%s JSON: data %s, want %s", c.oip, gotJSON, want)
+		}
 	}
 }
 
@@ -242,7 +254,7 @@ func TestBinaryMalformed(t *testing.T) {
 		{"header length negative", "id-fp32", withLen(ok, "-5"), "is not a byte count"},
 		{"header length not a number", "id-fp32", withLen(ok, "12abc"), "is not a byte count"},
 		{"header length cuts the JSON", "id-fp32", withLen(ok, strconv.Itoa(okLen-3)), "is not a valid inference request"},
-		{"header length zero", "id-fp32", withLen(ok, "0"), "is not a valid inference request"},
+		{"header length zero: a raw request, which needs one dynamic dimension at most", "id-fp32", withLen(ok, "0"), "more than one dynamic dimension"},
 		{"binary size past the end", "id-fp32", req{ok.body[:len(ok.body)-4], ok.hlen}, "runs past the end of the body"},
 		{"binary size too small for the shape", "id-fp32", mk(in(len(raw)-4, nil), raw[:len(raw)-4]), "need 24"},
 		{"binary size negative", "id-fp32", mk(in(-24, nil), raw), "is not a byte count"},
@@ -293,4 +305,64 @@ func call400(t testing.TB, url string, body []byte, hlen string) errAnswer {
 		return errAnswer{resp.StatusCode, fmt.Sprintf("not JSON: %q", raw)}
 	}
 	return errAnswer{resp.StatusCode, e.Error}
+}
+
+// TestRawBinaryRequest: with Inference-Header-Content-Length: 0 the body is
+// the one input's raw data, its shape the model's with the dynamic
+// dimension deduced from the length (BYTES: one element), and every output
+// comes back binary, as Triton does.
+func TestRawBinaryRequest(t *testing.T) {
+	g := testgw.Start(t)
+	push := func(name string, m []byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushModel(t, g, name, "1", m)
+	}
+	m, err := onnx.Identity("id-fp32", onnx.Float, onnx.Sym("n"), onnx.Fixed(3))
+	push("id-fp32", m, err)
+	m, err = onnx.Identity("id-bytes", onnx.String, onnx.Fixed(1))
+	push("id-bytes", m, err)
+	m, err = onnx.Add("add", onnx.Float, onnx.Sym("n"), onnx.Fixed(2))
+	push("add", m, err)
+
+	x := []float32{1, -2, 3.5, 4, 5, 6}
+	raw, _ := models.AppendRaw(nil, models.FP32, x)
+	a := postBinary(t, g.URL+"/v2/models/id-fp32/infer", raw, "0")
+	if a.status != 200 {
+		t.Fatalf("FP32: status %d: %v", a.status, a.header)
+	}
+	out := a.header["outputs"].([]any)[0].(map[string]any)
+	if fmt.Sprint(out["shape"]) != "[2 3]" || !bytes.Equal(a.rest, raw) {
+		t.Errorf("FP32: output %v with %x, want shape [2 3] and %x", out, a.rest, raw)
+	}
+
+	a = postBinary(t, g.URL+"/v2/models/id-bytes/infer", []byte("a\x00b"), "0")
+	want, _ := models.AppendRaw(nil, models.Bytes, []string{"a\x00b"})
+	if a.status != 200 || !bytes.Equal(a.rest, want) {
+		t.Errorf("BYTES: status %d, output %x, want %x (%v)", a.status, a.rest, want, a.header)
+	}
+
+	for _, c := range []struct {
+		name, model string
+		body        []byte
+		want        string
+	}{
+		{"two inputs", "add", raw, "needs a model with one input; add@1 has 2"},
+		{"partial row", "id-fp32", raw[:10], "10 bytes are not a whole number of 12-byte rows"},
+		{"unknown model", "nope", raw, `nope\" not found`},
+	} {
+		req, _ := http.NewRequest("POST", g.URL+"/v2/models/"+c.model+"/infer", bytes.NewReader(c.body))
+		req.Header.Set("Inference-Header-Content-Length", "0")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: %d %s, want a 4xx naming %q", c.name, resp.StatusCode, body, c.want)
+		}
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -33,10 +35,11 @@ const backendTests = "/usr/share/libonnx-testdata/data/node"
 // TestONNXBackendConformance runs ONNX's own backend node tests (Debian's
 // libonnx-testdata) through weir's HTTP API and its gRPC service: upload
 // each model, send its reference inputs as OIP JSON (encoded here, not by
-// the code under test) and as gRPC raw_input_contents, and compare the
-// outputs of both, matched by name, with the reference outputs (rtol 1e-3,
-// atol 1e-5, NaN equals NaN). A test passes only when both transports
-// pass it, and a runtime refusal must be one on both.
+// the code under test), as gRPC raw_input_contents and over HTTP with the
+// binary tensor extension (binary outputs too), and compare the outputs of
+// all three, matched by name, with the reference outputs (rtol 1e-3, atol
+// 1e-5, NaN equals NaN). A test passes only when every path passes it, and
+// a runtime refusal must be one on JSON and gRPC alike.
 //
 // Every test's outcome, pass or skip with its reason, is pinned in
 // testdata/conformance.golden: a test that newly skips, newly passes or
@@ -82,7 +85,7 @@ func TestONNXBackendConformance(t *testing.T) {
 			got[name] = "pass"
 		}
 	}
-	report := fmt.Sprintf("ONNX backend node tests through the HTTP API and gRPC: %d passed, %d failed, %d skipped of %d run (%d in the suite)",
+	report := fmt.Sprintf("ONNX backend node tests through the HTTP API (JSON and binary) and gRPC: %d passed, %d failed, %d skipped of %d run (%d in the suite)",
 		passed, failed, skipped, len(got), len(dirs))
 	t.Log(report)
 	fmt.Println(report)
@@ -252,7 +255,11 @@ func runBackendTest(ctx context.Context, g *testgw.Gateway, gc pb.GRPCInferenceS
 		req.Inputs = append(req.Inputs, input{Name: name, Shape: shape, Datatype: dt, Data: data})
 	}
 	body, _ := json.Marshal(req)
-	gresp, gerr := inferGRPC(ctx, gc, modelName, req.Inputs, ins)
+	greq, err := rawRequest(modelName, req.Inputs, ins)
+	if err != nil {
+		return "", err
+	}
+	gresp, gerr := gc.ModelInfer(ctx, greq)
 	raw, err := g.Client.Infer(ctx, modelName, "", body)
 	if err != nil {
 		if ce, ok := err.(*client.Error); ok && ce.Status == 400 && strings.Contains(ce.Message, "ONNX Runtime rejected") {
@@ -268,6 +275,13 @@ func runBackendTest(ctx context.Context, g *testgw.Gateway, gc pb.GRPCInferenceS
 	}
 	if err := checkGRPCOutputs(gresp, outs); err != nil {
 		return "", fmt.Errorf("gRPC: %w", err)
+	}
+	bresp, err := inferBinary(ctx, g.URL, greq)
+	if err != nil {
+		return "", fmt.Errorf("HTTP binary infer: %w", err)
+	}
+	if err := checkGRPCOutputs(bresp, outs); err != nil {
+		return "", fmt.Errorf("HTTP binary: %w", err)
 	}
 	var resp struct {
 		Outputs []oipOutput `json:"outputs"`
@@ -459,9 +473,9 @@ func approxEqual(got, want float64) bool {
 	return math.Abs(got-want) <= 1e-5+1e-3*math.Abs(want)
 }
 
-// inferGRPC sends a backend test's inputs through gRPC, in
+// rawRequest is a backend test's inputs as a gRPC request, in
 // raw_input_contents.
-func inferGRPC[In any](ctx context.Context, gc pb.GRPCInferenceServiceClient, model string, inputs []In, ins []*onnx.Tensor) (*pb.ModelInferResponse, error) {
+func rawRequest[In any](model string, inputs []In, ins []*onnx.Tensor) (*pb.ModelInferRequest, error) {
 	req := &pb.ModelInferRequest{ModelName: model}
 	for i, in := range ins {
 		dt, _ := in.DataType.OIP()
@@ -477,7 +491,72 @@ func inferGRPC[In any](ctx context.Context, gc pb.GRPCInferenceServiceClient, mo
 		req.Inputs = append(req.Inputs, &pb.ModelInferRequest_InferInputTensor{Name: name, Datatype: dt, Shape: shape})
 		req.RawInputContents = append(req.RawInputContents, b)
 	}
-	return gc.ModelInfer(ctx, req)
+	return req, nil
+}
+
+// inferBinary sends a gRPC request's raw inputs over HTTP with the binary
+// tensor extension (the same raw layout), asks for every output as binary
+// data, and returns the answer as the gRPC response it stands for, so that
+// checkGRPCOutputs checks it.
+func inferBinary(ctx context.Context, url string, greq *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	type tensor struct {
+		Name       string         `json:"name"`
+		Shape      []int64        `json:"shape"`
+		Datatype   string         `json:"datatype"`
+		Parameters map[string]int `json:"parameters"`
+	}
+	var header struct {
+		Inputs     []tensor        `json:"inputs"`
+		Parameters map[string]bool `json:"parameters"`
+	}
+	header.Parameters = map[string]bool{"binary_data_output": true}
+	for i, in := range greq.Inputs {
+		header.Inputs = append(header.Inputs, tensor{in.Name, in.Shape, in.Datatype, map[string]int{"binary_data_size": len(greq.RawInputContents[i])}})
+	}
+	body, err := json.Marshal(header)
+	if err != nil {
+		return nil, err
+	}
+	hlen := len(body)
+	body = slices.Concat(append([][]byte{body}, greq.RawInputContents...)...)
+	req, err := http.NewRequestWithContext(ctx, "POST", url+"/v2/models/"+greq.ModelName+"/infer", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Inference-Header-Content-Length", strconv.Itoa(hlen))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(resp.Header.Get("Inference-Header-Content-Length"))
+	if resp.StatusCode != 200 || err != nil || n > len(raw) {
+		return nil, fmt.Errorf("status %d, Inference-Header-Content-Length %q: %s", resp.StatusCode, resp.Header.Get("Inference-Header-Content-Length"), raw)
+	}
+	var answer struct {
+		Outputs []tensor `json:"outputs"`
+	}
+	if err := json.Unmarshal(raw[:n], &answer); err != nil {
+		return nil, err
+	}
+	out, rest := &pb.ModelInferResponse{}, raw[n:]
+	for _, o := range answer.Outputs {
+		size, ok := o.Parameters["binary_data_size"]
+		if !ok || size > len(rest) {
+			return nil, fmt.Errorf("output %q: binary_data_size %d, %d bytes left", o.Name, size, len(rest))
+		}
+		out.Outputs = append(out.Outputs, &pb.ModelInferResponse_InferOutputTensor{Name: o.Name, Datatype: o.Datatype, Shape: o.Shape})
+		out.RawOutputContents = append(out.RawOutputContents, rest[:size])
+		rest = rest[size:]
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("%d bytes after the last output", len(rest))
+	}
+	return out, nil
 }
 
 func checkGRPCOutputs(resp *pb.ModelInferResponse, outs []*onnx.Tensor) error {

@@ -88,7 +88,7 @@ func (g *Gateway) buildApp() error {
 	}
 
 	// Health: always open, for probes.
-	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusOK) })
+	app.Get("/v2/health/live", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"live": true}) })
 	app.Get("/v2/health/ready", g.healthReady)
 	app.Get("/v2", keyAuth, g.serverMetadata)
 	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
@@ -109,6 +109,12 @@ func (g *Gateway) buildApp() error {
 	// Admin API: reads are open unless --api-keys is set, writes need the
 	// admin token.
 	admin := requireToken("admin calls", equalToken(g.adminToken))
+
+	// Triton's model repository extension (repository.go).
+	repo := app.Group("/v2/repository", keyAuth)
+	repo.Post("/index", g.repoIndex)
+	repo.Post("/models/:name/load", admin, g.repoLoad)
+	repo.Post("/models/:name/unload", admin, g.repoUnload)
 	v1 := app.Group("/v1", keyAuth)
 	v1.Get("/status", g.status)
 	v1.Get("/models", g.listModels)

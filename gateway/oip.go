@@ -113,7 +113,7 @@ func (g *Gateway) modelReady(c *fiber.Ctx) error {
 	if _, err := g.resolve(name, version); err != nil {
 		return err
 	}
-	return c.SendStatus(fiber.StatusOK)
+	return c.JSON(fiber.Map{"name": name, "ready": true})
 }
 
 // resolve finds the version a metadata or readiness request for name
@@ -146,7 +146,12 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 		return err
 	}
 	var req models.InferRequest
-	if err := decodeInferRequest(c, &req); err != nil {
+	if isRawBinary(c) {
+		err = g.decodeRawBinary(c, name, version, &req)
+	} else {
+		err = decodeInferRequest(c, &req)
+	}
+	if err != nil {
 		return err
 	}
 	resp, res, err := g.inferOIP(oipCall{ctx: c.UserContext(), start: start, name: name, version: version, req: &req, header: headerOf(c)})

@@ -117,9 +117,18 @@ func TestInferAndMetadata(t *testing.T) {
 	if in0["name"] != "x" || in0["datatype"] != "FP32" {
 		t.Errorf("metadata input: %v", in0)
 	}
-	for _, p := range []string{"/v2/models/add/ready", "/v2/models/add/versions/1/ready", "/v2/health/live", "/v2/health/ready"} {
-		if a := call(t, "GET", g.URL+p, "", nil); a.status != 200 {
+	for p, want := range map[string]string{
+		"/v2/models/add/ready":            `{"name":"add","ready":true}`,
+		"/v2/models/add/versions/1/ready": `{"name":"add","ready":true}`,
+		"/v2/health/live":                 `{"live":true}`,
+		"/v2/health/ready":                "",
+	} {
+		a := call(t, "GET", g.URL+p, "", nil)
+		if a.status != 200 {
 			t.Errorf("GET %s: %d %s", p, a.status, a.raw)
+		}
+		if want != "" && a.raw != want {
+			t.Errorf("GET %s answered %s, want %s", p, a.raw, want)
 		}
 	}
 	if a := call(t, "GET", g.URL+"/v2/models/add/versions/9/ready", "", nil); a.status != 404 {
@@ -166,6 +175,7 @@ func TestBadRequests(t *testing.T) {
 		{"wrong rank", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[3,4,5]", "[60]", 1) + `]}`, 400, `expected rank 3`},
 		{"wrong count", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[1,", "[", 1) + `]}`, 400, `input "y" has shape [3 4 5], which needs 60 elements, but its data has 59 elements`},
 		{"not a number", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[1,", `["a",`, 1) + `]}`, 400, `input "y" (FP32): element 0: "a" is not a number`},
+		{"out of range", "/v2/models/add/infer", `{"inputs":[` + x + `,` + strings.Replace(y, "[1,", `[1e39,`, 1) + `]}`, 400, `input "y" (FP32): element 0: 1e39 is out of range for FP32`},
 		{"unknown output", "/v2/models/add/infer", `{"inputs":[` + x + `,` + y + `],"outputs":[{"name":"nope"}]}`, 400, `unknown output "nope"`},
 	}
 	for _, c := range cases {

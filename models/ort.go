@@ -68,6 +68,7 @@ func InitRuntime(path string) error {
 			return
 		}
 		_ = ort.DisableTelemetry()
+		initErr = initStrings(path)
 	})
 	if initErr == nil && path != initPath {
 		return fmt.Errorf("ONNX Runtime already loaded from %s, cannot load %s too", initPath, path)

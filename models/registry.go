@@ -28,6 +28,9 @@ const (
 	Loading State = "loading"
 	Ready   State = "ready"
 	Failed  State = "failed"
+	// Unloaded: stored, but not served by this process until Load (Triton's
+	// repository extension); nothing of it is deleted.
+	Unloaded State = "unloaded"
 )
 
 // Attribute keys weir keeps in a version's artifact metadata.
@@ -498,8 +501,57 @@ func (r *Registry) Get(name, version string) (*Version, error) {
 		return v, weirerr.Unavailablef("model %s@%s is loading", name, v.Version)
 	case v.State == Failed:
 		return v, weirerr.Unavailablef("model %s@%s failed to load on this gateway: %s", name, v.Version, v.Err)
+	case v.State == Unloaded:
+		return v, weirerr.Unavailablef("model %s@%s is unloaded on this gateway (POST /v2/repository/models/%s/load serves it again)", name, v.Version, name)
 	}
 	return v, nil
+}
+
+// Unload stops serving name@version in this process and frees its session
+// once the requests in flight on it finish; the stored version stays, and
+// Load serves it again. A load under way installs nothing.
+func (r *Registry) Unload(name, version string) error {
+	r.mu.Lock()
+	cur := r.versions[name][version]
+	if cur == nil {
+		r.mu.Unlock()
+		return weirerr.NotFoundf("model %q has no version %q", name, version)
+	}
+	v := &Version{Name: name, Version: version, Meta: cur.Meta, Features: cur.Features, State: Unloaded}
+	delete(r.want, key(name, version))
+	r.putLocked(v)
+	r.mu.Unlock()
+	if cur.State != Unloaded {
+		r.retire(cur, v)
+		r.loads.WithLabelValues(name, version, "unloaded").Inc()
+		r.log.Info("model unloaded on request", "model", name, "version", version)
+	}
+	return nil
+}
+
+// Load serves a stored name@version in this process again (after Unload,
+// or a failed load) and returns once it is ready or has failed. A version
+// ready or loading already is left as it is.
+func (r *Registry) Load(name, version string) error {
+	r.mu.Lock()
+	cur := r.versions[name][version]
+	if cur == nil {
+		r.mu.Unlock()
+		return weirerr.NotFoundf("model %q has no version %q", name, version)
+	}
+	if cur.State == Ready || cur.State == Loading {
+		r.mu.Unlock()
+		return nil
+	}
+	meta := cur.Meta
+	r.want[key(name, version)] = meta.Blob
+	r.putLocked(&Version{Name: name, Version: version, Meta: meta, Features: cur.Features, State: Loading})
+	r.wg.Add(1)
+	r.mu.Unlock()
+	defer r.wg.Done()
+	r.load(meta)
+	_, err := r.Get(name, version)
+	return err
 }
 
 // Has reports whether a model of that name exists (in any state).
@@ -616,7 +668,10 @@ func (r *Registry) apply(c artifacts.Change) {
 	}()
 	r.mu.Lock()
 	cur := r.versions[c.Name][c.Version]
-	r.want[key(c.Name, c.Version)] = c.Meta.Blob
+	unloaded := cur != nil && cur.State == Unloaded
+	if !unloaded {
+		r.want[key(c.Name, c.Version)] = c.Meta.Blob
+	}
 	r.mu.Unlock()
 	if ref := c.Meta.Attrs[attrReference]; ref != "" && r.opts.OnReference != nil &&
 		(cur == nil || cur.Meta.Attrs[attrReference] != ref) {
@@ -625,6 +680,17 @@ func (r *Registry) apply(c artifacts.Change) {
 		} else {
 			r.opts.OnReference(c.Name, c.Version, data)
 		}
+	}
+	if unloaded {
+		// Unloaded here on request (Unload): it stays so, with the new metadata.
+		nv := *cur
+		nv.Meta, nv.Features = c.Meta, splitList(c.Meta.Attrs[attrFeatures])
+		r.mu.Lock()
+		if r.versions[c.Name][c.Version] == cur {
+			r.versions[c.Name][c.Version] = &nv
+		}
+		r.mu.Unlock()
+		return
 	}
 	if cur != nil && cur.Meta.Blob == c.Meta.Blob && cur.State == Ready {
 		// Metadata change only: feature list, reference. (While the version

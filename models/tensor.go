@@ -2,6 +2,7 @@ package models
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -240,6 +241,9 @@ func parseFloatTok(tok []byte, bits int) (float64, error) {
 		return 0, fmt.Errorf("%s is not a number", tok)
 	}
 	f, err := strconv.ParseFloat(string(tok), bits)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%s is out of range for FP%d", tok, bits)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s is not a number", tok)
 	}
@@ -581,7 +585,7 @@ func newValue(dt Datatype, shape []int64, values any) (ort.Value, error) {
 			return nil, err
 		}
 		if len(v) > 0 {
-			if err := t.SetContents(v); err != nil {
+			if err := fillStrings(t, v); err != nil {
 				t.Destroy()
 				return nil, err
 			}

@@ -69,6 +69,10 @@ func params(m map[string]*pb.InferParameter) map[string]any {
 			out[k] = v.Int64Param
 		case *pb.InferParameter_StringParam:
 			out[k] = v.StringParam
+		case *pb.InferParameter_DoubleParam:
+			out[k] = v.DoubleParam
+		case *pb.InferParameter_Uint64Param:
+			out[k] = v.Uint64Param
 		}
 	}
 	return out

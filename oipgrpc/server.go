@@ -96,21 +96,31 @@ var open = map[string]bool{
 
 func (s *service) authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	if !open[info.FullMethod] {
-		tok := ""
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			for _, v := range md.Get("authorization") {
-				if t, ok := strings.CutPrefix(v, "Bearer "); ok {
-					tok = t
-				} else if v != "" {
-					return nil, status.Error(codes.Unauthenticated, "the authorization metadata must be \"Bearer <key or token>\"")
-				}
-			}
+		tok, err := bearerToken(ctx)
+		if err != nil {
+			return nil, err
 		}
 		if err := s.b.Authorize(tok); err != nil {
 			return nil, toStatus(err)
 		}
 	}
 	return next(ctx, req)
+}
+
+// bearerToken reads the call's "authorization: Bearer <token>" metadata
+// ("" when there is none).
+func bearerToken(ctx context.Context) (string, error) {
+	tok := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		for _, v := range md.Get("authorization") {
+			if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+				tok = t
+			} else if v != "" {
+				return "", status.Error(codes.Unauthenticated, "the authorization metadata must be \"Bearer <key or token>\"")
+			}
+		}
+	}
+	return tok, nil
 }
 
 func (s *service) recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {

@@ -71,7 +71,7 @@ var samples = []struct {
 	{onnx.Float16, models.FP16, []float32{0, -1.5, 65504, 0.5, float32(math.Inf(1)), 3.140625}},
 	{onnx.Float, models.FP32, []float32{0, -1.5, math.MaxFloat32, 1e-30, float32(math.Inf(-1)), 3.14159}},
 	{onnx.Double, models.FP64, []float64{0, -1.5, math.MaxFloat64, 1e-300, math.Inf(1), math.Pi}},
-	{onnx.String, models.Bytes, []string{"", "a", "héllo", "\x01\xfe\xff", strings.Repeat("z", 300), "end"}},
+	{onnx.String, models.Bytes, []string{"", "a\x00b", "héllo", "\x01\xfe\xff", strings.Repeat("z", 300), "\x00\xff\x01"}},
 }
 
 // typedContents puts values in the contents field the protocol gives
