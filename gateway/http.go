@@ -131,6 +131,7 @@ func (g *Gateway) buildApp() error {
 	v1.Get("/routes/:route/rollout", g.getRollout)
 	v1.Post("/routes/:route/rollout", admin, g.startRollout)
 	v1.Post("/routes/:route/rollout/:action", admin, g.rolloutAction)
+	v1.Get("/rollouts", g.listRollouts)
 
 	v1.Get("/drift/:name", g.getDrift)
 	v1.Get("/drift/:name/versions/:version", g.getDrift)

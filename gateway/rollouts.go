@@ -58,6 +58,24 @@ func (g *Gateway) getRollout(c *fiber.Ctx) error {
 	return c.JSON(st)
 }
 
+// listRollouts serves GET /v1/rollouts: every route's current rollout
+// (finished ones too, until the next starts), by route name, for
+// dashboards. A route that never had one is left out.
+func (g *Gateway) listRollouts(c *fiber.Ctx) error {
+	out := []*canary.Status{}
+	for _, rt := range g.routes.List() {
+		st, err := g.rollouts.Status(c.UserContext(), rt.Name())
+		if weirerr.KindOf(err) == weirerr.NotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, st)
+	}
+	return c.JSON(fiber.Map{"rollouts": out})
+}
+
 // rolloutAction serves POST /v1/routes/{route}/rollout/{promote|pause|resume|abort}.
 func (g *Gateway) rolloutAction(c *fiber.Ctx) error {
 	name, err := routeParam(c)
