@@ -115,14 +115,17 @@ func binaryOutputs(req *models.InferRequest, resp *models.InferResponse) ([]bool
 		}
 		all = b
 	}
+	// Requested outputs are distinct (models.CheckOutputs): one lookup
+	// each, not a scan of the request per output.
+	wanted := make(map[string]*models.RequestedOutput, len(req.Outputs))
+	for i := range req.Outputs {
+		wanted[req.Outputs[i].Name] = &req.Outputs[i]
+	}
 	out := make([]bool, len(resp.Outputs))
 	some := false
 	for i, o := range resp.Outputs {
 		out[i] = all
-		for _, want := range req.Outputs {
-			if want.Name != o.Name {
-				continue
-			}
+		if want, ok := wanted[o.Name]; ok {
 			if p, ok := want.Parameters["binary_data"]; ok {
 				b, ok := p.(bool)
 				if !ok {

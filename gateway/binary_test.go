@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
@@ -293,4 +294,35 @@ func call400(t testing.TB, url string, body []byte, hlen string) errAnswer {
 		return errAnswer{resp.StatusCode, fmt.Sprintf("not JSON: %q", raw)}
 	}
 	return errAnswer{resp.StatusCode, e.Error}
+}
+
+// An output requested twice is refused, naming it (issue 25, defect 6):
+// each copy carried the whole tensor, and the binary path matched outputs
+// quadratically (20,000 copies took seconds).
+func TestDuplicateOutputsAreRefused(t *testing.T) {
+	g := testgw.Start(t)
+	m, _ := onnx.Identity("id", onnx.Float, onnx.Sym("n"), onnx.Sym("m"))
+	pushModel(t, g, "id", "1", m)
+	raw, _ := models.AppendRaw(nil, models.FP32, []float32{1, 2})
+	url := g.URL + "/v2/models/id/infer"
+	for _, copies := range []int{2, 20000} {
+		outs := make([]map[string]any, copies)
+		for i := range outs {
+			outs[i] = map[string]any{"name": "y", "parameters": map[string]any{"binary_data": true}}
+		}
+		body, n := binaryBody(t, map[string]any{"outputs": outs, "inputs": []map[string]any{{"name": "x", "shape": []int{1, 2}, "datatype": "FP32",
+			"parameters": map[string]any{"binary_data_size": len(raw)}}}}, raw)
+		start := time.Now()
+		a := call400(t, url, body, strconv.Itoa(n))
+		if a.status != 400 || !strings.Contains(a.msg, `output "y" is requested twice`) {
+			t.Errorf("binary, %d copies of output y: %d %q, want 400 naming y as requested twice", copies, a.status, a.msg)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("binary, %d copies of output y: answered in %v", copies, took)
+		}
+		j, _ := json.Marshal(map[string]any{"outputs": outs[:2], "inputs": []map[string]any{{"name": "x", "shape": []int{1, 2}, "datatype": "FP32", "data": []float32{1, 2}}}})
+		if a := call400(t, url, j, ""); a.status != 400 || !strings.Contains(a.msg, `output "y" is requested twice`) {
+			t.Errorf("JSON, 2 copies of output y: %d %q, want 400 naming y as requested twice", a.status, a.msg)
+		}
+	}
 }
