@@ -24,8 +24,11 @@ const headerLengthHeader = "Inference-Header-Content-Length"
 // decodeInferRequest reads an OIP request body, JSON or binary. Every
 // length in it is checked against the bytes that are there before it is
 // used.
-func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
-	body := requestBody(c)
+func (g *Gateway) decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
 	h := c.Get(headerLengthHeader)
 	if h == "" {
 		if err := models.DecodeInferRequest(body, req); err != nil {

@@ -146,7 +146,7 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 		return err
 	}
 	var req models.InferRequest
-	if err := decodeInferRequest(c, &req); err != nil {
+	if err := g.decodeInferRequest(c, &req); err != nil {
 		return err
 	}
 	resp, res, err := g.inferOIP(oipCall{ctx: c.UserContext(), start: start, name: name, version: version, req: &req, header: headerOf(c)})

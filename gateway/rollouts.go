@@ -32,7 +32,11 @@ func (g *Gateway) startRollout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	spec, err := canary.ParseSpec(requestBody(c))
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
+	spec, err := canary.ParseSpec(body)
 	if err != nil {
 		return err
 	}
