@@ -187,6 +187,9 @@ func TestAbuseCostsNoMoreThanTheBytesSent(t *testing.T) {
 	pushModel(t, g, "ident", "1", identityModel(t))
 	infer := g.URL + "/v2/models/ident/infer"
 
+	// Defect 1: {"inputs":[{},{},...]} built one input tensor per "{}",
+	// for an unknown model too; now the model is resolved first, and the
+	// request is refused at its fourth input (ident has three).
 	empties := func(n int) []byte {
 		return []byte(`{"inputs":[` + strings.Repeat(`{},`, n/3) + `{}]}`)
 	}
@@ -203,6 +206,11 @@ func TestAbuseCostsNoMoreThanTheBytesSent(t *testing.T) {
 		want    string // in the error
 		inflate int    // bytes the body inflates to, if compressed
 	}{
+		{"4 MiB of empty inputs", infer, "k-1", plain, nil, 400, "more than 3 inputs", 0},
+		{"12 MiB of empty inputs, gzip", infer, "k-1", zipped, gz, 400, "more than 3 inputs", 12 << 20},
+		{"4 MiB of empty inputs to an unknown model", g.URL + "/v2/models/junk/infer", "k-1", plain, nil, 404, "not found", 0},
+		{"4 MiB of empty outputs", infer, "k-1", []byte(`{"outputs":[` + strings.Repeat(`{},`, 4<<20/3) + `{}]}`), nil, 400, `unknown output ""`, 0},
+		{"4 MiB of dimensions", infer, "k-1", []byte(`{"inputs":[{"shape":[` + strings.Repeat(`0,`, 2<<20) + `0]}]}`), nil, 400, "more than 2 dimensions", 0},
 		// Defect 3: bodies of strangers were read and inflated (to
 		// --max-body) before their 401s.
 		{"gzip without a key", infer, "", zipped, gz, 401, "Authorization", 0},

@@ -21,17 +21,17 @@ import (
 
 const headerLengthHeader = "Inference-Header-Content-Length"
 
-// decodeInferRequest reads an OIP request body, JSON or binary. Every
-// length in it is checked against the bytes that are there before it is
-// used.
-func (g *Gateway) decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
+// decodeInferRequest reads an OIP request body, JSON or binary, for the
+// model of session s (which bounds what it may build). Every length in it
+// is checked against the bytes that are there before it is used.
+func (g *Gateway) decodeInferRequest(c *fiber.Ctx, s *models.Session, req *models.InferRequest) error {
 	body, err := g.requestBody(c)
 	if err != nil {
 		return err
 	}
 	h := c.Get(headerLengthHeader)
 	if h == "" {
-		if err := models.DecodeInferRequest(body, req); err != nil {
+		if err := s.DecodeInferRequest(body, req); err != nil {
 			return weirerr.Invalidf("request body is not a valid inference request: %w", err)
 		}
 		for _, in := range req.Inputs {
@@ -48,7 +48,7 @@ func (g *Gateway) decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) err
 	if n > uint64(len(body)) {
 		return weirerr.Invalidf("%s is %d, but the body has only %d bytes", headerLengthHeader, n, len(body))
 	}
-	if err := models.DecodeInferRequest(body[:n], req); err != nil {
+	if err := s.DecodeInferRequest(body[:n], req); err != nil {
 		return weirerr.Invalidf("the request's JSON header (the first %d bytes, per %s) is not a valid inference request: %w", n, headerLengthHeader, err)
 	}
 	return attachBinaryInputs(req, body[n:])

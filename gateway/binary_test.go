@@ -254,7 +254,7 @@ func TestBinaryMalformed(t *testing.T) {
 		{"BYTES too few elements", "id-bytes", mk(bytesIn(shortBytes, 3), shortBytes), "cannot hold 3 BYTES elements"},
 		{"data and binary both", "id-fp32", mk(map[string]any{"inputs": []map[string]any{{"name": "x", "shape": []int{2, 3}, "datatype": "FP32",
 			"data": []float32{1, 2, 3, 4, 5, 6}, "parameters": map[string]any{"binary_data_size": len(raw)}}}}, raw), "has both"},
-		{"shape too large", "id-fp32", mk(map[string]any{"inputs": []map[string]any{{"name": "x", "shape": []int64{1 << 40, 1 << 40, 3}, "datatype": "FP32",
+		{"shape too large", "id-fp32", mk(map[string]any{"inputs": []map[string]any{{"name": "x", "shape": []int64{1 << 40, 1 << 40}, "datatype": "FP32",
 			"parameters": map[string]any{"binary_data_size": len(raw)}}}}, raw), "past the limit"},
 		{"binary_data_size without the header", "id-fp32", withLen(mk(in(len(raw), nil)), ""), "no Inference-Header-Content-Length header"},
 		{"binary_data not a bool", "id-fp32", mk(in(len(raw), map[string]any{"outputs": []map[string]any{{"name": "y", "parameters": map[string]any{"binary_data": "yes"}}}}), raw), "expected true or false"},
