@@ -211,6 +211,7 @@ func TestAbuseCostsNoMoreThanTheBytesSent(t *testing.T) {
 		{"4 MiB of empty inputs to an unknown model", g.URL + "/v2/models/junk/infer", "k-1", plain, nil, 404, "not found", 0},
 		{"4 MiB of empty outputs", infer, "k-1", []byte(`{"outputs":[` + strings.Repeat(`{},`, 4<<20/3) + `{}]}`), nil, 400, `unknown output ""`, 0},
 		{"4 MiB of dimensions", infer, "k-1", []byte(`{"inputs":[{"shape":[` + strings.Repeat(`0,`, 2<<20) + `0]}]}`), nil, 400, "more than 2 dimensions", 0},
+		{"4 MiB of parameters", infer, "k-1", []byte(`{"parameters":{"p":[` + strings.Repeat(`[],`, 4<<20/3) + `[]]}}`), nil, 400, "over the limit of 64 KiB", 0},
 		// Defect 3: bodies of strangers were read and inflated (to
 		// --max-body) before their 401s.
 		{"gzip without a key", infer, "", zipped, gz, 401, "Authorization", 0},
