@@ -54,8 +54,9 @@ func (v *Version) Infer(ctx context.Context, req *InferRequest) (*InferResponse,
 
 // CheckOutputs refuses requested outputs that the model does not have, or
 // that name one output twice (each copy would carry the whole tensor). It
-// is linear in the request: matching then costs at most the model's
-// outputs per requested one, and no more are requested than it has.
+// stops at the first such output, so it looks at no more of the request
+// than the model's outputs plus one; matching the outputs it let through
+// then costs at most the square of the model's outputs, whatever was sent.
 func CheckOutputs(wanted []RequestedOutput, have []TensorInfo) error {
 	seen := make(map[string]bool, len(wanted))
 	for _, want := range wanted {
