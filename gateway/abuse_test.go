@@ -1,8 +1,15 @@
 package gateway_test
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,4 +143,141 @@ func TestAbuse(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// costOf runs send and reports what the process (the gateway runs in it)
+// allocated meanwhile and how long send took. Allocation, not RSS: RSS
+// moves with the collector's pace and the other tests' garbage; a fix
+// that bounds memory by the bytes sent bounds this too.
+func costOf(send func()) (allocated uint64, took time.Duration) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	send()
+	took = time.Since(start)
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc, took
+}
+
+// gzipped compresses b.
+func gzipped(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// A request's cost is bounded by the bytes it sent (issue 25, defects 1, 3
+// and 9): each case below is answered within a time bound, and the
+// gateway allocates at most a small multiple of what came over the wire,
+// or of what it inflates to (under --max-body) once the request is
+// authenticated and admitted. Each of them cost hundreds of megabytes to
+// gigabytes.
+func TestAbuseCostsNoMoreThanTheBytesSent(t *testing.T) {
+	const maxBody = 16 << 20
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keys, []byte("k-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.MaxBodyBytes, o.APIKeysFile = maxBody, keys }))
+	pushModel(t, g, "ident", "1", identityModel(t))
+	infer := g.URL + "/v2/models/ident/infer"
+
+	// Defect 1: {"inputs":[{},{},...]} built one input tensor per "{}",
+	// for an unknown model too; now the model is resolved first, and the
+	// request is refused at its fourth input (ident has three).
+	empties := func(n int) []byte {
+		return []byte(`{"inputs":[` + strings.Repeat(`{},`, n/3) + `{}]}`)
+	}
+	plain := empties(4 << 20)
+	zipped := gzipped(t, empties(12<<20))
+	gz := http.Header{"Content-Encoding": {"gzip"}}
+	cases := []struct {
+		what    string
+		url     string
+		token   string
+		body    []byte
+		header  http.Header
+		status  int
+		want    string // in the error
+		inflate int    // bytes the body inflates to, if compressed
+	}{
+		{"4 MiB of empty inputs", infer, "k-1", plain, nil, 400, "more than 3 inputs", 0},
+		{"12 MiB of empty inputs, gzip", infer, "k-1", zipped, gz, 400, "more than 3 inputs", 12 << 20},
+		{"4 MiB of empty inputs to an unknown model", g.URL + "/v2/models/junk/infer", "k-1", plain, nil, 404, "not found", 0},
+		{"4 MiB of empty outputs", infer, "k-1", []byte(`{"outputs":[` + strings.Repeat(`{},`, 4<<20/3) + `{}]}`), nil, 400, `unknown output ""`, 0},
+		{"4 MiB of dimensions", infer, "k-1", []byte(`{"inputs":[{"shape":[` + strings.Repeat(`0,`, 2<<20) + `0]}]}`), nil, 400, "more than 2 dimensions", 0},
+		{"4 MiB of parameters", infer, "k-1", []byte(`{"parameters":{"p":[` + strings.Repeat(`[],`, 4<<20/3) + `[]]}}`), nil, 400, "over the limit of 64 KiB", 0},
+		// Defect 3: bodies of strangers were read and inflated (to
+		// --max-body) before their 401s.
+		{"gzip without a key", infer, "", zipped, gz, 401, "Authorization", 0},
+		{"4 MiB without a key", infer, "", plain, nil, 401, "Authorization", 0},
+		{"a 4 MiB form without a key", infer, "", plain, http.Header{"Content-Type": {"multipart/form-data; boundary=x"}}, 401, "Authorization", 0},
+	}
+	for _, c := range cases {
+		sent := len(c.body)
+		var a answer
+		alloc, took := costOf(func() {
+			for range 4 {
+				a = callWith(t, "POST", c.url, c.token, c.body, c.header)
+			}
+		})
+		if msg, _ := a.body["error"].(string); a.status != c.status || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %d %.200s, want %d naming %q", c.what, a.status, a.raw, c.status, c.want)
+		}
+		if took > 20*time.Second {
+			t.Errorf("%s: 4 requests took %v", c.what, took)
+		}
+		bound := uint64(4*(8*sent+3*c.inflate) + 16<<20)
+		if c.status == 401 || c.status == 404 {
+			bound = 8 << 20 // refused before the body is read
+		}
+		if alloc > bound {
+			t.Errorf("%s: 4 requests of %d bytes allocated %d MiB, want at most %d MiB", c.what, sent, alloc>>20, bound>>20)
+		}
+		t.Logf("%s: 4 requests of %d KiB: %d, %d MiB allocated, %v", c.what, sent>>10, a.status, alloc>>20, took)
+	}
+
+	// Defect 9: a claimed Content-Length sized the body's buffer before a
+	// byte of it came.
+	alloc, took := costOf(func() {
+		for range 4 {
+			claimOnly(t, g.URL, "/v2/models/ident/infer", "k-1", maxBody, 64<<10)
+		}
+	})
+	if alloc > 8<<20 || took > 20*time.Second {
+		t.Errorf("4 requests claiming %d MiB and sending 64 KiB: %d MiB allocated in %v, want at most 8 MiB", maxBody>>20, alloc>>20, took)
+	}
+	t.Logf("4 requests claiming %d MiB, sending 64 KiB: %d MiB allocated, %v", maxBody>>20, alloc>>20, took)
+
+	if a := call(t, "GET", g.URL+"/v2/health/ready", "", nil); a.status != 200 {
+		t.Fatalf("gateway not ready after the abuse: %d", a.status)
+	}
+}
+
+// claimOnly sends a POST to path whose Content-Length claims claimed
+// bytes, sends sent of them, ends its side of the connection and reads the
+// answer.
+func claimOnly(t testing.TB, base, path, token string, claimed, sent int) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: weir\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", path, token, claimed, strings.Repeat(" ", sent))
+	conn.(*net.TCPConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a body cut short: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("a body cut short: %d, want 400", resp.StatusCode)
+	}
 }

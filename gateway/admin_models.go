@@ -114,8 +114,12 @@ func (g *Gateway) putBatching(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
 	var b models.Batching
-	if err := b.UnmarshalJSON(requestBody(c)); err != nil {
+	if err := b.UnmarshalJSON(body); err != nil {
 		return err
 	}
 	if err := g.checkBatching(&b); err != nil {

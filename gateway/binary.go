@@ -22,14 +22,17 @@ import (
 
 const headerLengthHeader = "Inference-Header-Content-Length"
 
-// decodeInferRequest reads an OIP request body, JSON or binary. Every
-// length in it is checked against the bytes that are there before it is
-// used.
-func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
-	body := requestBody(c)
+// decodeInferRequest reads an OIP request body, JSON or binary, for the
+// model of session s (which bounds what it may build). Every length in it
+// is checked against the bytes that are there before it is used.
+func (g *Gateway) decodeInferRequest(c *fiber.Ctx, s *models.Session, req *models.InferRequest) error {
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
 	h := c.Get(headerLengthHeader)
 	if h == "" {
-		if err := models.DecodeInferRequest(body, req); err != nil {
+		if err := s.DecodeInferRequest(body, req); err != nil {
 			return weirerr.Invalidf("request body is not a valid inference request: %w", err)
 		}
 		for _, in := range req.Inputs {
@@ -43,10 +46,13 @@ func decodeInferRequest(c *fiber.Ctx, req *models.InferRequest) error {
 	if err != nil {
 		return weirerr.Invalidf("%s %q is not a byte count", headerLengthHeader, h)
 	}
+	if n == 0 {
+		return decodeRawBinary(s, body, req)
+	}
 	if n > uint64(len(body)) {
 		return weirerr.Invalidf("%s is %d, but the body has only %d bytes", headerLengthHeader, n, len(body))
 	}
-	if err := models.DecodeInferRequest(body[:n], req); err != nil {
+	if err := s.DecodeInferRequest(body[:n], req); err != nil {
 		return weirerr.Invalidf("the request's JSON header (the first %d bytes, per %s) is not a valid inference request: %w", n, headerLengthHeader, err)
 	}
 	return attachBinaryInputs(req, body[n:])
@@ -116,14 +122,17 @@ func binaryOutputs(req *models.InferRequest, resp *models.InferResponse) ([]bool
 		}
 		all = b
 	}
+	// Requested outputs are distinct (models.CheckOutputs): one lookup
+	// each, not a scan of the request per output.
+	wanted := make(map[string]*models.RequestedOutput, len(req.Outputs))
+	for i := range req.Outputs {
+		wanted[req.Outputs[i].Name] = &req.Outputs[i]
+	}
 	out := make([]bool, len(resp.Outputs))
 	some := false
 	for i, o := range resp.Outputs {
 		out[i] = all
-		for _, want := range req.Outputs {
-			if want.Name != o.Name {
-				continue
-			}
+		if want, ok := wanted[o.Name]; ok {
 			if p, ok := want.Parameters["binary_data"]; ok {
 				b, ok := p.(bool)
 				if !ok {
@@ -194,30 +203,18 @@ func writeInferResponse(c *fiber.Ctx, req *models.InferRequest, resp *models.Inf
 	return c.Send(b)
 }
 
-// isRawBinary says the request is Triton's raw binary request:
-// Inference-Header-Content-Length: 0, no JSON header, the whole body one
-// input's raw data.
-func isRawBinary(c *fiber.Ctx) bool {
-	n, err := strconv.ParseUint(c.Get(headerLengthHeader), 10, 63)
-	return err == nil && n == 0
-}
-
-// decodeRawBinary reads a raw binary request for the model version that
-// name and version mean, as Triton does: the model has one input; its
-// datatype and shape come from the model, the one dynamic dimension it may
-// have (all of them set to 1 for BYTES, whose body is one element) from
-// the body's length; every output comes back as binary data.
-func (g *Gateway) decodeRawBinary(c *fiber.Ctx, name, version string, req *models.InferRequest) error {
-	v, err := g.resolve(name, version)
-	if err != nil {
-		return err
-	}
-	ins := v.Session.Inputs()
+// decodeRawBinary reads Triton's raw binary request (header length 0, no JSON
+// header, the whole body one input's raw data) for the model of session s,
+// as Triton does: the model has one input; its datatype and shape come from
+// the model, the one dynamic dimension it may have (all of them set to 1
+// for BYTES, whose body is one element) from the body's length; every
+// output comes back as binary data.
+func decodeRawBinary(s *models.Session, body []byte, req *models.InferRequest) error {
+	ins := s.Inputs()
 	if len(ins) != 1 {
-		return weirerr.Invalidf("a raw binary request (%s: 0) needs a model with one input; %s@%s has %d", headerLengthHeader, v.Name, v.Version, len(ins))
+		return weirerr.Invalidf("a raw binary request (%s: 0) needs a model with one input; this model has %d", headerLengthHeader, len(ins))
 	}
 	in := ins[0]
-	body := c.Request().Body() // copied below: the server reuses it
 	shape, err := rawShape(in, len(body))
 	if err != nil {
 		return weirerr.Invalidf("raw binary request (%s: 0) for input %q (%s, shape %v): %w", headerLengthHeader, in.Name, in.Datatype, in.Shape, err)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
@@ -265,7 +266,7 @@ func TestBinaryMalformed(t *testing.T) {
 		{"BYTES too few elements", "id-bytes", mk(bytesIn(shortBytes, 3), shortBytes), "cannot hold 3 BYTES elements"},
 		{"data and binary both", "id-fp32", mk(map[string]any{"inputs": []map[string]any{{"name": "x", "shape": []int{2, 3}, "datatype": "FP32",
 			"data": []float32{1, 2, 3, 4, 5, 6}, "parameters": map[string]any{"binary_data_size": len(raw)}}}}, raw), "has both"},
-		{"shape too large", "id-fp32", mk(map[string]any{"inputs": []map[string]any{{"name": "x", "shape": []int64{1 << 40, 1 << 40, 3}, "datatype": "FP32",
+		{"shape too large", "id-fp32", mk(map[string]any{"inputs": []map[string]any{{"name": "x", "shape": []int64{1 << 40, 1 << 40}, "datatype": "FP32",
 			"parameters": map[string]any{"binary_data_size": len(raw)}}}}, raw), "past the limit"},
 		{"binary_data_size without the header", "id-fp32", withLen(mk(in(len(raw), nil)), ""), "no Inference-Header-Content-Length header"},
 		{"binary_data not a bool", "id-fp32", mk(in(len(raw), map[string]any{"outputs": []map[string]any{{"name": "y", "parameters": map[string]any{"binary_data": "yes"}}}}), raw), "expected true or false"},
@@ -349,7 +350,7 @@ func TestRawBinaryRequest(t *testing.T) {
 		body        []byte
 		want        string
 	}{
-		{"two inputs", "add", raw, "needs a model with one input; add@1 has 2"},
+		{"two inputs", "add", raw, "needs a model with one input; this model has 2"},
 		{"partial row", "id-fp32", raw[:10], "10 bytes are not a whole number of 12-byte rows"},
 		{"unknown model", "nope", raw, `nope\" not found`},
 	} {
@@ -363,6 +364,37 @@ func TestRawBinaryRequest(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode/100 != 4 || !strings.Contains(string(body), c.want) {
 			t.Errorf("%s: %d %s, want a 4xx naming %q", c.name, resp.StatusCode, body, c.want)
+		}
+	}
+}
+
+// An output requested twice is refused, naming it (issue 25, defect 6):
+// each copy carried the whole tensor, and the binary path matched outputs
+// quadratically (20,000 copies took seconds).
+func TestDuplicateOutputsAreRefused(t *testing.T) {
+	g := testgw.Start(t)
+	m, _ := onnx.Identity("id", onnx.Float, onnx.Sym("n"), onnx.Sym("m"))
+	pushModel(t, g, "id", "1", m)
+	raw, _ := models.AppendRaw(nil, models.FP32, []float32{1, 2})
+	url := g.URL + "/v2/models/id/infer"
+	for _, copies := range []int{2, 20000} {
+		outs := make([]map[string]any, copies)
+		for i := range outs {
+			outs[i] = map[string]any{"name": "y", "parameters": map[string]any{"binary_data": true}}
+		}
+		body, n := binaryBody(t, map[string]any{"outputs": outs, "inputs": []map[string]any{{"name": "x", "shape": []int{1, 2}, "datatype": "FP32",
+			"parameters": map[string]any{"binary_data_size": len(raw)}}}}, raw)
+		start := time.Now()
+		a := call400(t, url, body, strconv.Itoa(n))
+		if a.status != 400 || !strings.Contains(a.msg, `output "y" is requested twice`) {
+			t.Errorf("binary, %d copies of output y: %d %q, want 400 naming y as requested twice", copies, a.status, a.msg)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("binary, %d copies of output y: answered in %v", copies, took)
+		}
+		j, _ := json.Marshal(map[string]any{"outputs": outs[:2], "inputs": []map[string]any{{"name": "x", "shape": []int{1, 2}, "datatype": "FP32", "data": []float32{1, 2}}}})
+		if a := call400(t, url, j, ""); a.status != 400 || !strings.Contains(a.msg, `output "y" is requested twice`) {
+			t.Errorf("JSON, 2 copies of output y: %d %q, want 400 naming y as requested twice", a.status, a.msg)
 		}
 	}
 }

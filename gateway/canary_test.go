@@ -355,3 +355,39 @@ func TestPinnedCallsCountedApartFromTheSplit(t *testing.T) {
 		t.Errorf("timeseries series %s, want the pinned series marked pinned beside stable", got)
 	}
 }
+
+// GET /v1/rollouts lists every route's current rollout (the contract's
+// dashboard call): it answered 404.
+func TestRolloutsListsEveryRoutesRollout(t *testing.T) {
+	g := canaryGateway(t)
+	setRoute(t, g, "quiet", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100}]}`)
+	list := func() []rolloutStatus {
+		var out struct {
+			Rollouts []struct {
+				Route string `json:"route"`
+				rolloutStatus
+			} `json:"rollouts"`
+		}
+		if err := g.Client.Get(context.Background(), "/v1/rollouts", &out); err != nil {
+			t.Fatalf("GET /v1/rollouts: %v", err)
+		}
+		if out.Rollouts == nil {
+			t.Fatal(`GET /v1/rollouts has no "rollouts" array`)
+		}
+		var sts []rolloutStatus
+		for _, r := range out.Rollouts {
+			if r.Route != "r" {
+				t.Errorf("GET /v1/rollouts lists route %q, which has no rollout", r.Route)
+			}
+			sts = append(sts, r.rolloutStatus)
+		}
+		return sts
+	}
+	if sts := list(); len(sts) != 0 {
+		t.Fatalf("before any rollout: %+v, want none", sts)
+	}
+	startRollout(t, g, `{"model":"m","version":"2","steps":[10,100],"interval":"1h","min_requests":50}`)
+	if sts := list(); len(sts) != 1 || sts[0].State != "progressing" || sts[0].Weight != 10 {
+		t.Fatalf("after starting one: %+v, want route r progressing at weight 10", sts)
+	}
+}

@@ -46,7 +46,11 @@ func (g *Gateway) putDriftConfig(c *fiber.Ctx) error {
 		drift.Config
 		WindowAge string `json:"window_age"`
 	}
-	if err := json.Unmarshal(requestBody(c), &in); err != nil {
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
 		return weirerr.Invalidf("drift config is not valid JSON: %w", err)
 	}
 	cfg := in.Config

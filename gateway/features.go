@@ -12,8 +12,12 @@ import (
 // putFeatures merges a JSON object into an entity's online features.
 func (g *Gateway) putFeatures(c *fiber.Ctx) error {
 	entity := c.Params("entity")
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
 	var obj map[string]any
-	if err := json.Unmarshal(requestBody(c), &obj); err != nil || obj == nil {
+	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
 		return weirerr.Invalidf("features of %q must be a JSON object: %w", entity, err)
 	}
 	merged, err := g.features.Merge(c.UserContext(), entity, obj)
@@ -45,7 +49,11 @@ func (g *Gateway) putFeatureSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	fs, err := g.features.DefineSet(c.UserContext(), name, requestBody(c))
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
+	fs, err := g.features.DefineSet(c.UserContext(), name, body)
 	if err != nil {
 		return err
 	}
@@ -90,7 +98,11 @@ func (g *Gateway) ingestFeatureSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	accepted, rejected, err := g.features.Ingest(c.UserContext(), name, requestBody(c))
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
+	accepted, rejected, err := g.features.Ingest(c.UserContext(), name, body)
 	if err != nil {
 		return err
 	}
@@ -108,7 +120,10 @@ func (g *Gateway) backfillFeatureSet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body := requestBody(c)
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
 	format := c.Query("format")
 	if format == "" {
 		switch ct := string(c.Request().Header.ContentType()); {

@@ -46,14 +46,19 @@ func dataDirPaths(dir string) []string {
 func (g *Gateway) buildApp() error {
 	g.app = fiber.New(fiber.Config{
 		AppName: "weir",
-		// Bodies are streamed: uploads go to disk as they arrive, and
-		// streamedBodies reads every other body, bounded by --max-body
+		// Bodies are streamed: uploads go to disk as they arrive, and a
+		// handler reads any other body with requestBody, bounded by
+		// --max-body, once the request is authenticated and admitted
 		// (BodyLimit only sizes fasthttp's read-ahead then).
-		StreamRequestBody:     true,
-		BodyLimit:             g.opts.MaxBodyBytes,
-		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(g.log, dataDirPaths(g.opts.DataDir)...),
-		ReadBufferSize:        16 << 10,
+		StreamRequestBody: true,
+		BodyLimit:         g.opts.MaxBodyBytes,
+		// weir takes no forms: fasthttp would parse a multipart body
+		// before any handler (16 MiB in memory, the rest on disk), for
+		// strangers too and past --max-body.
+		DisablePreParseMultipartForm: true,
+		DisableStartupMessage:        true,
+		ErrorHandler:                 errorHandler(g.log, dataDirPaths(g.opts.DataDir)...),
+		ReadBufferSize:               16 << 10,
 		// Half-sent requests and idle connections are closed, not held.
 		ReadTimeout:  g.opts.ReadTimeout,
 		WriteTimeout: g.opts.WriteTimeout,
@@ -138,6 +143,7 @@ func (g *Gateway) buildApp() error {
 	v1.Get("/routes/:route/rollout", g.getRollout)
 	v1.Post("/routes/:route/rollout", admin, g.startRollout)
 	v1.Post("/routes/:route/rollout/:action", admin, g.rolloutAction)
+	v1.Get("/rollouts", g.listRollouts)
 
 	v1.Get("/drift/:name", g.getDrift)
 	v1.Get("/drift/:name/versions/:version", g.getDrift)

@@ -146,15 +146,8 @@ func (g *Gateway) infer(c *fiber.Ctx) error {
 		return err
 	}
 	var req models.InferRequest
-	if isRawBinary(c) {
-		err = g.decodeRawBinary(c, name, version, &req)
-	} else {
-		err = decodeInferRequest(c, &req)
-	}
-	if err != nil {
-		return err
-	}
-	resp, res, err := g.inferOIP(oipCall{ctx: c.UserContext(), start: start, name: name, version: version, req: &req, header: headerOf(c)})
+	decode := func(s *models.Session) error { return g.decodeInferRequest(c, s, &req) }
+	resp, res, err := g.inferOIP(oipCall{ctx: c.UserContext(), start: start, name: name, version: version, req: &req, decode: decode, header: headerOf(c)})
 	if res.Variant != "" {
 		c.Set("X-Weir-Variant", res.Variant)
 	}
@@ -174,7 +167,12 @@ type oipCall struct {
 	start         time.Time
 	name, version string // model or route name; pinned version or variant, or ""
 	req           *models.InferRequest
-	header        func(string) string // request headers (HTTP) or metadata (gRPC)
+	// decode, when not nil, fills req from the request's body for the model
+	// that will run it (HTTP), once it is resolved: a request for an unknown
+	// model costs nothing, and a known one bounds what the body may build.
+	// Without it, req came decoded (gRPC).
+	decode func(*models.Session) error
+	header func(string) string // request headers (HTTP) or metadata (gRPC)
 }
 
 // oipServed says which model version served (or failed) a call, and the
@@ -218,9 +216,23 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 			served.Variant = variant.Name
 		}
 	}
-	resp, err := g.runInfer(call.ctx, req, ev)
+	v, err := g.models.Get(ev.Model, ev.Version)
+	if err == nil {
+		ev.Model, ev.Version = v.Name, v.Version
+	}
 	if ev.Version != "" {
 		served.Model, served.Version = ev.Model, ev.Version
+	}
+	if err == nil && call.decode != nil && v.Session != nil {
+		// A body that is no request for this model is refused before the
+		// model is asked: no event, as when it was decoded first.
+		if err := call.decode(v.Session); err != nil {
+			return nil, served, err
+		}
+	}
+	var resp *models.InferResponse
+	if err == nil {
+		resp, err = g.runInfer(call.ctx, v, req, ev)
 	}
 	g.finish(ev, call.start, err)
 	if err != nil {
@@ -235,7 +247,7 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 			g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
 				// The shadow's own model version, not the caller's.
 				sev := &monitor.Event{Model: v.Name, Version: v.Version}
-				_, err := g.runInfer(context.Background(), &sreq, sev)
+				_, err := g.runInfer(context.Background(), v, &sreq, sev)
 				return sev, err
 			})
 		}
@@ -254,14 +266,9 @@ func headerStickyKey(rt *router.Route, header func(string) string) (string, bool
 	return k, k != ""
 }
 
-// runInfer resolves ev's model version and runs an OIP request on it,
-// recording the features and outputs in ev.
-func (g *Gateway) runInfer(ctx context.Context, req *models.InferRequest, ev *monitor.Event) (*models.InferResponse, error) {
-	v, err := g.models.Get(ev.Model, ev.Version)
-	if err != nil {
-		return nil, err
-	}
-	ev.Model, ev.Version = v.Name, v.Version
+// runInfer runs an OIP request on v, recording the features and outputs
+// in ev.
+func (g *Gateway) runInfer(ctx context.Context, v *models.Version, req *models.InferRequest, ev *monitor.Event) (*models.InferResponse, error) {
 	resp, inputs, err := v.Infer(ctx, req)
 	ev.Features = inputFeatures(v, inputs)
 	models.Release(inputs) // the event holds copies of what it needs

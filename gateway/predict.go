@@ -100,13 +100,17 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 		}
 		tr = &predictTrace{Plugins: []traceStep{}}
 	}
-	rt, implicit, rerr := g.routeFor(name)
-	rows, raw, err := readRows(requestBody(c), g.opts.MaxRows, rerr == nil && tr == nil && rawEnough(rt))
+	rt, implicit, err := g.routeFor(name)
+	if err != nil {
+		return err // before the body is read: an unknown route costs nothing
+	}
+	body, err := g.requestBody(c)
 	if err != nil {
 		return err
 	}
-	if rerr != nil {
-		return rerr
+	rows, raw, err := readRows(body, g.opts.MaxRows, tr == nil && rawEnough(rt))
+	if err != nil {
+		return err
 	}
 	var first map[string]any
 	if len(rows) > 0 {

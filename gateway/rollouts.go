@@ -32,7 +32,11 @@ func (g *Gateway) startRollout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	spec, err := canary.ParseSpec(requestBody(c))
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
+	spec, err := canary.ParseSpec(body)
 	if err != nil {
 		return err
 	}
@@ -56,6 +60,24 @@ func (g *Gateway) getRollout(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(st)
+}
+
+// listRollouts serves GET /v1/rollouts: every route's current rollout
+// (finished ones too, until the next starts), by route name, for
+// dashboards. A route that never had one is left out.
+func (g *Gateway) listRollouts(c *fiber.Ctx) error {
+	out := []*canary.Status{}
+	for _, rt := range g.routes.List() {
+		st, err := g.rollouts.Status(c.UserContext(), rt.Name())
+		if weirerr.KindOf(err) == weirerr.NotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, st)
+	}
+	return c.JSON(fiber.Map{"rollouts": out})
 }
 
 // rolloutAction serves POST /v1/routes/{route}/rollout/{promote|pause|resume|abort}.

@@ -38,7 +38,10 @@ func (g *Gateway) putRoute(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body := requestBody(c)
+	body, err := g.requestBody(c)
+	if err != nil {
+		return err
+	}
 	rt, err := router.Parse(name, body)
 	if err != nil {
 		return err

@@ -27,11 +27,14 @@ const uploadReadTimeout = 15 * time.Minute
 
 // Request bodies are streamed (the server runs with StreamRequestBody), so
 // that an upload of gigabytes goes to disk as it arrives instead of into a
-// buffer of its size. Every other request's body is read into memory by
-// bufferBody, bounded by --max-body, before any handler runs; an upload's is
-// read by its handler (receiveUpload, readUpload), bounded by --max-upload.
-// Both limits count the bytes actually received, chunked bodies included,
-// and a body over its limit is answered 413 without being read further; its
+// buffer of its size, and so that no body is read before its request is
+// authenticated and admitted: a handler reads it when it needs it, with
+// requestBody (bounded by --max-body, its Content-Encoding undone under
+// the same limit) or, for an upload, receiveUpload or readUpload (bounded
+// by --max-upload). Both limits count the bytes actually received, chunked
+// bodies included, and buffers grow by what arrives, never by what
+// Content-Length claims; a body over its limit is answered 413 without
+// being read further. A body no handler read is drained if small, else its
 // connection is closed after lingering (linger.go).
 
 // uploadLimit gives artifact uploads (PUT of a model version, its
@@ -73,43 +76,26 @@ func isUploadRequest(c *fiber.Ctx) bool {
 	return isUpload(h.Method(), h.RequestURI())
 }
 
-// maxDrain is how much of an upload's unread body is read and dropped
-// after a handler answered without reading it (a bad name, no token), so
-// that the connection can carry a next request; more, and it is closed.
+// maxDrain is how much of a body no handler read (a bad name, no token)
+// is read and dropped after the answer, so that the connection can carry a
+// next request; more, and it is closed.
 const maxDrain = 256 << 10
 
-const bodyDoneKey = "weir.bodyDone"
+const (
+	bodyDoneKey = "weir.bodyDone" // the body was read to its end, or the connection is closed
+	bodyKey     = "weir.body"     // what requestBody read
+)
 
-// streamedBodies reads the body of every request but an upload into memory,
-// bounded by --max-body, and undoes its Content-Encoding: handlers read it
-// with requestBody. An upload's handler reads its body itself (compressed
-// uploads are refused); if it did not, what is left is drained or the
-// connection closed.
+// streamedBodies refuses a compressed upload before its handler runs, and
+// drains (or closes the connection of) what the handler left unread.
 func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 	req := c.Request()
 	if encoded(req) && isUploadRequest(c) {
 		closeUnread(c)
 		return weirerr.Invalidf("Content-Encoding %q on an upload: send the file as it is", req.Header.ContentEncoding())
 	}
-	if !req.IsBodyStream() {
-		if err := g.decodeContent(c); err != nil {
-			return err
-		}
-		return c.Next()
-	}
-	if !isUploadRequest(c) {
-		var buf bytes.Buffer
-		if _, err := g.readBody(c, &buf, g.opts.MaxBodyBytes, "request body", "--max-body"); err != nil {
-			return err
-		}
-		req.SetBodyRaw(buf.Bytes())
-		if err := g.decodeContent(c); err != nil {
-			return err
-		}
-		return c.Next()
-	}
 	err := c.Next()
-	if c.Locals(bodyDoneKey) == nil {
+	if c.Locals(bodyDoneKey) == nil && req.IsBodyStream() {
 		if n, derr := io.CopyN(io.Discard, req.BodyStream(), maxDrain+1); n > maxDrain || (derr != nil && derr != io.EOF) {
 			closeUnread(c)
 		}
@@ -117,11 +103,35 @@ func (g *Gateway) streamedBodies(c *fiber.Ctx) error {
 	return err
 }
 
-// requestBody is the request's body, its Content-Encoding undone by
-// streamedBodies, as a copy the handler may keep. fiber's Body() copies too,
-// but first looks for Content-Encoding in every header, allocating a string
-// for each.
-func requestBody(c *fiber.Ctx) []byte { return bytes.Clone(c.Request().Body()) }
+// requestBody reads the request's body, bounded by --max-body, and undoes
+// its Content-Encoding (gzip or deflate) under the same limit: the body as
+// it was before compression, which the handler may keep. Handlers call it
+// once the request is authenticated and (inference) admitted under
+// --max-inflight, and its model or route found, so that no stranger's body
+// is read, let alone inflated. Later calls return the same bytes.
+func (g *Gateway) requestBody(c *fiber.Ctx) ([]byte, error) {
+	if b, ok := c.Locals(bodyKey).([]byte); ok {
+		return b, nil
+	}
+	req := c.Request()
+	var body []byte
+	if req.IsBodyStream() {
+		var buf bytes.Buffer
+		if _, err := g.readBody(c, &buf, g.opts.MaxBodyBytes, "request body", "--max-body"); err != nil {
+			return nil, err
+		}
+		body = buf.Bytes()
+	} else {
+		c.Locals(bodyDoneKey, true)
+		body = bytes.Clone(req.Body())
+	}
+	body, err := g.decodeContent(req, body)
+	if err != nil {
+		return nil, err
+	}
+	c.Locals(bodyKey, body)
+	return body, nil
+}
 
 // encoded reports whether the request's Content-Encoding says its body is
 // anything but as it is.
@@ -130,45 +140,43 @@ func encoded(req *fasthttp.Request) bool {
 	return len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity"))
 }
 
-// decodeContent undoes the body's Content-Encoding (gzip or deflate) under
-// --max-body, like any body, and drops the header, so that handlers read the
-// body as sent before compression. Left to fiber's Body(), it was inflated
-// without a bound: 250 KiB of gzip became 256 MiB of memory.
-func (g *Gateway) decodeContent(c *fiber.Ctx) error {
-	req := c.Request()
+// decodeContent undoes the Content-Encoding (gzip or deflate) of body
+// under --max-body, like any body, the inflated bytes counted against it.
+// Left to fiber's Body(), a body was inflated without a bound (250 KiB of
+// gzip became 256 MiB of memory); inflated before its handler ran, it was
+// inflated for strangers and outside --max-inflight.
+func (g *Gateway) decodeContent(req *fasthttp.Request, body []byte) ([]byte, error) {
 	if !encoded(req) {
-		return nil
+		return body, nil
 	}
 	enc := string(req.Header.ContentEncoding())
 	var zr io.Reader
 	switch strings.ToLower(enc) {
 	case "gzip", "x-gzip":
-		r, err := gzip.NewReader(bytes.NewReader(req.Body()))
+		r, err := gzip.NewReader(bytes.NewReader(body))
 		if err != nil {
-			return weirerr.Invalidf("request body is not gzip (Content-Encoding %s): %w", enc, err)
+			return nil, weirerr.Invalidf("request body is not gzip (Content-Encoding %s): %w", enc, err)
 		}
 		zr = r
 	case "deflate":
-		r, err := zlib.NewReader(bytes.NewReader(req.Body()))
+		r, err := zlib.NewReader(bytes.NewReader(body))
 		if err != nil {
-			return weirerr.Invalidf("request body is not zlib deflate (Content-Encoding %s): %w", enc, err)
+			return nil, weirerr.Invalidf("request body is not zlib deflate (Content-Encoding %s): %w", enc, err)
 		}
 		zr = r
 	default:
-		return weirerr.Invalidf("Content-Encoding %q is not supported: send gzip, deflate or an uncompressed body", enc)
+		return nil, weirerr.Invalidf("Content-Encoding %q is not supported: send gzip, deflate or an uncompressed body", enc)
 	}
 	limit := g.opts.MaxBodyBytes
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(zr, int64(limit)+1))
 	switch {
 	case n > int64(limit):
-		return weirerr.TooLargef("request body decompresses to more than the gateway's limit of %s (--max-body)", sizeString(int64(limit)))
+		return nil, weirerr.TooLargef("request body decompresses to more than the gateway's limit of %s (--max-body)", sizeString(int64(limit)))
 	case err != nil:
-		return weirerr.Invalidf("decompressing the request body (Content-Encoding %s): %w", enc, err)
+		return nil, weirerr.Invalidf("decompressing the request body (Content-Encoding %s): %w", enc, err)
 	}
-	req.SetBodyRaw(buf.Bytes())
-	req.Header.Del(fiber.HeaderContentEncoding)
-	return nil
+	return buf.Bytes(), nil
 }
 
 // readBody copies the request body into w, refusing it (413) once it is
@@ -184,10 +192,6 @@ func (g *Gateway) readBody(c *fiber.Ctx, w io.Writer, limit int, what, flag stri
 	if n := req.Header.ContentLength(); n > limit {
 		closeUnread(c)
 		return 0, tooLarge()
-	}
-	if b, ok := w.(*bytes.Buffer); ok && req.Header.ContentLength() > 0 {
-		// Room for ReadFrom's last probe too, or it doubles the buffer.
-		b.Grow(req.Header.ContentLength() + bytes.MinRead)
 	}
 	n, err := io.Copy(w, io.LimitReader(req.BodyStream(), int64(limit)+1))
 	switch {
@@ -259,7 +263,7 @@ func (g *Gateway) receiveUpload(c *fiber.Ctx, what string) (models.File, error) 
 // readUpload reads an upload's body into memory, bounded by --max-upload,
 // for artifacts whose consumer needs all the bytes at once anyway (wazero
 // compiles a plugin from a byte slice; reference data is parsed whole): it
-// holds one copy of the body, sized by Content-Length when given.
+// holds one copy of the body, grown as it arrives.
 func (g *Gateway) readUpload(c *fiber.Ctx, what string) ([]byte, error) {
 	var buf bytes.Buffer
 	if _, err := g.readBody(c, &buf, g.opts.MaxUploadBytes, what, "--max-upload"); err != nil {

@@ -159,7 +159,8 @@ func TestMaxUploadCountsChunkedBytes(t *testing.T) {
 	}
 	assertNoSpool(t, dir)
 	// An inference body, sent chunked too, is held to --max-body.
-	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v2/models/m/infer", io.LimitReader(zeros{}, maxUpload))
+	pushModel(t, g, "id", "1", identityModel(t))
+	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v2/models/id/infer", io.LimitReader(zeros{}, maxUpload))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -239,11 +240,25 @@ func TestLargeModelUploadStoresWithBoundedHeap(t *testing.T) {
 // what the client is still sending for a moment before it closes (a close
 // with unread bytes would send a TCP reset, which can destroy the answer
 // in the client's buffer). Sent many times, with and without
-// Content-Length, since a reset is a race.
+// Content-Length, since a reset is a race. A request refused before its
+// body is read (an unknown model) is answered the same way.
 func TestBodyOverLimitIsAnswered413NotReset(t *testing.T) {
 	const maxBody = 64 << 10
 	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.MaxUploadBytes, o.MaxBodyBytes = maxBody, maxBody }))
+	pushModel(t, g, "m", "1", identityModel(t))
 	for i := range 40 {
+		if i%4 == 3 {
+			resp, err := http.Post(g.URL+"/v2/models/junk/infer", "application/json", io.LimitReader(zeros{}, 4<<20))
+			if err != nil {
+				t.Fatalf("request %d of a 4 MiB body to an unknown model: %v, want a 404 answer", i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("request %d to an unknown model: HTTP %d %s, want 404", i, resp.StatusCode, b)
+			}
+			continue
+		}
 		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v2/models/m/infer", io.LimitReader(zeros{}, 4<<20))
 		if i%2 == 0 {
 			req.ContentLength = 4 << 20

@@ -21,9 +21,52 @@ import (
 // Each input's Data aliases body: it is valid only as long as body is (see
 // InferRequest.Detach). Errors say what is wrong and where; the gateway
 // reports them as 400.
+//
+// It is bounded by the bytes of body only: a transport decodes with
+// Session.DecodeInferRequest, which also bounds it by the model's signature.
 func DecodeInferRequest(body []byte, req *InferRequest) error {
+	return decodeInferRequest(body, req, limits{})
+}
+
+// MaxParametersBytes bounds one parameters object of a request (the
+// request's, an input's or an output's), which is decoded generically: the
+// protocol's parameters are a few flags and counts.
+const MaxParametersBytes = 64 << 10
+
+// DecodeInferRequest is the package's DecodeInferRequest for a request to
+// this model: what it builds is bounded by the model's signature as well as
+// by the bytes sent. It refuses, before building them, an input past the
+// model's count, an output past its count (naming the one that is unknown
+// or repeated), a shape of more dimensions than any of the model's inputs
+// has, and a parameters object over MaxParametersBytes. Without these, each
+// "{}" of {"inputs":[{},{},...]} cost a whole InputTensor: 16 MiB of JSON
+// took gigabytes.
+func (s *Session) DecodeInferRequest(body []byte, req *InferRequest) error {
+	return decodeInferRequest(body, req, limitsOf(s.inputs, s.outputs))
+}
+
+// limits are what a model allows a request to build. The zero value is no
+// bound but the body's bytes (DecodeInferRequest, for its comparison with
+// encoding/json).
+type limits struct {
+	bounded bool
+	inputs  []TensorInfo // no more inputs than these may be named
+	outputs []TensorInfo // requested outputs are among these, each once
+	rank    int          // the most dimensions of any input
+}
+
+func limitsOf(inputs, outputs []TensorInfo) limits {
+	l := limits{bounded: true, inputs: inputs, outputs: outputs}
+	for _, in := range inputs {
+		l.rank = max(l.rank, len(in.Shape))
+	}
+	return l
+}
+
+func decodeInferRequest(body []byte, req *InferRequest, lim limits) error {
 	*req = InferRequest{}
 	d := newDecoder(body)
+	d.limits = lim
 	d.WS()
 	if d.EOF() {
 		return errors.New("unexpected end of JSON input")
@@ -66,9 +109,12 @@ func (r *InferRequest) Detach() {
 
 // decoder reads one request body with jsonx's strict scanner, which
 // accepts and refuses what encoding/json does.
-type decoder struct{ jsonx.Scanner }
+type decoder struct {
+	jsonx.Scanner
+	limits limits
+}
 
-func newDecoder(b []byte) decoder { return decoder{jsonx.Scanner{B: b}} }
+func newDecoder(b []byte) decoder { return decoder{Scanner: jsonx.Scanner{B: b}} }
 
 func kindOf(c byte) string {
 	switch c {
@@ -187,6 +233,9 @@ func (d *decoder) mapField(depth int, field string, m *map[string]any) error {
 	if err := d.Skip(depth); err != nil {
 		return err
 	}
+	if n := d.I - start; d.limits.bounded && n > MaxParametersBytes {
+		return fmt.Errorf("%s is %d bytes of JSON, over the limit of %d KiB for a parameters object", field, n, MaxParametersBytes>>10)
+	}
 	if err := json.Unmarshal(d.B[start:d.I], m); err != nil {
 		return fmt.Errorf("%s: %w", field, err)
 	}
@@ -214,13 +263,48 @@ func (d *decoder) requestField(key []byte, req *InferRequest) error {
 	case keyIs(key, "parameters"):
 		err = d.mapField(depthMember, "parameters", &req.Parameters)
 	case keyIs(key, "inputs"):
-		req.Inputs, err = objects(d, req.Inputs[:0], "inputs", "an array of input tensors", d.inputField)
+		bound := bound[InputTensor]{max: -1}
+		if d.limits.bounded {
+			bound = boundInputs(d.limits.inputs)
+		}
+		req.Inputs, err = objects(d, req.Inputs[:0], "inputs", "an array of input tensors", bound, d.inputField)
 	case keyIs(key, "outputs"):
-		req.Outputs, err = objects(d, req.Outputs[:0], "outputs", "an array of objects", d.outputField)
+		bound := bound[RequestedOutput]{max: -1}
+		if d.limits.bounded {
+			bound = boundOutputs(d.limits.outputs)
+		}
+		req.Outputs, err = objects(d, req.Outputs[:0], "outputs", "an array of objects", bound, d.outputField)
 	default:
 		err = d.Skip(depthMember)
 	}
 	return err
+}
+
+// bound is how many elements objects may build: past max (when not -1) it
+// stops before building another, with the error tooMany makes of those
+// built.
+type bound[T any] struct {
+	max     int
+	tooMany func(built []T) error
+}
+
+// boundInputs stops a request at its first input past the model's count.
+func boundInputs(inputs []TensorInfo) bound[InputTensor] {
+	return bound[InputTensor]{max: len(inputs), tooMany: func([]InputTensor) error {
+		return fmt.Errorf("the request names more than %d %s: the model has %d (%s)", len(inputs), plural(len(inputs), "input"), len(inputs), names(inputs))
+	}}
+}
+
+// boundOutputs lets a request name one output more than the model has,
+// so that the error can name the output that is unknown or repeated (of
+// more than the model has, one is).
+func boundOutputs(outputs []TensorInfo) bound[RequestedOutput] {
+	return bound[RequestedOutput]{max: len(outputs) + 1, tooMany: func(built []RequestedOutput) error {
+		if err := CheckOutputs(built, outputs); err != nil {
+			return err
+		}
+		return fmt.Errorf("the request names more than %d %s: the model has %d (%s)", len(outputs), plural(len(outputs), "output"), len(outputs), names(outputs))
+	}}
 }
 
 // objects reads a member of the request that is an array of objects, or
@@ -228,7 +312,7 @@ func (d *decoder) requestField(key []byte, req *InferRequest) error {
 // encoding/json, an element decodes into what was there, and a null
 // element leaves it. name and want word the errors for a value of another
 // type.
-func objects[T any](d *decoder, out []T, name, want string, field func(n int, key []byte, e *T) error) ([]T, error) {
+func objects[T any](d *decoder, out []T, name, want string, b bound[T], field func(n int, key []byte, e *T) error) ([]T, error) {
 	if null, err := d.isNull(); null || err != nil {
 		return nil, err
 	}
@@ -243,6 +327,9 @@ func objects[T any](d *decoder, out []T, name, want string, field func(n int, ke
 		ok, err := d.NextElem(n == 0)
 		if !ok || err != nil {
 			return out, err
+		}
+		if len(out) == b.max {
+			return out, b.tooMany(out)
 		}
 		out = grow(out)
 		e := &out[len(out)-1]
@@ -316,6 +403,9 @@ func (d *decoder) shape(n int) ([]int64, error) {
 		ok, err := d.NextElem(k == 0)
 		if !ok || err != nil {
 			return shape, err
+		}
+		if d.limits.bounded && k == d.limits.rank {
+			return shape, fmt.Errorf("inputs[%d].shape has more than %d %s, the most any of the model's inputs has", n, k, plural(k, "dimension"))
 		}
 		c := d.B[d.I]
 		if c == 'n' {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/weirhq/weir/internal/weirerr"
@@ -20,6 +21,9 @@ func (v *Version) Infer(ctx context.Context, req *InferRequest) (*InferResponse,
 	}
 	if len(req.Inputs) == 0 {
 		return nil, nil, weirerr.Invalidf("the request has no inputs: the model's inputs are %s", v.Session.inputList())
+	}
+	if err := CheckOutputs(req.Outputs, v.Session.Outputs()); err != nil {
+		return nil, nil, err
 	}
 	inputs, err := v.Session.Prepare(req.Inputs)
 	if err != nil {
@@ -38,19 +42,33 @@ func (v *Version) Infer(ctx context.Context, req *InferRequest) (*InferResponse,
 		return resp, inputs, nil
 	}
 	for _, want := range req.Outputs {
-		found := false
 		for _, o := range outs {
 			if o.Name == want.Name {
 				resp.Outputs = append(resp.Outputs, OutputTensor{Name: o.Name, Shape: o.Shape, Datatype: o.Datatype, Data: o.Data})
-				found = true
 				break
 			}
 		}
-		if !found {
-			return nil, inputs, weirerr.Invalidf("unknown output %q requested: the model's outputs are %s", want.Name, outputList(v.Session))
-		}
 	}
 	return resp, inputs, nil
+}
+
+// CheckOutputs refuses requested outputs that the model does not have, or
+// that name one output twice (each copy would carry the whole tensor). It
+// stops at the first such output, so it looks at no more of the request
+// than the model's outputs plus one; matching the outputs it let through
+// then costs at most the square of the model's outputs, whatever was sent.
+func CheckOutputs(wanted []RequestedOutput, have []TensorInfo) error {
+	seen := make(map[string]bool, len(wanted))
+	for _, want := range wanted {
+		if !slices.ContainsFunc(have, func(t TensorInfo) bool { return t.Name == want.Name }) {
+			return weirerr.Invalidf("unknown output %q requested: the model's outputs are %s", want.Name, names(have))
+		}
+		if seen[want.Name] {
+			return weirerr.Invalidf("output %q is requested twice: name each output once", want.Name)
+		}
+		seen[want.Name] = true
+	}
+	return nil
 }
 
 // RunTensors runs prepared inputs, batched with other callers' when the
@@ -62,13 +80,14 @@ func (v *Version) RunTensors(ctx context.Context, inputs []Tensor) ([]Tensor, er
 	return v.Session.RunContext(ctx, inputs)
 }
 
-func outputList(s *Session) string {
+// names lists tensors' names, quoted, for errors.
+func names(ts []TensorInfo) string {
 	out := ""
-	for i, o := range s.Outputs() {
+	for i, t := range ts {
 		if i > 0 {
 			out += ", "
 		}
-		out += strconv.Quote(o.Name)
+		out += strconv.Quote(t.Name)
 	}
 	return out
 }
