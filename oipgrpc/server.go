@@ -10,9 +10,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	protoenc "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
@@ -71,12 +74,16 @@ func New(b Backend, o Options) *grpc.Server {
 		o.Logger = slog.Default()
 	}
 	s := &service{b: b, log: o.Logger}
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.recoverPanics, s.authorize)}
+	opts := []grpc.ServerOption{
+		grpc.InTapHandle(s.authorize),
+		grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(protoenc.Name)}),
+		grpc.ChainUnaryInterceptor(s.recoverPanics),
+	}
 	if o.MaxMessageBytes > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(o.MaxMessageBytes))
 	}
 	gs := grpc.NewServer(opts...)
-	pb.RegisterGRPCInferenceServiceServer(gs, s)
+	gs.RegisterService(serviceDesc(), s)
 	reflection.Register(gs)
 	return gs
 }
@@ -94,23 +101,25 @@ var open = map[string]bool{
 	pb.GRPCInferenceService_ServerReady_FullMethodName: true,
 }
 
-func (s *service) authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-	if !open[info.FullMethod] {
-		tok := ""
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			for _, v := range md.Get("authorization") {
-				if t, ok := strings.CutPrefix(v, "Bearer "); ok {
-					tok = t
-				} else if v != "" {
-					return nil, status.Error(codes.Unauthenticated, "the authorization metadata must be \"Bearer <key or token>\"")
-				}
-			}
-		}
-		if err := s.b.Authorize(tok); err != nil {
-			return nil, toStatus(err)
+// authorize checks a call's credentials as soon as its headers arrive,
+// before its message is read: it runs for every method, unary or
+// streaming (reflection included), and a refused call costs nothing more.
+func (s *service) authorize(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if open[info.FullMethodName] {
+		return ctx, nil
+	}
+	tok := ""
+	for _, v := range info.Header.Get("authorization") {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			tok = t
+		} else if v != "" {
+			return nil, status.Error(codes.Unauthenticated, "the authorization metadata must be \"Bearer <key or token>\"")
 		}
 	}
-	return next(ctx, req)
+	if err := s.b.Authorize(tok); err != nil {
+		return nil, toStatus(err)
+	}
+	return ctx, nil
 }
 
 func (s *service) recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
