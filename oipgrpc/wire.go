@@ -54,6 +54,7 @@ func sizeOf[T any]() int { return int(reflect.TypeFor[T]().Size()) }
 // entry is counted at twice its key, value pointer and value with their
 // share of the map's buckets, for protobuf's map and weir's.
 var (
+	requestCost  = sizeOf[pb.ModelInferRequest]() + sizeOf[models.InferRequest]()
 	inputCost    = sizeOf[pb.ModelInferRequest_InferInputTensor]() + 8 + sizeOf[models.InputTensor]()
 	outputCost   = sizeOf[pb.ModelInferRequest_InferRequestedOutputTensor]() + 8 + sizeOf[models.RequestedOutput]()
 	contentsCost = sizeOf[pb.InferTensorContents]()
@@ -88,7 +89,7 @@ func checkInferWire(b []byte) error {
 
 // inferCost is roughly what decoding the ModelInferRequest b allocates.
 func inferCost(b []byte) (int, error) {
-	var cost, inputs, outputs, raws int
+	cost, inputs, outputs, raws := requestCost, 0, 0, 0
 	err := walk(b, func(num protowire.Number, typ protowire.Type, v []byte, n int) error {
 		if typ != protowire.BytesType {
 			cost += n // an unknown field, kept as it came
