@@ -2,14 +2,19 @@ package oipgrpc_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -18,6 +23,7 @@ import (
 	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 	pb "github.com/weirhq/weir/oipgrpc/inferencepb"
 )
 
@@ -166,4 +172,85 @@ func TestStreamsNeedKey(t *testing.T) {
 	if err != nil || !strings.Contains(strings.Join(names, " "), "inference.GRPCInferenceService") {
 		t.Errorf("reflection with a key: %v %v", names, err)
 	}
+}
+
+// TestHandshakeDeadline: a connection that never sends the HTTP/2
+// preface is closed at --grpc-handshake-timeout. Before the fix it stayed
+// for grpc-go's 120 s.
+func TestHandshakeDeadline(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.GRPCHandshakeTimeout = 100 * time.Millisecond }))
+	conn, err := net.Dial("tcp", g.GRPCAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Read the server's settings, then wait for it to close; the limit
+	// here only keeps a failing test from hanging.
+	conn.SetReadDeadline(time.Now().Add(testpoll.MinWait))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Errorf("a connection that sent nothing was not closed: %v", err)
+	}
+}
+
+// TestMaxStreams: one connection holds at most --grpc-max-streams calls
+// at once; the next waits for one to end. Before the fix there was no
+// bound.
+func TestMaxStreams(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.GRPCMaxStreams = 2 }))
+	c, cc := dial(t, g)
+	var cancels []context.CancelFunc
+	for range 2 { // two reflection streams, open until cancelled
+		sctx, cancel := context.WithCancel(ctx(t))
+		defer cancel()
+		cancels = append(cancels, cancel)
+		stream, err := rpb.NewServerReflectionClient(cc).ServerReflectionInfo(sctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&rpb.ServerReflectionRequest{MessageRequest: &rpb.ServerReflectionRequest_ListServices{}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx(t), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.ServerLive(short, &pb.ServerLiveRequest{})
+	wantCode(t, err, codes.DeadlineExceeded, "")
+	cancels[0]()
+	if _, err := c.ServerLive(ctx(t), &pb.ServerLiveRequest{}); err != nil {
+		t.Errorf("ServerLive once a stream ended: %v", err)
+	}
+}
+
+// TestIdleConnectionClosed: a connection with no call open is sent away
+// at --grpc-idle-timeout. Before the fix it stayed forever.
+func TestIdleConnectionClosed(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.GRPCIdleTimeout = 100 * time.Millisecond }))
+	c, cc := dial(t, g)
+	if _, err := c.ServerLive(ctx(t), &pb.ServerLiveRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.For(t, 10*time.Second, "the idle connection closed", func() error {
+		if s := cc.GetState(); s == connectivity.Ready {
+			return fmt.Errorf("connection %v", s)
+		}
+		return nil
+	})
+}
+
+// TestMessageDeadline: a call whose message does not come within
+// --read-timeout is cut, as HTTP cuts a body that does not come. Before
+// the fix it waited for the client's deadline.
+func TestMessageDeadline(t *testing.T) {
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.ReadTimeout = 100 * time.Millisecond }))
+	_, cc := dial(t, g)
+	// A unary method called as a stream: the headers go, the message never.
+	stream, err := cc.NewStream(ctx(t), &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, pb.GRPCInferenceService_ModelInfer_FullMethodName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply pb.ModelInferResponse
+	wantCode(t, stream.RecvMsg(&reply), codes.Canceled, "")
 }

@@ -81,8 +81,8 @@ func checkInferWire(b []byte) error {
 		return err
 	}
 	if limit := decodeRatio*len(b) + decodeSlack; cost > limit {
-		return weirerr.TooLargef("a ModelInferRequest of %d bytes would take about %d bytes decoded, over the gateway's limit of %d times the bytes received plus %d: "+
-			"send BYTES tensors of short elements in raw_input_contents, and each input, output and parameter once", len(b), cost, decodeRatio, decodeSlack)
+		return weirerr.TooLargef("a ModelInferRequest of %d bytes would take about %d bytes decoded, over the gateway's limit of %d times the bytes received plus %d MiB: "+
+			"send BYTES tensors of short elements in raw_input_contents, and each input, output and parameter once", len(b), cost, decodeRatio, decodeSlack>>20)
 	}
 	return nil
 }
