@@ -107,7 +107,10 @@ func keysFile(t testing.TB) string {
 // Before the fix, 4 MB of empty inputs cost about 260 MB decoded before
 // the Unauthenticated answer, and more with a key.
 func TestDecodeBoundedBySize(t *testing.T) {
-	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.APIKeysFile = keysFile(t) }))
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) {
+		o.APIKeysFile = keysFile(t)
+		o.MaxBodyBytes = 8 << 20
+	}))
 	_, cc := dial(t, g)
 	m, err := onnx.Identity("id", onnx.String, onnx.Sym("n"))
 	push(t, g, "id", m, err)
@@ -130,6 +133,7 @@ func TestDecodeBoundedBySize(t *testing.T) {
 		{"empty raw_input_contents", key, emptyEntries(7, n), codes.InvalidArgument, "more than 4096 raw_input_contents"},
 		{"empty parameters", key, emptyEntries(4, n), codes.ResourceExhausted, "16 times"},
 		{"empty BYTES elements", key, strs, codes.ResourceExhausted, "16 times"},
+		{"a message over --max-body", key, make([]byte, 9<<20), codes.ResourceExhausted, "larger than max (9437184 vs. 8388608)"},
 	}
 	for _, tc := range cases {
 		var err error
