@@ -78,13 +78,14 @@ demo: build plugins
 # race detector (-short: the ONNX conformance run is sampled there).
 RACE_PKGS := ./models/... ./router/... ./canary/... ./plugins/... ./features/... ./monitor/... ./gateway/...
 
-# Fuzz targets on what reads the network (issue 11) and the hand-written
-# JSON codecs (issue 18): `make test` runs each for FUZZTIME, `make fuzz`
-# for FUZZ_LONG (go test -fuzz takes one target in one package per run).
+# Fuzz targets on what reads the network (issues 11 and 25: the gRPC wire
+# check) and the hand-written JSON codecs (issue 18): `make test` runs each
+# for FUZZTIME, `make fuzz` for FUZZ_LONG (go test -fuzz takes one target in
+# one package per run).
 # Every other Fuzz function's seed corpus runs as a test in go test.
 FUZZ_TARGETS := FuzzInferRequest:./models FuzzDecodeRaw:./models FuzzPredictBody:./internal/reqbody \
 	FuzzPluginOutput:./plugins FuzzDecodeObject:./sdk/plugin FuzzDecodeEvent:./monitor \
-	FuzzValidate:./plugins
+	FuzzValidate:./plugins FuzzInferWire:./oipgrpc
 FUZZTIME ?= 3s
 FUZZ_LONG ?= 5m
 

@@ -99,6 +99,13 @@ type Options struct {
 	// negative fsyncs every write. Default 1s (natsx.DefaultSyncInterval;
 	// docs/rationale.md says what a power loss can lose).
 	NATSSyncInterval time.Duration
+	// GRPCMaxStreams bounds the calls open at once on one gRPC connection
+	// (default 100); GRPCHandshakeTimeout a new connection's HTTP/2 preface
+	// (default 10s); GRPCIdleTimeout closes a connection with no call open
+	// for that long (default 120s). ReadTimeout bounds the wait for a gRPC
+	// call's message too. See oipgrpc.Options.
+	GRPCMaxStreams                        int
+	GRPCHandshakeTimeout, GRPCIdleTimeout time.Duration
 	// MaxInFlight bounds inference requests served at once; past it a
 	// request is refused with 429 at once instead of queueing. Default 1024.
 	MaxInFlight int
@@ -154,6 +161,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024
+	}
+	if o.GRPCMaxStreams <= 0 {
+		o.GRPCMaxStreams = 100
+	}
+	if o.GRPCHandshakeTimeout <= 0 {
+		o.GRPCHandshakeTimeout = 10 * time.Second
+	}
+	if o.GRPCIdleTimeout <= 0 {
+		o.GRPCIdleTimeout = 120 * time.Second
 	}
 	if o.NATSSyncInterval == 0 {
 		o.NATSSyncInterval = natsx.DefaultSyncInterval

@@ -101,7 +101,14 @@ func checkModelParams(name, version string) error {
 
 // buildGRPC makes the gRPC server; ServeGRPC serves it.
 func (g *Gateway) buildGRPC() {
-	g.grpc = oipgrpc.New(grpcBackend{g}, oipgrpc.Options{MaxMessageBytes: g.opts.MaxBodyBytes, Logger: g.log})
+	g.grpc = oipgrpc.New(grpcBackend{g}, oipgrpc.Options{
+		MaxMessageBytes:  g.opts.MaxBodyBytes,
+		MaxStreams:       g.opts.GRPCMaxStreams,
+		HandshakeTimeout: g.opts.GRPCHandshakeTimeout,
+		IdleTimeout:      g.opts.GRPCIdleTimeout,
+		ReadTimeout:      g.opts.ReadTimeout,
+		Logger:           g.log,
+	})
 }
 
 // ServeGRPC serves the OIP gRPC service on ln until Shutdown.

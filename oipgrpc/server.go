@@ -5,14 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	protoenc "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
@@ -62,29 +68,61 @@ type ModelMetadata struct {
 type Options struct {
 	// MaxMessageBytes bounds a request message (the HTTP body limit).
 	MaxMessageBytes int
-	Logger          *slog.Logger
+	// MaxStreams bounds the calls open at once on one connection.
+	MaxStreams int
+	// HandshakeTimeout bounds a new connection's HTTP/2 preface and
+	// settings; IdleTimeout closes a connection that has had no call
+	// open for that long; ReadTimeout bounds the wait for a call's
+	// (first) message. Zero leaves grpc-go's default (120s, none, none).
+	HandshakeTimeout, IdleTimeout, ReadTimeout time.Duration
+	Logger                                     *slog.Logger
 }
+
+// Keepalive: the server pings a connection quiet for keepaliveTime and
+// closes it when no answer comes within keepaliveTimeout (a peer gone
+// without closing); a client may ping as often as every
+// keepaliveMinTime, streams open or not, and is sent away (GOAWAY
+// too_many_pings) when it pings more often.
+const (
+	keepaliveTime    = time.Minute
+	keepaliveTimeout = 20 * time.Second
+	keepaliveMinTime = 10 * time.Second
+)
 
 // New returns a gRPC server serving b, with reflection registered.
 func New(b Backend, o Options) *grpc.Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &service{b: b, log: o.Logger}
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.recoverPanics, s.authorize)}
+	s := &service{b: b, log: o.Logger, readTimeout: o.ReadTimeout}
+	opts := []grpc.ServerOption{
+		grpc.InTapHandle(s.tap),
+		grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(protoenc.Name)}),
+		grpc.ChainUnaryInterceptor(s.messageArrived, s.recoverPanics),
+		grpc.ChainStreamInterceptor(s.firstMessageArrives),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: o.IdleTimeout, Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
+	}
 	if o.MaxMessageBytes > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(o.MaxMessageBytes))
 	}
+	if o.MaxStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(uint32(min(o.MaxStreams, math.MaxUint32))))
+	}
+	if o.HandshakeTimeout > 0 {
+		opts = append(opts, grpc.ConnectionTimeout(o.HandshakeTimeout))
+	}
 	gs := grpc.NewServer(opts...)
-	pb.RegisterGRPCInferenceServiceServer(gs, s)
+	gs.RegisterService(serviceDesc(), s)
 	reflection.Register(gs)
 	return gs
 }
 
 type service struct {
 	pb.UnimplementedGRPCInferenceServiceServer
-	b   Backend
-	log *slog.Logger
+	b           Backend
+	log         *slog.Logger
+	readTimeout time.Duration
 }
 
 // open are the methods that need no credentials, like /v2/health/* on
@@ -94,30 +132,89 @@ var open = map[string]bool{
 	pb.GRPCInferenceService_ServerReady_FullMethodName: true,
 }
 
-func (s *service) authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-	if !open[info.FullMethod] {
-		tok, err := bearerToken(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.b.Authorize(tok); err != nil {
-			return nil, toStatus(err)
-		}
+// tap sees each call as soon as its headers arrive, before its message is
+// read, for every method, unary or streaming (reflection included): it
+// checks the call's credentials, so that a refused call costs nothing
+// more, and gives its message ReadTimeout to arrive.
+func (s *service) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if err := s.authorize(info); err != nil {
+		return nil, err
 	}
+	if s.readTimeout <= 0 {
+		return ctx, nil
+	}
+	// The stream's context is cancelled when the call ends, and this one
+	// with it; the timer is stopped when the message has come.
+	ctx, cancel := context.WithCancel(ctx)
+	method := info.FullMethodName
+	t := time.AfterFunc(s.readTimeout, func() {
+		s.log.Debug("gRPC call cut: its message did not arrive within the read timeout (--read-timeout)", "method", method, "timeout", s.readTimeout)
+		cancel()
+	})
+	return context.WithValue(ctx, arrivalKey{}, t), nil
+}
+
+// arrivalKey holds the timer that cuts a call whose message is late.
+type arrivalKey struct{}
+
+func arrived(ctx context.Context) {
+	if t, ok := ctx.Value(arrivalKey{}).(*time.Timer); ok {
+		t.Stop()
+	}
+}
+
+// messageArrived runs once a unary call's message has been read.
+func (s *service) messageArrived(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	arrived(ctx)
 	return next(ctx, req)
+}
+
+// firstMessageArrives stops a stream's timer at its first message.
+func (s *service) firstMessageArrives(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	return next(srv, &arrivalStream{ServerStream: ss})
+}
+
+type arrivalStream struct {
+	grpc.ServerStream
+	once sync.Once
+}
+
+func (a *arrivalStream) RecvMsg(m any) error {
+	err := a.ServerStream.RecvMsg(m)
+	a.once.Do(func() { arrived(a.Context()) })
+	return err
+}
+
+// authorize checks a call's bearer token, but for the open methods.
+func (s *service) authorize(info *tap.Info) error {
+	if open[info.FullMethodName] {
+		return nil
+	}
+	tok, err := bearer(info.Header.Get("authorization"))
+	if err != nil {
+		return err
+	}
+	if err := s.b.Authorize(tok); err != nil {
+		return toStatus(err)
+	}
+	return nil
 }
 
 // bearerToken reads the call's "authorization: Bearer <token>" metadata
 // ("" when there is none).
 func bearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return bearer(md.Get("authorization"))
+}
+
+// bearer is the token of "Bearer <token>" authorization values.
+func bearer(values []string) (string, error) {
 	tok := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		for _, v := range md.Get("authorization") {
-			if t, ok := strings.CutPrefix(v, "Bearer "); ok {
-				tok = t
-			} else if v != "" {
-				return "", status.Error(codes.Unauthenticated, "the authorization metadata must be \"Bearer <key or token>\"")
-			}
+	for _, v := range values {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			tok = t
+		} else if v != "" {
+			return "", status.Error(codes.Unauthenticated, "the authorization metadata must be \"Bearer <key or token>\"")
 		}
 	}
 	return tok, nil
