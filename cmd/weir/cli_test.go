@@ -66,3 +66,39 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+// A word that names no subcommand fails, under every command group, with
+// cobra's "unknown command" and a suggestion where one is close.
+func TestUnknownSubcommandFails(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plugin", "lss"}, `unknown command "lss" for "weir plugin"; did you mean ls?`},
+		{[]string{"plugin", "pusj"}, `did you mean push?`},
+		{[]string{"model", "frobnicate"}, `unknown command "frobnicate" for "weir model"`},
+		{[]string{"canary", "stat"}, `did you mean start or status?`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" for "weir"`},
+	} {
+		err := execute(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("weir %s: %v, want an error containing %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+	var groups int
+	for _, c := range newRoot().Commands() {
+		if !c.HasSubCommands() {
+			continue
+		}
+		groups++
+		if err := execute(c.Name(), "no-such-command"); err == nil {
+			t.Errorf("weir %s no-such-command: exit 0", c.Name())
+		}
+	}
+	if err := execute("plugin"); err != nil {
+		t.Errorf("weir plugin alone (its help): %v", err)
+	}
+	if groups < 4 {
+		t.Errorf("only %d command groups: the walk lost them", groups)
+	}
+}
