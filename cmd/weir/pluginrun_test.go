@@ -19,13 +19,16 @@ func wat2wasm(t *testing.T, wat, dir string) string {
 	return out
 }
 
+// runWeir runs the weir command line in process, as main does, and
+// returns what it wrote and its error.
 func runWeir(args ...string) (stdout, stderr string, err error) {
 	var o, e bytes.Buffer
-	root := newRoot()
+	root, cf := newRootFlags()
 	root.SetArgs(args)
 	root.SetOut(&o)
 	root.SetErr(&e)
-	err = root.ExecuteContext(context.Background())
+	root.SetIn(strings.NewReader(""))
+	err = cf.explainAuth(root.ExecuteContext(context.Background()))
 	return o.String(), e.String(), err
 }
 
