@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,21 @@ func TestUnknownSubcommandFails(t *testing.T) {
 	}
 	if groups < 4 {
 		t.Errorf("only %d command groups: the walk lost them", groups)
+	}
+}
+
+// A taken --nats-listen fails at once, naming the address and the flag, as
+// --listen does (the embedded server would wait 10 s and guess).
+func TestServeRefusesTakenNATSPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	_, _, err = runWeir("serve", "--nats-listen", addr, "--data-dir", t.TempDir(),
+		"--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0")
+	if want := "listen on " + addr + " (--nats-listen): "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("serve on a taken NATS port: %v, want an error containing %q", err, want)
 	}
 }
