@@ -76,6 +76,7 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		want string
 	}{
 		{[]string{"plugin", "lss"}, `unknown command "lss" for "weir plugin"; did you mean ls?`},
+		{[]string{"plugin", "nit"}, `unknown command "nit" for "weir plugin"; did you mean init?`},
 		{[]string{"plugin", "pusj"}, `did you mean push?`},
 		{[]string{"model", "frobnicate"}, `unknown command "frobnicate" for "weir model"`},
 		{[]string{"canary", "stat"}, `did you mean start or status?`},
