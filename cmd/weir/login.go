@@ -103,8 +103,11 @@ from stdin (weir serve writes a generated token to <data-dir>/admin-token).`,
 			if tok == "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), "admin token (the gateway's <data-dir>/admin-token):")
 				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if tok = strings.TrimSpace(line); tok == "" {
-					return fmt.Errorf("no admin token given on stdin (%v): pass --token-file FILE or set $WEIR_ADMIN_TOKEN", err)
+				if tok = strings.TrimSpace(line); tok == "" && err != nil {
+					return fmt.Errorf("no admin token on stdin (pass --token-file FILE or set $WEIR_ADMIN_TOKEN): %w", err)
+				}
+				if tok == "" {
+					return errors.New("an empty admin token on stdin: pass --token-file FILE or set $WEIR_ADMIN_TOKEN")
 				}
 			}
 			if err := checkToken(cmd, client.New(server, tok)); err != nil {
