@@ -40,6 +40,10 @@ func TestClientFindsTokenAnywhere(t *testing.T) {
 		t.Fatalf("a write without a token: %v\nwant a 401 saying %q and how to give one", err, want)
 	}
 
+	if _, _, err = runWeir("login"); err == nil || !strings.Contains(err.Error(), "no admin token on stdin (pass --token-file FILE or set $WEIR_ADMIN_TOKEN)") {
+		t.Errorf("login with no token anywhere: %v", err)
+	}
+
 	t.Setenv("WEIR_ADMIN_TOKEN", "wrong")
 	if _, _, err = runWeir("plugin", "rm", "nope", "1"); statusOf(err) != 401 || !strings.Contains(err.Error(), "came from $WEIR_ADMIN_TOKEN") {
 		t.Errorf("a wrong token from the environment: %v, want a 401 naming $WEIR_ADMIN_TOKEN", err)
