@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,7 +65,7 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printRollout(out)
+			return printRollout(cmd.OutOrStdout(), out)
 		},
 	}
 	f := start.Flags()
@@ -81,31 +86,19 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 		Short: "Show a rollout at a glance (--watch to follow it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for {
-				out, err := cf.client().Rollout(cmd.Context(), args[0])
+			fetch := func() ([]byte, error) { return cf.client().Rollout(cmd.Context(), args[0]) }
+			w := cmd.OutOrStdout()
+			if !watch {
+				out, err := fetch()
 				if err != nil {
 					return err
 				}
-				if watch {
-					fmt.Print("\033[H\033[2J")
-				}
-				if err := printRollout(out); err != nil {
-					return err
-				}
-				var st canary.Status
-				json.Unmarshal(out, &st)
-				if !watch || st.State == canary.Promoted || st.State == canary.RolledBack {
-					return nil
-				}
-				select {
-				case <-cmd.Context().Done():
-					return nil
-				case <-time.After(time.Second):
-				}
+				return printRollout(w, out)
 			}
+			return watchRollout(cmd.Context(), w, isTerminal(w), time.Second, fetch)
 		},
 	}
-	status.Flags().BoolVarP(&watch, "watch", "w", false, "refresh every second until the rollout ends")
+	status.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout until it ends: redrawn every second on a terminal, else a line per change")
 	cmd.AddCommand(start, status)
 
 	for _, action := range []string{"promote", "pause", "resume", "abort"} {
@@ -119,40 +112,110 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printRollout(out)
+				return printRollout(cmd.OutOrStdout(), out)
 			},
 		})
 	}
 	return cmd
 }
 
+// watchRollout follows a rollout until it ends or ctx is done, fetching it
+// every interval: on a terminal it redraws the status in place; elsewhere
+// (a log, a pipe) it writes a line when the state, step, weight or
+// decision changes, and the full status at the end, with no control codes.
+func watchRollout(ctx context.Context, w io.Writer, tty bool, interval time.Duration, fetch func() ([]byte, error)) error {
+	last := ""
+	for {
+		out, err := fetch()
+		if err != nil {
+			return err
+		}
+		var st canary.Status
+		if err := json.Unmarshal(out, &st); err != nil {
+			return fmt.Errorf("decode the rollout: %w", err)
+		}
+		done := st.State == canary.Promoted || st.State == canary.RolledBack
+		switch {
+		case tty:
+			fmt.Fprint(w, "\033[H\033[2J")
+			if err := printRollout(w, out); err != nil {
+				return err
+			}
+		case done:
+			if err := printRollout(w, out); err != nil {
+				return err
+			}
+		default:
+			if key := fmt.Sprint(st.State, st.Step, st.Weight, st.Decision, st.Waiting); key != last {
+				last = key
+				fmt.Fprintln(w, rolloutLine(st))
+			}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// rolloutLine is a rollout on one line, stamped with the time of its last
+// change.
+func rolloutLine(st canary.Status) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s route %s: %s weight %d%% step %d of %d", st.UpdatedAt.Local().Format(time.TimeOnly), st.Route,
+		strings.ToUpper(string(st.State)), st.Weight, min(st.Step+1, len(st.Spec.Steps)), len(st.Spec.Steps))
+	for _, name := range slices.Sorted(maps.Keys(st.Variants)) {
+		v := st.Variants[name]
+		fmt.Fprintf(&b, "; %s %d req %.2f%% err p99 %.1fms", name, v.Requests, 100*v.ErrorRate, v.P99Ms)
+	}
+	if st.Reason != "" {
+		fmt.Fprintf(&b, "; %s: %s", st.Decision, st.Reason)
+	}
+	return b.String()
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// redrawing in place is welcome.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
 // printRollout shows a rollout for a person: state, weight as a bar, step
 // k of n, per-variant numbers and the reason of the last decision.
-func printRollout(b []byte) error {
+func printRollout(w io.Writer, b []byte) error {
 	var st canary.Status
 	if err := json.Unmarshal(b, &st); err != nil {
 		return err
 	}
 	n := len(st.Spec.Steps)
-	fmt.Printf("route %s: %s  variant %q -> %s@%s\n", st.Route, strings.ToUpper(string(st.State)), st.Spec.Variant, st.Spec.Model, st.Spec.Version)
-	fmt.Printf("  weight %3d%% %s  step %d of %d (%v each)\n", st.Weight, bar(st.Weight, 30), min(st.Step+1, n), n, time.Duration(st.Spec.Interval))
+	fmt.Fprintf(w, "route %s: %s  variant %q -> %s@%s\n", st.Route, strings.ToUpper(string(st.State)), st.Spec.Variant, st.Spec.Model, st.Spec.Version)
+	fmt.Fprintf(w, "  weight %3d%% %s  step %d of %d (%v each)\n", st.Weight, bar(st.Weight, 30), min(st.Step+1, n), n, time.Duration(st.Spec.Interval))
 	names := make([]string, 0, len(st.Variants))
 	for name := range st.Variants {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	if len(names) > 0 {
-		fmt.Printf("  %-10s %9s %8s %10s\n", "variant", "requests", "errors", "p99")
+		fmt.Fprintf(w, "  %-10s %9s %8s %10s\n", "variant", "requests", "errors", "p99")
 	}
 	for _, name := range names {
 		v := st.Variants[name]
-		fmt.Printf("  %-10s %9d %7.2f%% %8.1fms\n", name, v.Requests, 100*v.ErrorRate, v.P99Ms)
+		fmt.Fprintf(w, "  %-10s %9d %7.2f%% %8.1fms\n", name, v.Requests, 100*v.ErrorRate, v.P99Ms)
 	}
 	if st.Drift != nil {
-		fmt.Printf("  drift %.3f\n", *st.Drift)
+		fmt.Fprintf(w, "  drift %.3f\n", *st.Drift)
 	}
 	if st.Reason != "" {
-		fmt.Printf("  last decision: %s: %s\n", st.Decision, st.Reason)
+		fmt.Fprintf(w, "  last decision: %s: %s\n", st.Decision, st.Reason)
 	}
 	return nil
 }

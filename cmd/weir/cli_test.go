@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,58 @@ func TestHumanBytes(t *testing.T) {
 		if got := humanBytes(n); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// A word that names no subcommand fails, under every command group, with
+// cobra's "unknown command" and a suggestion where one is close.
+func TestUnknownSubcommandFails(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plugin", "lss"}, `unknown command "lss" for "weir plugin"; did you mean ls?`},
+		{[]string{"plugin", "nit"}, `unknown command "nit" for "weir plugin"; did you mean init?`},
+		{[]string{"plugin", "pusj"}, `did you mean push?`},
+		{[]string{"model", "frobnicate"}, `unknown command "frobnicate" for "weir model"`},
+		{[]string{"canary", "stat"}, `did you mean start or status?`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" for "weir"`},
+	} {
+		err := execute(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("weir %s: %v, want an error containing %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+	var groups int
+	for _, c := range newRoot().Commands() {
+		if !c.HasSubCommands() {
+			continue
+		}
+		groups++
+		if err := execute(c.Name(), "no-such-command"); err == nil {
+			t.Errorf("weir %s no-such-command: exit 0", c.Name())
+		}
+	}
+	if err := execute("plugin"); err != nil {
+		t.Errorf("weir plugin alone (its help): %v", err)
+	}
+	if groups < 4 {
+		t.Errorf("only %d command groups: the walk lost them", groups)
+	}
+}
+
+// A taken --nats-listen fails at once, naming the address and the flag, as
+// --listen does (the embedded server would wait 10 s and guess).
+func TestServeRefusesTakenNATSPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	_, _, err = runWeir("serve", "--nats-listen", addr, "--data-dir", t.TempDir(),
+		"--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0")
+	if want := "listen on " + addr + " (--nats-listen): "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("serve on a taken NATS port: %v, want an error containing %q", err, want)
 	}
 }

@@ -17,7 +17,7 @@ func newControllerCmd(cf *clientFlags) *cobra.Command {
 		Short: "Run the Kubernetes sidecar controller: reconcile WeirRoutes into the local gateway, and autoscale it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Token = cf.token()
+			o.Token, _ = cf.token()
 			if err := o.Validate(); err != nil {
 				return err
 			}

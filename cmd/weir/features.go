@@ -97,32 +97,46 @@ type rawJSON []byte
 
 func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 
-// progress draws a progress bar on a terminal line.
+// progress shows an upload's progress: a bar redrawn in place on a
+// terminal, else (a log, a pipe) a line at each tenth, with no control codes.
 type progress struct {
 	w     io.Writer
+	tty   bool
 	label string
 	start time.Time
 	last  time.Time
+	shown int // the last tenth written, off a terminal
 }
 
 func newProgress(w io.Writer, label string) *progress {
-	return &progress{w: w, label: label, start: time.Now()}
+	return &progress{w: w, tty: isTerminal(w), label: label, start: time.Now(), shown: -1}
 }
 
 func (p *progress) update(done, total int) {
-	if time.Since(p.last) < 100*time.Millisecond && done != total {
-		return
-	}
-	p.last = time.Now()
 	pct := 0
 	if total > 0 {
 		pct = done * 100 / total
 	}
 	rate := float64(done) / time.Since(p.start).Seconds()
+	if !p.tty {
+		if pct/10 > p.shown {
+			p.shown = pct / 10
+			fmt.Fprintf(p.w, "%s %3d%% %d/%d (%.0f/s)\n", p.label, pct, done, total, rate)
+		}
+		return
+	}
+	if time.Since(p.last) < 100*time.Millisecond && done != total {
+		return
+	}
+	p.last = time.Now()
 	fmt.Fprintf(p.w, "\r%s %s %3d%% %d/%d (%.0f/s)", p.label, bar(pct, 30), pct, done, total, rate)
 }
 
-func (p *progress) done() { fmt.Fprintln(p.w) }
+func (p *progress) done() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
 
 // countingReader reports bytes read of total to update (an upload's
 // progress).

@@ -87,7 +87,7 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(push, ls, rm, newPluginRunCmd())
+	cmd.AddCommand(push, ls, rm, newPluginRunCmd(cf), newPluginInitCmd())
 	return cmd
 }
 

@@ -116,7 +116,8 @@ func TestReadmeCommandsRun(t *testing.T) {
 	host := strings.TrimPrefix(g.URL, "http://")
 	env := append(os.Environ(),
 		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"WEIR_SERVER="+g.URL, "WEIR_ADMIN_TOKEN="+g.Token)
+		"WEIR_SERVER="+g.URL, "WEIR_ADMIN_TOKEN="+g.Token,
+		"XDG_CONFIG_HOME="+t.TempDir()) // weir login writes here, not in the user's home
 	makeLine := regexp.MustCompile(`^\s*make(\s|$)`)
 	ran := 0
 	for i, block := range readmeBlocks(t, string(readme)) {

@@ -39,6 +39,12 @@ func newServeCmd() *cobra.Command {
 				o.NATSSyncInterval = -1 // gateway.Options: negative is every write
 			}
 			o.ProtectMetrics = !metricsOpen
+			if o.NATSURL == "" {
+				// The embedded server would only time out on a taken port.
+				if err := portFree(o.NATSListen); err != nil {
+					return fmt.Errorf("listen on %s (--nats-listen): %w", o.NATSListen, err)
+				}
+			}
 			ctx := cmd.Context()
 			g, err := gateway.New(ctx, o)
 			if err != nil {
@@ -124,4 +130,13 @@ func newServeCmd() *cobra.Command {
 	f.Float64Var(&demoRate, "demo-rate", 5, "transactions per second the demo generator streams (0: none)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// portFree reports whether addr can be listened on now.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
 }

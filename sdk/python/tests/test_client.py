@@ -7,6 +7,7 @@ logistic regression over features a,b), WEIR_TEST_PLUGIN (a Wasm plugin that
 echoes its input as features). Run alone, the tests skip.
 """
 
+import json
 import os
 import tempfile
 import threading
@@ -131,6 +132,47 @@ class ClientTest(unittest.TestCase):
             t.join()
 
 
+@unittest.skipUnless(all(os.environ.get(k) for k in ENV), "needs a gateway: run through go test ./sdk/python")
+class FindsTheGatewayTest(unittest.TestCase):
+    """Away from the repository's root the client finds the gateway and its
+    token as the CLI does, and a 401 says where the token came from."""
+
+    def setUp(self):
+        self.saved = dict(os.environ)
+        self.cwd = os.getcwd()
+        self.config = tempfile.mkdtemp()
+        os.chdir(tempfile.mkdtemp())  # a notebook's directory: no weir-data
+        os.environ["XDG_CONFIG_HOME"] = self.config
+        self.server, self.token = os.environ.pop("WEIR_SERVER"), os.environ.pop("WEIR_ADMIN_TOKEN")
+
+    def tearDown(self):
+        os.chdir(self.cwd)
+        os.environ.clear()
+        os.environ.update(self.saved)
+
+    def test_no_token_names_where_it_looked(self):
+        with self.assertRaises(weir.WeirError) as cm:
+            weir.Client(self.server).delete_model("nope", "1")
+        self.assertEqual(cm.exception.status, 401)
+        self.assertIn("no admin token: none found; looked in", str(cm.exception))
+        self.assertIn(os.path.join(self.config, "weir", "config") + " (weir login)", str(cm.exception))
+        self.assertIn(os.path.join(os.getcwd(), "weir-data", "admin-token"), str(cm.exception))
+        os.environ["WEIR_ADMIN_TOKEN"] = "wrong"
+        with self.assertRaises(weir.WeirError) as cm:
+            weir.Client(self.server).delete_model("nope", "1")
+        self.assertIn("came from $WEIR_ADMIN_TOKEN", str(cm.exception))
+
+    def test_config_of_weir_login(self):
+        os.makedirs(os.path.join(self.config, "weir"))
+        with open(weir.config_path(), "w") as f:
+            json.dump({"server": self.server, "token": self.token}, f)
+        c = weir.Client()
+        self.assertEqual(c.server, self.server.rstrip("/"))
+        with self.assertRaises(weir.WeirError) as cm:
+            c.delete_model("nope", "1")
+        self.assertEqual(cm.exception.status, 404)  # past the token check
+
+
 class OfflineTest(unittest.TestCase):
     """What needs no gateway: argument handling."""
 
@@ -150,6 +192,15 @@ class OfflineTest(unittest.TestCase):
         finally:
             if old is not None:
                 os.environ["WEIR_ADMIN_TOKEN"] = old
+
+    def test_token_file(self):
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "tok"), "w") as f:
+            f.write("from-file\n")
+        c = weir.Client("http://x", token_file=os.path.join(d, "tok"))
+        self.assertEqual((c.token, c.token_from), ("from-file", "token_file " + os.path.join(d, "tok")))
+        with self.assertRaises(OSError):
+            weir.Client("http://x", token_file=os.path.join(d, "missing"))
 
     def test_unreachable_gateway_is_a_connection_error(self):
         with self.assertRaises(ConnectionError):

@@ -5,8 +5,8 @@ a DataFrame can be a model's reference data, and numpy arrays can be infer
 inputs (answers then come back as arrays too).
 
     from weir import Client
-    c = Client()                       # http://127.0.0.1:8080, token from
-                                       # $WEIR_ADMIN_TOKEN or weir-data/admin-token
+    c = Client()                       # as the CLI: $WEIR_SERVER, $WEIR_ADMIN_TOKEN,
+                                       # token_file=, or what `weir login` saved
     c.push_model("fraud", "3", "model.onnx",
                  features=["amount_log", "amount_zscore", "merchant_risk", "is_night"],
                  reference="train.csv")  # or reference=train_df[features]
@@ -16,7 +16,7 @@ inputs (answers then come back as arrays too).
     c.drift("fraud")
 """
 
-from .client import Client, WeirError
+from .client import Client, WeirError, config_path
 
-__all__ = ["Client", "WeirError"]
+__all__ = ["Client", "WeirError", "config_path"]
 __version__ = "0.1.0"

@@ -55,27 +55,74 @@ def _read(data):
     raise TypeError("expected a path, bytes or a file object, got %s" % type(data).__name__)
 
 
-class Client:
-    """A client of one gateway.
+def config_path():
+    """The per-user config `weir login` writes: $XDG_CONFIG_HOME/weir/config,
+    else ~/.config/weir/config. JSON with "server" and "token"."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "weir", "config")
 
-    server defaults to $WEIR_SERVER, else http://127.0.0.1:8080. token (the
-    admin token, needed for writes) defaults to $WEIR_ADMIN_TOKEN, else the
-    file <data_dir>/admin-token that `weir serve` writes.
+
+def _read_config():
+    """The per-user config (empty when there is none) and its path."""
+    path = config_path()
+    try:
+        with open(path) as f:
+            return json.load(f), path
+    except FileNotFoundError:
+        return {}, path
+    except (OSError, ValueError) as e:
+        raise ValueError("%s: %s (rewrite it with weir login)" % (path, e)) from None
+
+
+def _read_token(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+class Client:
+    """A client of one gateway, found as the weir CLI finds it.
+
+    server: the argument, else $WEIR_SERVER, else the server `weir login`
+    saved, else http://127.0.0.1:8080. token (the admin token, needed for
+    writes): the argument, else the file token_file, else $WEIR_ADMIN_TOKEN,
+    else the token `weir login` saved (see config_path), else
+    <data_dir>/admin-token, the file `weir serve` writes, relative to the
+    working directory. token_from says where it came from.
     """
 
-    def __init__(self, server=None, token=None, data_dir="weir-data", timeout=60.0):
-        self.server = (server or os.environ.get("WEIR_SERVER") or "http://127.0.0.1:8080").rstrip("/")
-        if token is None:
-            token = os.environ.get("WEIR_ADMIN_TOKEN")
-        if token is None:
-            try:
-                with open(os.path.join(data_dir, "admin-token")) as f:
-                    token = f.read().strip()
-            except OSError:
-                token = None
+    def __init__(self, server=None, token=None, data_dir="weir-data", timeout=60.0, token_file=None):
+        config, cpath = _read_config()
+        self.server = (server or os.environ.get("WEIR_SERVER") or config.get("server")
+                       or "http://127.0.0.1:8080").rstrip("/")
+        looked = ["token=", "token_file=", "$WEIR_ADMIN_TOKEN", cpath + " (weir login)"]
+        data_token = os.path.abspath(os.path.join(data_dir, "admin-token"))
+        if token is not None:
+            self.token_from = "the token argument"
+        elif token_file is not None:
+            with open(token_file) as f:  # a file named but unreadable fails here
+                token = f.read().strip()
+            self.token_from = "token_file " + str(token_file)
+        elif os.environ.get("WEIR_ADMIN_TOKEN"):
+            token, self.token_from = os.environ["WEIR_ADMIN_TOKEN"], "$WEIR_ADMIN_TOKEN"
+        elif config.get("token"):
+            token, self.token_from = config["token"], cpath + " (weir login)"
+        else:
+            token = _read_token(data_token) or None
+            self.token_from = data_token if token else "none found; looked in " + ", ".join(looked + [data_token])
         self.token = token
         self.timeout = timeout
         self._inputs = {}
+
+    def _explain_401(self):
+        if self.token:
+            return "the admin token sent came from %s: is it the token of the gateway at %s?" % (
+                self.token_from, self.server)
+        return ("no admin token: %s. Give the gateway's token (weir serve writes it to "
+                "<data-dir>/admin-token) as token= or token_file=, $WEIR_ADMIN_TOKEN, or save it "
+                "once with weir login --server URL --token-file FILE" % self.token_from)
 
     # -- HTTP ---------------------------------------------------------------
 
@@ -98,7 +145,10 @@ class Client:
                 text = json.loads(text).get("error") or text
             except (ValueError, AttributeError):
                 pass
-            raise WeirError(e.code, text or e.reason, method, path) from None
+            text = text or e.reason
+            if e.code == 401:
+                text += "\n" + self._explain_401()
+            raise WeirError(e.code, text, method, path) from None
         except urllib.error.URLError as e:
             raise ConnectionError("weir gateway at %s: %s" % (self.server, e.reason)) from None
         if raw:
