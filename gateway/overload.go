@@ -98,11 +98,11 @@ func (g *Gateway) charge(ctx context.Context, cost int64, n int, factor int64) e
 	err := g.budget.Acquire(ctx, cost)
 	switch {
 	case errors.Is(err, overload.ErrExhausted):
-		return weirerr.Unavailablef("the gateway's memory budget of %s (--memory-budget) is in use by other requests, and this one needs %s (%d bytes × %d to decode): try again shortly: %w",
-			sizeString(g.budget.Size()), sizeString(cost), n, factor, err)
+		return weirerr.Unavailablef("the gateway's memory budget of %s (--memory-budget) is in use by other requests, and this one needs %s (%d bytes × %d to decode): try again shortly",
+			sizeString(g.budget.Size()), sizeString(cost), n, factor)
 	case errors.Is(err, overload.ErrTooLarge):
-		return weirerr.TooLargef("this request needs %s of memory (%d bytes × %d to decode), more than the gateway's whole memory budget of %s (--memory-budget): send less at once: %w",
-			sizeString(cost), n, factor, sizeString(g.budget.Size()), err)
+		return weirerr.TooLargef("this request needs %s of memory (%d bytes × %d to decode), more than the gateway's whole memory budget of %s (--memory-budget): send less at once",
+			sizeString(cost), n, factor, sizeString(g.budget.Size()))
 	}
 	return err
 }
