@@ -30,6 +30,9 @@ func (g *Gateway) decodeInferRequest(c *fiber.Ctx, s *models.Session, req *model
 	if err != nil {
 		return err
 	}
+	if err := g.chargeBody(c, len(body), tensorFactor); err != nil {
+		return err
+	}
 	h := c.Get(headerLengthHeader)
 	if h == "" {
 		if err := s.DecodeInferRequest(body, req); err != nil {

@@ -75,6 +75,10 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
 			msg = "internal error: " + msg
 		}
+		if status == fiber.StatusServiceUnavailable || status == fiber.StatusTooManyRequests {
+			// Both say "try again later": say when.
+			c.Set(fiber.HeaderRetryAfter, "1")
+		}
 		msg = clip(scrub.Replace(msg), maxErrorBytes)
 		return c.Status(status).JSON(fiber.Map{"error": msg})
 	}

@@ -68,3 +68,12 @@ func RoutesForTest(g *Gateway) []string {
 	}
 	return out
 }
+
+// ChargeBudget charges n bytes against g's memory budget, as requests in
+// flight would, until release is called.
+func ChargeBudget(g *Gateway, n int64) (release func(), err error) {
+	if err := g.budget.Acquire(context.Background(), n); err != nil {
+		return nil, err
+	}
+	return func() { g.budget.Release(n) }, nil
+}

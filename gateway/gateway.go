@@ -26,6 +26,7 @@ import (
 	"github.com/weirhq/weir/internal/artifacts"
 	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/overload"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/monitor"
@@ -109,6 +110,11 @@ type Options struct {
 	// MaxInFlight bounds inference requests served at once; past it a
 	// request is refused with 429 at once instead of queueing. Default 1024.
 	MaxInFlight int
+	// MemoryBudget bounds the bytes that inference requests in flight may
+	// hold, as estimated from their bodies (overload.go); past it a request
+	// waits briefly, then is refused with 503. 0 (default): half the
+	// container's memory limit, or the machine's memory; negative: none.
+	MemoryBudget int64
 	// CanaryTick is how often rollouts are looked at; keep it a fraction
 	// of the shortest rollout interval. Default 250ms.
 	CanaryTick time.Duration
@@ -218,7 +224,8 @@ type Gateway struct {
 	// implicitRoutes caches the route a model with no route of its own
 	// gets: its latest version, no plugins (model name -> *router.Route).
 	implicitRoutes sync.Map
-	inflight       atomic.Int64 // inference requests being served
+	inflight       atomic.Int64     // inference requests being served
+	budget         *overload.Budget // bytes in flight (overload.go); nil: none
 
 	ready   atomic.Bool                   // answers /v2/health/ready
 	closers []func(context.Context) error // run in reverse order by Shutdown
@@ -298,6 +305,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	}
 	g.onClose(g.drift.Close)
 	g.met = newMetrics(g.reg)
+	g.budget = g.newBudget()
 	g.models, err = models.NewRegistry(ctx, modelStore, models.Options{
 		OnReference: func(model, version string, data []byte) {
 			if ref, err := drift.ParseReference(data, ""); err == nil {

@@ -59,6 +59,11 @@ func (b grpcBackend) Infer(ctx context.Context, call oipgrpc.Call) (*models.Infe
 	if err := checkModelParams(call.Name, call.Version); err != nil {
 		return nil, err
 	}
+	n := messageBytes(call.Request)
+	if err := b.g.charge(ctx, int64(n)*tensorFactor, n, tensorFactor); err != nil {
+		return nil, err
+	}
+	defer b.g.budget.Release(int64(n) * tensorFactor)
 	resp, served, err := b.g.inferOIP(oipCall{ctx: ctx, start: call.Start, name: call.Name, version: call.Version, req: call.Request, header: call.Header})
 	if call.SetHeader != nil {
 		if served.Variant != "" {
@@ -70,6 +75,24 @@ func (b grpcBackend) Infer(ctx context.Context, call oipgrpc.Call) (*models.Infe
 		}
 	}
 	return resp, err
+}
+
+// messageBytes estimates a ModelInfer message's size on the wire from what
+// it decoded to, for the memory budget: each element at its raw size (a
+// BYTES element at its length plus 16), JSON data as it is.
+func messageBytes(req *models.InferRequest) int {
+	n := 0
+	for _, in := range req.Inputs {
+		n += len(in.Name) + len(in.Data)
+		if ss, ok := in.Values.([]string); ok {
+			for _, s := range ss {
+				n += len(s) + 16
+			}
+			continue
+		}
+		n += models.TensorData{Values: in.Values}.Len() * models.ElementSize(in.Datatype)
+	}
+	return n
 }
 
 // Authorize admits a model call when the gateway needs no API key, or

@@ -108,6 +108,9 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := g.chargeBody(c, len(body), treeFactor); err != nil {
+		return err
+	}
 	rows, raw, err := readRows(body, g.opts.MaxRows, tr == nil && rawEnough(rt))
 	if err != nil {
 		return err

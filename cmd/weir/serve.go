@@ -45,6 +45,7 @@ func newServeCmd() *cobra.Command {
 					return fmt.Errorf("listen on %s (--nats-listen): %w", o.NATSListen, err)
 				}
 			}
+			setGoMemLimit(o.Logger)
 			ctx := cmd.Context()
 			g, err := gateway.New(ctx, o)
 			if err != nil {
@@ -114,6 +115,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&natsSync, "nats-sync-interval", natsx.DefaultSyncInterval, "how often the embedded NATS fsyncs its files (0: every write); a power loss can lose what was acknowledged within it")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 1024, "inference requests served at once; more are refused with 429")
 	f.IntVar(&o.MaxBodyBytes, "max-body", 64<<20, "largest request body in bytes")
+	f.Int64Var(&o.MemoryBudget, "memory-budget", 0, "bytes that inference requests in flight may hold, estimated from their bodies; past it a request waits up to 100ms, then gets 503 (0: half the container's memory limit, else of the machine's memory; negative: no budget)")
 	f.DurationVar(&o.ReadTimeout, "read-timeout", 30*time.Second, "longest time to read a whole request (headers and body; on gRPC, a call's message); slower clients are cut off")
 	f.DurationVar(&o.WriteTimeout, "write-timeout", 60*time.Second, "longest time to write an answer")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", 120*time.Second, "how long a keep-alive connection may wait for its next request")

@@ -40,6 +40,7 @@ var rules = []rule{
 	{pkg: "dashboard", never: []string{"gateway", "models", "router", "plugins", "features", "monitor", "canary"}},
 	{pkg: "deploy/api/v1alpha1", never: []string{"deploy/controller", "sdk/client", "gateway"}},
 	{pkg: "deploy/controller", never: []string{"gateway", "models", "plugins", "features", "monitor", "canary"}},
+	{pkg: "internal/overload", only: []string{}, never: []string{"github.com/"}},
 	{pkg: "features", never: []string{"gateway", "models", "plugins", "router", "monitor"}},
 }
 
