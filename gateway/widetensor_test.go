@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weirhq/weir/internal/natsx"
@@ -136,6 +138,54 @@ type eventSummary struct {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+
+// TestImageDriftIsDriftOfItsSummary: images whose brightness shifts raise a
+// drift alert on the summary series of the input ("x.mean", "x.c0.mean",
+// ...), not on pixels.
+func TestImageDriftIsDriftOfItsSummary(t *testing.T) {
+	g := testgw.Start(t)
+	pushImageModel(t, g, "cam", 32, 32)
+	nc, err := natsx.Connect(g.NATSURL(), "alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	alerts := make(chan *nats.Msg, 256)
+	sub, err := nc.ChanSubscribe("weir.alerts.drift.cam", alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	rng := rand.New(rand.NewPCG(3, 4))
+	send := func(n int, shift float64) {
+		for i := 0; i < n; i++ {
+			bright := 0.4 + 0.05*rng.NormFloat64() + shift
+			body, hlen, _ := imageBody(t, 3, 32, 32, func(ch, i int) float32 {
+				return float32(bright + 0.1*rng.NormFloat64())
+			})
+			if a := postBinary(t, g.URL+"/v2/models/cam/infer", body, hlen); a.status != 200 {
+				t.Fatalf("infer: %d %v", a.status, a.header)
+			}
+		}
+	}
+	send(1000, 0) // the inferred reference
+	send(300, 0.3)
+	deadline := time.After(testpoll.MinWait)
+	for {
+		select {
+		case m := <-alerts:
+			var a struct{ Feature, Kind, State string }
+			json.Unmarshal(m.Data, &a)
+			if a.State == "drifted" && strings.HasPrefix(a.Feature, "x.") {
+				t.Logf("alert %s", m.Data)
+				return
+			}
+			t.Logf("other alert %s", m.Data)
+		case <-deadline:
+			t.Fatalf("no drift alert on x's summary within %v of a brightness shift", testpoll.MinWait)
+		}
+	}
+}
 
 // TestWideBurstMemoryReturns: after a burst of image-sized requests from
 // several clients, once their events are out, the live heap is back near
