@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"encoding/binary"
-	"hash/fnv"
 	"math"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/weirhq/weir/models"
 	"github.com/weirhq/weir/monitor/event"
@@ -14,11 +16,11 @@ import (
 func wide(n int) bool { return n > event.WideElements }
 
 // summaryOf is t's stand-in in an event: {"summary": event.TensorSummary}.
-// It reads t once or twice and keeps nothing of it, so an event costs the
-// same for a 600 KB image as for a 12 KB one.
+// It reads t once (and hashes its bytes in place) and keeps nothing of it,
+// so an event costs the same for a 600 KB image as for a 12 KB one.
 func summaryOf(t models.Tensor) map[string]any {
 	s := &event.TensorSummary{Shape: append([]int64(nil), t.Shape...), Datatype: string(t.Datatype)}
-	h := fnv.New64a()
+	h := xxhash.New()
 	switch v := t.Data.Values.(type) {
 	case []float32:
 		summarizeNumbers(s, v, h)
@@ -53,14 +55,14 @@ func summaryOf(t models.Tensor) map[string]any {
 		for _, e := range v {
 			binary.LittleEndian.PutUint32(n[:], uint32(len(e)))
 			h.Write(n[:])
-			h.Write([]byte(e))
+			h.WriteString(e)
 			s.Bytes += 4 + len(e)
 		}
 	}
 	if size := models.ElementSize(t.Datatype); size > 0 {
 		s.Bytes = size * t.Data.Len()
 	}
-	s.Hash = "fnv64a:" + hex16(h.Sum64())
+	s.Hash = "xxh64:" + hex16(h.Sum64())
 	return map[string]any{event.SummaryKey: s}
 }
 
@@ -79,47 +81,63 @@ type number interface {
 	~float32 | ~float64 | ~int8 | ~int16 | ~int32 | ~int64 | ~uint8 | ~uint16 | ~uint32 | ~uint64
 }
 
-// summarizeNumbers fills s's hash input, statistics and channel statistics
-// from vals.
-func summarizeNumbers[T number](s *event.TensorSummary, vals []T, h interface{ Write([]byte) (int, error) }) {
-	// Hash the little-endian bytes a chunk at a time: no copy of the tensor.
-	var chunk [512]T
+// littleEndian is whether this machine's memory order is the raw layout's.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// hashLE writes vals' little-endian bytes to h: in place on a little-endian
+// machine (every platform weir ships for), through a small buffer
+// otherwise.
+func hashLE[T number](h *xxhash.Digest, vals []T) {
+	if len(vals) == 0 {
+		return
+	}
+	if littleEndian {
+		h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), len(vals)*int(unsafe.Sizeof(vals[0]))))
+		return
+	}
 	buf := make([]byte, 0, 4096)
-	for off := 0; off < len(vals); off += len(chunk) {
-		n := copy(chunk[:], vals[off:])
+	for off := 0; off < len(vals); off += 512 {
 		var err error
-		buf, err = binary.Append(buf[:0], binary.LittleEndian, chunk[:n])
-		if err == nil {
+		if buf, err = binary.Append(buf[:0], binary.LittleEndian, vals[off:min(off+512, len(vals))]); err == nil {
 			h.Write(buf)
 		}
 	}
-	all, nonFinite := statsOf(vals, 0, 1, len(vals))
-	s.NonFinite = nonFinite
+}
+
+// summarizeNumbers fills s's statistics and channel statistics from vals,
+// in one pass, and hashes vals' bytes.
+func summarizeNumbers[T number](s *event.TensorSummary, vals []T, h *xxhash.Digest) {
+	hashLE(h, vals)
+	var all accum
+	c, block, stride := channelLayout(s.Shape)
+	if c == 0 {
+		all = statsOf(vals, 0, 1, len(vals))
+	} else {
+		chans := make([]accum, c)
+		if stride == 1 { // NCHW: channel i is every c-th run of block values
+			for start, i := 0, 0; start < len(vals); start, i = start+block, (i+1)%c {
+				chans[i].merge(statsOf(vals, start, 1, min(start+block, len(vals))))
+			}
+		} else { // NHWC: channel i is every c-th value
+			for i := range chans {
+				chans[i] = statsOf(vals, i, stride, len(vals))
+			}
+		}
+		s.Channels = make([]event.Stats, c)
+		for i, ch := range chans {
+			all.merge(ch)
+			if ch.count == 0 {
+				s.Channels = nil // a channel of NaNs: no channel statistics at all
+			} else if s.Channels != nil {
+				s.Channels[i] = ch.stats()
+			}
+		}
+	}
+	s.NonFinite = all.nonFinite
 	if all.count > 0 {
 		st := all.stats()
 		s.Stats = &st
 	}
-	c, block, stride := channelLayout(s.Shape)
-	if c == 0 {
-		return
-	}
-	chans := make([]event.Stats, c)
-	for i := range chans {
-		var acc accum
-		if stride == 1 { // NCHW: channel i is every c-th block of block values
-			for start := i * block; start < len(vals); start += c * block {
-				part, _ := statsOf(vals, start, 1, min(start+block, len(vals)))
-				acc.merge(part)
-			}
-		} else { // NHWC: channel i is every c-th value
-			acc, _ = statsOf(vals, i, stride, len(vals))
-		}
-		if acc.count == 0 {
-			return // a channel of NaNs: no channel statistics at all
-		}
-		chans[i] = acc.stats()
-	}
-	s.Channels = chans
 }
 
 // channelLayout says how a rank-4 tensor's values split into channels
@@ -141,61 +159,65 @@ func channelLayout(shape []int64) (c, block, stride int) {
 }
 
 // accum gathers finite values: count, mean and the sum of squared
-// deviations (Chan et al.'s parallel form, so parts merge exactly).
+// deviations (Chan et al.'s parallel form, so parts merge exactly), and
+// counts the others.
 type accum struct {
-	count    int
-	mean, m2 float64
-	min, max float64
+	count, nonFinite int
+	mean, m2         float64
+	min, max         float64
 }
 
 func (a *accum) merge(b accum) {
-	if b.count == 0 {
-		return
-	}
-	if a.count == 0 {
+	nf := a.nonFinite + b.nonFinite
+	switch {
+	case b.count == 0:
+	case a.count == 0:
 		*a = b
-		return
+	default:
+		n := float64(a.count + b.count)
+		d := b.mean - a.mean
+		a.mean += d * float64(b.count) / n
+		a.m2 += b.m2 + d*d*float64(a.count)*float64(b.count)/n
+		a.count += b.count
+		a.min, a.max = min(a.min, b.min), max(a.max, b.max)
 	}
-	n := float64(a.count + b.count)
-	d := b.mean - a.mean
-	a.mean += d * float64(b.count) / n
-	a.m2 += b.m2 + d*d*float64(a.count)*float64(b.count)/n
-	a.count += b.count
-	a.min, a.max = min(a.min, b.min), max(a.max, b.max)
+	a.nonFinite = nf
 }
 
 func (a accum) stats() event.Stats {
 	return event.Stats{Mean: a.mean, Std: math.Sqrt(a.m2 / float64(a.count)), Min: a.min, Max: a.max}
 }
 
-// statsOf gathers vals[from], vals[from+step], ... below to, in two
-// passes (mean, then deviations) so that the spread of values far from
-// zero keeps its precision. It also counts non-finite values.
-func statsOf[T number](vals []T, from, step, to int) (accum, int) {
+// statsOf gathers vals[from], vals[from+step], ... below to in one pass.
+// Sums are taken about the first finite value (shifted data), so the spread
+// of values far from zero keeps its precision.
+func statsOf[T number](vals []T, from, step, to int) accum {
 	var a accum
-	var sum float64
-	nonFinite := 0
-	a.min, a.max = math.Inf(1), math.Inf(-1)
+	var shift, sum, sq float64
 	for i := from; i < to; i += step {
 		f := float64(vals[i])
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			nonFinite++
+		if f-f != 0 { // NaN or ±Inf
+			a.nonFinite++
 			continue
+		}
+		if a.count == 0 {
+			shift, a.min, a.max = f, f, f
 		}
 		a.count++
-		sum += f
-		a.min, a.max = min(a.min, f), max(a.max, f)
-	}
-	if a.count == 0 {
-		return accum{}, nonFinite
-	}
-	a.mean = sum / float64(a.count)
-	for i := from; i < to; i += step {
-		f := float64(vals[i])
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			continue
+		d := f - shift
+		sum += d
+		sq += d * d
+		if f < a.min {
+			a.min = f
 		}
-		a.m2 += (f - a.mean) * (f - a.mean)
+		if f > a.max {
+			a.max = f
+		}
 	}
-	return a, nonFinite
+	if a.count > 0 {
+		n := float64(a.count)
+		a.mean = shift + sum/n
+		a.m2 = max(sq-sum*sum/n, 0)
+	}
+	return a
 }

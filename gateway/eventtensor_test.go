@@ -40,7 +40,7 @@ func TestSummaryLayouts(t *testing.T) {
 	// Equal tensors hash equal, different ones differ.
 	other := nchw
 	other.Data.Values = []int64{1, 1, 1, 1, 9, 9, 9, 8}
-	if h := summaryOf(other)[event.SummaryKey].(*event.TensorSummary).Hash; h == s.Hash || len(h) != len("fnv64a:")+16 {
+	if h := summaryOf(other)[event.SummaryKey].(*event.TensorSummary).Hash; h == s.Hash || len(h) != len("xxh64:")+16 {
 		t.Errorf("hashes %s and %s", h, s.Hash)
 	}
 	str := models.Tensor{Name: "s", Datatype: models.Bytes, Shape: []int64{2}, Data: models.TensorData{Values: []string{"ab", "c"}}}
@@ -61,5 +61,18 @@ func TestSummaryLayouts(t *testing.T) {
 	}
 	if len(got) != 12 || got["x.mean"] != 5 || got["x.c1.min"] != 9 || got["x.c0.std"] != 0 {
 		t.Errorf("series of %s: %v", b, got)
+	}
+}
+
+// BenchmarkSummaryImage: the cost a 1x3x224x224 image adds to its request.
+func BenchmarkSummaryImage(b *testing.B) {
+	v := make([]float32, 3*224*224)
+	for i := range v {
+		v[i] = float32(i%255) / 255
+	}
+	t := models.Tensor{Name: "x", Datatype: models.FP32, Shape: []int64{1, 3, 224, 224}, Data: models.TensorData{Values: v}}
+	b.ReportAllocs()
+	for b.Loop() {
+		summaryOf(t)
 	}
 }

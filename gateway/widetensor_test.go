@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -102,9 +102,7 @@ func TestWideTensorEventCarriesSummary(t *testing.T) {
 	if err := json.Unmarshal(evs[0], &ev); err != nil {
 		t.Fatal(err)
 	}
-	h := fnv.New64a()
-	h.Write(raw)
-	wantHash := fmt.Sprintf("fnv64a:%016x", h.Sum64())
+	wantHash := fmt.Sprintf("xxh64:%016x", xxhash.Sum64(raw))
 	for what, m := range map[string]map[string]struct{ Summary *eventSummary }{"features.x": ev.Features, "outputs.y": ev.Outputs} {
 		name := what[strings.IndexByte(what, '.')+1:]
 		s := m[name].Summary

@@ -21,7 +21,7 @@ type TensorSummary struct {
 	// Bytes is the tensor's size in the raw layout of the OIP binary
 	// extension (BYTES: each element's 4-byte length and its bytes).
 	Bytes int `json:"bytes"`
-	// Hash is "fnv64a:" and the 16 hex digits of the FNV-1a 64-bit hash of
+	// Hash is "xxh64:" and the 16 hex digits of the XXH64 hash (seed 0) of
 	// the elements' little-endian bytes (FP16 after its conversion to FP32,
 	// BOOL one byte, BYTES as in Bytes): equal tensors have equal hashes.
 	Hash string `json:"hash"`
