@@ -11,9 +11,17 @@ import (
 	"github.com/weirhq/weir/monitor/event"
 )
 
-// wide reports whether a tensor of n elements is summarised in events
-// rather than carried value by value (event.WideElements).
-func wide(n int) bool { return n > event.WideElements }
+// wide reports whether t is summarised in events rather than carried value
+// by value: one row of it (all but its first dimension; the whole of a
+// rank-0 or rank-1 tensor) is wider than event.WideElements. A batch of
+// many one-value rows stays tabular.
+func wide(t models.Tensor) bool {
+	n := t.Data.Len()
+	if len(t.Shape) >= 2 && t.Shape[0] > 0 {
+		n /= int(t.Shape[0])
+	}
+	return n > event.WideElements
+}
 
 // summaryOf is t's stand-in in an event: {"summary": event.TensorSummary}.
 // It reads t once (and hashes its bytes in place) and keeps nothing of it,

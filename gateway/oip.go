@@ -284,8 +284,8 @@ func (g *Gateway) runInfer(ctx context.Context, req *models.InferRequest, ev *mo
 
 // inputFeatures names an OIP request's first row for its event: by the
 // model's feature list when it has one, else one-value inputs by value and
-// inputs wider than event.WideElements by their summary (inputs in between
-// are left out).
+// wide inputs (rows wider than event.WideElements) by their summary; other
+// inputs are left out.
 func inputFeatures(v *models.Version, inputs []models.Tensor) map[string]any {
 	if len(inputs) == 0 {
 		return nil
@@ -295,10 +295,10 @@ func inputFeatures(v *models.Version, inputs []models.Tensor) map[string]any {
 	}
 	m := map[string]any{}
 	for _, in := range inputs {
-		switch n := in.Data.Len(); {
-		case n == 1:
+		switch {
+		case in.Data.Len() == 1:
 			m[in.Name] = scalarAt(in.Data, 0)
-		case wide(n):
+		case wide(in):
 			m[in.Name] = summaryOf(in)
 		}
 	}

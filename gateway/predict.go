@@ -562,13 +562,13 @@ func outputMap(outs []models.Tensor, rows int) map[string]any {
 	return m
 }
 
-// eventOutputs is outputMap for an event: outputs wider than
-// event.WideElements are summarised. answered, when not nil, is the
+// eventOutputs is outputMap for an event: wide outputs (rows wider than
+// event.WideElements) are summarised. answered, when not nil, is the
 // outputMap already made for the answer, whose small values it shares.
 func eventOutputs(outs []models.Tensor, rows int, answered map[string]any) map[string]any {
 	anyWide := false
 	for _, o := range outs {
-		anyWide = anyWide || wide(o.Data.Len())
+		anyWide = anyWide || wide(o)
 	}
 	if answered != nil && !anyWide {
 		return answered
@@ -576,7 +576,7 @@ func eventOutputs(outs []models.Tensor, rows int, answered map[string]any) map[s
 	m := make(map[string]any, len(outs))
 	for _, o := range outs {
 		switch {
-		case wide(o.Data.Len()):
+		case wide(o):
 			m[o.Name] = summaryOf(o)
 		case answered != nil:
 			m[o.Name] = answered[o.Name]

@@ -236,3 +236,36 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// TestTabularBatchEventsKeepTheirRows: width is per row. A predict batch of
+// 1500 rows has 1500 scores, each one value: its event keeps them as
+// before, not a summary.
+func TestTabularBatchEventsKeepTheirRows(t *testing.T) {
+	g := testgw.Start(t)
+	lr, err := onnx.LogisticRegression("lr", []string{"a", "b"}, []float32{0.5, -0.2}, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushModel(t, g, "lr", "1", lr)
+	const rows = 1500
+	var body strings.Builder
+	body.WriteByte('[')
+	for i := range rows {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"a":%d,"b":1}`, i%7)
+	}
+	body.WriteByte(']')
+	if a := call(t, "POST", g.URL+"/v1/routes/lr/predict", "", []byte(body.String())); a.status != 200 {
+		t.Fatalf("predict: %d %s", a.status, a.raw)
+	}
+	evs := eventsOf(t, g, "lr", 1)
+	var ev struct{ Outputs map[string]any }
+	if err := json.Unmarshal(evs[0], &ev); err != nil {
+		t.Fatal(err)
+	}
+	if scores, ok := ev.Outputs["score"].([]any); !ok || len(scores) != rows {
+		t.Errorf("the event of a %d-row batch has score %.200v, want its %d values", rows, ev.Outputs["score"], rows)
+	}
+}

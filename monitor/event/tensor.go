@@ -1,9 +1,11 @@
 package event
 
-// WideElements is the widest tensor an event carries value by value: an
-// input or output with more elements (an image, an audio clip) is carried
-// as a TensorSummary instead, under its name, as {"summary": {...}}.
-// Declared features (a model's feature list) are always carried by value.
+// WideElements is the widest row an event carries value by value: an input
+// or output with more elements per row (all but its first dimension; the
+// whole of a rank-0 or rank-1 tensor) is wide (an image, an audio clip) and
+// carried as a TensorSummary instead, under its name, as {"summary": {...}}.
+// A batch of many narrow rows stays tabular. Declared features (a model's
+// feature list) are always carried by value.
 const WideElements = 1024
 
 // SummaryKey is the key under a tensor's name that holds its summary:
