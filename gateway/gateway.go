@@ -407,7 +407,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		defer cancel()
 		return g.events.Close(ctx)
 	})
-	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Decoded: g.decoded, Logger: g.log}); err != nil {
+	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Decoded: g.decoded, Logger: g.log, Registerer: g.reg}); err != nil {
 		return err
 	}
 	g.onClose(g.stats.Close)

@@ -284,13 +284,15 @@ func (g *Gateway) runInfer(ctx context.Context, v *models.Version, req *models.I
 		rows = int(outs[0].Shape[0])
 	}
 	if rows == 1 {
-		ev.Outputs = outputMap(outs, 1)
+		ev.Outputs = eventOutputs(outs, 1, nil)
 	}
 	return resp, nil
 }
 
 // inputFeatures names an OIP request's first row for its event: by the
-// model's feature list when it has one, else small inputs by name.
+// model's feature list when it has one, else one-value inputs by value and
+// wide inputs (rows wider than event.WideElements) by their summary; other
+// inputs are left out.
 func inputFeatures(v *models.Version, inputs []models.Tensor) map[string]any {
 	if len(inputs) == 0 {
 		return nil
@@ -300,8 +302,11 @@ func inputFeatures(v *models.Version, inputs []models.Tensor) map[string]any {
 	}
 	m := map[string]any{}
 	for _, in := range inputs {
-		if in.Data.Len() == 1 {
+		switch {
+		case in.Data.Len() == 1:
 			m[in.Name] = scalarAt(in.Data, 0)
+		case wide(in):
+			m[in.Name] = summaryOf(in)
 		}
 	}
 	return m

@@ -148,7 +148,7 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 			if err != nil {
 				return nil, err
 			}
-			return &monitor.Event{Features: featureMap(v.Features, t), Outputs: outputMap(outs, len(shadowRows))}, nil
+			return &monitor.Event{Features: featureMap(v.Features, t), Outputs: eventOutputs(outs, len(shadowRows), nil)}, nil
 		})
 	}
 	return writeJSON(c, resp)
@@ -241,7 +241,7 @@ func (g *Gateway) runPredict(ctx context.Context, rt *router.Route, variant *rou
 		}
 	}
 	resp := &predictResponse{Route: rt.Name(), Variant: variant.Name, Model: v.Name, Version: v.Version, Outputs: outputMap(outs, len(rows)), Trace: tr}
-	ev.Outputs = resp.Outputs
+	ev.Outputs = eventOutputs(outs, len(rows), resp.Outputs)
 	if post := rt.PostprocessFor(variant); len(post) > 0 {
 		in := map[string]any{"route": rt.Name(), "variant": variant.Name, "model": v.Name, "version": v.Version,
 			"features": ev.Features, "outputs": resp.Outputs}
@@ -564,33 +564,61 @@ func featureMap(names []string, t models.Tensor) map[string]any {
 func outputMap(outs []models.Tensor, rows int) map[string]any {
 	m := make(map[string]any, len(outs))
 	for _, o := range outs {
-		n := o.Data.Len()
-		if rows < 1 || n%rows != 0 {
-			m[o.Name] = o.Data
-			continue
-		}
-		per := n / rows
-		rowVal := func(r int) any {
-			if per == 1 {
-				return scalarAt(o.Data, r)
-			}
-			vals := make([]any, per)
-			for i := range vals {
-				vals[i] = scalarAt(o.Data, r*per+i)
-			}
-			return vals
-		}
-		if rows == 1 {
-			m[o.Name] = rowVal(0)
-			continue
-		}
-		all := make([]any, rows)
-		for r := range all {
-			all[r] = rowVal(r)
-		}
-		m[o.Name] = all
+		m[o.Name] = outputValue(o, rows)
 	}
 	return m
+}
+
+// eventOutputs is outputMap for an event: wide outputs (rows wider than
+// event.WideElements) are summarised. answered, when not nil, is the
+// outputMap already made for the answer, whose small values it shares.
+func eventOutputs(outs []models.Tensor, rows int, answered map[string]any) map[string]any {
+	anyWide := false
+	for _, o := range outs {
+		anyWide = anyWide || wide(o)
+	}
+	if answered != nil && !anyWide {
+		return answered
+	}
+	m := make(map[string]any, len(outs))
+	for _, o := range outs {
+		switch {
+		case wide(o):
+			m[o.Name] = summaryOf(o)
+		case answered != nil:
+			m[o.Name] = answered[o.Name]
+		default:
+			m[o.Name] = outputValue(o, rows)
+		}
+	}
+	return m
+}
+
+// outputValue is one output's entry of outputMap.
+func outputValue(o models.Tensor, rows int) any {
+	n := o.Data.Len()
+	if rows < 1 || n%rows != 0 {
+		return o.Data
+	}
+	per := n / rows
+	rowVal := func(r int) any {
+		if per == 1 {
+			return scalarAt(o.Data, r)
+		}
+		vals := make([]any, per)
+		for i := range vals {
+			vals[i] = scalarAt(o.Data, r*per+i)
+		}
+		return vals
+	}
+	if rows == 1 {
+		return rowVal(0)
+	}
+	all := make([]any, rows)
+	for r := range all {
+		all[r] = rowVal(r)
+	}
+	return all
 }
 
 func scalarAt(d models.TensorData, i int) any {

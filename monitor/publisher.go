@@ -481,6 +481,7 @@ func (p *Publisher) sendLoop() {
 					break
 				}
 				recs = p.send(batch, recs)
+				clear(batch)
 				batch = batch[:0]
 			}
 			p.send(batch, recs)
@@ -499,6 +500,9 @@ func (p *Publisher) sendLoop() {
 		batch = p.takeQueued(batch)
 		p.batching.Store(int64(len(batch)))
 		recs = p.send(batch, recs)
+		// The slice's array outlives the batch: let go of its events, or
+		// an idle gateway keeps its largest burst alive.
+		clear(batch)
 		p.batching.Store(0)
 	}
 }

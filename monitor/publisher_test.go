@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -436,6 +438,36 @@ func TestLingeringSenderIsNotWokenPerEvent(t *testing.T) {
 		got, queued, held := testutil.ToFloat64(p.published), len(p.q), p.batching.Load()
 		if got < 33 || int(got)+queued+int(held) != 40 {
 			return fmt.Errorf("published %v, %d queued, the sender holds %d; want at least 33 published and all 40 accounted for", got, queued, held)
+		}
+		return nil
+	})
+}
+
+// TestPublisherKeepsNoSentEvent: once its events are published, the
+// publisher holds none of them: an idle gateway must not keep the last
+// burst's events (and whatever their features hold) alive.
+func TestPublisherKeepsNoSentEvent(t *testing.T) {
+	s := natstest.Start(t)
+	nc, _ := s.Connect(t)
+	p := newTestPublisher(t, PublisherOptions{Conn: nc})
+	const n = 200
+	ptrs := make([]weak.Pointer[Event], n)
+	for i := range n {
+		ev := testEvent("burst", i)
+		ptrs[i] = weak.Make(ev)
+		p.Publish(ev)
+	}
+	waitPublished(t, p, 20*time.Second, n, "every event published")
+	testpoll.For(t, 10*time.Second, "the publisher to let go of sent events", func() error {
+		runtime.GC()
+		held := 0
+		for _, w := range ptrs {
+			if w.Value() != nil {
+				held++
+			}
+		}
+		if held > 0 {
+			return fmt.Errorf("%d of %d published events still reachable", held, n)
 		}
 		return nil
 	})

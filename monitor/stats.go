@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // StatsOptions configure Stats.
@@ -31,6 +33,8 @@ type StatsOptions struct {
 	Now func() time.Time
 	// Logger; nil uses slog.Default().
 	Logger *slog.Logger
+	// Registerer receives weir_stats_untracked_total; nil registers nothing.
+	Registerer prometheus.Registerer
 }
 
 // Point is one bucket of a route variant's time series.
@@ -98,6 +102,8 @@ type Stats struct {
 	mu      sync.RWMutex
 	routes  map[string]map[string]*series
 	applied int64 // events taken in, for tests and readiness
+	// untracked counts output values left out past maxOutputSeries.
+	untracked prometheus.Counter
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -168,6 +174,16 @@ func NewStats(o StatsOptions) (*Stats, error) {
 		routes: make(map[string]map[string]*series),
 		cancel: cancel,
 		done:   make(chan struct{}),
+		untracked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_stats_untracked_total",
+			Help: "Output values left out of live statistics because their route variant already keeps 64 output series in that bucket.",
+		}),
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(s.untracked); err != nil {
+			cancel()
+			return nil, fmt.Errorf("monitor stats: %w", err)
+		}
 	}
 	go s.run(ctx)
 	return s, nil
@@ -317,11 +333,24 @@ func (s *Stats) add(ev *statsEvent) {
 	}
 	b.lat.add(ev.LatencyUS)
 	for name, v := range ev.Outputs {
-		addOutput(b, name, v)
+		s.addOutput(b, name, v)
 	}
 }
 
-func addOutput(b *bucket, name string, v any) {
+// maxOutputSeries bounds the output series one route variant keeps per
+// bucket (an output's values, or a wide output's summary statistics
+// "<name>.mean", "<name>.c0.mean", ...); values of further series are
+// ignored and counted in weir_stats_untracked_total.
+const maxOutputSeries = 64
+
+func (s *Stats) addOutput(b *bucket, name string, v any) {
+	if event.SummarySeries(name, v, func(series string, f float64) { s.addOutput(b, series, f) }) {
+		return
+	}
+	if _, ok := b.outputs[name]; !ok && len(b.outputs) >= maxOutputSeries {
+		s.untracked.Add(1)
+		return
+	}
 	switch x := v.(type) {
 	case float64:
 		outputStats(b, name).add(x)
@@ -335,7 +364,7 @@ func addOutput(b *bucket, name string, v any) {
 		for _, e := range x {
 			switch y := e.(type) {
 			case float64, bool, []any:
-				addOutput(b, name, y)
+				s.addOutput(b, name, y)
 			}
 		}
 	}

@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
 	"github.com/weirhq/weir/internal/testpoll"
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // publishRaw puts an event straight on the stream, as any gateway would.
@@ -221,5 +224,33 @@ func TestStatsSeesEveryPublisher(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// A wide output's summary feeds live statistics as its statistics' series;
+// output series past the cap are left out and counted.
+func TestStatsSummarySeriesUnderTheCap(t *testing.T) {
+	untracked := prometheus.NewCounter(prometheus.CounterOpts{Name: "u"})
+	st := &Stats{opts: StatsOptions{Window: time.Hour, Bucket: 10 * time.Second, Now: time.Now},
+		nb: 360, bsec: 10, routes: make(map[string]map[string]*series), untracked: untracked}
+	sum := map[string]any{"mean": 0.5, "std": 0.1, "min": 0.0, "max": 1.0, "shape": []any{1.0, 3.0, 32.0, 32.0},
+		"channels": []any{map[string]any{"mean": 0.25, "std": 0.0, "min": 0.25, "max": 0.25}}}
+	now := time.Now()
+	st.add(&statsEvent{TS: now, Route: "r", Variant: "v", Status: 200,
+		Outputs: map[string]any{"y": map[string]any{event.SummaryKey: sum}}})
+	outs := st.Summary("r", now.Add(-time.Minute), now)["v"].Outputs
+	if len(outs) != 8 || outs["y.mean"].Mean != 0.5 || outs["y.c0.mean"].Mean != 0.25 || outs["y.max"].Max != 1 {
+		t.Errorf("outputs %v, want y.{mean,std,min,max} and y.c0.*", outs)
+	}
+	many := map[string]any{}
+	for i := range maxOutputSeries {
+		many[fmt.Sprintf("o%d", i)] = float64(i)
+	}
+	st.add(&statsEvent{TS: now, Route: "r", Variant: "v", Status: 200, Outputs: many})
+	if n := len(st.Summary("r", now.Add(-time.Minute), now)["v"].Outputs); n != maxOutputSeries {
+		t.Errorf("%d output series, want the cap of %d", n, maxOutputSeries)
+	}
+	if got := testutil.ToFloat64(untracked); got != 8 {
+		t.Errorf("weir_stats_untracked_total = %v, want the 8 values past the cap", got)
 	}
 }

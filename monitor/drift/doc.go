@@ -7,7 +7,7 @@
 // the windows from weir.events.>, drift alerts on weir.alerts.drift.<model>
 // (plus an optional per-model webhook), and the weir_drift_* Prometheus
 // metrics. It imports only monitor.Event and the subject/stream names from
-// package monitor; it must not import the gateway, the model store, the router
+// package monitor, and the event contract (monitor/event); it must not import the gateway, the model store, the router
 // or the rollout controller (they consume it through MaxDrift and Results).
 //
 // # How drift is measured
@@ -70,6 +70,23 @@
 // named "<name>[i]", for the first Options.MaxElements elements. Input features
 // that arrive as arrays (OIP calls without a feature list) are handled the same
 // way. Output references are always inferred from the first events.
+//
+// # Wide tensors
+//
+// An input or output wider than event.WideElements (an image, an audio
+// clip) arrives as a summary, not as values (monitor/event.TensorSummary).
+// Its statistics become series of their own: "<name>.mean", "<name>.std",
+// "<name>.min", "<name>.max" and, for each channel i of an image layout,
+// "<name>.c<i>.mean" and so on. Drift on images is therefore drift of these
+// summary statistics (a brightness or contrast shift shows; a change that
+// keeps every channel's mean, spread and range does not). The hash is not
+// a series.
+//
+// # How many series
+//
+// One version tracks at most 512 series (features, array elements, summary
+// statistics, inputs and outputs together), the first ones met; values of
+// any further series are ignored and counted in weir_drift_untracked_total.
 //
 // # References
 //

@@ -13,6 +13,7 @@ type metrics struct {
 	drifted        *prometheus.GaugeVec
 	alerts         *prometheus.CounterVec
 	webhookFailure *prometheus.CounterVec
+	untracked      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "weir_drift_webhook_failures_total",
 			Help: "Drift alert webhook deliveries that failed or were dropped because the queue was full.",
 		}, []string{"model"}),
+		untracked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_drift_untracked_total",
+			Help: "Values ignored by drift because their version already tracks its cap of 512 series (features, array elements, tensor summary statistics).",
+		}, []string{"model"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -48,6 +53,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.webhookFailure, err = promx.Register(reg, m.webhookFailure); err != nil {
+		return nil, err
+	}
+	if m.untracked, err = promx.Register(reg, m.untracked); err != nil {
 		return nil, err
 	}
 	return m, nil

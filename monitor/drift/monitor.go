@@ -18,11 +18,14 @@ import (
 	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/monitor/event"
 )
 
-// maxFeaturesPerVersion bounds how many input plus output features one
-// version tracks, so that events with ever-new feature names cannot grow
-// memory (and metric cardinality) without bound.
+// maxFeaturesPerVersion bounds how many input plus output series (features,
+// array elements, summary statistics) one version tracks, so that events
+// with ever-new feature names cannot grow memory (and metric cardinality)
+// without bound. Values of further series are ignored and counted in
+// weir_drift_untracked_total.
 const maxFeaturesPerVersion = 512
 
 // forgetFor is how long events of a deleted version are ignored: longer
@@ -74,6 +77,9 @@ type versionState struct {
 	// elemNames caches "<name>[i]" so array values do not allocate names on
 	// every event.
 	elemNames map[string][]string
+	// untracked counts values of series beyond maxFeaturesPerVersion since
+	// the last Apply handed them to weir_drift_untracked_total.
+	untracked int
 }
 
 // featureState is one feature (or output) of a version: its reference (or
@@ -493,14 +499,27 @@ func (m *Monitor) Apply(ev *monitor.Event) {
 		m.addValue(vs, vs.outputs, true, name, v, ts)
 	}
 	vs.mu.Unlock()
+	if vs.untracked > 0 {
+		m.met.untracked.WithLabelValues(vs.model).Add(float64(vs.untracked))
+		vs.untracked = 0
+	}
 	m.applied.Add(1)
 }
 
 // addValue adds one JSON value: scalars directly, arrays one element per
-// "<name>[i]" feature (flattened row-major, the first MaxElements).
+// "<name>[i]" feature (flattened row-major, the first MaxElements), and a
+// wide tensor's summary as its "<name>.<stat>" and "<name>.c<i>.<stat>"
+// series (event.SummarySeries).
 func (m *Monitor) addValue(vs *versionState, set map[string]*featureState, output bool, name string, v any, ts int64) {
 	if c, ok := scalarCell(v); ok {
 		m.addCell(vs, set, output, name, c, ts)
+		return
+	}
+	if event.SummarySeries(name, v, func(series string, f float64) {
+		if c, ok := scalarCell(f); ok {
+			m.addCell(vs, set, output, series, c, ts)
+		}
+	}) {
 		return
 	}
 	arr, ok := v.([]any)
@@ -578,6 +597,7 @@ func (m *Monitor) addCell(vs *versionState, set map[string]*featureState, output
 	fs := set[name]
 	if fs == nil {
 		if len(vs.inputs)+len(vs.outputs) >= maxFeaturesPerVersion {
+			vs.untracked++
 			return
 		}
 		fs = &featureState{name: name, output: output}

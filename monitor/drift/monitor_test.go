@@ -25,6 +25,7 @@ import (
 	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor"
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // env is a real embedded NATS server with the events stream.
@@ -807,5 +808,44 @@ func TestForgetOutlivesLateEvents(t *testing.T) {
 	}
 	if _, err := m.Results("m", "1"); err != nil {
 		t.Errorf("results of a version pushed again: %v", err)
+	}
+}
+
+// A wide tensor's summary becomes its statistics' series, per channel too;
+// series past the version's cap are ignored and counted.
+func TestSummariesBecomeSeriesUnderTheCap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(Options{InferCount: 1, Registerer: reg, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	stats := func(mean float64) map[string]any {
+		return map[string]any{"mean": mean, "std": 0.1, "min": 0.0, "max": 1.0}
+	}
+	sum := stats(0.5)
+	sum["shape"], sum["datatype"], sum["hash"] = []any{1.0, 2.0, 32.0, 32.0}, "FP32", "fnv64a:0"
+	sum["channels"] = []any{stats(0.4), stats(0.6)}
+	m.Apply(&monitor.Event{Model: "m", Version: "1", Status: 200,
+		Features: map[string]any{"pixels": map[string]any{event.SummaryKey: sum}}})
+	got := m.windowCounts("m", "1")
+	if len(got) != 12 {
+		t.Errorf("series = %v, want pixels.{mean,std,min,max} and pixels.c0.* and pixels.c1.*", got)
+	}
+	for _, name := range []string{"pixels.mean", "pixels.max", "pixels.c0.mean", "pixels.c1.std"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no series %s in %v", name, got)
+		}
+	}
+	many := map[string]any{}
+	for i := range maxFeaturesPerVersion {
+		many[fmt.Sprintf("f%d", i)] = float64(i)
+	}
+	m.Apply(&monitor.Event{Model: "m", Version: "1", Status: 200, Features: many})
+	if n := len(m.windowCounts("m", "1")); n != maxFeaturesPerVersion {
+		t.Errorf("%d series tracked, want the cap of %d", n, maxFeaturesPerVersion)
+	}
+	if got := testutil.ToFloat64(m.met.untracked.WithLabelValues("m")); got != 12 {
+		t.Errorf("weir_drift_untracked_total = %v, want the 12 values past the cap", got)
 	}
 }

@@ -26,9 +26,12 @@ type Event struct {
 	Model   string    `json:"model"`
 	Version string    `json:"version"`
 	// Features are the model's named inputs (after plugin enrichment); for an
-	// OIP call on a model without a feature list, each input tensor by name.
+	// OIP call on a model without a feature list, each one-value input by
+	// name, and each input wider than WideElements as {"summary":
+	// TensorSummary}.
 	Features map[string]any `json:"features"`
-	// Outputs are the model's outputs by name (scalars for a batch of one).
+	// Outputs are the model's outputs by name (scalars for a batch of one);
+	// one wider than WideElements as {"summary": TensorSummary}.
 	Outputs   map[string]any `json:"outputs"`
 	LatencyUS int64          `json:"latency_us"`
 	// Status is the HTTP status the caller got (200 on success).
