@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/monitor"
 )
 
 var statusOf = map[weirerr.Kind]int{
@@ -52,7 +53,8 @@ func clip(s string, n int) string {
 }
 
 // errorHandler renders every error a handler returns as {"error": "..."}.
-// Internal errors are logged and shown without their details.
+// Internal errors (bugs) are logged with a request id and answered with
+// that id only, as gRPC answers them (oipgrpc) and as a panic is.
 // Errors from the runtime, wazero or the file system can name files under
 // the data dir: hide lists the host paths (the data dir, absolute and as
 // given) that an answer shows as "[data-dir]" instead.
@@ -72,8 +74,12 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 			msg = "request body is larger than the gateway's limit (--max-body)"
 		}
 		if status == fiber.StatusInternalServerError {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
-			msg = "internal error: " + msg
+			// A bug's details (paths, runtime messages) stay in the log,
+			// under an id the caller can quote.
+			id := monitor.NewID()
+			log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
+			c.Set("X-Request-Id", id)
+			return c.Status(status).JSON(fiber.Map{"error": internalMessage(id), "request_id": id})
 		}
 		if status == fiber.StatusServiceUnavailable || status == fiber.StatusTooManyRequests {
 			// Both say "try again later": say when.
@@ -82,4 +88,10 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 		msg = clip(scrub.Replace(msg), maxErrorBytes)
 		return c.Status(status).JSON(fiber.Map{"error": msg})
 	}
+}
+
+// internalMessage is what a caller sees of a bug: that it happened, and the
+// id its details were logged under.
+func internalMessage(id string) string {
+	return "internal error: the gateway failed while serving this request (request id " + id + ", logged)"
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/models"
+	"github.com/weirhq/weir/monitor"
 	"github.com/weirhq/weir/oipgrpc"
 )
 
@@ -131,6 +132,7 @@ func (g *Gateway) buildGRPC() {
 		IdleTimeout:      g.opts.GRPCIdleTimeout,
 		ReadTimeout:      g.opts.ReadTimeout,
 		Logger:           g.log,
+		NewID:            monitor.NewID,
 	})
 }
 

@@ -25,7 +25,7 @@ func (g *Gateway) recoverPanics(c *fiber.Ctx) (err error) {
 			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		c.Set("X-Request-Id", id)
 		err = c.Status(fiber.StatusInternalServerError).JSON(fiber.Map{
-			"error":      fmt.Sprintf("internal error: the gateway failed while serving this request (request id %s, logged)", id),
+			"error":      internalMessage(id),
 			"request_id": id,
 		})
 	}()

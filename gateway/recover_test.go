@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -82,5 +83,33 @@ func TestErrorsHideHostPaths(t *testing.T) {
 	}
 	if got := dataDirPaths("weir-data"); len(got) != 2 || got[1] != "weir-data/" {
 		t.Errorf("spellings of a relative data dir: %q", got)
+	}
+}
+
+// TestInternalErrorsAreLoggedNotShown pins issue 31's error policy: a bug's
+// error (one of no weir kind) answers 500 with a request id only, and its
+// details are logged under that id, as a panic's are and as gRPC does.
+func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
+	var logs bytes.Buffer
+	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(slog.New(slog.NewTextHandler(&logs, nil)))})
+	app.Get("/", func(c *fiber.Ctx) error { return errors.New("open /srv/secret/state.db: permission denied") })
+	resp, err := app.Test(httptest.NewRequest("GET", "/", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	var body map[string]string
+	if resp.StatusCode != 500 || json.Unmarshal(raw, &body) != nil {
+		t.Fatalf("answered %d %s, want 500 with a JSON error", resp.StatusCode, raw)
+	}
+	id := resp.Header.Get("X-Request-Id")
+	if id == "" || body["request_id"] != id || !strings.Contains(body["error"], id) {
+		t.Errorf("answer %s (X-Request-Id %q) does not carry the request id", raw, id)
+	}
+	if strings.Contains(string(raw), "secret") {
+		t.Errorf("answer shows the internal error's details: %s", raw)
+	}
+	if !strings.Contains(logs.String(), id) || !strings.Contains(logs.String(), "permission denied") {
+		t.Errorf("log lacks the request id %s or the details:\n%s", id, logs.String())
 	}
 }

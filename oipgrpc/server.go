@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -76,6 +79,9 @@ type Options struct {
 	// (first) message. Zero leaves grpc-go's default (120s, none, none).
 	HandshakeTimeout, IdleTimeout, ReadTimeout time.Duration
 	Logger                                     *slog.Logger
+	// NewID names a failed call in the log and in its answer (the
+	// gateway's request ids); nil numbers calls from 1.
+	NewID func() string
 }
 
 // Keepalive: the server pings a connection quiet for keepaliveTime and
@@ -94,11 +100,15 @@ func New(b Backend, o Options) *grpc.Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &service{b: b, log: o.Logger, readTimeout: o.ReadTimeout}
+	s := &service{b: b, log: o.Logger, readTimeout: o.ReadTimeout, newID: o.NewID}
+	if s.newID == nil {
+		var n atomic.Uint64
+		s.newID = func() string { return strconv.FormatUint(n.Add(1), 10) }
+	}
 	opts := []grpc.ServerOption{
 		grpc.InTapHandle(s.tap),
 		grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(protoenc.Name)}),
-		grpc.ChainUnaryInterceptor(s.messageArrived, s.recoverPanics),
+		grpc.ChainUnaryInterceptor(s.messageArrived, s.hideInternal),
 		grpc.ChainStreamInterceptor(s.firstMessageArrives),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: o.IdleTimeout, Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
@@ -123,6 +133,7 @@ type service struct {
 	b           Backend
 	log         *slog.Logger
 	readTimeout time.Duration
+	newID       func() string
 }
 
 // open are the methods that need no credentials, like /v2/health/* on
@@ -220,12 +231,27 @@ func bearer(values []string) (string, error) {
 	return tok, nil
 }
 
-func (s *service) recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
+// hideInternal answers a bug (a panic, or an error that is not one of
+// weir's kinds) with Internal and a request id only, logging its details
+// under that id, as the HTTP side does: runtime messages and host paths
+// stay in the log.
+func (s *service) hideInternal(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("gRPC handler panicked", "method", info.FullMethod, "panic", p)
-			resp, err = nil, status.Error(codes.Internal, "internal error")
+		p := recover()
+		if p == nil && err == nil {
+			return
 		}
+		if _, ok := status.FromError(err); ok && p == nil {
+			return
+		}
+		id := s.newID()
+		if p != nil {
+			s.log.Error("gRPC handler panicked", "request_id", id, "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+		} else {
+			s.log.Error("gRPC call failed", "request_id", id, "method", info.FullMethod, "err", err)
+		}
+		_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+		resp, err = nil, status.Errorf(codes.Internal, "internal error: the gateway failed while serving this call (request id %s, logged)", id)
 	}()
 	return next(ctx, req)
 }
@@ -244,18 +270,18 @@ var codeOf = map[weirerr.Kind]codes.Code{
 	weirerr.Unavailable:  codes.Unavailable,
 }
 
-// toStatus turns an error into a gRPC status error carrying weir's message
-// (internal errors without their details).
+// toStatus turns one of weir's errors into a gRPC status error carrying
+// its message. Any other error (a bug) is returned as it is, for
+// hideInternal to log and hide.
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	k := weirerr.KindOf(err)
 	var we *weirerr.Error
-	if !errors.As(err, &we) {
-		return status.Error(codes.Internal, "internal error")
+	if !errors.As(err, &we) || weirerr.KindOf(err) == weirerr.Internal {
+		return err
 	}
-	return status.Error(codeOf[k], err.Error())
+	return status.Error(codeOf[weirerr.KindOf(err)], err.Error())
 }
 
 func (s *service) ServerLive(context.Context, *pb.ServerLiveRequest) (*pb.ServerLiveResponse, error) {
