@@ -33,6 +33,9 @@ func httpStatus(err error) int {
 	return statusOf[weirerr.KindOf(err)]
 }
 
+// retryAfter is the Retry-After (seconds) of a 503 that does not set its own.
+const retryAfter = "2"
+
 // maxErrorBytes bounds an error message in an answer or an event: errors
 // quote what the request sent (names, values), and a request must not be
 // able to make the gateway echo megabytes back.
@@ -76,6 +79,10 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 			msg = "internal error: " + msg
 		}
 		msg = clip(scrub.Replace(msg), maxErrorBytes)
+		if status == fiber.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+			// Loading, a NATS leader being elected: a matter of seconds.
+			c.Set(fiber.HeaderRetryAfter, retryAfter)
+		}
 		return c.Status(status).JSON(fiber.Map{"error": msg})
 	}
 }
