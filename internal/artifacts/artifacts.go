@@ -38,9 +38,10 @@ type Meta struct {
 
 // Store is one kind of artifact ("models", "plugins") in JetStream.
 type Store struct {
-	kind string
-	kv   jetstream.KeyValue
-	obj  jetstream.ObjectStore
+	kind     string
+	kv       jetstream.KeyValue
+	obj      jetstream.ObjectStore
+	retryFor time.Duration
 }
 
 // Open creates or binds the buckets weir-<kind> (KV) and weir-<kind>-blobs
@@ -88,7 +89,7 @@ func (s *Store) PutBlobFrom(ctx context.Context, digest string, r io.ReadSeeker)
 		return nil
 	}
 	what := fmt.Sprintf("store %s blob %s", s.kind, short(digest))
-	err := retry(ctx, what, 0, func(ctx context.Context) error {
+	err := s.retry(ctx, what, 0, func(ctx context.Context) error {
 		if _, err := r.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
@@ -165,7 +166,7 @@ func (s *Store) PutMeta(ctx context.Context, m Meta) error {
 		return err
 	}
 	what := fmt.Sprintf("record %s %s@%s", s.kind, m.Name, m.Version)
-	err = retry(ctx, what, attemptTimeout, func(ctx context.Context) error {
+	err = s.retry(ctx, what, attemptTimeout, func(ctx context.Context) error {
 		_, err := s.kv.Put(ctx, Key(m.Name, m.Version), b)
 		return err
 	})
@@ -178,7 +179,7 @@ func (s *Store) PutMeta(ctx context.Context, m Meta) error {
 // Meta returns the metadata of name@version. Failures that may pass are
 // retried until ctx ends (see PutBlobFrom).
 func (s *Store) Meta(ctx context.Context, name, version string) (m Meta, found bool, err error) {
-	err = retry(ctx, fmt.Sprintf("read %s %s@%s", s.kind, name, version), attemptTimeout, func(ctx context.Context) error {
+	err = s.retry(ctx, fmt.Sprintf("read %s %s@%s", s.kind, name, version), attemptTimeout, func(ctx context.Context) error {
 		m, found, err = s.meta(ctx, name, version)
 		return err
 	})

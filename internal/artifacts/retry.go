@@ -45,9 +45,24 @@ func transient(err error) bool {
 	return false
 }
 
-// retry runs op until it succeeds, fails for good, or ctx ends; attempt,
+// RetryFor bounds how long failures that may pass are retried, each
+// operation: the gateway's request timeout, so that an upload's context,
+// which also covers receiving the body, does not hold a client for minutes
+// while NATS has no leader. It bounds the retrying, not a try under way (a
+// large blob takes what it takes). Zero: until the context ends. Call it
+// before the store is used.
+func (s *Store) RetryFor(d time.Duration) { s.retryFor = d }
+
+// retry runs op until it succeeds, fails for good, or the time to retry is
+// up (ctx ends, or s.retryFor has passed since the first try); attempt,
 // when not zero, bounds each try. what names the operation in the error.
-func retry(ctx context.Context, what string, attempt time.Duration, op func(context.Context) error) error {
+func (s *Store) retry(ctx context.Context, what string, attempt time.Duration, op func(context.Context) error) error {
+	var until <-chan time.Time
+	if s.retryFor > 0 {
+		t := time.NewTimer(s.retryFor)
+		defer t.Stop()
+		until = t.C
+	}
 	wait := retryFirst
 	for tries := 1; ; tries++ {
 		actx, cancel := ctx, context.CancelFunc(func() {})
@@ -60,15 +75,21 @@ func retry(ctx context.Context, what string, attempt time.Duration, op func(cont
 			return err
 		}
 		if ctx.Err() != nil {
-			return weirerr.Unavailablef("%s: NATS did not take it within the request's deadline (%d tries): %w", what, tries, err)
+			return unavailable(what, tries, err)
 		}
 		select {
 		case <-ctx.Done():
-			return weirerr.Unavailablef("%s: NATS did not take it within the request's deadline (%d tries): %w", what, tries, err)
+			return unavailable(what, tries, err)
+		case <-until:
+			return unavailable(what, tries, err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, retryMax)
 	}
+}
+
+func unavailable(what string, tries int, err error) error {
+	return weirerr.Unavailablef("%s: NATS did not take it in time (%d tries); try again: %w", what, tries, err)
 }
 
 // errDeletedMeanwhile: a key that existed a moment ago is gone; creating
@@ -88,7 +109,7 @@ func (s *Store) CreateMeta(ctx context.Context, m Meta) (Meta, error) {
 		return Meta{}, err
 	}
 	var found Meta
-	err = retry(ctx, fmt.Sprintf("record %s %s@%s", s.kind, m.Name, m.Version), attemptTimeout, func(ctx context.Context) error {
+	err = s.retry(ctx, fmt.Sprintf("record %s %s@%s", s.kind, m.Name, m.Version), attemptTimeout, func(ctx context.Context) error {
 		_, err := s.kv.Create(ctx, Key(m.Name, m.Version), b)
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return err
