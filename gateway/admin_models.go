@@ -159,11 +159,17 @@ func (g *Gateway) putReference(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := g.models.SetReference(c.UserContext(), name, version, body, ref.Features()); err != nil {
+	unmatched, err := g.models.SetReference(c.UserContext(), name, version, body, ref.Features())
+	if err != nil {
 		return err
 	}
 	g.drift.SetReference(name, version, ref)
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"model": name, "version": version, "features": ref.Features(), "rows": ref.Rows()})
+	a := fiber.Map{"model": name, "version": version, "features": ref.Features(), "rows": ref.Rows()}
+	if len(unmatched) > 0 {
+		a["unmatched"] = unmatched
+		a["message"] = fmt.Sprintf("columns %s name none of the model's features: drift ignores them", strings.Join(unmatched, ", "))
+	}
+	return c.Status(fiber.StatusCreated).JSON(a)
 }
 
 func (g *Gateway) deleteModel(c *fiber.Ctx) error {

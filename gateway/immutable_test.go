@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,30 @@ func TestVersionsAreImmutable(t *testing.T) {
 	}
 	if len(plugins) != 1 || len(plugins[0].Versions) != 1 {
 		t.Errorf("plugins listed %+v, want p with its one version", plugins)
+	}
+}
+
+// TestReferenceMustNameModelFeatures: reference data whose columns name
+// none of the model's features is refused with 400 listing both; a partial
+// overlap is accepted, naming the columns that match no feature.
+func TestReferenceMustNameModelFeatures(t *testing.T) {
+	g := testgw.Start(t)
+	pushModel(t, g, "m", "1", scorer(t, []string{"amount", "risk"}, []float32{1, 1}, 0))
+	put := func(csv string) answer {
+		t.Helper()
+		return callWith(t, "PUT", g.URL+"/v1/models/m/versions/1/reference", g.Token, []byte(csv), http.Header{"Content-Type": {"text/csv"}})
+	}
+	r := put("foo,bar\n1,2\n3,4\n")
+	msg, _ := r.body["error"].(string)
+	if r.status != 400 || !strings.Contains(msg, "amount, risk") || !strings.Contains(msg, "foo, bar") {
+		t.Errorf("a reference naming none of the features: %d %s, want 400 listing the features (amount, risk) and the columns (foo, bar)", r.status, r.raw)
+	}
+	if m, _ := g.Client.ListModels(context.Background()); len(m) != 1 || m[0].Versions[0].Reference {
+		t.Errorf("the refused reference was stored: %+v", m)
+	}
+
+	r = put("amount,bar\n1,2\n3,4\n")
+	if r.status != 201 || fmt.Sprint(r.body["unmatched"]) != "[bar]" {
+		t.Errorf("a reference with one feature and one other column: %d %s, want 201 naming the unmatched column bar", r.status, r.raw)
 	}
 }

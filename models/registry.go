@@ -370,19 +370,36 @@ func (r *Registry) putBlob(ctx context.Context, path, digest string) error {
 }
 
 // SetReference stores reference (training) data for name@version. header
-// is the data's feature names, which become the model's feature list when
-// it has none.
-func (r *Registry) SetReference(ctx context.Context, name, version string, data []byte, header []string) error {
+// is the data's feature names (its columns), which become the model's
+// feature list when it has none. When it has one, the data must name at
+// least one of its features (else Invalid, naming both lists); unmatched
+// are the columns that name none, which drift ignores.
+func (r *Registry) SetReference(ctx context.Context, name, version string, data []byte, header []string) (unmatched []string, err error) {
 	meta, ok, err := r.store.Meta(ctx, name, version)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok {
-		return weirerr.NotFoundf("model %q has no version %q", name, version)
+		return nil, weirerr.NotFoundf("model %q has no version %q", name, version)
+	}
+	if features := splitList(meta.Attrs[attrFeatures]); len(features) > 0 {
+		known := map[string]bool{}
+		for _, f := range features {
+			known[f] = true
+		}
+		for _, h := range header {
+			if !known[h] {
+				unmatched = append(unmatched, h)
+			}
+		}
+		if len(unmatched) == len(header) {
+			return nil, weirerr.Invalidf("the reference data names none of model %s@%s's features (%s); its columns are: %s",
+				name, version, strings.Join(features, ", "), strings.Join(header, ", "))
+		}
 	}
 	digest, err := r.store.PutBlob(ctx, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	attrs := map[string]string{}
 	for k, v := range meta.Attrs {
@@ -392,7 +409,7 @@ func (r *Registry) SetReference(ctx context.Context, name, version string, data 
 	if attrs[attrFeatures] == "" && len(header) > 0 {
 		if v, err := r.Get(name, version); err == nil {
 			if err := checkFeatures(v.Session, header); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		attrs[attrFeatures] = strings.Join(header, ",")
@@ -406,7 +423,7 @@ func (r *Registry) SetReference(ctx context.Context, name, version string, data 
 		r.versions[name][version] = &nv
 	}
 	r.mu.Unlock()
-	return r.store.PutMeta(ctx, meta)
+	return unmatched, r.store.PutMeta(ctx, meta)
 }
 
 // SetBatching changes name@version's dynamic batching setting everywhere:
