@@ -2,9 +2,14 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -30,7 +35,27 @@ func httpStatus(err error) int {
 	if errors.As(err, &fe) {
 		return fe.Code
 	}
+	if _, full := diskFull(err); full {
+		return fiber.StatusInsufficientStorage
+	}
 	return statusOf[weirerr.KindOf(err)]
+}
+
+// diskFull reports whether err is a full disk (or an exhausted quota), and
+// the directory it was writing in when the error names a file.
+func diskFull(err error) (dir string, full bool) {
+	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+		return "", false
+	}
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		dir = filepath.Dir(pe.Path)
+	case errors.As(err, &le):
+		dir = filepath.Dir(le.New)
+	}
+	return dir, true
 }
 
 // retryAfter is the Retry-After (seconds) of a 503 that does not set its own.
@@ -74,9 +99,14 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 		if errors.As(err, &fe) && fe.Code == fiber.StatusRequestEntityTooLarge {
 			msg = "request body is larger than the gateway's limit (--max-body)"
 		}
-		if status == fiber.StatusInternalServerError {
+		switch status {
+		case fiber.StatusInternalServerError:
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
 			msg = "internal error: " + msg
+		case fiber.StatusInsufficientStorage:
+			dir, _ := diskFull(err)
+			log.Error("disk full", "dir", dir, "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
+			msg = fmt.Sprintf("insufficient storage: the disk holding %s is full; free space there (or give the gateway a larger --data-dir): %s", dir, msg)
 		}
 		msg = clip(scrub.Replace(msg), maxErrorBytes)
 		if status == fiber.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
