@@ -85,7 +85,7 @@ func (s *Store) PutBlob(ctx context.Context, b []byte) (string, error) {
 // NATS failure that may pass (a stream leader being elected) is retried
 // from r's start until ctx ends, and is then Unavailable.
 func (s *Store) PutBlobFrom(ctx context.Context, digest string, r io.ReadSeeker) error {
-	if _, err := s.obj.GetInfo(ctx, digest); err == nil {
+	if s.hasBlob(ctx, digest) {
 		return nil
 	}
 	what := fmt.Sprintf("store %s blob %s", s.kind, short(digest))
@@ -99,6 +99,15 @@ func (s *Store) PutBlobFrom(ctx context.Context, digest string, r io.ReadSeeker)
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return err
+}
+
+// hasBlob reports whether digest is stored; when that cannot be known in
+// time, it is stored again (the same bytes under the same name).
+func (s *Store) hasBlob(ctx context.Context, digest string) bool {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	_, err := s.obj.GetInfo(ctx, digest)
+	return err == nil
 }
 
 // BlobTo streams the bytes stored under digest into w, checking them
