@@ -167,7 +167,7 @@ func (g *Gateway) putReference(c *fiber.Ctx) error {
 	a := fiber.Map{"model": name, "version": version, "features": ref.Features(), "rows": ref.Rows()}
 	if len(unmatched) > 0 {
 		a["unmatched"] = unmatched
-		a["message"] = fmt.Sprintf("columns %s name none of the model's features: drift ignores them", strings.Join(unmatched, ", "))
+		a["message"] = fmt.Sprintf("columns %s name none of the model's features", strings.Join(unmatched, ", "))
 	}
 	return c.Status(fiber.StatusCreated).JSON(a)
 }

@@ -373,7 +373,7 @@ func (r *Registry) putBlob(ctx context.Context, path, digest string) error {
 // is the data's feature names (its columns), which become the model's
 // feature list when it has none. When it has one, the data must name at
 // least one of its features (else Invalid, naming both lists); unmatched
-// are the columns that name none, which drift ignores.
+// are the columns that name none.
 func (r *Registry) SetReference(ctx context.Context, name, version string, data []byte, header []string) (unmatched []string, err error) {
 	meta, ok, err := r.store.Meta(ctx, name, version)
 	if err != nil {
