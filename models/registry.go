@@ -242,7 +242,8 @@ func (r *Registry) UploadFile(ctx context.Context, name, version string, f File,
 //
 // Versions are immutable: when name@version is stored already, the same
 // bytes change nothing (created is false, whatever o says) and other bytes
-// are a Conflict. The version's record in NATS is the truth every gateway
+// are a Conflict (once they are known to load: bytes that do not are
+// refused for that first). The version's record in NATS is the truth every gateway
 // follows, so it is written first: the version serves here only once it
 // is recorded, and a push whose record cannot be written (Unavailable
 // once ctx ends) serves nowhere. The version is ready in this process when
@@ -251,9 +252,11 @@ func (r *Registry) Push(ctx context.Context, name, version string, f File, o Upl
 	if f.Size == 0 {
 		return nil, false, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
 	}
-	if prev, ok, err := r.store.Meta(ctx, name, version); err != nil {
+	prev, exists, err := r.store.Meta(ctx, name, version)
+	if err != nil {
 		return nil, false, err
-	} else if ok {
+	}
+	if exists && prev.Blob == f.SHA256 {
 		v, err := r.existing(prev, f.SHA256)
 		return v, false, err
 	}
@@ -274,6 +277,14 @@ func (r *Registry) Push(ctx context.Context, name, version string, f File, o Upl
 	}
 	if err := checkFeatures(sess, features); err != nil {
 		sess.Close()
+		return nil, false, err
+	}
+	if exists { // other bytes (a model that does not load was told so above)
+		sess.Close()
+		if cached {
+			os.Remove(path)
+		}
+		_, err := r.existing(prev, f.SHA256)
 		return nil, false, err
 	}
 	meta := artifacts.Meta{Name: name, Version: version, Blob: f.SHA256, Size: f.Size, Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
@@ -325,7 +336,7 @@ func (r *Registry) Push(ctx context.Context, name, version string, f File, o Upl
 // as prev: the same bytes change nothing, other bytes are a Conflict.
 func (r *Registry) existing(prev artifacts.Meta, sha256 string) (*Version, error) {
 	if prev.Blob != sha256 {
-		return nil, weirerr.Conflictf("model %s@%s exists already with other bytes (sha256 %s, yours %s): versions are immutable, so push these bytes as a new version (and roll it out with a canary)",
+		return nil, weirerr.Conflictf("model %s@%s exists already with other bytes (sha256 %s, this upload's %s): versions are immutable, so push these bytes as a new version (and roll it out with a canary)",
 			prev.Name, prev.Version, short(prev.Blob), short(sha256))
 	}
 	r.mu.RLock()
