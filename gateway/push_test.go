@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 )
 
 // TestFailedRecordServesNowhere: when NATS refuses a version's record (here
-// the models bucket takes no message that large), the push fails and no
-// gateway serves the version, the one that took it included; once NATS
-// takes records again, the same push lands on both.
+// the bucket takes no message that large), the push fails and no gateway
+// serves the version, the one that took it included, models and plugins
+// alike; once NATS takes records again, the same push lands on both.
 func TestFailedRecordServesNowhere(t *testing.T) {
 	a := testgw.Start(t)
 	b := testgw.Start(t, testgw.WithNATS(a.NATSURL()))
@@ -43,6 +44,29 @@ func TestFailedRecordServesNowhere(t *testing.T) {
 		}
 		if got := call(t, "POST", g.URL+"/v1/routes/m/predict", "", []byte(`{"x":1}`)); got.status == 200 {
 			t.Errorf("gateway %s's implicit route m answers %s, though no version of m is recorded", name, got.raw)
+		}
+	}
+
+	// Plugins alike.
+	ps, err := js.Stream(ctx, "KV_weir-plugins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg := ps.CachedInfo().Config
+	pcfg.MaxMsgSize = 16
+	if _, err := js.UpdateStream(ctx, pcfg); err != nil {
+		t.Fatal(err)
+	}
+	if r := call(t, "PUT", a.URL+"/v1/plugins/p/versions/1", a.Token, plugin(t, "wat-echo")); r.status/100 == 2 {
+		t.Fatalf("plugin push while NATS refuses the record: %d %s, want a failure", r.status, r.raw)
+	}
+	for name, g := range map[string]*testgw.Gateway{"A (pushed to)": a, "B": b} {
+		if r := call(t, "GET", g.URL+"/v1/plugins", g.Token, nil); r.status != 200 || strings.Contains(r.raw, `"p"`) {
+			t.Errorf("gateway %s lists plugins %s, though p@1's record was never written", name, r.raw)
+		}
+		route := `{"plugins":[{"name":"p","version":"1"}],"variants":[{"name":"a","model":"m","version":"7","weight":100}]}`
+		if r := call(t, "PUT", g.URL+"/v1/routes/r", g.Token, []byte(route)); r.status/100 == 2 {
+			t.Errorf("gateway %s took a route through plugin p@1, whose record was never written: %d %s", name, r.status, r.raw)
 		}
 	}
 
