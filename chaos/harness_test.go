@@ -70,7 +70,14 @@ func repoRoot() string {
 }
 
 func runNATS(dir, listen string) {
-	e, err := natsx.Start(natsx.Options{Listen: listen, StoreDir: dir, SyncInterval: natsx.DefaultSyncInterval})
+	o := natsx.Options{Listen: listen, StoreDir: dir, SyncInterval: natsx.DefaultSyncInterval}
+	if name := os.Getenv("WEIR_CHAOS_NATS_NAME"); name != "" { // a node of a cluster (cluster_test.go)
+		o.ServerName = name
+		o.User, o.Password = os.Getenv("WEIR_CHAOS_NATS_USER"), os.Getenv("WEIR_CHAOS_NATS_PASSWORD")
+		o.Cluster = &natsx.ClusterOptions{Name: "weir-chaos", Listen: os.Getenv("WEIR_CHAOS_NATS_ROUTE"),
+			Routes: strings.Split(os.Getenv("WEIR_CHAOS_NATS_ROUTES"), ",")}
+	}
+	e, err := natsx.Start(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos nats:", err)
 		os.Exit(1)
@@ -94,7 +101,8 @@ type natsProc struct {
 	t      *testing.T
 	dir    string
 	listen string
-	url    string // with the credentials the child generated into dir
+	env    []string // more of the child's environment (a cluster node's)
+	url    string   // with the credentials the child generated into dir
 	cmd    *exec.Cmd
 }
 
@@ -111,6 +119,7 @@ func (n *natsProc) start() {
 	n.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "WEIR_CHAOS_NATS_DIR="+n.dir, "WEIR_CHAOS_NATS_LISTEN="+n.listen)
+	cmd.Env = append(cmd.Env, n.env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		n.t.Fatal(err)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -53,17 +54,32 @@ func (g *Gateway) putModel(c *fiber.Ctx) error {
 		return err
 	}
 	defer os.Remove(f.Path) // moved into the model cache when it loads
-	v, err := g.models.UploadFile(c.UserContext(), name, version, f, models.UploadOptions{Features: features, Batching: batching})
+	v, created, err := g.models.Push(c.UserContext(), name, version, f, models.UploadOptions{Features: features, Batching: batching})
 	if err != nil {
 		return err
 	}
-	summary, _ := g.models.Model(name)
-	for _, s := range summary.Versions {
-		if s.Version == v.Version {
-			return c.Status(fiber.StatusCreated).JSON(s)
+	a := pushAnswer{VersionState: models.VersionState{Version: v.Version, State: v.State, SHA256: v.Meta.Blob, Size: v.Meta.Size}, Created: created}
+	if m, ok := g.models.Model(name); ok {
+		for _, s := range m.Versions {
+			if s.Version == v.Version {
+				a.VersionState = s
+			}
 		}
 	}
-	return c.SendStatus(fiber.StatusCreated)
+	if !created {
+		a.Message = fmt.Sprintf("model %s@%s is already there with these bytes: nothing changed", name, version)
+		return c.JSON(a)
+	}
+	a.Message = fmt.Sprintf("model %s@%s uploaded and ready", name, version)
+	return c.Status(fiber.StatusCreated).JSON(a)
+}
+
+// pushAnswer is the answer to a push: the version as listed, and whether
+// this push created it (201) or found it there with the same bytes (200).
+type pushAnswer struct {
+	models.VersionState
+	Created bool   `json:"created"`
+	Message string `json:"message"`
 }
 
 // batchingQuery reads an upload's dynamic batching query parameters
@@ -147,11 +163,17 @@ func (g *Gateway) putReference(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := g.models.SetReference(c.UserContext(), name, version, body, ref.Features()); err != nil {
+	unmatched, err := g.models.SetReference(c.UserContext(), name, version, body, ref.Features())
+	if err != nil {
 		return err
 	}
 	g.drift.SetReference(name, version, ref)
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"model": name, "version": version, "features": ref.Features(), "rows": ref.Rows()})
+	a := fiber.Map{"model": name, "version": version, "features": ref.Features(), "rows": ref.Rows()}
+	if len(unmatched) > 0 {
+		a["unmatched"] = unmatched
+		a["message"] = fmt.Sprintf("columns %s name none of the model's features", strings.Join(unmatched, ", "))
+	}
+	return c.Status(fiber.StatusCreated).JSON(a)
 }
 
 func (g *Gateway) deleteModel(c *fiber.Ctx) error {

@@ -2,9 +2,14 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -31,8 +36,33 @@ func httpStatus(err error) int {
 	if errors.As(err, &fe) {
 		return fe.Code
 	}
+	if _, full := diskFull(err); full {
+		return fiber.StatusInsufficientStorage
+	}
 	return statusOf[weirerr.KindOf(err)]
 }
+
+// diskFull reports whether err is a full disk (or an exhausted quota), and
+// the directory it was writing in when the error names a file.
+func diskFull(err error) (dir string, full bool) {
+	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+		return "", false
+	}
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		dir = filepath.Dir(pe.Path)
+	case errors.As(err, &le):
+		dir = filepath.Dir(le.New)
+	}
+	return dir, true
+}
+
+// retryAfter is the Retry-After (seconds) of a 429 or 503 that does not
+// set its own: a full queue, a budget in use, a NATS leader being elected
+// are matters of a second or two.
+const retryAfter = "1"
 
 // maxErrorBytes bounds an error message in an answer or an event: errors
 // quote what the request sent (names, values), and a request must not be
@@ -73,17 +103,23 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 		if errors.As(err, &fe) && fe.Code == fiber.StatusRequestEntityTooLarge {
 			msg = "request body is larger than the gateway's limit (--max-body)"
 		}
-		if status == fiber.StatusInternalServerError {
+		switch status {
+		case fiber.StatusInternalServerError:
 			// A bug's details (paths, runtime messages) stay in the log,
 			// under an id the caller can quote.
 			id := monitor.NewID()
 			log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
 			c.Set("X-Request-Id", id)
 			return c.Status(status).JSON(fiber.Map{"error": internalMessage(id), "request_id": id})
-		}
-		if status == fiber.StatusServiceUnavailable || status == fiber.StatusTooManyRequests {
-			// Both say "try again later": say when.
-			c.Set(fiber.HeaderRetryAfter, "1")
+		case fiber.StatusInsufficientStorage:
+			dir, _ := diskFull(err)
+			log.Error("disk full", "dir", dir, "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
+			msg = fmt.Sprintf("insufficient storage: the disk holding %s is full; free space there (or give the gateway a larger --data-dir): %s", dir, msg)
+		case fiber.StatusServiceUnavailable, fiber.StatusTooManyRequests:
+			// Both say "try again later": say when, unless the handler did.
+			if len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+				c.Set(fiber.HeaderRetryAfter, retryAfter)
+			}
 		}
 		msg = clip(scrub.Replace(msg), maxErrorBytes)
 		return c.Status(status).JSON(fiber.Map{"error": msg})

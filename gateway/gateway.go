@@ -292,6 +292,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	modelStore.RetryFor(g.opts.RequestTimeout)
 	// The drift monitor exists before the registry, which hands it the
 	// reference data it finds; it starts consuming events later.
 	// Stats, drift and the archive read the same frames at about the same
@@ -377,6 +378,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pluginStore.RetryFor(g.opts.RequestTimeout)
 	if g.plugins, err = plugins.NewRegistry(ctx, g.pluginHost, pluginStore, g.log); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -54,11 +55,20 @@ func (g *Gateway) putPlugin(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	m, err := g.plugins.Upload(c.UserContext(), name, version, wasm, l)
+	m, created, err := g.plugins.Upload(c.UserContext(), name, version, wasm, l)
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"name": name, "version": version, "sha256": m.Blob, "size": m.Size})
+	a := fiber.Map{"name": name, "version": version, "sha256": m.Blob, "size": m.Size, "created": created,
+		"message": fmt.Sprintf("plugin %s@%s uploaded and loaded", name, version)}
+	if !created {
+		a["message"] = fmt.Sprintf("plugin %s@%s is already there with these bytes: nothing changed", name, version)
+		if l != (plugins.Limits{}) {
+			a["message"] = fmt.Sprintf("plugin %s@%s is already there with these bytes: its limits are the ones given now", name, version)
+		}
+		return c.JSON(a)
+	}
+	return c.Status(fiber.StatusCreated).JSON(a)
 }
 
 func (g *Gateway) deletePlugin(c *fiber.Ctx) error {

@@ -73,7 +73,7 @@ func heapPeak(live bool) (stop func() uint64) {
 // memory: a 200 MB upload (sent chunked, so its size is only known by the
 // bytes received) grows the gateway's heap by a small fraction of that. It
 // is not a loadable model, so ONNX Runtime refuses it (400) from the file,
-// the version already served keeps serving, and no temporary file is left.
+// the versions already served keep serving, and no temporary file is left.
 func TestModelUploadIsStreamedToDisk(t *testing.T) {
 	const payload = 200 << 20
 	dir := t.TempDir()
@@ -90,11 +90,11 @@ func TestModelUploadIsStreamedToDisk(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapInuse
 	stop := heapPeak(false)
-	err := g.Client.PushModel(ctx, "m", "1", io.LimitReader(zeros{}, payload), nil)
+	err := g.Client.PushModel(ctx, "m", "2", io.LimitReader(zeros{}, payload), nil)
 	peak := stop()
 	var ge *client.Error
 	if !errors.As(err, &ge) || ge.Status != http.StatusBadRequest || !strings.Contains(ge.Message, "ONNX Runtime") {
-		t.Fatalf("push %d bytes of zeros as m@1: %v, want HTTP 400 from ONNX Runtime", payload, err)
+		t.Fatalf("push %d bytes of zeros as m@2: %v, want HTTP 400 from ONNX Runtime", payload, err)
 	}
 	growth := int64(peak) - int64(base)
 	t.Logf("heap in use: %d MiB before, %d MiB at the peak of a %d MiB upload (growth %d MiB)", base>>20, peak>>20, payload>>20, growth>>20)
@@ -105,7 +105,7 @@ func TestModelUploadIsStreamedToDisk(t *testing.T) {
 	// The served version still serves.
 	out, err := g.Client.Infer(ctx, "m", "1", []byte(`{"inputs":[{"name":"features","shape":[1,2],"datatype":"FP32","data":[1,1]}]}`))
 	if err != nil {
-		t.Fatalf("infer m@1 after a refused upload of m@1: %v", err)
+		t.Fatalf("infer m@1 after a refused upload of m@2: %v", err)
 	}
 	if !bytes.Contains(out, []byte(`"outputs"`)) {
 		t.Fatalf("infer m@1 after a refused upload: %s", out)

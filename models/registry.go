@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -112,6 +113,9 @@ type Registry struct {
 	// after a newer change arrived installs nothing, so two quick re-pushes
 	// can never leave the older bytes serving.
 	want map[string]string
+	// pending is the blob a push in this process is recording for each
+	// name@version: the watch leaves the loading to it.
+	pending map[string]string
 
 	loadMu sync.Mutex // one load at a time: ONNX Runtime sessions are heavy
 	wg     sync.WaitGroup
@@ -139,6 +143,7 @@ func NewRegistry(ctx context.Context, store *artifacts.Store, o Options) (*Regis
 		log:      o.Logger.With("component", "models"),
 		versions: map[string]map[string]*Version{},
 		want:     map[string]string{},
+		pending:  map[string]string{},
 		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_model_loads_total",
 			Help: "Model version loads by result (ok, failed, unloaded).",
@@ -225,73 +230,147 @@ type File struct {
 	Size   int64
 }
 
-// UploadFile validates a model on disk by creating a real runtime session
-// from the file (ONNX Runtime reads it itself, outside the Go heap), and
-// only then stores it; a model that does not load (or cannot take the
-// batching asked for) changes nothing. It moves f.Path into the model cache
-// (copying it when it cannot be renamed there); the caller removes f.Path
-// afterwards in any case. The version is ready in this process when
-// UploadFile returns.
+// UploadFile is Push without saying whether the version was created.
 func (r *Registry) UploadFile(ctx context.Context, name, version string, f File, o UploadOptions) (*Version, error) {
-	features := o.Features
+	v, _, err := r.Push(ctx, name, version, f, o)
+	return v, err
+}
+
+// Push validates a model on disk by creating a real runtime session from
+// the file (ONNX Runtime reads it itself, outside the Go heap), and only
+// then stores it; a model that does not load (or cannot take the batching
+// asked for) changes nothing. It moves f.Path into the model cache
+// (copying it when it cannot be renamed there); the caller removes f.Path
+// afterwards in any case.
+//
+// Versions are immutable: when name@version is stored already, the same
+// bytes change nothing (created is false, whatever o says) and other bytes
+// are a Conflict (once they are known to load: bytes that do not are
+// refused for that first). The version's record in NATS is the truth every gateway
+// follows, so it is written first: the version serves here only once it
+// is recorded, and a push whose record cannot be written (Unavailable
+// once ctx ends) serves nowhere. The version is ready in this process when
+// Push returns with created true.
+func (r *Registry) Push(ctx context.Context, name, version string, f File, o UploadOptions) (v *Version, created bool, err error) {
 	if f.Size == 0 {
-		return nil, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
+		return nil, false, weirerr.Invalidf("the request body is empty: send the ONNX model's bytes")
 	}
-	path, created, err := r.cacheFrom(f)
+	prev, exists, err := r.store.Meta(ctx, name, version)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if exists && prev.Blob == f.SHA256 {
+		v, err := r.existing(prev, f.SHA256)
+		return v, false, err
+	}
+	path, cached, err := r.cacheFrom(f)
+	if err != nil {
+		return nil, false, err
 	}
 	sess, err := LoadSession(path, r.opts.Session)
 	if err != nil {
-		if created {
+		if cached {
 			os.Remove(path)
 		}
-		return nil, err
+		return nil, false, err
 	}
+	features := o.Features
 	if len(features) == 0 {
 		features = metadataFeatures(path)
 	}
 	if err := checkFeatures(sess, features); err != nil {
 		sess.Close()
-		return nil, err
+		return nil, false, err
+	}
+	if exists { // other bytes (a model that does not load was told so above)
+		sess.Close()
+		if cached {
+			os.Remove(path)
+		}
+		_, err := r.existing(prev, f.SHA256)
+		return nil, false, err
 	}
 	meta := artifacts.Meta{Name: name, Version: version, Blob: f.SHA256, Size: f.Size, Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
-	prev, hasPrev, _ := r.store.Meta(ctx, name, version)
-	if hasPrev && prev.Attrs[attrReference] != "" {
-		meta.Attrs[attrReference] = prev.Attrs[attrReference]
-	}
 	if len(features) > 0 {
 		meta.Attrs[attrFeatures] = strings.Join(features, ",")
 	}
-	batching := o.Batching
-	if batching == nil && hasPrev && prev.Attrs[attrBatching] != "" {
-		if b, err := parseBatching(prev.Attrs[attrBatching]); err == nil && sess.CheckBatchable() == nil {
-			batching = &b
-		} else if b.Enabled() {
-			r.log.Warn("re-pushed model cannot keep its batching setting", "model", name, "version", version, "err", err)
-		}
-	}
-	if batching != nil {
-		if err := r.setBatching(sess, name, version, *batching); err != nil {
+	if b := o.Batching; b != nil {
+		if err := r.setBatching(sess, name, version, *b); err != nil {
 			sess.Close()
-			return nil, err
+			return nil, false, err
 		}
-		if batching.Enabled() {
-			meta.Attrs[attrBatching] = batchingAttr(*batching)
+		if b.Enabled() {
+			meta.Attrs[attrBatching] = batchingAttr(*b)
 		}
 	}
-	if err := r.putBlob(ctx, path, f.SHA256); err != nil {
+	v = &Version{Name: name, Version: version, Meta: meta, Features: features, State: Ready, Session: sess}
+	k := key(name, version)
+	r.mu.Lock()
+	r.pending[k] = f.SHA256
+	r.mu.Unlock()
+	err = r.putBlob(ctx, path, f.SHA256)
+	if err == nil {
+		var found artifacts.Meta
+		if found, err = r.store.CreateMeta(ctx, meta); errors.Is(err, artifacts.ErrExists) {
+			if found.Blob == f.SHA256 { // this push's own record (a try that timed out), or a twin's
+				err = nil
+			} else {
+				_, err = r.existing(found, f.SHA256)
+			}
+		}
+	}
+	if !r.finishPush(v, err == nil) {
 		sess.Close()
-		return nil, err
+		return nil, false, err
 	}
-	v := &Version{Name: name, Version: version, Meta: meta, Features: features, State: Ready, Session: sess}
-	r.install(v)
-	if err := r.store.PutMeta(ctx, meta); err != nil {
-		return nil, err
+	if err != nil {
+		// The record was written after all (the watch saw it while this
+		// push waited on NATS): the version serves everywhere, this
+		// gateway included; the client that retries is told it is there.
+		r.log.Warn("model push answered as failed, but its record was written", "model", name, "version", version, "err", err)
+		return nil, false, err
 	}
 	r.loads.WithLabelValues(name, version, "ok").Inc()
 	r.log.Info("model uploaded", "model", name, "version", version, "sha256", f.SHA256[:12], "size", f.Size, "features", len(features))
+	return v, true, nil
+}
+
+// existing answers a push of bytes with digest sha256 to a version stored
+// as prev: the same bytes change nothing, other bytes are a Conflict.
+func (r *Registry) existing(prev artifacts.Meta, sha256 string) (*Version, error) {
+	if prev.Blob != sha256 {
+		return nil, weirerr.Conflictf("model %s@%s exists already with other bytes (sha256 %s, this upload's %s): versions are immutable, so push these bytes as a new version (and roll it out with a canary)",
+			prev.Name, prev.Version, short(prev.Blob), short(sha256))
+	}
+	r.mu.RLock()
+	v := r.versions[prev.Name][prev.Version]
+	r.mu.RUnlock()
+	if v == nil { // recorded, and not yet seen by this gateway's watch
+		v = &Version{Name: prev.Name, Version: prev.Version, Meta: prev, Features: splitList(prev.Attrs[attrFeatures]), State: Loading}
+	}
 	return v, nil
+}
+
+func short(digest string) string { return digest[:min(12, len(digest))] }
+
+// finishPush ends a push of v, which no longer waits on NATS. When its
+// record was written (recorded), or the watch saw it written while the push
+// thought it failed, v is installed and finishPush reports true; else
+// nothing of it stays.
+func (r *Registry) finishPush(v *Version, recorded bool) bool {
+	k := key(v.Name, v.Version)
+	r.mu.Lock()
+	delete(r.pending, k)
+	if !recorded && r.want[k] != v.Meta.Blob {
+		r.mu.Unlock()
+		return false
+	}
+	r.want[k] = v.Meta.Blob
+	old := r.putLocked(v)
+	r.mu.Unlock()
+	r.retire(old, v)
+	r.announce(old, v.Name, v.Version, true)
+	return true
 }
 
 // putBlob streams the cached model file at path into the artifact store.
@@ -305,19 +384,36 @@ func (r *Registry) putBlob(ctx context.Context, path, digest string) error {
 }
 
 // SetReference stores reference (training) data for name@version. header
-// is the data's feature names, which become the model's feature list when
-// it has none.
-func (r *Registry) SetReference(ctx context.Context, name, version string, data []byte, header []string) error {
+// is the data's feature names (its columns), which become the model's
+// feature list when it has none. When it has one, the data must name at
+// least one of its features (else Invalid, naming both lists); unmatched
+// are the columns that name none.
+func (r *Registry) SetReference(ctx context.Context, name, version string, data []byte, header []string) (unmatched []string, err error) {
 	meta, ok, err := r.store.Meta(ctx, name, version)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok {
-		return weirerr.NotFoundf("model %q has no version %q", name, version)
+		return nil, weirerr.NotFoundf("model %q has no version %q", name, version)
+	}
+	if features := splitList(meta.Attrs[attrFeatures]); len(features) > 0 {
+		known := map[string]bool{}
+		for _, f := range features {
+			known[f] = true
+		}
+		for _, h := range header {
+			if !known[h] {
+				unmatched = append(unmatched, h)
+			}
+		}
+		if len(unmatched) == len(header) {
+			return nil, weirerr.Invalidf("the reference data names none of model %s@%s's features (%s); its columns are: %s",
+				name, version, strings.Join(features, ", "), strings.Join(header, ", "))
+		}
 	}
 	digest, err := r.store.PutBlob(ctx, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	attrs := map[string]string{}
 	for k, v := range meta.Attrs {
@@ -327,7 +423,7 @@ func (r *Registry) SetReference(ctx context.Context, name, version string, data 
 	if attrs[attrFeatures] == "" && len(header) > 0 {
 		if v, err := r.Get(name, version); err == nil {
 			if err := checkFeatures(v.Session, header); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		attrs[attrFeatures] = strings.Join(header, ",")
@@ -341,7 +437,7 @@ func (r *Registry) SetReference(ctx context.Context, name, version string, data 
 		r.versions[name][version] = &nv
 	}
 	r.mu.Unlock()
-	return r.store.PutMeta(ctx, meta)
+	return unmatched, r.store.PutMeta(ctx, meta)
 }
 
 // SetBatching changes name@version's dynamic batching setting everywhere:
@@ -672,7 +768,11 @@ func (r *Registry) apply(c artifacts.Change) {
 	if !unloaded {
 		r.want[key(c.Name, c.Version)] = c.Meta.Blob
 	}
+	pushed := cur == nil && r.pending[key(c.Name, c.Version)] == c.Meta.Blob
 	r.mu.Unlock()
+	if pushed { // this process's push installs it, session ready
+		return
+	}
 	if ref := c.Meta.Attrs[attrReference]; ref != "" && r.opts.OnReference != nil &&
 		(cur == nil || cur.Meta.Attrs[attrReference] != ref) {
 		if data, err := r.store.Blob(r.ctx, ref); err != nil {

@@ -43,9 +43,9 @@ func openRegistry(t *testing.T, srv *natstest.Server) *Registry {
 	return r
 }
 
-// Two quick re-pushes of one name@version: the other replica loads both
-// announcements concurrently, and they may finish in either order. Whatever
-// the order, it must end serving the newer bytes.
+// A version pushed, deleted and pushed again with other bytes, quickly: the
+// other replica loads both announcements concurrently, and they may finish
+// in either order. Whatever the order, it must end serving the newer bytes.
 func TestQuickRepushServesNewestBytesOnOtherReplica(t *testing.T) {
 	initRuntime(t)
 	srv := natstest.Start(t)
@@ -62,7 +62,15 @@ func TestQuickRepushServesNewestBytesOnOtherReplica(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if round > 0 {
+			if err := a.Delete(ctx, "m", "1"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := a.Upload(ctx, "m", "1", slow, UploadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Delete(ctx, "m", "1"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.Upload(ctx, "m", "1", fast, UploadOptions{}); err != nil {

@@ -448,8 +448,13 @@ func (p *Publisher) drop(n int) {
 	last := p.lastDropLog.Load()
 	if now-last >= int64(10*time.Second) && p.lastDropLog.CompareAndSwap(last, now) {
 		p.dropsSinceLog.Add(-total)
-		p.log.Warn("inference events dropped: queue and spool full", "dropped", total,
-			"spool_max_bytes", p.opts.SpoolMaxBytes)
+		if p.spool.diskFull.Load() {
+			p.log.Warn("inference events dropped: queue full and the disk holding the event spool is full", "dropped", total,
+				"spool_dir", p.opts.SpoolDir)
+		} else {
+			p.log.Warn("inference events dropped: queue and spool full", "dropped", total,
+				"spool_max_bytes", p.opts.SpoolMaxBytes)
+		}
 	}
 }
 

@@ -14,10 +14,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/weirhq/weir/monitor/event"
 )
+
+// diskFull reports whether err is a full disk or an exhausted quota.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // errSpoolFull means the spool is at its byte bound; the record was not kept.
 var errSpoolFull = errors.New("event spool is full")
@@ -88,6 +95,10 @@ type spool struct {
 	unreadable   int64
 	lastDamage   spoolPos
 	onUnreadable func()
+
+	// diskFull is whether the last append failed on a full disk (or
+	// quota), so that what drops events can say so.
+	diskFull atomic.Bool
 }
 
 // A frame is one record on disk: a 2-byte magic, the payload's length and
@@ -268,6 +279,9 @@ func (s *spool) appendLocked(recs []spoolRecord) (int, error) {
 	}
 	if cap(buf) <= 1<<20 {
 		s.wbuf = buf[:0]
+	}
+	if err == nil || errors.Is(err, errSpoolFull) || diskFull(err) {
+		s.diskFull.Store(diskFull(err))
 	}
 	return written, err
 }

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -27,6 +28,10 @@ type Registry struct {
 	store *artifacts.Store
 	log   *slog.Logger
 	watch *artifacts.Watcher
+
+	// loadMu orders the watch's loads with a failed push's unload, so
+	// that a push never unloads what the watch loaded from its record.
+	loadMu sync.Mutex
 
 	mu       sync.RWMutex
 	versions map[string]map[string]registered // name -> version
@@ -71,6 +76,8 @@ func limitsOf(m artifacts.Meta) Limits {
 }
 
 func (r *Registry) apply(c artifacts.Change) {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
 	if c.Deleted {
 		r.mu.Lock()
 		delete(r.versions[c.Name], c.Version)
@@ -84,9 +91,7 @@ func (r *Registry) apply(c artifacts.Change) {
 		return
 	}
 	pv := registered{meta: c.Meta, limits: limitsOf(c.Meta)}
-	r.mu.RLock()
-	cur, had := r.versions[c.Name][c.Version]
-	r.mu.RUnlock()
+	cur, had := r.lookup(c.Name, c.Version)
 	if !had || cur.meta.Blob != c.Meta.Blob || cur.limits != pv.limits || !r.host.Loaded(c.Name, c.Version) {
 		wasm, err := r.store.Blob(context.Background(), c.Meta.Blob)
 		if err == nil {
@@ -109,44 +114,98 @@ func (r *Registry) put(name, version string, pv registered) {
 	r.versions[name][version] = pv
 }
 
-// Upload loads Wasm bytes here (which validates them), then stores them.
-// Limits belong to the version: a re-push of the same bytes keeps the
-// stored limits it does not set (l's zero fields), and the stored limits
-// are what every replica, and this one after a restart, applies.
-func (r *Registry) Upload(ctx context.Context, name, version string, wasm []byte, l Limits) (artifacts.Meta, error) {
+// Upload validates Wasm bytes by loading them here, then records them as
+// name@version for every replica. Versions are immutable: when name@version
+// is stored already, the same bytes change nothing (created is false) and
+// other bytes are a Conflict. Limits belong to the version but are not its
+// bytes: the same bytes with limits (l's non-zero fields) other than the
+// stored ones change those limits on every replica, and the stored limits
+// are what every replica, and this one after a restart, applies. The
+// record is the truth every replica follows: the version is served here
+// only once it is recorded, and a push whose record cannot be written
+// (Unavailable once ctx ends) leaves nothing loaded.
+func (r *Registry) Upload(ctx context.Context, name, version string, wasm []byte, l Limits) (m artifacts.Meta, created bool, err error) {
 	if len(wasm) == 0 {
-		return artifacts.Meta{}, weirerr.Invalidf("the request body is empty: send the plugin's Wasm bytes")
+		return artifacts.Meta{}, false, weirerr.Invalidf("the request body is empty: send the plugin's Wasm bytes")
 	}
-	prev, had, err := r.store.Meta(ctx, name, version)
-	if err != nil {
-		return artifacts.Meta{}, weirerr.Unavailablef("read plugin %s@%s: %w", name, version, err)
-	}
-	if had && prev.Blob == artifacts.Digest(wasm) {
-		stored := limitsOf(prev)
-		if l.MemoryPages == 0 {
-			l.MemoryPages = stored.MemoryPages
-		}
-		if l.Timeout == 0 {
-			l.Timeout = stored.Timeout
-		}
+	digest := artifacts.Digest(wasm)
+	if prev, had, err := r.store.Meta(ctx, name, version); err != nil {
+		return artifacts.Meta{}, false, err
+	} else if had {
+		m, err := r.existing(ctx, prev, digest, l)
+		return m, false, err
 	}
 	// Load validates (exports, imports, ABI version) before it keeps
 	// anything: an invalid plugin is refused here, with nothing stored.
 	if err := r.host.Load(ctx, name, version, wasm, l); err != nil {
-		return artifacts.Meta{}, err
+		return artifacts.Meta{}, false, err
 	}
-	m := artifacts.Meta{Name: name, Version: version, Size: int64(len(wasm)), Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
+	m = artifacts.Meta{Name: name, Version: version, Blob: digest, Size: int64(len(wasm)), Uploaded: time.Now().UTC(), Attrs: map[string]string{}}
+	setLimits(&m, l)
+	if _, err = r.store.PutBlob(ctx, wasm); err == nil {
+		var found artifacts.Meta
+		if found, err = r.store.CreateMeta(ctx, m); errors.Is(err, artifacts.ErrExists) {
+			if found.Blob == digest { // this push's own record (a try that timed out), or a twin's
+				m, err = found, nil
+			} else {
+				_, err = r.existing(ctx, found, digest, Limits{})
+			}
+		}
+	}
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	if err != nil {
+		if _, seen := r.lookup(name, version); !seen { // not recorded after all (else the watch put it)
+			_ = r.host.Unload(name, version)
+		}
+		return artifacts.Meta{}, false, err
+	}
+	r.put(name, version, registered{meta: m, limits: limitsOf(m)})
+	return m, true, nil
+}
+
+// existing answers a push of bytes with this digest and limits l to a
+// version stored as prev: the same bytes change nothing but the limits l
+// sets, other bytes are a Conflict.
+func (r *Registry) existing(ctx context.Context, prev artifacts.Meta, digest string, l Limits) (artifacts.Meta, error) {
+	if prev.Blob != digest {
+		return prev, weirerr.Conflictf("plugin %s@%s exists already with other bytes (sha256 %.12s, this upload's %.12s): versions are immutable, so push these bytes as a new version",
+			prev.Name, prev.Version, prev.Blob, digest)
+	}
+	stored := limitsOf(prev)
+	if l.MemoryPages == 0 {
+		l.MemoryPages = stored.MemoryPages
+	}
+	if l.Timeout == 0 {
+		l.Timeout = stored.Timeout
+	}
+	if l == stored {
+		return prev, nil
+	}
+	m := prev
+	m.Attrs = map[string]string{}
+	for k, v := range prev.Attrs {
+		m.Attrs[k] = v
+	}
+	setLimits(&m, l)
+	return m, r.store.PutMeta(ctx, m) // every replica, this one too, reloads with them
+}
+
+// setLimits records l's non-zero limits in m's attributes.
+func setLimits(m *artifacts.Meta, l Limits) {
 	if l.MemoryPages > 0 {
 		m.Attrs[attrMemoryPages] = strconv.FormatUint(uint64(l.MemoryPages), 10)
 	}
 	if l.Timeout > 0 {
 		m.Attrs[attrTimeout] = l.Timeout.String()
 	}
-	if m.Blob, err = r.store.PutBlob(ctx, wasm); err != nil {
-		return m, err
-	}
-	r.put(name, version, registered{meta: m, limits: l})
-	return m, r.store.PutMeta(ctx, m)
+}
+
+func (r *Registry) lookup(name, version string) (registered, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	pv, ok := r.versions[name][version]
+	return pv, ok
 }
 
 // Delete removes name@version from the store (every replica unloads it).

@@ -37,11 +37,16 @@ func newModelCmd(cf *clientFlags) *cobra.Command {
 			if batching.given(cmd) {
 				o.Batching = batching.setting()
 			}
-			if err := c.PushModelWith(cmd.Context(), name, version, f, o); err != nil {
+			pushed, err := c.PushModelResult(cmd.Context(), name, version, f, o)
+			if err != nil {
 				return fmt.Errorf("push %s@%s: %w", name, version, err)
 			}
-			fmt.Printf("model %s@%s uploaded and ready\n", name, version)
-			if o.Batching != nil && o.Batching.MaxBatchSize > 0 {
+			if !pushed.Created {
+				fmt.Printf("model %s@%s is already there with these bytes: nothing changed\n", name, version)
+			} else {
+				fmt.Printf("model %s@%s uploaded and ready\n", name, version)
+			}
+			if pushed.Created && o.Batching != nil && o.Batching.MaxBatchSize > 0 {
 				fmt.Printf("dynamic batching on: %s\n", batching.describe())
 			}
 			if reference != "" {

@@ -25,10 +25,15 @@ func newPluginCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			if err := cf.client().PushPluginLimits(cmd.Context(), args[0], args[1], f, limits); err != nil {
+			pushed, err := cf.client().PushPluginResult(cmd.Context(), args[0], args[1], f, limits)
+			if err != nil {
 				return fmt.Errorf("push plugin %s@%s: %w", args[0], args[1], err)
 			}
-			fmt.Printf("plugin %s@%s uploaded and loaded\n", args[0], args[1])
+			if !pushed.Created {
+				fmt.Println(pushed.Message)
+			} else {
+				fmt.Printf("plugin %s@%s uploaded and loaded\n", args[0], args[1])
+			}
 			return nil
 		},
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weirhq/weir/internal/lifecycle"
+	"github.com/weirhq/weir/internal/weirerr"
 )
 
 // Meta describes one name@version. Blob is the sha256 of its bytes in the
@@ -37,9 +38,10 @@ type Meta struct {
 
 // Store is one kind of artifact ("models", "plugins") in JetStream.
 type Store struct {
-	kind string
-	kv   jetstream.KeyValue
-	obj  jetstream.ObjectStore
+	kind     string
+	kv       jetstream.KeyValue
+	obj      jetstream.ObjectStore
+	retryFor time.Duration
 }
 
 // Open creates or binds the buckets weir-<kind> (KV) and weir-<kind>-blobs
@@ -74,26 +76,38 @@ func Digest(b []byte) string {
 // PutBlob stores b (once per content) and returns its digest.
 func (s *Store) PutBlob(ctx context.Context, b []byte) (string, error) {
 	d := Digest(b)
-	if _, err := s.obj.GetInfo(ctx, d); err == nil {
-		return d, nil
-	}
-	if err := putObject(ctx, s.obj, d, bytes.NewReader(b)); err != nil {
-		return "", fmt.Errorf("store %s blob %s: %w", s.kind, d[:12], err)
-	}
-	return d, nil
+	return d, s.PutBlobFrom(ctx, d, bytes.NewReader(b))
 }
 
 // PutBlobFrom stores the bytes r yields under digest, which the caller
 // computed as it received them (once per content), streaming them in the
-// object store's chunks: a model of gigabytes is never whole in memory.
-func (s *Store) PutBlobFrom(ctx context.Context, digest string, r io.Reader) error {
-	if _, err := s.obj.GetInfo(ctx, digest); err == nil {
+// object store's chunks: a model of gigabytes is never whole in memory. A
+// NATS failure that may pass (a stream leader being elected) is retried
+// from r's start until ctx ends, and is then Unavailable.
+func (s *Store) PutBlobFrom(ctx context.Context, digest string, r io.ReadSeeker) error {
+	if s.hasBlob(ctx, digest) {
 		return nil
 	}
-	if err := putObject(ctx, s.obj, digest, r); err != nil {
-		return fmt.Errorf("store %s blob %s: %w", s.kind, short(digest), err)
+	what := fmt.Sprintf("store %s blob %s", s.kind, short(digest))
+	err := s.retry(ctx, what, 0, func(ctx context.Context) error {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		return putObject(ctx, s.obj, digest, r)
+	})
+	if err != nil && weirerr.KindOf(err) == weirerr.Internal {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	return err
+}
+
+// hasBlob reports whether digest is stored; when that cannot be known in
+// time, it is stored again (the same bytes under the same name).
+func (s *Store) hasBlob(ctx context.Context, digest string) bool {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	_, err := s.obj.GetInfo(ctx, digest)
+	return err == nil
 }
 
 // BlobTo streams the bytes stored under digest into w, checking them
@@ -153,20 +167,35 @@ func ParseKey(key string) (name, version string, ok bool) {
 	return unescape(key[:i]), unescape(key[i+1:]), true
 }
 
-// PutMeta records m; every replica's watch sees it.
+// PutMeta records m; every replica's watch sees it. Failures that may pass
+// are retried until ctx ends (see PutBlobFrom).
 func (s *Store) PutMeta(ctx context.Context, m Meta) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Put(ctx, Key(m.Name, m.Version), b); err != nil {
-		return fmt.Errorf("record %s %s@%s: %w", s.kind, m.Name, m.Version, err)
+	what := fmt.Sprintf("record %s %s@%s", s.kind, m.Name, m.Version)
+	err = s.retry(ctx, what, attemptTimeout, func(ctx context.Context) error {
+		_, err := s.kv.Put(ctx, Key(m.Name, m.Version), b)
+		return err
+	})
+	if err != nil && weirerr.KindOf(err) == weirerr.Internal {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	return err
 }
 
-// Meta returns the metadata of name@version.
-func (s *Store) Meta(ctx context.Context, name, version string) (Meta, bool, error) {
+// Meta returns the metadata of name@version. Failures that may pass are
+// retried until ctx ends (see PutBlobFrom).
+func (s *Store) Meta(ctx context.Context, name, version string) (m Meta, found bool, err error) {
+	err = s.retry(ctx, fmt.Sprintf("read %s %s@%s", s.kind, name, version), attemptTimeout, func(ctx context.Context) error {
+		m, found, err = s.meta(ctx, name, version)
+		return err
+	})
+	return m, found, err
+}
+
+func (s *Store) meta(ctx context.Context, name, version string) (Meta, bool, error) {
 	e, err := s.kv.Get(ctx, Key(name, version))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Meta{}, false, nil

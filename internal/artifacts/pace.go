@@ -2,10 +2,13 @@ package artifacts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -27,14 +30,49 @@ const (
 )
 
 func putObject(ctx context.Context, obj jetstream.ObjectStore, name string, r io.Reader) error {
+	// Put waits on the context alone (for the stream's acks, say): a
+	// stream that lost its leader would hold it until the context ends,
+	// which for an upload is many minutes away. A watchdog ends it once
+	// nothing has moved for putStall.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	p := &pacedReader{ctx: ctx, obj: obj, r: r}
+	p.moved()
+	watchdog := time.AfterFunc(putStall, func() { p.checkStall(cancel) })
+	defer watchdog.Stop()
+	err := p.put(obj, name)
+	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+		return cause
+	}
+	return err
+}
+
+func (p *pacedReader) put(obj jetstream.ObjectStore, name string) error {
 	var err error
 	if p.base, err = p.lastSeq(); err != nil {
 		return err
 	}
 	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: putChunk}}
-	_, err = obj.Put(ctx, meta, p)
+	_, err = obj.Put(p.ctx, meta, p)
 	return err
+}
+
+// errStalled ends a put on which nothing moved for putStall; it is a
+// timeout (worth another try: the stream may have a new leader by now).
+var errStalled = fmt.Errorf("the object store took nothing of the upload for %s: %w", putStall, nats.ErrTimeout)
+
+// moved notes progress: a chunk handed over, or stored.
+func (p *pacedReader) moved() { p.lastMove.Store(time.Now().UnixNano()) }
+
+// checkStall cancels the put when nothing moved for putStall, or looks
+// again when that will be the case.
+func (p *pacedReader) checkStall(cancel context.CancelCauseFunc) {
+	idle := time.Duration(time.Now().UnixNano() - p.lastMove.Load())
+	if idle >= putStall {
+		cancel(errStalled)
+		return
+	}
+	time.AfterFunc(putStall-idle, func() { p.checkStall(cancel) })
 }
 
 // pacedReader hands Put one chunk per Read (Put publishes each Read that
@@ -46,6 +84,8 @@ type pacedReader struct {
 	r    io.Reader
 	base uint64 // the stream's last sequence before the first chunk
 	sent uint64 // chunks handed to Put
+
+	lastMove atomic.Int64 // unix nanos of the last progress (moved)
 }
 
 func (p *pacedReader) Read(b []byte) (int, error) {
@@ -57,6 +97,7 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if n > 0 {
 		p.sent++
+		p.moved()
 	}
 	return n, err
 }
@@ -75,6 +116,7 @@ func (p *pacedReader) waitStored(n uint64) error {
 		}
 		if seq != last {
 			last, progress = seq, time.Now()
+			p.moved()
 		} else if time.Since(progress) > putStall {
 			return fmt.Errorf("the object store stored nothing of the upload for %s (%d of %d chunks stored)", putStall, seq-p.base, p.sent)
 		}
@@ -86,8 +128,12 @@ func (p *pacedReader) waitStored(n uint64) error {
 	}
 }
 
+// lastSeq asks the stream's state; a stream without a leader does not
+// answer, so the question has a deadline of its own.
 func (p *pacedReader) lastSeq() (uint64, error) {
-	st, err := p.obj.Status(p.ctx)
+	ctx, cancel := context.WithTimeout(p.ctx, attemptTimeout)
+	defer cancel()
+	st, err := p.obj.Status(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("object store status: %w", err)
 	}

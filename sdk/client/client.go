@@ -102,6 +102,22 @@ func (c *Client) PushModel(ctx context.Context, name, version string, onnx io.Re
 // PushModelWith uploads ONNX bytes as name@version with options: a feature
 // list, a dynamic batching setting.
 func (c *Client) PushModelWith(ctx context.Context, name, version string, onnx io.Reader, o PushOptions) error {
+	_, err := c.PushModelResult(ctx, name, version, onnx, o)
+	return err
+}
+
+// Pushed is the gateway's answer to a push that succeeded.
+type Pushed struct {
+	// Created is false when the version was there already with the same
+	// bytes: nothing changed (versions are immutable; other bytes are
+	// refused with HTTP 409).
+	Created bool   `json:"created"`
+	Message string `json:"message"`
+}
+
+// PushModelResult is PushModelWith, saying whether the push created the
+// version.
+func (c *Client) PushModelResult(ctx context.Context, name, version string, onnx io.Reader, o PushOptions) (Pushed, error) {
 	q := url.Values{}
 	if len(o.Features) > 0 {
 		q.Set("features", strings.Join(o.Features, ","))
@@ -123,7 +139,9 @@ func (c *Client) PushModelWith(ctx context.Context, name, version string, onnx i
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
-	return c.do(ctx, http.MethodPut, p, "application/octet-stream", onnx, nil)
+	var out Pushed
+	err := c.do(ctx, http.MethodPut, p, "application/octet-stream", onnx, &out)
+	return out, err
 }
 
 // SetBatching changes name@version's dynamic batching setting on every
@@ -169,6 +187,13 @@ type PluginLimits struct {
 
 // PushPluginLimits uploads a plugin with its own limits.
 func (c *Client) PushPluginLimits(ctx context.Context, name, version string, wasm io.Reader, l PluginLimits) error {
+	_, err := c.PushPluginResult(ctx, name, version, wasm, l)
+	return err
+}
+
+// PushPluginResult is PushPluginLimits, saying whether the push created
+// the version.
+func (c *Client) PushPluginResult(ctx context.Context, name, version string, wasm io.Reader, l PluginLimits) (Pushed, error) {
 	q := url.Values{}
 	if l.MemoryMB > 0 {
 		q.Set("memory_mb", strconv.Itoa(l.MemoryMB))
@@ -180,7 +205,9 @@ func (c *Client) PushPluginLimits(ctx context.Context, name, version string, was
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
-	return c.do(ctx, http.MethodPut, p, "application/wasm", wasm, nil)
+	var out Pushed
+	err := c.do(ctx, http.MethodPut, p, "application/wasm", wasm, &out)
+	return out, err
 }
 
 // DeletePlugin removes plugin name@version.
