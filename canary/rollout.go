@@ -264,8 +264,11 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 	}
 	weight := st.Weight
 	need := max(st.Spec.MinRequests, 1)
-	if cm.Requests < need {
-		reason := fmt.Sprintf("waiting: %d of %d requests", cm.Requests, need)
+	if cm.served() < need {
+		reason := fmt.Sprintf("waiting: %d of %d requests", cm.served(), need)
+		if cm.ClientErrors > 0 {
+			reason += fmt.Sprintf(" (%d client errors not counted)", cm.ClientErrors)
+		}
 		if st.Waiting && st.Reason == reason {
 			return nil, errUnchanged
 		}
@@ -274,10 +277,10 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 	}
 	st.Waiting = false
 	if s := st.Spec; s.MaxErrorRate != nil && cs.ErrorRate > *s.MaxErrorRate {
-		return toRolledBack(st, "rollback", fmt.Sprintf("error rate %.4g over max_error_rate %v at %d%% (%d of %d canary requests failed)", cs.ErrorRate, *s.MaxErrorRate, weight, cm.Errors, cm.Requests)), nil
+		return toRolledBack(st, "rollback", fmt.Sprintf("error rate %.4g over max_error_rate %v at %d%% (%d of %d canary requests failed)", cs.ErrorRate, *s.MaxErrorRate, weight, cm.Errors, cm.served())), nil
 	}
 	if s := st.Spec; s.MaxP99Ms != nil && cs.P99Ms > *s.MaxP99Ms {
-		return toRolledBack(st, "rollback", fmt.Sprintf("p99 %.4gms over max_p99_ms %v at %d%% (%d canary requests)", cs.P99Ms, *s.MaxP99Ms, weight, cm.Requests)), nil
+		return toRolledBack(st, "rollback", fmt.Sprintf("p99 %.4gms over max_p99_ms %v at %d%% (%d canary requests)", cs.P99Ms, *s.MaxP99Ms, weight, cm.served())), nil
 	}
 	if s := st.Spec; s.MaxDrift != nil && st.Drift != nil && *st.Drift > *s.MaxDrift {
 		reason := fmt.Sprintf("drift %.4g over max_drift %v at %d%%", *st.Drift, *s.MaxDrift, weight)
@@ -290,7 +293,10 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 		}
 		return toRolledBack(st, "rollback", reason), nil
 	}
-	passed := fmt.Sprintf("analysis passed at %d%%: %d requests, error rate %.4g, p99 %.4gms", weight, cm.Requests, cs.ErrorRate, cs.P99Ms)
+	passed := fmt.Sprintf("analysis passed at %d%%: %d requests, error rate %.4g, p99 %.4gms", weight, cm.served(), cs.ErrorRate, cs.P99Ms)
+	if cm.ClientErrors > 0 {
+		passed += fmt.Sprintf(" (%d client errors not judged)", cm.ClientErrors)
+	}
 	if st.Drift != nil {
 		passed += fmt.Sprintf(", drift %.4g", *st.Drift)
 	}

@@ -63,12 +63,18 @@ type Status struct {
 	History []Transition `json:"history"`
 }
 
-// VariantStats are one variant's figures over an analysis window.
+// VariantStats are one variant's figures over an analysis window. Errors
+// are failures of the gateway's side (model, plugin, timeout: 5xx);
+// ClientErrors the callers' own mistakes (4xx), shown but not judged: a
+// client must not be able to roll a canary back by sending it bad
+// requests. ErrorRate is Errors over the requests that were not client
+// errors, and min_requests counts those.
 type VariantStats struct {
-	Requests  int64   `json:"requests"`
-	Errors    int64   `json:"errors"`
-	ErrorRate float64 `json:"error_rate"`
-	P99Ms     float64 `json:"p99_ms"`
+	Requests     int64   `json:"requests"`
+	Errors       int64   `json:"errors"`
+	ClientErrors int64   `json:"client_errors"`
+	ErrorRate    float64 `json:"error_rate"`
+	P99Ms        float64 `json:"p99_ms"`
 }
 
 // Transition is one change of a rollout, as published on
@@ -94,11 +100,16 @@ type Routes interface {
 	UpdateVariants(ctx context.Context, name string, fn func([]router.Variant) ([]router.Variant, error)) error
 }
 
-// VariantMetrics are a variant's figures over a time window.
+// VariantMetrics are a variant's figures over a time window: Requests
+// includes ClientErrors (answers of 4xx, the callers' own mistakes);
+// Errors are the gateway side's failures; P99 leaves client errors out.
 type VariantMetrics struct {
-	Requests, Errors int64
-	P99              time.Duration
+	Requests, Errors, ClientErrors int64
+	P99                            time.Duration
 }
+
+// served is the number of requests the variant answered or failed itself.
+func (m VariantMetrics) served() int64 { return m.Requests - m.ClientErrors }
 
 // Metrics gives a variant's request count, errors and p99 latency over
 // [from, to]; the gateway adapts the monitor's per-variant stats to it.
@@ -133,9 +144,9 @@ type FeatureDrifter interface {
 const VsStablePrefix = "vs_stable:"
 
 func stats(m VariantMetrics) VariantStats {
-	s := VariantStats{Requests: m.Requests, Errors: m.Errors, P99Ms: float64(m.P99) / float64(time.Millisecond)}
-	if m.Requests > 0 {
-		s.ErrorRate = float64(m.Errors) / float64(m.Requests)
+	s := VariantStats{Requests: m.Requests, Errors: m.Errors, ClientErrors: m.ClientErrors, P99Ms: float64(m.P99) / float64(time.Millisecond)}
+	if n := m.served(); n > 0 {
+		s.ErrorRate = float64(m.Errors) / float64(n)
 	}
 	return s
 }

@@ -96,9 +96,14 @@ func TestCanaryPromotes(t *testing.T) {
 	t.Logf("promoted after %d requests", sent)
 }
 
+// TestCanaryRollsBackAFailingVersion: failures of the gateway's side (here
+// a plugin that traps: 502) roll the canary back.
 func TestCanaryRollsBackAFailingVersion(t *testing.T) {
 	g := canaryGateway(t)
-	startRollout(t, g, `{"model":"m","version":"bad","steps":[50,100],"interval":"300ms","min_requests":10,"max_error_rate":0.05}`)
+	pushPlugin(t, g, "trap", "1", plugin(t, "trap"))
+	setRoute(t, g, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100},`+
+		`{"name":"canary","model":"m","version":"2","weight":0,"plugins":[{"name":"trap"}]}],"sticky":{"header":"X-User"}}`)
+	startRollout(t, g, `{"model":"m","version":"2","steps":[50,100],"interval":"300ms","min_requests":10,"max_error_rate":0.05}`)
 	drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
 	st := rollout(t, g, "r")
 	if st.State != "rolled_back" || !strings.Contains(st.Reason, "error rate") {
@@ -110,6 +115,52 @@ func TestCanaryRollsBackAFailingVersion(t *testing.T) {
 		if a.status != 200 || a.body["variant"] != "stable" {
 			t.Fatalf("after rollback: %d %s", a.status, a.raw)
 		}
+	}
+}
+
+// TestClientErrorsDoNotRollBackACanary pins issue 25 defect 5: callers'
+// own mistakes (bad JSON, a missing feature: 400) are counted apart and
+// shown, and neither roll a canary back nor count toward min_requests.
+func TestClientErrorsDoNotRollBackACanary(t *testing.T) {
+	g := canaryGateway(t)
+	startRollout(t, g, `{"model":"m","version":"2","steps":[50,100],"interval":"200ms","min_requests":5,"max_error_rate":0.05}`)
+	bad := []string{`{"x":`, `{"y":1}`, `[1,2]`, `{"x":"abc"}`}
+	for i := 0; i < 300; i++ {
+		a := call(t, "POST", g.URL+"/v1/routes/r/predict", "", []byte(bad[i%len(bad)]))
+		if a.status/100 != 4 {
+			t.Fatalf("bad request %s: %d %s, want a 4xx", bad[i%len(bad)], a.status, a.raw)
+		}
+	}
+	var st struct {
+		rolloutStatus
+		Variants map[string]struct {
+			Requests     int64   `json:"requests"`
+			Errors       int64   `json:"errors"`
+			ClientErrors int64   `json:"client_errors"`
+			ErrorRate    float64 `json:"error_rate"`
+		} `json:"variants"`
+	}
+	// Analysed after the bad requests: still progressing, waiting for
+	// requests it can judge, with the client errors shown.
+	testpoll.For(t, 20*time.Second, "an analysis that saw the canary's client errors", func() error {
+		if err := g.Client.Get(context.Background(), "/v1/routes/r/rollout", &st); err != nil {
+			return err
+		}
+		if st.State != "progressing" {
+			t.Fatalf("after 300 bad requests: %+v, want still progressing", st)
+		}
+		if c := st.Variants["canary"]; c.ClientErrors == 0 || c.Errors != 0 || c.ErrorRate != 0 || !st.Waiting {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	if !strings.Contains(st.Reason, "client errors not counted") {
+		t.Errorf("waiting reason %q does not mention the client errors", st.Reason)
+	}
+	// Good traffic then promotes it.
+	sent, failed := drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
+	if got := rollout(t, g, "r"); got.State != "promoted" || failed != 0 {
+		t.Fatalf("after %d good requests (%d failed): %+v, want promoted", sent, failed, got)
 	}
 }
 

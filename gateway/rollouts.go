@@ -20,9 +20,10 @@ func (m canaryMetrics) VariantMetrics(route, variant string, from, to time.Time)
 		return canary.VariantMetrics{}, nil
 	}
 	return canary.VariantMetrics{
-		Requests: s.Requests,
-		Errors:   s.Errors,
-		P99:      time.Duration(s.P99Ms * float64(time.Millisecond)),
+		Requests:     s.Requests,
+		Errors:       s.Errors,
+		ClientErrors: s.ClientErrors,
+		P99:          time.Duration(s.P99Ms * float64(time.Millisecond)),
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/weirhq/weir/internal/lifecycle"
 	"github.com/weirhq/weir/internal/weirerr"
+	"github.com/weirhq/weir/monitor/event"
 )
 
 // StatsOptions configure Stats.
@@ -33,16 +34,21 @@ type StatsOptions struct {
 	Logger *slog.Logger
 }
 
-// Point is one bucket of a route variant's time series.
+// Point is one bucket of a route variant's time series. Errors are the
+// gateway side's failures (5xx, 429); ClientErrors the callers' own
+// mistakes (other 4xx, event.ClientError), counted apart: they are in
+// Requests but not in ErrorRate (Errors over the requests that were not
+// client errors) nor in the latency percentiles.
 type Point struct {
-	T         time.Time `json:"t"`
-	Requests  int64     `json:"requests"`
-	Errors    int64     `json:"errors"`
-	RPS       float64   `json:"rps"`
-	ErrorRate float64   `json:"error_rate"`
-	P50Ms     float64   `json:"p50_ms"`
-	P95Ms     float64   `json:"p95_ms"`
-	P99Ms     float64   `json:"p99_ms"`
+	T            time.Time `json:"t"`
+	Requests     int64     `json:"requests"`
+	Errors       int64     `json:"errors"`
+	ClientErrors int64     `json:"client_errors"`
+	RPS          float64   `json:"rps"`
+	ErrorRate    float64   `json:"error_rate"`
+	P50Ms        float64   `json:"p50_ms"`
+	P95Ms        float64   `json:"p95_ms"`
+	P99Ms        float64   `json:"p99_ms"`
 }
 
 // VariantSeries is the time series of one variant of a route. Shadow traffic
@@ -73,17 +79,19 @@ type OutputSummary struct {
 }
 
 // VariantSummary is one variant over a time range. Percentiles are within
-// about 3% of the exact value (see sketch.go).
+// about 3% of the exact value (see sketch.go). Errors, ClientErrors and
+// ErrorRate are as in Point.
 type VariantSummary struct {
-	Requests  int64                    `json:"requests"`
-	Errors    int64                    `json:"errors"`
-	ErrorRate float64                  `json:"error_rate"`
-	P50Ms     float64                  `json:"p50_ms"`
-	P95Ms     float64                  `json:"p95_ms"`
-	P99Ms     float64                  `json:"p99_ms"`
-	Shadow    bool                     `json:"shadow,omitempty"`
-	Pinned    bool                     `json:"pinned,omitempty"`
-	Outputs   map[string]OutputSummary `json:"outputs"`
+	Requests     int64                    `json:"requests"`
+	Errors       int64                    `json:"errors"`
+	ClientErrors int64                    `json:"client_errors"`
+	ErrorRate    float64                  `json:"error_rate"`
+	P50Ms        float64                  `json:"p50_ms"`
+	P95Ms        float64                  `json:"p95_ms"`
+	P99Ms        float64                  `json:"p99_ms"`
+	Shadow       bool                     `json:"shadow,omitempty"`
+	Pinned       bool                     `json:"pinned,omitempty"`
+	Outputs      map[string]OutputSummary `json:"outputs"`
 }
 
 // Stats keeps live per-route, per-variant statistics in fixed time buckets,
@@ -110,11 +118,12 @@ type series struct {
 }
 
 type bucket struct {
-	start    int64 // unix seconds; 0 means unused
-	requests int64
-	errors   int64
-	lat      *latHist
-	outputs  map[string]*valueStats
+	start     int64 // unix seconds; 0 means unused
+	requests  int64
+	errors    int64 // the gateway side's failures
+	clientErr int64 // the callers' own 4xx (event.ClientError)
+	lat       *latHist
+	outputs   map[string]*valueStats
 }
 
 // statsEvent is the part of an Event that Stats reads; features are skipped.
@@ -309,7 +318,13 @@ func (s *Stats) add(ev *statsEvent) {
 		*b = bucket{start: start}
 	}
 	b.requests++
-	if ev.Status < 200 || ev.Status > 299 {
+	switch {
+	case event.ClientError(ev.Status):
+		// Counted apart, and out of the latency: a flood of quick refusals
+		// must not lower a variant's p99 either.
+		b.clientErr++
+		return
+	case ev.Status < 200 || ev.Status > 299:
 		b.errors++
 	}
 	if b.lat == nil {
@@ -393,12 +408,14 @@ func (s *Stats) Timeseries(route string, since time.Duration) []VariantSeries {
 				if t == last { // the current bucket is still filling
 					secs = max(float64(nowSec-t), 1)
 				}
-				p.Requests, p.Errors = b.requests, b.errors
+				p.Requests, p.Errors, p.ClientErrors = b.requests, b.errors, b.clientErr
 				p.RPS = float64(b.requests) / secs
-				p.ErrorRate = float64(b.errors) / float64(b.requests)
-				p.P50Ms = b.lat.quantile(0.50) / 1000
-				p.P95Ms = b.lat.quantile(0.95) / 1000
-				p.P99Ms = b.lat.quantile(0.99) / 1000
+				if served := b.requests - b.clientErr; served > 0 {
+					p.ErrorRate = float64(b.errors) / float64(served)
+					p.P50Ms = b.lat.quantile(0.50) / 1000
+					p.P95Ms = b.lat.quantile(0.95) / 1000
+					p.P99Ms = b.lat.quantile(0.99) / 1000
+				}
 			}
 			vs.Points = append(vs.Points, p)
 		}
@@ -435,6 +452,7 @@ func (s *Stats) Summary(route string, from, to time.Time) map[string]VariantSumm
 			}
 			sum.Requests += b.requests
 			sum.Errors += b.errors
+			sum.ClientErrors += b.clientErr
 			if b.lat != nil {
 				lat.merge(b.lat)
 			}
@@ -450,7 +468,9 @@ func (s *Stats) Summary(route string, from, to time.Time) map[string]VariantSumm
 		if sum.Requests == 0 {
 			continue
 		}
-		sum.ErrorRate = float64(sum.Errors) / float64(sum.Requests)
+		if served := sum.Requests - sum.ClientErrors; served > 0 {
+			sum.ErrorRate = float64(sum.Errors) / float64(served)
+		}
 		sum.P50Ms = lat.quantile(0.50) / 1000
 		sum.P95Ms = lat.quantile(0.95) / 1000
 		sum.P99Ms = lat.quantile(0.99) / 1000
@@ -477,5 +497,5 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // String is for logs.
 func (v VariantSummary) String() string {
-	return fmt.Sprintf("requests=%d errors=%d p99=%.1fms", v.Requests, v.Errors, v.P99Ms)
+	return fmt.Sprintf("requests=%d errors=%d client_errors=%d p99=%.1fms", v.Requests, v.Errors, v.ClientErrors, v.P99Ms)
 }

@@ -70,14 +70,24 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 			Model: "fraud", Version: "1", LatencyUS: int64(i) * 1000, Status: status,
 			Outputs: map[string]any{"score": float64(i) / 100, "label": i%2 == 0}})
 	}
-	// canary: 20 requests of 20µs (exact bins), 2 errors, one bucket later.
+	// canary: 20 requests of 20µs (exact bins), 2 errors of the gateway's
+	// side (a 503, a 429 of a full pool), one bucket later.
 	for i := range 20 {
 		status := 200
-		if i < 2 {
+		switch i {
+		case 0:
 			status = 503
+		case 1:
+			status = 429
 		}
 		send(&Event{TS: bucketStart.Add(10 * time.Second), Variant: "canary", Model: "fraud", Version: "2",
 			LatencyUS: 20, Status: status, Outputs: map[string]any{"score": []any{0.5, 0.7}}})
+	}
+	// ... and 30 slow refusals of the callers' own mistakes: counted apart,
+	// in neither the error rate nor the latency.
+	for i := range 30 {
+		send(&Event{TS: bucketStart.Add(10 * time.Second), Variant: "canary", Model: "fraud", Version: "2",
+			LatencyUS: 5_000_000, Status: []int{400, 404, 413}[i%3]})
 	}
 	// shadow traffic and an event from before the window.
 	send(&Event{TS: bucketStart, Variant: "stable", Model: "fraud", Version: "3", Shadow: true, LatencyUS: 7, Status: 200})
@@ -121,8 +131,9 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 	}
 
 	canary := sum["canary"]
-	if canary.Requests != 20 || canary.Errors != 2 || canary.P50Ms != 0.02 || canary.P99Ms != 0.02 {
-		t.Errorf("canary: %+v; want 20 requests, 2 errors, p50 = p99 = 0.02 ms", canary)
+	if canary.Requests != 50 || canary.Errors != 2 || canary.ClientErrors != 30 || canary.ErrorRate != 0.1 ||
+		canary.P50Ms != 0.02 || canary.P99Ms != 0.02 {
+		t.Errorf("canary: %+v; want 50 requests, 2 errors, 30 client errors, error rate 0.1 (of 20 served), p50 = p99 = 0.02 ms", canary)
 	}
 	if sc := canary.Outputs["score"]; sc.Count != 40 || !near(sc.Mean, 0.6, 1e-9) {
 		t.Errorf("canary vector output: %+v, want 40 values, mean 0.6", sc)
@@ -133,7 +144,7 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 
 	// A range that only covers the canary's bucket.
 	only := st.Summary("fraud", bucketStart.Add(10*time.Second), bucketStart.Add(15*time.Second))
-	if only["stable"].Requests != 0 || only["canary"].Requests != 20 {
+	if only["stable"].Requests != 0 || only["canary"].Requests != 50 {
 		t.Errorf("summary of the canary bucket: %v", only)
 	}
 
@@ -150,6 +161,11 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 			}
 		} else if p.Requests != 0 {
 			t.Errorf("unexpected requests in point %+v", p)
+		}
+	}
+	for _, p := range ts[0].Points {
+		if p.Requests != 0 && (p.Requests != 50 || p.Errors != 2 || p.ClientErrors != 30 || p.ErrorRate != 0.1 || p.P99Ms != 0.02) {
+			t.Errorf("canary point %+v, want 50 requests, 2 errors, 30 client errors, error rate 0.1, p99 0.02 ms", p)
 		}
 	}
 	if !found || len(ts[2].Points) < 6 {
