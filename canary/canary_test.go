@@ -160,7 +160,7 @@ func f(v float64) *float64 { return &v }
 
 func spec(interval time.Duration, steps ...int) Spec {
 	return Spec{Variant: "canary", Model: "fraud", Version: "2", Steps: steps, Interval: Duration(interval),
-		MaxErrorRate: f(0.01), MaxP99Ms: f(50), MaxDrift: f(0.25), MinRequests: 100}
+		MaxErrorRate: f(0.01), MaxP99Ms: f(50), MaxDrift: Limit(0.25), MinRequests: 100}
 }
 
 func waitState(t *testing.T, c *Controller, want State) *Status {
@@ -292,7 +292,7 @@ func TestRollbacks(t *testing.T) {
 	}{
 		{"error rate", VariantMetrics{Requests: 200, Errors: 40, P99: time.Millisecond}, 0, "error rate 0.2 over max_error_rate 0.01 at 10% (40 of 200 canary requests failed)"},
 		{"p99", VariantMetrics{Requests: 200, P99: 80 * time.Millisecond}, 0, "p99 80ms over max_p99_ms 50 at 10% (200 canary requests)"},
-		{"drift", VariantMetrics{Requests: 200, P99: time.Millisecond}, 0.4, "drift 0.4 over max_drift 0.25 at 10%"},
+		{"drift (absolute)", VariantMetrics{Requests: 200, P99: time.Millisecond}, 0.4, "drift 0.4 over max_drift 0.25 at 10%"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -301,7 +301,9 @@ func TestRollbacks(t *testing.T) {
 			c := e.controller(t, "a")
 			e.metrics.set("canary", tc.canary)
 			e.metrics.drift["fraud@2"] = tc.drift
-			if _, err := c.Start(context.Background(), "fraud", spec(100*time.Millisecond, 10, 50, 100)); err != nil {
+			s := spec(100*time.Millisecond, 10, 50, 100)
+			s.DriftMode = DriftAbsolute
+			if _, err := c.Start(context.Background(), "fraud", s); err != nil {
 				t.Fatal(err)
 			}
 			st := waitState(t, c, RolledBack)

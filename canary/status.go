@@ -41,6 +41,10 @@ type Status struct {
 	CanaryDrift  *float64 `json:"canary_drift,omitempty"`
 	StableDrift  *float64 `json:"stable_drift,omitempty"`
 	DriftFeature string   `json:"drift_feature,omitempty"`
+	// Gates are the checks of the last analysis that judged the canary:
+	// each with its limit and value, or, when it could not be judged, why
+	// (Value nil).
+	Gates []Gate `json:"gates,omitempty"`
 	// Decision is the last decision: start, wait, advance, promote,
 	// rollback, pause, resume, abort, error.
 	Decision string `json:"decision"`
@@ -75,6 +79,18 @@ type VariantStats struct {
 	ClientErrors int64   `json:"client_errors"`
 	ErrorRate    float64 `json:"error_rate"`
 	P99Ms        float64 `json:"p99_ms"`
+}
+
+// Gate is one check of an analysis: error_rate (max_error_rate), p99_ms
+// (max_p99_ms), answers (max_drift: the canary's answers against the
+// stable's over the step's window, the largest PSI of a numeric output)
+// or drift (max_drift given: the drift monitor's figure, Status.Drift).
+type Gate struct {
+	Gate   string   `json:"gate"`
+	Limit  float64  `json:"limit"`
+	Value  *float64 `json:"value,omitempty"` // nil: not judged (Note says why)
+	Passed bool     `json:"passed"`
+	Note   string   `json:"note,omitempty"`
 }
 
 // Transition is one change of a rollout, as published on
@@ -115,6 +131,21 @@ func (m VariantMetrics) served() int64 { return m.Requests - m.ClientErrors }
 // [from, to]; the gateway adapts the monitor's per-variant stats to it.
 type Metrics interface {
 	VariantMetrics(route, variant string, from, to time.Time) (VariantMetrics, error)
+}
+
+// AnswerShift is how far a variant's values of one numeric output lie from
+// another variant's over the same range: the PSI, and both counts.
+type AnswerShift struct {
+	PSI              float64
+	Count, BaseCount int64
+}
+
+// AnswerComparer is optionally implemented by a Metrics (the gateway's
+// adapter over the live stats is): per numeric output, the shift of
+// variant's answers against base's, both over [from, to]. Without it the
+// answers gate is not judged.
+type AnswerComparer interface {
+	AnswerShifts(route, variant, base string, from, to time.Time) map[string]AnswerShift
 }
 
 // Drift gives the largest drift score of a model version's features; ok is

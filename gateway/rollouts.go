@@ -27,6 +27,17 @@ func (m canaryMetrics) VariantMetrics(route, variant string, from, to time.Time)
 	}, nil
 }
 
+// AnswerShifts compares two variants' answers over the same range, for the
+// canary's answers gate.
+func (m canaryMetrics) AnswerShifts(route, variant, base string, from, to time.Time) map[string]canary.AnswerShift {
+	shifts := m.stats.AnswerShifts(route, variant, base, from, to)
+	out := make(map[string]canary.AnswerShift, len(shifts))
+	for name, sh := range shifts {
+		out[name] = canary.AnswerShift{PSI: sh.PSI, Count: sh.Count, BaseCount: sh.BaseCount}
+	}
+	return out
+}
+
 // startRollout serves POST /v1/routes/{route}/rollout.
 func (g *Gateway) startRollout(c *fiber.Ctx) error {
 	name, err := routeParam(c)

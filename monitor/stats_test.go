@@ -239,3 +239,41 @@ func TestStatsSeesEveryPublisher(t *testing.T) {
 		})
 	}
 }
+
+// AnswerShifts compares two variants' answers over the same range: the
+// same distribution gives a PSI near 0 whatever the counts, a shifted one
+// a large PSI, and a two-valued output is compared on its two values.
+func TestStatsAnswerShifts(t *testing.T) {
+	now := time.Now()
+	st := &Stats{opts: StatsOptions{Window: time.Hour, Bucket: 10 * time.Second, Now: func() time.Time { return now }},
+		nb: 360, bsec: 10, routes: make(map[string]map[string]*series)}
+	add := func(variant string, n int, score func(i int) float64) {
+		for i := range n {
+			st.add(&statsEvent{TS: now.Add(-time.Duration(i%50) * time.Second), Route: "r", Variant: variant, Status: 200,
+				Outputs: map[string]any{"score": score(i), "flag": i%4 == 0}})
+		}
+	}
+	uniform := func(n int) func(int) float64 { return func(i int) float64 { return float64(i%n) / float64(n) } }
+	add("stable", 2000, uniform(2000))
+	add("same", 200, uniform(200))
+	add("shifted", 200, func(i int) float64 { return 0.9 + float64(i%200)/2000 })
+	add("other", 50, uniform(50))
+	from := now.Add(-time.Minute)
+	same := st.AnswerShifts("r", "same", "stable", from, now)
+	if s := same["score"]; s.Count != 200 || s.BaseCount != 2000 || s.PSI > 0.05 {
+		t.Errorf("same distribution: %+v, want 200 against 2000 values and a PSI under 0.05", s)
+	}
+	if f := same["flag"]; f.PSI > 0.05 {
+		t.Errorf("same two-valued output: %+v, want a PSI under 0.05", f)
+	}
+	if s := st.AnswerShifts("r", "shifted", "stable", from, now)["score"]; s.PSI < 1 {
+		t.Errorf("answers all in the stable's top tenth: %+v, want a PSI over 1", s)
+	}
+	// A range that holds none of one variant: nothing to compare.
+	if got := st.AnswerShifts("r", "same", "stable", now.Add(-2*time.Hour), now.Add(-90*time.Minute)); len(got) != 0 {
+		t.Errorf("range without answers: %v", got)
+	}
+	if got := st.AnswerShifts("r", "nope", "stable", from, now); got != nil {
+		t.Errorf("unknown variant: %v", got)
+	}
+}
