@@ -23,7 +23,7 @@ func TestStatusJSONGolden(t *testing.T) {
 		Drift: f(0.05),
 		Gates: []Gate{
 			{Gate: "error_rate", Limit: 0.01, Value: f(0), Passed: true},
-			{Gate: "answers", Limit: DefaultMaxDrift, Note: "not judged yet: fewer than 100 answers of each variant in this step"},
+			{Gate: "answers", Limit: DefaultMaxDrift, Note: "not judged yet: fewer than 100 numeric answers of each variant in this step"},
 		},
 		Decision: "wait", Reason: "waiting: 12 of 100 requests", Waiting: true,
 		StartedAt: t0, StepStartedAt: t1, UpdatedAt: t1.Add(time.Second), AnalyzedAt: &t1,

@@ -393,14 +393,12 @@ func (c *Controller) judgeAnswers(route string, st *Status, now time.Time, limit
 		}
 	}
 	if output == "" {
-		if len(shifts) == 0 {
-			g.Note = "not judged: no numeric output of both variants to compare"
-			return "", false
-		}
-		g.Note = fmt.Sprintf("not judged yet: fewer than %d answers of each variant in this step", MinAnswers)
+		// Too few answers yet, or none numeric (a model without a numeric
+		// output never has any: max_drift "off" is for it).
+		g.Note = fmt.Sprintf("not judged yet: fewer than %d numeric answers of each variant in this step", MinAnswers)
 		next := st.Step + 1
-		if st.Weight < 100 && (next >= len(st.Spec.Steps) || st.Spec.Steps[next] == 100) {
-			return fmt.Sprintf("waiting: %d of %d answers of each variant to compare the canary's with the stable's (max_drift %v; \"off\" skips this)", most, MinAnswers, limit), true
+		if next >= len(st.Spec.Steps) || st.Spec.Steps[next] == 100 {
+			return fmt.Sprintf("waiting: %d of %d numeric answers of each variant in this step to compare the canary's with the stable's (max_drift %v; \"off\" skips this)", most, MinAnswers, limit), true
 		}
 		return "", false
 	}
