@@ -31,11 +31,12 @@ type Spec struct {
 	// DefaultMaxDrift) and, when given, the drift monitor's figure judged
 	// relative to the stable version (DriftMode). "off": neither is judged.
 	MaxDrift *DriftLimit `json:"max_drift,omitempty"`
-	// DriftMode is what max_drift is compared with: "relative" (the
-	// default, also when empty): per feature and output, the canary's drift
-	// minus the stable version's, so that a shift in the inputs both see is
-	// not held against the canary; "absolute": the canary's own largest
-	// drift. docs/rationale.md, "Canaries are judged against stable".
+	// DriftMode says what the drift monitor's figures are for: "relative"
+	// (the default, also when empty): shown, the canary's drift against the
+	// stable version's, and not judged (the answers gate judges the canary
+	// against the stable over one period); "absolute": the canary's own
+	// largest drift, inputs included, is judged against max_drift too.
+	// docs/rationale.md, "Canaries are judged against stable".
 	DriftMode string `json:"drift_mode,omitempty"`
 	// MinRequests the canary must serve in a step before it is judged; at
 	// least 1 is always required, so zero traffic waits instead of passing.
