@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/natsx/natstest"
 	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
@@ -93,20 +95,19 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) controller(t *testing.T, owner string) *Controller {
-	c, _ := e.controllerTTL(t, owner, 2*time.Second)
+	c, _ := e.controllerConn(t, owner)
 	return c
 }
 
-// controllerTTL starts a controller on its own connection (returned). A
-// long TTL keeps a slow (race-detector) test machine from losing the lease
-// by accident; Close releases it at once.
-func (e *env) controllerTTL(t *testing.T, owner string, ttl time.Duration) (*Controller, *nats.Conn) {
+// controllerConn starts a controller on its own connection (returned).
+// Close releases its lease at once.
+func (e *env) controllerConn(t *testing.T, owner string) (*Controller, *nats.Conn) {
 	t.Helper()
 	nc, js := e.srv.Connect(t)
 	c, err := New(context.Background(), Options{
 		JS: js, Conn: nc, Routes: e.routes, Metrics: e.metrics, Drift: e.metrics,
 		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-		Registerer: e.reg, Tick: 10 * time.Millisecond, LeaseTTL: ttl, Owner: owner,
+		Registerer: e.reg, Tick: 10 * time.Millisecond, Owner: owner,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +161,7 @@ func f(v float64) *float64 { return &v }
 
 func spec(interval time.Duration, steps ...int) Spec {
 	return Spec{Variant: "canary", Model: "fraud", Version: "2", Steps: steps, Interval: Duration(interval),
-		MaxErrorRate: f(0.01), MaxP99Ms: f(50), MaxDrift: f(0.25), MinRequests: 100}
+		MaxErrorRate: f(0.01), MaxP99Ms: f(50), MaxDrift: Limit(0.25), MinRequests: 100}
 }
 
 func waitState(t *testing.T, c *Controller, want State) *Status {
@@ -198,7 +199,8 @@ func published(trs []Transition) string {
 // waitLeader waits for c, named name, to hold the lease.
 func waitLeader(t *testing.T, c *Controller, name string) {
 	t.Helper()
-	testpoll.For(t, 5*time.Second, name+" to take the lease", func() error {
+	// A released lease is taken at the next try, every natsx.LeaseTTL/3.
+	testpoll.For(t, 2*natsx.LeaseTTL, name+" to take the lease", func() error {
 		if !c.Leader() {
 			return errors.New(name + " does not lead")
 		}
@@ -292,7 +294,7 @@ func TestRollbacks(t *testing.T) {
 	}{
 		{"error rate", VariantMetrics{Requests: 200, Errors: 40, P99: time.Millisecond}, 0, "error rate 0.2 over max_error_rate 0.01 at 10% (40 of 200 canary requests failed)"},
 		{"p99", VariantMetrics{Requests: 200, P99: 80 * time.Millisecond}, 0, "p99 80ms over max_p99_ms 50 at 10% (200 canary requests)"},
-		{"drift", VariantMetrics{Requests: 200, P99: time.Millisecond}, 0.4, "drift 0.4 over max_drift 0.25 at 10%"},
+		{"drift (absolute)", VariantMetrics{Requests: 200, P99: time.Millisecond}, 0.4, "drift 0.4 over max_drift 0.25 at 10%"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -301,7 +303,9 @@ func TestRollbacks(t *testing.T) {
 			c := e.controller(t, "a")
 			e.metrics.set("canary", tc.canary)
 			e.metrics.drift["fraud@2"] = tc.drift
-			if _, err := c.Start(context.Background(), "fraud", spec(100*time.Millisecond, 10, 50, 100)); err != nil {
+			s := spec(100*time.Millisecond, 10, 50, 100)
+			s.DriftMode = DriftAbsolute
+			if _, err := c.Start(context.Background(), "fraud", s); err != nil {
 				t.Fatal(err)
 			}
 			st := waitState(t, c, RolledBack)
@@ -532,13 +536,49 @@ func TestLeaseTakeover(t *testing.T) {
 // over once the lease expires (no Close, no release).
 func TestLeaseExpiry(t *testing.T) {
 	e := newEnv(t)
-	a, anc := e.controllerTTL(t, "a", 300*time.Millisecond)
+	a, anc := e.controllerConn(t, "a")
 	waitLeader(t, a, "a")
-	b, _ := e.controllerTTL(t, "b", 300*time.Millisecond)
+	b, _ := e.controllerConn(t, "b")
 	anc.Close() // a is cut off from NATS without releasing its lease
-	testpoll.For(t, 5*time.Second, "b to take over the expired lease", func() error {
+	testpoll.For(t, 3*natsx.LeaseTTL, "b to take over the expired lease", func() error {
 		if a, b := a.Leader(), b.Leader(); !b || a {
 			return fmt.Errorf("a leads: %v, b leads: %v", a, b)
+		}
+		return nil
+	})
+}
+
+// TestLeaseOnServerTime pins issue 27 item 8: a holder that died with its
+// clock an hour ahead (its records say it holds the lease for an hour) holds
+// it only until the server expires it, not until its own clock said.
+func TestLeaseOnServerTime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, js := e.srv.Connect(t)
+	// The ghost took the lease (natsx's key, and a record of the former
+	// format) and died.
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: natsx.LeaseBucket, TTL: natsx.LeaseTTL, History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, LeaseName, []byte("ghost")); err != nil {
+		t.Fatal(err)
+	}
+	rollouts, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, History: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(map[string]any{"owner": "ghost", "expires": time.Now().Add(time.Hour)})
+	if _, err := rollouts.Create(ctx, "lease", rec); err != nil {
+		t.Fatal(err)
+	}
+	c := e.controller(t, "a")
+	if c.Leader() {
+		t.Fatal("took a lease the ghost still holds")
+	}
+	testpoll.For(t, 3*natsx.LeaseTTL, "a to take the lease once the server expired the ghost's", func() error {
+		if !c.Leader() {
+			return errors.New("a does not lead")
 		}
 		return nil
 	})

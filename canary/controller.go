@@ -18,17 +18,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/lifecycle"
+	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/promx"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor/event"
 )
 
-// Bucket is the JetStream KV bucket holding rollout state ("route.<name>")
-// and the controller lease ("lease").
+// Bucket is the JetStream KV bucket holding rollout state ("route.<name>").
 const Bucket = "weir-rollouts"
 
+// LeaseName is the controller lease's name in natsx.LeaseBucket: the one
+// replica that holds it drives rollouts.
+const LeaseName = "rollouts"
+
 const (
-	leaseKey       = "lease"
 	routeKeyPrefix = "route."
 	maxCASRetries  = 16
 	// maxRetryDelay caps the back-off of a rollout that keeps failing to
@@ -49,10 +52,8 @@ type Options struct {
 	// Tick is how often the lease holder looks at active rollouts; keep it a
 	// fraction of the shortest interval. Default 1s.
 	Tick time.Duration
-	// LeaseTTL is how long the lease lasts without renewal; it is renewed
-	// every LeaseTTL/3. Default 15s.
-	LeaseTTL time.Duration
-	// Owner names this replica in the lease; default host-pid-random.
+	// Owner names this replica in the lease (natsx.Lease, which expires on
+	// the server's clock); default host-pid-random.
 	Owner string
 }
 
@@ -66,17 +67,14 @@ func (o *Options) validate() error {
 		return errors.New("canary: Options.Routes is required")
 	case o.Metrics == nil:
 		return errors.New("canary: Options.Metrics is required")
-	case o.Tick < 0 || o.LeaseTTL < 0:
-		return errors.New("canary: Options.Tick and LeaseTTL must not be negative")
+	case o.Tick < 0:
+		return errors.New("canary: Options.Tick must not be negative")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Tick == 0 {
 		o.Tick = time.Second
-	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = 15 * time.Second
 	}
 	if o.Owner == "" {
 		host, _ := os.Hostname()
@@ -100,20 +98,14 @@ type Controller struct {
 	mu      sync.Mutex
 	active  map[string]bool // routes whose rollout needs the loop's attention
 
-	lmu         sync.Mutex
-	leader      bool
-	leaseRev    uint64
-	leaseAt     time.Time // when we last wrote the lease
-	leaseFailed bool
+	// lease lets one replica at a time run the analysis loop. It expires on
+	// the NATS server's clock (the bucket's TTL), never by comparing a
+	// stored expiry with this machine's clock.
+	lease *natsx.Lease
 
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
-}
-
-type lease struct {
-	Owner   string    `json:"owner"`
-	Expires time.Time `json:"expires"`
 }
 
 // New opens the rollout bucket and starts the loop. Close stops it.
@@ -123,7 +115,7 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 	}
 	kv, err := o.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
-		Description: "weir canary rollouts and their controller lease",
+		Description: "weir canary rollouts",
 		History:     5,
 	})
 	if err != nil {
@@ -146,11 +138,15 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 			return nil, fmt.Errorf("register rollout metrics: %w", err)
 		}
 	}
+	if c.lease, err = natsx.NewLease(ctx, o.JS, LeaseName, o.Owner, c.log); err != nil {
+		return nil, fmt.Errorf("open the rollout lease: %w", err)
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	w, err := kv.Watch(lctx, routeKeyPrefix+">")
 	if err != nil {
 		cancel()
+		_ = c.lease.Close(ctx)
 		return nil, fmt.Errorf("watch kv bucket %s: %w", Bucket, err)
 	}
 	c.watcher = w
@@ -168,16 +164,7 @@ func (c *Controller) Close(ctx context.Context) error {
 		if err = lifecycle.Wait(ctx, "the rollout loop", c.done); err != nil {
 			return
 		}
-		c.lmu.Lock()
-		defer c.lmu.Unlock()
-		if c.leader {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			if err := c.kv.Delete(ctx, leaseKey, jetstream.LastRevision(c.leaseRev)); err != nil {
-				c.log.Warn("could not release the rollout lease; another replica takes over when it expires", "err", err)
-			}
-			c.leader = false
-		}
+		err = c.lease.Close(ctx)
 	})
 	return err
 }
@@ -199,7 +186,7 @@ func (c *Controller) run(ctx context.Context) {
 			}
 			c.track(e)
 		case <-t.C:
-			if !c.holdLease(ctx) {
+			if !c.lease.Held() {
 				continue
 			}
 			c.mu.Lock()
@@ -252,70 +239,8 @@ func (c *Controller) track(e jetstream.KeyValueEntry) {
 	c.mu.Unlock()
 }
 
-// holdLease renews or takes the lease when due and reports whether this
-// replica may act. A holder stops acting at 3/4 of the TTL after its last
-// renewal, so it never overlaps a replica that takes over at the full TTL
-// (clocks assumed within TTL/4 of each other). Every state write is also
-// compare-and-swap, so even an overlap cannot corrupt a rollout. Only the
-// loop goroutine calls it; the lock guards the fields, not the KV calls.
-func (c *Controller) holdLease(ctx context.Context) bool {
-	now := time.Now()
-	ttl := c.o.LeaseTTL
-	c.lmu.Lock()
-	wasLeader, leaseAt := c.leader, c.leaseAt
-	c.lmu.Unlock()
-	if wasLeader && now.Sub(leaseAt) < ttl/3 {
-		return true
-	}
-
-	data, _ := json.Marshal(lease{Owner: c.o.Owner, Expires: now.Add(ttl)})
-	var rev uint64
-	var holder string
-	e, err := c.kv.Get(ctx, leaseKey)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-		rev, err = c.kv.Create(ctx, leaseKey, data)
-	case err == nil:
-		var l lease
-		_ = json.Unmarshal(e.Value(), &l)
-		if l.Owner != c.o.Owner && now.Before(l.Expires) {
-			holder = l.Owner
-			break
-		}
-		rev, err = c.kv.Update(ctx, leaseKey, data, e.Revision())
-	}
-
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
-	switch {
-	case holder != "":
-		if c.leader {
-			c.log.Warn("rollout lease taken by another replica", "holder", holder)
-		}
-		c.leader = false
-	case err != nil:
-		// Lost a race for the lease, or NATS is away: keep acting only while
-		// our last renewal is fresh.
-		c.leader = c.leader && now.Sub(c.leaseAt) < ttl*3/4
-		if !c.leaseFailed && ctx.Err() == nil {
-			c.log.Debug("rollout lease not renewed", "err", err)
-		}
-		c.leaseFailed = true
-	default:
-		if !c.leader {
-			c.log.Info("took the rollout lease; this replica drives rollouts")
-		}
-		c.leader, c.leaseRev, c.leaseAt, c.leaseFailed = true, rev, now, false
-	}
-	return c.leader
-}
-
 // Leader reports whether this replica currently holds the lease.
-func (c *Controller) Leader() bool {
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
-	return c.leader && time.Since(c.leaseAt) < c.o.LeaseTTL*3/4
-}
+func (c *Controller) Leader() bool { return c.lease.Held() }
 
 var errUnchanged = errors.New("unchanged")
 

@@ -20,7 +20,12 @@ func TestStatusJSONGolden(t *testing.T) {
 			"canary": stats(VariantMetrics{Requests: 12, P99: 9 * time.Millisecond}),
 			"stable": stats(VariantMetrics{Requests: 300, Errors: 3, P99: 11 * time.Millisecond}),
 		},
-		Drift: f(0.05), Decision: "wait", Reason: "waiting: 12 of 100 requests", Waiting: true,
+		Drift: f(0.05),
+		Gates: []Gate{
+			{Gate: "error_rate", Limit: 0.01, Value: f(0), Passed: true},
+			{Gate: "answers", Limit: DefaultMaxDrift, Note: "not judged yet: fewer than 100 numeric answers of each variant in this step"},
+		},
+		Decision: "wait", Reason: "waiting: 12 of 100 requests", Waiting: true,
 		StartedAt: t0, StepStartedAt: t1, UpdatedAt: t1.Add(time.Second), AnalyzedAt: &t1,
 		Generation: 2, AppliedGeneration: 2,
 		History: []Transition{

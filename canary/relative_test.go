@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// Drift the stable version sees as much as the canary (a shift in the
-// inputs) is not held against the canary by default; absolute mode judges
-// the canary's own drift, and a canary that drifts more than the stable
-// version is rolled back in either mode.
+// The drift monitor's figures, relative to the stable version's, are shown
+// and not judged by default (their windows cover different periods for the
+// two variants: the answers gate judges the canary against the stable over
+// one period); absolute mode judges the canary's own drift.
 func TestDriftJudgedRelativeToStable(t *testing.T) {
 	cases := []struct {
 		name           string
@@ -21,7 +21,7 @@ func TestDriftJudgedRelativeToStable(t *testing.T) {
 	}{
 		{"shared input drift passes", "", 0.35, 0.4, Promoted, ""},
 		{"absolute mode rolls back", DriftAbsolute, 0.35, 0.4, RolledBack, "drift 0.4 over max_drift 0.25 at 10%"},
-		{"canary worse than stable", DriftRelative, 0.1, 0.5, RolledBack, "drift 0.4 over max_drift 0.25 at 10% (relative to stable: canary 0.5, stable at most 0.1)"},
+		{"canary worse than stable: shown", DriftRelative, 0.1, 0.5, Promoted, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,5 +50,24 @@ func TestDriftJudgedRelativeToStable(t *testing.T) {
 	}
 	if _, err := ParseSpec([]byte(`{"model":"fraud","drift_mode":"sideways"}`)); err == nil || !strings.Contains(err.Error(), "drift_mode") {
 		t.Errorf("drift_mode sideways: %v, want an error naming drift_mode", err)
+	}
+}
+
+// max_drift is a number or "off"; anything else is refused naming it.
+func TestMaxDriftOff(t *testing.T) {
+	s, err := ParseSpec([]byte(`{"model":"fraud","max_drift":"off"}`))
+	if err != nil || s.MaxDrift == nil || !s.MaxDrift.Off {
+		t.Fatalf("max_drift off: %+v, %v", s.MaxDrift, err)
+	}
+	if _, on := s.answerLimit(); on {
+		t.Error(`max_drift "off" leaves the answers gate on`)
+	}
+	if limit, on := (Spec{}).answerLimit(); !on || limit != DefaultMaxDrift {
+		t.Errorf("no max_drift: limit %v on %v, want %v on", limit, on, DefaultMaxDrift)
+	}
+	for _, bad := range []string{`"none"`, `-1`, `true`} {
+		if _, err := ParseSpec([]byte(`{"model":"fraud","max_drift":` + bad + `}`)); err == nil || !strings.Contains(err.Error(), "max_drift") {
+			t.Errorf("max_drift %s: %v, want an error naming max_drift", bad, err)
+		}
 	}
 }

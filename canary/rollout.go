@@ -258,14 +258,18 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 	}
 	cs := stats(cm)
 	st.Variants = map[string]VariantStats{st.Spec.Variant: cs, st.Stable: stats(sm)}
+	st.Gates = nil
 	st.Drift, st.CanaryDrift, st.StableDrift, st.DriftFeature = nil, nil, nil, ""
 	if c.o.Drift != nil {
 		c.judgeDrift(route, st)
 	}
 	weight := st.Weight
 	need := max(st.Spec.MinRequests, 1)
-	if cm.Requests < need {
-		reason := fmt.Sprintf("waiting: %d of %d requests", cm.Requests, need)
+	if cm.served() < need {
+		reason := fmt.Sprintf("waiting: %d of %d requests", cm.served(), need)
+		if cm.ClientErrors > 0 {
+			reason += fmt.Sprintf(" (%d client errors not counted)", cm.ClientErrors)
+		}
 		if st.Waiting && st.Reason == reason {
 			return nil, errUnchanged
 		}
@@ -273,27 +277,47 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 		return nil, nil
 	}
 	st.Waiting = false
-	if s := st.Spec; s.MaxErrorRate != nil && cs.ErrorRate > *s.MaxErrorRate {
-		return toRolledBack(st, "rollback", fmt.Sprintf("error rate %.4g over max_error_rate %v at %d%% (%d of %d canary requests failed)", cs.ErrorRate, *s.MaxErrorRate, weight, cm.Errors, cm.Requests)), nil
+	s := st.Spec
+	if s.MaxErrorRate != nil && !st.judge("error_rate", *s.MaxErrorRate, cs.ErrorRate) {
+		return toRolledBack(st, "rollback", fmt.Sprintf("error rate %.4g over max_error_rate %v at %d%% (%d of %d canary requests failed)", cs.ErrorRate, *s.MaxErrorRate, weight, cm.Errors, cm.served())), nil
 	}
-	if s := st.Spec; s.MaxP99Ms != nil && cs.P99Ms > *s.MaxP99Ms {
-		return toRolledBack(st, "rollback", fmt.Sprintf("p99 %.4gms over max_p99_ms %v at %d%% (%d canary requests)", cs.P99Ms, *s.MaxP99Ms, weight, cm.Requests)), nil
+	if s.MaxP99Ms != nil && !st.judge("p99_ms", *s.MaxP99Ms, cs.P99Ms) {
+		return toRolledBack(st, "rollback", fmt.Sprintf("p99 %.4gms over max_p99_ms %v at %d%% (%d canary requests)", cs.P99Ms, *s.MaxP99Ms, weight, cm.served())), nil
 	}
-	if s := st.Spec; s.MaxDrift != nil && st.Drift != nil && *st.Drift > *s.MaxDrift {
-		reason := fmt.Sprintf("drift %.4g over max_drift %v at %d%%", *st.Drift, *s.MaxDrift, weight)
-		if st.StableDrift != nil {
-			reason += fmt.Sprintf(" (relative to stable: canary %.4g", *st.CanaryDrift)
-			if st.DriftFeature != "" {
-				reason += " on " + st.DriftFeature
+	if limit, on := s.answerLimit(); on {
+		if reason, wait := c.judgeAnswers(route, st, now, limit); reason != "" {
+			if wait {
+				if st.Waiting && st.Reason == reason {
+					return nil, errUnchanged
+				}
+				st.Decision, st.Reason, st.Waiting = "wait", reason, true
+				return nil, nil
 			}
-			reason += fmt.Sprintf(", stable at most %.4g)", *st.StableDrift)
+			return toRolledBack(st, "rollback", reason), nil
 		}
-		return toRolledBack(st, "rollback", reason), nil
+	} else {
+		st.Gates = append(st.Gates, Gate{Gate: "answers", Note: `off: max_drift "off"`})
 	}
-	passed := fmt.Sprintf("analysis passed at %d%%: %d requests, error rate %.4g, p99 %.4gms", weight, cm.Requests, cs.ErrorRate, cs.P99Ms)
+	// The drift monitor's figures compare each version's latest window
+	// with a reference, windows that cover different periods for the two
+	// variants; relative to the stable's they are shown, not judged (the
+	// answers gate judges the canary against the stable over one period).
+	// drift_mode "absolute" judges the canary's own drift, inputs included.
+	if s.DriftMode == DriftAbsolute && s.MaxDrift != nil && !s.MaxDrift.Off {
+		if st.Drift == nil {
+			st.Gates = append(st.Gates, Gate{Gate: "drift", Limit: s.MaxDrift.Value, Note: "not judged: no drift figure yet (no reference, or too few events)"})
+		} else if !st.judge("drift", s.MaxDrift.Value, *st.Drift) {
+			return toRolledBack(st, "rollback", fmt.Sprintf("drift %.4g over max_drift %v at %d%%", *st.Drift, s.MaxDrift.Value, weight)), nil
+		}
+	}
+	passed := fmt.Sprintf("analysis passed at %d%%: %d requests, error rate %.4g, p99 %.4gms", weight, cm.served(), cs.ErrorRate, cs.P99Ms)
+	if cm.ClientErrors > 0 {
+		passed += fmt.Sprintf(" (%d client errors not judged)", cm.ClientErrors)
+	}
 	if st.Drift != nil {
 		passed += fmt.Sprintf(", drift %.4g", *st.Drift)
 	}
+	passed += "; " + st.gateSummary()
 	if st.Step+1 >= len(st.Spec.Steps) {
 		return c.toPromoted(st, passed+"; promoted"), nil
 	}
@@ -302,6 +326,88 @@ func (c *Controller) analyze(route string, st *Status, now time.Time) (*Transiti
 	st.StepStartedAt = now
 	st.Decision, st.Reason = "advance", fmt.Sprintf("%s; moving to %d%%", passed, st.Weight)
 	return &Transition{From: Progressing, Reason: st.Reason, TS: now}, nil
+}
+
+// judge records a judged gate and reports whether it passed.
+func (st *Status) judge(gate string, limit, value float64) bool {
+	st.Gates = append(st.Gates, Gate{Gate: gate, Limit: limit, Value: &value, Passed: value <= limit})
+	return value <= limit
+}
+
+// gateSummary lists the gates judged and those that were not.
+func (st *Status) gateSummary() string {
+	var judged, not []string
+	for _, g := range st.Gates {
+		if g.Value != nil {
+			judged = append(judged, g.Gate)
+		} else {
+			not = append(not, g.Gate+" ("+g.Note+")")
+		}
+	}
+	out := "judged: none"
+	if len(judged) > 0 {
+		out = "judged: " + strings.Join(judged, ", ")
+	}
+	if len(not) > 0 {
+		out += "; not judged: " + strings.Join(not, ", ")
+	}
+	return out
+}
+
+// judgeAnswers is the answers gate: the canary's answers against the stable
+// variant's, both over the current step's window (the same period under one
+// split, so the same traffic: a shift in the inputs that both see moves
+// both alike), per numeric output, as a PSI (Stats.AnswerShifts). It
+// records the gate in st and returns a rollback reason, or with wait a
+// reason to wait: at the last step that still sends the stable variant
+// traffic, the canary is not moved on before the gate could judge it.
+func (c *Controller) judgeAnswers(route string, st *Status, now time.Time, limit float64) (reason string, wait bool) {
+	g := Gate{Gate: "answers", Limit: limit}
+	defer func() { st.Gates = append(st.Gates, g) }()
+	ac, ok := c.o.Metrics.(AnswerComparer)
+	if !ok {
+		g.Note = "not judged: no live stats to compare answers with"
+		return "", false
+	}
+	if st.Weight >= 100 {
+		g.Note = "not judged at 100%: the stable variant gets no traffic to compare with"
+		return "", false
+	}
+	shifts := ac.AnswerShifts(route, st.Spec.Variant, st.Stable, st.StepStartedAt, now)
+	names := make([]string, 0, len(shifts))
+	for name := range shifts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	best, output := 0.0, ""
+	var most int64 // the canary's answers of its best-counted output
+	for _, name := range names {
+		sh := shifts[name]
+		most = max(most, min(sh.Count, sh.BaseCount))
+		if sh.Count < MinAnswers || sh.BaseCount < MinAnswers {
+			continue
+		}
+		if output == "" || sh.PSI > best {
+			best, output = sh.PSI, name
+			g.Note = fmt.Sprintf("output %s, %d canary and %d stable answers in this step", name, sh.Count, sh.BaseCount)
+		}
+	}
+	if output == "" {
+		// Too few answers yet, or none numeric (a model without a numeric
+		// output never has any: max_drift "off" is for it).
+		g.Note = fmt.Sprintf("not judged yet: fewer than %d numeric answers of each variant in this step", MinAnswers)
+		next := st.Step + 1
+		if next >= len(st.Spec.Steps) || st.Spec.Steps[next] == 100 {
+			return fmt.Sprintf("waiting: %d of %d numeric answers of each variant in this step to compare the canary's with the stable's (max_drift %v; \"off\" skips this)", most, MinAnswers, limit), true
+		}
+		return "", false
+	}
+	g.Value, g.Passed = &best, best <= limit
+	if g.Passed {
+		return "", false
+	}
+	return fmt.Sprintf("answers differ from the stable's: PSI %.4g on output %s over max_drift %v at %d%% (%d canary and %d stable answers in this step)",
+		best, output, limit, st.Weight, shifts[output].Count, shifts[output].BaseCount), false
 }
 
 // judgeDrift sets the drift figures of st: the canary's own (absolute),

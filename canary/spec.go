@@ -14,7 +14,9 @@ import (
 )
 
 // Spec is the body of POST /v1/routes/{route}/rollout. Thresholds left out
-// are not checked; a threshold of 0 is checked (max_error_rate 0: no error
+// are not checked, except max_drift: the canary's answers are judged
+// against the stable's by default (DefaultMaxDrift), and max_drift "off"
+// turns that off. A threshold of 0 is checked (max_error_rate 0: no error
 // allowed).
 type Spec struct {
 	Variant      string   `json:"variant"`  // the canary variant's name; default "canary"
@@ -24,12 +26,17 @@ type Spec struct {
 	Interval     Duration `json:"interval"` // analysis interval per step; default 30s
 	MaxErrorRate *float64 `json:"max_error_rate,omitempty"`
 	MaxP99Ms     *float64 `json:"max_p99_ms,omitempty"`
-	MaxDrift     *float64 `json:"max_drift,omitempty"`
-	// DriftMode is what max_drift is compared with: "relative" (the
-	// default, also when empty): per feature and output, the canary's drift
-	// minus the stable version's, so that a shift in the inputs both see is
-	// not held against the canary; "absolute": the canary's own largest
-	// drift. docs/rationale.md, "Canaries are judged against stable".
+	// MaxDrift bounds how far the canary's answers may lie from the stable
+	// variant's over the same period (PSI, per numeric output; default
+	// DefaultMaxDrift) and, when given, the drift monitor's figure judged
+	// relative to the stable version (DriftMode). "off": neither is judged.
+	MaxDrift *DriftLimit `json:"max_drift,omitempty"`
+	// DriftMode says what the drift monitor's figures are for: "relative"
+	// (the default, also when empty): shown, the canary's drift against the
+	// stable version's, and not judged (the answers gate judges the canary
+	// against the stable over one period); "absolute": the canary's own
+	// largest drift, inputs included, is judged against max_drift too.
+	// docs/rationale.md, "Canaries are judged against stable".
 	DriftMode string `json:"drift_mode,omitempty"`
 	// MinRequests the canary must serve in a step before it is judged; at
 	// least 1 is always required, so zero traffic waits instead of passing.
@@ -54,6 +61,63 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// DriftLimit is max_drift: a number >= 0, or "off" (Off) to judge no drift.
+type DriftLimit struct {
+	Off   bool
+	Value float64
+}
+
+// Limit is a max_drift of v (tests and callers building a Spec).
+func Limit(v float64) *DriftLimit { return &DriftLimit{Value: v} }
+
+// MarshalJSON writes the number, or "off".
+func (l DriftLimit) MarshalJSON() ([]byte, error) {
+	if l.Off {
+		return []byte(`"off"`), nil
+	}
+	return json.Marshal(l.Value)
+}
+
+// UnmarshalJSON reads a number or "off"; errors are weirerr Invalid.
+func (l *DriftLimit) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		if s != "off" {
+			return weirerr.Invalidf("rollout field max_drift is %q: expected a number >= 0, or \"off\" to judge no drift", s)
+		}
+		*l = DriftLimit{Off: true}
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return weirerr.Invalidf("rollout field max_drift is %s: expected a number >= 0, or \"off\" to judge no drift", b)
+	}
+	*l = DriftLimit{Value: v}
+	return nil
+}
+
+// DefaultMaxDrift is the max_drift of a rollout that gives none: a PSI of
+// 0.25 between the canary's and the stable's answers is the usual mark of
+// a significant shift (0.1-0.25 moderate), and at MinAnswers answers each
+// the noise of the figure is well below it.
+const DefaultMaxDrift = 0.25
+
+// MinAnswers is how many answers of each variant (since the rollout
+// started) the answers gate needs before it judges.
+const MinAnswers = 100
+
+// answerLimit is the max_drift the answers gate applies; on is false for
+// "off".
+func (s Spec) answerLimit() (limit float64, on bool) {
+	switch {
+	case s.MaxDrift == nil:
+		return DefaultMaxDrift, true
+	case s.MaxDrift.Off:
+		return 0, false
+	}
+	return s.MaxDrift.Value, true
 }
 
 // Drift modes of Spec.DriftMode.
@@ -141,10 +205,14 @@ func (s Spec) Validate() error {
 	if d := time.Duration(s.Interval); d < MinInterval {
 		return weirerr.Invalidf("rollout field interval is %v: expected at least %v", d, MinInterval)
 	}
+	var maxDrift *float64
+	if s.MaxDrift != nil && !s.MaxDrift.Off {
+		maxDrift = &s.MaxDrift.Value
+	}
 	for _, t := range []struct {
 		name string
 		v    *float64
-	}{{"max_error_rate", s.MaxErrorRate}, {"max_p99_ms", s.MaxP99Ms}, {"max_drift", s.MaxDrift}} {
+	}{{"max_error_rate", s.MaxErrorRate}, {"max_p99_ms", s.MaxP99Ms}, {"max_drift", maxDrift}} {
 		if t.v != nil && !(*t.v >= 0) { // also rejects NaN
 			return weirerr.Invalidf("rollout field %s is %v: expected a number >= 0", t.name, *t.v)
 		}

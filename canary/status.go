@@ -41,6 +41,10 @@ type Status struct {
 	CanaryDrift  *float64 `json:"canary_drift,omitempty"`
 	StableDrift  *float64 `json:"stable_drift,omitempty"`
 	DriftFeature string   `json:"drift_feature,omitempty"`
+	// Gates are the checks of the last analysis that judged the canary:
+	// each with its limit and value, or, when it could not be judged, why
+	// (Value nil).
+	Gates []Gate `json:"gates,omitempty"`
 	// Decision is the last decision: start, wait, advance, promote,
 	// rollback, pause, resume, abort, error.
 	Decision string `json:"decision"`
@@ -63,12 +67,30 @@ type Status struct {
 	History []Transition `json:"history"`
 }
 
-// VariantStats are one variant's figures over an analysis window.
+// VariantStats are one variant's figures over an analysis window. Errors
+// are failures of the gateway's side (model, plugin, timeout: 5xx);
+// ClientErrors the callers' own mistakes (4xx), shown but not judged: a
+// client must not be able to roll a canary back by sending it bad
+// requests. ErrorRate is Errors over the requests that were not client
+// errors, and min_requests counts those.
 type VariantStats struct {
-	Requests  int64   `json:"requests"`
-	Errors    int64   `json:"errors"`
-	ErrorRate float64 `json:"error_rate"`
-	P99Ms     float64 `json:"p99_ms"`
+	Requests     int64   `json:"requests"`
+	Errors       int64   `json:"errors"`
+	ClientErrors int64   `json:"client_errors"`
+	ErrorRate    float64 `json:"error_rate"`
+	P99Ms        float64 `json:"p99_ms"`
+}
+
+// Gate is one check of an analysis: error_rate (max_error_rate), p99_ms
+// (max_p99_ms), answers (max_drift: the canary's answers against the
+// stable's over the step's window, the largest PSI of a numeric output)
+// or drift (max_drift given: the drift monitor's figure, Status.Drift).
+type Gate struct {
+	Gate   string   `json:"gate"`
+	Limit  float64  `json:"limit"`
+	Value  *float64 `json:"value,omitempty"` // nil: not judged (Note says why)
+	Passed bool     `json:"passed"`
+	Note   string   `json:"note,omitempty"`
 }
 
 // Transition is one change of a rollout, as published on
@@ -94,16 +116,36 @@ type Routes interface {
 	UpdateVariants(ctx context.Context, name string, fn func([]router.Variant) ([]router.Variant, error)) error
 }
 
-// VariantMetrics are a variant's figures over a time window.
+// VariantMetrics are a variant's figures over a time window: Requests
+// includes ClientErrors (answers of 4xx, the callers' own mistakes);
+// Errors are the gateway side's failures; P99 leaves client errors out.
 type VariantMetrics struct {
-	Requests, Errors int64
-	P99              time.Duration
+	Requests, Errors, ClientErrors int64
+	P99                            time.Duration
 }
+
+// served is the number of requests the variant answered or failed itself.
+func (m VariantMetrics) served() int64 { return m.Requests - m.ClientErrors }
 
 // Metrics gives a variant's request count, errors and p99 latency over
 // [from, to]; the gateway adapts the monitor's per-variant stats to it.
 type Metrics interface {
 	VariantMetrics(route, variant string, from, to time.Time) (VariantMetrics, error)
+}
+
+// AnswerShift is how far a variant's values of one numeric output lie from
+// another variant's over the same range: the PSI, and both counts.
+type AnswerShift struct {
+	PSI              float64
+	Count, BaseCount int64
+}
+
+// AnswerComparer is optionally implemented by a Metrics (the gateway's
+// adapter over the live stats is): per numeric output, the shift of
+// variant's answers against base's, both over [from, to]. Without it the
+// answers gate is not judged.
+type AnswerComparer interface {
+	AnswerShifts(route, variant, base string, from, to time.Time) map[string]AnswerShift
 }
 
 // Drift gives the largest drift score of a model version's features; ok is
@@ -133,9 +175,9 @@ type FeatureDrifter interface {
 const VsStablePrefix = "vs_stable:"
 
 func stats(m VariantMetrics) VariantStats {
-	s := VariantStats{Requests: m.Requests, Errors: m.Errors, P99Ms: float64(m.P99) / float64(time.Millisecond)}
-	if m.Requests > 0 {
-		s.ErrorRate = float64(m.Errors) / float64(m.Requests)
+	s := VariantStats{Requests: m.Requests, Errors: m.Errors, ClientErrors: m.ClientErrors, P99Ms: float64(m.P99) / float64(time.Millisecond)}
+	if n := m.served(); n > 0 {
+		s.ErrorRate = float64(m.Errors) / float64(n)
 	}
 	return s
 }

@@ -21,7 +21,7 @@ func openStore(t testing.TB, srv *natstest.Server, aggregate bool, opts ...testO
 	nc, js := srv.Connect(t)
 	reg := prometheus.NewRegistry()
 	o := Options{NC: nc, JS: js, Registerer: reg, Aggregate: aggregate,
-		FlushInterval: 20 * time.Millisecond, LeaseTTL: 3 * time.Second}
+		FlushInterval: 20 * time.Millisecond}
 	for _, f := range opts {
 		f(&o)
 	}

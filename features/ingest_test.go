@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/natsx/natstest"
 	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/internal/weirerr"
@@ -349,16 +352,45 @@ func TestSetCRUD(t *testing.T) {
 func TestTakeoverAfterOwnerDies(t *testing.T) {
 	srv := natstest.Start(t)
 	ctx := context.Background()
-	short := func(o *Options) { o.LeaseTTL = time.Second }
-	a, _ := openStore(t, srv, true, short)
+	a, _ := openStore(t, srv, true)
 	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
 		t.Fatal(err)
 	}
 	ingestN(t, a, 0, 200)
 	waitTotal(t, a, 5*time.Second, 200, "A aggregates")
-	b, _ := openStore(t, srv, true, short)
+	b, _ := openStore(t, srv, true)
 	// A dies without releasing its lease: its connection just goes away.
 	a.o.NC.Close()
 	ingestN(t, b, 200, 400)
-	waitTotal(t, b, 10*time.Second, 400, "B took over after the lease expired")
+	waitTotal(t, b, 3*natsx.LeaseTTL, 400, "B took over after the lease expired")
+}
+
+// TestLeaseOnServerTime pins issue 27 item 8: an aggregator that died with
+// its clock an hour ahead (its lease record says it holds the set for an
+// hour) holds the set only until the server expires its lease.
+func TestLeaseOnServerTime(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	_, js := srv.Connect(t)
+	leases, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: natsx.LeaseBucket, TTL: natsx.LeaseTTL, History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Create(ctx, LeaseName("fraud"), []byte("ghost")); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketAgg, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(map[string]any{"owner": "ghost", "until": time.Now().Add(time.Hour).UnixMilli()})
+	if _, err := agg.Create(ctx, "lease.fraud", rec); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := openStore(t, srv, true)
+	if _, err := a.DefineSet(ctx, "fraud", []byte(fraudSet)); err != nil {
+		t.Fatal(err)
+	}
+	ingestN(t, a, 0, 200)
+	waitTotal(t, a, 3*natsx.LeaseTTL, 200, "A aggregating once the server expired the ghost's lease")
 }

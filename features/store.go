@@ -53,12 +53,10 @@ type Options struct {
 	FlushInterval time.Duration
 	// FlushEvents forces a flush after this many events (default 20000).
 	FlushEvents int
-	// LeaseTTL is how long an aggregator's lease on a set lasts without
-	// renewal before another process may take over (default 10s).
-	LeaseTTL time.Duration
 	// IngestMaxAge is how long raw events stay in WEIR_INGEST (default 72h).
 	IngestMaxAge time.Duration
-	// Owner names this process in aggregator leases (default: a random id).
+	// Owner names this process in aggregator leases (natsx.Lease, one per
+	// set, LeaseName; default: a random id).
 	Owner string
 }
 
@@ -78,16 +76,13 @@ func (o *Options) validate() error {
 	if o.FlushEvents == 0 {
 		o.FlushEvents = 20000
 	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = 10 * time.Second
-	}
 	if o.IngestMaxAge == 0 {
 		o.IngestMaxAge = 72 * time.Hour
 	}
 	if o.Owner == "" {
 		o.Owner = nats.NewInbox()[len(nats.InboxPrefix):]
 	}
-	if o.CacheMaxBytes < 0 || o.FlushInterval < 0 || o.FlushEvents < 0 || o.LeaseTTL < 0 || o.IngestMaxAge < 0 {
+	if o.CacheMaxBytes < 0 || o.FlushInterval < 0 || o.FlushEvents < 0 || o.IngestMaxAge < 0 {
 		return errors.New("features: negative option")
 	}
 	return nil

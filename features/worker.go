@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/natsx"
 )
 
 // entityState is one entity's aggregator state for one feature set, stored
@@ -27,12 +29,6 @@ type entityState struct {
 	Aggs   []aggState `json:"aggs"`
 
 	rev uint64 // KV revision, 0 = not stored yet
-}
-
-// leaseRecord is the aggregator lease on a set, lease.<set>.
-type leaseRecord struct {
-	Owner string `json:"owner"`
-	Until int64  `json:"until"` // unix ms
 }
 
 // errLost means another process owns the set now.
@@ -58,7 +54,7 @@ type worker struct {
 	cursorRev uint64
 	lastSeq   uint64 // last stream sequence processed
 	pending   int
-	leaseRev  uint64
+	lease     *natsx.Lease // the set's aggregator lease (LeaseName)
 	applied   int64
 	dups      int64
 	late      int64
@@ -83,70 +79,46 @@ func (w *worker) stop() {
 
 func (w *worker) key(kind string) string { return kind + "." + w.name }
 
+// LeaseName is the name of a set's aggregator lease in natsx.LeaseBucket.
+func LeaseName(set string) string { return "features." + set }
+
+// leasePoll is how often a worker without the lease looks whether it has
+// it now (natsx.Lease tries to take it every natsx.LeaseTTL/3).
+const leasePoll = natsx.LeaseTTL / 10
+
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	log := w.s.log.With("set", w.name)
-	for ctx.Err() == nil {
-		ok, err := w.acquire(ctx)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("aggregator lease", "err", err)
+	for ctx.Err() == nil && w.lease == nil {
+		var err error
+		if w.lease, err = natsx.NewLease(ctx, w.s.o.JS, LeaseName(w.name), w.s.o.Owner, log); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("aggregator lease", "err", err)
+			}
+			sleep(ctx, leasePoll)
 		}
-		if ok {
-			err = w.consume(ctx)
-			w.release()
-			if err != nil && ctx.Err() == nil {
+	}
+	if w.lease == nil {
+		return
+	}
+	// Closing the lease releases it, so that another replica takes over at
+	// its next try rather than when it expires.
+	defer func() { _ = w.lease.Close(context.Background()) }()
+	for ctx.Err() == nil {
+		if w.lease.Held() {
+			if err := w.consume(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("aggregator stopped, will retry", "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(w.s.o.LeaseTTL / 3):
-		}
+		sleep(ctx, leasePoll)
 	}
 }
 
-// acquire takes the set's lease if it is free, expired or already ours.
-func (w *worker) acquire(ctx context.Context) (bool, error) {
-	rec, _ := json.Marshal(leaseRecord{Owner: w.s.o.Owner, Until: time.Now().Add(w.s.o.LeaseTTL).UnixMilli()})
-	e, err := w.s.aggKV.Get(ctx, w.key("lease"))
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		w.leaseRev, err = w.s.aggKV.Create(ctx, w.key("lease"), rec)
-	case err != nil:
-		return false, err
-	default:
-		var cur leaseRecord
-		_ = json.Unmarshal(e.Value(), &cur)
-		if cur.Owner != w.s.o.Owner && cur.Until > time.Now().UnixMilli() {
-			return false, nil
-		}
-		w.leaseRev, err = w.s.aggKV.Update(ctx, w.key("lease"), rec, e.Revision())
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
 	}
-	if isConflict(err) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func (w *worker) renew(ctx context.Context) error {
-	rec, _ := json.Marshal(leaseRecord{Owner: w.s.o.Owner, Until: time.Now().Add(w.s.o.LeaseTTL).UnixMilli()})
-	rev, err := w.s.aggKV.Update(ctx, w.key("lease"), rec, w.leaseRev)
-	if isConflict(err) {
-		return errLost
-	}
-	if err != nil {
-		return err
-	}
-	w.leaseRev = rev
-	return nil
-}
-
-// release hands the lease back so another replica can take over at once.
-func (w *worker) release() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = w.s.aggKV.Delete(ctx, w.key("lease"), jetstream.LastRevision(w.leaseRev))
-	w.leaseRev = 0
 }
 
 // consume reads the set's events in stream order from just after the
@@ -175,7 +147,7 @@ func (w *worker) consume(ctx context.Context) (err error) {
 	}
 	defer it.Stop()
 	o := w.s.o
-	lastFlush, lastRenew := time.Now(), time.Now()
+	lastFlush := time.Now()
 	for {
 		msg, err := it.Next(jetstream.NextMaxWait(o.FlushInterval))
 		switch {
@@ -186,6 +158,12 @@ func (w *worker) consume(ctx context.Context) (err error) {
 			return fmt.Errorf("consume %s: %w", StreamIngest, err)
 		}
 		stopping := ctx.Err() != nil
+		if !stopping && !w.lease.Held() {
+			// Expired (on the server's clock) or taken: the states and
+			// cursor are compare-and-swap, so a late flush would fail
+			// anyway; stop before it.
+			return errLost
+		}
 		if w.pending > 0 && (stopping || w.pending >= o.FlushEvents || time.Since(lastFlush) >= o.FlushInterval) {
 			fctx := ctx
 			if stopping { // the final flush on Close still has to reach KV
@@ -200,12 +178,6 @@ func (w *worker) consume(ctx context.Context) (err error) {
 		}
 		if stopping {
 			return nil
-		}
-		if time.Since(lastRenew) >= o.LeaseTTL/3 {
-			if err := w.renew(ctx); err != nil {
-				return err
-			}
-			lastRenew = time.Now()
 		}
 	}
 }

@@ -16,7 +16,10 @@ import (
 	"github.com/weirhq/weir/internal/testpoll"
 )
 
-func fastCanary(o *gateway.Options) { o.CanaryTick = 20 * time.Millisecond }
+func fastCanary(o *gateway.Options) {
+	o.CanaryTick = 20 * time.Millisecond
+	o.StatsBucket = time.Second
+}
 
 type rolloutStatus struct {
 	State    string `json:"state"`
@@ -43,12 +46,15 @@ func rollout(t testing.TB, g *testgw.Gateway, route string) rolloutStatus {
 	return st
 }
 
-// canaryGateway serves route "r": stable m@1, and m@2 (good) and m@bad
-// (needs a feature callers never send) ready for a canary.
+// canaryGateway serves route "r": stable m@1, and m@2 (good: its answers
+// are the stable's), m@hot (miscalibrated: its scores are
+// shifted by +4 logits) and m@bad (needs a feature callers never send)
+// ready for a canary.
 func canaryGateway(t *testing.T) *testgw.Gateway {
 	g := testgw.Start(t, testgw.WithOptions(fastCanary))
 	pushModel(t, g, "m", "1", scorer(t, []string{"x"}, []float32{1}, 0))
-	pushModel(t, g, "m", "2", scorer(t, []string{"x"}, []float32{2}, 0))
+	pushModel(t, g, "m", "2", scorer(t, []string{"x"}, []float32{1}, 0))
+	pushModel(t, g, "m", "hot", scorer(t, []string{"x"}, []float32{1}, 4))
 	pushModel(t, g, "m", "bad", scorer(t, []string{"x", "velocity"}, []float32{1, 1}, 0))
 	setRoute(t, g, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100}],"sticky":{"header":"X-User"}}`)
 	return g
@@ -96,9 +102,14 @@ func TestCanaryPromotes(t *testing.T) {
 	t.Logf("promoted after %d requests", sent)
 }
 
+// TestCanaryRollsBackAFailingVersion: failures of the gateway's side (here
+// a plugin that traps: 502) roll the canary back.
 func TestCanaryRollsBackAFailingVersion(t *testing.T) {
 	g := canaryGateway(t)
-	startRollout(t, g, `{"model":"m","version":"bad","steps":[50,100],"interval":"300ms","min_requests":10,"max_error_rate":0.05}`)
+	pushPlugin(t, g, "trap", "1", plugin(t, "trap"))
+	setRoute(t, g, "r", `{"variants":[{"name":"stable","model":"m","version":"1","weight":100},`+
+		`{"name":"canary","model":"m","version":"2","weight":0,"plugins":[{"name":"trap"}]}],"sticky":{"header":"X-User"}}`)
+	startRollout(t, g, `{"model":"m","version":"2","steps":[50,100],"interval":"300ms","min_requests":10,"max_error_rate":0.05}`)
 	drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
 	st := rollout(t, g, "r")
 	if st.State != "rolled_back" || !strings.Contains(st.Reason, "error rate") {
@@ -110,6 +121,126 @@ func TestCanaryRollsBackAFailingVersion(t *testing.T) {
 		if a.status != 200 || a.body["variant"] != "stable" {
 			t.Fatalf("after rollback: %d %s", a.status, a.raw)
 		}
+	}
+}
+
+// TestClientErrorsDoNotRollBackACanary pins issue 25 defect 5: callers'
+// own mistakes (bad JSON, a missing feature: 400) are counted apart and
+// shown, and neither roll a canary back nor count toward min_requests.
+func TestClientErrorsDoNotRollBackACanary(t *testing.T) {
+	g := canaryGateway(t)
+	startRollout(t, g, `{"model":"m","version":"2","steps":[50,100],"interval":"200ms","min_requests":5,"max_error_rate":0.05}`)
+	bad := []string{`{"x":`, `{"y":1}`, `[1,2]`, `{"x":"abc"}`}
+	for i := 0; i < 300; i++ {
+		a := call(t, "POST", g.URL+"/v1/routes/r/predict", "", []byte(bad[i%len(bad)]))
+		if a.status/100 != 4 {
+			t.Fatalf("bad request %s: %d %s, want a 4xx", bad[i%len(bad)], a.status, a.raw)
+		}
+	}
+	var st struct {
+		rolloutStatus
+		Variants map[string]struct {
+			Requests     int64   `json:"requests"`
+			Errors       int64   `json:"errors"`
+			ClientErrors int64   `json:"client_errors"`
+			ErrorRate    float64 `json:"error_rate"`
+		} `json:"variants"`
+	}
+	// Analysed after the bad requests: still progressing, waiting for
+	// requests it can judge, with the client errors shown.
+	testpoll.For(t, 20*time.Second, "an analysis that saw the canary's client errors", func() error {
+		if err := g.Client.Get(context.Background(), "/v1/routes/r/rollout", &st); err != nil {
+			return err
+		}
+		if st.State != "progressing" {
+			t.Fatalf("after 300 bad requests: %+v, want still progressing", st)
+		}
+		if c := st.Variants["canary"]; c.ClientErrors == 0 || c.Errors != 0 || c.ErrorRate != 0 || !st.Waiting {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	if !strings.Contains(st.Reason, "client errors not counted") {
+		t.Errorf("waiting reason %q does not mention the client errors", st.Reason)
+	}
+	// Good traffic then promotes it.
+	sent, failed := drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
+	if got := rollout(t, g, "r"); got.State != "promoted" || failed != 0 {
+		t.Fatalf("after %d good requests (%d failed): %+v, want promoted", sent, failed, got)
+	}
+}
+
+type gatedStatus struct {
+	rolloutStatus
+	Gates []struct {
+		Gate   string   `json:"gate"`
+		Limit  float64  `json:"limit"`
+		Value  *float64 `json:"value"`
+		Passed bool     `json:"passed"`
+		Note   string   `json:"note"`
+	} `json:"gates"`
+	History []struct {
+		Reason string `json:"reason"`
+	} `json:"history"`
+}
+
+func gates(t *testing.T, g *testgw.Gateway) gatedStatus {
+	t.Helper()
+	var st gatedStatus
+	if err := g.Client.Get(context.Background(), "/v1/routes/r/rollout", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestCanaryJudgedOnAnswersByDefault pins issue 27 item 6: a rollout that
+// gives no max_drift still judges the canary's answers against the
+// stable's, over the same period (a shift in the inputs that both see does
+// not count); max_drift "off" turns that off; the verdict lists the gates.
+func TestCanaryJudgedOnAnswersByDefault(t *testing.T) {
+	g := canaryGateway(t)
+	// Miscalibrated, and no max_drift given: rolled back on its answers.
+	startRollout(t, g, `{"model":"m","version":"hot","steps":[50,100],"interval":"1500ms","min_requests":5}`)
+	drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
+	st := gates(t, g)
+	if st.State != "rolled_back" || !strings.Contains(st.Reason, "answers differ from the stable's") || !strings.Contains(st.Reason, "over max_drift 0.25") {
+		t.Fatalf("miscalibrated canary without max_drift: %+v, want rolled back on its answers", st)
+	}
+	if len(st.Gates) != 1 || st.Gates[0].Gate != "answers" || st.Gates[0].Value == nil || st.Gates[0].Passed || st.Gates[0].Limit != 0.25 {
+		t.Errorf("gates %+v, want the answers gate, judged and failed against 0.25", st.Gates)
+	}
+
+	// A good canary while the inputs shift under both variants mid-rollout:
+	// promoted, its answers gate judged and passed.
+	startRollout(t, g, `{"model":"m","version":"2","steps":[50,100],"interval":"1500ms","min_requests":5,"max_error_rate":0.05}`)
+	for sent := 0; sent < 20000 && !settled(rollout(t, g, "r")); sent++ {
+		x := sent % 7
+		if sent >= 150 {
+			x += 4 // the traffic moves: both variants see it
+		}
+		if a := call(t, "POST", g.URL+"/v1/routes/r/predict", "", []byte(fmt.Sprintf(`{"x":%d}`, x))); a.status != 200 {
+			t.Fatalf("predict: %d %s", a.status, a.raw)
+		}
+	}
+	st = gates(t, g)
+	if st.State != "promoted" {
+		t.Fatalf("good canary under shifted inputs: %+v, want promoted", st)
+	}
+	// Judged at 50%; at 100% the stable variant has no answers to compare.
+	advanced := st.History[len(st.History)-2].Reason
+	if !strings.Contains(advanced, "analysis passed at 50%") || !strings.Contains(advanced, "judged: error_rate, answers; moving to 100%") {
+		t.Errorf("the step to 100%%: %q, want error_rate and answers judged", advanced)
+	}
+	if !strings.Contains(st.Reason, "judged: error_rate; not judged: answers (not judged at 100%") {
+		t.Errorf("verdict %q, gates %+v: want error_rate judged, answers not at 100%%", st.Reason, st.Gates)
+	}
+
+	// max_drift "off": the operator's explicit choice, answers not judged.
+	startRollout(t, g, `{"model":"m","version":"hot","steps":[50,100],"interval":"200ms","min_requests":5,"max_drift":"off"}`)
+	drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
+	st = gates(t, g)
+	if st.State != "promoted" || len(st.Gates) != 1 || st.Gates[0].Value != nil || !strings.Contains(st.Reason, "not judged: answers") {
+		t.Fatalf("max_drift off: %+v, want promoted with the answers gate off", st)
 	}
 }
 

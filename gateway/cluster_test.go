@@ -171,7 +171,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 
 	if _, err := a.Client.StartRollout(context.Background(), "r", json.RawMessage(
-		`{"model":"m","version":"2","steps":[50,100],"interval":"500ms","min_requests":5,"max_error_rate":0.05,"max_p99_ms":5000}`)); err != nil {
+		`{"model":"m","version":"2","steps":[50,100],"interval":"500ms","min_requests":5,"max_error_rate":0.05,"max_p99_ms":5000,"max_drift":"off"}`)); err != nil {
 		t.Fatalf("start rollout during the outage: %v", err)
 	}
 	testpoll.For(t, 30*time.Second, "the rollout to finish", func() error {

@@ -118,6 +118,10 @@ type Options struct {
 	// CanaryTick is how often rollouts are looked at; keep it a fraction
 	// of the shortest rollout interval. Default 250ms.
 	CanaryTick time.Duration
+	// StatsBucket is the time resolution of the live route stats (and of
+	// the canary's answers gate, which compares whole buckets); default
+	// 10s, whole seconds. Tests shorten it.
+	StatsBucket time.Duration
 	// PluginPool is the most instances per plugin version (how many calls
 	// of one plugin run at once); a version starts with one and grows as
 	// concurrent calls ask. Default 2×GOMAXPROCS.
@@ -409,7 +413,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		defer cancel()
 		return g.events.Close(ctx)
 	})
-	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Decoded: g.decoded, Logger: g.log, Registerer: g.reg}); err != nil {
+	if g.stats, err = monitor.NewStats(monitor.StatsOptions{JetStream: g.js, Decoded: g.decoded, Logger: g.log, Registerer: g.reg, Bucket: g.opts.StatsBucket}); err != nil {
 		return err
 	}
 	g.onClose(g.stats.Close)

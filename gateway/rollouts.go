@@ -20,10 +20,22 @@ func (m canaryMetrics) VariantMetrics(route, variant string, from, to time.Time)
 		return canary.VariantMetrics{}, nil
 	}
 	return canary.VariantMetrics{
-		Requests: s.Requests,
-		Errors:   s.Errors,
-		P99:      time.Duration(s.P99Ms * float64(time.Millisecond)),
+		Requests:     s.Requests,
+		Errors:       s.Errors,
+		ClientErrors: s.ClientErrors,
+		P99:          time.Duration(s.P99Ms * float64(time.Millisecond)),
 	}, nil
+}
+
+// AnswerShifts compares two variants' answers over the same range, for the
+// canary's answers gate.
+func (m canaryMetrics) AnswerShifts(route, variant, base string, from, to time.Time) map[string]canary.AnswerShift {
+	shifts := m.stats.AnswerShifts(route, variant, base, from, to)
+	out := make(map[string]canary.AnswerShift, len(shifts))
+	for name, sh := range shifts {
+		out[name] = canary.AnswerShift{PSI: sh.PSI, Count: sh.Count, BaseCount: sh.BaseCount}
+	}
+	return out
 }
 
 // startRollout serves POST /v1/routes/{route}/rollout.

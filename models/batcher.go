@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +18,11 @@ import (
 // batching"). Callers queue requests by shape; one scheduler goroutine cuts
 // batches when a runner is free and a batch is ready (full, a preferred
 // size, or its oldest request has waited MaxQueueDelay); each batch runs in
-// its own goroutine, at most runners at a time.
+// its own goroutine, at most runners at a time. Rows count: a batch holds at
+// most MaxBatchSize of them. A request of at least MaxBatchSize rows is
+// oversized: it runs on its own, as a batch of one, and oversized requests
+// hold at most runners-1 runners at once (all of one runner), so that
+// however many a client sends, the other requests keep a runner.
 
 // batcher queues and runs batches for one session.
 type batcher struct {
@@ -25,20 +30,22 @@ type batcher struct {
 	cfg     atomic.Pointer[Batching]
 	runners int
 	onBatch func(requests int) // may be nil
-	// testRun, in tests, is called as a batch of several requests is about
-	// to run (their inputs copied).
-	testRun func()
+	// testRun, in tests, is called with the row counts of each batch as it
+	// is about to run (a batch of several with their inputs copied).
+	testRun func(rows []int)
 	wake    chan struct{} // buffered 1: something changed
 	// batches counts runs of more than one request, batchedRows their
 	// rows: what tests (and one day metrics) see of batching working.
 	batches, batchedRows atomic.Int64
 	stopped              chan struct{} // closed when the scheduler has returned
 
-	mu      sync.Mutex
-	groups  map[string]*group // requests whose inputs agree, by shape key
-	running int               // batches running now
-	closing bool              // no new requests; flush what is queued
-	runs    sync.WaitGroup    // batch goroutines
+	mu           sync.Mutex
+	groups       map[string]*group // requests whose inputs agree, by shape key
+	alone        []*member         // oversized requests waiting for a runner, oldest first
+	running      int               // batches running now
+	aloneRunning int               // of them, oversized requests
+	closing      bool              // no new requests; flush what is queued
+	runs         sync.WaitGroup    // batch goroutines
 }
 
 // group is the queue of requests of one shape (all but the first dimension).
@@ -54,6 +61,7 @@ type member struct {
 	inputs  []Tensor
 	rows    int
 	arrived time.Time
+	alone   bool // oversized: runs on its own (batcher.alone)
 
 	// Set by the scheduler under batcher.mu: the request left the queue,
 	// into a batch or dropped.
@@ -128,7 +136,7 @@ func batchKey(inputs []Tensor) (key string, rows int, ok bool) {
 func (b *batcher) run(ctx context.Context, inputs []Tensor) (outs []Tensor, handled bool, err error) {
 	cfg := b.cfg.Load()
 	key, rows, ok := batchKey(inputs)
-	if !ok || rows == 0 || rows >= cfg.MaxBatchSize {
+	if !ok || rows == 0 {
 		return nil, false, nil
 	}
 	m := &member{ctx: ctx, inputs: inputs, rows: rows, arrived: time.Now(), released: make(chan struct{}), done: make(chan struct{})}
@@ -137,13 +145,18 @@ func (b *batcher) run(ctx context.Context, inputs []Tensor) (outs []Tensor, hand
 		b.mu.Unlock()
 		return nil, false, nil
 	}
-	g := b.groups[key]
-	if g == nil {
-		g = &group{key: key}
-		b.groups[key] = g
+	if rows >= cfg.MaxBatchSize {
+		m.alone = true
+		b.alone = append(b.alone, m)
+	} else {
+		g := b.groups[key]
+		if g == nil {
+			g = &group{key: key}
+			b.groups[key] = g
+		}
+		g.members = append(g.members, m)
+		g.rows += rows
 	}
-	g.members = append(g.members, m)
-	g.rows += rows
 	b.mu.Unlock()
 	b.signal()
 
@@ -156,7 +169,11 @@ func (b *batcher) run(ctx context.Context, inputs []Tensor) (outs []Tensor, hand
 	if !m.taken {
 		// Still queued: leave the queue; no batch ever sees this request.
 		m.taken = true
-		b.removeLocked(key, m)
+		if m.alone {
+			b.alone = slices.DeleteFunc(b.alone, func(x *member) bool { return x == m })
+		} else {
+			b.removeLocked(key, m)
+		}
 		b.mu.Unlock()
 		return nil, true, gaveUp(ctx)
 	}
@@ -217,7 +234,7 @@ func (b *batcher) schedule() {
 				}
 			}
 		}
-		done := b.closing && len(b.groups) == 0
+		done := b.closing && len(b.groups) == 0 && len(b.alone) == 0
 		b.mu.Unlock()
 		if done {
 			return
@@ -233,27 +250,63 @@ func (b *batcher) schedule() {
 	}
 }
 
+// maxAlone is how many runners oversized requests may hold at once: all
+// but one, so that the others always keep one.
+func (b *batcher) maxAlone() int { return max(1, b.runners-1) }
+
 // cutLocked takes the next batch to run off the queue, or nil when no
-// group is ready: of the ready groups, the one whose oldest request came
-// first. Requests whose callers have given up are dropped on the way.
+// group is ready: of the ready groups and the oldest oversized request
+// (while oversized requests hold fewer than maxAlone runners), the one whose
+// oldest request came first. Requests whose callers have given up are
+// dropped on the way.
 func (b *batcher) cutLocked(cfg *Batching, now time.Time) []*member {
-	var best *group
-	var bestSize int
-	for _, g := range b.groups {
-		b.dropGoneLocked(g)
-		if len(g.members) == 0 {
-			delete(b.groups, g.key)
-			continue
-		}
-		size, ready := readySize(cfg, g.rows, now.Sub(g.members[0].arrived) >= cfg.MaxQueueDelay || b.closing)
-		if ready && (best == nil || g.members[0].arrived.Before(best.members[0].arrived)) {
-			best, bestSize = g, size
-		}
+	b.alone, _ = b.dropGone(b.alone)
+	best := b.readyGroupLocked(cfg, now)
+	if len(b.alone) > 0 && b.aloneRunning < b.maxAlone() &&
+		(best == nil || b.alone[0].arrived.Before(best.members[0].arrived)) {
+		m := b.alone[0]
+		b.alone[0] = nil
+		b.alone = b.alone[1:]
+		m.taken = true
+		b.aloneRunning++
+		return []*member{m}
 	}
 	if best == nil {
 		return nil
 	}
-	// Whole requests, oldest first, up to the chosen size.
+	return b.cutGroupLocked(cfg, best, now)
+}
+
+// readyGroupLocked is the ready group whose oldest request came first, or
+// nil.
+func (b *batcher) readyGroupLocked(cfg *Batching, now time.Time) *group {
+	var best *group
+	for _, g := range b.groups {
+		var gone int
+		g.members, gone = b.dropGone(g.members)
+		g.rows -= gone
+		if len(g.members) == 0 {
+			delete(b.groups, g.key)
+			continue
+		}
+		_, ready := readySize(cfg, g.rows, b.expired(cfg, g, now))
+		if ready && (best == nil || g.members[0].arrived.Before(best.members[0].arrived)) {
+			best = g
+		}
+	}
+	return best
+}
+
+func (b *batcher) expired(cfg *Batching, g *group, now time.Time) bool {
+	return now.Sub(g.members[0].arrived) >= cfg.MaxQueueDelay || b.closing
+}
+
+// cutGroupLocked takes a ready group's next batch: whole requests, oldest
+// first, up to the size readySize chose, never more than MaxBatchSize rows
+// (one request of more, queued before the setting shrank, runs alone).
+func (b *batcher) cutGroupLocked(cfg *Batching, best *group, now time.Time) []*member {
+	bestSize, _ := readySize(cfg, best.rows, b.expired(cfg, best, now))
+	bestSize = min(bestSize, cfg.MaxBatchSize)
 	var batch []*member
 	rows := 0
 	for len(best.members) > 0 {
@@ -273,21 +326,22 @@ func (b *batcher) cutLocked(cfg *Batching, now time.Time) []*member {
 	return batch
 }
 
-// dropGoneLocked removes queued requests whose callers have given up (they
-// remove themselves too; this only spares a batch their rows).
-func (b *batcher) dropGoneLocked(g *group) {
-	kept := g.members[:0]
-	for _, m := range g.members {
+// dropGone removes queued requests whose callers have given up (they
+// remove themselves too; this only spares a batch their rows), in place,
+// and returns the rest and the rows removed. Called with b.mu held.
+func (b *batcher) dropGone(ms []*member) (kept []*member, rows int) {
+	kept = ms[:0]
+	for _, m := range ms {
 		if m.ctx.Err() != nil {
 			m.taken = true
-			g.rows -= m.rows
+			rows += m.rows
 			close(m.released)
 			continue
 		}
 		kept = append(kept, m)
 	}
-	clear(g.members[len(kept):])
-	g.members = kept
+	clear(ms[len(kept):])
+	return kept, rows
 }
 
 // readySize says whether a group with rows queued should run now, and how
@@ -315,18 +369,25 @@ func readySize(cfg *Batching, rows int, expired bool) (int, bool) {
 
 // runBatch runs one batch and hands each member its rows.
 func (b *batcher) runBatch(batch []*member) {
+	alone := batch[0].alone
 	defer func() {
 		b.mu.Lock()
 		b.running--
+		if alone {
+			b.aloneRunning--
+		}
 		b.mu.Unlock()
 		b.signal()
 		b.runs.Done()
 	}()
-	if f := b.onBatch; f != nil {
+	if f := b.onBatch; f != nil && !alone {
 		f(len(batch))
 	}
 	if len(batch) == 1 {
 		m := batch[0]
+		if b.testRun != nil {
+			b.testRun([]int{m.rows})
+		}
 		m.outs, m.err = b.s.Run(m.inputs)
 		close(m.released)
 		close(m.done)
@@ -346,7 +407,7 @@ func (b *batcher) runBatch(batch []*member) {
 		close(m.released) // the batch holds its own copy now
 	}
 	if b.testRun != nil {
-		b.testRun()
+		b.testRun(rows)
 	}
 	outs, err := b.s.Run(joined)
 	if err == nil {

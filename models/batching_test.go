@@ -7,8 +7,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -480,7 +482,13 @@ func TestBatchingCallerGivesUpMidBatch(t *testing.T) {
 	s.batch.Store(newBatcher(s, Batching{MaxBatchSize: 8, MaxQueueDelay: time.Second}, 1, nil))
 	b := s.batch.Load()
 	b.mu.Lock()
-	b.testRun = func() { close(entered); <-proceed }
+	var once sync.Once
+	b.testRun = func(rows []int) {
+		if len(rows) > 1 {
+			once.Do(func() { close(entered) })
+			<-proceed
+		}
+	}
 	b.mu.Unlock()
 	s.bmu.Unlock()
 
@@ -511,5 +519,155 @@ func TestBatchingCallerGivesUpMidBatch(t *testing.T) {
 	close(proceed)
 	if err := <-kept; err != nil {
 		t.Fatalf("the other caller: %v", err)
+	}
+}
+
+// hookedBatcher is a batcher of s with runners runners whose runs are seen
+// (their row counts, in order) and, while hold says so, held until release
+// is closed.
+func hookedBatcher(t *testing.T, s *Session, cfg Batching, runners int, hold func(rows []int) bool) (b *batcher, runs func() [][]int, release func()) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen [][]int
+	gate := make(chan struct{})
+	s.bmu.Lock()
+	s.batch.Store(newBatcher(s, cfg, runners, nil))
+	b = s.batch.Load()
+	b.mu.Lock()
+	b.testRun = func(rows []int) {
+		mu.Lock()
+		seen = append(seen, slices.Clone(rows))
+		mu.Unlock()
+		if hold(rows) {
+			<-gate
+		}
+	}
+	b.mu.Unlock()
+	s.bmu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	return b, func() [][]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}, release
+}
+
+// queued reports the rows waiting in b's queues: in groups, and oversized.
+func queued(b *batcher) (grouped, alone int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, g := range b.groups {
+		grouped += g.rows
+	}
+	for _, m := range b.alone {
+		alone += m.rows
+	}
+	return grouped, alone
+}
+
+// callAsync runs in through s's batcher and checks the answer against an
+// unbatched run.
+func callAsync(t *testing.T, s *Session, in Tensor) <-chan error {
+	t.Helper()
+	want, err := s.Run([]Tensor{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := s.RunContext(context.Background(), []Tensor{in})
+		if err == nil {
+			err = sameRows(got, want)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// TestBatchingRowsPerBatch pins issue 25 defect 10, the batching rule:
+// rows count against max_batch_size (no batch holds more), whole requests
+// oldest first, and a request of at least max_batch_size rows runs on its
+// own, in its turn, as a batch of one.
+func TestBatchingRowsPerBatch(t *testing.T) {
+	s := loadSession(t, mk(onnx.MLP("m", []int{8, 4}, 1)))
+	var first atomic.Bool
+	first.Store(true)
+	b, runs, release := hookedBatcher(t, s, Batching{MaxBatchSize: 4}, 1, func([]int) bool {
+		return first.Swap(false)
+	})
+	// One runner, held by an oversized request while the rest queue up.
+	var waits []<-chan error
+	waits = append(waits, callAsync(t, s, mlpRows(0, 4, 8)))
+	testpoll.For(t, 10*time.Second, "the first request running", func() error {
+		if r := runs(); len(r) != 1 {
+			return fmt.Errorf("runs %v", r)
+		}
+		return nil
+	})
+	queuedRows := 0
+	for i, rows := range []int{3, 3, 2, 1, 6} {
+		waits = append(waits, callAsync(t, s, mlpRows(i+1, rows, 8)))
+		queuedRows += rows
+		testpoll.For(t, 10*time.Second, fmt.Sprintf("request %d (%d rows) queued", i+1, rows), func() error {
+			if g, a := queued(b); g+a != queuedRows {
+				return fmt.Errorf("%d rows grouped and %d oversized queued, want %d in all", g, a, queuedRows)
+			}
+			return nil
+		})
+	}
+	release()
+	for i, w := range waits {
+		if err := <-w; err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if got, want := fmt.Sprint(runs()), "[[4] [3] [3] [2 1] [6]]"; got != want {
+		t.Fatalf("batches (rows of each request) %s, want %s", got, want)
+	}
+}
+
+// TestBatchingOversizedLeavesARunner: oversized requests hold at most all
+// runners but one, so however many a client sends, other requests keep
+// being batched and answered while they run.
+func TestBatchingOversizedLeavesARunner(t *testing.T) {
+	s := loadSession(t, mk(onnx.MLP("m", []int{8, 4}, 1)))
+	const maxRows = 4
+	b, runs, release := hookedBatcher(t, s, Batching{MaxBatchSize: maxRows}, 2, func(rows []int) bool {
+		return rows[0] >= maxRows
+	})
+	big1 := callAsync(t, s, mlpRows(0, 100, 8))
+	testpoll.For(t, 10*time.Second, "the first oversized request running", func() error {
+		if r := runs(); fmt.Sprint(r) != "[[100]]" {
+			return fmt.Errorf("runs %v", r)
+		}
+		return nil
+	})
+	big2 := callAsync(t, s, mlpRows(1, 100, 8))
+	testpoll.For(t, 10*time.Second, "the second oversized request queued", func() error {
+		if _, a := queued(b); a != 100 {
+			return fmt.Errorf("%d oversized rows queued", a)
+		}
+		return nil
+	})
+	// The second runner is the small requests': they are answered while
+	// the first oversized request still runs and the second waits.
+	for i := range 3 {
+		if err := <-callAsync(t, s, mlpRows(10+i, 1, 8)); err != nil {
+			t.Fatalf("small request %d: %v", i, err)
+		}
+	}
+	if _, a := queued(b); a != 100 {
+		t.Fatalf("%d oversized rows queued while the first runs, want 100", a)
+	}
+	release()
+	for i, w := range []<-chan error{big1, big2} {
+		if err := <-w; err != nil {
+			t.Errorf("oversized request %d: %v", i+1, err)
+		}
+	}
+	if r := runs(); fmt.Sprint(r[len(r)-1]) != "[100]" || len(r) != 5 {
+		t.Errorf("runs %v, want the first oversized, three small, then the second oversized", r)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -37,16 +39,21 @@ type StatsOptions struct {
 	Registerer prometheus.Registerer
 }
 
-// Point is one bucket of a route variant's time series.
+// Point is one bucket of a route variant's time series. Errors are the
+// gateway side's failures (5xx, 429); ClientErrors the callers' own
+// mistakes (other 4xx, event.ClientError), counted apart: they are in
+// Requests but not in ErrorRate (Errors over the requests that were not
+// client errors) nor in the latency percentiles.
 type Point struct {
-	T         time.Time `json:"t"`
-	Requests  int64     `json:"requests"`
-	Errors    int64     `json:"errors"`
-	RPS       float64   `json:"rps"`
-	ErrorRate float64   `json:"error_rate"`
-	P50Ms     float64   `json:"p50_ms"`
-	P95Ms     float64   `json:"p95_ms"`
-	P99Ms     float64   `json:"p99_ms"`
+	T            time.Time `json:"t"`
+	Requests     int64     `json:"requests"`
+	Errors       int64     `json:"errors"`
+	ClientErrors int64     `json:"client_errors"`
+	RPS          float64   `json:"rps"`
+	ErrorRate    float64   `json:"error_rate"`
+	P50Ms        float64   `json:"p50_ms"`
+	P95Ms        float64   `json:"p95_ms"`
+	P99Ms        float64   `json:"p99_ms"`
 }
 
 // VariantSeries is the time series of one variant of a route. Shadow traffic
@@ -77,17 +84,19 @@ type OutputSummary struct {
 }
 
 // VariantSummary is one variant over a time range. Percentiles are within
-// about 3% of the exact value (see sketch.go).
+// about 3% of the exact value (see sketch.go). Errors, ClientErrors and
+// ErrorRate are as in Point.
 type VariantSummary struct {
-	Requests  int64                    `json:"requests"`
-	Errors    int64                    `json:"errors"`
-	ErrorRate float64                  `json:"error_rate"`
-	P50Ms     float64                  `json:"p50_ms"`
-	P95Ms     float64                  `json:"p95_ms"`
-	P99Ms     float64                  `json:"p99_ms"`
-	Shadow    bool                     `json:"shadow,omitempty"`
-	Pinned    bool                     `json:"pinned,omitempty"`
-	Outputs   map[string]OutputSummary `json:"outputs"`
+	Requests     int64                    `json:"requests"`
+	Errors       int64                    `json:"errors"`
+	ClientErrors int64                    `json:"client_errors"`
+	ErrorRate    float64                  `json:"error_rate"`
+	P50Ms        float64                  `json:"p50_ms"`
+	P95Ms        float64                  `json:"p95_ms"`
+	P99Ms        float64                  `json:"p99_ms"`
+	Shadow       bool                     `json:"shadow,omitempty"`
+	Pinned       bool                     `json:"pinned,omitempty"`
+	Outputs      map[string]OutputSummary `json:"outputs"`
 }
 
 // Stats keeps live per-route, per-variant statistics in fixed time buckets,
@@ -116,11 +125,12 @@ type series struct {
 }
 
 type bucket struct {
-	start    int64 // unix seconds; 0 means unused
-	requests int64
-	errors   int64
-	lat      *latHist
-	outputs  map[string]*valueStats
+	start     int64 // unix seconds; 0 means unused
+	requests  int64
+	errors    int64 // the gateway side's failures
+	clientErr int64 // the callers' own 4xx (event.ClientError)
+	lat       *latHist
+	outputs   map[string]*valueStats
 }
 
 // statsEvent is the part of an Event that Stats reads; features are skipped.
@@ -325,7 +335,13 @@ func (s *Stats) add(ev *statsEvent) {
 		*b = bucket{start: start}
 	}
 	b.requests++
-	if ev.Status < 200 || ev.Status > 299 {
+	switch {
+	case event.ClientError(ev.Status):
+		// Counted apart, and out of the latency: a flood of quick refusals
+		// must not lower a variant's p99 either.
+		b.clientErr++
+		return
+	case ev.Status < 200 || ev.Status > 299:
 		b.errors++
 	}
 	if b.lat == nil {
@@ -422,12 +438,14 @@ func (s *Stats) Timeseries(route string, since time.Duration) []VariantSeries {
 				if t == last { // the current bucket is still filling
 					secs = max(float64(nowSec-t), 1)
 				}
-				p.Requests, p.Errors = b.requests, b.errors
+				p.Requests, p.Errors, p.ClientErrors = b.requests, b.errors, b.clientErr
 				p.RPS = float64(b.requests) / secs
-				p.ErrorRate = float64(b.errors) / float64(b.requests)
-				p.P50Ms = b.lat.quantile(0.50) / 1000
-				p.P95Ms = b.lat.quantile(0.95) / 1000
-				p.P99Ms = b.lat.quantile(0.99) / 1000
+				if served := b.requests - b.clientErr; served > 0 {
+					p.ErrorRate = float64(b.errors) / float64(served)
+					p.P50Ms = b.lat.quantile(0.50) / 1000
+					p.P95Ms = b.lat.quantile(0.95) / 1000
+					p.P99Ms = b.lat.quantile(0.99) / 1000
+				}
 			}
 			vs.Points = append(vs.Points, p)
 		}
@@ -441,21 +459,13 @@ func (s *Stats) Timeseries(route string, since time.Duration) []VariantSeries {
 // if it is a few seconds older. Canary analysis calls it with the step start
 // and now; an unknown route gives an empty map.
 func (s *Stats) Summary(route string, from, to time.Time) map[string]VariantSummary {
-	lo := from.Unix()
-	lo -= mod(lo, s.bsec)
-	// Slots without recent traffic may still hold buckets older than the
-	// window; never report those.
-	if oldest := s.opts.Now().Unix() - int64(s.opts.Window/time.Second); lo <= oldest {
-		lo = oldest + 1
-	}
-	hi := to.Unix()
+	lo, hi := s.span(from, to)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	vars := s.routes[route]
 	out := make(map[string]VariantSummary, len(vars))
 	for name, sr := range vars {
 		var lat latHist
-		outputs := make(map[string]*valueStats)
 		sum := VariantSummary{Shadow: sr.shadow, Pinned: sr.pinned}
 		for i := range sr.buckets {
 			b := &sr.buckets[i]
@@ -464,25 +474,21 @@ func (s *Stats) Summary(route string, from, to time.Time) map[string]VariantSumm
 			}
 			sum.Requests += b.requests
 			sum.Errors += b.errors
+			sum.ClientErrors += b.clientErr
 			if b.lat != nil {
 				lat.merge(b.lat)
-			}
-			for o, vs := range b.outputs {
-				acc := outputs[o]
-				if acc == nil {
-					acc = new(valueStats)
-					outputs[o] = acc
-				}
-				acc.merge(vs)
 			}
 		}
 		if sum.Requests == 0 {
 			continue
 		}
-		sum.ErrorRate = float64(sum.Errors) / float64(sum.Requests)
+		if served := sum.Requests - sum.ClientErrors; served > 0 {
+			sum.ErrorRate = float64(sum.Errors) / float64(served)
+		}
 		sum.P50Ms = lat.quantile(0.50) / 1000
 		sum.P95Ms = lat.quantile(0.95) / 1000
 		sum.P99Ms = lat.quantile(0.99) / 1000
+		outputs := sr.outputs(lo, hi)
 		sum.Outputs = make(map[string]OutputSummary, len(outputs))
 		for o, vs := range outputs {
 			sum.Outputs[o] = OutputSummary{
@@ -493,6 +499,131 @@ func (s *Stats) Summary(route string, from, to time.Time) map[string]VariantSumm
 		out[name] = sum
 	}
 	return out
+}
+
+// span is the bucket starts [lo, hi] that Summary merges for [from, to].
+func (s *Stats) span(from, to time.Time) (lo, hi int64) {
+	lo = from.Unix()
+	lo -= mod(lo, s.bsec)
+	// Slots without recent traffic may still hold buckets older than the
+	// window; never report those.
+	if oldest := s.opts.Now().Unix() - int64(s.opts.Window/time.Second); lo <= oldest {
+		lo = oldest + 1
+	}
+	return lo, to.Unix()
+}
+
+// AnswerShift is how far one variant's answers (a numeric output) lie from
+// another's over the same time range.
+type AnswerShift struct {
+	// PSI is the population stability index of the variant's values
+	// against the base's, over answerGroups groups of about equal share of
+	// the base's values.
+	PSI       float64 `json:"psi"`
+	Count     int64   `json:"count"`      // the variant's values
+	BaseCount int64   `json:"base_count"` // the base variant's values
+}
+
+// answerGroups is how many groups of the base's values AnswerShift
+// compares: quintiles, so that a hundred answers already give a stable
+// figure (PSI's noise is about groups/count).
+const answerGroups = 5
+
+// AnswerShifts compares the answers of variant with those of base, both of
+// route over the same buckets: those that start within [from, to] (unlike
+// Summary, not the one from falls in, which holds answers from before
+// from), for every numeric output both gave. Because both served the same traffic over the
+// same period, a shift in the inputs that both see moves both alike: what
+// remains is the difference between the two models. Canary analysis calls
+// it with the stable variant as base.
+func (s *Stats) AnswerShifts(route, variant, base string, from, to time.Time) map[string]AnswerShift {
+	lo, hi := s.span(from, to)
+	if time.Unix(lo, 0).Before(from) {
+		lo += s.bsec // the bucket from falls in began before it
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	vars := s.routes[route]
+	if vars[variant] == nil || vars[base] == nil {
+		return nil
+	}
+	got, want := vars[variant].outputs(lo, hi), vars[base].outputs(lo, hi)
+	out := make(map[string]AnswerShift)
+	for name, v := range got {
+		b := want[name]
+		if b == nil || b.count == 0 || v.count == 0 {
+			continue
+		}
+		out[name] = AnswerShift{PSI: sketchPSI(v.sketch, b.sketch), Count: v.count, BaseCount: b.count}
+	}
+	return out
+}
+
+// outputs merges the output sketches of the buckets starting in [lo, hi].
+// Called with s.mu held.
+func (sr *series) outputs(lo, hi int64) map[string]*valueStats {
+	out := make(map[string]*valueStats)
+	for i := range sr.buckets {
+		b := &sr.buckets[i]
+		if b.start == 0 || b.start < lo || b.start > hi {
+			continue
+		}
+		for o, vs := range b.outputs {
+			acc := out[o]
+			if acc == nil {
+				acc = new(valueStats)
+				out[o] = acc
+			}
+			acc.merge(vs)
+		}
+	}
+	return out
+}
+
+// sketchPSI is the PSI of sketch got against sketch base, over groups of
+// base's bins holding about 1/answerGroups of its values each (a bin is
+// never split, so a two-valued output has two groups). Empty groups count
+// as half a value, so that the figure stays finite.
+func sketchPSI(got, base map[int32]uint32) float64 {
+	bins := make([]int32, 0, len(base))
+	var total float64
+	for bin, c := range base {
+		bins = append(bins, bin)
+		total += float64(c)
+	}
+	slices.Sort(bins) // bins are in the order of their values
+	// upper[i] bounds group i: halfway between its last bin and the next
+	// group's first, so that answers a bin or two away from one of the
+	// base's (a hair's difference on a discrete output) fall in its group.
+	var upper []int32
+	var cum float64
+	for i, bin := range bins {
+		cum += float64(base[bin])
+		if i == len(bins)-1 {
+			upper = append(upper, bin)
+		} else if cum >= total*float64(len(upper)+1)/answerGroups {
+			upper = append(upper, bin+(bins[i+1]-bin)/2)
+		}
+	}
+	group := func(bin int32) int {
+		i, _ := slices.BinarySearch(upper, bin)
+		return min(i, len(upper)-1) // past the base's largest: the last group
+	}
+	g, b := make([]float64, len(upper)), make([]float64, len(upper))
+	var n float64
+	for bin, c := range got {
+		g[group(bin)] += float64(c)
+		n += float64(c)
+	}
+	for bin, c := range base {
+		b[group(bin)] += float64(c)
+	}
+	psi := 0.0
+	for i := range upper {
+		p, q := max(g[i], 0.5)/n, max(b[i], 0.5)/total
+		psi += (p - q) * math.Log(p/q)
+	}
+	return psi
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -506,5 +637,5 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // String is for logs.
 func (v VariantSummary) String() string {
-	return fmt.Sprintf("requests=%d errors=%d p99=%.1fms", v.Requests, v.Errors, v.P99Ms)
+	return fmt.Sprintf("requests=%d errors=%d client_errors=%d p99=%.1fms", v.Requests, v.Errors, v.ClientErrors, v.P99Ms)
 }

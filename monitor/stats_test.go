@@ -73,14 +73,24 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 			Model: "fraud", Version: "1", LatencyUS: int64(i) * 1000, Status: status,
 			Outputs: map[string]any{"score": float64(i) / 100, "label": i%2 == 0}})
 	}
-	// canary: 20 requests of 20µs (exact bins), 2 errors, one bucket later.
+	// canary: 20 requests of 20µs (exact bins), 2 errors of the gateway's
+	// side (a 503, a 429 of a full pool), one bucket later.
 	for i := range 20 {
 		status := 200
-		if i < 2 {
+		switch i {
+		case 0:
 			status = 503
+		case 1:
+			status = 429
 		}
 		send(&Event{TS: bucketStart.Add(10 * time.Second), Variant: "canary", Model: "fraud", Version: "2",
 			LatencyUS: 20, Status: status, Outputs: map[string]any{"score": []any{0.5, 0.7}}})
+	}
+	// ... and 30 slow refusals of the callers' own mistakes: counted apart,
+	// in neither the error rate nor the latency.
+	for i := range 30 {
+		send(&Event{TS: bucketStart.Add(10 * time.Second), Variant: "canary", Model: "fraud", Version: "2",
+			LatencyUS: 5_000_000, Status: []int{400, 404, 413}[i%3]})
 	}
 	// shadow traffic and an event from before the window.
 	send(&Event{TS: bucketStart, Variant: "stable", Model: "fraud", Version: "3", Shadow: true, LatencyUS: 7, Status: 200})
@@ -124,8 +134,9 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 	}
 
 	canary := sum["canary"]
-	if canary.Requests != 20 || canary.Errors != 2 || canary.P50Ms != 0.02 || canary.P99Ms != 0.02 {
-		t.Errorf("canary: %+v; want 20 requests, 2 errors, p50 = p99 = 0.02 ms", canary)
+	if canary.Requests != 50 || canary.Errors != 2 || canary.ClientErrors != 30 || canary.ErrorRate != 0.1 ||
+		canary.P50Ms != 0.02 || canary.P99Ms != 0.02 {
+		t.Errorf("canary: %+v; want 50 requests, 2 errors, 30 client errors, error rate 0.1 (of 20 served), p50 = p99 = 0.02 ms", canary)
 	}
 	if sc := canary.Outputs["score"]; sc.Count != 40 || !near(sc.Mean, 0.6, 1e-9) {
 		t.Errorf("canary vector output: %+v, want 40 values, mean 0.6", sc)
@@ -136,7 +147,7 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 
 	// A range that only covers the canary's bucket.
 	only := st.Summary("fraud", bucketStart.Add(10*time.Second), bucketStart.Add(15*time.Second))
-	if only["stable"].Requests != 0 || only["canary"].Requests != 20 {
+	if only["stable"].Requests != 0 || only["canary"].Requests != 50 {
 		t.Errorf("summary of the canary bucket: %v", only)
 	}
 
@@ -153,6 +164,11 @@ func TestStatsCountsAndPercentiles(t *testing.T) {
 			}
 		} else if p.Requests != 0 {
 			t.Errorf("unexpected requests in point %+v", p)
+		}
+	}
+	for _, p := range ts[0].Points {
+		if p.Requests != 0 && (p.Requests != 50 || p.Errors != 2 || p.ClientErrors != 30 || p.ErrorRate != 0.1 || p.P99Ms != 0.02) {
+			t.Errorf("canary point %+v, want 50 requests, 2 errors, 30 client errors, error rate 0.1, p99 0.02 ms", p)
 		}
 	}
 	if !found || len(ts[2].Points) < 6 {
@@ -252,5 +268,43 @@ func TestStatsSummarySeriesUnderTheCap(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(untracked); got != 8 {
 		t.Errorf("weir_stats_untracked_total = %v, want the 8 values past the cap", got)
+	}
+}
+
+// AnswerShifts compares two variants' answers over the same range: the
+// same distribution gives a PSI near 0 whatever the counts, a shifted one
+// a large PSI, and a two-valued output is compared on its two values.
+func TestStatsAnswerShifts(t *testing.T) {
+	now := time.Now()
+	st := &Stats{opts: StatsOptions{Window: time.Hour, Bucket: 10 * time.Second, Now: func() time.Time { return now }},
+		nb: 360, bsec: 10, routes: make(map[string]map[string]*series)}
+	add := func(variant string, n int, score func(i int) float64) {
+		for i := range n {
+			st.add(&statsEvent{TS: now.Add(-time.Duration(i%50) * time.Second), Route: "r", Variant: variant, Status: 200,
+				Outputs: map[string]any{"score": score(i), "flag": i%4 == 0}})
+		}
+	}
+	uniform := func(n int) func(int) float64 { return func(i int) float64 { return float64(i%n) / float64(n) } }
+	add("stable", 2000, uniform(2000))
+	add("same", 200, uniform(200))
+	add("shifted", 200, func(i int) float64 { return 0.9 + float64(i%200)/2000 })
+	add("other", 50, uniform(50))
+	from := now.Add(-time.Minute)
+	same := st.AnswerShifts("r", "same", "stable", from, now)
+	if s := same["score"]; s.Count != 200 || s.BaseCount != 2000 || s.PSI > 0.05 {
+		t.Errorf("same distribution: %+v, want 200 against 2000 values and a PSI under 0.05", s)
+	}
+	if f := same["flag"]; f.PSI > 0.05 {
+		t.Errorf("same two-valued output: %+v, want a PSI under 0.05", f)
+	}
+	if s := st.AnswerShifts("r", "shifted", "stable", from, now)["score"]; s.PSI < 1 {
+		t.Errorf("answers all in the stable's top tenth: %+v, want a PSI over 1", s)
+	}
+	// A range that holds none of one variant: nothing to compare.
+	if got := st.AnswerShifts("r", "same", "stable", now.Add(-2*time.Hour), now.Add(-90*time.Minute)); len(got) != 0 {
+		t.Errorf("range without answers: %v", got)
+	}
+	if got := st.AnswerShifts("r", "nope", "stable", from, now); got != nil {
+		t.Errorf("unknown variant: %v", got)
 	}
 }

@@ -492,9 +492,11 @@ function totals() {
   const vs = Object.entries(state.stats?.variants ?? {}).filter(([, v]) => !v.shadow && !v.pinned);
   const req = vs.reduce((a, [, v]) => a + v.requests, 0);
   const errs = vs.reduce((a, [, v]) => a + v.errors, 0);
+  // Callers' own 4xx answers are counted apart, not as errors.
+  const client = vs.reduce((a, [, v]) => a + (v.client_errors ?? 0), 0);
   const worst = vs.reduce((a, [n, v]) => (v.requests && v.p99_ms > (a?.v.p99_ms ?? -1) ? { n, v } : a), null);
   const p50 = vs.reduce((a, [, v]) => a + v.p50_ms * v.requests, 0) / (req || 1);
-  return { req, errs, worst, p50 };
+  return { req, errs, client, worst, p50 };
 }
 
 function renderKPIs() {
@@ -502,7 +504,8 @@ function renderKPIs() {
   const kpi = (label, value, note, cls) => h('div', { class: 'kpi ' + (cls ?? '') }, h('div', { class: 'kpi-label' }, label), h('div', { class: 'kpi-value' }, value), h('div', { class: 'kpi-note' }, note));
   fill(document.getElementById('kpis'),
     kpi('Throughput', `${fmtRate(t.req / 60)} req/s`, `${fmtNum(t.req)} requests, last minute`),
-    kpi('Error rate', t.req ? fmtPct(t.errs / t.req) : '–', `${fmtNum(t.errs)} errors, last minute`, t.errs ? 'warn' : ''),
+    kpi('Error rate', t.req > t.client ? fmtPct(t.errs / (t.req - t.client)) : '–',
+      `${fmtNum(t.errs)} errors${t.client ? `, ${fmtNum(t.client)} client 4xx apart` : ''}, last minute`, t.errs ? 'warn' : ''),
     kpi('Latency p50', t.req ? fmtMs(t.p50) : '–', 'request-weighted'),
     kpi('Latency p99', t.worst ? fmtMs(t.worst.v.p99_ms) : '–', t.worst ? `worst variant: ${t.worst.n}` : 'no traffic in the last minute'));
 }
@@ -516,7 +519,7 @@ function renderSplit(r) {
       h('td', { class: 'mono' }, `${v.model}@${v.version || 'latest'}`),
       h('td', { class: 'num' }, h('b', {}, `${v.weight}%`)),
       h('td', { class: 'num' }, s ? fmtRate(s.requests / 60) : '–'),
-      h('td', { class: 'num' + (s?.errors ? ' bad' : '') }, s ? fmtPct(s.error_rate) : '–'),
+      h('td', { class: 'num' + (s?.errors ? ' bad' : ''), title: s?.client_errors ? `${fmtNum(s.client_errors)} client errors (4xx) counted apart` : undefined }, s ? fmtPct(s.error_rate) : '–'),
       h('td', { class: 'num' }, s?.requests ? fmtMs(s.p50_ms) : '–'),
       h('td', { class: 'num' }, s?.requests ? fmtMs(s.p99_ms) : '–'));
   });

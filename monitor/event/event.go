@@ -51,3 +51,14 @@ type Event struct {
 
 // OK reports whether the inference succeeded.
 func (e *Event) OK() bool { return e.Status >= 200 && e.Status < 300 }
+
+// ClientError reports whether an answer's status is the caller's own
+// mistake (a 4xx: bad JSON, bad shape, missing feature, body too large)
+// rather than a failure of the gateway's side (a model, plugin or timeout:
+// 5xx). 429 is the gateway's: a full queue or plugin pool. Live stats and
+// canary analysis count client errors apart from errors, so that callers
+// cannot make a variant look broken (or roll back a canary) by sending it
+// bad requests.
+func ClientError(status int) bool {
+	return status >= 400 && status < 500 && status != 429
+}

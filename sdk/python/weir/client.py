@@ -293,8 +293,10 @@ class Client:
     def canary_start(self, route, to, steps=None, interval=None, max_error_rate=None,
                      max_p99_ms=None, max_drift=None, min_requests=None, variant=None, drift_mode=None):
         """Start a rollout of to ("model@version", or "model") on route.
-        drift_mode "relative" (the gateway's default) judges max_drift on the
-        canary's drift minus the stable version's; "absolute" on its own."""
+        The canary's answers are judged against the stable variant's over the
+        same period by default (max_drift 0.25, a PSI per numeric output);
+        max_drift="off" turns that off. drift_mode "absolute" also judges the
+        canary's own drift (the drift monitor's) against max_drift."""
         model, _, version = str(to).partition("@")
         spec = {"model": model}
         if version:
