@@ -19,7 +19,8 @@ import (
 )
 
 // connectNATS starts the embedded server (unless NATSURL names a cluster),
-// connects, and wraps JetStream so every asset gets NATSReplicas. The
+// connects, and wraps JetStream so every asset gets NATSReplicas and every
+// KV and object-store call a deadline (natsx.WithDeadlines). The
 // embedded server never runs open: its credentials live in
 // <DataDir>/nats-url (0600), a full client URL that the CLI and tests read.
 func (g *Gateway) connectNATS() error {
@@ -69,7 +70,9 @@ func (g *Gateway) connectNATS() error {
 	if err != nil {
 		return err
 	}
-	g.js = natsx.WithReplicas(js, o.NATSReplicas, g.log)
+	// Every KV and object-store call gets a deadline of its own: a frozen
+	// NATS fails an admin write in seconds (503), not at the request's end.
+	g.js = natsx.WithReplicas(natsx.WithDeadlines(js, natsx.CallTimeout), o.NATSReplicas, g.log)
 	g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "weir_nats_connected",
 		Help: "1 while the gateway is connected to NATS, 0 while it is not (it keeps serving from its local copies).",

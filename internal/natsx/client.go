@@ -58,9 +58,19 @@ func (o ClientOptions) Validate() error {
 	return nil
 }
 
+// PingInterval and MaxPingsOutstanding make a client notice a server that
+// stopped answering (a frozen process or host: its socket stays open, so
+// nothing else tells) within PingInterval × (MaxPingsOutstanding+1), 6s,
+// and move to another server. nats.go's defaults take minutes.
+const (
+	PingInterval        = 2 * time.Second
+	MaxPingsOutstanding = 2
+)
+
 // Dial connects with reconnects forever, which is what a long-running
 // gateway wants: NATS going away must not end the process, and with several
-// servers (or servers the cluster announces) it moves to another one.
+// servers (or servers the cluster announces) it moves to another one, also
+// away from one that froze (PingInterval).
 func Dial(o ClientOptions) (*nats.Conn, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -70,6 +80,8 @@ func Dial(o ClientOptions) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(8 << 20),
+		nats.PingInterval(PingInterval),
+		nats.MaxPingsOutstanding(MaxPingsOutstanding),
 	}
 	// Credentials in the first URL that has some also go to servers the
 	// cluster announces later, which arrive without them.

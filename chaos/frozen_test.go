@@ -1,0 +1,72 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weirhq/weir/internal/testpoll"
+)
+
+// natsState is the "nats" field of weir's readiness answer.
+func (w *weirProc) natsState() string {
+	_, out := w.do("GET", "/v2/health/ready", nil)
+	var b struct {
+		NATS string `json:"nats"`
+	}
+	_ = json.Unmarshal(out, &b)
+	return b.NATS
+}
+
+// NATS freezes (SIGSTOP: its sockets stay open and say nothing). weir must
+// notice within seconds (pings, not nats.go's default of minutes), keep
+// serving inference from its local copies, and answer an admin write with
+// 503 within a few seconds instead of holding it for the request's whole
+// deadline (30s). After SIGCONT it reconnects and writes work again.
+func TestFrozenNATSAnswersWithinSeconds(t *testing.T) {
+	n := startNATS(t)
+	w := startWeir(t, t.TempDir(), n.URL())
+	w.pushModel("m")
+	route := []byte(`{"variants":[{"name":"a","model":"m","version":"1","weight":100}]}`)
+	if code, out := w.do("PUT", "/v1/routes/r", route); code != 200 {
+		t.Fatalf("route PUT with NATS up: %d %s", code, out)
+	}
+
+	n.signal(syscall.SIGSTOP)
+	// Bounds well under the 30s request deadline the write used to wait
+	// out, yet loose enough for a busy machine (the client gives up after
+	// natsx.CallTimeout, 5s).
+	const writeBound = 15 * time.Second
+	start := time.Now()
+	code, out := w.doWithin(time.Minute, "PUT", "/v1/routes/r", route)
+	writeTook := time.Since(start)
+	if code != 503 || writeTook > writeBound {
+		t.Errorf("route PUT with NATS frozen: %d %s after %s, want 503 within %s", code, out, writeTook.Round(time.Millisecond), writeBound)
+	}
+	testpoll.For(t, 20*time.Second, "weir to notice the frozen NATS", func() error {
+		if s := w.natsState(); s == "connected" {
+			return fmt.Errorf("nats state %q", s)
+		}
+		return nil
+	})
+	detected := time.Since(start)
+	if code, out := w.do("POST", "/v2/models/m/infer", inferBody); code != 200 {
+		t.Errorf("inference with NATS frozen: %d %s", code, out)
+	}
+
+	n.signal(syscall.SIGCONT)
+	start = time.Now()
+	testpoll.For(t, 60*time.Second, "a route PUT to work after SIGCONT", func() error {
+		if code, out := w.doWithin(30*time.Second, "PUT", "/v1/routes/r2", route); code != 200 {
+			return fmt.Errorf("route PUT: %d %s", code, out)
+		}
+		return nil
+	})
+	if code, out := w.do("GET", "/v1/routes/r2", nil); code != 200 {
+		t.Errorf("route written after SIGCONT: GET %d %s", code, out)
+	}
+	figures(t, "write_while_frozen", writeTook.Round(time.Millisecond), "write_code", code,
+		"frozen_detected_after", detected.Round(time.Millisecond), "recovered_after_sigcont", time.Since(start).Round(time.Millisecond))
+}
