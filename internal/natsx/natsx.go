@@ -3,8 +3,7 @@
 // belong to the packages that use them. It does own how every one of them is
 // replicated (WithReplicas), how long each of their calls may take
 // (WithDeadlines), how clients authenticate and notice a dead server (Dial),
-// and the lease
-// that lets one gateway of many act for all (Lease).
+// and the lease that lets one gateway of many act for all (Lease).
 //
 // It must not import any other weir package.
 package natsx
