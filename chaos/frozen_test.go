@@ -3,6 +3,7 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,4 +70,38 @@ func TestFrozenNATSAnswersWithinSeconds(t *testing.T) {
 	}
 	figures(t, "write_while_frozen", writeTook.Round(time.Millisecond), "write_code", code,
 		"frozen_detected_after", detected.Round(time.Millisecond), "recovered_after_sigcont", time.Since(start).Round(time.Millisecond))
+}
+
+// A gateway's first start while NATS is unreachable: it has nothing local
+// to serve, so it stays up and not ready (saying it waits for NATS) instead
+// of exiting, and becomes ready and serves once NATS starts.
+func TestFirstStartWaitsForNATS(t *testing.T) {
+	n := startNATS(t)
+	url := n.URL() // the credentials it generated stay the same on restart
+	n.kill()
+	w := launchWeir(t, t.TempDir(), url)
+	testpoll.For(t, 30*time.Second, "weir to answer not ready, waiting for NATS", func() error {
+		if !w.alive() {
+			t.Fatalf("weir exited with NATS unreachable: %v\n%s", w.exitErr, w.logs)
+		}
+		code, out := w.do("GET", "/v2/health/ready", nil)
+		if code != 503 || !strings.Contains(string(out), "waiting for NATS") {
+			return fmt.Errorf("ready answered %d %s", code, out)
+		}
+		return nil
+	})
+	if code, out := w.do("GET", "/v2/health/live", nil); code != 200 {
+		t.Errorf("live while waiting for NATS: %d %s", code, out)
+	}
+	if code, out := w.do("GET", "/v1/models", nil); code != 503 || !strings.Contains(string(out), "waiting for NATS") {
+		t.Errorf("GET /v1/models while waiting for NATS: %d %s, want 503 saying it waits", code, out)
+	}
+	n.start()
+	start := time.Now()
+	w.waitReady()
+	figures(t, "ready_after_nats_started", time.Since(start).Round(time.Millisecond))
+	w.pushModel("m")
+	if code, out := w.do("POST", "/v2/models/m/infer", inferBody); code != 200 {
+		t.Errorf("inference once NATS is up: %d %s", code, out)
+	}
 }

@@ -182,6 +182,14 @@ func (s *syncBuffer) count(re string) int {
 // choosing, so the test can read the stream).
 func startWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc {
 	t.Helper()
+	w := launchWeir(t, dataDir, natsURL, extra...)
+	w.waitReady()
+	return w
+}
+
+// launchWeir is startWeir without waiting for readiness.
+func launchWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc {
+	t.Helper()
 	w := &weirProc{t: t, dataDir: dataDir}
 	port := freePort(t)
 	w.url = fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -195,7 +203,6 @@ func startWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc
 	w.args = append(w.args, extra...)
 	w.start()
 	t.Cleanup(w.kill)
-	w.waitReady()
 	return w
 }
 

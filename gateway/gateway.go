@@ -204,9 +204,16 @@ type Gateway struct {
 	implicitRoutes sync.Map
 	inflight       atomic.Int64 // inference requests being served
 
-	ready   atomic.Bool                   // answers /v2/health/ready
-	closers []func(context.Context) error // run in reverse order by Shutdown
-	shadows sync.WaitGroup                // shadow requests in flight; Shutdown waits
+	ready atomic.Bool // answers /v2/health/ready
+	// started closes once the parts that need NATS are up (isStarted),
+	// their start failed (failed closes too, startErr says why) or
+	// Shutdown stopped it; at once unless NATS did not answer at start.
+	started, failed chan struct{}
+	isStarted       atomic.Bool
+	startErr        error
+	stopStart       context.CancelFunc            // stops a start waiting for NATS
+	closers         []func(context.Context) error // run in reverse order by Shutdown
+	shadows         sync.WaitGroup                // shadow requests in flight; Shutdown waits
 
 	natsURL string       // what the gateway dialed (with credentials)
 	lease   *natsx.Lease // held by the one gateway that publishes drift alerts
@@ -264,10 +271,68 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := g.connectNATS(); err != nil {
 		return nil, err
 	}
+	g.met = newMetrics(g.reg)
+	g.shadowSlots = make(chan struct{}, 64)
+	g.buildGRPC()
+	if err := g.buildApp(); err != nil {
+		return nil, err
+	}
+	g.started, g.failed = make(chan struct{}), make(chan struct{})
+	if g.nc.IsConnected() {
+		if err := g.startStores(ctx); err != nil {
+			return nil, err
+		}
+		g.markStarted()
+		return g, nil
+	}
+	// A first start during a NATS outage: stay up, not ready (health says
+	// why), and start the rest once NATS answers.
+	g.log.Warn("NATS does not answer: waiting for it before serving", "nats", natsx.Redact(g.natsURL), "err", g.nc.LastError())
+	g.startInBackground(ctx)
+	return g, nil
+}
 
+// markStarted makes the gateway ready: every part is up.
+func (g *Gateway) markStarted() {
+	g.isStarted.Store(true)
+	g.ready.Store(true)
+	close(g.started)
+}
+
+// startInBackground starts the parts that need NATS once it answers. A
+// failure then ends Serve with the error, as it would have ended New;
+// Shutdown stops the wait.
+func (g *Gateway) startInBackground(ctx context.Context) {
+	ctx, g.stopStart = context.WithCancel(ctx)
+	go func() {
+		err := g.waitConnected(ctx)
+		if err == nil {
+			g.log.Info("NATS answers: starting", "nats", natsx.Redact(g.nc.ConnectedUrlRedacted()))
+			err = g.startStores(ctx)
+		}
+		switch {
+		case err == nil:
+			g.markStarted()
+		case ctx.Err() != nil: // Shutdown
+			close(g.started)
+		default:
+			g.startErr = fmt.Errorf("start once NATS answered: %w", err)
+			close(g.failed)
+			close(g.started)
+		}
+	}()
+}
+
+// startStores starts everything that needs NATS: the stores, the model
+// registry, and then the other parts.
+func (g *Gateway) startStores(ctx context.Context) error {
+	o := g.opts
+	if err := g.attachJetStream(ctx); err != nil {
+		return err
+	}
 	modelStore, err := artifacts.Open(ctx, g.js, "models")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The drift monitor exists before the registry, which hands it the
 	// reference data it finds; it starts consuming events later.
@@ -278,10 +343,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		JS: g.js, Durable: "weir-drift-" + nodeID(o.DataDir), Registerer: g.reg, Logger: g.log,
 		AlertGate: g.alertLeader, Decoded: g.decoded,
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	g.onClose(g.drift.Close)
-	g.met = newMetrics(g.reg)
 	g.models, err = models.NewRegistry(ctx, modelStore, models.Options{
 		OnReference: func(model, version string, data []byte) {
 			if ref, err := drift.ParseReference(data, ""); err == nil {
@@ -304,21 +368,10 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Registerer:   g.reg,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.onClose(g.models.Close)
-	g.shadowSlots = make(chan struct{}, 64)
-
-	if err := g.startParts(ctx); err != nil {
-		return nil, err
-	}
-
-	g.buildGRPC()
-	if err := g.buildApp(); err != nil {
-		return nil, err
-	}
-	g.ready.Store(true)
-	return g, nil
+	return g.startParts(ctx)
 }
 
 // startParts starts routes, features, plugins and monitoring, each with
@@ -423,8 +476,16 @@ func (g *Gateway) TokenPath() string { return g.tokenPath }
 func (g *Gateway) NATSURL() string { return g.natsURL }
 
 // Serve accepts HTTP connections on ln until Shutdown.
+// A start waiting for NATS that then fails ends it with the error.
 func (g *Gateway) Serve(ln net.Listener) error {
-	return g.app.Listener(lingerListener{ln})
+	errc := make(chan error, 1)
+	go func() { errc <- g.app.Listener(lingerListener{ln}) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-g.failed:
+		return g.startErr
+	}
 }
 
 // admit counts an inference request in, or refuses it when MaxInFlight
@@ -463,6 +524,10 @@ func (g *Gateway) ListenAndServe() error {
 // stop.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.ready.Store(false)
+	if g.stopStart != nil {
+		g.stopStart()
+		<-g.started // its parts honour ctx: they stop soon
+	}
 	var errs []error
 	if g.app != nil {
 		errs = append(errs, g.app.ShutdownWithContext(ctx))

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +27,11 @@ type ClientOptions struct {
 	TLSCA     string // CA bundle that signed the servers' certificates, --nats-tls-ca
 	TLSCert   string // client certificate (mutual TLS), --nats-tls-cert
 	TLSKey    string // its key, --nats-tls-key
+	// WaitForServer makes Dial return a connection that keeps trying when
+	// no server can be reached yet, instead of an error: a gateway started
+	// during an outage stays up (nats.RetryOnFailedConnect). A server that
+	// answers and refuses (credentials, TLS) is still an error.
+	WaitForServer bool
 }
 
 // Validate checks what can be checked before dialing, naming the option
@@ -114,10 +120,20 @@ func Dial(o ClientOptions) (*nats.Conn, error) {
 		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
 	}
 	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil && o.WaitForServer && unreachable(err) {
+		nc, err = nats.Connect(o.URL, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats at %s: %w", redact(o.URL), err)
 	}
 	return nc, nil
+}
+
+// unreachable says err means no server could be reached (refused, timed
+// out, no route), not that one answered and refused.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) || errors.As(err, &ne)
 }
 
 // Connect dials url (credentials in the URL) as Dial does.
