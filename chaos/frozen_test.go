@@ -105,3 +105,57 @@ func TestFirstStartWaitsForNATS(t *testing.T) {
 		t.Errorf("inference once NATS is up: %d %s", code, out)
 	}
 }
+
+// natsServer is the NATS server weir is connected to, from /v1/status.
+func (w *weirProc) natsServer() (string, error) {
+	code, out := w.do("GET", "/v1/status", nil)
+	if code != 200 {
+		return "", fmt.Errorf("status: %d %s", code, out)
+	}
+	var b struct {
+		NATS struct {
+			Server string `json:"server"`
+		} `json:"nats"`
+	}
+	if err := json.Unmarshal(out, &b); err != nil {
+		return "", fmt.Errorf("status: %w: %s", err, out)
+	}
+	return b.NATS.Server, nil
+}
+
+// The node of a 3-node cluster that weir is connected to freezes, every
+// asset having 3 replicas: weir leaves it for a healthy node within
+// seconds, and admin writes work there while the node is still frozen.
+func TestFrozenNodeIsLeft(t *testing.T) {
+	nodes := startCluster(t, 3)
+	w := startWeir(t, t.TempDir(), nodes[0].URL(), "--nats-replicas", "3")
+	w.pushModel("m")
+	route := []byte(`{"variants":[{"name":"a","model":"m","version":"1","weight":100}]}`)
+	if code, out := w.do("PUT", "/v1/routes/r", route); code != 200 {
+		t.Fatalf("route PUT: %d %s", code, out)
+	}
+	if s, err := w.natsServer(); s != "n1" {
+		t.Fatalf("weir is connected to %q (%v), want n1, the node it was given", s, err)
+	}
+
+	nodes[0].signal(syscall.SIGSTOP)
+	start := time.Now()
+	testpoll.For(t, 60*time.Second, "a route PUT to work with weir's node frozen", func() error {
+		if code, out := w.doWithin(30*time.Second, "PUT", "/v1/routes/r2", route); code != 200 {
+			return fmt.Errorf("route PUT: %d %s", code, out)
+		}
+		return nil
+	})
+	wrote := time.Since(start)
+	testpoll.For(t, 30*time.Second, "weir to report a healthy node", func() error {
+		s, err := w.natsServer()
+		if err == nil && (s == "n1" || s == "") {
+			err = fmt.Errorf("connected to %q", s)
+		}
+		return err
+	})
+	if code, out := w.do("POST", "/v2/models/m/infer", inferBody); code != 200 {
+		t.Errorf("inference with a node frozen: %d %s", code, out)
+	}
+	figures(t, "write_ok_after", wrote.Round(time.Millisecond))
+}

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 	// The test binary doubles as a standalone NATS server, so a test can
 	// freeze (SIGSTOP) or kill NATS without touching weir.
 	if dir := os.Getenv("WEIR_CHAOS_NATS_DIR"); dir != "" {
-		runNATS(dir, os.Getenv("WEIR_CHAOS_NATS_LISTEN"))
+		runNATS(dir, os.Getenv("WEIR_CHAOS_NATS_LISTEN"), os.Getenv("WEIR_CHAOS_NATS_CLUSTER"))
 		return
 	}
 	tmp, err := os.MkdirTemp("", "weir-chaos-bin")
@@ -69,8 +69,16 @@ func repoRoot() string {
 	return filepath.Dir(wd)
 }
 
-func runNATS(dir, listen string) {
-	e, err := natsx.Start(natsx.Options{Listen: listen, StoreDir: dir, SyncInterval: natsx.DefaultSyncInterval})
+// runNATS runs a NATS server; cluster, when set, is "name route-listen
+// route,route,...": the server is that node of a cluster whose nodes share
+// clusterUser's credentials.
+func runNATS(dir, listen, cluster string) {
+	o := natsx.Options{Listen: listen, StoreDir: dir, SyncInterval: natsx.DefaultSyncInterval}
+	if f := strings.Fields(cluster); len(f) == 3 {
+		o.ServerName, o.User, o.Password = f[0], clusterUser, clusterPass
+		o.Cluster = &natsx.ClusterOptions{Name: "chaos", Listen: f[1], Routes: strings.Split(f[2], ",")}
+	}
+	e, err := natsx.Start(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos nats:", err)
 		os.Exit(1)
@@ -91,11 +99,46 @@ func freePort(t *testing.T) int {
 
 // natsProc is a NATS server in a child process.
 type natsProc struct {
-	t      *testing.T
-	dir    string
-	listen string
-	url    string // with the credentials the child generated into dir
-	cmd    *exec.Cmd
+	t       *testing.T
+	dir     string
+	listen  string
+	cluster string // WEIR_CHAOS_NATS_CLUSTER, "" for a single server
+	url     string // with the credentials the child generated into dir
+	cmd     *exec.Cmd
+}
+
+// The credentials every node of a cluster started by startCluster uses.
+const clusterUser, clusterPass = "weir", "chaos-cluster-secret"
+
+// startCluster runs a JetStream cluster of n nodes, named n1, n2, ..., each
+// in its own process.
+func startCluster(t *testing.T, n int) []*natsProc {
+	routes := make([]string, n)
+	for i := range routes {
+		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	nodes := make([]*natsProc, n)
+	for i := range nodes {
+		p := &natsProc{t: t, dir: t.TempDir(), listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			cluster: fmt.Sprintf("n%d %s %s", i+1, routes[i], strings.Join(routes, ","))}
+		p.start()
+		t.Cleanup(p.kill)
+		nodes[i] = p
+	}
+	// JetStream answers once the nodes have elected a meta leader.
+	nc, err := nats.Connect(nodes[0].URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	testpoll.For(t, 60*time.Second, "the NATS cluster's JetStream to answer", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	return nodes
 }
 
 func startNATS(t *testing.T) *natsProc {
@@ -110,7 +153,8 @@ func (n *natsProc) URL() string { return n.url }
 func (n *natsProc) start() {
 	n.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "WEIR_CHAOS_NATS_DIR="+n.dir, "WEIR_CHAOS_NATS_LISTEN="+n.listen)
+	cmd.Env = append(os.Environ(), "WEIR_CHAOS_NATS_DIR="+n.dir, "WEIR_CHAOS_NATS_LISTEN="+n.listen,
+		"WEIR_CHAOS_NATS_CLUSTER="+n.cluster)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		n.t.Fatal(err)
