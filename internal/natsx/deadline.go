@@ -20,8 +20,9 @@ const CallTimeout = 5 * time.Second
 // WithDeadlines returns js such that every KV bucket and object store
 // opened through it bounds each of its one-shot calls to d (CallTimeout
 // when d <= 0), or to the caller's deadline when that comes first. Calls
-// that return something read later (watches, key listers, object readers)
-// and object uploads keep the caller's context: an upload's progress is
+// that return something read later (watches, key listers, object readers),
+// whose work grows with the bucket (listings, history) or with the object
+// (uploads, downloads) keep the caller's context: an upload's progress is
 // watched with bounded status calls (artifacts' paced reader).
 func WithDeadlines(js jetstream.JetStream, d time.Duration) jetstream.JetStream {
 	if d <= 0 {
@@ -141,20 +142,6 @@ func (k *boundedKV) Purge(ctx context.Context, key string, opts ...jetstream.KVD
 	return call0(ctx, k.d, func(ctx context.Context) error { return k.KeyValue.Purge(ctx, key, opts...) })
 }
 
-func (k *boundedKV) Keys(ctx context.Context, opts ...jetstream.WatchOpt) ([]string, error) {
-	return call(ctx, k.d, func(ctx context.Context) ([]string, error) { return k.KeyValue.Keys(ctx, opts...) })
-}
-
-func (k *boundedKV) History(ctx context.Context, key string, opts ...jetstream.WatchOpt) ([]jetstream.KeyValueEntry, error) {
-	return call(ctx, k.d, func(ctx context.Context) ([]jetstream.KeyValueEntry, error) {
-		return k.KeyValue.History(ctx, key, opts...)
-	})
-}
-
-func (k *boundedKV) PurgeDeletes(ctx context.Context, opts ...jetstream.KVPurgeOpt) error {
-	return call0(ctx, k.d, func(ctx context.Context) error { return k.KeyValue.PurgeDeletes(ctx, opts...) })
-}
-
 func (k *boundedKV) Status(ctx context.Context) (jetstream.KeyValueStatus, error) {
 	return call(ctx, k.d, k.KeyValue.Status)
 }
@@ -183,10 +170,6 @@ func (o *boundedObj) AddLink(ctx context.Context, name string, obj *jetstream.Ob
 }
 
 func (o *boundedObj) Seal(ctx context.Context) error { return call0(ctx, o.d, o.ObjectStore.Seal) }
-
-func (o *boundedObj) List(ctx context.Context, opts ...jetstream.ListObjectsOpt) ([]*jetstream.ObjectInfo, error) {
-	return call(ctx, o.d, func(ctx context.Context) ([]*jetstream.ObjectInfo, error) { return o.ObjectStore.List(ctx, opts...) })
-}
 
 func (o *boundedObj) Status(ctx context.Context) (jetstream.ObjectStoreStatus, error) {
 	return call(ctx, o.d, o.ObjectStore.Status)
