@@ -64,7 +64,7 @@ func (g *Gateway) connectNATS() error {
 	if g.nc, err = natsx.Dial(natsx.ClientOptions{
 		URL: url, Name: "weir-gateway", CredsFile: o.NATSCreds, NKeyFile: o.NATSNKey,
 		TLSCA: o.NATSTLSCA, TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey,
-		WaitForServer: o.NATSURL != "",
+		WaitForServer: o.NATSURL != "", Logger: g.log,
 	}); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -32,6 +33,9 @@ type ClientOptions struct {
 	// during an outage stays up (nats.RetryOnFailedConnect). A server that
 	// answers and refuses (credentials, TLS) is still an error.
 	WaitForServer bool
+	// Logger, when set, hears of the connection being lost and found again
+	// (and with which server).
+	Logger *slog.Logger
 }
 
 // Validate checks what can be checked before dialing, naming the option
@@ -118,6 +122,16 @@ func Dial(o ClientOptions) (*nats.Conn, error) {
 	}
 	if o.TLSCert != "" {
 		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
+	}
+	if log := o.Logger; log != nil {
+		opts = append(opts, nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // closed on purpose
+			}
+			log.Warn("nats: connection lost, reconnecting", "server", nc.ConnectedServerName(), "err", err)
+		}), nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats: connected", "server", nc.ConnectedServerName(), "url", redact(nc.ConnectedUrlRedacted()))
+		}))
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil && o.WaitForServer && unreachable(err) {
