@@ -233,7 +233,9 @@ func checkName(kind, s string) error {
 
 // New starts a gateway's parts: NATS (embedded or external), the artifact
 // stores, the model registry and the HTTP handlers. On error, whatever was
-// started is stopped again.
+// started is stopped again. When an external NATS cannot be reached, New
+// returns a gateway that is not ready and starts the parts that need NATS
+// once it answers (startInBackground).
 func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	o = o.withDefaults()
 	g := &Gateway{opts: o, log: o.Logger, reg: prometheus.NewRegistry(), failures: newFailLog(o.Logger)}
@@ -287,7 +289,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	}
 	// A first start during a NATS outage: stay up, not ready (health says
 	// why), and start the rest once NATS answers.
-	g.log.Warn("NATS does not answer: waiting for it before serving", "nats", natsx.Redact(g.natsURL), "err", g.nc.LastError())
+	g.log.Warn("not ready until NATS answers: nothing to serve before", "nats", natsx.Redact(g.natsURL))
 	g.startInBackground(ctx)
 	return g, nil
 }
@@ -300,10 +302,10 @@ func (g *Gateway) markStarted() {
 }
 
 // startInBackground starts the parts that need NATS once it answers. A
-// failure then ends Serve with the error, as it would have ended New;
-// Shutdown stops the wait.
+// failure then ends Serve with the error, as it would have ended New. Only
+// Shutdown stops it: New's ctx bounded New, which has returned.
 func (g *Gateway) startInBackground(ctx context.Context) {
-	ctx, g.stopStart = context.WithCancel(ctx)
+	ctx, g.stopStart = context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
 		err := g.waitConnected(ctx)
 		if err == nil {

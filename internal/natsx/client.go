@@ -135,6 +135,9 @@ func Dial(o ClientOptions) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil && o.WaitForServer && unreachable(err) {
+		if o.Logger != nil {
+			o.Logger.Warn("nats: no server can be reached yet: waiting for one", "nats", redact(o.URL), "err", err)
+		}
 		nc, err = nats.Connect(o.URL, append(opts, nats.RetryOnFailedConnect(true))...)
 	}
 	if err != nil {
