@@ -171,10 +171,28 @@ func (n *natsProc) start() {
 	n.url = strings.TrimSpace(strings.TrimPrefix(line, "NATS "))
 }
 
+// signal sends s; SIGSTOP returns once the process is stopped (a signal
+// is delivered when the process next runs, which on a busy machine can be
+// after a request the test meant for a frozen NATS).
 func (n *natsProc) signal(s syscall.Signal) {
+	n.t.Helper()
 	if err := n.cmd.Process.Signal(s); err != nil {
 		n.t.Fatalf("signal %v to nats: %v", s, err)
 	}
+	if s != syscall.SIGSTOP {
+		return
+	}
+	testpoll.For(n.t, 10*time.Second, "nats to be stopped", func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+		if err != nil {
+			return err
+		}
+		// The state follows the command name, which ends with ')'.
+		if st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(st) == 0 || st[0] != "T" {
+			return fmt.Errorf("state %v", st)
+		}
+		return nil
+	})
 }
 
 func (n *natsProc) kill() {

@@ -525,11 +525,11 @@ func (g *Gateway) ListenAndServe() error {
 // part still busy when ctx ends says so in the error, and the rest still
 // stop.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.ready.Store(false)
 	if g.stopStart != nil {
 		g.stopStart()
 		<-g.started // its parts honour ctx: they stop soon
 	}
+	g.ready.Store(false)
 	var errs []error
 	if g.app != nil {
 		errs = append(errs, g.app.ShutdownWithContext(ctx))
