@@ -18,26 +18,14 @@ import (
 	"github.com/weirhq/weir/internal/testpoll"
 )
 
-// startNATSCluster runs an n-node JetStream cluster, each node a child
-// process that a test can kill the hard way (in-process servers shut down
-// gracefully, handing their leaderships over first). It returns the nodes
-// and every node's client URL, comma-separated.
+// startNATSCluster runs startCluster's n nodes and returns them with every
+// node's client URL, comma-separated, once the cluster places a stream on
+// all of them.
 func startNATSCluster(t *testing.T, n int) ([]*natsProc, string) {
-	routes := make([]string, n)
-	for i := range routes {
-		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	}
-	pass := natsx.NewSecret()
-	nodes := make([]*natsProc, n)
+	nodes := startCluster(t, n)
 	urls := make([]string, n)
-	for i := range nodes {
-		nodes[i] = &natsProc{t: t, dir: t.TempDir(), listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), env: []string{
-			fmt.Sprintf("WEIR_CHAOS_NATS_NAME=n%d", i), "WEIR_CHAOS_NATS_USER=weir", "WEIR_CHAOS_NATS_PASSWORD=" + pass,
-			"WEIR_CHAOS_NATS_ROUTE=" + routes[i], "WEIR_CHAOS_NATS_ROUTES=" + strings.Join(routes, ","),
-		}}
-		nodes[i].start()
-		t.Cleanup(nodes[i].kill)
-		urls[i] = nodes[i].URL()
+	for i, node := range nodes {
+		urls[i] = node.URL()
 	}
 	url := strings.Join(urls, ",")
 	testpoll.For(t, 60*time.Second, "the cluster to place a stream on all its nodes", func() error {
@@ -129,7 +117,7 @@ func TestPushAcrossModelsLeaderKill(t *testing.T) {
 	})
 	var killed *natsProc
 	for i, n := range nodes {
-		if leader == fmt.Sprintf("n%d", i) {
+		if leader == fmt.Sprintf("n%d", i+1) { // startCluster names nodes from n1
 			killed = n
 		}
 	}

@@ -1,8 +1,8 @@
 // Package chaos holds weir's fault-injection suite: tests that build the weir
 // binary from this repository, run it as child processes (`weir serve`, and a
-// NATS server of its own where a test must freeze or kill NATS), and inject
-// real faults: kill -9, a stopped (SIGSTOP) NATS, and full disks on tmpfs
-// mounts of a few MiB. Each test asserts and logs its figures: requests
+// NATS server or 3-node cluster of its own where a test must freeze or kill
+// NATS), and inject real faults: kill -9, a stopped (SIGSTOP) NATS or NATS
+// node, and full disks on tmpfs mounts of a few MiB. Each test asserts and logs its figures: requests
 // failed, events expected / stored / doubled / counted as dropped, CPU while
 // idle after the fault, and time to recover.
 //

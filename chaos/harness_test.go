@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 	// The test binary doubles as a standalone NATS server, so a test can
 	// freeze (SIGSTOP) or kill NATS without touching weir.
 	if dir := os.Getenv("WEIR_CHAOS_NATS_DIR"); dir != "" {
-		runNATS(dir, os.Getenv("WEIR_CHAOS_NATS_LISTEN"))
+		runNATS(dir, os.Getenv("WEIR_CHAOS_NATS_LISTEN"), os.Getenv("WEIR_CHAOS_NATS_CLUSTER"))
 		return
 	}
 	tmp, err := os.MkdirTemp("", "weir-chaos-bin")
@@ -69,13 +69,14 @@ func repoRoot() string {
 	return filepath.Dir(wd)
 }
 
-func runNATS(dir, listen string) {
+// runNATS runs a NATS server; cluster, when set, is "name route-listen
+// route,route,...": the server is that node of a cluster whose nodes share
+// clusterUser's credentials.
+func runNATS(dir, listen, cluster string) {
 	o := natsx.Options{Listen: listen, StoreDir: dir, SyncInterval: natsx.DefaultSyncInterval}
-	if name := os.Getenv("WEIR_CHAOS_NATS_NAME"); name != "" { // a node of a cluster (cluster_test.go)
-		o.ServerName = name
-		o.User, o.Password = os.Getenv("WEIR_CHAOS_NATS_USER"), os.Getenv("WEIR_CHAOS_NATS_PASSWORD")
-		o.Cluster = &natsx.ClusterOptions{Name: "weir-chaos", Listen: os.Getenv("WEIR_CHAOS_NATS_ROUTE"),
-			Routes: strings.Split(os.Getenv("WEIR_CHAOS_NATS_ROUTES"), ",")}
+	if f := strings.Fields(cluster); len(f) == 3 {
+		o.ServerName, o.User, o.Password = f[0], clusterUser, clusterPass
+		o.Cluster = &natsx.ClusterOptions{Name: "chaos", Listen: f[1], Routes: strings.Split(f[2], ",")}
 	}
 	e, err := natsx.Start(o)
 	if err != nil {
@@ -98,12 +99,46 @@ func freePort(t *testing.T) int {
 
 // natsProc is a NATS server in a child process.
 type natsProc struct {
-	t      *testing.T
-	dir    string
-	listen string
-	env    []string // more of the child's environment (a cluster node's)
-	url    string   // with the credentials the child generated into dir
-	cmd    *exec.Cmd
+	t       *testing.T
+	dir     string
+	listen  string
+	cluster string // WEIR_CHAOS_NATS_CLUSTER, "" for a single server
+	url     string // with the credentials the child generated into dir
+	cmd     *exec.Cmd
+}
+
+// The credentials every node of a cluster started by startCluster uses.
+const clusterUser, clusterPass = "weir", "chaos-cluster-secret"
+
+// startCluster runs a JetStream cluster of n nodes, named n1, n2, ..., each
+// in its own process.
+func startCluster(t *testing.T, n int) []*natsProc {
+	routes := make([]string, n)
+	for i := range routes {
+		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	nodes := make([]*natsProc, n)
+	for i := range nodes {
+		p := &natsProc{t: t, dir: t.TempDir(), listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			cluster: fmt.Sprintf("n%d %s %s", i+1, routes[i], strings.Join(routes, ","))}
+		p.start()
+		t.Cleanup(p.kill)
+		nodes[i] = p
+	}
+	// JetStream answers once the nodes have elected a meta leader.
+	nc, err := nats.Connect(nodes[0].URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	testpoll.For(t, 60*time.Second, "the NATS cluster's JetStream to answer", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	return nodes
 }
 
 func startNATS(t *testing.T) *natsProc {
@@ -118,8 +153,8 @@ func (n *natsProc) URL() string { return n.url }
 func (n *natsProc) start() {
 	n.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "WEIR_CHAOS_NATS_DIR="+n.dir, "WEIR_CHAOS_NATS_LISTEN="+n.listen)
-	cmd.Env = append(cmd.Env, n.env...)
+	cmd.Env = append(os.Environ(), "WEIR_CHAOS_NATS_DIR="+n.dir, "WEIR_CHAOS_NATS_LISTEN="+n.listen,
+		"WEIR_CHAOS_NATS_CLUSTER="+n.cluster)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		n.t.Fatal(err)
@@ -136,10 +171,28 @@ func (n *natsProc) start() {
 	n.url = strings.TrimSpace(strings.TrimPrefix(line, "NATS "))
 }
 
+// signal sends s; SIGSTOP returns once the process is stopped (a signal
+// is delivered when the process next runs, which on a busy machine can be
+// after a request the test meant for a frozen NATS).
 func (n *natsProc) signal(s syscall.Signal) {
+	n.t.Helper()
 	if err := n.cmd.Process.Signal(s); err != nil {
 		n.t.Fatalf("signal %v to nats: %v", s, err)
 	}
+	if s != syscall.SIGSTOP {
+		return
+	}
+	testpoll.For(n.t, 10*time.Second, "nats to be stopped", func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+		if err != nil {
+			return err
+		}
+		// The state follows the command name, which ends with ')'.
+		if st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(st) == 0 || st[0] != "T" {
+			return fmt.Errorf("state %v", st)
+		}
+		return nil
+	})
 }
 
 func (n *natsProc) kill() {
@@ -191,6 +244,14 @@ func (s *syncBuffer) count(re string) int {
 // choosing, so the test can read the stream).
 func startWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc {
 	t.Helper()
+	w := launchWeir(t, dataDir, natsURL, extra...)
+	w.waitReady()
+	return w
+}
+
+// launchWeir is startWeir without waiting for readiness.
+func launchWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc {
+	t.Helper()
 	w := &weirProc{t: t, dataDir: dataDir}
 	port := freePort(t)
 	w.url = fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -204,7 +265,6 @@ func startWeir(t *testing.T, dataDir, natsURL string, extra ...string) *weirProc
 	w.args = append(w.args, extra...)
 	w.start()
 	t.Cleanup(w.kill)
-	w.waitReady()
 	return w
 }
 

@@ -231,9 +231,16 @@ type Gateway struct {
 	inflight       atomic.Int64     // inference requests being served
 	budget         *overload.Budget // bytes in flight (overload.go); nil: none
 
-	ready   atomic.Bool                   // answers /v2/health/ready
-	closers []func(context.Context) error // run in reverse order by Shutdown
-	shadows sync.WaitGroup                // shadow requests in flight; Shutdown waits
+	ready atomic.Bool // answers /v2/health/ready
+	// started closes once the parts that need NATS are up (isStarted),
+	// their start failed (failed closes too, startErr says why) or
+	// Shutdown stopped it; at once unless NATS did not answer at start.
+	started, failed chan struct{}
+	isStarted       atomic.Bool
+	startErr        error
+	stopStart       context.CancelFunc            // stops a start waiting for NATS
+	closers         []func(context.Context) error // run in reverse order by Shutdown
+	shadows         sync.WaitGroup                // shadow requests in flight; Shutdown waits
 
 	natsURL string       // what the gateway dialed (with credentials)
 	lease   *natsx.Lease // held by the one gateway that publishes drift alerts
@@ -253,7 +260,9 @@ func checkName(kind, s string) error {
 
 // New starts a gateway's parts: NATS (embedded or external), the artifact
 // stores, the model registry and the HTTP handlers. On error, whatever was
-// started is stopped again.
+// started is stopped again. When an external NATS cannot be reached, New
+// returns a gateway that is not ready and starts the parts that need NATS
+// once it answers (startInBackground).
 func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	o = o.withDefaults()
 	g := &Gateway{opts: o, log: o.Logger, reg: prometheus.NewRegistry(), failures: newFailLog(o.Logger)}
@@ -291,10 +300,69 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := g.connectNATS(); err != nil {
 		return nil, err
 	}
+	g.met = newMetrics(g.reg)
+	g.budget = g.newBudget()
+	g.shadowSlots = make(chan struct{}, 64)
+	g.buildGRPC()
+	if err := g.buildApp(); err != nil {
+		return nil, err
+	}
+	g.started, g.failed = make(chan struct{}), make(chan struct{})
+	if g.nc.IsConnected() {
+		if err := g.startStores(ctx); err != nil {
+			return nil, err
+		}
+		g.markStarted()
+		return g, nil
+	}
+	// A first start during a NATS outage: stay up, not ready (health says
+	// why), and start the rest once NATS answers.
+	g.log.Warn("not ready until NATS answers: nothing to serve before", "nats", natsx.Redact(g.natsURL))
+	g.startInBackground(ctx)
+	return g, nil
+}
 
+// markStarted makes the gateway ready: every part is up.
+func (g *Gateway) markStarted() {
+	g.isStarted.Store(true)
+	g.ready.Store(true)
+	close(g.started)
+}
+
+// startInBackground starts the parts that need NATS once it answers. A
+// failure then ends Serve with the error, as it would have ended New. Only
+// Shutdown stops it: New's ctx bounded New, which has returned.
+func (g *Gateway) startInBackground(ctx context.Context) {
+	ctx, g.stopStart = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		err := g.waitConnected(ctx)
+		if err == nil {
+			g.log.Info("NATS answers: starting", "nats", natsx.Redact(g.nc.ConnectedUrlRedacted()))
+			err = g.startStores(ctx)
+		}
+		switch {
+		case err == nil:
+			g.markStarted()
+		case ctx.Err() != nil: // Shutdown
+			close(g.started)
+		default:
+			g.startErr = fmt.Errorf("start once NATS answered: %w", err)
+			close(g.failed)
+			close(g.started)
+		}
+	}()
+}
+
+// startStores starts everything that needs NATS: the stores, the model
+// registry, and then the other parts.
+func (g *Gateway) startStores(ctx context.Context) error {
+	o := g.opts
+	if err := g.attachJetStream(ctx); err != nil {
+		return err
+	}
 	modelStore, err := artifacts.Open(ctx, g.js, "models")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	modelStore.RetryFor(g.opts.RequestTimeout)
 	// The drift monitor exists before the registry, which hands it the
@@ -306,11 +374,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		JS: g.js, Durable: "weir-drift-" + nodeID(o.DataDir), Registerer: g.reg, Logger: g.log,
 		AlertGate: g.alertLeader, Decoded: g.decoded,
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	g.onClose(g.drift.Close)
-	g.met = newMetrics(g.reg)
-	g.budget = g.newBudget()
 	g.models, err = models.NewRegistry(ctx, modelStore, models.Options{
 		OnReference: func(model, version string, data []byte) {
 			if ref, err := drift.ParseReference(data, ""); err == nil {
@@ -333,21 +399,10 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Registerer:   g.reg,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.onClose(g.models.Close)
-	g.shadowSlots = make(chan struct{}, 64)
-
-	if err := g.startParts(ctx); err != nil {
-		return nil, err
-	}
-
-	g.buildGRPC()
-	if err := g.buildApp(); err != nil {
-		return nil, err
-	}
-	g.ready.Store(true)
-	return g, nil
+	return g.startParts(ctx)
 }
 
 // startParts starts routes, features, plugins and monitoring, each with
@@ -453,8 +508,16 @@ func (g *Gateway) TokenPath() string { return g.tokenPath }
 func (g *Gateway) NATSURL() string { return g.natsURL }
 
 // Serve accepts HTTP connections on ln until Shutdown.
+// A start waiting for NATS that then fails ends it with the error.
 func (g *Gateway) Serve(ln net.Listener) error {
-	return g.app.Listener(lingerListener{ln})
+	errc := make(chan error, 1)
+	go func() { errc <- g.app.Listener(lingerListener{ln}) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-g.failed:
+		return g.startErr
+	}
 }
 
 // admit counts an inference request in, or refuses it when MaxInFlight
@@ -492,6 +555,10 @@ func (g *Gateway) ListenAndServe() error {
 // part still busy when ctx ends says so in the error, and the rest still
 // stop.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	if g.stopStart != nil {
+		g.stopStart()
+		<-g.started // its parts honour ctx: they stop soon
+	}
 	g.ready.Store(false)
 	var errs []error
 	if g.app != nil {

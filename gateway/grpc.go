@@ -137,7 +137,14 @@ func (g *Gateway) buildGRPC() {
 }
 
 // ServeGRPC serves the OIP gRPC service on ln until Shutdown.
+// While the gateway waits for NATS at start, connections wait in ln's
+// backlog.
 func (g *Gateway) ServeGRPC(ln net.Listener) error {
+	<-g.started
+	if !g.isStarted.Load() {
+		ln.Close()
+		return g.startErr // nil after Shutdown
+	}
 	return g.grpc.Serve(ln)
 }
 

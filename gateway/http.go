@@ -69,7 +69,7 @@ func (g *Gateway) buildApp() error {
 		Immutable: true,
 	})
 	app := g.app
-	app.Use(g.recoverPanics, g.requestDeadline, g.streamedBodies, g.releaseCharge)
+	app.Use(g.whileStarting, g.recoverPanics, g.requestDeadline, g.streamedBodies, g.releaseCharge)
 	app.Server().HeaderReceived = g.uploadLimit
 
 	// With --api-keys, every endpoint but health (and /metrics unless

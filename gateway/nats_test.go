@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,7 +18,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/weirhq/weir/gateway"
 	"github.com/weirhq/weir/internal/natsx"
+	"github.com/weirhq/weir/internal/natsx/natstest"
 	"github.com/weirhq/weir/internal/onnx"
 	"github.com/weirhq/weir/internal/testgw"
 	"github.com/weirhq/weir/internal/testpoll"
@@ -181,4 +186,77 @@ func TestDeletedVersionLeavesNoState(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestStartWaitsForNATS: a gateway whose NATS cannot be reached at start
+// is up and not ready, says it waits for NATS (also to gRPC clients, whose
+// connections wait), starts once NATS answers, even after the context
+// given to New has ended; and Shutdown ends a wait that never ends.
+func TestStartWaitsForNATS(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := natstest.Start(t)
+	url, addr, dir := s.URL(), s.Addr(), s.Dir
+	s.Shutdown()
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := gateway.New(ctx, gateway.Options{NATSURL: url, DataDir: t.TempDir(), AdminToken: "t", Logger: quiet})
+	cancel() // bounds New only
+	if err != nil {
+		t.Fatalf("New with NATS unreachable: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	a := call(t, "GET", base+"/v2/health/ready", "", nil)
+	if a.status != 503 || !strings.Contains(fmt.Sprint(a.body["waiting"]), "waiting for NATS") {
+		t.Errorf("ready while NATS is away: %d %s, want 503 saying it waits for NATS", a.status, a.raw)
+	}
+	if a := call(t, "GET", base+"/v1/routes", "", nil); a.status != 503 {
+		t.Errorf("GET /v1/routes while NATS is away: %d %s, want 503", a.status, a.raw)
+	}
+
+	e, err := natsx.Start(natsx.Options{Listen: addr, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	testpoll.For(t, 30*time.Second, "the gateway to start once NATS answers", func() error {
+		if a := call(t, "GET", base+"/v2/health/ready", "", nil); a.status != 200 {
+			return fmt.Errorf("ready: %d %s", a.status, a.raw)
+		}
+		return nil
+	})
+	if a := call(t, "GET", base+"/v1/routes", "", nil); a.status != 200 {
+		t.Errorf("GET /v1/routes once started: %d %s", a.status, a.raw)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := g.Shutdown(sctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve ended with %v", err)
+	}
+
+	// A wait that never ends: Shutdown ends it, and ServeGRPC with it.
+	e.Shutdown()
+	g2, err := gateway.New(context.Background(), gateway.Options{NATSURL: url, DataDir: t.TempDir(), AdminToken: "t", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcServed := make(chan error, 1)
+	go func() { grpcServed <- g2.ServeGRPC(gln) }()
+	if err := g2.Shutdown(sctx); err != nil {
+		t.Errorf("shutdown while waiting for NATS: %v", err)
+	}
+	if err := <-grpcServed; err != nil {
+		t.Errorf("ServeGRPC ended with %v", err)
+	}
 }

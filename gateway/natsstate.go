@@ -19,7 +19,8 @@ import (
 )
 
 // connectNATS starts the embedded server (unless NATSURL names a cluster),
-// connects, and wraps JetStream so every asset gets NATSReplicas. The
+// connects, and wraps JetStream so every asset gets NATSReplicas and every
+// KV and object-store call a deadline (natsx.WithDeadlines). The
 // embedded server never runs open: its credentials live in
 // <DataDir>/nats-url (0600), a full client URL that the CLI and tests read.
 func (g *Gateway) connectNATS() error {
@@ -58,18 +59,22 @@ func (g *Gateway) connectNATS() error {
 	}
 	g.natsURL = url
 	var err error
+	// An external NATS that does not answer yet is waited for (New starts
+	// the rest once it does); the embedded one answers at once.
 	if g.nc, err = natsx.Dial(natsx.ClientOptions{
 		URL: url, Name: "weir-gateway", CredsFile: o.NATSCreds, NKeyFile: o.NATSNKey,
 		TLSCA: o.NATSTLSCA, TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey,
+		WaitForServer: o.NATSURL != "", Logger: g.log,
 	}); err != nil {
 		return err
 	}
-	g.onClose(func(context.Context) error { return g.nc.Drain() })
-	js, err := jetstream.New(g.nc)
-	if err != nil {
-		return err
-	}
-	g.js = natsx.WithReplicas(js, o.NATSReplicas, g.log)
+	g.onClose(func(context.Context) error {
+		if !g.nc.IsConnected() {
+			g.nc.Close() // nothing to drain, and Drain would wait for a server
+			return nil
+		}
+		return g.nc.Drain()
+	})
 	g.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "weir_nats_connected",
 		Help: "1 while the gateway is connected to NATS, 0 while it is not (it keeps serving from its local copies).",
@@ -79,13 +84,62 @@ func (g *Gateway) connectNATS() error {
 		}
 		return 0
 	}))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return nil
+}
+
+// attachJetStream wraps JetStream over the connection and takes part in
+// the drift alert lease: the first things that need NATS to answer.
+func (g *Gateway) attachJetStream(ctx context.Context) error {
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return err
+	}
+	// Every KV and object-store call gets a deadline of its own: a frozen
+	// NATS fails an admin write in seconds (503), not at the request's end.
+	g.js = natsx.WithReplicas(natsx.WithDeadlines(js, natsx.CallTimeout), g.opts.NATSReplicas, g.log)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if g.lease, err = natsx.NewLease(ctx, g.js, "drift-alerts", nodeID(o.DataDir), g.log); err != nil {
+	if g.lease, err = natsx.NewLease(ctx, g.js, "drift-alerts", nodeID(g.opts.DataDir), g.log); err != nil {
 		return fmt.Errorf("drift alert lease: %w", err)
 	}
 	g.onClose(g.lease.Close)
 	return nil
+}
+
+// waitConnected returns once the connection is up, or with ctx's error.
+func (g *Gateway) waitConnected(ctx context.Context) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !g.nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// waitingFor says what a gateway that has not started yet waits for.
+func (g *Gateway) waitingFor() string {
+	msg := "waiting for NATS at " + natsx.Redact(g.natsURL) + " to start: this gateway has nothing to serve until NATS answers"
+	if err := g.nc.LastError(); err != nil {
+		msg += " (last error: " + err.Error() + ")"
+	}
+	return msg
+}
+
+// whileStarting answers every request but health and metrics with 503
+// until the gateway has started (it waits for NATS).
+func (g *Gateway) whileStarting(c *fiber.Ctx) error {
+	if g.isStarted.Load() {
+		return c.Next()
+	}
+	switch c.Path() {
+	case "/v2/health/live", "/v2/health/ready", "/metrics":
+		return c.Next()
+	}
+	return weirerr.Unavailablef("the gateway is %s", g.waitingFor())
 }
 
 // archiveStore is where archived events go: the object store every
@@ -116,6 +170,9 @@ type readyBody struct {
 	// Storage names a storage error of the embedded NATS (a full disk)
 	// until it recovers by itself; the gateway is not ready meanwhile.
 	Storage string `json:"storage,omitempty"`
+	// Waiting says what a gateway that has not started yet waits for
+	// (NATS, on a first start during an outage).
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // healthReady is ready once the gateway is up and every model version it
@@ -125,6 +182,9 @@ type readyBody struct {
 func (g *Gateway) healthReady(c *fiber.Ctx) error {
 	b := readyBody{NATS: natsx.State(g.nc)}
 	b.Ready, b.Loading = g.isReady()
+	if !g.isStarted.Load() {
+		b.Waiting = g.waitingFor()
+	}
 	if g.nats != nil {
 		if msg := g.nats.StorageErr(); msg != "" {
 			b.Ready, b.Storage = false, "NATS storage under "+g.opts.DataDir+" fails ("+msg+"); it recovers by itself once the disk has room"

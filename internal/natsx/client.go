@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +28,14 @@ type ClientOptions struct {
 	TLSCA     string // CA bundle that signed the servers' certificates, --nats-tls-ca
 	TLSCert   string // client certificate (mutual TLS), --nats-tls-cert
 	TLSKey    string // its key, --nats-tls-key
+	// WaitForServer makes Dial return a connection that keeps trying when
+	// no server can be reached yet, instead of an error: a gateway started
+	// during an outage stays up (nats.RetryOnFailedConnect). A server that
+	// answers and refuses (credentials, TLS) is still an error.
+	WaitForServer bool
+	// Logger, when set, hears of the connection being lost and found again
+	// (and with which server).
+	Logger *slog.Logger
 }
 
 // Validate checks what can be checked before dialing, naming the option
@@ -58,9 +68,19 @@ func (o ClientOptions) Validate() error {
 	return nil
 }
 
+// PingInterval and MaxPingsOutstanding make a client notice a server that
+// stopped answering (a frozen process or host: its socket stays open, so
+// nothing else tells) within PingInterval × (MaxPingsOutstanding+1), 6s,
+// and move to another server. nats.go's defaults take minutes.
+const (
+	PingInterval        = 2 * time.Second
+	MaxPingsOutstanding = 2
+)
+
 // Dial connects with reconnects forever, which is what a long-running
 // gateway wants: NATS going away must not end the process, and with several
-// servers (or servers the cluster announces) it moves to another one.
+// servers (or servers the cluster announces) it moves to another one, also
+// away from one that froze (PingInterval).
 func Dial(o ClientOptions) (*nats.Conn, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -70,6 +90,8 @@ func Dial(o ClientOptions) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(8 << 20),
+		nats.PingInterval(PingInterval),
+		nats.MaxPingsOutstanding(MaxPingsOutstanding),
 	}
 	// Credentials in the first URL that has some also go to servers the
 	// cluster announces later, which arrive without them.
@@ -101,11 +123,34 @@ func Dial(o ClientOptions) (*nats.Conn, error) {
 	if o.TLSCert != "" {
 		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
 	}
+	if log := o.Logger; log != nil {
+		opts = append(opts, nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // closed on purpose
+			}
+			log.Warn("nats: connection lost, reconnecting", "server", nc.ConnectedServerName(), "err", err)
+		}), nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats: connected", "server", nc.ConnectedServerName(), "url", redact(nc.ConnectedUrlRedacted()))
+		}))
+	}
 	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil && o.WaitForServer && unreachable(err) {
+		if o.Logger != nil {
+			o.Logger.Warn("nats: no server can be reached yet: waiting for one", "nats", redact(o.URL), "err", err)
+		}
+		nc, err = nats.Connect(o.URL, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats at %s: %w", redact(o.URL), err)
 	}
 	return nc, nil
+}
+
+// unreachable says err means no server could be reached (refused, timed
+// out, no route), not that one answered and refused.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) || errors.As(err, &ne)
 }
 
 // Connect dials url (credentials in the URL) as Dial does.

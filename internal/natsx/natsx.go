@@ -1,8 +1,9 @@
 // Package natsx starts weir's embedded NATS server with JetStream and connects
 // to it (or to an external cluster). It owns no weir state: buckets and streams
 // belong to the packages that use them. It does own how every one of them is
-// replicated (WithReplicas), how clients authenticate (Dial), and the lease
-// that lets one gateway of many act for all (Lease).
+// replicated (WithReplicas), how long each of their calls may take
+// (WithDeadlines), how clients authenticate and notice a dead server (Dial),
+// and the lease that lets one gateway of many act for all (Lease).
 //
 // It must not import any other weir package.
 package natsx

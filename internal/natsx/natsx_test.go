@@ -224,3 +224,37 @@ func TestReplicatedAssetWaitsForPeers(t *testing.T) {
 		t.Fatalf("create an R3 bucket while the third server starts: %v", err)
 	}
 }
+
+// WaitForServer: with no server to reach, Dial returns a connection that
+// keeps trying and connects once one starts; a server that refuses the
+// credentials is still an error at once.
+func TestDialWaitsForServer(t *testing.T) {
+	s := natstest.Start(t)
+	url := s.URL()
+	user, _ := natsx.URLUser(url)
+	wrong := strings.Replace(url, user+":", user+"x:", 1)
+	if nc, err := natsx.Dial(natsx.ClientOptions{URL: wrong, WaitForServer: true}); err == nil {
+		nc.Close()
+		t.Fatal("wrong credentials: Dial waited instead of failing")
+	}
+	s.Shutdown()
+	nc, err := natsx.Dial(natsx.ClientOptions{URL: url, WaitForServer: true})
+	if err != nil {
+		t.Fatalf("no server: Dial failed instead of waiting: %v", err)
+	}
+	defer nc.Close()
+	if nc.IsConnected() {
+		t.Fatal("connected with the server stopped")
+	}
+	e, err := natsx.Start(natsx.Options{Listen: s.Addr(), StoreDir: s.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	testpoll.For(t, 30*time.Second, "the waiting connection to connect", func() error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("state %s", natsx.State(nc))
+		}
+		return nil
+	})
+}
