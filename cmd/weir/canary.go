@@ -25,7 +25,8 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 
 	var to, steps, variant, driftMode string
 	var interval time.Duration
-	var maxErr, maxP99, maxDrift float64
+	var maxErr, maxP99 float64
+	var maxDrift string
 	var minReq int64
 	start := &cobra.Command{
 		Use:   "start ROUTE --to MODEL@VERSION",
@@ -55,7 +56,11 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 				spec["max_p99_ms"] = maxP99
 			}
 			if f.Changed("max-drift") {
-				spec["max_drift"] = maxDrift
+				limit, err := driftLimit(maxDrift)
+				if err != nil {
+					return err
+				}
+				spec["max_drift"] = limit
 			}
 			if driftMode != "" {
 				spec["drift_mode"] = driftMode
@@ -75,8 +80,8 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 	f.StringVar(&variant, "variant", "canary", "name of the canary variant")
 	f.Float64Var(&maxErr, "max-error-rate", 0.01, "roll back when the canary's error rate is above this")
 	f.Float64Var(&maxP99, "max-p99", 0, "roll back when the canary's p99 latency (ms) is above this")
-	f.Float64Var(&maxDrift, "max-drift", 0, "roll back when the canary's drift (see --drift-mode) is above this")
-	f.StringVar(&driftMode, "drift-mode", "", "relative (default): the canary's drift minus the stable version's, per feature and output; absolute: the canary's own")
+	f.StringVar(&maxDrift, "max-drift", "", "roll back when the canary's answers lie further than this from the stable's over the same period (PSI per output; default 0.25), or \"off\" to judge no drift (a deliberately different model)")
+	f.StringVar(&driftMode, "drift-mode", "", "relative (default): the drift monitor's figures are shown, not judged; absolute: the canary's own largest drift, inputs included, is judged against --max-drift too")
 	f.Int64Var(&minReq, "min-requests", 100, "requests the canary must serve in a step before it is judged")
 	start.MarkFlagRequired("to")
 
@@ -218,4 +223,16 @@ func printRollout(w io.Writer, b []byte) error {
 		fmt.Fprintf(w, "  last decision: %s: %s\n", st.Decision, st.Reason)
 	}
 	return nil
+}
+
+// driftLimit reads --max-drift: a number >= 0, or "off".
+func driftLimit(s string) (any, error) {
+	if s == "off" {
+		return s, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 {
+		return nil, fmt.Errorf("--max-drift %q: expected a number >= 0 (PSI), or off", s)
+	}
+	return v, nil
 }

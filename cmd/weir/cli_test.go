@@ -30,6 +30,7 @@ func TestCommandsRefuseBadFlags(t *testing.T) {
 		{[]string{"canary", "start", "r", "--to", "@2"}, `expected MODEL@VERSION`},
 		{[]string{"canary", "start", "r", "--to", "fraud@2", "--steps", "5,half,100"}, `--steps "5,half,100": expected weights like 5,25,50,100`},
 		{[]string{"canary", "start", "r"}, `"to" not set`},
+		{[]string{"canary", "start", "r", "--to", "fraud@2", "--max-drift", "lots"}, `--max-drift "lots": expected a number >= 0 (PSI), or off`},
 		{[]string{"canary", "promote"}, "accepts 1 arg"},
 		{[]string{"model", "batching", "m", "1"}, "give --max-batch-size (0 turns batching off)"},
 		{[]string{"model", "batching", "m", "1", "--max-batch-size", "8", "--preferred-batch-sizes", "4,x"}, `invalid argument "4,x"`},
