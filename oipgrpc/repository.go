@@ -50,33 +50,26 @@ func (s *service) RepositoryIndex(_ context.Context, req *pb.RepositoryIndexRequ
 }
 
 func (s *service) RepositoryModelLoad(ctx context.Context, req *pb.RepositoryModelLoadRequest) (*pb.RepositoryModelLoadResponse, error) {
-	r, err := s.repository()
-	if err != nil {
-		return nil, err
-	}
-	tok, err := bearerToken(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.RepositoryLoad(tok, req.ModelName, repoParams(req.Parameters)); err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.RepositoryModelLoadResponse{}, nil
+	return &pb.RepositoryModelLoadResponse{}, s.loadOrUnload(ctx, Repository.RepositoryLoad, req.ModelName, req.Parameters)
 }
 
 func (s *service) RepositoryModelUnload(ctx context.Context, req *pb.RepositoryModelUnloadRequest) (*pb.RepositoryModelUnloadResponse, error) {
+	return &pb.RepositoryModelUnloadResponse{}, s.loadOrUnload(ctx, Repository.RepositoryUnload, req.ModelName, req.Parameters)
+}
+
+// loadOrUnload runs one of the repository's admin calls with the call's
+// bearer token.
+func (s *service) loadOrUnload(ctx context.Context, do func(r Repository, token, name string, params map[string]any) error,
+	name string, params map[string]*pb.ModelRepositoryParameter) error {
 	r, err := s.repository()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tok, err := bearerToken(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := r.RepositoryUnload(tok, req.ModelName, repoParams(req.Parameters)); err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.RepositoryModelUnloadResponse{}, nil
+	return toStatus(do(r, tok, name, repoParams(params)))
 }
 
 func repoParams(m map[string]*pb.ModelRepositoryParameter) map[string]any {
