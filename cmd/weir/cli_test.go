@@ -121,3 +121,29 @@ func TestServeRefusesTakenNATSPort(t *testing.T) {
 		t.Errorf("serve on a taken NATS port: %v, want an error containing %q", err, want)
 	}
 }
+
+// weir demo says where to watch it (dashboard, token, the CLI's
+// environment), and a taken --listen port fails at once, naming the flag.
+func TestDemoSaysWhereToWatch(t *testing.T) {
+	out := demoAccess("http://127.0.0.1:8090", "tok-1", true)
+	for _, want := range []string{
+		"dashboard   http://127.0.0.1:8090/",
+		`paste the admin token under "Admin token"`,
+		"admin token tok-1",
+		"export WEIR_SERVER=http://127.0.0.1:8090 WEIR_ADMIN_TOKEN=tok-1",
+		"after the report, until interrupted",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo access lacks %q:\n%s", want, out)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = execute("demo", "--keep", "--listen", ln.Addr().String(), "--log", "")
+	if err == nil || !strings.Contains(err.Error(), "(--listen)") {
+		t.Errorf("demo on a taken port: %v, want an error naming --listen", err)
+	}
+}
