@@ -61,6 +61,14 @@ func (g *Gateway) exportEvents(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-events.%s"`, route, opts.Format))
 	conn, writeTimeout := c.Context().Conn(), g.opts.WriteTimeout
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		finished := false
+		defer func() {
+			if !finished { // cut the answer: never a short file that looks whole
+				conn.Close()
+			}
+		}()
+		// After the handler: recoverPanics no longer covers it.
+		defer g.recoverGo("event export of route " + route)
 		// The request's deadline is over once the handler returns; the
 		// export has its own, and each write its --write-timeout.
 		ctx, cancel := context.WithTimeout(context.Background(), exportTimeout)
@@ -71,8 +79,9 @@ func (g *Gateway) exportEvents(c *fiber.Ctx) error {
 		}
 		if err != nil {
 			g.log.Warn("event export cut short", "route", route, "rows", rows, "err", err)
-			conn.Close()
+			return
 		}
+		finished = true
 	})
 	return nil
 }
