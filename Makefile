@@ -70,9 +70,10 @@ plugins: debs
 run: build plugins
 	$(BIN) serve --demo
 
-## demo: the whole fraud story on a fresh in-process gateway, with a report.
+## demo: the whole fraud story on a fresh in-process gateway, with a report
+## (DEMO_ARGS=--keep leaves it serving after the report).
 demo: build plugins
-	$(BIN) demo
+	$(BIN) demo $(DEMO_ARGS)
 
 # Packages whose state is shared between goroutines run again under the
 # race detector (-short: the ONNX conformance run is sampled there).

@@ -605,3 +605,60 @@ func TestRouteDeletedEndsRollout(t *testing.T) {
 		return nil
 	})
 }
+
+// A promoted canary of a plugin version folds its chain into the route's,
+// so the route names the version it runs and the old one is free; while
+// another variant still runs the route's chain, the stable variant keeps
+// its own instead.
+func TestPromotedPluginCanaryFoldsIntoRoute(t *testing.T) {
+	for _, tc := range []struct {
+		name, other string
+		fold        bool
+	}{
+		{"alone", "", true},
+		{"another variant on the route's chain", `,{"name":"old","model":"fraud","version":"1","weight":0}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			c := e.controller(t, "a")
+			ctx := context.Background()
+			body := `{"plugins":[{"name":"ratio","version":"1","config":{"k":1}}],
+				"postprocess":[{"name":"decision","version":"1"}],
+				"variants":[{"name":"stable","model":"fraud","version":"1","weight":100}` + tc.other + `,
+					{"name":"canary","model":"fraud","version":"1","weight":0,"plugins":[{"name":"ratio","version":"2","config":{"k":1}}]}]}`
+			if _, err := e.routes.Put(ctx, "fraud", []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+			s := spec(time.Hour, 50, 100)
+			s.Version = "1"
+			if _, err := c.Start(ctx, "fraud", s); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := c.Promote(ctx, "fraud"); err != nil || !st.RouteApplied {
+				t.Fatalf("promote: %+v %v", st, err)
+			}
+			r, _ := e.routes.Get("fraud")
+			vs := e.variants(t)
+			stable := vs["stable"]
+			if _, ok := vs["canary"]; ok {
+				t.Errorf("the canary variant is still there: %+v", vs)
+			}
+			if got := r.PluginsFor(&stable); len(got) != 1 || got[0].Version != "2" || string(got[0].Config) != `{"k":1}` {
+				t.Errorf("stable runs %+v, want ratio@2 with its config", got)
+			}
+			if got := r.PostprocessFor(&stable); len(got) != 1 || got[0].Name != "decision" {
+				t.Errorf("stable's postprocess %+v, want the route's decision@1", got)
+			}
+			if tc.fold {
+				if p := r.Plugins(); len(p) != 1 || p[0].Version != "2" || stable.Plugins != nil {
+					t.Errorf("route chain %+v, stable's own %v: want ratio@2 in the route's chain, none of its own", p, stable.Plugins)
+				}
+			} else if p := r.Plugins(); len(p) != 1 || p[0].Version != "1" || vs["old"].Plugins != nil {
+				t.Errorf("route chain %+v: want ratio@1 kept for variant old", p)
+			}
+			if r.Postprocess()[0].Version != "1" || stable.Postprocess != nil {
+				t.Errorf("the postprocess chain changed: %+v, stable's %v", r.Postprocess(), stable.Postprocess)
+			}
+		})
+	}
+}

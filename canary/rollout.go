@@ -491,17 +491,13 @@ func (c *Controller) stableTarget(route, stable string) (model, version string, 
 // the last route write reflects the latest state.
 func (c *Controller) applyRoute(ctx context.Context, route string, st *Status) (*Status, error) {
 	var applied int
-	err := c.o.Routes.UpdateVariants(ctx, route, func(vs []router.Variant) ([]router.Variant, error) {
+	err := c.o.Routes.Update(ctx, route, func(cfg router.Config) (router.Config, error) {
 		cur, err := c.Status(ctx, route)
 		if err != nil {
-			return nil, err
+			return cfg, err
 		}
 		applied = cur.Generation
-		var matches []router.MatchRule
-		if r, ok := c.o.Routes.Get(route); ok {
-			matches = r.Matches()
-		}
-		return desiredVariants(cur, vs, matches)
+		return desiredConfig(cur, cfg)
 	})
 	if err != nil {
 		st.Reason = fmt.Sprintf("%s (route change pending: %v)", st.Reason, err)
@@ -516,13 +512,15 @@ func (c *Controller) applyRoute(ctx context.Context, route string, st *Status) (
 	})
 }
 
-// desiredVariants is the route's variant list for a rollout state.
-func desiredVariants(st *Status, vs []router.Variant, matches []router.MatchRule) ([]router.Variant, error) {
+// desiredConfig is the route's configuration for a rollout state: its
+// variants' weights and, once promoted, the canary's model and chains in
+// the stable variant.
+func desiredConfig(st *Status, cfg router.Config) (router.Config, error) {
 	name := st.Spec.Variant
 	var canary *router.Variant
-	out := make([]router.Variant, 0, len(vs)+1)
+	out := make([]router.Variant, 0, len(cfg.Variants)+1)
 	stableIdx, others := -1, 0
-	for _, v := range vs {
+	for _, v := range cfg.Variants {
 		switch v.Name {
 		case name:
 			cv := v
@@ -536,9 +534,10 @@ func desiredVariants(st *Status, vs []router.Variant, matches []router.MatchRule
 		out = append(out, v)
 	}
 	if stableIdx < 0 {
-		return nil, weirerr.Conflictf("route %q no longer has the stable variant %q of its rollout", st.Route, st.Stable)
+		return cfg, weirerr.Conflictf("route %q no longer has the stable variant %q of its rollout", st.Route, st.Stable)
 	}
-	if canary == nil {
+	found := canary != nil
+	if !found {
 		canary = &router.Variant{Name: name}
 	}
 	canary.Model, canary.Version = st.Spec.Model, st.Spec.Version
@@ -550,12 +549,17 @@ func desiredVariants(st *Status, vs []router.Variant, matches []router.MatchRule
 		canary.Weight = 0
 	case Promoted:
 		stable.Model, stable.Version = st.Spec.Model, st.Spec.Version
-		// A canary of plugin versions: the stable variant now runs the
-		// canary's chains (nil: the route's).
-		stable.Plugins, stable.Postprocess = canary.Plugins, canary.Postprocess
+		if found { // not yet applied: once applied, the canary may be gone
+			// A canary of plugin versions: the stable variant now runs the
+			// canary's chains (nil: the route's), folded into the route's
+			// where no other variant runs the route's.
+			stable.Plugins, stable.Postprocess = canary.Plugins, canary.Postprocess
+			foldChain(&cfg.Plugins, &stable.Plugins, out, stableIdx, func(v *router.Variant) *[]router.PluginRef { return v.Plugins })
+			foldChain(&cfg.Postprocess, &stable.Postprocess, out, stableIdx, func(v *router.Variant) *[]router.PluginRef { return v.Postprocess })
+		}
 		canary.Weight = 0
 		referenced := false
-		for _, m := range matches {
+		for _, m := range cfg.Match {
 			referenced = referenced || m.Variant == name
 		}
 		if !referenced {
@@ -568,10 +572,28 @@ func desiredVariants(st *Status, vs []router.Variant, matches []router.MatchRule
 	}
 	stable.Weight = 100 - cw - others
 	if stable.Weight < 0 {
-		return nil, weirerr.Conflictf("route %q: other variants hold %d%%, leaving no room for the canary at %d%%", st.Route, others, cw)
+		return cfg, weirerr.Conflictf("route %q: other variants hold %d%%, leaving no room for the canary at %d%%", st.Route, others, cw)
 	}
 	if canary != nil {
 		out = append(out, *canary) // last: see router's bucket layout
 	}
-	return out, nil
+	cfg.Variants = out
+	return cfg, nil
+}
+
+// foldChain moves the promoted stable variant's own chain (*override) into
+// the route's (*route) when no other variant of vs runs the route's chain,
+// so the route names the versions it serves (and an old plugin version it
+// no longer runs can be deleted). A promoted canary still matched by a
+// header rule keeps its own chain.
+func foldChain(route *[]router.PluginRef, override **[]router.PluginRef, vs []router.Variant, stableIdx int, chainOf func(*router.Variant) *[]router.PluginRef) {
+	if *override == nil {
+		return
+	}
+	for i := range vs {
+		if i != stableIdx && chainOf(&vs[i]) == nil {
+			return // another variant runs the route's chain: keep it
+		}
+	}
+	*route, *override = **override, nil
 }

@@ -113,7 +113,7 @@ const maxHistory = 100
 // satisfies it.
 type Routes interface {
 	Get(name string) (*router.Route, bool)
-	UpdateVariants(ctx context.Context, name string, fn func([]router.Variant) ([]router.Variant, error)) error
+	Update(ctx context.Context, name string, fn func(router.Config) (router.Config, error)) error
 }
 
 // VariantMetrics are a variant's figures over a time window: Requests

@@ -220,6 +220,7 @@ type Gateway struct {
 	events      *monitor.Publisher
 	stats       *monitor.Stats
 	archiver    *monitor.Archiver
+	archive     monitor.ArchiveStore // where the archiver writes; GET /v1/events reads it
 	rollouts    *canary.Controller
 	drift       *drift.Monitor
 	decoded     *monitor.Decoded // event decoding shared by stats, drift and the archive
@@ -472,12 +473,11 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		return err
 	}
 	g.onClose(g.stats.Close)
-	archive, err := g.archiveStore(ctx)
-	if err != nil {
+	if g.archive, err = g.archiveStore(ctx); err != nil {
 		return err
 	}
 	if g.archiver, err = monitor.NewArchiver(monitor.ArchiverOptions{
-		JetStream: g.js, Store: archive, Raw: g.opts.ArchiveRaw, Decoded: g.decoded, Logger: g.log,
+		JetStream: g.js, Store: g.archive, Raw: g.opts.ArchiveRaw, Decoded: g.decoded, Logger: g.log,
 	}); err != nil {
 		return err
 	}

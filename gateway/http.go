@@ -145,6 +145,8 @@ func (g *Gateway) buildApp() error {
 	v1.Post("/routes/:route/rollout/:action", admin, g.rolloutAction)
 	v1.Get("/rollouts", g.listRollouts)
 
+	v1.Get("/events", g.exportEvents)
+
 	v1.Get("/drift/:name", g.getDrift)
 	v1.Get("/drift/:name/versions/:version", g.getDrift)
 	v1.Put("/drift/:name/config", admin, g.putDriftConfig)

@@ -243,14 +243,19 @@ func TestPluginVersionCanaryPromotes(t *testing.T) {
 	if st := rollout(t, g, "r"); st.State != "promoted" || failed != 0 {
 		t.Fatalf("after %d requests (%d failed): %+v, want promoted", sent, failed, st)
 	}
+	// The promoted chain is the route's own: the route names echo@2, and
+	// echo@1, which nothing runs any more, can be deleted.
 	rt, raw := getRoute(t, g, "r")
-	if len(rt.Variants) != 1 || rt.Variants[0].Weight != 100 || rt.Variants[0].Plugins == nil ||
-		len(*rt.Variants[0].Plugins) != 1 || (*rt.Variants[0].Plugins)[0].Version != "2" {
-		t.Fatalf("route after promotion: %s, want the stable variant on echo@2", raw)
+	if len(rt.Variants) != 1 || rt.Variants[0].Weight != 100 || rt.Variants[0].Plugins != nil ||
+		len(rt.Plugins) != 1 || rt.Plugins[0].Version != "2" {
+		t.Fatalf("route after promotion: %s, want the route's chain on echo@2", raw)
 	}
 	a := call(t, "POST", g.URL+"/v1/routes/r/predict?trace=1", g.Token, []byte(`{"x":1}`))
 	if a.status != 200 || !strings.Contains(a.raw, `"plugin":"echo","version":"2"`) {
 		t.Errorf("after promotion the request ran: %d %s", a.status, a.raw)
+	}
+	if a := call(t, "DELETE", g.URL+"/v1/plugins/echo/versions/1", g.Token, nil); a.status != 204 {
+		t.Errorf("deleting echo@1 after promotion: %d %s, want 204", a.status, a.raw)
 	}
 }
 

@@ -585,11 +585,3 @@ func (r *Route) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(w)
 }
-
-// withVariants returns a copy of r's configuration with vs as its variants,
-// compiled and validated.
-func (r *Route) withVariants(vs []Variant) (*Route, error) {
-	cfg := r.cfg // Compile clones
-	cfg.Variants = vs
-	return Compile(r.name, cfg)
-}

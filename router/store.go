@@ -275,11 +275,20 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	}
 }
 
-// UpdateVariants rewrites the route's variants with fn, compare-and-swap on
+// UpdateVariants rewrites the route's variants with fn (see Update).
+func (s *Store) UpdateVariants(ctx context.Context, name string, fn func(vs []Variant) ([]Variant, error)) error {
+	return s.Update(ctx, name, func(cfg Config) (Config, error) {
+		vs, err := fn(cfg.Variants)
+		cfg.Variants = vs
+		return cfg, err
+	})
+}
+
+// Update rewrites the route's configuration with fn, compare-and-swap on
 // the KV revision: on a concurrent change it re-reads the route and calls fn
 // again. fn gets a copy it may modify; its result is validated like a PUT.
-// When fn returns the variants unchanged nothing is written.
-func (s *Store) UpdateVariants(ctx context.Context, name string, fn func(vs []Variant) ([]Variant, error)) error {
+// When fn returns the configuration unchanged nothing is written.
+func (s *Store) Update(ctx context.Context, name string, fn func(cfg Config) (Config, error)) error {
 	for range maxCASRetries {
 		e, err := s.kv.Get(ctx, nameKey(name))
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -292,14 +301,14 @@ func (s *Store) UpdateVariants(ctx context.Context, name string, fn func(vs []Va
 		if err != nil {
 			return fmt.Errorf("route %q in kv is invalid: %w", name, err)
 		}
-		vs, err := fn(cur.Variants())
+		cfg, err := fn(cur.Config())
 		if err != nil {
 			return err
 		}
-		if reflect.DeepEqual(vs, cur.cfg.Variants) {
+		if reflect.DeepEqual(cfg, cur.cfg) {
 			return s.waitApplied(ctx, e.Revision())
 		}
-		next, err := cur.withVariants(vs)
+		next, err := Compile(name, cfg)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weirhq/weir/canary"
+	"github.com/weirhq/weir/router"
 )
 
 func init() { extraCommands = append(extraCommands, newCanaryCmd) }
@@ -24,21 +25,24 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "canary", Short: "Automated canary rollouts: start, watch, promote, pause, resume, abort"}
 
 	var to, steps, variant, driftMode string
+	var pluginFlags []string
 	var interval time.Duration
 	var maxErr, maxP99 float64
 	var maxDrift string
 	var minReq int64
 	start := &cobra.Command{
-		Use:   "start ROUTE --to MODEL@VERSION",
-		Short: "Start moving ROUTE's traffic to a new model version, step by step, judged at each interval",
+		Use:   "start ROUTE (--to MODEL@VERSION | --plugin NAME@VERSION ...)",
+		Short: "Start moving ROUTE's traffic to a new model version or plugin version, step by step, judged at each interval",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			model, version, ok := strings.Cut(to, "@")
-			if !ok || model == "" || version == "" {
-				return fmt.Errorf("--to %q: expected MODEL@VERSION", to)
+			var model, version string
+			if to != "" || len(pluginFlags) == 0 {
+				var ok bool
+				if model, version, ok = strings.Cut(to, "@"); !ok || model == "" || version == "" {
+					return fmt.Errorf("--to %q: expected MODEL@VERSION (or --plugin NAME@VERSION for a plugin canary)", to)
+				}
 			}
-			spec := map[string]any{"variant": variant, "model": model, "version": version,
-				"interval": interval.String(), "min_requests": minReq}
+			spec := map[string]any{"variant": variant, "interval": interval.String(), "min_requests": minReq}
 			var ws []int
 			for _, s := range strings.Split(steps, ",") {
 				w, err := strconv.Atoi(strings.TrimSpace(s))
@@ -65,16 +69,32 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 			if driftMode != "" {
 				spec["drift_mode"] = driftMode
 			}
+			// Every flag is checked before a plugin canary's variant is
+			// written to the route.
+			if len(pluginFlags) > 0 {
+				plugins, err := parsePluginFlags(pluginFlags)
+				if err != nil {
+					return err
+				}
+				if model, version, err = preparePluginCanary(cmd.Context(), cf, args[0], variant, model, version, plugins); err != nil {
+					return err
+				}
+			}
+			spec["model"], spec["version"] = model, version
 			body, _ := json.Marshal(spec)
 			out, err := cf.client().StartRollout(cmd.Context(), args[0], body)
 			if err != nil {
 				return err
 			}
-			return printRollout(cmd.OutOrStdout(), out)
+			if err := printRollout(cmd.OutOrStdout(), out); err != nil {
+				return err
+			}
+			return printCanaryChains(cmd.Context(), cmd.OutOrStdout(), cf, out)
 		},
 	}
 	f := start.Flags()
-	f.StringVar(&to, "to", "", "the new model version, MODEL@VERSION")
+	f.StringVar(&to, "to", "", "the new model version, MODEL@VERSION (with --plugin: default the stable variant's)")
+	f.StringArrayVar(&pluginFlags, "plugin", nil, "a plugin canary: the canary variant runs the stable variant's chains with this plugin at this version, NAME@VERSION (repeatable)")
 	f.StringVar(&steps, "steps", "5,25,50,100", "canary weights, step by step, ending at 100")
 	f.DurationVar(&interval, "interval", 30*time.Second, "time per step before it is judged")
 	f.StringVar(&variant, "variant", "canary", "name of the canary variant")
@@ -83,7 +103,6 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 	f.StringVar(&maxDrift, "max-drift", "", "roll back when the canary's answers lie further than this from the stable's over the same period (PSI per output; default 0.25), or \"off\" to judge no drift (a deliberately different model)")
 	f.StringVar(&driftMode, "drift-mode", "", "relative (default): the drift monitor's figures are shown, not judged; absolute: the canary's own largest drift, inputs included, is judged against --max-drift too")
 	f.Int64Var(&minReq, "min-requests", 100, "requests the canary must serve in a step before it is judged")
-	start.MarkFlagRequired("to")
 
 	var watch bool
 	status := &cobra.Command{
@@ -98,7 +117,10 @@ func newCanaryCmd(cf *clientFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printRollout(w, out)
+				if err := printRollout(w, out); err != nil {
+					return err
+				}
+				return printCanaryChains(cmd.Context(), w, cf, out)
 			}
 			return watchRollout(cmd.Context(), w, isTerminal(w), time.Second, fetch)
 		},
@@ -235,4 +257,147 @@ func driftLimit(s string) (any, error) {
 		return nil, fmt.Errorf("--max-drift %q: expected a number >= 0 (PSI), or off", s)
 	}
 	return v, nil
+}
+
+// preparePluginCanary readies a plugin canary on route: it gives the canary
+// variant (weight 0) the stable variant's model (or model@version, from
+// --to) and the stable variant's chains with each plugin of plugins at its
+// new version, and returns the model and version the
+// rollout targets. The rollout then moves traffic to it like any canary.
+func preparePluginCanary(ctx context.Context, cf *clientFlags, route, variant, model, version string, plugins []pluginView) (string, string, error) {
+	c := cf.client()
+	if b, err := c.Rollout(ctx, route); err == nil {
+		var st canary.Status
+		if json.Unmarshal(b, &st) == nil && (st.State == canary.Progressing || st.State == canary.Paused) {
+			return "", "", fmt.Errorf("route %s already has a %s rollout at %d%%: abort or promote it first", route, st.State, st.Weight)
+		}
+	}
+	b, err := c.GetRoute(ctx, route)
+	if err != nil {
+		return "", "", err
+	}
+	r, err := router.Parse(route, b)
+	if err != nil {
+		return "", "", fmt.Errorf("route %s: %w", route, err)
+	}
+	cfg := r.Config()
+	stable := -1
+	for i, v := range cfg.Variants { // the rollout's rule: the first other variant
+		if v.Name != variant {
+			stable = i
+			break
+		}
+	}
+	if stable < 0 {
+		return "", "", fmt.Errorf("route %s has no variant other than %q to act as the stable variant", route, variant)
+	}
+	sv := cfg.Variants[stable]
+	if model == "" {
+		model, version = sv.Model, sv.Version
+	}
+	pre, post := slices.Clone(r.PluginsFor(&sv)), slices.Clone(r.PostprocessFor(&sv))
+	var changed [2]bool
+	for _, p := range plugins {
+		name, v := p.Name, p.Version
+		found := false
+		for c, chain := range [][]router.PluginRef{pre, post} {
+			for i := range chain {
+				if chain[i].Name == name {
+					chain[i].Version, found, changed[c] = v, true, true
+				}
+			}
+		}
+		if !found {
+			return "", "", fmt.Errorf("--plugin %s@%s: variant %q of route %s runs no plugin %s (plugins: %s; postprocess: %s)",
+				name, v, sv.Name, route, name, refsText(pre), refsText(post))
+		}
+	}
+	// A chain of its own where it differs from the route's, or where the
+	// stable variant has its own.
+	cv := router.Variant{Name: variant, Model: model, Version: version}
+	if changed[0] || sv.Plugins != nil {
+		cv.Plugins = &pre
+	}
+	if changed[1] || sv.Postprocess != nil {
+		cv.Postprocess = &post
+	}
+	i := slices.IndexFunc(cfg.Variants, func(v router.Variant) bool { return v.Name == variant })
+	if i < 0 {
+		cfg.Variants = append(cfg.Variants, cv)
+	} else {
+		cfg.Variants[i] = cv
+	}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return "", "", err
+	}
+	if err := c.SetRoute(ctx, route, body); err != nil {
+		return "", "", fmt.Errorf("give route %s the canary variant %q: %w", route, variant, err)
+	}
+	return model, version, nil
+}
+
+// parsePluginFlags reads --plugin NAME@VERSION flags.
+func parsePluginFlags(flags []string) ([]pluginView, error) {
+	out := make([]pluginView, len(flags))
+	for i, p := range flags {
+		name, v, ok := strings.Cut(p, "@")
+		if !ok || name == "" || v == "" {
+			return nil, fmt.Errorf("--plugin %q: expected NAME@VERSION", p)
+		}
+		out[i] = pluginView{name, v}
+	}
+	return out, nil
+}
+
+// refsText is a chain as "a@1 -> b@latest" ("none" when empty).
+func refsText(ps []router.PluginRef) string {
+	vs := make([]pluginView, len(ps))
+	for i, p := range ps {
+		vs[i] = pluginView{p.Name, p.Version}
+	}
+	return chainText(vs)
+}
+
+// printCanaryChains adds to a rollout's status the chains its canary runs
+// where they differ from the stable variant's: what a plugin canary
+// changes. A route it cannot read adds nothing.
+func printCanaryChains(ctx context.Context, w io.Writer, cf *clientFlags, rollout []byte) error {
+	var st canary.Status
+	if err := json.Unmarshal(rollout, &st); err != nil {
+		return err
+	}
+	b, err := cf.client().GetRoute(ctx, st.Route)
+	if err != nil {
+		return nil
+	}
+	r, err := router.Parse(st.Route, b)
+	if err != nil {
+		return nil
+	}
+	var cv, sv *router.Variant
+	vs := r.Variants()
+	for i := range vs {
+		switch vs[i].Name {
+		case st.Spec.Variant:
+			cv = &vs[i]
+		case st.Stable:
+			sv = &vs[i]
+		}
+	}
+	if cv == nil || sv == nil {
+		return nil
+	}
+	for _, c := range []struct {
+		label          string
+		canary, stable []router.PluginRef
+	}{
+		{"plugins", r.PluginsFor(cv), r.PluginsFor(sv)},
+		{"postprocess", r.PostprocessFor(cv), r.PostprocessFor(sv)},
+	} {
+		if ct, stt := refsText(c.canary), refsText(c.stable); ct != stt {
+			fmt.Fprintf(w, "  %s: canary %s, stable %s\n", c.label, ct, stt)
+		}
+	}
+	return nil
 }

@@ -29,7 +29,8 @@ func TestCommandsRefuseBadFlags(t *testing.T) {
 		{[]string{"canary", "start", "r", "--to", "fraud"}, `--to "fraud": expected MODEL@VERSION`},
 		{[]string{"canary", "start", "r", "--to", "@2"}, `expected MODEL@VERSION`},
 		{[]string{"canary", "start", "r", "--to", "fraud@2", "--steps", "5,half,100"}, `--steps "5,half,100": expected weights like 5,25,50,100`},
-		{[]string{"canary", "start", "r"}, `"to" not set`},
+		{[]string{"canary", "start", "r"}, `--to "": expected MODEL@VERSION (or --plugin NAME@VERSION for a plugin canary)`},
+		{[]string{"canary", "start", "r", "--plugin", "ratio"}, `--plugin "ratio": expected NAME@VERSION`},
 		{[]string{"canary", "start", "r", "--to", "fraud@2", "--max-drift", "lots"}, `--max-drift "lots": expected a number >= 0 (PSI), or off`},
 		{[]string{"canary", "promote"}, "accepts 1 arg"},
 		{[]string{"model", "batching", "m", "1"}, "give --max-batch-size (0 turns batching off)"},
@@ -119,5 +120,31 @@ func TestServeRefusesTakenNATSPort(t *testing.T) {
 		"--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0")
 	if want := "listen on " + addr + " (--nats-listen): "; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("serve on a taken NATS port: %v, want an error containing %q", err, want)
+	}
+}
+
+// weir demo says where to watch it (dashboard, token, the CLI's
+// environment), and a taken --listen port fails at once, naming the flag.
+func TestDemoSaysWhereToWatch(t *testing.T) {
+	out := demoAccess("http://127.0.0.1:8090", "tok-1", true)
+	for _, want := range []string{
+		"dashboard   http://127.0.0.1:8090/",
+		`paste the admin token under "Admin token"`,
+		"admin token tok-1",
+		"export WEIR_SERVER=http://127.0.0.1:8090 WEIR_ADMIN_TOKEN=tok-1",
+		"after the report, until interrupted",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo access lacks %q:\n%s", want, out)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = execute("demo", "--keep", "--listen", ln.Addr().String(), "--log", "")
+	if err == nil || !strings.Contains(err.Error(), "(--listen)") {
+		t.Errorf("demo on a taken port: %v, want an error naming --listen", err)
 	}
 }

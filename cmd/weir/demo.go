@@ -75,6 +75,20 @@ func setupDemo(ctx context.Context, c *client.Client, pluginDir string, history 
 	return gen, nil
 }
 
+// demoAccess says where the demo gateway is and how to use its token: in
+// the dashboard (rollout buttons) and from the CLI or the Python client.
+func demoAccess(base, token string, keep bool) string {
+	after := "while the demo runs (--keep: after the report too)"
+	if keep {
+		after = "while the demo runs and after the report, until interrupted"
+	}
+	return fmt.Sprintf(`demo: gateway at %[1]s, %[3]s
+demo:   dashboard   %[1]s/  (reads are open; for its rollout buttons, paste the admin token under "Admin token")
+demo:   admin token %[2]s
+demo:   CLI, Python export WEIR_SERVER=%[1]s WEIR_ADMIN_TOKEN=%[2]s
+`, base, token, after)
+}
+
 // localURL is the URL a local client reaches a listen address at.
 func localURL(listen string) string {
 	host, port, err := net.SplitHostPort(listen)
@@ -101,7 +115,8 @@ func (w prefixed) Write(b []byte) (int, error) {
 
 func newDemoCmd(cf *clientFlags) *cobra.Command {
 	var o fraud.StoryOptions
-	var ortLib, logFile string
+	var ortLib, logFile, listen string
+	var keep bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the fraud-prevention story on a fresh in-process gateway and print a report",
@@ -109,9 +124,17 @@ func newDemoCmd(cf *clientFlags) *cobra.Command {
 fraud demo, backfills history, streams live transactions, rolls fraud@2 out by
 canary, injects drift, rolls a miscalibrated fraud@3 out into the drift (judged
 against the stable version, it rolls back on its answers), and reports decision
-latency, time to the drift alert and the rollout outcomes.`,
+latency, the live rate against the rate asked, how soon fraud patterns were
+blocked against a batch job's interval, time to the drift alert and the rollout
+outcomes. It prints the dashboard's address first; --keep leaves the gateway
+serving after the report, until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", listen) // first: a taken port fails at once
+			if err != nil {
+				return fmt.Errorf("listen on %s (--listen): %w", listen, err)
+			}
+			defer ln.Close()
 			dir, err := os.MkdirTemp("", "weir-demo-")
 			if err != nil {
 				return err
@@ -138,17 +161,19 @@ latency, time to the drift alert and the rollout outcomes.`,
 				return err
 			}
 			defer g.Shutdown(context.Background())
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return err
-			}
 			go g.Serve(ln)
+			base := localURL(ln.Addr().String())
+			fmt.Fprint(os.Stderr, demoAccess(base, g.AdminToken(), keep))
 			o.Out = prefixed{"demo: "}
-			rep, err := fraud.RunStory(ctx, client.New("http://"+ln.Addr().String(), g.AdminToken()), o)
+			rep, err := fraud.RunStory(ctx, client.New(base, g.AdminToken()), o)
 			if err != nil {
 				return err
 			}
 			fmt.Print("\n" + rep.String())
+			if keep {
+				fmt.Fprintf(os.Stderr, "\ndemo: the gateway keeps serving at %s (dashboard %s/) until interrupted (Ctrl-C)\n", base, base)
+				<-ctx.Done()
+			}
 			return nil
 		},
 	}
@@ -160,5 +185,8 @@ latency, time to the drift alert and the rollout outcomes.`,
 	f.IntVar(&o.History, "history", 20000, "historical transactions to backfill")
 	f.StringVar(&ortLib, "ort-lib", "", "path of libonnxruntime.so")
 	f.StringVar(&logFile, "log", "weir-demo.log", "file the demo gateway's log goes to (empty: none)")
+	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of the demo gateway's HTTP API and dashboard (port 0: any free port)")
+	f.BoolVar(&keep, "keep", false, "leave the gateway serving after the report, until interrupted, to look around")
+	f.DurationVar(&o.BatchInterval, "batch-interval", time.Hour, "the batch scoring job the report compares with")
 	return cmd
 }

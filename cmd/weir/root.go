@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weirhq/weir/gateway"
-	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/sdk/client"
 )
 
@@ -122,22 +121,6 @@ func (f *clientFlags) explainAuth(err error) error {
 		return fmt.Errorf("%w\nthe admin token sent came from %s: is it the token of the gateway at %s?", err, from, f.serverURL())
 	}
 	return fmt.Errorf("%w\nno admin token: %s.\nGive the gateway's token (weir serve writes it to <data-dir>/admin-token) as $WEIR_ADMIN_TOKEN or --token-file FILE, or save it once with weir login --server URL --token-file FILE", err, from)
-}
-
-// natsURL is the NATS URL a client command uses: the flag, then
-// $WEIR_NATS_URL, then the local gateway's <data-dir>/nats-url (which
-// carries the embedded server's credentials), then the default address.
-func (f *clientFlags) natsURL(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if u := os.Getenv("WEIR_NATS_URL"); u != "" {
-		return u
-	}
-	if u, err := natsx.ReadURLFile(filepath.Join(f.dataDir, natsx.URLFile)); err == nil {
-		return u
-	}
-	return "nats://127.0.0.1:4222"
 }
 
 func newRoot() *cobra.Command {

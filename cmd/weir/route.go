@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"sort"
@@ -54,7 +55,7 @@ func newRouteCmd(cf *clientFlags) *cobra.Command {
 				fmt.Println(out.String())
 				return nil
 			}
-			return printRoute(b)
+			return printRoute(cmd.OutOrStdout(), b)
 		},
 	}
 	get.Flags().BoolVar(&raw, "json", false, "print the route's JSON")
@@ -74,7 +75,7 @@ func newRouteCmd(cf *clientFlags) *cobra.Command {
 				fmt.Println("no routes yet: weir route set ROUTE -f route.json")
 			}
 			for _, r := range out.Routes {
-				if err := printRoute(r); err != nil {
+				if err := printRoute(cmd.OutOrStdout(), r); err != nil {
 					return err
 				}
 				fmt.Println()
@@ -143,17 +144,18 @@ func newRouteCmd(cf *clientFlags) *cobra.Command {
 	return cmd
 }
 
+type pluginView struct{ Name, Version string }
+
 type routeView struct {
-	Name    string `json:"name"`
-	Plugins []struct {
-		Name, Version string
-	} `json:"plugins"`
-	Postprocess []struct {
-		Name, Version string
-	} `json:"postprocess"`
-	Variants []struct {
+	Name        string       `json:"name"`
+	Plugins     []pluginView `json:"plugins"`
+	Postprocess []pluginView `json:"postprocess"`
+	Variants    []struct {
 		Name, Model, Version string
 		Weight               int
+		// A variant's own chains (nil: the route's).
+		Plugins     *[]pluginView `json:"plugins"`
+		Postprocess *[]pluginView `json:"postprocess"`
 	} `json:"variants"`
 	Sticky *struct{ Header, Field string } `json:"sticky"`
 	Shadow *struct {
@@ -162,36 +164,50 @@ type routeView struct {
 	} `json:"shadow"`
 }
 
-func printRoute(b []byte) error {
+// chainText is a plugin chain as "a@1 -> b@latest" ("none" when empty).
+func chainText(ps []pluginView) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name + "@" + orLatest(p.Version)
+	}
+	return strings.Join(names, " -> ")
+}
+
+// printRoute writes a route: its chains, then each variant with the chains
+// it runs instead of the route's, if any.
+func printRoute(w io.Writer, b []byte) error {
 	var r routeView
 	if err := json.Unmarshal(b, &r); err != nil {
 		return err
 	}
-	fmt.Printf("route %s\n", r.Name)
-	chain := func(label string, ps []struct{ Name, Version string }) {
-		if len(ps) == 0 {
-			return
-		}
-		names := make([]string, len(ps))
-		for i, p := range ps {
-			names[i] = p.Name + "@" + orLatest(p.Version)
-		}
-		fmt.Printf("  %-12s %s\n", label, strings.Join(names, " -> "))
+	fmt.Fprintf(w, "route %s\n", r.Name)
+	if len(r.Plugins) > 0 {
+		fmt.Fprintf(w, "  %-12s %s\n", "plugins", chainText(r.Plugins))
 	}
-	chain("plugins", r.Plugins)
-	chain("postprocess", r.Postprocess)
+	if len(r.Postprocess) > 0 {
+		fmt.Fprintf(w, "  %-12s %s\n", "postprocess", chainText(r.Postprocess))
+	}
 	for _, v := range r.Variants {
-		fmt.Printf("  %-12s %3d%% %s  %s@%s\n", v.Name, v.Weight, bar(v.Weight, 20), v.Model, orLatest(v.Version))
+		fmt.Fprintf(w, "  %-12s %3d%% %s  %s@%s\n", v.Name, v.Weight, bar(v.Weight, 20), v.Model, orLatest(v.Version))
+		if v.Plugins != nil {
+			fmt.Fprintf(w, "  %-12s   own plugins: %s\n", "", chainText(*v.Plugins))
+		}
+		if v.Postprocess != nil {
+			fmt.Fprintf(w, "  %-12s   own postprocess: %s\n", "", chainText(*v.Postprocess))
+		}
 	}
 	if r.Sticky != nil {
 		if r.Sticky.Header != "" {
-			fmt.Printf("  sticky by header %s\n", r.Sticky.Header)
+			fmt.Fprintf(w, "  sticky by header %s\n", r.Sticky.Header)
 		} else {
-			fmt.Printf("  sticky by field %s\n", r.Sticky.Field)
+			fmt.Fprintf(w, "  sticky by field %s\n", r.Sticky.Field)
 		}
 	}
 	if r.Shadow != nil {
-		fmt.Printf("  shadow       %g%% to %s@%s\n", r.Shadow.Percent, r.Shadow.Model, orLatest(r.Shadow.Version))
+		fmt.Fprintf(w, "  shadow       %g%% to %s@%s\n", r.Shadow.Percent, r.Shadow.Model, orLatest(r.Shadow.Version))
 	}
 	return nil
 }

@@ -19,8 +19,10 @@ type Transaction struct {
 	Country  string  `json:"country"`
 	TS       int64   `json:"ts"` // unix seconds
 	// Fraud is the ground truth, known to the generator only: it is not
-	// sent to the gateway.
-	Fraud bool `json:"-"`
+	// sent to the gateway. Episode numbers the fraud pattern (a card
+	// test's burst, an account takeover's charges) it belongs to, from 1.
+	Fraud   bool `json:"-"`
+	Episode int  `json:"-"`
 }
 
 // Event is the transaction as the JSON object a client sends.
@@ -48,6 +50,7 @@ type Generator struct {
 	risky     []string
 	now       time.Time
 	seq       int
+	episodes  int
 	// FraudRate is the probability that the next event starts a fraud
 	// episode. AmountShift multiplies legitimate amounts (drift injection).
 	FraudRate   float64
@@ -160,6 +163,8 @@ func (g *Generator) Next(meanGap time.Duration) Transaction {
 // the rest.
 func (g *Generator) fraudEpisode(a account) Transaction {
 	ts := g.now.Unix()
+	g.episodes++
+	first := len(g.pending)
 	if g.rng.IntN(2) == 0 {
 		// Card testing: a burst of small charges, half at risky merchants.
 		n := 4 + g.rng.IntN(6)
@@ -182,6 +187,9 @@ func (g *Generator) fraudEpisode(a account) Transaction {
 			amount := math.Exp(a.meanLog) * (8 + g.rng.Float64()*20)
 			g.pending = append(g.pending, g.tx(a, amount, m, "RU", ts+int64(i*90), true))
 		}
+	}
+	for i := first; i < len(g.pending); i++ {
+		g.pending[i].Episode = g.episodes
 	}
 	// The clock moves past the episode, so later events never go back.
 	g.now = time.Unix(g.pending[len(g.pending)-1].TS, 0)

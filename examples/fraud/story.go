@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,7 +21,10 @@ type StoryOptions struct {
 	History   int           // transactions backfilled before live traffic (default 20000)
 	Rate      float64       // live transactions per second (default 100)
 	Interval  time.Duration // canary step interval (default 5s)
-	Out       io.Writer     // progress lines
+	// BatchInterval is the batch scoring job the report compares with
+	// (default 1h): it sees a fraud pattern up to this long after it.
+	BatchInterval time.Duration
+	Out           io.Writer // progress lines
 }
 
 func (o *StoryOptions) defaults() {
@@ -33,6 +37,9 @@ func (o *StoryOptions) defaults() {
 	if o.Interval == 0 {
 		o.Interval = 5 * time.Second
 	}
+	if o.BatchInterval == 0 {
+		o.BatchInterval = time.Hour
+	}
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -40,20 +47,39 @@ func (o *StoryOptions) defaults() {
 
 // Report is what the story measured.
 type Report struct {
-	Requests      int
-	Errors        int
-	FirstError    string
-	P50, P99      time.Duration // decision latency, end to end, HTTP included
-	Decisions     map[string]int
-	FraudFlagged  int // fraudulent transactions decided review or block
-	Fraud         int
-	Canary        string // outcome of the v2 canary
-	DriftAlert    time.Duration
-	DriftFeature  string
-	SecondCanary  string // outcome of the canary started during drift
-	SecondReason  string
-	recordedMutex sync.Mutex
-	latencies     []time.Duration
+	Requests     int
+	Errors       int
+	FirstError   string
+	P50, P99     time.Duration // decision latency, end to end, HTTP included
+	Decisions    map[string]int
+	FraudFlagged int // fraudulent transactions decided review or block
+	Fraud        int
+	Canary       string // outcome of the v2 canary
+	DriftAlert   time.Duration
+	DriftFeature string
+	SecondCanary string // outcome of the canary started during drift
+	SecondReason string
+	// Live traffic: the rate asked, and the rate achieved over LiveTime.
+	RateAsked float64
+	LiveTime  time.Duration
+	// Fraud patterns seen live, those with a charge blocked, and over
+	// those (medians) the blocked charge's number in its pattern (1: the
+	// first) and its time after the pattern's first charge, on the
+	// pattern's own clock (the transactions' ts).
+	Patterns, PatternsBlocked int
+	ChargesToBlock            int
+	TimeToBlock               time.Duration
+	BatchInterval             time.Duration
+	recordedMutex             sync.Mutex
+	latencies                 []time.Duration
+	patterns                  map[int]*pattern
+}
+
+// pattern is what the report follows of one fraud pattern.
+type pattern struct {
+	start      int64 // ts of its first charge seen
+	charges    []int64
+	firstBlock int64 // ts of its first blocked charge (0: none yet)
 }
 
 func (r *Report) record(s Scored) {
@@ -69,6 +95,21 @@ func (r *Report) record(s Scored) {
 	}
 	r.latencies = append(r.latencies, s.Latency)
 	r.Decisions[s.Decision]++
+	if ep := s.Tx.Episode; ep != 0 {
+		if r.patterns == nil {
+			r.patterns = map[int]*pattern{}
+		}
+		p := r.patterns[ep]
+		if p == nil {
+			p = &pattern{start: s.Tx.TS}
+			r.patterns[ep] = p
+		}
+		p.start = min(p.start, s.Tx.TS)
+		p.charges = append(p.charges, s.Tx.TS)
+		if s.Decision == "block" && (p.firstBlock == 0 || s.Tx.TS < p.firstBlock) {
+			p.firstBlock = s.Tx.TS
+		}
+	}
 	if s.Tx.Fraud {
 		r.Fraud++
 		if s.Decision == "review" || s.Decision == "block" {
@@ -82,6 +123,36 @@ func (r *Report) finish() {
 	if n := len(r.latencies); n > 0 {
 		r.P50, r.P99 = r.latencies[n/2], r.latencies[n*99/100]
 	}
+	var charges []int
+	var times []time.Duration
+	r.Patterns, r.PatternsBlocked = len(r.patterns), 0
+	for _, p := range r.patterns {
+		if p.firstBlock == 0 {
+			continue
+		}
+		r.PatternsBlocked++
+		n := 0
+		for _, ts := range p.charges {
+			if ts <= p.firstBlock {
+				n++
+			}
+		}
+		charges = append(charges, n)
+		times = append(times, time.Duration(p.firstBlock-p.start)*time.Second)
+	}
+	if len(times) > 0 {
+		slices.Sort(charges)
+		slices.Sort(times)
+		r.ChargesToBlock, r.TimeToBlock = charges[len(charges)/2], times[len(times)/2]
+	}
+}
+
+// Rate is the live transactions per second achieved.
+func (r *Report) Rate() float64 {
+	if r.LiveTime <= 0 {
+		return 0
+	}
+	return float64(r.Requests) / r.LiveTime.Seconds()
 }
 
 // String is the report a person reads at the end of `make demo`.
@@ -89,6 +160,9 @@ func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "weir fraud demo report\n")
 	fmt.Fprintf(&b, "  transactions scored   %d (%d errors)\n", r.Requests, r.Errors)
+	if r.RateAsked > 0 {
+		fmt.Fprintf(&b, "  live rate             %.1f transactions/s of %g asked (%d in %v)\n", r.Rate(), r.RateAsked, r.Requests, r.LiveTime.Round(time.Millisecond))
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(&b, "  first error           %s\n", r.FirstError)
 	}
@@ -96,6 +170,16 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  decisions             allow %d, review %d, block %d\n", r.Decisions["allow"], r.Decisions["review"], r.Decisions["block"])
 	if r.Fraud > 0 {
 		fmt.Fprintf(&b, "  fraud caught          %d of %d fraudulent transactions reviewed or blocked (%.0f%%)\n", r.FraudFlagged, r.Fraud, 100*float64(r.FraudFlagged)/float64(r.Fraud))
+	}
+	if r.Patterns > 0 {
+		fmt.Fprintf(&b, "  fraud patterns        %d of %d blocked while under way", r.PatternsBlocked, r.Patterns)
+		if r.PatternsBlocked > 0 {
+			fmt.Fprintf(&b, ": median at charge %d, %v after the pattern's first charge (its own clock)", r.ChargesToBlock, r.TimeToBlock)
+		}
+		fmt.Fprintf(&b, "\n")
+		if r.BatchInterval > 0 {
+			fmt.Fprintf(&b, "  against a batch job   run every %v, it would flag a pattern up to %v after it started, every charge through\n", r.BatchInterval, r.BatchInterval)
+		}
 	}
 	fmt.Fprintf(&b, "  canary fraud@2        %s\n", r.Canary)
 	fmt.Fprintf(&b, "  drift                 alert on %s %v after amounts shifted\n", r.DriftFeature, r.DriftAlert.Round(time.Millisecond))
@@ -111,7 +195,7 @@ func (r *Report) String() string {
 func RunStory(ctx context.Context, c *client.Client, o StoryOptions) (*Report, error) {
 	o.defaults()
 	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
-	rep := &Report{Decisions: map[string]int{}}
+	rep := &Report{Decisions: map[string]int{}, RateAsked: o.Rate, BatchInterval: o.BatchInterval}
 
 	say("training fraud@1, fraud@2 and fraud@3 on generated history...")
 	t, err := TrainAll()
@@ -145,6 +229,7 @@ func RunStory(ctx context.Context, c *client.Client, o StoryOptions) (*Report, e
 	live, stopLive := context.WithCancel(ctx)
 	defer stopLive()
 	done := make(chan error, 1)
+	liveStart := time.Now()
 	go func() { done <- Stream(live, c, gen, o.Rate, 0, rep.record) }()
 
 	say("canary: fraud@2 (adds streaming aggregates) on route %s, steps 10,50,100 every %v", RouteName, o.Interval)
@@ -175,6 +260,7 @@ func RunStory(ctx context.Context, c *client.Client, o StoryOptions) (*Report, e
 	}
 	stopLive()
 	<-done
+	rep.LiveTime = time.Since(liveStart)
 	rep.finish()
 	return rep, nil
 }

@@ -17,6 +17,7 @@ type Scored struct {
 	Score    float64
 	Decision string
 	Latency  time.Duration // end to end, HTTP included
+	Sent     time.Time     // when the request was sent
 	Err      error
 }
 
@@ -85,7 +86,7 @@ func Score(ctx context.Context, c *client.Client, tx Transaction) Scored {
 	body, _ := json.Marshal(tx.Event())
 	start := time.Now()
 	raw, err := c.Predict(ctx, RouteName, body)
-	s := Scored{Tx: tx, Latency: time.Since(start), Err: err}
+	s := Scored{Tx: tx, Latency: time.Since(start), Sent: start, Err: err}
 	if err != nil {
 		return s
 	}

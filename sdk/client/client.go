@@ -359,6 +359,67 @@ func (c *Client) request(ctx context.Context, method, path, contentType string, 
 	return req, nil
 }
 
+// answerError is the Error of a non-2xx answer with body b: its "error"
+// field, else the body, else the status text.
+func answerError(status int, b []byte) *Error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return &Error{Status: status, Message: msg}
+}
+
+// EventsQuery chooses the events ExportEvents asks for.
+type EventsQuery struct {
+	// Since and Until bound the events' time (zero: unbounded); Until is
+	// exclusive.
+	Since, Until time.Time
+	// Format is "parquet" (the default), "csv" or "jsonl".
+	Format string
+}
+
+// ExportEvents streams a route's archived events (GET /v1/events) into w
+// and returns the bytes written. An answer cut short is an error.
+func (c *Client) ExportEvents(ctx context.Context, route string, q EventsQuery, w io.Writer) (int64, error) {
+	v := url.Values{"route": {route}}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Format != "" {
+		v.Set("format", q.Format)
+	}
+	req, err := c.request(ctx, http.MethodGet, "/v1/events?"+v.Encode(), "", nil)
+	if err != nil {
+		return 0, err
+	}
+	// An export is as long as the archive: no whole-request timeout.
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("weir gateway at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return 0, answerError(resp.StatusCode, b)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("export of route %s cut short after %d bytes: %w", route, n, err)
+	}
+	return n, nil
+}
+
 func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
 	req, err := c.request(ctx, method, path, contentType, body)
 	if err != nil {
@@ -374,17 +435,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return fmt.Errorf("read answer of %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(b))
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		if msg == "" {
-			msg = http.StatusText(resp.StatusCode)
-		}
-		return &Error{Status: resp.StatusCode, Message: msg}
+		return answerError(resp.StatusCode, b)
 	}
 	if out == nil || len(b) == 0 {
 		return nil

@@ -7,10 +7,12 @@ logistic regression over features a,b), WEIR_TEST_PLUGIN (a Wasm plugin that
 echoes its input as features). Run alone, the tests skip.
 """
 
+import datetime
 import json
 import os
 import tempfile
 import threading
+import time
 import unittest
 
 import weir
@@ -101,6 +103,45 @@ class ClientTest(unittest.TestCase):
     def test_reference_from_dataframe(self):
         df = pandas.read_csv(self.reference)
         self.c.push_reference("py", "2", df)
+
+    def test_events_export(self):
+        self.c.set_route("eventsroute", {
+            "plugins": [{"name": "py-echo", "version": "1"}],
+            "variants": [{"name": "stable", "model": "py", "version": "1", "weight": 100}],
+        })
+        since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+        self.predict_many(3, route="eventsroute")
+        # The archive closes a file every 10s: poll (generously) for it.
+        deadline, rows = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            rows = self.c.events("eventsroute", since=since, format="jsonl")
+            if pandas is not None:
+                rows = rows.to_dict("records")
+            if len(rows) >= 3:
+                break
+            time.sleep(0.5)
+        self.assertEqual(len(rows), 3, rows)
+        self.assertEqual([round(r["features"]["a"], 6) for r in rows], [0, 0.1, 0.2])
+        self.assertTrue(all(r["route"] == "eventsroute" and r["status"] == 200 for r in rows), rows)
+
+        got = self.c.events("eventsroute", since=since.isoformat(), until=datetime.datetime.now(datetime.timezone.utc))
+        if pandas is None:
+            self.assertIsInstance(got, list)
+            self.assertEqual(len(got), 3)
+        else:
+            self.assertIsInstance(got, pandas.DataFrame)
+            self.assertEqual(len(got), 3)
+        if pandas is not None:
+            df = self.c.events("eventsroute", since=since, format="csv")
+            self.assertEqual([round(v, 6) for v in df["features.a"]], [0, 0.1, 0.2])
+
+        with self.assertRaises(weir.WeirError) as e:
+            self.c.events("no-such-route")
+        self.assertEqual(e.exception.status, 404)
+        self.assertIn("eventsroute", e.exception.message)
+        with self.assertRaises(weir.WeirError) as e:
+            self.c.events("eventsroute", since="yesterday")
+        self.assertEqual(e.exception.status, 400)
 
     def test_canary_start_watch_abort(self):
         stop = threading.Event()

@@ -1,5 +1,6 @@
 """The weir HTTP client (see the package docstring)."""
 
+import datetime
 import io
 import json
 import os
@@ -26,6 +27,24 @@ _NP_DATATYPES = {
 }
 
 _FINISHED = ("promoted", "rolled_back")
+
+
+def _have_pyarrow():
+    """Whether pandas can read Parquet here (pandas.read_parquet needs pyarrow)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _rfc3339(t):
+    """An RFC 3339 string of a datetime (naive: UTC) or a string as given."""
+    if isinstance(t, str):
+        return t
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return t.isoformat()
 
 
 class WeirError(Exception):
@@ -127,18 +146,25 @@ class Client:
     # -- HTTP ---------------------------------------------------------------
 
     def _call(self, method, path, body=None, content_type="application/json", raw=False):
+        with self._open(method, path, body, content_type) as resp:
+            out = resp.read()
+        if raw:
+            return out
+        return json.loads(out) if out.strip() else None
+
+    def _open(self, method, path, body=None, content_type="application/json", accept="application/json"):
+        """The gateway's answer, open for reading (a 2xx), or WeirError."""
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)
-        req.add_header("Accept", "application/json")
+        req.add_header("Accept", accept)
         if data is not None:
             req.add_header("Content-Type", content_type)
         if self.token:
             req.add_header("Authorization", "Bearer " + self.token)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                out = resp.read()
+            return urllib.request.urlopen(req, timeout=self.timeout)
         except urllib.error.HTTPError as e:
             text = e.read().decode("utf-8", "replace").strip()
             try:
@@ -151,9 +177,6 @@ class Client:
             raise WeirError(e.code, text, method, path) from None
         except urllib.error.URLError as e:
             raise ConnectionError("weir gateway at %s: %s" % (self.server, e.reason)) from None
-        if raw:
-            return out
-        return json.loads(out) if out.strip() else None
 
     def get(self, path):
         """GET a JSON endpoint (any path of the API)."""
@@ -373,6 +396,37 @@ class Client:
         if window:
             path += "?window=" + urllib.parse.quote(window)
         return self._call("GET", path)
+
+    def events(self, route, since=None, until=None, format=None):
+        """A route's archived events (GET /v1/events), oldest first.
+
+        since and until bound the events' ts (until exclusive): datetimes
+        (naive ones are UTC) or RFC 3339 strings; default, the whole archive.
+        With pandas importable the answer is a DataFrame, read from Parquet
+        (typed columns) when pyarrow is importable too, else from CSV
+        (features and outputs as columns "features.NAME", "outputs.NAME").
+        Without pandas it is a list of dicts, one per event, as published.
+        format ("parquet", "csv" or "jsonl") overrides that choice; the
+        download is streamed, and a rows list is read line by line. Events
+        reach the archive in files closed every 10 s, so the newest seconds
+        are not there yet. An unknown route is a WeirError 404 naming the
+        routes."""
+        if format is None:
+            format = "jsonl" if _pd is None else ("parquet" if _have_pyarrow() else "csv")
+        params = {"route": route, "format": format}
+        for key, t in (("since", since), ("until", until)):
+            if t is not None:
+                params[key] = _rfc3339(t)
+        path = "/v1/events?" + urllib.parse.urlencode(params)
+        with self._open("GET", path, accept="*/*") as resp:
+            if format == "jsonl":
+                rows = [json.loads(line) for line in resp if line.strip()]
+                return _pd.DataFrame(rows) if _pd is not None else rows
+            if _pd is None:
+                raise ImportError("events(format=%r) needs pandas; format=\"jsonl\" gives plain rows" % format)
+            if format == "csv":
+                return _pd.read_csv(resp, parse_dates=["ts"])
+            return _pd.read_parquet(io.BytesIO(resp.read()))
 
     def alerts(self, n=20):
         return self._call("GET", "/v1/alerts?n=%d" % n).get("alerts", [])
