@@ -621,7 +621,9 @@ func (m *Monitor) addCell(vs *versionState, set map[string]*featureState, output
 	} else {
 		bin = fs.ref.catBin(c.catKey())
 	}
-	fs.win.add(bin, ts)
+	if !fs.win.add(bin, ts) {
+		return // older than the window: not part of the present
+	}
 	fs.dirty++
 	if fs.dirty >= m.opts.RecomputeEvery {
 		m.recompute(vs, fs)
