@@ -37,6 +37,13 @@ type Monitor struct {
 	log     *slog.Logger
 	met     *metrics
 	alerter *alerter
+	// alertLog records alerted crossings when gateways share NATS and an
+	// alert lease (JS and AlertGate set); nil: the gate alone decides.
+	alertLog *alertLog
+	// holder: the tick goroutine's view of the alert lease at its last
+	// settle; settleNow asks it to settle at once (a crossing happened).
+	holder    bool
+	settleNow chan struct{}
 
 	mu     sync.RWMutex
 	models map[string]*modelState
@@ -97,6 +104,14 @@ type featureState struct {
 	metrics   Metrics
 	value     float64
 	drifted   bool
+	// crossing is the alert of the feature's latest crossing judged here.
+	// logKnown says whether logDrifted, logRev and logCrossing hold what the
+	// shared alert log records for the feature (alertlog.go).
+	crossing    Alert
+	logKnown    bool
+	logDrifted  bool
+	logRev      uint64
+	logCrossing uint64
 
 	props   []float64 // scratch: window proportions
 	scratch []float64 // scratch: chi-square expectations
@@ -133,6 +148,10 @@ func New(opts Options) (*Monitor, error) {
 		models:    map[string]*modelState{},
 		forgotten: map[string]time.Time{},
 		stop:      make(chan struct{}),
+		settleNow: make(chan struct{}, 1),
+	}
+	if o.JS != nil && o.AlertGate != nil {
+		m.alertLog = &alertLog{js: o.JS}
 	}
 	m.alerter = newAlerter(o, m.log, met)
 	m.wg.Add(1)
@@ -265,6 +284,8 @@ func (m *Monitor) tick() {
 		select {
 		case <-m.stop:
 			return
+		case <-m.settleNow:
+			m.settleAlerts()
 		case now := <-t.C:
 			m.mu.Lock()
 			for k, at := range m.forgotten {
@@ -278,6 +299,7 @@ func (m *Monitor) tick() {
 				m.recomputeDirty(vs)
 				vs.mu.Unlock()
 			}
+			m.settleAlerts()
 		}
 	}
 }
@@ -459,6 +481,7 @@ func (m *Monitor) resetFeature(vs *versionState, fs *featureState) {
 	}
 	fs.ref, fs.refSource, fs.pending, fs.win, fs.vsStable = nil, "", nil, nil, false
 	fs.evaluated, fs.metrics, fs.value, fs.drifted, fs.dirty = false, Metrics{}, 0, false, 0
+	fs.crossing = Alert{} // a state cleared without an alert: the alert log learns it quietly
 }
 
 func (fs *featureState) initWindow(cfg Config) {
@@ -681,11 +704,28 @@ func (m *Monitor) recompute(vs *versionState, fs *featureState) {
 	case !fs.drifted && fs.value >= cfg.Threshold:
 		fs.drifted = true
 		fs.gauges.drifted.Set(1)
-		m.alerter.emit(m.alertFor(vs, fs, StateDrifted), cfg.Webhook)
+		m.crossed(vs, fs, StateDrifted)
 	case fs.drifted && fs.value < cfg.RecoverRatio*cfg.Threshold:
 		fs.drifted = false
 		fs.gauges.drifted.Set(0)
-		m.alerter.emit(m.alertFor(vs, fs, StateRecovered), cfg.Webhook)
+		m.crossed(vs, fs, StateRecovered)
+	}
+}
+
+// crossed raises the alert of a crossing judged here. With a shared alert
+// log the lease holder's tick goroutine sends it (now, or when this process
+// takes the lease), once it is recorded there; otherwise the gate decides.
+func (m *Monitor) crossed(vs *versionState, fs *featureState, state string) {
+	al := m.alertFor(vs, fs, state)
+	if m.alertLog == nil {
+		m.alerter.emit(al, vs.cfg.Webhook)
+		return
+	}
+	fs.crossing = al
+	m.alerter.remember(al)
+	select {
+	case m.settleNow <- struct{}{}:
+	default:
 	}
 }
 
