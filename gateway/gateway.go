@@ -92,6 +92,10 @@ type Options struct {
 	// warning) when NATS has too little storage for 1 GiB.
 	EventsMaxAge   time.Duration
 	EventsMaxBytes int64
+	// EventsDurability is monitor.DurabilityBestEffort (default) or
+	// monitor.DurabilityStrict: answer only once the request's event is
+	// fsynced to the spool (--events-durability).
+	EventsDurability string
 	// MaxEventBytes caps one encoded event; larger ones are truncated and
 	// marked. Default 1 MiB.
 	MaxEventBytes int
@@ -380,6 +384,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		StreamMaxAge:   o.EventsMaxAge,
 		StreamMaxBytes: o.EventsMaxBytes,
 		MaxEventBytes:  o.MaxEventBytes,
+		Durability:     o.EventsDurability,
 		Replicas:       natsx.Replicas(ctx, g.js, monitor.StreamEvents, 0, o.NATSReplicas, g.log),
 		Registerer:     g.reg,
 		Logger:         g.log,
