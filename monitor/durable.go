@@ -29,6 +29,12 @@ const (
 // wraps it in a weirerr Unavailable (503) naming the cause.
 var ErrNotDurable = errors.New("event not durable")
 
+// notDurable is a request's error for an event that is not durable: 503,
+// wrapping ErrNotDurable and the cause.
+func notDurable(format string, args ...any) error {
+	return weirerr.Unavailablef("%w", fmt.Errorf("%w: "+format, append([]any{ErrNotDurable}, args...)...))
+}
+
 // commitReq is one event awaiting its group commit.
 type commitReq struct {
 	ev   *Event
@@ -57,24 +63,24 @@ func (p *Publisher) PublishDurable(ctx context.Context, ev *Event) error {
 	}
 	if p.closed.Load() {
 		p.drop(1)
-		return weirerr.Unavailablef("%w: the event publisher is shutting down", ErrNotDurable)
+		return notDurable("the event publisher is shutting down")
 	}
 	r := commitReq{ev: ev, done: make(chan error, 1)}
 	select {
 	case p.commits <- r:
 	case <-p.stop:
 		p.drop(1)
-		return weirerr.Unavailablef("%w: the event publisher is shutting down", ErrNotDurable)
+		return notDurable("the event publisher is shutting down")
 	case <-ctx.Done():
 		p.drop(1)
-		return weirerr.Unavailablef("%w: the spool did not take it in time (--events-durability strict): %v", ErrNotDurable, ctx.Err())
+		return notDurable("the spool did not take it in time (--events-durability strict): %w", ctx.Err())
 	}
 	select {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
 		// Still committed later, most likely; the caller cannot know.
-		return weirerr.Unavailablef("%w: the spool did not sync it in time (--events-durability strict): %v", ErrNotDurable, ctx.Err())
+		return notDurable("the spool did not sync it in time (--events-durability strict): %w", ctx.Err())
 	}
 }
 
@@ -142,7 +148,7 @@ func (p *Publisher) commit(batch []commitReq) {
 			r.done <- nil
 			continue
 		}
-		r.done <- weirerr.Unavailablef("%w: spool %s: %v", ErrNotDurable, p.opts.SpoolDir, err)
+		r.done <- notDurable("spool %s: %w", p.opts.SpoolDir, err)
 	}
 }
 
