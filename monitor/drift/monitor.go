@@ -52,8 +52,11 @@ type Monitor struct {
 	// bring their state back; Track lifts it when a version returns.
 	forgotten map[string]time.Time
 
-	consMu sync.Mutex
-	cc     jetstream.ConsumeContext
+	consMu   sync.Mutex
+	cc       jetstream.ConsumeContext
+	closing  bool          // Close took cc: resume must not replace it
+	lastMsg  atomic.Int64  // stream time of the last message handled, unix nanos
+	consLost chan struct{} // the consumer is gone or silent: resume
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -149,6 +152,7 @@ func New(opts Options) (*Monitor, error) {
 		forgotten: map[string]time.Time{},
 		stop:      make(chan struct{}),
 		settleNow: make(chan struct{}, 1),
+		consLost:  make(chan struct{}, 1),
 	}
 	if o.JS != nil && o.AlertGate != nil {
 		m.alertLog = &alertLog{js: o.JS}
@@ -186,28 +190,106 @@ func (m *Monitor) Start(ctx context.Context) error {
 	if m.opts.DeliverAll {
 		deliver = jetstream.DeliverAllPolicy
 	}
-	cons, err := m.opts.JS.CreateOrUpdateConsumer(ctx, m.opts.Stream, jetstream.ConsumerConfig{
+	cons, err := m.opts.JS.CreateOrUpdateConsumer(ctx, m.opts.Stream, m.consumerConfig(deliver, nil))
+	if err != nil {
+		return fmt.Errorf("drift: create durable consumer %s on %s: %w", m.opts.Durable, m.opts.Stream, err)
+	}
+	if err := m.consumeLocked(cons); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go m.resume()
+	return nil
+}
+
+func (m *Monitor) consumerConfig(deliver jetstream.DeliverPolicy, from *time.Time) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       m.opts.Durable,
 		Description:   "weir drift monitor",
 		FilterSubject: m.opts.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: deliver,
+		OptStartTime:  from,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 4096,
-	})
-	if err != nil {
-		return fmt.Errorf("drift: create durable consumer %s on %s: %w", m.opts.Durable, m.opts.Stream, err)
 	}
+}
+
+// consumeLocked consumes cons into handle; called with consMu held. A
+// consumer that is gone (lost with its NATS node) or silent past two
+// heartbeats (2s each) wakes resume.
+func (m *Monitor) consumeLocked(cons jetstream.Consumer) error {
 	cc, err := cons.Consume(m.handle,
 		jetstream.PullMaxBytes(8<<20), // a message is a frame of up to ~64 KiB of events
+		jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			m.log.Debug("drift consumer", "err", err)
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+				errors.Is(err, jetstream.ErrNoHeartbeat) {
+				select {
+				case m.consLost <- struct{}{}:
+				default:
+				}
+			}
 		}))
 	if err != nil {
 		return fmt.Errorf("drift: consume %s: %w", m.opts.Durable, err)
 	}
 	m.cc = cc
 	return nil
+}
+
+// resume consumes again when the consumer was lost: the durable if it
+// still exists (its leader moved), or a new one from just after the last
+// event applied (it went with its node), retrying every second until
+// Close.
+func (m *Monitor) resume() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.consLost:
+		}
+		for !m.reconsume() {
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(time.Second): // retry pace, not a wait for an event
+			}
+		}
+	}
+}
+
+// reconsume replaces the consumer; false: try again later.
+func (m *Monitor) reconsume() bool {
+	m.consMu.Lock()
+	defer m.consMu.Unlock()
+	if m.closing {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := m.opts.JS.Consumer(ctx, m.opts.Stream, m.opts.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cfg := m.consumerConfig(jetstream.DeliverNewPolicy, nil)
+		if last := m.lastMsg.Load(); last != 0 {
+			from := time.Unix(0, last+1)
+			cfg = m.consumerConfig(jetstream.DeliverByStartTimePolicy, &from)
+		}
+		cons, err = m.opts.JS.CreateConsumer(ctx, m.opts.Stream, cfg)
+	}
+	if err != nil {
+		m.log.Warn("drift: events consumer lost; retrying", "durable", m.opts.Durable, "err", err)
+		return false
+	}
+	m.cc.Stop()
+	if err := m.consumeLocked(cons); err != nil {
+		m.log.Warn("drift: events consumer lost; retrying", "durable", m.opts.Durable, "err", err)
+		return false
+	}
+	m.log.Info("drift: events consumer resumed", "durable", m.opts.Durable)
+	return true
 }
 
 // handle applies every event of one message (a frame, or a single event
@@ -244,6 +326,7 @@ func (m *Monitor) handle(msg jetstream.Msg) {
 	if err := msg.Ack(); err != nil {
 		m.log.Debug("drift: ack", "err", err)
 	}
+	m.lastMsg.Store(md.Timestamp.UnixNano())
 }
 
 // Close stops consuming (processing what was already fetched and flushing
@@ -255,6 +338,7 @@ func (m *Monitor) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
 		m.consMu.Lock()
 		cc := m.cc
+		m.closing = true
 		m.consMu.Unlock()
 		if cc != nil {
 			cc.Drain()
