@@ -224,8 +224,7 @@ func (m *Monitor) consumeLocked(cons jetstream.Consumer) error {
 		jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			m.log.Debug("drift consumer", "err", err)
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-				errors.Is(err, jetstream.ErrNoHeartbeat) {
+			if monitor.ConsumerLost(err) {
 				select {
 				case m.consLost <- struct{}{}:
 				default:
