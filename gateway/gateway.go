@@ -93,6 +93,10 @@ type Options struct {
 	// warning) when NATS has too little storage for 1 GiB.
 	EventsMaxAge   time.Duration
 	EventsMaxBytes int64
+	// EventsDurability is monitor.DurabilityBestEffort (default) or
+	// monitor.DurabilityStrict: answer only once the request's event is
+	// fsynced to the spool (--events-durability).
+	EventsDurability string
 	// MaxEventBytes caps one encoded event; larger ones are truncated and
 	// marked. Default 1 MiB.
 	MaxEventBytes int
@@ -450,6 +454,7 @@ func (g *Gateway) startParts(ctx context.Context) error {
 		StreamMaxAge:   o.EventsMaxAge,
 		StreamMaxBytes: o.EventsMaxBytes,
 		MaxEventBytes:  o.MaxEventBytes,
+		Durability:     o.EventsDurability,
 		Replicas:       natsx.Replicas(ctx, g.js, monitor.StreamEvents, 0, o.NATSReplicas, g.log),
 		Registerer:     g.reg,
 		Logger:         g.log,

@@ -234,7 +234,7 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 	if err == nil {
 		resp, err = g.runInfer(call.ctx, v, req, ev)
 	}
-	g.finish(ev, call.start, err)
+	err = g.finish(ev, call.start, err)
 	if err != nil {
 		return nil, served, err
 	}

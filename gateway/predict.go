@@ -130,7 +130,7 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 		c.Set("X-Weir-Model", ev.Model)
 		c.Set("X-Weir-Model-Version", ev.Version)
 	}
-	g.finish(ev, start, err)
+	err = g.finish(ev, start, err)
 	if err != nil {
 		if status := httpStatus(err); tr != nil && status != fiber.StatusInternalServerError {
 			// A traced failure shows how far the request got.
@@ -646,8 +646,10 @@ func jsonFloat(f float64) any {
 	return f
 }
 
-// finish records a served request: metrics and its event.
-func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
+// finish records a served request: metrics and its event. It returns err,
+// or in strict event durability the reason the event is not durable: the
+// request must then fail rather than answer without its record.
+func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) error {
 	d := time.Since(start)
 	ev.LatencyUS = d.Microseconds()
 	ev.Status = fiber.StatusOK
@@ -668,13 +670,22 @@ func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) {
 		g.met.observe(unknownLabel, unknownLabel, unknownLabel, unknownLabel, ev.Status, d)
 	}
 	if ev.Model == "" || !known {
-		return
+		return err
 	}
 	if ev.ID == "" {
 		ev.ID = monitor.NewID()
 	}
-	g.events.Publish(ev)
+	ctx, cancel := context.WithTimeout(context.Background(), durableEventTimeout)
+	defer cancel()
+	if derr := g.events.PublishDurable(ctx, ev); derr != nil && err == nil {
+		return derr
+	}
+	return err
 }
+
+// durableEventTimeout bounds how long a request waits for its event to be
+// durable (--events-durability strict) before it fails with 503.
+const durableEventTimeout = 5 * time.Second
 
 // unknownLabel stands for every name a request gave that names nothing the
 // gateway serves.

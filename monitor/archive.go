@@ -178,17 +178,10 @@ func NewArchiver(o ArchiverOptions) (*Archiver, error) {
 
 func (a *Archiver) run(ctx context.Context) {
 	defer close(a.done)
-	cons, err := a.consumer(ctx)
-	if err != nil {
+	lost := make(chan struct{}, 1)
+	cons, cc := a.consume(ctx, lost)
+	if cc == nil {
 		return // ctx ended
-	}
-	cc, err := cons.Consume(a.onMsg, jetstream.PullMaxBytes(consumeMaxBytes),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			a.log.Debug("archive consumer", "err", err)
-		}))
-	if err != nil {
-		a.log.Error("archive consumer failed to start", "err", err)
-		return
 	}
 	tick := time.NewTicker(max(a.opts.MaxAge/4, 50*time.Millisecond))
 	defer tick.Stop()
@@ -200,6 +193,16 @@ func (a *Archiver) run(ctx context.Context) {
 			cc.Stop()
 			<-cc.Closed()
 			return
+		case <-lost:
+			// Lost with its NATS node, or silent: consume again. The new
+			// consumer's redeliveries of what is already in files are
+			// skipped (loadSkips), as after a restart.
+			cc.Stop()
+			<-cc.Closed()
+			a.log.Warn("archive consumer lost; consuming again", "durable", a.opts.Durable)
+			if cons, cc = a.consume(ctx, lost); cc == nil {
+				return
+			}
 		case <-tick.C:
 			a.mu.Lock()
 			a.flushOld(time.Now())
@@ -208,6 +211,45 @@ func (a *Archiver) run(ctx context.Context) {
 			a.pruneSkips(ctx, cons)
 		}
 	}
+}
+
+// consume opens the durable consumer and consumes it, retrying until it
+// works or ctx ends (then cc is nil). A consumer that is gone or silent
+// past two heartbeats (2s each) signals lost.
+func (a *Archiver) consume(ctx context.Context, lost chan<- struct{}) (jetstream.Consumer, jetstream.ConsumeContext) {
+	for {
+		cons, err := a.consumer(ctx)
+		if err != nil {
+			return nil, nil // ctx ended
+		}
+		cc, err := cons.Consume(a.onMsg, jetstream.PullMaxBytes(consumeMaxBytes),
+			jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				a.log.Debug("archive consumer", "err", err)
+				if ConsumerLost(err) {
+					select {
+					case lost <- struct{}{}:
+					default:
+					}
+				}
+			}))
+		if err == nil {
+			return cons, cc
+		}
+		a.log.Error("archive consumer failed to start; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(time.Second): // retry pace
+		}
+	}
+}
+
+// ConsumerLost says whether a consume error means the consumer is gone
+// (lost with its NATS node) or has not been heard from for two heartbeats.
+func ConsumerLost(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat)
 }
 
 // consumer creates the durable consumer (retrying until the stream exists)

@@ -13,6 +13,10 @@
 //   - At-least-once across a crash: events unacknowledged for SpillAfter
 //     (250ms) are written to the spool, so a crash loses only that window
 //     and the in-memory queue (weir_events_at_risk); docs/rationale.md.
+//   - Strict durability (PublishDurable with DurabilityStrict, for audit):
+//     the caller waits until its event is appended to the spool and
+//     fsynced, one fsync for all events that arrived meanwhile (group
+//     commit, durable.go); the replayer sends them to JetStream from there.
 //   - Events travel in frames, one message per route per send batch
 //     (FrameLinger, FrameMaxBytes, FrameMaxEvents). Exactly-once into the
 //     stream relies on JetStream de-duplication by Nats-Msg-Id (the frame's

@@ -77,6 +77,10 @@ type PublisherOptions struct {
 	// this much later, and a busy gateway sends far fewer messages. Default
 	// 5ms; negative sends what is queued at once.
 	FrameLinger time.Duration
+	// Durability is DurabilityBestEffort (default) or DurabilityStrict: in
+	// strict, PublishDurable returns only once the event is fsynced to the
+	// spool (durable.go).
+	Durability string
 	// Registerer receives the weir_events_* metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger; nil uses slog.Default().
@@ -145,6 +149,13 @@ func (o *PublisherOptions) setDefaults() error {
 		o.FrameLinger = 5 * time.Millisecond
 	}
 	o.SpillAfter = min(o.SpillAfter, o.AckTimeout)
+	switch o.Durability {
+	case "":
+		o.Durability = DurabilityBestEffort
+	case DurabilityBestEffort, DurabilityStrict:
+	default:
+		return weirerr.Invalidf("monitor publisher: durability %q is unknown, want %q or %q (--events-durability)", o.Durability, DurabilityBestEffort, DurabilityStrict)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -169,6 +180,8 @@ type Publisher struct {
 	drained     chan struct{} // closed when the sender has emptied the queue
 	replayDone  chan struct{}
 	spillDone   chan struct{}
+	commits     chan commitReq // PublishDurable's events awaiting a group commit
+	commitDone  chan struct{}
 	wake        chan struct{} // nudges the replayer when the spool gets data
 	full        chan struct{} // ends the send loop's linger: the queue is filling
 	fullAt      int           // queued events that end a linger early
@@ -232,6 +245,8 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		drained:    make(chan struct{}),
 		replayDone: make(chan struct{}),
 		spillDone:  make(chan struct{}),
+		commits:    make(chan commitReq, commitQueue(o)),
+		commitDone: make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		full:       make(chan struct{}, 1),
 		fullAt:     max(1, min(sendBatchMax, o.QueueSize/2)),
@@ -308,6 +323,7 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 	go p.sendLoop()
 	go p.replayLoop()
 	go p.spillLoop()
+	go p.commitLoop()
 	return p, nil
 }
 
@@ -909,6 +925,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	<-p.drained
 	<-p.replayDone
 	<-p.spillDone
+	<-p.commitDone
 	select {
 	case <-p.js.PublishAsyncComplete():
 	case <-ctx.Done():

@@ -111,6 +111,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per request; 1 serves concurrent requests best on small machines")
 	f.DurationVar(&o.EventsMaxAge, "events-max-age", 24*time.Hour, "how long inference events stay in the WEIR_EVENTS stream")
 	f.Int64Var(&o.EventsMaxBytes, "events-max-bytes", 0, "most bytes of inference events the WEIR_EVENTS stream keeps (default 1 GiB, or less with a warning when NATS has too little storage)")
+	f.StringVar(&o.EventsDurability, "events-durability", "best-effort", "when a request's event must be safe before the request is answered: best-effort (never waits; a crash can lose the events of about the last 250 ms) or strict (answer only once the event is fsynced to the spool; 503 if it cannot be)")
 	f.IntVar(&o.MaxEventBytes, "max-event-bytes", 1<<20, "largest inference event in bytes; larger ones lose rows and are marked truncated")
 	f.DurationVar(&natsSync, "nats-sync-interval", natsx.DefaultSyncInterval, "how often the embedded NATS fsyncs its files (0: every write); a power loss can lose what was acknowledged within it")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 1024, "inference requests served at once; more are refused with 429")

@@ -30,6 +30,9 @@ type Alert struct {
 	State     string    `json:"state"` // drifted | recovered
 	// Count is the number of values in the window that was judged.
 	Count int `json:"count"`
+	// Crossing numbers the feature's alerted crossings (1, 2, ...) across
+	// the gateways sharing NATS; 0 where there is no shared alert log.
+	Crossing uint64 `json:"crossing,omitempty"`
 }
 
 type hookJob struct {
@@ -75,21 +78,28 @@ func newAlerter(o Options, log *slog.Logger, met *metrics) *alerter {
 	return a
 }
 
+// emit publishes al if the gate lets this process speak, and keeps it for
+// RecentAlerts either way.
 func (a *alerter) emit(al Alert, webhook string) {
+	a.remember(al)
+	if a.gate != nil && !a.gate() {
+		// Another gateway holds the alert lease and speaks for this crossing.
+		a.log.Debug("drift alert left to the alert lease holder", "state", al.State, "model", al.Model,
+			"version", al.Version, "feature", al.Feature)
+		return
+	}
+	a.publish(al, webhook)
+}
+
+// publish logs, counts, publishes and POSTs al.
+func (a *alerter) publish(al Alert, webhook string) {
 	body, err := json.Marshal(al)
 	if err != nil { // cannot happen: metrics are finite
 		a.log.Error("drift: encode alert", "err", err)
 		return
 	}
-	if a.gate != nil && !a.gate() {
-		// Another gateway holds the alert lease and speaks for this crossing.
-		a.log.Debug("drift alert left to the alert lease holder", "state", al.State, "model", al.Model,
-			"version", al.Version, "feature", al.Feature)
-		a.remember(al)
-		return
-	}
 	a.log.Warn("drift alert", "state", al.State, "model", al.Model, "version", al.Version,
-		"feature", al.Feature, "metric", al.Metric, "value", al.Value, "threshold", al.Threshold)
+		"feature", al.Feature, "metric", al.Metric, "value", al.Value, "threshold", al.Threshold, "crossing", al.Crossing)
 	a.met.alerts.WithLabelValues(al.Model).Inc()
 	if a.nc != nil {
 		if err := a.nc.Publish(monitor.SubjectDriftPrefix+al.Model, body); err != nil {
@@ -98,9 +108,6 @@ func (a *alerter) emit(al Alert, webhook string) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.ring[a.next] = al
-	a.next = (a.next + 1) % len(a.ring)
-	a.n = min(a.n+1, len(a.ring))
 	if webhook == "" || a.closed {
 		return
 	}

@@ -146,11 +146,14 @@ type Options struct {
 	// many alerts may wait for delivery before new ones are dropped (default 64).
 	WebhookTimeout time.Duration
 	WebhookQueue   int
-	// AlertGate, when set, is asked before each alert is published, POSTed
-	// and counted; when it answers false the alert is only logged (debug)
-	// and kept for RecentAlerts. Gateways sharing one NATS each judge every
-	// event, and give the gate to the one holding a lease, so a crossing
-	// raises one alert cluster-wide (docs/rationale.md).
+	// AlertGate, when set, says whether this process holds the alert
+	// lease. Gateways sharing one NATS each judge every event, and give the
+	// gate to the one holding a lease, so a crossing raises one alert
+	// cluster-wide. With JS set too, the holder records each crossing it
+	// publishes in AlertBucket and publishes, on taking the lease, the
+	// crossings no one recorded (its predecessor died first); others keep
+	// their alerts for RecentAlerts only (docs/rationale.md, "One alert per
+	// crossing").
 	AlertGate func() bool
 
 	// Registerer receives the weir_drift_* metrics; nil registers nothing.

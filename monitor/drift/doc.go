@@ -15,7 +15,9 @@
 // Every input feature and every model output of a version gets a sliding
 // window bounded by count (Config.WindowCount, default 1000) and by event time
 // (Config.WindowAge, default 5m): a value older than the newest value in its
-// window by more than WindowAge leaves it. Adding a value is O(1): the window
+// window by more than WindowAge leaves it, and a value that arrives older
+// than that (a spool replayed after a NATS outage) is not counted at all:
+// windows follow event time, not arrival order. Adding a value is O(1): the window
 // is a ring buffer and the value's histogram bin is computed on the way in, so
 // bin counts are kept incrementally. Statistics are recomputed when
 // Options.RecomputeEvery new values arrived for that feature, or at the next
@@ -107,7 +109,9 @@
 // Windows live in memory. Processes sharing one Options.Durable share the
 // events (each sees a part); giving each process its own durable name makes
 // each see all traffic and compute the same drift, at the cost of one alert
-// per process. After a restart a durable consumer resumes after the last
+// per process, unless Options.AlertGate names one speaker: then crossings
+// are recorded in the KV bucket AlertBucket and each is alerted once, by
+// whoever holds the gate when it can be sent. After a restart a durable consumer resumes after the last
 // acknowledged event; the windows refill from there.
 //
 // # Events that are ignored

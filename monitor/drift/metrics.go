@@ -12,6 +12,7 @@ type metrics struct {
 	score          *prometheus.GaugeVec
 	drifted        *prometheus.GaugeVec
 	alerts         *prometheus.CounterVec
+	alertChecks    prometheus.Counter
 	webhookFailure *prometheus.CounterVec
 	untracked      *prometheus.CounterVec
 }
@@ -30,6 +31,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "weir_drift_alerts_total",
 			Help: "Drift alerts raised (drifted and recovered).",
 		}, []string{"model"}),
+		alertChecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_drift_alert_checks_total",
+			Help: "Features the drift alert lease holder checked against the shared alert log (weir-drift-alerts), whether or not their crossing needed an alert.",
+		}),
 		webhookFailure: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_drift_webhook_failures_total",
 			Help: "Drift alert webhook deliveries that failed or were dropped because the queue was full.",
@@ -56,6 +61,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.untracked, err = promx.Register(reg, m.untracked); err != nil {
+		return nil, err
+	}
+	if m.alertChecks, err = promx.Register(reg, m.alertChecks); err != nil {
 		return nil, err
 	}
 	return m, nil

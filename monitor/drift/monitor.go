@@ -40,6 +40,13 @@ type Monitor struct {
 	log     *slog.Logger
 	met     *metrics
 	alerter *alerter
+	// alertLog records alerted crossings when gateways share NATS and an
+	// alert lease (JS and AlertGate set); nil: the gate alone decides.
+	alertLog *alertLog
+	// holder: the tick goroutine's view of the alert lease at its last
+	// settle; settleNow asks it to settle at once (a crossing happened).
+	holder    bool
+	settleNow chan struct{}
 
 	mu     sync.RWMutex
 	models map[string]*modelState
@@ -48,8 +55,11 @@ type Monitor struct {
 	// bring their state back; Track lifts it when a version returns.
 	forgotten map[string]time.Time
 
-	consMu sync.Mutex
-	cc     jetstream.ConsumeContext
+	consMu   sync.Mutex
+	cc       jetstream.ConsumeContext
+	closing  bool          // Close took cc: resume must not replace it
+	lastMsg  atomic.Int64  // stream time of the last message handled, unix nanos
+	consLost chan struct{} // the consumer is gone or silent: resume
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -103,6 +113,14 @@ type featureState struct {
 	metrics   Metrics
 	value     float64
 	drifted   bool
+	// crossing is the alert of the feature's latest crossing judged here.
+	// logKnown says whether logDrifted, logRev and logCrossing hold what the
+	// shared alert log records for the feature (alertlog.go).
+	crossing    Alert
+	logKnown    bool
+	logDrifted  bool
+	logRev      uint64
+	logCrossing uint64
 
 	props   []float64 // scratch: window proportions
 	scratch []float64 // scratch: chi-square expectations
@@ -139,6 +157,11 @@ func New(opts Options) (*Monitor, error) {
 		models:    map[string]*modelState{},
 		forgotten: map[string]time.Time{},
 		stop:      make(chan struct{}),
+		settleNow: make(chan struct{}, 1),
+		consLost:  make(chan struct{}, 1),
+	}
+	if o.JS != nil && o.AlertGate != nil {
+		m.alertLog = &alertLog{js: o.JS}
 	}
 	m.alerter = newAlerter(o, m.log, met)
 	m.wg.Add(1)
@@ -173,28 +196,105 @@ func (m *Monitor) Start(ctx context.Context) error {
 	if m.opts.DeliverAll {
 		deliver = jetstream.DeliverAllPolicy
 	}
-	cons, err := m.opts.JS.CreateOrUpdateConsumer(ctx, m.opts.Stream, jetstream.ConsumerConfig{
+	cons, err := m.opts.JS.CreateOrUpdateConsumer(ctx, m.opts.Stream, m.consumerConfig(deliver, nil))
+	if err != nil {
+		return fmt.Errorf("drift: create durable consumer %s on %s: %w", m.opts.Durable, m.opts.Stream, err)
+	}
+	if err := m.consumeLocked(cons); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go m.resume()
+	return nil
+}
+
+func (m *Monitor) consumerConfig(deliver jetstream.DeliverPolicy, from *time.Time) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       m.opts.Durable,
 		Description:   "weir drift monitor",
 		FilterSubject: m.opts.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: deliver,
+		OptStartTime:  from,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 4096,
-	})
-	if err != nil {
-		return fmt.Errorf("drift: create durable consumer %s on %s: %w", m.opts.Durable, m.opts.Stream, err)
 	}
+}
+
+// consumeLocked consumes cons into handle; called with consMu held. A
+// consumer that is gone (lost with its NATS node) or silent past two
+// heartbeats (2s each) wakes resume.
+func (m *Monitor) consumeLocked(cons jetstream.Consumer) error {
 	cc, err := cons.Consume(m.handle,
 		jetstream.PullMaxBytes(8<<20), // a message is a frame of up to ~64 KiB of events
+		jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			m.log.Debug("drift consumer", "err", err)
+			if monitor.ConsumerLost(err) {
+				select {
+				case m.consLost <- struct{}{}:
+				default:
+				}
+			}
 		}))
 	if err != nil {
 		return fmt.Errorf("drift: consume %s: %w", m.opts.Durable, err)
 	}
 	m.cc = cc
 	return nil
+}
+
+// resume consumes again when the consumer was lost: the durable if it
+// still exists (its leader moved), or a new one from just after the last
+// event applied (it went with its node), retrying every second until
+// Close.
+func (m *Monitor) resume() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.consLost:
+		}
+		for !m.reconsume() {
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(time.Second): // retry pace, not a wait for an event
+			}
+		}
+	}
+}
+
+// reconsume replaces the consumer; false: try again later.
+func (m *Monitor) reconsume() bool {
+	m.consMu.Lock()
+	defer m.consMu.Unlock()
+	if m.closing {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := m.opts.JS.Consumer(ctx, m.opts.Stream, m.opts.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cfg := m.consumerConfig(jetstream.DeliverNewPolicy, nil)
+		if last := m.lastMsg.Load(); last != 0 {
+			from := time.Unix(0, last+1)
+			cfg = m.consumerConfig(jetstream.DeliverByStartTimePolicy, &from)
+		}
+		cons, err = m.opts.JS.CreateConsumer(ctx, m.opts.Stream, cfg)
+	}
+	if err != nil {
+		m.log.Warn("drift: events consumer lost; retrying", "durable", m.opts.Durable, "err", err)
+		return false
+	}
+	m.cc.Stop()
+	if err := m.consumeLocked(cons); err != nil {
+		m.log.Warn("drift: events consumer lost; retrying", "durable", m.opts.Durable, "err", err)
+		return false
+	}
+	m.log.Info("drift: events consumer resumed", "durable", m.opts.Durable)
+	return true
 }
 
 // handle applies every event of one message (a frame, or a single event
@@ -231,6 +331,7 @@ func (m *Monitor) handle(msg jetstream.Msg) {
 	if err := msg.Ack(); err != nil {
 		m.log.Debug("drift: ack", "err", err)
 	}
+	m.lastMsg.Store(md.Timestamp.UnixNano())
 }
 
 // Close stops consuming (processing what was already fetched and flushing
@@ -242,6 +343,7 @@ func (m *Monitor) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
 		m.consMu.Lock()
 		cc := m.cc
+		m.closing = true
 		m.consMu.Unlock()
 		if cc != nil {
 			cc.Drain()
@@ -271,6 +373,8 @@ func (m *Monitor) tick() {
 		select {
 		case <-m.stop:
 			return
+		case <-m.settleNow:
+			m.settleAlerts()
 		case now := <-t.C:
 			m.mu.Lock()
 			for k, at := range m.forgotten {
@@ -284,6 +388,7 @@ func (m *Monitor) tick() {
 				m.recomputeDirty(vs)
 				vs.mu.Unlock()
 			}
+			m.settleAlerts()
 		}
 	}
 }
@@ -465,6 +570,7 @@ func (m *Monitor) resetFeature(vs *versionState, fs *featureState) {
 	}
 	fs.ref, fs.refSource, fs.pending, fs.win, fs.vsStable = nil, "", nil, nil, false
 	fs.evaluated, fs.metrics, fs.value, fs.drifted, fs.dirty = false, Metrics{}, 0, false, 0
+	fs.crossing = Alert{} // a state cleared without an alert: the alert log learns it quietly
 }
 
 func (fs *featureState) initWindow(cfg Config) {
@@ -641,7 +747,9 @@ func (m *Monitor) addCell(vs *versionState, set map[string]*featureState, output
 	} else {
 		bin = fs.ref.catBin(c.catKey())
 	}
-	fs.win.add(bin, ts)
+	if !fs.win.add(bin, ts) {
+		return // older than the window: not part of the present
+	}
 	fs.dirty++
 	if fs.dirty >= m.opts.RecomputeEvery {
 		m.recompute(vs, fs)
@@ -699,11 +807,28 @@ func (m *Monitor) recompute(vs *versionState, fs *featureState) {
 	case !fs.drifted && fs.value >= cfg.Threshold:
 		fs.drifted = true
 		fs.gauges.drifted.Set(1)
-		m.alerter.emit(m.alertFor(vs, fs, StateDrifted), cfg.Webhook)
+		m.crossed(vs, fs, StateDrifted)
 	case fs.drifted && fs.value < cfg.RecoverRatio*cfg.Threshold:
 		fs.drifted = false
 		fs.gauges.drifted.Set(0)
-		m.alerter.emit(m.alertFor(vs, fs, StateRecovered), cfg.Webhook)
+		m.crossed(vs, fs, StateRecovered)
+	}
+}
+
+// crossed raises the alert of a crossing judged here. With a shared alert
+// log the lease holder's tick goroutine sends it (now, or when this process
+// takes the lease), once it is recorded there; otherwise the gate decides.
+func (m *Monitor) crossed(vs *versionState, fs *featureState, state string) {
+	al := m.alertFor(vs, fs, state)
+	if m.alertLog == nil {
+		m.alerter.emit(al, vs.cfg.Webhook)
+		return
+	}
+	fs.crossing = al
+	m.alerter.remember(al)
+	select {
+	case m.settleNow <- struct{}{}:
+	default:
 	}
 }
 

@@ -849,3 +849,38 @@ func TestSummariesBecomeSeriesUnderTheCap(t *testing.T) {
 		t.Errorf("weir_drift_untracked_total = %v, want the 12 values past the cap", got)
 	}
 }
+
+// A spool replayed after a NATS outage delivers old events after new ones.
+// They are older than the window: counting them flapped a drifted feature
+// to recovered and back within milliseconds.
+func TestOldEventsAfterNewOnesDoNotFlap(t *testing.T) {
+	e := newEnv(t)
+	sink := e.subscribeAlerts(t, "risk")
+	m := e.start(t, Options{RecomputeEvery: 50, MinCount: 50})
+	if err := m.SetConfig("risk", Config{WindowCount: 400, WindowAge: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	m.SetReference("risk", "3", normalRef(t, 4000, 3))
+	now := newGen("risk", "3", 9)
+	e.publish(t, now.events(400, drawNormal(2, false))...)
+	waitApplied(t, m, 20*time.Second, 400, "shifted events applied")
+	// The replayed events: from an hour ago, in distribution.
+	old := newGen("risk", "3", 10)
+	old.t0 = now.t0.Add(-time.Hour)
+	e.publish(t, old.events(800, drawNormal(0, false))...)
+	waitApplied(t, m, 20*time.Second, 1200, "old events applied")
+	res, err := m.Results("risk", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := findFeature(t, res, "amount"); !f.Drifted {
+		t.Errorf("amount recovered on hour-old events: %+v", f)
+	}
+	var states []string
+	for _, a := range sink.all() {
+		states = append(states, a.Feature+":"+a.State)
+	}
+	if want := "amount:drifted"; strings.Join(states, ",") != want {
+		t.Errorf("alerts = %v, want %v", states, want)
+	}
+}

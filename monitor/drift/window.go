@@ -12,6 +12,7 @@ type window struct {
 	start  int      // index of the oldest value
 	n      int
 	maxAge int64
+	newest int64 // the latest event time added: the window ends there
 	// fine counts values per fine bin (nil when fine bins are the coarse
 	// bins, as for categorical features); counts per coarse bin, the
 	// histogram of psi, tvd, hellinger and kl. coarseOf maps a fine bin to its
@@ -36,13 +37,20 @@ func newWindow(capacity int, maxAge time.Duration, ref *featureRef) *window {
 }
 
 // add appends a value by its fine bin, evicting the oldest value when full
-// and every value older than ts-maxAge. O(1) amortised: each value is
-// evicted once.
-func (w *window) add(bin int, ts int64) {
+// and every value older than maxAge before the newest event time seen. The
+// window follows event time, not arrival: a value older than that is not
+// counted and add reports false (a spool replayed after a NATS outage
+// delivers old events after new ones, and counting them would flap the
+// judgement). O(1) amortised: each value is evicted once.
+func (w *window) add(bin int, ts int64) bool {
+	w.newest = max(w.newest, ts)
+	cutoff := w.newest - w.maxAge
+	if ts < cutoff {
+		return false
+	}
 	if w.n == len(w.bins) {
 		w.evictOldest()
 	}
-	cutoff := ts - w.maxAge
 	for w.n > 0 && w.ts[w.start] < cutoff {
 		w.evictOldest()
 	}
@@ -50,6 +58,7 @@ func (w *window) add(bin int, ts int64) {
 	w.bins[i], w.ts[i] = uint16(bin), ts
 	w.count(bin, 1)
 	w.n++
+	return true
 }
 
 func (w *window) count(bin int, d float64) {
@@ -92,7 +101,7 @@ func (w *window) span() (from, to time.Time) {
 func (w *window) resized(capacity int, maxAge time.Duration) *window {
 	nw := &window{
 		bins: make([]uint16, capacity), ts: make([]int64, capacity), maxAge: int64(maxAge),
-		counts: make([]float64, len(w.counts)), coarseOf: w.coarseOf,
+		counts: make([]float64, len(w.counts)), coarseOf: w.coarseOf, newest: w.newest,
 	}
 	if w.fine != nil {
 		nw.fine = make([]float64, len(w.fine))

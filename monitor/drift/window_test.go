@@ -44,3 +44,25 @@ func TestWindowBoundsByCountAndAge(t *testing.T) {
 	w = w.resized(2, time.Minute)
 	wantCounts("resized", map[int]float64{5: 1, 9: 1})
 }
+
+// The window follows event time: values older than the age before the
+// newest one seen are not counted, whatever order they arrive in.
+func TestWindowIgnoresValuesOlderThanItsAge(t *testing.T) {
+	ref := numericRef([]float64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	w := newWindow(8, time.Second, ref)
+	s := int64(time.Second)
+	for i := range 3 {
+		if !w.add(ref.binOf(9), 10*s+int64(i)) {
+			t.Fatalf("a new value was not counted")
+		}
+	}
+	if w.add(ref.binOf(0), 8*s) {
+		t.Errorf("a value 2s older than the newest was counted in a 1s window")
+	}
+	if !w.add(ref.binOf(1), 9*s+s/2) {
+		t.Errorf("a late value within the window's age was not counted")
+	}
+	if w.n != 4 || w.counts[9] != 3 || w.counts[1] != 1 || w.counts[0] != 0 {
+		t.Errorf("n = %d, counts = %v, want three 9s and one 1", w.n, w.counts)
+	}
+}

@@ -1,12 +1,15 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/testpoll"
@@ -89,6 +92,34 @@ func (c *Cluster) Addr(i int) string { return c.clientAddrs[i] }
 
 // Node is node i (nil while stopped).
 func (c *Cluster) Node(i int) *natsx.Embedded { return c.nodes[i] }
+
+// ConsumerNode is the running node (index) leading the first consumer on
+// stream that match accepts, to kill the node that holds it.
+func (c *Cluster) ConsumerNode(js jetstream.JetStream, stream string, match func(jetstream.ConsumerConfig) bool) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return -1, err
+	}
+	l := st.ListConsumers(ctx)
+	var infos []*jetstream.ConsumerInfo
+	for info := range l.Info() { // read to the end: the lister's goroutine ends then
+		infos = append(infos, info)
+	}
+	for _, info := range infos {
+		if !match(info.Config) || info.Cluster == nil {
+			continue
+		}
+		for i, n := range c.nodes {
+			if n != nil && n.Server().Name() == info.Cluster.Leader {
+				return i, nil
+			}
+		}
+		return -1, fmt.Errorf("consumer %s is led by %q, not a running node", info.Name, info.Cluster.Leader)
+	}
+	return -1, fmt.Errorf("no matching consumer on %s yet (%v)", stream, l.Err())
+}
 
 // Stop shuts node i down.
 func (c *Cluster) Stop(i int) {
