@@ -62,8 +62,9 @@ func (g *Gateway) decodeInferRequest(c *fiber.Ctx, s *models.Session, req *model
 }
 
 // attachBinaryInputs decodes the binary data after the JSON header into the
-// inputs that declare a binary_data_size. The data is copied out of rest,
-// which is the request buffer that the server reuses.
+// inputs that declare a binary_data_size. An input's values may be a view
+// of rest (models.DecodeRaw), so rest must stay as it is until the request
+// has run; a request that outlives the handler is Detached first.
 func attachBinaryInputs(req *models.InferRequest, rest []byte) error {
 	off := 0
 	for i := range req.Inputs {
