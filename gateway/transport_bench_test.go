@@ -124,3 +124,44 @@ func BenchmarkImage224(b *testing.B) {
 type httpError struct{ status int }
 
 func (e *httpError) Error() string { return "HTTP status " + strconv.Itoa(e.status) }
+
+// BenchmarkSmallGRPC is one small request at a time over gRPC (raw
+// contents) to the [64,256,256,10] MLP of issue 26's small-model rows: a
+// request whose cost is the transport's and the gateway's, not the model's.
+func BenchmarkSmallGRPC(b *testing.B) {
+	g := testgw.Start(b)
+	m, err := onnx.MLP("small", []int{64, 256, 256, 10}, 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pushModel(b, g, "small", "1", m)
+	x := make([]float32, 64)
+	for i := range x {
+		x[i] = float32(i) / 64
+	}
+	raw, _ := models.AppendRaw(nil, models.FP32, x)
+	cc, err := grpc.NewClient(g.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
+	c := pb.NewGRPCInferenceServiceClient(cc)
+	req := &pb.ModelInferRequest{ModelName: "small",
+		Inputs:           []*pb.ModelInferRequest_InferInputTensor{{Name: "features", Datatype: "FP32", Shape: []int64{1, 64}}},
+		RawInputContents: [][]byte{raw}}
+	if _, err := c.ModelInfer(context.Background(), req); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := time.Now()
+		if _, err := c.ModelInfer(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
