@@ -62,8 +62,9 @@ func (g *Gateway) decodeInferRequest(c *fiber.Ctx, s *models.Session, req *model
 }
 
 // attachBinaryInputs decodes the binary data after the JSON header into the
-// inputs that declare a binary_data_size. The data is copied out of rest,
-// which is the request buffer that the server reuses.
+// inputs that declare a binary_data_size. An input's values may be a view
+// of rest (models.DecodeRaw), so rest must stay as it is until the request
+// has run; a request that outlives the handler is Detached first.
 func attachBinaryInputs(req *models.InferRequest, rest []byte) error {
 	off := 0
 	for i := range req.Inputs {
@@ -177,13 +178,11 @@ func writeInferResponse(c *fiber.Ctx, req *models.InferRequest, resp *models.Inf
 		ID           string         `json:"id,omitempty"`
 		Outputs      []binaryOutput `json:"outputs"`
 	}{ModelName: resp.ModelName, ModelVersion: resp.ModelVersion, ID: resp.ID, Outputs: make([]binaryOutput, len(resp.Outputs))}
-	size := 0
 	for i, o := range resp.Outputs {
 		header.Outputs[i] = binaryOutput{Name: o.Name, Shape: o.Shape, Datatype: o.Datatype}
 		if bin[i] {
 			n := models.RawSize(o.Datatype, o.Data.Values)
 			header.Outputs[i].Parameters = map[string]any{"binary_data_size": n}
-			size += n
 		} else {
 			header.Outputs[i].Data = &resp.Outputs[i].Data
 		}
@@ -192,18 +191,29 @@ func writeInferResponse(c *fiber.Ctx, req *models.InferRequest, resp *models.Inf
 	if err != nil {
 		return err
 	}
-	hlen := len(b)
-	b = append(make([]byte, 0, hlen+size), b...)
+	// The outputs' memory goes into the response's pooled body buffer as
+	// it is (one copy), when it is already the raw layout.
+	raws := make([][]byte, len(resp.Outputs))
 	for i, o := range resp.Outputs {
-		if bin[i] {
-			if b, err = models.AppendRaw(b, o.Datatype, o.Data.Values); err != nil {
+		if !bin[i] {
+			continue
+		}
+		var ok bool
+		if raws[i], ok = models.RawBytes(o.Datatype, o.Data.Values); !ok {
+			if raws[i], err = models.AppendRaw(nil, o.Datatype, o.Data.Values); err != nil {
 				return err
 			}
 		}
 	}
-	c.Set(headerLengthHeader, strconv.Itoa(hlen))
+	c.Set(headerLengthHeader, strconv.Itoa(len(b)))
 	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
-	return c.Send(b)
+	r := c.Response()
+	r.ResetBody()
+	r.AppendBody(b)
+	for _, raw := range raws {
+		r.AppendBody(raw)
+	}
+	return nil
 }
 
 // decodeRawBinary reads Triton's raw binary request (header length 0, no JSON

@@ -93,7 +93,8 @@ func decodeInferRequest(body []byte, req *InferRequest, lim limits) error {
 	return nil
 }
 
-// Detach copies every input's Data out of the body it was decoded from, so
+// Detach copies every input's Data, and its Values (which DecodeRaw may
+// have made a view of the body), out of the body it was decoded from, so
 // the request may outlive that body (a shadow request run after the
 // handler has returned).
 func (r *InferRequest) Detach() {
@@ -103,6 +104,7 @@ func (r *InferRequest) Detach() {
 		if inputs[i].Data != nil {
 			inputs[i].Data = bytes.Clone(inputs[i].Data)
 		}
+		inputs[i].Values = cloneValues(inputs[i].Values)
 	}
 	r.Inputs = inputs
 }

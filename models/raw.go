@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
+	"unsafe"
 
 	"github.com/weirhq/weir/internal/onnx"
 )
@@ -34,6 +36,10 @@ func ElementSize(dt Datatype) int {
 // elements: a short or long buffer is an error that says how many bytes
 // came and how many the shape needs, and no length in b is trusted before
 // it is checked against what is left.
+//
+// The result may share b's memory (see rawView): b must not change while
+// the result is in use, and a caller that keeps the result past the life
+// of b's buffer copies it (InferRequest.Detach does).
 func DecodeRaw(dt Datatype, b []byte, n int) (any, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("negative element count %d", n)
@@ -48,84 +54,163 @@ func DecodeRaw(dt Datatype, b []byte, n int) (any, error) {
 	if want := uint64(n) * uint64(size); uint64(len(b)) != want {
 		return nil, fmt.Errorf("%d bytes of raw data, but %d %s elements need %d", len(b), n, dt, want)
 	}
-	le := binary.LittleEndian
 	switch dt {
 	case Bool:
-		out := make([]bool, n)
-		for i := range out {
-			switch b[i] {
-			case 0:
-			case 1:
-				out[i] = true
-			default:
-				return nil, fmt.Errorf("element %d: byte %d is not a boolean (0 or 1)", i, b[i])
+		for i, c := range b {
+			if c > 1 {
+				return nil, fmt.Errorf("element %d: byte %d is not a boolean (0 or 1)", i, c)
 			}
 		}
-		return out, nil
+		return rawView[bool](b, n), nil
 	case Uint8:
-		return append([]uint8(nil), b...), nil
+		return rawView[uint8](b, n), nil
 	case Int8:
-		out := make([]int8, n)
-		for i := range out {
-			out[i] = int8(b[i])
-		}
-		return out, nil
+		return rawView[int8](b, n), nil
 	case Uint16:
-		out := make([]uint16, n)
-		for i := range out {
-			out[i] = le.Uint16(b[2*i:])
-		}
-		return out, nil
+		return rawView[uint16](b, n), nil
 	case Int16:
-		out := make([]int16, n)
-		for i := range out {
-			out[i] = int16(le.Uint16(b[2*i:]))
-		}
-		return out, nil
+		return rawView[int16](b, n), nil
 	case FP16:
 		out := make([]float32, n)
 		for i := range out {
-			out[i] = onnx.Float16ToFloat32(le.Uint16(b[2*i:]))
+			out[i] = onnx.Float16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 		return out, nil
 	case Uint32:
-		out := make([]uint32, n)
-		for i := range out {
-			out[i] = le.Uint32(b[4*i:])
-		}
-		return out, nil
+		return rawView[uint32](b, n), nil
 	case Int32:
-		out := make([]int32, n)
-		for i := range out {
-			out[i] = int32(le.Uint32(b[4*i:]))
-		}
-		return out, nil
+		return rawView[int32](b, n), nil
 	case FP32:
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(b[4*i:]))
-		}
-		return out, nil
+		return rawView[float32](b, n), nil
 	case Uint64:
-		out := make([]uint64, n)
-		for i := range out {
-			out[i] = le.Uint64(b[8*i:])
-		}
-		return out, nil
+		return rawView[uint64](b, n), nil
 	case Int64:
-		out := make([]int64, n)
-		for i := range out {
-			out[i] = int64(le.Uint64(b[8*i:]))
-		}
-		return out, nil
+		return rawView[int64](b, n), nil
 	case FP64:
-		out := make([]float64, n)
-		for i := range out {
-			out[i] = math.Float64frombits(le.Uint64(b[8*i:]))
-		}
-		return out, nil
+		return rawView[float64](b, n), nil
 	}
 	return nil, fmt.Errorf("unsupported datatype %s", dt)
+}
+
+// fixed is an element type whose raw layout is its little-endian memory
+// (a Go bool is one byte, 0 or 1, as in the raw layout).
+type fixed interface {
+	bool | int8 | uint8 | int16 | uint16 | int32 | uint32 | float32 | int64 | uint64 | float64
+}
+
+// littleEndian is whether this machine's memory is in the raw layout's
+// byte order, so that raw bytes can be used as typed elements as they are.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// rawView is the n elements of T in b (len(b) is n times T's size, and a
+// bool byte is 0 or 1): b's own memory when the machine is little-endian
+// and b's address is aligned for T, so that a raw tensor reaches the
+// runtime without a copy; else one copy. Only the view is made here: it is
+// valid as long as b is.
+func rawView[T fixed](b []byte, n int) []T {
+	if n == 0 {
+		return []T{}
+	}
+	var zero T
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if littleEndian && uintptr(p)%unsafe.Alignof(zero) == 0 {
+		return unsafe.Slice((*T)(p), n)
+	}
+	out := make([]T, n)
+	copy(asBytes(out), b)
+	if !littleEndian {
+		swapEach(asBytes(out), int(unsafe.Sizeof(zero)))
+	}
+	return out
+}
+
+// asBytes is the memory of s as bytes, without a copy.
+func asBytes[T fixed](s []T) []byte {
+	var zero T
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))
+}
+
+// swapEach reverses the bytes of each size-byte element of b: the raw
+// layout on a big-endian machine.
+func swapEach(b []byte, size int) {
+	if size == 1 {
+		return
+	}
+	for i := 0; i+size <= len(b); i += size {
+		slices.Reverse(b[i : i+size])
+	}
+}
+
+// cloneValues copies a typed slice (see TensorData); nil stays nil.
+func cloneValues(values any) any {
+	switch v := values.(type) {
+	case []bool:
+		return slices.Clone(v)
+	case []uint8:
+		return slices.Clone(v)
+	case []int8:
+		return slices.Clone(v)
+	case []uint16:
+		return slices.Clone(v)
+	case []int16:
+		return slices.Clone(v)
+	case []uint32:
+		return slices.Clone(v)
+	case []int32:
+		return slices.Clone(v)
+	case []float32:
+		return slices.Clone(v)
+	case []uint64:
+		return slices.Clone(v)
+	case []int64:
+		return slices.Clone(v)
+	case []float64:
+		return slices.Clone(v)
+	case []string:
+		return slices.Clone(v)
+	}
+	return values
+}
+
+// RawBytes is values (a typed slice holding datatype dt) in the raw layout
+// without a copy, when its memory already is that layout (fixed-size
+// types but FP16, on a little-endian machine): a response can then carry
+// the runtime's output as it is. ok is false otherwise (use AppendRaw).
+// The bytes share values' memory.
+func RawBytes(dt Datatype, values any) (b []byte, ok bool) {
+	if !littleEndian || dt == FP16 || !valuesMatch(dt, values) {
+		return nil, false
+	}
+	return fixedBytes(values)
+}
+
+// fixedBytes is the memory of a fixed-size typed slice as bytes.
+func fixedBytes(values any) ([]byte, bool) {
+	switch v := values.(type) {
+	case []bool:
+		return asBytes(v), true
+	case []uint8:
+		return v, true
+	case []int8:
+		return asBytes(v), true
+	case []uint16:
+		return asBytes(v), true
+	case []int16:
+		return asBytes(v), true
+	case []uint32:
+		return asBytes(v), true
+	case []int32:
+		return asBytes(v), true
+	case []float32:
+		return asBytes(v), true
+	case []uint64:
+		return asBytes(v), true
+	case []int64:
+		return asBytes(v), true
+	case []float64:
+		return asBytes(v), true
+	}
+	return nil, false
 }
 
 func decodeRawBytes(b []byte, n int) ([]string, error) {
@@ -200,61 +285,17 @@ func datatypeOfValues(values any) Datatype {
 }
 
 // AppendRaw appends values (a typed slice holding datatype dt, FP16 as
-// []float32) to b in the raw layout.
+// []float32) to b in the raw layout: fixed-size types as one copy of their
+// memory.
 func AppendRaw(b []byte, dt Datatype, values any) ([]byte, error) {
 	le := binary.LittleEndian
 	switch v := values.(type) {
-	case []bool:
-		for _, x := range v {
-			if x {
-				b = append(b, 1)
-			} else {
-				b = append(b, 0)
-			}
-		}
-	case []uint8:
-		b = append(b, v...)
-	case []int8:
-		for _, x := range v {
-			b = append(b, byte(x))
-		}
-	case []uint16:
-		for _, x := range v {
-			b = le.AppendUint16(b, x)
-		}
-	case []int16:
-		for _, x := range v {
-			b = le.AppendUint16(b, uint16(x))
-		}
-	case []uint32:
-		for _, x := range v {
-			b = le.AppendUint32(b, x)
-		}
-	case []int32:
-		for _, x := range v {
-			b = le.AppendUint32(b, uint32(x))
-		}
 	case []float32:
 		if dt == FP16 {
 			for _, x := range v {
 				b = le.AppendUint16(b, onnx.Float32ToFloat16(x))
 			}
-			break
-		}
-		for _, x := range v {
-			b = le.AppendUint32(b, math.Float32bits(x))
-		}
-	case []uint64:
-		for _, x := range v {
-			b = le.AppendUint64(b, x)
-		}
-	case []int64:
-		for _, x := range v {
-			b = le.AppendUint64(b, uint64(x))
-		}
-	case []float64:
-		for _, x := range v {
-			b = le.AppendUint64(b, math.Float64bits(x))
+			return b, nil
 		}
 	case []string:
 		for _, x := range v {
@@ -264,8 +305,16 @@ func AppendRaw(b []byte, dt Datatype, values any) ([]byte, error) {
 			b = le.AppendUint32(b, uint32(len(x)))
 			b = append(b, x...)
 		}
-	default:
+		return b, nil
+	}
+	mem, ok := fixedBytes(values)
+	if !ok {
 		return nil, fmt.Errorf("tensor data of unexpected type %T", values)
+	}
+	start := len(b)
+	b = append(b, mem...)
+	if !littleEndian {
+		swapEach(b[start:], ElementSize(datatypeOfValues(values)))
 	}
 	return b, nil
 }

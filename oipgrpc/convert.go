@@ -201,9 +201,14 @@ func encodeResponse(resp *models.InferResponse, raw bool) (*pb.ModelInferRespons
 		t := &pb.ModelInferResponse_InferOutputTensor{Name: o.Name, Datatype: string(o.Datatype), Shape: o.Shape}
 		out.Outputs[i] = t
 		if raw {
-			b, err := models.AppendRaw(make([]byte, 0, models.RawSize(o.Datatype, o.Data.Values)), o.Datatype, o.Data.Values)
-			if err != nil {
-				return nil, err
+			// The output's own memory when it is already the raw layout:
+			// the message is marshalled from it, with no copy before.
+			b, ok := models.RawBytes(o.Datatype, o.Data.Values)
+			if !ok {
+				var err error
+				if b, err = models.AppendRaw(make([]byte, 0, models.RawSize(o.Datatype, o.Data.Values)), o.Datatype, o.Data.Values); err != nil {
+					return nil, err
+				}
 			}
 			out.RawOutputContents = append(out.RawOutputContents, b)
 			continue

@@ -288,14 +288,15 @@ func TestErrors(t *testing.T) {
 	wantCode(t, err, codes.NotFound, "7")
 
 	// One event per call that reached the model, as on HTTP: the good call
-	// and the six refused by the model's signature. Calls whose message
-	// cannot be decoded (raw lengths, contents fields, shapes past the
-	// limit) and names that do not exist make none.
-	testpoll.For(t, 30*time.Second, "7 events (6 errors) for route add", func() error {
+	// and the six refused by the model's signature, which are the caller's
+	// errors (counted apart from the gateway's). Calls whose message cannot
+	// be decoded (raw lengths, contents fields, shapes past the limit) and
+	// names that do not exist make none.
+	testpoll.For(t, 30*time.Second, "7 events (6 client errors) for route add", func() error {
 		var st struct {
 			Variants map[string]struct {
-				Requests int64 `json:"requests"`
-				Errors   int64 `json:"errors"`
+				Requests     int64 `json:"requests"`
+				ClientErrors int64 `json:"client_errors"`
 			} `json:"variants"`
 		}
 		if err := g.Client.Get(context.Background(), "/v1/routes/add/stats", &st); err != nil {
@@ -303,10 +304,10 @@ func TestErrors(t *testing.T) {
 		}
 		var n, e int64
 		for _, v := range st.Variants {
-			n, e = n+v.Requests, e+v.Errors
+			n, e = n+v.Requests, e+v.ClientErrors
 		}
 		if n != 7 || e != 6 {
-			return fmt.Errorf("%d events (%d errors): %+v", n, e, st)
+			return fmt.Errorf("%d events (%d client errors): %+v", n, e, st)
 		}
 		return nil
 	})
