@@ -43,7 +43,7 @@ type Options struct {
 	RenewDeadline    time.Duration // default 10s
 	RetryPeriod      time.Duration // default 2s
 
-	MetricsAddr string // controller metrics; "0" disables; default ":8081"
+	MetricsAddr string // controller metrics; "0" disables; default ":8083" (":8081" is weir serve's gRPC)
 	HealthAddr  string // /healthz and /readyz; "0" disables; default ":8082"
 
 	// Autoscaling: the gateway Deployment and how to find and read its pods.
@@ -108,7 +108,7 @@ func (o *Options) Validate() error {
 	if o.RetryPeriod == 0 {
 		o.RetryPeriod = 2 * time.Second
 	}
-	o.MetricsAddr = cmpOr(o.MetricsAddr, ":8081")
+	o.MetricsAddr = cmpOr(o.MetricsAddr, ":8083")
 	o.HealthAddr = cmpOr(o.HealthAddr, ":8082")
 	o.PodSelector = cmpOr(o.PodSelector, "app.kubernetes.io/name=weir")
 	if _, err := labels.Parse(o.PodSelector); err != nil {
