@@ -190,11 +190,18 @@ func TestRetryAtOnceAfterGatewayOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var down atomic.Bool
+	var listings, refused atomic.Int64 // the route watch's GET /v1/routes served, and refused
 	rp := httputil.NewSingleHostReverseProxy(target)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
+			if r.URL.Path == "/v1/routes" {
+				refused.Add(1)
+			}
 			http.Error(w, "gateway away", http.StatusServiceUnavailable)
 			return
+		}
+		if r.URL.Path == "/v1/routes" {
+			listings.Add(1)
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -208,12 +215,27 @@ func TestRetryAtOnceAfterGatewayOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRoute(t, e, "fraud", 30*time.Second, readyRoute, "Ready before the outage")
+	// The route watch has listed the applied route: it sees no change when
+	// the gateway comes back with the same routes.
+	seen := listings.Load()
+	testpoll.For(t, 20*time.Second, "three route listings after Ready", func() error {
+		if n := listings.Load() - seen; n < 3 {
+			return fmt.Errorf("%d listings", n)
+		}
+		return nil
+	})
 
 	down.Store(true)
 	updateSpec(t, e.c, e.ns, "fraud", func(s *v1alpha1.WeirRouteSpec) { s.Route.Sticky = &v1alpha1.Sticky{Header: "X-User"} })
 	waitRoute(t, e, "fraud", 30*time.Second, func(wr *v1alpha1.WeirRoute) bool {
 		return condition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionUnknown, "GatewayUnavailable")
 	}, "the edit failing while the gateway is away")
+	testpoll.For(t, 20*time.Second, "the route watch seeing the outage twice", func() error {
+		if n := refused.Load(); n < 2 {
+			return fmt.Errorf("%d refused listings", n)
+		}
+		return nil
+	})
 
 	down.Store(false)
 	waitRoute(t, e, "fraud", 30*time.Second, readyRoute, "Ready soon after the gateway is back (the backoff is an hour)")

@@ -306,7 +306,9 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 	if gwrErr != nil {
 		retry = append(retry, gwrErr)
 	}
-	rolloutMoved := gwr != nil || rolloutActive(wr) || (wr.Status.Rollout != nil && wr.Status.Rollout.State == "rolled_back")
+	// A rollout running now, or one of this resource's, may have moved the
+	// route's weights: setting the route back then is not drift.
+	rolloutMoved := gwr.active() || rolloutActive(wr) || (wr.Status.Rollout != nil && wr.Status.Rollout.State == "rolled_back")
 	if gwr.active() {
 		why := ""
 		switch {
