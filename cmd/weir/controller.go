@@ -34,7 +34,7 @@ func newControllerCmd(cf *clientFlags) *cobra.Command {
 	f.IntVar(&o.MetricsPort, "metrics-port", 8080, "port of the gateway pods' /metrics")
 	f.StringVar(&o.InFlightMetric, "inflight-metric", "weir_inflight_requests", "gauge of requests in flight")
 	f.StringVar(&o.RequestsMetric, "requests-metric", "weir_requests_total", "counter of requests")
-	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8081", "the controller's own metrics address (0: off)")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8083", "the controller's own metrics address (0: off)")
 	f.StringVar(&o.HealthAddr, "health-addr", ":8082", "the controller's health probe address (0: off)")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info or error (JSON lines on stderr)")
 	f.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "WeirRoutes reconciled at once")

@@ -8,10 +8,11 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,10 @@ type PodLoad struct {
 	NotReady bool
 	// Missing: the pod is ready but its metrics could not be read.
 	Missing bool
+	// InFlightAbsent, RequestsAbsent: the pod's /metrics was read but did
+	// not hold that metric (renamed, or not exported yet): Missing for a
+	// policy on it, never zero load.
+	InFlightAbsent, RequestsAbsent bool
 }
 
 // LoadSource reports every gateway pod of the Deployment (deleted and failed
@@ -55,9 +60,10 @@ type AutoscalerConfig struct {
 }
 
 // Autoscaler sets the gateway Deployment's replicas from weir's own load, with
-// the policy declared in a WeirRoute's spec.scaling. When several WeirRoutes
-// in the namespace declare one, the first by name wins and the others say so
-// in their ScalingActive condition. It runs only on the leader.
+// the policy declared in a WeirRoute's spec.scaling that names the
+// Deployment. When several WeirRoutes name it, the oldest wins and the
+// others say so in their ScalingActive condition (PolicyConflict). It runs
+// only on the leader.
 type Autoscaler struct {
 	cfg AutoscalerConfig
 
@@ -203,7 +209,16 @@ func (a *Autoscaler) Step(ctx context.Context) error {
 	if err := a.cfg.Client.List(ctx, &list, client.InNamespace(a.cfg.Namespace)); err != nil {
 		return fmt.Errorf("list WeirRoutes: %w", err)
 	}
-	slices.SortFunc(list.Items, func(x, y v1alpha1.WeirRoute) int { return strings.Compare(x.Name, y.Name) })
+	// The oldest WeirRoute whose policy names this Deployment owns it.
+	slices.SortFunc(list.Items, func(x, y v1alpha1.WeirRoute) int {
+		switch {
+		case olderThan(&x, &y):
+			return -1
+		case olderThan(&y, &x):
+			return 1
+		}
+		return 0
+	})
 	var owner *v1alpha1.WeirRoute
 	var p ScalePolicy
 	var metric string
@@ -215,9 +230,15 @@ func (a *Autoscaler) Step(ctx context.Context) error {
 			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "InvalidPolicy", err.Error())
 		case !ok:
 			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "NoTarget", "spec.scaling sets no target: weir does not scale the gateway for this route")
+		case wr.Spec.Scaling.Deployment == "":
+			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "NoDeployment",
+				fmt.Sprintf("spec.scaling sets a target but no deployment: name the Deployment it scales (this controller scales %s)", a.cfg.Deployment))
+		case wr.Spec.Scaling.Deployment != a.cfg.Deployment:
+			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "OtherDeployment",
+				fmt.Sprintf("spec.scaling.deployment is %s; this controller scales Deployment %s (--deployment)", wr.Spec.Scaling.Deployment, a.cfg.Deployment))
 		case owner != nil:
-			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "PolicyFromOtherRoute",
-				fmt.Sprintf("WeirRoute %s declares the scaling policy in use (the first by name)", owner.Name))
+			a.setScaling(ctx, wr, nil, metav1.ConditionFalse, "PolicyConflict",
+				fmt.Sprintf("WeirRoute %s, older, declares the scaling policy of Deployment %s; remove one of the two policies", owner.Name, a.cfg.Deployment))
 		default:
 			owner, p, metric = wr, pol, m
 		}
@@ -233,6 +254,18 @@ func (a *Autoscaler) Step(ctx context.Context) error {
 		return fmt.Errorf("get scale of Deployment %s/%s: %w", a.cfg.Namespace, a.cfg.Deployment, err)
 	}
 	current := scale.Spec.Replicas
+	if current != 0 && (current < p.Min || current > p.Max) {
+		// Bounds first, as the HPA does: a fresh install below its
+		// minimum, or a hand edit above its maximum, is corrected whether
+		// or not any pod reports a metric yet.
+		desired := clamp(current, p.Min, p.Max)
+		msg := fmt.Sprintf("%d replicas outside minReplicas %d, maxReplicas %d: %d -> %d replicas", current, p.Min, p.Max, current, desired)
+		if err := a.scaleTo(ctx, deploy, scale, owner, desired, msg); err != nil {
+			return err
+		}
+		a.setScalingDesired(ctx, owner, current, desired, historyOf(owner), msg)
+		return nil
+	}
 
 	loads, err := a.cfg.Source.Load(ctx)
 	if err != nil {
@@ -243,7 +276,7 @@ func (a *Autoscaler) Step(ctx context.Context) error {
 	raw, ratio, ok := Recommend(current, pods, p.Target, p.Tolerance)
 	if !ok {
 		a.setScaling(ctx, owner, &current, metav1.ConditionFalse, "MetricsUnavailable",
-			fmt.Sprintf("no ready gateway pod reported %s yet (%d pods seen)", metric, len(loads)))
+			fmt.Sprintf("no ready gateway pod reported %s (%s) yet (%d pods seen); missing metrics are not zero load: nothing is scaled on them", metric, metricFlag(metric), len(loads)))
 		return nil
 	}
 
@@ -260,13 +293,38 @@ func (a *Autoscaler) Step(ctx context.Context) error {
 		metricScaleDecisions.WithLabelValues("none").Inc()
 	}
 	if desired != current {
-		scale.Spec.Replicas = desired
-		if err := a.cfg.Client.SubResource("scale").Update(ctx, deploy, client.WithSubResourceBody(scale)); err != nil {
-			return fmt.Errorf("scale Deployment %s/%s to %d: %w", a.cfg.Namespace, a.cfg.Deployment, desired, err)
+		if err := a.scaleTo(ctx, deploy, scale, owner, desired, msg); err != nil {
+			return err
 		}
-		a.cfg.Recorder.Eventf(owner, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled Deployment %s: %s", a.cfg.Deployment, msg)
 	}
 	a.setScalingDesired(ctx, owner, current, desired, hist, msg)
+	return nil
+}
+
+// olderThan orders WeirRoutes by creation, then by name.
+func olderThan(a, b *v1alpha1.WeirRoute) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// metricFlag names the flag that says which gateway metric a policy reads.
+func metricFlag(metric string) string {
+	if metric == "inflight" {
+		return "--inflight-metric"
+	}
+	return "--requests-metric"
+}
+
+// scaleTo sets the Deployment's replicas through its scale subresource and
+// says so in an Event on the WeirRoute whose policy decided it.
+func (a *Autoscaler) scaleTo(ctx context.Context, deploy *appsv1.Deployment, scale *autoscalingv1.Scale, owner *v1alpha1.WeirRoute, desired int32, msg string) error {
+	scale.Spec.Replicas = desired
+	if err := a.cfg.Client.SubResource("scale").Update(ctx, deploy, client.WithSubResourceBody(scale)); err != nil {
+		return fmt.Errorf("scale Deployment %s/%s to %d: %w", a.cfg.Namespace, a.cfg.Deployment, desired, err)
+	}
+	a.cfg.Recorder.Eventf(owner, nil, corev1.EventTypeNormal, "Scaled", "Scale", "scaled Deployment %s: %s", a.cfg.Deployment, msg)
 	return nil
 }
 
@@ -281,6 +339,9 @@ func (a *Autoscaler) observe(loads []PodLoad, metric string) []PodMetric {
 		m := PodMetric{Ready: !l.NotReady, Missing: l.Missing}
 		switch {
 		case l.NotReady || l.Missing:
+		case metric == "inflight" && l.InFlightAbsent, metric == "rps" && l.RequestsAbsent:
+			m.Missing = true
+			delete(a.lastReq, l.Pod)
 		case metric == "inflight":
 			m.Value = l.InFlight
 		default:
@@ -411,52 +472,58 @@ func (s *PodScraper) scrape(ctx context.Context, hc *http.Client, url string) (P
 	if limit <= 0 {
 		limit = 4 << 20
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return PodLoad{}, err
-	}
+	body := &io.LimitedReader{R: resp.Body, N: limit + 1}
 	inflight := cmpOr(s.InFlightMetric, "weir_inflight_requests")
 	requests := cmpOr(s.RequestsMetric, "weir_requests_total")
-	sums := SumMetrics(string(b), inflight, requests)
-	return PodLoad{InFlight: sums[inflight], RequestsTotal: sums[requests], At: time.Now()}, nil
+	sums, err := SumMetrics(body, inflight, requests)
+	if body.N == 0 {
+		return PodLoad{}, fmt.Errorf("GET %s: more than %d bytes of metrics", url, limit)
+	}
+	if err != nil {
+		return PodLoad{}, fmt.Errorf("GET %s: %w", url, err)
+	}
+	l := PodLoad{InFlight: sums[inflight], RequestsTotal: sums[requests], At: time.Now()}
+	_, hasInFlight := sums[inflight]
+	_, hasRequests := sums[requests]
+	l.InFlightAbsent, l.RequestsAbsent = !hasInFlight, !hasRequests
+	return l, nil
 }
 
-// SumMetrics adds up, per name, the samples of the named metrics in a
-// Prometheus text exposition (all label sets of a name together). Only plain
-// samples are read: a counter or gauge is all the autoscaler needs, so this
-// stays a small line parser instead of a full exposition-format decoder.
-func SumMetrics(text string, names ...string) map[string]float64 {
+// SumMetrics adds up, per name, the samples of the named counters, gauges
+// and untyped metrics in a Prometheus text exposition (all label sets of a
+// name together), parsed with Prometheus's own expfmt. A name the exposition
+// does not hold is absent from the map: it is Missing to the autoscaler, as
+// to the HPA, never zero load.
+func SumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse metrics: %w", err)
+	}
 	out := make(map[string]float64, len(names))
-	for line := range strings.Lines(text) {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
+	for _, name := range names {
+		mf, ok := families[name]
+		if !ok {
 			continue
 		}
-		nameEnd := strings.IndexAny(line, "{ ")
-		if nameEnd < 0 {
-			continue
-		}
-		name := line[:nameEnd]
-		if !slices.Contains(names, name) {
-			continue
-		}
-		rest := line[nameEnd:]
-		if rest[0] == '{' {
-			end := strings.LastIndexByte(rest, '}')
-			if end < 0 {
+		var sum float64
+		var found bool
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Untyped != nil:
+				sum += m.GetUntyped().GetValue()
+			default:
 				continue
 			}
-			rest = rest[end+1:]
+			found = true
 		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
+		if found {
+			out[name] = sum
 		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		out[name] += v
 	}
-	return out
+	return out, nil
 }

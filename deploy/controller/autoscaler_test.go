@@ -87,7 +87,12 @@ func replicasOf(t *testing.T, c client.Client, ns, name string) int32 {
 	return s.Spec.Replicas
 }
 
+// scalingRoute declares policy s for Deployment weir (unless s names one).
 func scalingRoute(ns, name string, s *v1alpha1.ScalingPolicy) *v1alpha1.WeirRoute {
+	if s != nil && s.Deployment == "" {
+		s = s.DeepCopy()
+		s.Deployment = "weir"
+	}
 	return &v1alpha1.WeirRoute{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.WeirRouteSpec{
@@ -109,7 +114,8 @@ func TestAutoscalerScalesWithinBoundsAndWindow(t *testing.T) {
 	if err := c.Create(ctx, scalingRoute(ns, "a", policy)); err != nil {
 		t.Fatal(err)
 	}
-	// A second route with a policy: the first by name ("a") wins.
+	// A second route with a policy for the same Deployment: the older "a"
+	// (or, created in the same second, the first by name: "a" again) wins.
 	if err := c.Create(ctx, scalingRoute(ns, "b", policy)); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +147,7 @@ func TestAutoscalerScalesWithinBoundsAndWindow(t *testing.T) {
 	if !condition(a, v1alpha1.ConditionScalingActive, metav1.ConditionTrue, "Active") || a.Status.DesiredReplicas != 5 {
 		t.Fatalf("status of a: desired %d, conditions %v", a.Status.DesiredReplicas, a.Status.Conditions)
 	}
-	if !condition(getRoute(t, c, ns, "b"), v1alpha1.ConditionScalingActive, metav1.ConditionFalse, "PolicyFromOtherRoute") {
+	if !condition(getRoute(t, c, ns, "b"), v1alpha1.ConditionScalingActive, metav1.ConditionFalse, "PolicyConflict") {
 		t.Fatal("b does not say its policy is overridden by a")
 	}
 
@@ -262,8 +268,11 @@ func TestOnlyLeaseHolderScales(t *testing.T) {
 	if err := c.Create(context.Background(), scalingRoute(ns, "r", policy)); err != nil {
 		t.Fatal(err)
 	}
-	gw := httptest.NewServer(http.NotFoundHandler()) // the reconciler's gateway is not under test here
-	t.Cleanup(gw.Close)
+	// The reconciler's gateway is not under test here: it only answers its
+	// liveness probe (a controller holds the lease only beside a live one).
+	var up atomic.Bool
+	up.Store(true)
+	gw := healthGateway(t, &up)
 
 	loads := []*fakeLoad{{}, {}}
 	for _, l := range loads {
@@ -302,13 +311,133 @@ func TestSumMetrics(t *testing.T) {
 # TYPE weir_inflight_requests gauge
 weir_inflight_requests{route="a"} 3
 weir_inflight_requests{route="b",x="}"} 4.5
+# TYPE weir_requests_total counter
 weir_requests_total{route="a",code="200"} 1e3 1700000000000
-weir_requests_total 7
+weir_requests_total{route="b",code="200"} 7
 weir_inflight_requests_other 100
 `
-	got := SumMetrics(text, "weir_inflight_requests", "weir_requests_total")
+	got, err := SumMetrics(strings.NewReader(text), "weir_inflight_requests", "weir_requests_total", "weir_renamed_total")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got["weir_inflight_requests"] != 7.5 || got["weir_requests_total"] != 1007 {
 		t.Fatalf("SumMetrics = %v, want inflight 7.5 and requests 1007", got)
+	}
+	// An absent metric is absent, not zero.
+	if v, ok := got["weir_renamed_total"]; ok {
+		t.Fatalf("SumMetrics reports an absent metric as %v", v)
+	}
+	if _, err := SumMetrics(strings.NewReader("weir_requests_total{route=\"a\" 12\n"), "weir_requests_total"); err == nil {
+		t.Fatal("SumMetrics accepted a malformed exposition")
+	}
+}
+
+// createPods creates ready gateway pods whose /metrics is at 127.0.0.1
+// (the PodScraper's port points them at one test server).
+func createPods(t *testing.T, c client.Client, ns string, n int, ready corev1.ConditionStatus) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("weir-%s-%d", strings.ToLower(string(ready)), i), Labels: map[string]string{"app.kubernetes.io/name": "weir"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "weir", Image: "weir:test"}}},
+		}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Status = corev1.PodStatus{PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}}
+		if err := c.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A renamed request metric is Missing, as the HPA treats it: the pods are
+// not taken as idle and scaled down, and ScalingActive says why nothing is
+// scaled. (Before, the absent counter read as zero load and 4 replicas went
+// to 1 under any load.)
+func TestAutoscalerAbsentMetricIsMissingNotZero(t *testing.T) {
+	_, c := startEnv(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	var served atomic.Int64
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// Heavy load, under a name the controller does not read.
+		fmt.Fprintf(w, "# TYPE weir_http_requests_total counter\nweir_http_requests_total %d\nweir_inflight_requests 30\n", served.Add(3000))
+	}))
+	t.Cleanup(metrics.Close)
+	var port int
+	fmt.Sscanf(metrics.URL, "http://127.0.0.1:%d", &port)
+	createDeployment(t, c, ns, "weir", 4)
+	createPods(t, c, ns, 4, corev1.ConditionTrue)
+	policy := &v1alpha1.ScalingPolicy{
+		MinReplicas: ptr.To[int32](1), MaxReplicas: ptr.To[int32](10), TargetRequestsPerSecond: ptr.To[int32](10),
+		ScaleDownStabilization: ptr.To(v1alpha1.Duration("0s")),
+	}
+	if err := c.Create(ctx, scalingRoute(ns, "r", policy)); err != nil {
+		t.Fatal(err)
+	}
+	sel, _ := labels.Parse("app.kubernetes.io/name=weir")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	as, err := NewAutoscaler(AutoscalerConfig{
+		Client: c, Recorder: nopRecorder{}, Namespace: ns, Deployment: "weir",
+		Source: &PodScraper{Reader: c, Namespace: ns, Selector: sel, Port: port},
+		Now:    func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		now = now.Add(15 * time.Second)
+		if err := as.Step(ctx); err != nil {
+			t.Fatalf("step: %v", err)
+		}
+		if got := replicasOf(t, c, ns, "weir"); got != 4 {
+			t.Fatalf("replicas = %d with the request metric absent from every pod, want 4 (missing is not zero load)", got)
+		}
+	}
+	if r := getRoute(t, c, ns, "r"); !condition(r, v1alpha1.ConditionScalingActive, metav1.ConditionFalse, "MetricsUnavailable") {
+		t.Fatalf("conditions %s, want ScalingActive=False MetricsUnavailable", conditionsOf(r))
+	}
+}
+
+// minReplicas and maxReplicas hold before any pod reports a metric: a fresh
+// install below its minimum is raised, one above its maximum lowered.
+func TestAutoscalerAppliesBoundsWithoutMetrics(t *testing.T) {
+	_, c := startEnv(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	createDeployment(t, c, ns, "weir", 1)
+	policy := &v1alpha1.ScalingPolicy{MinReplicas: ptr.To[int32](3), MaxReplicas: ptr.To[int32](5), TargetInFlight: ptr.To[int32](10)}
+	if err := c.Create(ctx, scalingRoute(ns, "r", policy)); err != nil {
+		t.Fatal(err)
+	}
+	load := &fakeLoad{} // no pod reports
+	as, err := NewAutoscaler(AutoscalerConfig{Client: c, Recorder: nopRecorder{}, Source: load, Namespace: ns, Deployment: "weir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := as.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := replicasOf(t, c, ns, "weir"); got != 3 {
+		t.Fatalf("replicas = %d with no metrics and minReplicas 3, want 3", got)
+	}
+	// A hand edit above the maximum, still no metrics.
+	s := &autoscalingv1.Scale{}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "weir"}}
+	if err := c.SubResource("scale").Get(ctx, d, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Replicas = 9
+	if err := c.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := as.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := replicasOf(t, c, ns, "weir"); got != 5 {
+		t.Fatalf("replicas = %d with no metrics and maxReplicas 5, want 5", got)
 	}
 }
 
@@ -364,6 +493,87 @@ func BenchmarkSumMetrics(b *testing.B) {
 	text := sb.String()
 	b.ReportAllocs()
 	for b.Loop() {
-		SumMetrics(text, "weir_inflight_requests", "weir_requests_total")
+		if _, err := SumMetrics(strings.NewReader(text), "weir_inflight_requests", "weir_requests_total"); err != nil {
+			b.Fatal(err)
+		}
 	}
+}
+
+// Item 8: the policy of a Deployment is the one naming it in
+// spec.scaling.deployment, from the oldest WeirRoute: a newer WeirRoute whose
+// name sorts first does not take scaling over (it reports PolicyConflict),
+// and one naming another Deployment, or none, is left out and says why.
+func TestScalingPolicyNamesItsDeployment(t *testing.T) {
+	_, c := startEnv(t)
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	createDeployment(t, c, ns, "weir", 2)
+	owner := scalingRoute(ns, "zz-owner", &v1alpha1.ScalingPolicy{MaxReplicas: ptr.To[int32](3), TargetInFlight: ptr.To[int32](10)})
+	if err := c.Create(ctx, owner); err != nil {
+		t.Fatal(err)
+	}
+	// A newer WeirRoute (a later creation second) that sorts first by name.
+	testpoll.For(t, 10*time.Second, "a WeirRoute created a second after the owner", func() error {
+		newer := scalingRoute(ns, "aa-newer", &v1alpha1.ScalingPolicy{MaxReplicas: ptr.To[int32](7), TargetInFlight: ptr.To[int32](10)})
+		if err := c.Create(ctx, newer); err != nil {
+			t.Fatal(err)
+		}
+		if newer.CreationTimestamp.After(owner.CreationTimestamp.Time) {
+			return nil
+		}
+		if err := c.Delete(ctx, newer); err != nil {
+			t.Fatal(err)
+		}
+		testpoll.For(t, 10*time.Second, "the same-second WeirRoute gone", func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(newer), &v1alpha1.WeirRoute{}); err == nil {
+				return fmt.Errorf("still there")
+			}
+			return nil
+		})
+		return fmt.Errorf("created in the owner's second (%v)", newer.CreationTimestamp)
+	})
+	other := scalingRoute(ns, "bb-other", &v1alpha1.ScalingPolicy{Deployment: "other-pool", TargetInFlight: ptr.To[int32](10)})
+	if err := c.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+
+	load := &fakeLoad{}
+	load.set(2, 40) // 8 wanted: the owner's max 3 holds, not the newer's 7
+	as, err := NewAutoscaler(AutoscalerConfig{Client: c, Recorder: nopRecorder{}, Source: load, Namespace: ns, Deployment: "weir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := as.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := replicasOf(t, c, ns, "weir"); got != 3 {
+		t.Fatalf("replicas = %d, want 3 (the older zz-owner's maxReplicas, not aa-newer's 7)", got)
+	}
+	for name, reason := range map[string]string{"zz-owner": "Active", "aa-newer": "PolicyConflict", "bb-other": "OtherDeployment"} {
+		status := metav1.ConditionFalse
+		if reason == "Active" {
+			status = metav1.ConditionTrue
+		}
+		if wr := getRoute(t, c, ns, name); !condition(wr, v1alpha1.ConditionScalingActive, status, reason) {
+			t.Errorf("%s: %s, want ScalingActive=%s %s", name, conditionsOf(wr), status, reason)
+		}
+	}
+}
+
+// healthGateway is a stand-in for a gateway that answers only its liveness
+// probe (the reconciler's calls get 404), alive while up is true.
+func healthGateway(t *testing.T, up *atomic.Bool) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/v2/health/live":
+			http.NotFound(w, r)
+		case up.Load():
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
 }

@@ -257,6 +257,22 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "InvalidSpec", "Validate", "%s", msg)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
+	if owner, err := r.routeOwner(ctx, wr); err != nil {
+		return ctrl.Result{}, err
+	} else if owner != nil {
+		// Another WeirRoute owns the gateway route: touch nothing, or the
+		// two would set it in turn.
+		msg := fmt.Sprintf("WeirRoute %s (created %s) already manages route %s; this one changes nothing on the gateway until it names another routeName or %s is deleted",
+			owner.Name, owner.CreationTimestamp.UTC().Format(time.RFC3339), wr.GatewayRouteName(), owner.Name)
+		if c := meta.FindStatusCondition(wr.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != "RouteConflict" {
+			r.cfg.Recorder.Eventf(wr, owner, corev1.EventTypeWarning, "RouteConflict", "Validate", "%s", msg)
+		}
+		for _, typ := range []string{v1alpha1.ConditionArtifactsReady, v1alpha1.ConditionRouteApplied, v1alpha1.ConditionReady} {
+			r.setCondition(wr, typ, metav1.ConditionFalse, "RouteConflict", msg)
+		}
+		meta.RemoveStatusCondition(&wr.Status.Conditions, v1alpha1.ConditionRolloutProgressing)
+		return ctrl.Result{RequeueAfter: r.cfg.ResyncInterval}, nil
+	}
 	var retry []error
 	r.applyPromotion(wr)
 
@@ -281,23 +297,43 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 		retry = append(retry, err)
 	}
 
-	// 2. The route, once everything it names is on the gateway. A rollout
-	// no longer declared is aborted first, so that the route set next is
-	// the declared one.
-	rolloutMoved := rolloutActive(wr) || (wr.Status.Rollout != nil && wr.Status.Rollout.State == "rolled_back")
-	if wr.Spec.Rollout == nil && rolloutActive(wr) {
-		if err := r.abortRollout(ctx, wr, "spec.rollout was removed"); err != nil {
-			retry = append(retry, err)
-		} else {
-			wr.Status.Rollout = nil
-			meta.RemoveStatusCondition(&wr.Status.Conditions, v1alpha1.ConditionRolloutProgressing)
+	// 2. The route, once everything it names is on the gateway. What the
+	// gateway says of the route's rollout decides, not status (whose last
+	// write may have been lost): a running rollout that spec.rollout does
+	// not declare is aborted first, so that the route set next is the
+	// declared one.
+	gwr, gwrErr := r.gatewayRollout(ctx, wr.GatewayRouteName())
+	if gwrErr != nil {
+		retry = append(retry, gwrErr)
+	}
+	// A rollout running now, or one of this resource's, may have moved the
+	// route's weights: setting the route back then is not drift.
+	rolloutMoved := gwr.active() || rolloutActive(wr) || (wr.Status.Rollout != nil && wr.Status.Rollout.State == "rolled_back")
+	if gwr.active() {
+		why := ""
+		switch {
+		case wr.Spec.Rollout == nil:
+			why = "spec.rollout is not set"
+		case !gwr.matches(wr.Spec.Rollout):
+			why = fmt.Sprintf("it is not the declared rollout (the gateway runs %s@%s, steps %v)", gwr.Spec.Model, gwr.Spec.Version, gwr.Spec.Steps)
 		}
+		if why != "" {
+			if err := r.abortRollout(ctx, wr, why); err != nil {
+				retry = append(retry, err)
+			} else {
+				gwr = nil
+			}
+		}
+	}
+	if wr.Spec.Rollout == nil && gwrErr == nil && !gwr.active() {
+		wr.Status.Rollout = nil
+		meta.RemoveStatusCondition(&wr.Status.Conditions, v1alpha1.ConditionRolloutProgressing)
 	}
 	routeOK := false
 	if missing := inv.missing(wr); len(missing) > 0 {
 		r.setCondition(wr, v1alpha1.ConditionRouteApplied, metav1.ConditionFalse, "WaitingForArtifacts",
 			fmt.Sprintf("route %s names %s, not on the gateway: the gateway keeps serving its current route", wr.GatewayRouteName(), strings.Join(missing, ", ")))
-	} else if err := r.syncRoute(ctx, wr, rolloutMoved); err != nil {
+	} else if err := r.syncRoute(ctx, wr, rolloutMoved, gwr.active()); err != nil {
 		var ge *sdk.Error
 		var ir *invalidRouteError
 		if errors.As(err, &ir) {
@@ -321,8 +357,12 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 
 	// 3. The rollout.
 	var res ctrl.Result
-	follow, err := r.syncRollout(ctx, wr, routeOK)
-	if err != nil {
+	follow := false
+	if gwrErr != nil {
+		if wr.Spec.Rollout != nil {
+			r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionUnknown, "Unavailable", gwrErr.Error())
+		}
+	} else if follow, err = r.syncRollout(ctx, wr, routeOK, gwr); err != nil {
 		retry = append(retry, err)
 	}
 	if follow {
@@ -347,6 +387,27 @@ func (r *Reconciler) reconcile(ctx context.Context, wr *v1alpha1.WeirRoute) (ctr
 	}
 	log.V(1).Info("reconciled", "generation", wr.Generation, "requeueAfter", res.RequeueAfter)
 	return res, nil
+}
+
+// routeOwner returns the WeirRoute that owns wr's gateway route when it is
+// not wr: of those in the namespace naming the same route, the oldest
+// (then the first by name) owns it.
+func (r *Reconciler) routeOwner(ctx context.Context, wr *v1alpha1.WeirRoute) (*v1alpha1.WeirRoute, error) {
+	var list v1alpha1.WeirRouteList
+	if err := r.cfg.Client.List(ctx, &list, client.InNamespace(wr.Namespace)); err != nil {
+		return nil, fmt.Errorf("list WeirRoutes: %w", err)
+	}
+	var owner *v1alpha1.WeirRoute
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID == wr.UID || o.DeletionTimestamp != nil || o.GatewayRouteName() != wr.GatewayRouteName() || !olderThan(o, wr) {
+			continue
+		}
+		if owner == nil || olderThan(o, owner) {
+			owner = o
+		}
+	}
+	return owner, nil
 }
 
 // setReady writes the aggregate Ready condition from the others: True when
@@ -389,6 +450,15 @@ func (r *Reconciler) setCondition(wr *v1alpha1.WeirRoute, typ string, status met
 	meta.SetStatusCondition(&wr.Status.Conditions, metav1.Condition{
 		Type: typ, Status: status, Reason: reason, Message: truncate(msg, 1024), ObservedGeneration: wr.Generation,
 	})
+}
+
+// eventAction names the artifact in an Event's action: the Event recorder
+// folds Events of one action and reason into a series that keeps the first
+// note, so two pushes of one pass must differ in their action to both be
+// told (each naming its version).
+func eventAction(action, key string) string {
+	a := action + " " + key
+	return a[:min(len(a), 128)] // the API's limit on an Event's action
 }
 
 func modelKey(name, version string) string  { return "model/" + name + "@" + version }
@@ -516,7 +586,7 @@ func (r *Reconciler) push(ctx context.Context, wr *v1alpha1.WeirRoute, key, kind
 		case bad != nil:
 			metricPushes.WithLabelValues(kind, "bad").Inc()
 			r.rememberBad(wr, key, bad)
-			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, bad.Reason, "PushArtifact", "%s; serving versions are left as they are", bad.Error())
+			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, bad.Reason, eventAction("PushArtifact", key), "%s; serving versions are left as they are", bad.Error())
 		case err != nil:
 			metricPushes.WithLabelValues(kind, "error").Inc()
 		default:
@@ -542,7 +612,7 @@ func (r *Reconciler) push(ctx context.Context, wr *v1alpha1.WeirRoute, key, kind
 		}
 		return nil, err
 	}
-	r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, cases(kind)+"Pushed", "Push"+cases(kind), "pushed %s (%d bytes) to the gateway", what, a.size)
+	r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, cases(kind)+"Pushed", eventAction("Push"+cases(kind), key), "pushed %s (%d bytes) to the gateway", what, a.size)
 	return nil, nil
 }
 
@@ -765,7 +835,8 @@ func (e *invalidRouteError) Unwrap() error { return e.err }
 // weights: they are taken from the gateway instead of compared. rolloutMoved
 // says a rollout of this resource may have changed the route (a finished
 // one leaves its canary at weight 0): setting it then is not drift.
-func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, rolloutMoved bool) error {
+// rolloutRunning says the gateway runs the declared rollout now.
+func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, rolloutMoved, rolloutRunning bool) error {
 	name := wr.GatewayRouteName()
 	want, err := declaredRoute(wr)
 	if err != nil {
@@ -785,7 +856,7 @@ func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, roll
 	default:
 		return fmt.Errorf("get route %s: %w", name, err)
 	}
-	if current != nil && rolloutActive(wr) {
+	if current != nil && rolloutRunning {
 		var gw struct {
 			Variants []router.Variant `json:"variants"`
 		}
@@ -937,19 +1008,99 @@ func (r *Reconciler) abortRollout(ctx context.Context, wr *v1alpha1.WeirRoute, w
 	}
 }
 
-// syncRollout starts the declared rollout once per rollout spec and copies the
-// gateway's state into status; removing spec.rollout aborts a running one. It
+// gatewayRollout is the part of the gateway's GET /v1/routes/{r}/rollout
+// the reconciler reads; nil is no rollout on the route.
+type gatewayRollout struct {
+	State         string      `json:"state"`
+	Weight        float64     `json:"weight"`
+	CurrentWeight float64     `json:"current_weight"`
+	Reason        string      `json:"reason"`
+	Stable        string      `json:"stable_variant"`
+	Spec          rolloutBody `json:"spec"`
+	raw           json.RawMessage
+}
+
+// rolloutBody is a rollout spec as the gateway's JSON spells it (API.md,
+// POST .../rollout).
+type rolloutBody struct {
+	Variant      string   `json:"variant"`
+	Model        string   `json:"model"`
+	Version      string   `json:"version"`
+	Steps        []int32  `json:"steps"`
+	Interval     string   `json:"interval,omitempty"`
+	MaxErrorRate *float64 `json:"max_error_rate,omitempty"`
+	MaxP99Ms     *float64 `json:"max_p99_ms,omitempty"`
+	MaxDrift     *float64 `json:"max_drift,omitempty"`
+	MinRequests  *int64   `json:"min_requests,omitempty"`
+}
+
+// active reports whether the gateway is moving the route's weights.
+func (g *gatewayRollout) active() bool {
+	return g != nil && (g.State == "progressing" || g.State == "paused")
+}
+
+// matches reports whether the gateway's rollout is the one rs declares:
+// the same canary, version and steps, and every threshold rs sets (the
+// gateway fills defaults for those rs leaves out).
+func (g *gatewayRollout) matches(rs *v1alpha1.RolloutSpec) bool {
+	if g == nil || rs == nil {
+		return false
+	}
+	body, err := rolloutJSON(rs)
+	if err != nil {
+		return false
+	}
+	var want rolloutBody
+	if json.Unmarshal(body, &want) != nil {
+		return false
+	}
+	have := g.Spec
+	if have.Variant != want.Variant || have.Model != want.Model || have.Version != want.Version || !slices.Equal(have.Steps, want.Steps) {
+		return false
+	}
+	if want.Interval != "" {
+		w, _ := time.ParseDuration(want.Interval)
+		h, err := time.ParseDuration(have.Interval)
+		if err != nil || h != w {
+			return false
+		}
+	}
+	sameF := func(w, h *float64) bool { return w == nil || (h != nil && *w == *h) }
+	return sameF(want.MaxErrorRate, have.MaxErrorRate) && sameF(want.MaxP99Ms, have.MaxP99Ms) && sameF(want.MaxDrift, have.MaxDrift) &&
+		(want.MinRequests == nil || (have.MinRequests != nil && *want.MinRequests == *have.MinRequests))
+}
+
+// gatewayRollout asks the gateway for the route's rollout; nil when it has
+// none (404).
+func (r *Reconciler) gatewayRollout(ctx context.Context, route string) (*gatewayRollout, error) {
+	raw, err := r.cfg.Gateway.Rollout(ctx, route)
+	var ge *sdk.Error
+	switch {
+	case errors.As(err, &ge) && ge.Status == http.StatusNotFound:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get rollout of %s: %w", route, err)
+	}
+	return decodeRollout(route, raw)
+}
+
+func decodeRollout(route string, raw json.RawMessage) (*gatewayRollout, error) {
+	g := &gatewayRollout{raw: raw}
+	if err := json.Unmarshal(raw, g); err != nil {
+		return nil, fmt.Errorf("decode rollout of %s: %w", route, err)
+	}
+	return g, nil
+}
+
+// syncRollout makes the gateway run the declared rollout, from what the
+// gateway says (gwr, read this pass; a running rollout that does not match
+// was aborted before): one that matches spec.rollout is adopted, whether or
+// not status recorded starting it; otherwise it is started, unless status
+// already saw this spec end. It copies the gateway's state into status and
 // reports whether to keep following it.
-func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute, routeOK bool) (bool, error) {
+func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute, routeOK bool, gwr *gatewayRollout) (bool, error) {
 	rs := wr.Spec.Rollout
 	if rs == nil {
-		if rolloutActive(wr) {
-			if err := r.abortRollout(ctx, wr, "spec.rollout was removed"); err != nil {
-				return false, err
-			}
-		}
-		wr.Status.Rollout = nil
-		meta.RemoveStatusCondition(&wr.Status.Conditions, v1alpha1.ConditionRolloutProgressing)
 		return false, nil
 	}
 	body, err := rolloutJSON(rs)
@@ -958,60 +1109,71 @@ func (r *Reconciler) syncRollout(ctx context.Context, wr *v1alpha1.WeirRoute, ro
 	}
 	route := wr.GatewayRouteName()
 	h := hashOf(body)
-	if wr.Status.Rollout == nil || wr.Status.Rollout.SpecHash != h {
-		if !routeOK {
-			r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "WaitingForRoute",
-				"the rollout starts once the route is applied")
+	recorded := wr.Status.Rollout != nil && wr.Status.Rollout.SpecHash == h
+	switch {
+	case gwr.matches(rs) && (gwr.active() || gwr.State == "promoted" || recorded):
+		// A rolled-back rollout of this spec that status did not record is
+		// started again (the spec was removed and declared anew: a retry).
+		if !recorded {
+			// Started by an earlier pass whose status write was lost (or by
+			// hand, as declared): follow it instead of starting it again.
+			wr.Status.Rollout = &v1alpha1.RolloutStatus{SpecHash: h}
+			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RolloutAdopted", "FollowRollout",
+				"the gateway already runs the declared rollout on %s to %s@%s (%s): following it", route, rs.Model, rs.Version, gwr.State)
+		}
+	case recorded && wr.Status.Rollout.State == stateRejected:
+		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolloutRejected", wr.Status.Rollout.Reason)
+		return false, nil
+	case recorded && !rolloutActive(wr) && wr.Status.Rollout.State != "":
+		// This spec's rollout was seen to end (and the gateway has moved
+		// on): it is not run again until spec.rollout changes; its end
+		// stays reported.
+		ro := wr.Status.Rollout
+		gwr = &gatewayRollout{State: ro.State, Weight: float64(ro.Weight), Reason: ro.Reason}
+		if ro.Raw != nil {
+			gwr.raw = ro.Raw.Raw
+		}
+	case !routeOK:
+		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "WaitingForRoute",
+			"the rollout starts once the route is applied")
+		return false, nil
+	default:
+		raw, err := r.cfg.Gateway.StartRollout(ctx, route, body)
+		var ge *sdk.Error
+		switch {
+		case errors.As(err, &ge) && ge.Status == http.StatusBadRequest:
+			r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolloutRejected", ge.Message)
+			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RolloutRejected", "StartRollout", "gateway rejected the rollout on %s: %s", route, ge.Message)
+			wr.Status.Rollout = &v1alpha1.RolloutStatus{SpecHash: h, State: stateRejected, Reason: ge.Message}
 			return false, nil
-		}
-		if rolloutActive(wr) {
-			if err := r.abortRollout(ctx, wr, "spec.rollout changed"); err != nil {
-				return false, err
-			}
-		}
-		if _, err := r.cfg.Gateway.StartRollout(ctx, route, body); err != nil {
-			var ge *sdk.Error
-			if errors.As(err, &ge) && ge.Status == http.StatusBadRequest {
-				r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolloutRejected", ge.Message)
-				r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RolloutRejected", "StartRollout", "gateway rejected the rollout on %s: %s", route, ge.Message)
-				wr.Status.Rollout = &v1alpha1.RolloutStatus{SpecHash: h, State: stateRejected, Reason: ge.Message}
-				return false, nil
-			}
+		case err != nil:
+			// A 409 (another rollout started since this pass read the
+			// gateway) is settled by the next pass, from the gateway's word.
 			r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionUnknown, "Unavailable", err.Error())
 			return false, fmt.Errorf("start rollout on %s: %w", route, err)
 		}
 		wr.Status.Rollout = &v1alpha1.RolloutStatus{SpecHash: h}
 		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RolloutStarted", "StartRollout",
 			"started rollout on %s to %s@%s, steps %v", route, rs.Model, rs.Version, rs.Steps)
+		if gwr, err = decodeRollout(route, raw); err != nil || gwr.State == "" {
+			gwr, err = r.gatewayRollout(ctx, route)
+		}
 	}
-
-	if wr.Status.Rollout.State == stateRejected {
-		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionFalse, "RolloutRejected", wr.Status.Rollout.Reason)
-		return false, nil
+	if err == nil && gwr == nil {
+		err = fmt.Errorf("get rollout of %s: the gateway reports none", route)
 	}
-	raw, err := r.cfg.Gateway.Rollout(ctx, route)
 	if err != nil {
 		r.setCondition(wr, v1alpha1.ConditionRolloutProgressing, metav1.ConditionUnknown, "Unavailable", err.Error())
-		return false, fmt.Errorf("get rollout of %s: %w", route, err)
+		return false, err
 	}
-	var st struct {
-		State         string  `json:"state"`
-		Weight        float64 `json:"weight"`
-		CurrentWeight float64 `json:"current_weight"`
-		Reason        string  `json:"reason"`
-		Stable        string  `json:"stable_variant"`
-		Spec          struct {
-			Variant string `json:"variant"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return false, fmt.Errorf("decode rollout of %s: %w", route, err)
-	}
+	st, raw := gwr, gwr.raw
 	prev := wr.Status.Rollout.State
 	wr.Status.Rollout.State = st.State
 	wr.Status.Rollout.Weight = int32(max(st.Weight, st.CurrentWeight))
 	wr.Status.Rollout.Reason = st.Reason
-	wr.Status.Rollout.Raw = &apiextensionsv1.JSON{Raw: raw}
+	if raw != nil {
+		wr.Status.Rollout.Raw = &apiextensionsv1.JSON{Raw: raw}
+	}
 
 	follow := false
 	switch st.State {
@@ -1080,13 +1242,13 @@ func (r *Reconciler) deleteUndeclared(ctx context.Context, wr *v1alpha1.WeirRout
 		var ge *sdk.Error
 		switch {
 		case err == nil:
-			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "Deleted", "Delete", "deleted %s %s@%s, no longer declared", kind, name, version)
+			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "Deleted", eventAction("Delete", key), "deleted %s %s@%s, no longer declared", kind, name, version)
 		case errors.As(err, &ge) && ge.Status == http.StatusNotFound:
 			// Already gone: nothing to do.
 		case errors.As(err, &ge) && ge.Status == http.StatusConflict:
 			pending = true
 			keep = append(keep, key)
-			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "DeleteDeferred", "Delete", "%s %s@%s is still in use (%s); deleting it later", kind, name, version, ge.Message)
+			r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "DeleteDeferred", eventAction("Delete", key), "%s %s@%s is still in use (%s); deleting it later", kind, name, version, ge.Message)
 		default:
 			wr.Status.Managed = append(keep, remaining(wr.Status.Managed, key)...)
 			return false, fmt.Errorf("delete %s %s@%s: %w", kind, name, version, err)

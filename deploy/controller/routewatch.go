@@ -55,11 +55,19 @@ func (r *Reconciler) routeWatch(gw RouteLister, interval time.Duration) source.S
 			last := map[string]routeState{}
 			t := time.NewTicker(interval)
 			defer t.Stop()
+			down := false
 			for {
 				if err := r.pollRoutes(ctx, gw, q, last); err != nil {
 					// Keep the last listing: a gateway that restarts with
 					// the same routes is not a change.
 					log.V(1).Info("route watch: poll failed", "err", err.Error())
+					down = true
+				} else if down {
+					// The gateway is back after an outage: what failed
+					// meanwhile is retried now, not after the backoff it
+					// built up against a gateway that was away.
+					down = false
+					r.retryAll(ctx, q)
 				}
 				select {
 				case <-ctx.Done():
@@ -70,6 +78,19 @@ func (r *Reconciler) routeWatch(gw RouteLister, interval time.Duration) source.S
 		}()
 		return nil
 	})
+}
+
+// retryAll resets the backoff of every WeirRoute and enqueues it.
+func (r *Reconciler) retryAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	var list v1alpha1.WeirRouteList
+	if err := r.cfg.Client.List(ctx, &list); err != nil {
+		return // the next resync or event brings them
+	}
+	for i := range list.Items {
+		req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}}
+		q.Forget(req)
+		q.Add(req)
+	}
 }
 
 // pollRoutes lists the gateway's routes and the WeirRoutes, enqueues the

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,7 +44,7 @@ type Options struct {
 	RenewDeadline    time.Duration // default 10s
 	RetryPeriod      time.Duration // default 2s
 
-	MetricsAddr string // controller metrics; "0" disables; default ":8081"
+	MetricsAddr string // controller metrics; "0" disables; default ":8083" (":8081" is weir serve's gRPC)
 	HealthAddr  string // /healthz and /readyz; "0" disables; default ":8082"
 
 	// Autoscaling: the gateway Deployment and how to find and read its pods.
@@ -108,7 +109,7 @@ func (o *Options) Validate() error {
 	if o.RetryPeriod == 0 {
 		o.RetryPeriod = 2 * time.Second
 	}
-	o.MetricsAddr = cmpOr(o.MetricsAddr, ":8081")
+	o.MetricsAddr = cmpOr(o.MetricsAddr, ":8083")
 	o.HealthAddr = cmpOr(o.HealthAddr, ":8082")
 	o.PodSelector = cmpOr(o.PodSelector, "app.kubernetes.io/name=weir")
 	if _, err := labels.Parse(o.PodSelector); err != nil {
@@ -197,6 +198,14 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		return nil, err
 	}
 	leaseDuration, renew, retry := opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod
+	probe := newGatewayProbe(opts.GatewayURL, max(min(2*time.Second, renew/4), 100*time.Millisecond))
+	var lock resourcelock.Interface
+	if opts.LeaderElection {
+		var err error
+		if lock, err = newGatedLock(cfg, opts, probe); err != nil {
+			return nil, err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: Scheme(),
 		// Watch one namespace only: RBAC is a Role, not a ClusterRole.
@@ -205,12 +214,14 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionNamespace:       opts.Namespace,
 		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &leaseDuration,
-		RenewDeadline:                 &renew,
-		RetryPeriod:                   &retry,
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
-		HealthProbeBindAddress:        disabled(opts.HealthAddr),
-		Controller:                    config.Controller{SkipNameValidation: &opts.skipNameValidation},
+		// The lease is held only while the local gateway answers.
+		LeaderElectionResourceLockInterface: lock,
+		LeaseDuration:                       &leaseDuration,
+		RenewDeadline:                       &renew,
+		RetryPeriod:                         &retry,
+		Metrics:                             metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:              disabled(opts.HealthAddr),
+		Controller:                          config.Controller{SkipNameValidation: &opts.skipNameValidation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("controller: new manager: %w", err)
@@ -219,7 +230,11 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		if err := mgr.AddHealthzCheck("ping", func(_ *http.Request) error { return nil }); err != nil {
 			return nil, err
 		}
-		if err := mgr.AddReadyzCheck("ping", func(_ *http.Request) error { return nil }); err != nil {
+		// Not ready while the local gateway is unreachable: this controller
+		// then neither holds nor takes the lease. /healthz stays up (a
+		// restart would not bring the gateway back, and models may take
+		// minutes to load before it answers).
+		if err := mgr.AddReadyzCheck("gateway", func(req *http.Request) error { return probe.check(req.Context()) }); err != nil {
 			return nil, err
 		}
 	}

@@ -43,6 +43,7 @@ func (d Duration) Parse() (time.Duration, error) {
 
 // Name is a weir model, version, plugin or route name (API.md "Names").
 // +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
+// +kubebuilder:validation:MaxLength=64
 type Name string
 
 // WeirRoute declares one weir route and everything it needs: the model and
@@ -76,7 +77,14 @@ type WeirRouteList struct {
 }
 
 // WeirRouteSpec is the declared state. The gateway route is named after the
-// resource unless routeName is set.
+// resource unless routeName is set. When spec.models is given, every model
+// version the route or the rollout names must be declared there (a version
+// the route needs and nothing pushes would leave the route waiting); without
+// spec.models the versions are expected to be pushed by other means. A
+// variant may go on naming a version the previous spec declared: it is still
+// on the gateway (its deletion waits while a route sends it traffic).
+// +kubebuilder:validation:XValidation:rule="!has(self.models) || self.route.variants.all(v, self.models.exists(m, m.name == v.model && m.version == v.version) || (oldSelf.hasValue() && has(oldSelf.value().models) && oldSelf.value().models.exists(m, m.name == v.model && m.version == v.version)))",message="every variant's model and version must be declared in spec.models",optionalOldSelf=true
+// +kubebuilder:validation:XValidation:rule="!has(self.models) || !has(self.rollout) || self.models.exists(m, m.name == self.rollout.model && m.version == self.rollout.version)",message="the rollout's model and version must be declared in spec.models"
 type WeirRouteSpec struct {
 	// RouteName is the gateway route's name; defaults to metadata.name.
 	// +optional
@@ -252,7 +260,7 @@ type PluginStep struct {
 	// (the default), "skip", or {"default": {...}} (carry on with these
 	// fields set). The controller refuses any other JSON type, and the
 	// gateway validates the rest; either refusal shows in the RouteApplied
-	// condition.
+	// condition. (No CEL rule can check it: CEL sees no schemaless field.)
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Schemaless
@@ -316,9 +324,12 @@ type RolloutSpec struct {
 	Variant Name `json:"variant,omitempty"`
 	Model   Name `json:"model"`
 	Version Name `json:"version"`
-	// Steps are the canary weights in percent, rising, ending at 100.
+	// Steps are the canary weights in percent (1 to 100), strictly rising.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=100
+	// +kubebuilder:validation:XValidation:rule="self.isSorted() && self.all(s, self.indexOf(s) == self.lastIndexOf(s))",message="steps must rise strictly, e.g. [5, 25, 50, 100]"
 	// +listType=atomic
 	Steps []int32 `json:"steps"`
 	// Interval between steps (Go duration, e.g. 30s).
@@ -340,7 +351,16 @@ type RolloutSpec struct {
 // the HorizontalPodAutoscaler's algorithm. Without a target, weir does not scale.
 // +kubebuilder:validation:XValidation:rule="!(has(self.targetInFlight) && has(self.targetRequestsPerSecond))",message="set at most one of targetInFlight or targetRequestsPerSecond"
 // +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!(has(self.targetInFlight) || has(self.targetRequestsPerSecond)) || has(self.deployment)",message="a scaling target needs deployment, the name of the gateway Deployment it scales"
 type ScalingPolicy struct {
+	// Deployment names the gateway Deployment this policy scales (the one
+	// `weir controller --deployment` scales: weir in the manifests). One
+	// WeirRoute per Deployment declares its policy: the oldest wins, the
+	// others report ScalingActive=False, reason PolicyConflict.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Deployment string `json:"deployment,omitempty"`
 	// MinReplicas defaults to 1.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
@@ -358,16 +378,19 @@ type ScalingPolicy struct {
 	// +kubebuilder:validation:Minimum=1
 	TargetRequestsPerSecond *int32 `json:"targetRequestsPerSecond,omitempty"`
 	// ScaleUpStabilization: scale up to the lowest recommendation of this
-	// window (default 0s: at once).
+	// window (default 0s: at once; at most 1h, as the HPA's).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="scaleUpStabilization must be at most 1h (the HPA's limit)"
 	ScaleUpStabilization *Duration `json:"scaleUpStabilization,omitempty"`
 	// ScaleDownStabilization: scale down to the highest recommendation of this
-	// window (default 5m).
+	// window (default 5m; at most 1h, as the HPA's).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="scaleDownStabilization must be at most 1h (the HPA's limit)"
 	ScaleDownStabilization *Duration `json:"scaleDownStabilization,omitempty"`
 	// Tolerance is the relative distance from the target inside which the
-	// replica count is left alone (default 0.1).
+	// replica count is left alone (default 0.1; below 1).
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="double(self) < 1.0",message="tolerance must be a fraction below 1, e.g. \"0.1\" for 10%"
 	Tolerance Decimal `json:"tolerance,omitempty"`
 	// ScaleUpRules limit how fast replicas are added, as the HPA's
 	// behavior.scaleUp.policies with selectPolicy Max: the rule allowing the
@@ -391,7 +414,9 @@ type ScaleRule struct {
 	Type string `json:"type"`
 	// +kubebuilder:validation:Minimum=1
 	Value int32 `json:"value"`
-	// Period is the sliding window the change is counted over (e.g. 15s, at most 30m).
+	// Period is the sliding window the change is counted over (e.g. 15s,
+	// above 0 and at most 30m, the controller's limit).
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('30m')",message="period must be above 0s and at most 30m"
 	Period Duration `json:"period"`
 }
 
