@@ -138,6 +138,118 @@ func TestDashboardInBrowser(t *testing.T) {
 	errs.check(t)
 }
 
+// TestDriftGridInBrowser checks the drift grid in a real Chromium against
+// a real gateway: a version with traffic comes before one without, every
+// card names its feature in full (collecting ones too), and a page opened
+// later draws history from before it was opened.
+func TestDriftGridInBrowser(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the browser tests need Chromium at %s (Debian: apt-get install -y chromium): %v", chromiumPath, err)
+	}
+	g := testgw.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Long names, as real features have: a 250 px card cut them to "acc…".
+	features := []string{"account_age_days_since_signup", "amount_usd_rolling_24h_mean"}
+	var ref strings.Builder
+	ref.WriteString(strings.Join(features, ",") + "\n")
+	for i := range 300 {
+		fmt.Fprintf(&ref, "%d,%d\n", i%5, i%7)
+	}
+	// 1 serves the traffic and 2 (the newer, listed first before) none; 3
+	// has no reference and collects one from its first events.
+	for _, v := range []string{"1", "2", "3"} {
+		m, err := onnx.LogisticRegression("m", features, []float32{0.1, 0.1}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Client.PushModel(ctx, "m", v, bytes.NewReader(m), nil); err != nil {
+			t.Fatalf("push m@%s: %v", v, err)
+		}
+		if v != "3" {
+			if err := g.Client.PushReference(ctx, "m", v, strings.NewReader(ref.String()), "text/csv"); err != nil {
+				t.Fatalf("reference of m@%s: %v", v, err)
+			}
+		}
+	}
+	for route, v := range map[string]string{"demo": "1", "side": "3"} {
+		if err := g.Client.SetRoute(ctx, route, json.RawMessage(`{"variants":[{"name":"stable","model":"m","version":"`+v+`","weight":100}]}`)); err != nil {
+			t.Fatalf("set route %s: %v", route, err)
+		}
+	}
+	body := func(i int) string {
+		return fmt.Sprintf(`{%q:%d,%q:%d}`, features[0], i%5, features[1], i%7)
+	}
+	predictRoute(t, g.URL, "demo", 150, body)
+	predictRoute(t, g.URL, "side", 5, body)
+
+	base := dashboardURL(t, g.URL)
+	errs := &consoleErrors{}
+	browser := startBrowser(t, errs)
+	if err := chromedp.Do(browser, chromedp.EmulateViewport(1440, 1000), chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
+	}
+	cell := func(v, f string) string {
+		return fmt.Sprintf(`#drift .drift-cell[data-version="%s"][data-feature="%s"]`, v, f)
+	}
+	for _, f := range features {
+		waitText(t, browser, cell("1", f)+" .drift-feature", f)
+		waitTextContains(t, browser, cell("2", f), "warming up (0 of 100)")
+		waitTextContains(t, browser, cell("3", f), "collecting reference (5 of 1,000)")
+	}
+	// Judged: m@1 has a score and a chart point.
+	testpoll.For(t, 30*time.Second, "m@1 judged and charted", func() error {
+		js := fmt.Sprintf(`document.querySelector('%s .chart')?.dataset.first ?? ''`, cell("1", features[0]))
+		if got := evalJS[string](t, browser, js); got == "" {
+			return fmt.Errorf("the chart of m@1 %s has no point yet", features[0])
+		}
+		return nil
+	})
+
+	// The live version comes first, then the one collecting, then the idle one.
+	top := func(v string) float64 {
+		return evalJS[float64](t, browser, fmt.Sprintf(`document.querySelector('%s').getBoundingClientRect().top`, cell(v, features[0])))
+	}
+	if t1, t3, t2 := top("1"), top("3"), top("2"); !(t1 < t3 && t3 < t2) {
+		t.Errorf("drift cards top at m@1 %v, m@3 %v, m@2 %v px: want the live version first and the idle one last", t1, t3, t2)
+	}
+	// Every card names its feature in full: not cut, not squeezed out by a
+	// state text, and the whole name in a tooltip.
+	names := evalJS[[]map[string]any](t, browser, `[...document.querySelectorAll('#drift .drift-cell')].map((c) => {
+		const n = c.querySelector('.drift-feature');
+		return {card: c.dataset.version + '/' + c.dataset.feature, text: n?.textContent ?? '', title: n?.title ?? '',
+			width: n?.clientWidth ?? 0, overflow: n ? n.scrollWidth > n.clientWidth : true};
+	})`)
+	if len(names) < 6 {
+		t.Errorf("the drift grid has %d cards, want at least 6 (two features of three versions): %v", len(names), names)
+	}
+	for _, n := range names {
+		card, _ := n["card"].(string)
+		want := card[strings.Index(card, "/")+1:]
+		if n["text"] != want || n["title"] != want || n["overflow"] != false || n["width"].(float64) < 20 {
+			t.Errorf("card %s names its feature %q (title %q, %v px wide, overflowing %v), want %q in full", card, n["text"], n["title"], n["width"], n["overflow"], want)
+		}
+	}
+
+	// A page opened now draws traffic and drift from before it was opened.
+	later, closeLater := chromedp.NewContext(browser)
+	defer closeLater()
+	if err := chromedp.Do(later, chromedp.EmulateViewport(1440, 1000), chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("open a second page: %v", err)
+	}
+	waitTextContains(t, later, cell("1", features[0]), features[0])
+	for _, chart := range []string{"#chart-err", cell("1", features[0]) + " .chart"} {
+		js := fmt.Sprintf(`(() => { const f = Number(document.querySelector('%s')?.dataset.first); return f > 0 && f < performance.timeOrigin ? '' : 'first point ' + f + ', page opened ' + performance.timeOrigin; })()`, chart)
+		waitJS(t, later, chart+" history", js, "", func(got string) bool { return got == "" })
+	}
+	shot := screenshot(t, later)
+	if len(shot) == 0 {
+		t.Fatal("empty screenshot")
+	}
+	errs.check(t)
+}
+
 // dashboardURL checks that the gateway serves the dashboard at GET / (it
 // calls dashboard.Mount) and returns its URL.
 func dashboardURL(t *testing.T, gw string) string {
@@ -320,8 +432,14 @@ func screenshot(t *testing.T, ctx context.Context) []byte {
 
 func predict(t *testing.T, url string, n int) {
 	t.Helper()
+	predictRoute(t, url, "demo", n, func(i int) string { return fmt.Sprintf(`{"x":%d}`, i%5) })
+}
+
+// predictRoute sends n predictions to route, the i-th with body(i).
+func predictRoute(t *testing.T, url, route string, n int, body func(int) string) {
+	t.Helper()
 	for i := range n {
-		resp, err := http.Post(url+"/v1/routes/demo/predict", "application/json", strings.NewReader(fmt.Sprintf(`{"x":%d}`, i%5)))
+		resp, err := http.Post(url+"/v1/routes/"+route+"/predict", "application/json", strings.NewReader(body(i)))
 		if err != nil {
 			t.Fatal(err)
 		}

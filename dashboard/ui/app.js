@@ -8,6 +8,8 @@ import { lineChart } from './charts.js';
 const POLL_MS = 2000;
 const SERIES_WINDOW = '15m';
 const DRIFT_HISTORY = 450; // points per feature: 15 min at one per 2 s
+const DRIFT_KEEP_MS = 15 * 60e3;
+const DRIFT_KEY = 'weir.driftHistory';
 const TOKEN_KEY = 'weir.adminToken';
 const PALETTE = ['#2563eb', '#f59e0b', '#10b981', '#8b5cf6', '#ef4444', '#0891b2', '#db2777'];
 
@@ -22,7 +24,7 @@ const state = {
   plugins: [],
   alerts: [],
   drift: {}, // model -> GET /v1/drift response
-  driftHistory: {}, // "model@version/feature" -> [{t, v}]
+  driftHistory: loadDriftHistory(), // "model@version/feature" -> [{t, v}]
   actionError: null, // {route, message}
   notice: null,
   busy: null, // "route/action" while a rollout action is in flight
@@ -243,8 +245,9 @@ window.addEventListener('hashchange', () => {
   poll();
 });
 
-// recordDrift appends each feature's current score to a client-side
-// history: the API serves current values only.
+// recordDrift appends each feature's current score to a history kept in
+// this browser's local storage: the API serves current values only, so a
+// page opened later still draws what earlier pages saw (up to 15 min).
 function recordDrift() {
   const now = Date.now();
   for (const [model, resp] of Object.entries(state.drift)) {
@@ -256,6 +259,34 @@ function recordDrift() {
       if (hist.length > DRIFT_HISTORY) hist.splice(0, hist.length - DRIFT_HISTORY);
     }
   }
+  pruneDrift(state.driftHistory, now);
+  try {
+    localStorage.setItem(DRIFT_KEY, JSON.stringify(state.driftHistory));
+  } catch {
+    // Storage full or disabled: the history lives as long as the page.
+  }
+}
+
+function loadDriftHistory() {
+  let hist = {};
+  try {
+    const v = JSON.parse(localStorage.getItem(DRIFT_KEY) ?? '{}');
+    if (v && typeof v === 'object' && !Array.isArray(v)) hist = v;
+  } catch {
+    // Unreadable: start afresh.
+  }
+  return pruneDrift(hist, Date.now());
+}
+
+// pruneDrift drops points older than DRIFT_KEEP_MS (and malformed ones),
+// and features left without points.
+function pruneDrift(hist, now) {
+  for (const [key, pts] of Object.entries(hist)) {
+    const keep = Array.isArray(pts) ? pts.filter((p) => p && Number.isFinite(p.t) && Number.isFinite(p.v) && p.t > now - DRIFT_KEEP_MS) : [];
+    if (keep.length) hist[key] = keep.slice(-DRIFT_HISTORY);
+    else delete hist[key];
+  }
+  return hist;
 }
 
 // judged says whether a drift result has a value: a feature that is warming
@@ -712,14 +743,16 @@ function renderDrift() {
     const sb = sel && routeModels(sel).includes(b) ? 0 : 1;
     return sa - sb || a.localeCompare(b);
   });
-  document.getElementById('drift-sub').textContent = models.length ? `models on routes: ${models.join(', ')} · history kept while this page is open` : '';
+  document.getElementById('drift-sub').textContent = models.length
+    ? `models on routes: ${models.join(', ')} · the API serves current scores only: history is what this browser saw in the last 15 min`
+    : '';
   if (!models.length) {
     fill(el, h('p', { class: 'muted' }, 'No routed models yet.'));
     return;
   }
   fill(el, ...models.map((m) => {
     const resp = state.drift[m];
-    const results = (resp?.results ?? []).slice().sort((a, b) => (b.version ?? '').localeCompare(a.version ?? '', undefined, { numeric: true }) || a.feature.localeCompare(b.feature));
+    const results = resp?.results ?? [];
     if (!results.length) {
       return h('div', { class: 'drift-model' }, h('h3', {}, m),
         h('p', { class: 'muted small' }, 'No drift results yet: drift needs a reference (uploaded with ', h('code', {}, `weir model push ${m} VERSION FILE --reference data.csv`), ', or inferred from the first events) and traffic.'));
@@ -730,31 +763,57 @@ function renderDrift() {
       h('h3', {}, m, ' ', drifted ? badge('drifted', `${drifted} drifted`)
         : waiting === results.length ? badge('warming', 'warming up')
           : badge('ok', waiting ? `no drift · ${waiting} warming up` : 'no drift')));
-    const grid = h('div', { class: 'drift-grid' });
-    wrap.append(grid);
-    for (const x of results) {
-      const key = `${m}@${x.version}/${x.feature}`;
-      const chart = h('div', { class: 'chart small' });
-      grid.append(h('div', { class: 'drift-cell' + (x.drifted ? ' is-drifted' : ''), 'data-feature': x.feature },
-        h('div', { class: 'drift-head' },
-          h('span', { class: 'drift-feature' }, x.feature),
-          h('span', { class: 'muted small' }, `@${x.version}`),
-          judged(x)
-            ? h('span', { class: 'push drift-value' + (x.drifted ? ' bad' : ''), title: `${x.metric} ${x.value}` }, fmtScore(x.value))
-            : h('span', { class: 'push drift-value muted small', 'data-state': x.state }, driftStateText(x))),
-        chart,
-        h('div', { class: 'muted small' }, x.kind ? `${x.kind} · ` : '', `threshold ${fmtScore(x.threshold)} · window ${fmtNum(x.window?.count)} events`, x.reference ? ` · reference ${x.reference}` : '')));
-      // Charts need their container's width, so draw after insertion.
-      queueMicrotask(() => lineChart(chart, {
-        series: [{ name: x.metric, color: x.drifted ? '#dc2626' : '#0f766e', area: true, points: state.driftHistory[key] ?? [] }],
-        thresholds: [{ v: x.threshold, label: `threshold ${fmtScore(x.threshold)}` }],
-        fmt: fmtScore, height: 120, minMax: x.threshold,
-        x0: domainStart((state.driftHistory[key] ?? []).map((p) => p.t), Date.now(), 15 * 60e3, 60e3), x1: Date.now(),
-        empty: judged(x) ? 'collecting…' : driftStateText(x),
-      }));
+    for (const v of byActivity(results)) {
+      wrap.append(h('div', { class: 'drift-version', 'data-version': v.version },
+        h('h4', {}, `${m}@${v.version}`, h('span', { class: 'muted small' }, v.events ? ` · ${fmtNum(v.events)} recent events` : ' · no traffic yet')),
+        h('div', { class: 'drift-grid' }, v.results.map((x) => driftCell(m, x)))));
     }
     return wrap;
   }));
+}
+
+// byActivity groups drift results by version, versions that are judged
+// first, then those with some events, then idle ones: a version nobody
+// calls must not push the live ones below the fold. Within a rank the one
+// with more events comes first, then the newer.
+function byActivity(results) {
+  const groups = new Map();
+  for (const x of results) {
+    const g = groups.get(x.version) ?? { version: x.version, results: [], events: 0, judged: false };
+    g.results.push(x);
+    // Every event counts once in each feature: the busiest one is the
+    // version's count.
+    g.events = Math.max(g.events, x.window?.count || x.progress?.have || 0);
+    g.judged ||= judged(x);
+    groups.set(x.version, g);
+  }
+  const rank = (g) => (g.judged ? 0 : g.events ? 1 : 2);
+  return [...groups.values()].sort((a, b) => rank(a) - rank(b) || b.events - a.events
+    || (b.version ?? '').localeCompare(a.version ?? '', undefined, { numeric: true }));
+}
+
+// driftCell is one feature's card: its full name (wrapped, never cut), its
+// score or state, and its history.
+function driftCell(m, x) {
+  const key = `${m}@${x.version}/${x.feature}`;
+  const chart = h('div', { class: 'chart small' });
+  const hist = state.driftHistory[key] ?? [];
+  // Charts need their container's width, so draw after insertion.
+  queueMicrotask(() => lineChart(chart, {
+    series: [{ name: x.metric, color: x.drifted ? '#dc2626' : '#0f766e', area: true, points: hist }],
+    thresholds: [{ v: x.threshold, label: `threshold ${fmtScore(x.threshold)}` }],
+    fmt: fmtScore, height: 120, minMax: x.threshold,
+    x0: domainStart(hist.map((p) => p.t), Date.now(), DRIFT_KEEP_MS, 60e3), x1: Date.now(),
+    empty: judged(x) ? 'collecting…' : driftStateText(x),
+  }));
+  return h('div', { class: 'drift-cell' + (x.drifted ? ' is-drifted' : ''), 'data-feature': x.feature, 'data-version': x.version },
+    h('div', { class: 'drift-head' },
+      h('span', { class: 'drift-feature', title: x.feature }, x.feature),
+      judged(x)
+        ? h('span', { class: 'push drift-value' + (x.drifted ? ' bad' : ''), title: `${x.metric} ${x.value}` }, fmtScore(x.value))
+        : h('span', { class: 'push drift-value muted small', 'data-state': x.state }, driftStateText(x))),
+    chart,
+    h('div', { class: 'muted small' }, x.kind ? `${x.kind} · ` : '', `threshold ${fmtScore(x.threshold)} · window ${fmtNum(x.window?.count)} events`, x.reference ? ` · reference ${x.reference}` : ''));
 }
 
 function versionChips(list) {

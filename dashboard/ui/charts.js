@@ -153,6 +153,11 @@ export function lineChart(el, opts) {
     readout.hidden = true;
   });
 
+  // The earliest point drawn, for tests and for anyone asking how far back
+  // the chart reaches.
+  const drawn = series.flatMap((sr) => sr.points.filter((p) => p.v !== null && Number.isFinite(p.v)).map((p) => p.t));
+  if (drawn.length) el.dataset.first = String(Math.min(...drawn));
+  else delete el.dataset.first;
   const body = h('div', { class: 'chart-body' }, svg, readout);
   if (!vals.length) body.append(h('div', { class: 'chart-empty' }, opts.empty ?? 'no data yet'));
   fill(el, legend, body);
