@@ -961,7 +961,7 @@ func prune(v any) any {
 	}
 }
 
-// rolloutJSON is the gateway's rollout body (API.md, POST .../rollout).
+// rolloutJSON is the gateway's rollout body (docs/api.md, POST .../rollout).
 func rolloutJSON(rs *v1alpha1.RolloutSpec) (json.RawMessage, error) {
 	body := map[string]any{
 		"variant": cmpOr(string(rs.Variant), "canary"),
@@ -1020,7 +1020,7 @@ type gatewayRollout struct {
 	raw           json.RawMessage
 }
 
-// rolloutBody is a rollout spec as the gateway's JSON spells it (API.md,
+// rolloutBody is a rollout spec as the gateway's JSON spells it (docs/api.md,
 // POST .../rollout).
 type rolloutBody struct {
 	Variant      string   `json:"variant"`

@@ -420,7 +420,7 @@ func gatewayReason(err error, name string) string {
 }
 
 // The route body the controller PUTs is the gateway's route JSON exactly:
-// every field spelled as API.md spells it, a variant's absent chain left
+// every field spelled as docs/api.md spells it, a variant's absent chain left
 // out (the route's) and an empty one sent as [] (none).
 func TestRouteJSONWireShape(t *testing.T) {
 	none := []v1alpha1.PluginStep{}

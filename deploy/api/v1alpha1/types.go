@@ -41,7 +41,7 @@ func (d Duration) Parse() (time.Duration, error) {
 	return v, nil
 }
 
-// Name is a weir model, version, plugin or route name (API.md "Names").
+// Name is a weir model, version, plugin or route name (docs/api.md "Names").
 // +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
 // +kubebuilder:validation:MaxLength=64
 type Name string
@@ -185,7 +185,7 @@ type PluginArtifact struct {
 	Source  ArtifactSource `json:"source"`
 }
 
-// RouteSpec mirrors the gateway's route JSON (API.md, PUT /v1/routes/{route}).
+// RouteSpec mirrors the gateway's route JSON (docs/api.md, PUT /v1/routes/{route}).
 type RouteSpec struct {
 	// Plugins enrich the incoming event into features, in order.
 	// +optional
@@ -317,7 +317,7 @@ type Shadow struct {
 // +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
 type Decimal string
 
-// RolloutSpec is a canary rollout (API.md, POST /v1/routes/{route}/rollout).
+// RolloutSpec is a canary rollout (docs/api.md, POST /v1/routes/{route}/rollout).
 type RolloutSpec struct {
 	// Variant is the name of the canary variant; defaults to "canary".
 	// +optional
