@@ -160,6 +160,7 @@ type Host struct {
 	mu      sync.RWMutex
 	plugins map[pluginKey]*pluginVersion
 	closed  bool
+	closing chan struct{} // closed by Close: wakes sleeping guests
 	// all plugin versions not yet released, unloaded ones included, so
 	// Close can wait for their in-flight calls.
 	pending map[*pluginVersion]struct{}
@@ -192,6 +193,7 @@ func NewHost(ctx context.Context, o Options) (*Host, error) {
 		plugins: make(map[pluginKey]*pluginVersion),
 		pending: make(map[*pluginVersion]struct{}),
 		modules: make(map[[sha256.Size]byte]*compiled),
+		closing: make(chan struct{}),
 	}
 	if h.metrics, err = newMetrics(o.Registerer); err != nil {
 		return nil, fmt.Errorf("plugins: registering metrics: %w", err)
@@ -474,8 +476,13 @@ func (h *Host) AppendCall(ctx context.Context, dst []byte, name, version string,
 // read, where time.Now reads two clocks.
 func (h *Host) mono() int64 { return int64(time.Since(h.start)) }
 
-// Close unloads every plugin, waits (until ctx ends) for calls in flight to
-// finish and closes the runtime.
+// Close unloads every plugin, interrupts the calls in flight (their guests
+// trap within microseconds and the calls fail as Unavailable), waits for
+// them to return until ctx ends, and then closes the runtime and the
+// compilation cache. A call that has not returned by then (a guest blocked
+// in a host function) still runs wazero's compiled code: Close then leaves
+// the runtime open, logs it and returns an error, rather than free that
+// code under it (docs/rationale.md, "One lifecycle").
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closed {
@@ -483,6 +490,7 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closed = true
+	close(h.closing)
 	loaded := h.plugins
 	h.plugins = map[pluginKey]*pluginVersion{}
 	pending := make([]*pluginVersion, 0, len(h.pending))
@@ -493,14 +501,17 @@ func (h *Host) Close(ctx context.Context) error {
 	for _, pv := range loaded {
 		pv.close()
 	}
-	var waitErr error
 	for _, pv := range pending {
-		select {
-		case <-pv.released:
-			<-pv.refillDone
-		case <-ctx.Done():
-			if waitErr == nil {
-				waitErr = fmt.Errorf("plugins: closing with calls of %s still running: %w", pv.label, ctx.Err())
+		pv.halt()
+	}
+	for _, pv := range pending {
+		for _, done := range []<-chan struct{}{pv.released, pv.refillDone} {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				h.log.Error("plugin runtime left open: a call still runs after being interrupted, and closing the runtime would free the code it runs",
+					"plugin", pv.label, "error", ctx.Err())
+				return fmt.Errorf("plugins: closing with calls of %s still running (runtime left open): %w", pv.label, ctx.Err())
 			}
 		}
 	}
@@ -508,7 +519,7 @@ func (h *Host) Close(ctx context.Context) error {
 	if cerr := h.cache.Close(context.Background()); err == nil {
 		err = cerr
 	}
-	return errors.Join(waitErr, err)
+	return err
 }
 
 // released is called once a plugin version is unloaded and its last instance
