@@ -130,6 +130,7 @@ func (g *Gateway) buildGRPC() {
 		HandshakeTimeout: g.opts.GRPCHandshakeTimeout,
 		IdleTimeout:      g.opts.GRPCIdleTimeout,
 		ReadTimeout:      g.opts.ReadTimeout,
+		RequestTimeout:   g.opts.RequestTimeout,
 		Logger:           g.log,
 	})
 }

@@ -75,7 +75,11 @@ type Options struct {
 	// open for that long; ReadTimeout bounds the wait for a call's
 	// (first) message. Zero leaves grpc-go's default (120s, none, none).
 	HandshakeTimeout, IdleTimeout, ReadTimeout time.Duration
-	Logger                                     *slog.Logger
+	// RequestTimeout is the deadline of a unary call's context once its
+	// message has arrived, as HTTP's request timeout (a client's earlier
+	// deadline stays). Zero: none.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 // Keepalive: the server pings a connection quiet for keepaliveTime and
@@ -94,11 +98,11 @@ func New(b Backend, o Options) *grpc.Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &service{b: b, log: o.Logger, readTimeout: o.ReadTimeout}
+	s := &service{b: b, log: o.Logger, readTimeout: o.ReadTimeout, requestTimeout: o.RequestTimeout}
 	opts := []grpc.ServerOption{
 		grpc.InTapHandle(s.tap),
 		grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(protoenc.Name)}),
-		grpc.ChainUnaryInterceptor(s.messageArrived, s.recoverPanics),
+		grpc.ChainUnaryInterceptor(s.messageArrived, s.requestDeadline, s.recoverPanics),
 		grpc.ChainStreamInterceptor(s.firstMessageArrives),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: o.IdleTimeout, Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
@@ -120,9 +124,10 @@ func New(b Backend, o Options) *grpc.Server {
 
 type service struct {
 	pb.UnimplementedGRPCInferenceServiceServer
-	b           Backend
-	log         *slog.Logger
-	readTimeout time.Duration
+	b              Backend
+	log            *slog.Logger
+	readTimeout    time.Duration
+	requestTimeout time.Duration
 }
 
 // open are the methods that need no credentials, like /v2/health/* on
@@ -166,6 +171,16 @@ func arrived(ctx context.Context) {
 // messageArrived runs once a unary call's message has been read.
 func (s *service) messageArrived(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	arrived(ctx)
+	return next(ctx, req)
+}
+
+// requestDeadline gives a unary call's context the request timeout.
+func (s *service) requestDeadline(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if s.requestTimeout <= 0 {
+		return next(ctx, req)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+	defer cancel()
 	return next(ctx, req)
 }
 
