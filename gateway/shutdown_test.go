@@ -137,3 +137,43 @@ func TestShutdownInterruptsARunningPlugin(t *testing.T) {
 		t.Fatal("the request in the looping plugin did not end at Shutdown")
 	}
 }
+
+// HTTP and gRPC drain side by side: while an HTTP request holds its drain
+// (a body that never comes), gRPC has already stopped taking calls.
+func TestShutdownDrainsHTTPAndGRPCTogether(t *testing.T) {
+	g := testgw.Start(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v2/models/m/infer HTTP/1.1\r\nHost: weir\r\nContent-Length: 100\r\n\r\n{")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testpoll.MinWait)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- g.Shutdown(ctx) }()
+	testpoll.For(t, testpoll.MinWait, "gRPC refusing calls during the HTTP drain", func() error {
+		select {
+		case err := <-stopped:
+			t.Fatalf("Shutdown returned (%v) before the HTTP request ended", err)
+		default:
+		}
+		cc, err := grpc.NewClient(g.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		defer ccancel()
+		if _, err := pb.NewGRPCInferenceServiceClient(cc).ServerLive(cctx, &pb.ServerLiveRequest{}); err == nil {
+			return errors.New("ServerLive still answered")
+		}
+		return nil
+	})
+	conn.Close() // the HTTP request ends: its drain does too
+	if err := <-stopped; err != nil {
+		t.Fatalf("Shutdown once both drains ended: %v", err)
+	}
+}
