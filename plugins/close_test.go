@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -89,4 +90,37 @@ func TestCloseLeavesTheRuntimeToACallItCannotStop(t *testing.T) {
 	// The guest returns from the read into its code, which is still
 	// mapped, and traps at its next check.
 	wantErr(t, <-done, weirerr.Unavailable, "fraud-features@1", "interrupted")
+}
+
+// A check (Validate, or Load before the version serves) running a start
+// function that loops is interrupted by Close too, which frees the runtime
+// only once it has returned.
+func TestCloseInterruptsAStartFunction(t *testing.T) {
+	h := newHost(t, Options{PoolSize: 1, Limits: Limits{Timeout: time.Hour}})
+	done := make(chan error, 1)
+	go func() { done <- h.Validate(context.Background(), wasmFile(t, "initloop")) }()
+	testpoll.For(t, testpoll.MinWait, "the check's instance started", func() error {
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		for pv := range h.checking {
+			pv.mu.Lock()
+			n := len(pv.instances)
+			pv.mu.Unlock()
+			if n > 0 {
+				return nil
+			}
+		}
+		return errors.New("no check with an instance yet")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), testpoll.MinWait)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatalf("Close with a start function looping: %v", err)
+	}
+	select {
+	case err := <-done:
+		wantErr(t, err, weirerr.Invalid, "does not start")
+	case <-time.After(testpoll.MinWait):
+		t.Fatal("the interrupted check did not return")
+	}
 }

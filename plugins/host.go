@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -164,6 +165,10 @@ type Host struct {
 	// all plugin versions not yet released, unloaded ones included, so
 	// Close can wait for their in-flight calls.
 	pending map[*pluginVersion]struct{}
+	// checking are the versions being checked (check: Validate, and Load
+	// before a version is pending), which Close halts and waits for too.
+	checking map[*pluginVersion]struct{}
+	checks   sync.WaitGroup
 
 	compileMu sync.Mutex
 	modules   map[[sha256.Size]byte]*compiled
@@ -187,13 +192,14 @@ func NewHost(ctx context.Context, o Options) (*Host, error) {
 		return nil, err
 	}
 	h := &Host{
-		opts:    o,
-		log:     o.Logger,
-		start:   time.Now(),
-		plugins: make(map[pluginKey]*pluginVersion),
-		pending: make(map[*pluginVersion]struct{}),
-		modules: make(map[[sha256.Size]byte]*compiled),
-		closing: make(chan struct{}),
+		opts:     o,
+		log:      o.Logger,
+		start:    time.Now(),
+		plugins:  make(map[pluginKey]*pluginVersion),
+		pending:  make(map[*pluginVersion]struct{}),
+		checking: make(map[*pluginVersion]struct{}),
+		modules:  make(map[[sha256.Size]byte]*compiled),
+		closing:  make(chan struct{}),
 	}
 	if h.metrics, err = newMetrics(o.Registerer); err != nil {
 		return nil, fmt.Errorf("plugins: registering metrics: %w", err)
@@ -245,6 +251,20 @@ func (h *Host) Validate(ctx context.Context, wasm []byte) error {
 // check instantiates one instance of pv to run its start function and read
 // its ABI version, and closes it.
 func (h *Host) check(ctx context.Context, pv *pluginVersion) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return weirerr.Unavailablef("plugin host is closed")
+	}
+	h.checking[pv] = struct{}{}
+	h.checks.Add(1)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.checking, pv)
+		h.mu.Unlock()
+		h.checks.Done()
+	}()
 	if m, ok := pv.comp.mod.ExportedMemories()[exportMemory]; ok && m.Min() > pv.limits.MemoryPages {
 		return weirerr.Invalidf("plugin's memory starts at %d pages, over its limit of %s", m.Min(), pagesString(pv.limits.MemoryPages))
 	}
@@ -497,12 +517,27 @@ func (h *Host) Close(ctx context.Context) error {
 	for pv := range h.pending {
 		pending = append(pending, pv)
 	}
+	halt := slices.Clone(pending)
+	for pv := range h.checking {
+		halt = append(halt, pv)
+	}
 	h.mu.Unlock()
 	for _, pv := range loaded {
 		pv.close()
 	}
-	for _, pv := range pending {
+	for _, pv := range halt {
 		pv.halt()
+	}
+	checked := make(chan struct{})
+	go func() {
+		h.checks.Wait()
+		close(checked)
+	}()
+	select {
+	case <-checked:
+	case <-ctx.Done():
+		h.log.Error("plugin runtime left open: a plugin check still runs after being interrupted, and closing the runtime would free the code it runs", "error", ctx.Err())
+		return fmt.Errorf("plugins: closing with a plugin check still running (runtime left open): %w", ctx.Err())
 	}
 	for _, pv := range pending {
 		for _, done := range []<-chan struct{}{pv.released, pv.refillDone} {
