@@ -77,3 +77,6 @@ func ChargeBudget(g *Gateway, n int64) (release func(), err error) {
 	}
 	return func() { g.budget.Release(n) }, nil
 }
+
+// OnCloseForTest registers close to run at Shutdown, first of the parts.
+func OnCloseForTest(g *Gateway, close func(context.Context) error) { g.onClose(close) }

@@ -246,6 +246,10 @@ type Gateway struct {
 	stopStart       context.CancelFunc            // stops a start waiting for NATS
 	closers         []func(context.Context) error // run in reverse order by Shutdown
 	shadows         sync.WaitGroup                // shadow requests in flight; Shutdown waits
+	// base is the context of the work the gateway starts on its own
+	// (shadow requests); Shutdown cancels it first.
+	base       context.Context
+	cancelBase context.CancelFunc
 
 	natsURL string       // what the gateway dialed (with credentials)
 	lease   *natsx.Lease // held by the one gateway that publishes drift alerts
@@ -271,6 +275,7 @@ func checkName(kind, s string) error {
 func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	o = o.withDefaults()
 	g := &Gateway{opts: o, log: o.Logger, reg: prometheus.NewRegistry(), failures: newFailLog(o.Logger)}
+	g.base, g.cancelBase = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -555,26 +560,56 @@ func (g *Gateway) ListenAndServe() error {
 	return g.Serve(ln)
 }
 
-// Shutdown stops accepting requests, lets those in flight and the shadow
-// requests they started finish, then stops every part, each given ctx: a
-// part still busy when ctx ends says so in the error, and the rest still
-// stop.
+// closeTimeout is each part's budget for stopping at Shutdown, apart from
+// the drain's: a drain that used all of its context leaves every part its
+// own time, and a part that used all of its own leaves the next theirs.
+const closeTimeout = 10 * time.Second
+
+// Shutdown stops the gateway in net/http's order (docs/rationale.md, "One
+// lifecycle"):
+//
+//  1. readiness answers 503 and the base context ends, cancelling shadow
+//     requests;
+//  2. drain: HTTP and gRPC stop accepting and, concurrently, let the calls
+//     in flight finish until ctx ends, then cut the connections; the
+//     shadow requests are waited for (cancelled, they end at once);
+//  3. close: every part stops, in reverse order of start, each with its
+//     own budget (closeTimeout) whatever is left of ctx. The plugin host
+//     interrupts guests still running and never frees the runtime under
+//     them.
+//
+// A phase or part still busy when its budget ends says so in the error,
+// and the rest still stop.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.stopStart != nil {
 		g.stopStart()
 		<-g.started // its parts honour ctx: they stop soon
 	}
 	g.ready.Store(false)
-	var errs []error
+	g.cancelBase()
+	var httpErr error
+	var drains sync.WaitGroup
 	if g.app != nil {
-		errs = append(errs, g.app.ShutdownWithContext(ctx))
+		drains.Add(1)
+		go func() {
+			defer drains.Done()
+			if err := g.app.ShutdownWithContext(ctx); err != nil {
+				httpErr = fmt.Errorf("draining HTTP: %w", err)
+			}
+		}()
 	}
 	if g.grpc != nil {
-		stopGRPC(ctx, g.grpc)
+		drains.Add(1)
+		go func() {
+			defer drains.Done()
+			stopGRPC(ctx, g.grpc)
+		}()
 	}
-	errs = append(errs, lifecycle.WaitGroup(ctx, "shadow requests", &g.shadows))
-	errs = append(errs, g.close(ctx))
-	return errors.Join(errs...)
+	drains.Wait()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	shadowErr := lifecycle.WaitGroup(sctx, "shadow requests", &g.shadows)
+	cancel()
+	return errors.Join(httpErr, shadowErr, g.close(ctx))
 }
 
 // onClose registers a part's Close to run, in reverse order, at Shutdown
@@ -583,10 +618,16 @@ func (g *Gateway) onClose(close func(context.Context) error) {
 	g.closers = append(g.closers, close)
 }
 
+// close ends the base context and stops every part in reverse order of
+// start, each under its own closeTimeout (ctx gives only its values).
 func (g *Gateway) close(ctx context.Context) error {
+	g.cancelBase()
+	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	for i := len(g.closers) - 1; i >= 0; i-- {
-		errs = append(errs, g.closers[i](ctx))
+		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
+		errs = append(errs, g.closers[i](cctx))
+		cancel()
 	}
 	g.closers = nil
 	return errors.Join(errs...)

@@ -131,6 +131,7 @@ func (g *Gateway) buildGRPC() {
 		HandshakeTimeout: g.opts.GRPCHandshakeTimeout,
 		IdleTimeout:      g.opts.GRPCIdleTimeout,
 		ReadTimeout:      g.opts.ReadTimeout,
+		RequestTimeout:   g.opts.RequestTimeout,
 		Logger:           g.log,
 		NewID:            monitor.NewID,
 	})

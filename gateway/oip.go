@@ -244,10 +244,10 @@ func (g *Gateway) inferOIP(call oipCall) (*models.InferResponse, oipServed, erro
 			// the request's data points into is reused.
 			sreq := *req
 			sreq.Detach()
-			g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
+			g.mirror(name, sh, func(ctx context.Context, v *models.Version) (*monitor.Event, error) {
 				// The shadow's own model version, not the caller's.
 				sev := &monitor.Event{Model: v.Name, Version: v.Version}
-				_, err := g.runInfer(context.Background(), v, &sreq, sev)
+				_, err := g.runInfer(ctx, v, &sreq, sev)
 				return sev, err
 			})
 		}

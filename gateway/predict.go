@@ -139,12 +139,12 @@ func (g *Gateway) predict(c *fiber.Ctx) error {
 		return err
 	}
 	if sh, ok := rt.Shadow(); ok && shadowRows != nil {
-		g.mirror(name, sh, func(v *models.Version) (*monitor.Event, error) {
+		g.mirror(name, sh, func(ctx context.Context, v *models.Version) (*monitor.Event, error) {
 			t, err := v.PackFeatures(shadowRows)
 			if err != nil {
 				return nil, err
 			}
-			outs, err := v.RunTensors(context.Background(), []models.Tensor{t})
+			outs, err := v.RunTensors(ctx, []models.Tensor{t})
 			if err != nil {
 				return nil, err
 			}
@@ -713,8 +713,13 @@ func (g *Gateway) knownNames(ev *monitor.Event) bool {
 }
 
 // mirror runs a shadow request off the caller's path: bounded in number,
-// with its own deadline; its answer is discarded and its event marked.
-func (g *Gateway) mirror(route string, sh *router.Shadow, run func(v *models.Version) (*monitor.Event, error)) {
+// under the base context (Shutdown cancels it) with the request timeout;
+// its answer is discarded and its event marked.
+func (g *Gateway) mirror(route string, sh *router.Shadow, run func(ctx context.Context, v *models.Version) (*monitor.Event, error)) {
+	if g.base.Err() != nil { // shutting down
+		g.met.shadowDropped.Inc()
+		return
+	}
 	select {
 	case g.shadowSlots <- struct{}{}:
 	default:
@@ -726,8 +731,14 @@ func (g *Gateway) mirror(route string, sh *router.Shadow, run func(v *models.Ver
 		defer g.shadows.Done()
 		defer func() { <-g.shadowSlots }()
 		defer g.recoverGo("a shadow request")
+		ctx, cancel := context.WithTimeout(g.base, g.opts.RequestTimeout)
+		defer cancel()
 		if g.shadowGate != nil {
-			<-g.shadowGate // tests: hold shadows to show callers do not wait for them
+			// tests: hold shadows to show callers do not wait for them
+			select {
+			case <-g.shadowGate:
+			case <-ctx.Done():
+			}
 		}
 		start := time.Now()
 		ev := &monitor.Event{TS: start.UTC(), Route: route, Variant: "shadow", Model: sh.Model, Version: sh.Version, Shadow: true}
@@ -735,7 +746,7 @@ func (g *Gateway) mirror(route string, sh *router.Shadow, run func(v *models.Ver
 		var res *monitor.Event
 		if err == nil {
 			ev.Version = v.Version
-			res, err = run(v)
+			res, err = run(ctx, v)
 		}
 		if res != nil {
 			ev.Features, ev.Outputs = res.Features, res.Outputs

@@ -775,7 +775,10 @@ func (r *Registry) apply(c artifacts.Change) {
 	}
 	if ref := c.Meta.Attrs[attrReference]; ref != "" && r.opts.OnReference != nil &&
 		(cur == nil || cur.Meta.Attrs[attrReference] != ref) {
-		if data, err := r.store.Blob(r.ctx, ref); err != nil {
+		ctx, cancel := context.WithTimeout(r.ctx, FetchTimeout)
+		data, err := r.store.Blob(ctx, ref)
+		cancel()
+		if err != nil {
 			r.log.Error("reference data fetch failed", "model", c.Name, "version", c.Version, "err", err)
 		} else {
 			r.opts.OnReference(c.Name, c.Version, data)
@@ -1000,8 +1003,16 @@ func (r *Registry) fetchWithRetry(meta artifacts.Meta) error {
 // fetchToCache streams a blob another replica stored into the model cache,
 // checking its digest on the way.
 func (r *Registry) fetchToCache(digest string) error {
-	return r.writeCache(digest, func(w io.Writer) error { return r.store.BlobTo(r.ctx, digest, w) })
+	ctx, cancel := context.WithTimeout(r.ctx, FetchTimeout)
+	defer cancel()
+	return r.writeCache(digest, func(w io.Writer) error { return r.store.BlobTo(ctx, digest, w) })
 }
+
+// FetchTimeout bounds one attempt at fetching a blob (a model or its
+// reference data) announced in NATS: 10 minutes is 2 GiB, the upload
+// limit's default, at 3.5 MB/s. A stalled read fails sooner, at nats.go's
+// per-read timeout.
+const FetchTimeout = 10 * time.Minute
 
 // writeCache writes <digest>.onnx in the model cache through a temporary
 // file, so that a failed or partial write never leaves a file under the

@@ -922,10 +922,19 @@ func (p *Publisher) Close(ctx context.Context) error {
 		return nil
 	}
 	close(p.stop)
-	<-p.drained
-	<-p.replayDone
-	<-p.spillDone
-	<-p.commitDone
+	// The loops write to the spool: when ctx ends first, the spool stays
+	// open under them rather than being closed while they use it.
+	for _, loop := range []struct {
+		what string
+		done <-chan struct{}
+	}{{"sending", p.drained}, {"replaying the spool", p.replayDone}, {"spilling to the spool", p.spillDone},
+		{"committing strict events", p.commitDone}} {
+		select {
+		case <-loop.done:
+		case <-ctx.Done():
+			return fmt.Errorf("monitor: closing the publisher while still %s: %w", loop.what, ctx.Err())
+		}
+	}
 	select {
 	case <-p.js.PublishAsyncComplete():
 	case <-ctx.Done():

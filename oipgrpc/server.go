@@ -79,7 +79,11 @@ type Options struct {
 	// open for that long; ReadTimeout bounds the wait for a call's
 	// (first) message. Zero leaves grpc-go's default (120s, none, none).
 	HandshakeTimeout, IdleTimeout, ReadTimeout time.Duration
-	Logger                                     *slog.Logger
+	// RequestTimeout is the deadline of a unary call's context once its
+	// message has arrived, as HTTP's request timeout (a client's earlier
+	// deadline stays). Zero: none.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
 	// NewID names a failed call in the log and in its answer (the
 	// gateway's request ids); nil numbers calls from 1.
 	NewID func() string
@@ -101,7 +105,7 @@ func New(b Backend, o Options) *grpc.Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &service{b: b, log: o.Logger, readTimeout: o.ReadTimeout, newID: o.NewID}
+	s := &service{b: b, log: o.Logger, readTimeout: o.ReadTimeout, requestTimeout: o.RequestTimeout, newID: o.NewID}
 	if s.newID == nil {
 		var n atomic.Uint64
 		s.newID = func() string { return strconv.FormatUint(n.Add(1), 10) }
@@ -109,7 +113,7 @@ func New(b Backend, o Options) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.InTapHandle(s.tap),
 		grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(protoenc.Name)}),
-		grpc.ChainUnaryInterceptor(s.messageArrived, s.hideInternal),
+		grpc.ChainUnaryInterceptor(s.messageArrived, s.requestDeadline, s.hideInternal),
 		grpc.ChainStreamInterceptor(s.firstMessageArrives),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: o.IdleTimeout, Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
@@ -135,10 +139,11 @@ func New(b Backend, o Options) *grpc.Server {
 
 type service struct {
 	pb.UnimplementedGRPCInferenceServiceServer
-	b           Backend
-	log         *slog.Logger
-	readTimeout time.Duration
-	newID       func() string
+	b              Backend
+	log            *slog.Logger
+	readTimeout    time.Duration
+	requestTimeout time.Duration
+	newID          func() string
 }
 
 // open are the methods that need no credentials, like /v2/health/* on
@@ -182,6 +187,16 @@ func arrived(ctx context.Context) {
 // messageArrived runs once a unary call's message has been read.
 func (s *service) messageArrived(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	arrived(ctx)
+	return next(ctx, req)
+}
+
+// requestDeadline gives a unary call's context the request timeout.
+func (s *service) requestDeadline(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if s.requestTimeout <= 0 {
+		return next(ctx, req)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+	defer cancel()
 	return next(ctx, req)
 }
 

@@ -247,11 +247,17 @@ const shortSleep = 500 * time.Microsecond
 // wasm); a real time.Sleep takes tens of microseconds to a millisecond to
 // wake, which made a Go plugin call 40x slower. Short sleeps yield instead:
 // the guest re-checks its clock and sleeps again if it must. A plugin that
-// sleeps long is bounded by its deadline (instance.sleep).
-func guestSleep(ns int64) {
+// sleeps long is bounded by its deadline (instance.sleep), and wakes when
+// stop closes (Host.Close).
+func guestSleep(ns int64, stop <-chan struct{}) {
 	if ns <= int64(shortSleep) {
 		runtime.Gosched()
 		return
 	}
-	time.Sleep(time.Duration(ns))
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
+	}
 }

@@ -10,7 +10,9 @@
 // request path never instantiates a module and allocates nothing of its own
 // beyond the returned bytes. Each module is instrumented before it is
 // compiled (interrupt.go) so that a call's deadline can stop the guest
-// without wazero's costly close-on-context-done. Design notes are in
+// without wazero's costly close-on-context-done; Host.Close uses the same
+// interrupt to stop the calls in flight, and leaves the runtime open rather
+// than free compiled code under a call that has not returned. Design notes are in
 // docs/plugin-abi.md ("Host implementation notes").
 //
 // Registry (registry.go) keeps a Host in step with the plugin artifacts in

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -160,9 +161,14 @@ type Host struct {
 	mu      sync.RWMutex
 	plugins map[pluginKey]*pluginVersion
 	closed  bool
+	closing chan struct{} // closed by Close: wakes sleeping guests
 	// all plugin versions not yet released, unloaded ones included, so
 	// Close can wait for their in-flight calls.
 	pending map[*pluginVersion]struct{}
+	// checking are the versions being checked (check: Validate, and Load
+	// before a version is pending), which Close halts and waits for too.
+	checking map[*pluginVersion]struct{}
+	checks   sync.WaitGroup
 
 	compileMu sync.Mutex
 	modules   map[[sha256.Size]byte]*compiled
@@ -186,12 +192,14 @@ func NewHost(ctx context.Context, o Options) (*Host, error) {
 		return nil, err
 	}
 	h := &Host{
-		opts:    o,
-		log:     o.Logger,
-		start:   time.Now(),
-		plugins: make(map[pluginKey]*pluginVersion),
-		pending: make(map[*pluginVersion]struct{}),
-		modules: make(map[[sha256.Size]byte]*compiled),
+		opts:     o,
+		log:      o.Logger,
+		start:    time.Now(),
+		plugins:  make(map[pluginKey]*pluginVersion),
+		pending:  make(map[*pluginVersion]struct{}),
+		checking: make(map[*pluginVersion]struct{}),
+		modules:  make(map[[sha256.Size]byte]*compiled),
+		closing:  make(chan struct{}),
 	}
 	if h.metrics, err = newMetrics(o.Registerer); err != nil {
 		return nil, fmt.Errorf("plugins: registering metrics: %w", err)
@@ -243,6 +251,20 @@ func (h *Host) Validate(ctx context.Context, wasm []byte) error {
 // check instantiates one instance of pv to run its start function and read
 // its ABI version, and closes it.
 func (h *Host) check(ctx context.Context, pv *pluginVersion) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return weirerr.Unavailablef("plugin host is closed")
+	}
+	h.checking[pv] = struct{}{}
+	h.checks.Add(1)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.checking, pv)
+		h.mu.Unlock()
+		h.checks.Done()
+	}()
 	if m, ok := pv.comp.mod.ExportedMemories()[exportMemory]; ok && m.Min() > pv.limits.MemoryPages {
 		return weirerr.Invalidf("plugin's memory starts at %d pages, over its limit of %s", m.Min(), pagesString(pv.limits.MemoryPages))
 	}
@@ -474,8 +496,13 @@ func (h *Host) AppendCall(ctx context.Context, dst []byte, name, version string,
 // read, where time.Now reads two clocks.
 func (h *Host) mono() int64 { return int64(time.Since(h.start)) }
 
-// Close unloads every plugin, waits (until ctx ends) for calls in flight to
-// finish and closes the runtime.
+// Close unloads every plugin, interrupts the calls in flight (their guests
+// trap within microseconds and the calls fail as Unavailable), waits for
+// them to return until ctx ends, and then closes the runtime and the
+// compilation cache. A call that has not returned by then (a guest blocked
+// in a host function) still runs wazero's compiled code: Close then leaves
+// the runtime open, logs it and returns an error, rather than free that
+// code under it (docs/rationale.md, "One lifecycle").
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closed {
@@ -483,24 +510,43 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closed = true
+	close(h.closing)
 	loaded := h.plugins
 	h.plugins = map[pluginKey]*pluginVersion{}
 	pending := make([]*pluginVersion, 0, len(h.pending))
 	for pv := range h.pending {
 		pending = append(pending, pv)
 	}
+	halt := slices.Clone(pending)
+	for pv := range h.checking {
+		halt = append(halt, pv)
+	}
 	h.mu.Unlock()
 	for _, pv := range loaded {
 		pv.close()
 	}
-	var waitErr error
+	for _, pv := range halt {
+		pv.halt()
+	}
+	checked := make(chan struct{})
+	go func() {
+		h.checks.Wait()
+		close(checked)
+	}()
+	select {
+	case <-checked:
+	case <-ctx.Done():
+		h.log.Error("plugin runtime left open: a plugin check still runs after being interrupted, and closing the runtime would free the code it runs", "error", ctx.Err())
+		return fmt.Errorf("plugins: closing with a plugin check still running (runtime left open): %w", ctx.Err())
+	}
 	for _, pv := range pending {
-		select {
-		case <-pv.released:
-			<-pv.refillDone
-		case <-ctx.Done():
-			if waitErr == nil {
-				waitErr = fmt.Errorf("plugins: closing with calls of %s still running: %w", pv.label, ctx.Err())
+		for _, done := range []<-chan struct{}{pv.released, pv.refillDone} {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				h.log.Error("plugin runtime left open: a call still runs after being interrupted, and closing the runtime would free the code it runs",
+					"plugin", pv.label, "error", ctx.Err())
+				return fmt.Errorf("plugins: closing with calls of %s still running (runtime left open): %w", pv.label, ctx.Err())
 			}
 		}
 	}
@@ -508,7 +554,7 @@ func (h *Host) Close(ctx context.Context) error {
 	if cerr := h.cache.Close(context.Background()); err == nil {
 		err = cerr
 	}
-	return errors.Join(waitErr, err)
+	return err
 }
 
 // released is called once a plugin version is unloaded and its last instance

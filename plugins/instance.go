@@ -11,6 +11,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/weirhq/weir/internal/weirerr"
 )
 
 // instance is one instantiated plugin module with everything a call needs,
@@ -56,6 +58,7 @@ type instance struct {
 	timer     *time.Timer
 	interrupt api.MutableGlobal
 	fired     atomic.Bool
+	halted    atomic.Bool // interrupted by Host.Close (halt), not by a deadline
 	dmu       sync.Mutex
 	dl        int64 // the running entry's deadline (Host.mono); 0: none. Guarded by dmu
 	armed     bool  // the timer is set to run expire at armedAt, or expire is about to run. Guarded by dmu
@@ -93,6 +96,17 @@ func (in *instance) expire() {
 		in.timer.Reset(time.Duration(in.dl - now))
 		return
 	}
+	in.fired.Store(true)
+	in.interrupt.Set(1)
+}
+
+// halt interrupts whatever the instance runs now or runs next, for
+// Host.Close: the interrupt global stays set, so the guest traps within
+// fuelTicks checks, and the instance is discarded when its call returns.
+func (in *instance) halt() {
+	in.dmu.Lock()
+	defer in.dmu.Unlock()
+	in.halted.Store(true)
 	in.fired.Store(true)
 	in.interrupt.Set(1)
 }
@@ -167,6 +181,7 @@ func (pv *pluginVersion) newInstance(ctx context.Context) (*instance, error) {
 	in.interrupt = g
 	in.timer = time.AfterFunc(time.Hour, in.expire)
 	in.timer.Stop()
+	pv.track(in)
 	// The module's start section (moved to an export by instrument) and
 	// _initialize of a Go or C runtime take milliseconds; bound them
 	// anyway so a guest that loops or sleeps at start cannot hang a load.
@@ -220,14 +235,14 @@ func (in *instance) abiVersion(context.Context) (int32, error) {
 func (in *instance) sleep(ns int64) {
 	left := time.Until(in.call.deadline)
 	if time.Duration(ns) < left {
-		guestSleep(ns)
+		guestSleep(ns, in.pv.host.closing)
 		return
 	}
 	if left > 0 {
-		time.Sleep(left)
+		guestSleep(int64(left), in.pv.host.closing)
 	}
-	// The deadline's timer (armed by guard for every guest entry) expires
-	// the instance: wait for it rather than setting the interrupt global
+	// The deadline's timer (armed by guard for every guest entry) or
+	// Host.Close (halt) expires the instance: wait for it rather than setting the interrupt global
 	// from a second goroutine. Bounded, should no timer be armed.
 	for wait := time.Now().Add(time.Second); !in.fired.Load() && time.Now().Before(wait); {
 		time.Sleep(time.Millisecond)
@@ -237,6 +252,7 @@ func (in *instance) sleep(ns int64) {
 func (in *instance) close() {
 	if in.timer != nil {
 		in.timer.Stop()
+		in.pv.untrack(in)
 	}
 	_ = in.mod.Close(context.Background())
 }
@@ -359,6 +375,8 @@ var errExpiredAfterReturn = errors.New("deadline fired as the call returned")
 
 func (in *instance) classify(err error, limit time.Duration) ([]byte, failure, error, bool) {
 	switch {
+	case in.halted.Load():
+		return nil, failUnloaded, weirerr.Unavailablef("plugin %q: interrupted: the plugin host is shutting down", in.pv.label), false
 	case errors.Is(err, errExpiredAfterReturn):
 		return nil, failDeadline, in.pv.errorf("deadline of %s exceeded", limit), false
 	case in.fired.Load():

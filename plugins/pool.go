@@ -44,10 +44,15 @@ type pluginVersion struct {
 	// sweeps counts the idle sweeps so far; put stamps each instance it
 	// frees with it, so that a sweep knows how long an instance has been
 	// free without reading the clock on the call path.
-	sweeps   uint64
-	live     int  // instances in existence: idle, in a call, or being created
-	closed   bool // unloaded: no new calls, instances close on return
-	released chan struct{}
+	sweeps uint64
+	live   int  // instances in existence: idle, in a call, or being created
+	closed bool // unloaded: no new calls, instances close on return
+	// instances are all the instantiated instances, idle or busy, so that
+	// Host.Close can interrupt the busy ones (halt); once halted, an
+	// instance made later is halted at once.
+	instances map[*instance]struct{}
+	halted    bool
+	released  chan struct{}
 
 	refill     chan struct{} // wakes the refiller; capacity 1
 	stop       chan struct{} // closed by close
@@ -328,6 +333,44 @@ func (pv *pluginVersion) close() {
 	}
 	if last {
 		pv.release()
+	}
+}
+
+// track records a new instance for halt.
+func (pv *pluginVersion) track(in *instance) {
+	pv.mu.Lock()
+	if pv.instances == nil {
+		pv.instances = make(map[*instance]struct{})
+	}
+	pv.instances[in] = struct{}{}
+	halted := pv.halted
+	pv.mu.Unlock()
+	if halted {
+		in.halt()
+	}
+}
+
+func (pv *pluginVersion) untrack(in *instance) {
+	pv.mu.Lock()
+	delete(pv.instances, in)
+	pv.mu.Unlock()
+}
+
+// halt interrupts every instance of the version, for Host.Close: a guest
+// running a call, weir_idle or a start function traps within microseconds
+// (interrupt.go), and one that enters the guest later traps at once. A
+// guest blocked in a host function (a features read) returns when the
+// function does.
+func (pv *pluginVersion) halt() {
+	pv.mu.Lock()
+	pv.halted = true
+	all := make([]*instance, 0, len(pv.instances))
+	for in := range pv.instances {
+		all = append(all, in)
+	}
+	pv.mu.Unlock()
+	for _, in := range all {
+		in.halt()
 	}
 }
 

@@ -28,6 +28,9 @@ type Registry struct {
 	store *artifacts.Store
 	log   *slog.Logger
 	watch *artifacts.Watcher
+	// ctx is the watch's: Close cancels a load under way.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// loadMu orders the watch's loads with a failed push's unload, so
 	// that a push never unloads what the watch loaded from its record.
@@ -47,22 +50,33 @@ type registered struct {
 // following the store until Close.
 func NewRegistry(ctx context.Context, host *Host, store *artifacts.Store, log *slog.Logger) (*Registry, error) {
 	r := &Registry{host: host, store: store, log: log, versions: map[string]map[string]registered{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	var err error
-	if r.watch, err = store.Watch(context.Background(), r.apply); err != nil {
+	if r.watch, err = store.Watch(r.ctx, r.apply); err != nil {
+		r.cancel()
 		return nil, err
 	}
 	select {
 	case <-r.watch.Ready():
 	case <-ctx.Done():
+		r.cancel()
 		_ = r.watch.Stop(context.Background())
 		return nil, ctx.Err()
 	}
 	return r, nil
 }
 
+// LoadTimeout bounds fetching and loading one plugin version announced in
+// NATS: a stalled fetch fails the load (listed with its error) instead of
+// holding the registry's watch.
+const LoadTimeout = time.Minute
+
 // Close stops following the store and waits (until ctx ends) for a load
 // under way; the Host is its owner's to close.
-func (r *Registry) Close(ctx context.Context) error { return r.watch.Stop(ctx) }
+func (r *Registry) Close(ctx context.Context) error {
+	r.cancel()
+	return r.watch.Stop(ctx)
+}
 
 func limitsOf(m artifacts.Meta) Limits {
 	var l Limits
@@ -93,10 +107,12 @@ func (r *Registry) apply(c artifacts.Change) {
 	pv := registered{meta: c.Meta, limits: limitsOf(c.Meta)}
 	cur, had := r.lookup(c.Name, c.Version)
 	if !had || cur.meta.Blob != c.Meta.Blob || cur.limits != pv.limits || !r.host.Loaded(c.Name, c.Version) {
-		wasm, err := r.store.Blob(context.Background(), c.Meta.Blob)
+		ctx, cancel := context.WithTimeout(r.ctx, LoadTimeout)
+		wasm, err := r.store.Blob(ctx, c.Meta.Blob)
 		if err == nil {
-			err = r.host.Load(context.Background(), c.Name, c.Version, wasm, pv.limits)
+			err = r.host.Load(ctx, c.Name, c.Version, wasm, pv.limits)
 		}
+		cancel()
 		if err != nil {
 			pv.err = err.Error()
 			r.log.Error("plugin load failed", "plugin", c.Name, "version", c.Version, "err", err)
