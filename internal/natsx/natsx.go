@@ -4,7 +4,8 @@
 // replicated (WithReplicas), how clients authenticate (Dial), and the lease
 // that lets one gateway of many act for all (Lease).
 //
-// It must not import any other weir package.
+// It must not import any other weir package but internal/lifecycle, whose
+// shutdown rule its lease follows.
 package natsx
 
 import (
