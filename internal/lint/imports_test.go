@@ -49,6 +49,7 @@ var rules = []rule{
 	{pkg: "oipgrpc", only: []string{"models", "internal/weirerr", "oipgrpc/inferencepb"}, never: []string{"gateway"}},
 	{pkg: "sdk/client", only: []string{}},
 	{pkg: "internal/apidoc", only: []string{}},
+	{pkg: "internal/clip", only: []string{}},
 	{pkg: "internal/artifacts", only: []string{"internal/lifecycle", "internal/weirerr"}},
 	{pkg: "internal/deadline", only: []string{}},
 	{pkg: "internal/golden", only: []string{}},
