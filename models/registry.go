@@ -19,6 +19,7 @@ import (
 
 	"github.com/weirhq/weir/internal/artifacts"
 	"github.com/weirhq/weir/internal/lifecycle"
+	"github.com/weirhq/weir/internal/retry"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -981,12 +982,13 @@ const (
 // fetchWithRetry fetches meta's blob into the cache, trying again with
 // back-off while the version is still wanted and the registry open.
 func (r *Registry) fetchWithRetry(meta artifacts.Meta) error {
+	backoff := retry.Backoff{Base: fetchBackoff, Max: fetchBackoff << (fetchAttempts - 2)}
 	for attempt := 1; ; attempt++ {
 		err := r.fetchToCache(meta.Blob)
 		if err == nil || attempt == fetchAttempts || !r.wanted(meta) {
 			return err
 		}
-		wait := fetchBackoff << (attempt - 1)
+		wait := backoff.Next()
 		r.log.Warn("model fetch failed; retrying", "model", meta.Name, "version", meta.Version,
 			"attempt", attempt, "retry_in", wait, "err", err)
 		select {

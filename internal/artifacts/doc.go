@@ -4,5 +4,6 @@
 // sha256, and per name@version metadata in a KV bucket that replicas watch.
 // It knows nothing of what the bytes mean; models and plugins do.
 //
-// It imports nothing from weir but internal/lifecycle and internal/weirerr.
+// It imports nothing from weir but internal/lifecycle, internal/retry and
+// internal/weirerr.
 package artifacts

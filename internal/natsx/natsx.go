@@ -5,7 +5,7 @@
 // that lets one gateway of many act for all (Lease).
 //
 // It must not import any other weir package but internal/lifecycle, whose
-// shutdown rule its lease follows.
+// shutdown rule its lease follows, and internal/retry.
 package natsx
 
 import (
