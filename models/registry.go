@@ -82,6 +82,8 @@ type Options struct {
 	// version's max_batch_size says (the gateway's --max-rows). 0 means
 	// MaxBatchRows.
 	MaxBatchRows int
+
+	fetchFailed func(artifacts.Meta) // tests: a fetch failed, its retry waits
 }
 
 // UploadOptions are what an upload may set besides the model's bytes.
@@ -991,6 +993,9 @@ func (r *Registry) fetchWithRetry(meta artifacts.Meta) error {
 		wait := backoff.Next()
 		r.log.Warn("model fetch failed; retrying", "model", meta.Name, "version", meta.Version,
 			"attempt", attempt, "retry_in", wait, "err", err)
+		if r.opts.fetchFailed != nil {
+			r.opts.fetchFailed(meta)
+		}
 		select {
 		case <-r.ctx.Done():
 			return err
