@@ -50,6 +50,7 @@ var rules = []rule{
 	{pkg: "sdk/client", only: []string{}},
 	{pkg: "internal/apidoc", only: []string{}},
 	{pkg: "internal/clip", only: []string{}},
+	{pkg: "internal/fnv1a", only: []string{}},
 	{pkg: "internal/artifacts", only: []string{"internal/lifecycle", "internal/retry", "internal/weirerr"}},
 	{pkg: "internal/deadline", only: []string{}},
 	{pkg: "internal/golden", only: []string{}},
