@@ -87,7 +87,7 @@ FUZZ_TARGETS := FuzzInferRequest:./models FuzzDecodeRaw:./models FuzzPredictBody
 	FuzzPluginOutput:./plugins FuzzDecodeObject:./sdk/plugin FuzzDecodeEvent:./monitor \
 	FuzzValidate:./plugins FuzzInferWire:./oipgrpc FuzzDecodeInferRequest:./models \
 	FuzzDecodeObject:./internal/jsonx FuzzDecodeTensor:./internal/onnx FuzzReadModel:./internal/onnx \
-	FuzzValidName:./router
+	FuzzValidName:./router FuzzSpoolRead:./monitor
 FUZZTIME ?= 3s
 FUZZ_LONG ?= 5m
 
