@@ -2,9 +2,7 @@ package lint
 
 import (
 	"go/ast"
-	"go/parser"
 	"go/token"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,20 +33,9 @@ func TestEveryFuzzTargetIsFuzzed(t *testing.T) {
 	root := moduleRoot(t)
 	listed := fuzzTargets(t, root)
 	var found []string
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "build") && path != root {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
+	walkGo(t, root, func(_ *token.FileSet, path string, f *ast.File) {
+		if !strings.HasSuffix(path, "_test.go") {
+			return
 		}
 		for _, decl := range f.Decls {
 			fn, ok := decl.(*ast.FuncDecl)
@@ -62,11 +49,7 @@ func TestEveryFuzzTargetIsFuzzed(t *testing.T) {
 				t.Errorf("%s is not in the Makefile's FUZZ_TARGETS: add %s", fn.Name.Name, target)
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, target := range listed {
 		if !slices.Contains(found, target) {
 			t.Errorf("the Makefile's FUZZ_TARGETS lists %s: no such fuzz target", target)
