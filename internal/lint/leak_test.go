@@ -13,7 +13,6 @@ import (
 var noLeakCheck = map[string]string{
 	"internal/natsx/natstest": "a test helper without tests of its own: the packages whose tests use it check",
 	"internal/testgw":         "a test helper without tests of its own: the packages whose tests use it check",
-	"cmd/weir":                "not yet: its in-process gateways (testgw) have not been run under the check (issue 31)",
 }
 
 // TestGoroutineOwnersCheckForLeaks: a package whose code has a go statement
