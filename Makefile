@@ -83,10 +83,12 @@ RACE_PKGS := ./models/... ./router/... ./canary/... ./plugins/... ./features/...
 # check) and the hand-written JSON codecs (issue 18): `make test` runs each
 # for FUZZTIME, `make fuzz` for FUZZ_LONG (go test -fuzz takes one target in
 # one package per run).
-# Every other Fuzz function's seed corpus runs as a test in go test.
+# Every func Fuzz of the module is listed here (internal/lint checks it).
 FUZZ_TARGETS := FuzzInferRequest:./models FuzzDecodeRaw:./models FuzzPredictBody:./internal/reqbody \
 	FuzzPluginOutput:./plugins FuzzDecodeObject:./sdk/plugin FuzzDecodeEvent:./monitor \
-	FuzzValidate:./plugins FuzzInferWire:./oipgrpc
+	FuzzValidate:./plugins FuzzInferWire:./oipgrpc FuzzDecodeInferRequest:./models \
+	FuzzDecodeObject:./internal/jsonx FuzzDecodeTensor:./internal/onnx FuzzReadModel:./internal/onnx \
+	FuzzValidName:./router FuzzSpoolRead:./monitor
 FUZZTIME ?= 3s
 FUZZ_LONG ?= 5m
 

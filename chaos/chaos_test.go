@@ -119,7 +119,7 @@ func TestSpoolDiskFillsWhileNATSIsAway(t *testing.T) {
 		return nil
 	})
 	recovered := time.Since(start)
-	failLogs := w.logs.count("event spool write failed")
+	failLogs := w.logCount("event spool write failed")
 	figures(t, "requests_ok", expected, "requests_failed", l.failed.Load(), "events_expected", expected,
 		"stored", c.distinct, "doubled", c.total-c.distinct, "invalid", c.invalid, "dropped_counted", dropped,
 		"spool_failure_log_lines", failLogs, "drain_time", recovered.Round(time.Millisecond))
@@ -132,7 +132,7 @@ func TestSpoolDiskFillsWhileNATSIsAway(t *testing.T) {
 	// A full disk may let a small write through now and then (the spool
 	// flaps between failing and writable): each failure line must be a
 	// change of state, never one per failed batch.
-	if okLogs := w.logs.count("event spool writable again"); failLogs > okLogs+1 || failLogs > 10 {
+	if okLogs := w.logCount("event spool writable again"); failLogs > okLogs+1 || failLogs > 10 {
 		t.Errorf("%d 'event spool write failed' log lines for %d 'writable again', want one per state change", failLogs, okLogs)
 	}
 }
@@ -157,13 +157,13 @@ func TestArchiveDiskFullStaysIdle(t *testing.T) {
 	time.Sleep(pick(time.Second, 5*time.Second))
 	l.halt()
 	testpoll.For(t, 30*time.Second, "the archive to fail on the full disk", func() error {
-		if w.logs.count("archive file not written") == 0 {
+		if w.logCount("archive file not written") == 0 {
 			return fmt.Errorf("no \"archive file not written\" log; %d rows archived", archivedRows(t, archive))
 		}
 		return nil
 	})
 	cpu := w.idleCPU(pick(3*time.Second, 10*time.Second))
-	failLogs := w.logs.count("archive file not written")
+	failLogs := w.logCount("archive file not written")
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}

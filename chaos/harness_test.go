@@ -212,31 +212,14 @@ type weirProc struct {
 	url     string
 	args    []string
 	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *testpoll.Buffer
 	exited  chan struct{}
 	exitErr error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// count is how many log lines match re.
-func (s *syncBuffer) count(re string) int {
-	return len(regexp.MustCompile(re).FindAllStringIndex(s.String(), -1))
+// logCount is how many log lines match re.
+func (w *weirProc) logCount(re string) int {
+	return len(regexp.MustCompile(re).FindAllStringIndex(w.logs.String(), -1))
 }
 
 // startWeir runs weir serve on dataDir with extra flags and waits until it
@@ -272,7 +255,7 @@ func (w *weirProc) start() {
 	w.t.Helper()
 	cmd := exec.Command(weirBin, w.args...)
 	cmd.Dir = repoRoot() // finds .cache/onnxruntime like make does
-	w.logs = &syncBuffer{}
+	w.logs = &testpoll.Buffer{}
 	cmd.Stdout = w.logs
 	cmd.Stderr = w.logs
 	if err := cmd.Start(); err != nil {

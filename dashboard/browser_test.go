@@ -364,20 +364,15 @@ func waitFor(t *testing.T, ctx context.Context, sel, want string, ok func(string
 	waitJS(t, ctx, sel, js, want, ok)
 }
 
-// waitJS polls the string js evaluates to until ok accepts it.
+// waitJS polls the string js evaluates to until ok accepts it (testpoll.For).
 func waitJS(t *testing.T, ctx context.Context, what, js, want string, ok func(string) bool) {
 	t.Helper()
-	var got string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if got = evalJS[string](t, ctx, js); ok(got) {
-			return
+	testpoll.For(t, 10*time.Second, fmt.Sprintf("%s to show %q", what, want), func() error {
+		if got := evalJS[string](t, ctx, js); !ok(got) {
+			return fmt.Errorf("%s shows %q", what, got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s shows %q, want %q", what, got, want)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func click(t *testing.T, ctx context.Context, sel string) {

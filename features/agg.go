@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+
+	"github.com/weirhq/weir/internal/fnv1a"
 )
 
 // Window buckets: a window of W is split into fixed buckets of W/60 (at
@@ -227,16 +229,5 @@ func kmvEstimate(hs []uint64) int64 {
 // splitmix64 finaliser so the low bits the sketch relies on are uniform. It
 // is stable across processes, which matters because sketches are persisted.
 func hashValue(kind byte, s string) uint64 {
-	const prime = 1099511628211
-	x := uint64(14695981039346656037) // FNV-1a offset basis
-	x = (x ^ uint64(kind)) * prime
-	for i := 0; i < len(s); i++ {
-		x = (x ^ uint64(s[i])) * prime
-	}
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
+	return fnv1a.MixSplit(fnv1a.String(fnv1a.Byte(fnv1a.Offset, kind), s))
 }

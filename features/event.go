@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weirhq/weir/internal/jsonx"
 )
 
 // Rejection reasons (the reason label of weir_features_rejected_total).
@@ -40,9 +42,12 @@ func reject(reason, format string, args ...any) *eventError {
 
 // decodeEvent parses one event object, keeping numbers exact.
 func decodeEvent(data []byte) (map[string]any, *eventError) {
-	ev, err := parseObject(data)
-	if err != nil {
+	ev, err := jsonx.DecodeObjectUseNumber(data)
+	switch {
+	case err != nil:
 		return nil, reject(ReasonBadJSON, "event is not a JSON object: %v", err)
+	case ev == nil:
+		return nil, reject(ReasonBadJSON, "event is null, not a JSON object")
 	}
 	return ev, nil
 }

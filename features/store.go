@@ -103,20 +103,21 @@ type entry struct {
 // Store is the online feature store. It owns a cache, a KV watch, a NATS
 // subscription and (with Options.Aggregate) the aggregators; Close stops them.
 type Store struct {
-	o       Options
-	log     *slog.Logger
-	m       *metrics
-	kv      jetstream.KeyValue
-	setsKV  jetstream.KeyValue
-	aggKV   jetstream.KeyValue
-	stream  jetstream.Stream
-	cache   *ristretto.Cache[string, *entry]
-	sub     *nats.Subscription
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	statsMu sync.Mutex
-	stats   map[string]*setStats
+	o          Options
+	log        *slog.Logger
+	m          *metrics
+	kv         jetstream.KeyValue
+	setsKV     jetstream.KeyValue
+	aggKV      jetstream.KeyValue
+	stream     jetstream.Stream
+	cache      *ristretto.Cache[string, *entry]
+	cacheClose sync.Once
+	sub        *nats.Subscription
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	statsMu    sync.Mutex
+	stats      map[string]*setStats
 
 	// testSkipCursor makes flushes skip the cursor write, as if the
 	// process died right after writing entity states.
@@ -220,13 +221,25 @@ func (s *Store) Close(ctx context.Context) error {
 		s.cancel()
 	}
 	if err := lifecycle.WaitGroup(ctx, "the feature store's watches", &s.wg); err != nil {
+		// The watches end soon, their context cancelled; the cache they
+		// fill closes after them, or its goroutines outlive the store.
+		go func() {
+			s.wg.Wait()
+			s.closeCache()
+		}()
 		return err
 	}
-	if s.cache != nil {
-		s.cache.Close()
-		s.cache = nil
-	}
+	s.closeCache()
 	return nil
+}
+
+// closeCache stops the cache's goroutines, once.
+func (s *Store) closeCache() {
+	s.cacheClose.Do(func() {
+		if s.cache != nil {
+			s.cache.Close()
+		}
+	})
 }
 
 func (s *Store) goWatch(w jetstream.KeyWatcher, fn func(jetstream.KeyValueEntry)) {

@@ -233,6 +233,9 @@ func TestAbuseCostsNoMoreThanTheBytesSent(t *testing.T) {
 			t.Errorf("%s: 4 requests took %v", c.what, took)
 		}
 		bound := uint64(4*(8*sent+3*c.inflate) + 16<<20)
+		if raceBuild {
+			bound *= 2 // pooled buffers are dropped at random
+		}
 		if c.status == 401 || c.status == 404 {
 			bound = 8 << 20 // refused before the body is read
 		}

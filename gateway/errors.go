@@ -7,13 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/weirhq/weir/internal/clip"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor"
 )
@@ -69,19 +68,6 @@ const retryAfter = "1"
 // able to make the gateway echo megabytes back.
 const maxErrorBytes = 1024
 
-// clip cuts s to at most n bytes (at a UTF-8 boundary), saying how much
-// was cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "... (" + strconv.Itoa(len(s)-cut) + " more bytes)"
-}
-
 // errorHandler renders every error a handler returns as {"error": "..."}.
 // Internal errors (bugs) are logged with a request id and answered with
 // that id only, as gRPC answers them (oipgrpc) and as a panic is.
@@ -108,12 +94,12 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 			// A bug's details (paths, runtime messages) stay in the log,
 			// under an id the caller can quote.
 			id := monitor.NewID()
-			log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
+			log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(), "err", clip.String(msg, 4*maxErrorBytes))
 			c.Set("X-Request-Id", id)
 			return c.Status(status).JSON(fiber.Map{"error": internalMessage(id), "request_id": id})
 		case fiber.StatusInsufficientStorage:
 			dir, _ := diskFull(err)
-			log.Error("disk full", "dir", dir, "method", c.Method(), "path", c.Path(), "err", clip(msg, 4*maxErrorBytes))
+			log.Error("disk full", "dir", dir, "method", c.Method(), "path", c.Path(), "err", clip.String(msg, 4*maxErrorBytes))
 			msg = fmt.Sprintf("insufficient storage: the disk holding %s is full; free space there (or give the gateway a larger --data-dir): %s", dir, msg)
 		case fiber.StatusServiceUnavailable, fiber.StatusTooManyRequests:
 			// Both say "try again later": say when, unless the handler did.
@@ -121,7 +107,7 @@ func errorHandler(log *slog.Logger, hide ...string) fiber.ErrorHandler {
 				c.Set(fiber.HeaderRetryAfter, retryAfter)
 			}
 		}
-		msg = clip(scrub.Replace(msg), maxErrorBytes)
+		msg = clip.String(scrub.Replace(msg), maxErrorBytes)
 		return c.Status(status).JSON(fiber.Map{"error": msg})
 	}
 }

@@ -1,13 +1,11 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,29 +14,11 @@ import (
 	"github.com/weirhq/weir/internal/testpoll"
 )
 
-// syncBuffer is a log sink the gateway's goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A failed request is logged at warn with its route, variant, model
 // version, the plugin its error names, the error and its request id; a
 // flood of failures is rate-limited and says how many lines it left out.
 func TestFailedRequestsAreLoggedAtWarnRateLimited(t *testing.T) {
-	var logs syncBuffer
+	var logs testpoll.Buffer
 	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}))

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weirhq/weir/internal/testgw"
+	"github.com/weirhq/weir/internal/testpoll"
 	"github.com/weirhq/weir/sdk/client"
 )
 
@@ -183,21 +185,16 @@ func TestPluginLimitsBelongToTheVersion(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it holds, failing with the last state it
-// reported.
+// eventually polls cond until it holds (testpoll.For), failing with the
+// last state it reported.
 func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string), what string) {
 	t.Helper()
-	end := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
+	testpoll.For(t, timeout, what, func() error {
+		if ok, state := cond(); !ok {
+			return errors.New(state)
 		}
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s; last seen: %s", timeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+		return nil
+	})
 }
 
 // pluginCanaryGateway serves route "r" on model m@1 through plugin

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/weirhq/weir/internal/clip"
 	"github.com/weirhq/weir/internal/jsonx"
 	"github.com/weirhq/weir/internal/reqbody"
 	"github.com/weirhq/weir/internal/weirerr"
@@ -655,7 +656,7 @@ func (g *Gateway) finish(ev *monitor.Event, start time.Time, err error) error {
 	ev.Status = fiber.StatusOK
 	if err != nil {
 		ev.Status = httpStatus(err)
-		ev.Error = clip(err.Error(), maxErrorBytes)
+		ev.Error = clip.String(err.Error(), maxErrorBytes)
 		ev.ID = monitor.NewID()
 		g.failures.failed(ev, d)
 	}
@@ -754,7 +755,7 @@ func (g *Gateway) mirror(route string, sh *router.Shadow, run func(ctx context.C
 		d := time.Since(start)
 		ev.ID, ev.LatencyUS, ev.Status = monitor.NewID(), d.Microseconds(), fiber.StatusOK
 		if err != nil {
-			ev.Status, ev.Error = httpStatus(err), clip(err.Error(), maxErrorBytes)
+			ev.Status, ev.Error = httpStatus(err), clip.String(err.Error(), maxErrorBytes)
 		}
 		g.met.shadow.WithLabelValues(route, strconv.Itoa(ev.Status)).Inc()
 		g.events.Publish(ev)

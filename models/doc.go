@@ -5,8 +5,9 @@
 // store by applying internal/artifacts' changes as they are watched).
 //
 // models imports no other weir package but internal/weirerr,
-// internal/artifacts, internal/onnx, internal/lifecycle and internal/jsonx
-// (the strict JSON scanner its request decoder shares with the gateway's);
+// internal/artifacts, internal/onnx, internal/lifecycle, internal/retry and
+// internal/jsonx (the strict JSON scanner its request decoder shares with
+// the gateway's);
 // it never imports gateway, router, monitor or plugins (internal/lint
 // checks both). Decisions and their reasons: docs/rationale.md.
 package models

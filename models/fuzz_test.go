@@ -1,15 +1,15 @@
 package models
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
 // FuzzInferRequest fuzzes the OIP JSON request decoder: the body is decoded
-// as gateway.infer does and prepared against models of every kind of
-// signature. It must never panic, refuse only with Invalid errors, and
+// as the gateway does (Session.DecodeInferRequest, which counts the data
+// that sizes Prepare's buffers) and prepared against models of every kind
+// of signature. It must never panic, refuse only with Invalid errors, and
 // accept only tensors whose data matches their shape, holding no more
 // elements than the body has bytes (nothing is sized from the claimed
 // shape). `make fuzz` runs it longer.
@@ -45,11 +45,11 @@ func FuzzInferRequest(f *testing.F) {
 			TensorInfo{Name: "u", Datatype: Uint8, Shape: []int64{-1}}),
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req InferRequest
-		if json.Unmarshal(body, &req) != nil {
-			return
-		}
 		for _, s := range sessions {
+			var req InferRequest
+			if s.DecodeInferRequest(body, &req) != nil {
+				continue
+			}
 			ts, err := s.Prepare(req.Inputs)
 			if err != nil {
 				if k := weirerr.KindOf(err); k != weirerr.Invalid {

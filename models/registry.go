@@ -19,6 +19,7 @@ import (
 
 	"github.com/weirhq/weir/internal/artifacts"
 	"github.com/weirhq/weir/internal/lifecycle"
+	"github.com/weirhq/weir/internal/retry"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -81,6 +82,8 @@ type Options struct {
 	// version's max_batch_size says (the gateway's --max-rows). 0 means
 	// MaxBatchRows.
 	MaxBatchRows int
+
+	fetchFailed func(artifacts.Meta) // tests: a fetch failed, its retry waits
 }
 
 // UploadOptions are what an upload may set besides the model's bytes.
@@ -984,14 +987,18 @@ const (
 // fetchWithRetry fetches meta's blob into the cache, trying again with
 // back-off while the version is still wanted and the registry open.
 func (r *Registry) fetchWithRetry(meta artifacts.Meta) error {
+	backoff := retry.Backoff{Base: fetchBackoff, Max: fetchBackoff << (fetchAttempts - 2)}
 	for attempt := 1; ; attempt++ {
 		err := r.fetchToCache(meta.Blob)
 		if err == nil || attempt == fetchAttempts || !r.wanted(meta) {
 			return err
 		}
-		wait := fetchBackoff << (attempt - 1)
+		wait := backoff.Next()
 		r.log.Warn("model fetch failed; retrying", "model", meta.Name, "version", meta.Version,
 			"attempt", attempt, "retry_in", wait, "err", err)
+		if r.opts.fetchFailed != nil {
+			r.opts.fetchFailed(meta)
+		}
 		select {
 		case <-r.ctx.Done():
 			return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,12 @@ func initRuntime(t *testing.T) {
 // openRegistry is one gateway replica's registry over the shared NATS.
 func openRegistry(t *testing.T, srv *natstest.Server) *Registry {
 	t.Helper()
+	return openRegistryWith(t, srv, Options{})
+}
+
+// openRegistryWith is openRegistry with options (its own cache dir is set).
+func openRegistryWith(t *testing.T, srv *natstest.Server, o Options) *Registry {
+	t.Helper()
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -35,7 +42,8 @@ func openRegistry(t *testing.T, srv *natstest.Server) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRegistry(ctx, store, Options{CacheDir: t.TempDir()})
+	o.CacheDir = t.TempDir()
+	r, err := NewRegistry(ctx, store, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +137,9 @@ func TestStaleCacheDownloadsRemovedAtStart(t *testing.T) {
 func TestFetchIsRetried(t *testing.T) {
 	initRuntime(t)
 	srv := natstest.Start(t)
-	b := openRegistry(t, srv)
+	failed := make(chan struct{})
+	var once sync.Once
+	b := openRegistryWith(t, srv, Options{fetchFailed: func(artifacts.Meta) { once.Do(func() { close(failed) }) }})
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	store, err := artifacts.Open(ctx, js, "models")
@@ -145,7 +155,11 @@ func TestFetchIsRetried(t *testing.T) {
 	if err := store.PutMeta(ctx, meta); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // the replica's first fetch finds no blob
+	select { // the replica's first fetch finds no blob
+	case <-failed:
+	case <-time.After(time.Minute):
+		t.Fatal("the replica's fetch of m@1 did not fail within a minute, with no blob stored")
+	}
 	if _, err := store.PutBlob(ctx, m); err != nil {
 		t.Fatal(err)
 	}

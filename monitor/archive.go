@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/weirhq/weir/internal/retry"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -282,7 +283,7 @@ func (a *Archiver) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond): // retry pace
+		case <-time.After(retry.Jitter(500 * time.Millisecond)): // retry pace
 		}
 	}
 }

@@ -1,33 +1,15 @@
 package monitor
 
 import (
-	"bytes"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/weirhq/weir/internal/natsx/natstest"
 	"github.com/weirhq/weir/internal/testfs"
+	"github.com/weirhq/weir/internal/testpoll"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // When events are dropped because the disk holding the spool is full, the
 // warning says so and names the spool's directory; spool_max_bytes, which
@@ -36,7 +18,7 @@ func TestDropWarningNamesTheFullDisk(t *testing.T) {
 	nc, _ := natstest.Start(t).Connect(t)
 	disk := testfs.Mount(t, 1<<20)
 	dir := filepath.Join(disk, "spool")
-	var logs lockedBuffer
+	var logs testpoll.Buffer
 	p := newTestPublisher(t, PublisherOptions{Conn: nc, SpoolDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	testfs.Fill(t, disk, 6000)
 	if kept, err := appendN(t, p.spool, 0, 200, 300); err == nil || kept == 200 {

@@ -48,6 +48,7 @@
 //     between messages, so one frame's events of one partition share a file.
 //
 // monitor imports nothing from weir except internal/weirerr,
-// internal/lifecycle and its leaf package monitor/event; the gateway and drift packages import monitor, never
-// the other way round.
+// internal/lifecycle, internal/jsonx, internal/retry and its leaf package
+// monitor/event; the gateway and drift packages import monitor, never the
+// other way round.
 package monitor

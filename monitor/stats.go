@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/lifecycle"
+	"github.com/weirhq/weir/internal/retry"
 	"github.com/weirhq/weir/internal/weirerr"
 	"github.com/weirhq/weir/monitor/event"
 )
@@ -224,7 +225,7 @@ func (s *Stats) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(500 * time.Millisecond): // retry pace, not a wait for an event
+		case <-time.After(retry.Jitter(500 * time.Millisecond)): // retry pace, not a wait for an event
 		}
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/weirhq/weir/internal/leakcheck"
 )
 
 // wasmDir holds every plugin the tests use, built by TestMain from source:
@@ -28,9 +30,9 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// Every goroutine a test starts has an owner that stops it: none may
+	// outlive the tests.
+	leakcheck.MainThen(m, func() { os.RemoveAll(dir) })
 }
 
 func tool(name, debianPackage string) (string, error) {

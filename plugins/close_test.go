@@ -67,7 +67,7 @@ func TestCloseLeavesTheRuntimeToACallItCannotStop(t *testing.T) {
 		block:   make(chan struct{}),
 		entered: make(chan struct{}, 1),
 	}
-	logs := &syncBuffer{}
+	logs := &testpoll.Buffer{}
 	h := newHost(t, Options{PoolSize: 1, Features: feats, Limits: Limits{Timeout: time.Hour},
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	load(t, h, "fraud-features", Limits{})

@@ -22,24 +22,6 @@ import (
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // mapFeatures is a real FeatureReader over a map; block, when set, holds
 // reads until it is closed, so tests can keep calls in flight.
 type mapFeatures struct {
@@ -378,7 +360,7 @@ func TestBadOutput(t *testing.T) {
 }
 
 func TestStdoutGoesToTheLogRateLimited(t *testing.T) {
-	var logs syncBuffer
+	var logs testpoll.Buffer
 	reg := prometheus.NewRegistry()
 	h := newHost(t, Options{
 		PoolSize: 1, Registerer: reg, LogBurst: 10, LogLinesPerSecond: 1,
@@ -652,7 +634,7 @@ func TestCloseIsIdempotentAndRefusesLoads(t *testing.T) {
 }
 
 func TestGoRuntimeBehaviours(t *testing.T) {
-	var logs syncBuffer
+	var logs testpoll.Buffer
 	h := newHost(t, Options{PoolSize: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	load(t, h, "goplugin", Limits{})
 	ctx := context.Background()

@@ -1,6 +1,10 @@
 package router
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+
+	"github.com/weirhq/weir/internal/fnv1a"
+)
 
 // layout assigns the 100 sticky buckets to variants.
 //
@@ -77,8 +81,10 @@ func (r *Route) Choose(key string, hasKey bool, header func(string) string) *Var
 
 // Bucket is the sticky bucket (0..99) of key on this route.
 func (r *Route) Bucket(key string) int {
-	h := fnvString(r.seed^0xff, key) // ^0xff separates the name from the key
-	return int(mix64(h) % Buckets)
+	h := fnv1a.String(r.seed^0xff, key) // ^0xff separates the name from the key
+	// Mixed: FNV-1a's low bits are weak for short, similar keys (user-1,
+	// user-2, ...), and the bucket is taken modulo 100.
+	return int(fnv1a.Mix(h) % Buckets)
 }
 
 // Shadow returns the route's shadow target and whether this request should
@@ -92,28 +98,4 @@ func (r *Route) Shadow() (*Shadow, bool) {
 		return s, true
 	}
 	return s, rand.Float64()*100 < s.Percent
-}
-
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
-func fnvString(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
-}
-
-// mix64 is the MurmurHash3 finaliser: FNV-1a's low bits are weak for short,
-// similar keys (user-1, user-2, ...), and the bucket is taken modulo 100.
-func mix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirhq/weir/internal/fnv1a"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -275,7 +276,7 @@ func Compile(name string, cfg Config) (*Route, error) {
 	if err := validate(&cfg); err != nil {
 		return nil, err
 	}
-	r := &Route{name: name, cfg: cfg, seed: fnvString(fnvOffset, name)}
+	r := &Route{name: name, cfg: cfg, seed: fnv1a.String(fnv1a.Offset, name)}
 	r.layout()
 	return r, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/examples/fraud"
+	"github.com/weirhq/weir/internal/leakcheck"
 	"github.com/weirhq/weir/internal/testgw"
 )
 
@@ -24,7 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asCLI) == "1" {
 		os.Exit(run())
 	}
-	os.Exit(m.Run())
+	// Every goroutine a test starts has an owner that stops it: none may
+	// outlive the tests.
+	leakcheck.Main(m)
 }
 
 // readmeBlocks returns README.md's sh command blocks, in order.

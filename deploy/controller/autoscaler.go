@@ -23,6 +23,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/weirhq/weir/deploy/api/v1alpha1"
+	"github.com/weirhq/weir/internal/clip"
 )
 
 // PodLoad is one gateway pod's load metrics at one moment.
@@ -369,7 +370,7 @@ func (a *Autoscaler) setScaling(ctx context.Context, wr *v1alpha1.WeirRoute, cur
 		wr.Status.CurrentReplicas = *current
 	}
 	meta.SetStatusCondition(&wr.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionScalingActive, Status: status, Reason: reason, Message: truncate(msg, 1024), ObservedGeneration: wr.Generation,
+		Type: v1alpha1.ConditionScalingActive, Status: status, Reason: reason, Message: clip.String(msg, 1024), ObservedGeneration: wr.Generation,
 	})
 	if err := patchStatus(ctx, a.cfg.Client, before, wr); err != nil {
 		logf.FromContext(ctx).Info("cannot write scaling status", "error", err.Error())
@@ -382,7 +383,7 @@ func (a *Autoscaler) setScalingDesired(ctx context.Context, wr *v1alpha1.WeirRou
 	wr.Status.DesiredReplicas = desired
 	wr.Status.Scaling = statusHistory(h)
 	meta.SetStatusCondition(&wr.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionScalingActive, Status: metav1.ConditionTrue, Reason: "Active", Message: truncate(msg, 1024), ObservedGeneration: wr.Generation,
+		Type: v1alpha1.ConditionScalingActive, Status: metav1.ConditionTrue, Reason: "Active", Message: clip.String(msg, 1024), ObservedGeneration: wr.Generation,
 	})
 	if err := patchStatus(ctx, a.cfg.Client, before, wr); err != nil {
 		logf.FromContext(ctx).Info("cannot write scaling status", "error", err.Error())

@@ -78,21 +78,18 @@ func conditionsOf(wr *v1alpha1.WeirRoute) string {
 	return b.String()
 }
 
-// waitRoute polls WeirRoute name until ok, failing with its last conditions.
+// waitRoute polls WeirRoute name until ok (testpoll.For), failing with its
+// last conditions.
 func waitRoute(t *testing.T, e env, name string, timeout time.Duration, ok func(*v1alpha1.WeirRoute) bool, what string, args ...any) *v1alpha1.WeirRoute {
 	t.Helper()
 	var last *v1alpha1.WeirRoute
-	deadline := time.Now().Add(timeout)
-	for {
-		last = getRoute(t, e.c, e.ns, name)
-		if ok(last) {
-			return last
+	testpoll.For(t, timeout, fmt.Sprintf(what, args...), func() error {
+		if last = getRoute(t, e.c, e.ns, name); !ok(last) {
+			return errors.New(conditionsOf(last))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last status: %s", timeout, fmt.Sprintf(what, args...), conditionsOf(last))
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+		return nil
+	})
+	return last
 }
 
 func simpleRoute(e env, t *testing.T, name, model string) *v1alpha1.WeirRoute {

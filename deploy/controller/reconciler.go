@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/weirhq/weir/deploy/api/v1alpha1"
+	"github.com/weirhq/weir/internal/clip"
 	"github.com/weirhq/weir/router"
 	sdk "github.com/weirhq/weir/sdk/client"
 )
@@ -448,7 +449,7 @@ func joinMessages(bad []*badArtifactError) string {
 
 func (r *Reconciler) setCondition(wr *v1alpha1.WeirRoute, typ string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&wr.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: truncate(msg, 1024), ObservedGeneration: wr.Generation,
+		Type: typ, Status: status, Reason: reason, Message: clip.String(msg, 1024), ObservedGeneration: wr.Generation,
 	})
 }
 
@@ -885,7 +886,7 @@ func (r *Reconciler) syncRoute(ctx context.Context, wr *v1alpha1.WeirRoute, roll
 		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "RouteRestored", "SetRoute",
 			"route %s on the gateway %s (changed outside this resource); set it again", name, what)
 	} else {
-		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RouteApplied", "SetRoute", "set route %s: %s", name, truncate(string(body), 512))
+		r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RouteApplied", "SetRoute", "set route %s: %s", name, clip.String(string(body), 512))
 	}
 	wr.Status.AppliedRouteHash = h
 	return nil
@@ -1299,13 +1300,6 @@ func addSet(list []string, s string) []string {
 		return list
 	}
 	return append(list, s)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func cmpOr(s, def string) string {

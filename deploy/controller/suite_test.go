@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/weirhq/weir/internal/leakcheck"
 )
 
 // One API server (kube-apiserver + etcd) serves every test of the package;
@@ -79,14 +81,16 @@ func startEnv(t *testing.T) (*rest.Config, client.Client) {
 	return envCfg, envC
 }
 
+// Every goroutine a test starts (managers, informers, clients) has an owner
+// that stops it: none may outlive the tests and the shared API server.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if testEnv != nil {
-		if err := testEnv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+	leakcheck.MainThen(m, func() {
+		if testEnv != nil {
+			if err := testEnv.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "stop envtest:", err)
+			}
 		}
-	}
-	os.Exit(code)
+	})
 }
 
 // newNamespace creates a fresh namespace for one test.

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/weirhq/weir/internal/retry"
 	"github.com/weirhq/weir/internal/weirerr"
 )
 
@@ -63,7 +64,7 @@ func (s *Store) retry(ctx context.Context, what string, attempt time.Duration, o
 		defer t.Stop()
 		until = t.C
 	}
-	wait := retryFirst
+	backoff := retry.Backoff{Base: retryFirst, Max: retryMax}
 	for tries := 1; ; tries++ {
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if attempt > 0 {
@@ -82,9 +83,8 @@ func (s *Store) retry(ctx context.Context, what string, attempt time.Duration, o
 			return unavailable(what, tries, err)
 		case <-until:
 			return unavailable(what, tries, err)
-		case <-time.After(wait):
+		case <-time.After(backoff.Next()):
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 

@@ -11,6 +11,7 @@
 package jsonx
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -21,7 +22,17 @@ import (
 // JSON null gives a nil map and no error, as json.Unmarshal does; any other
 // non-object is an error.
 func DecodeObject(b []byte) (map[string]any, error) {
-	d := Scanner{B: b}
+	return decodeObject(Scanner{B: b})
+}
+
+// DecodeObjectUseNumber is DecodeObject with numbers as json.Number, as
+// json.Decoder's UseNumber gives them: their text, exact (the feature
+// store keys and aggregates events by it).
+func DecodeObjectUseNumber(b []byte) (map[string]any, error) {
+	return decodeObject(Scanner{B: b, useNumber: true})
+}
+
+func decodeObject(d Scanner) (map[string]any, error) {
 	d.WS()
 	if d.EOF() {
 		return nil, errors.New("unexpected end of JSON input")
@@ -70,7 +81,8 @@ func kind(v any) string {
 }
 
 // Value reads the value at I as json.Unmarshal into an any does: objects as
-// map[string]any, arrays as []any, numbers as float64. depth is its
+// map[string]any, arrays as []any, numbers as float64 (json.Number for a
+// Scanner of DecodeObjectUseNumber). depth is its
 // nesting in the whole document (0 for the document itself), which
 // MaxDepth bounds, as for Skip.
 func (s *Scanner) Value(depth int) (any, error) { return s.value(depth) }
@@ -128,6 +140,9 @@ func (d *Scanner) value(depth int) (any, error) {
 		tok, err := d.Number()
 		if err != nil {
 			return nil, err
+		}
+		if d.useNumber {
+			return json.Number(tok), nil
 		}
 		f, err := strconv.ParseFloat(string(tok), 64)
 		if err != nil || math.IsInf(f, 0) {

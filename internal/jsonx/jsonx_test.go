@@ -1,7 +1,10 @@
 package jsonx
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"reflect"
 	"regexp"
 	"strings"
@@ -14,7 +17,8 @@ var cases = []string{
 	`{"s":"\u00e9\"\\\/\b\f\n\r\t\ud83d\ude00","bad":"caf` + "\xe9" + `"}`,
 	` {} `,
 	`null`,
-	`{"big":1e400}`,
+	`{"big":1e400}`, `{"z":0,"big":123456789012345678901234567890}`, `{"a":-0.0e+1}`,
+	`{"a":"\ud83d"}`, `{"n":{"x":[1,{"y":"]}"}]},"arr":[1,"a",null]}`, "{\"t\":\t\"x\"\n}",
 	`{"x":01}`, `{"x":1.}`, `{"x":-}`, `{"x":1e}`, `{"x":tru}`, `{"x":nul}`, `{"x":"a` + "\x01" + `"}`,
 	`{"x":"\x"}`, `{"x":"\u12"}`, `{"x":1,}`, `{"x" 1}`, `{'x':1}`, `{"x":1}}`, `{"x":[1,]}`, `{"x":[1 2]}`,
 	`[1]`, `"s"`, `1`, `true`, ``, `{`, `{"x":`,
@@ -39,6 +43,7 @@ func check(t *testing.T, b []byte) {
 	if werr == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("%.200q:\n got  %#v\n want %#v", b, got, want)
 	}
+	checkUseNumber(t, b)
 	var v any
 	validObj := json.Unmarshal(b, &v) == nil && reflect.TypeOf(v) == reflect.TypeFor[map[string]any]()
 	if json.Valid(b) && len(strings.TrimSpace(string(b))) > 0 && strings.TrimSpace(string(b))[0] == '{' {
@@ -46,6 +51,28 @@ func check(t *testing.T, b []byte) {
 	}
 	if ValidObject(b) != validObj {
 		t.Fatalf("%.200q: ValidObject %v, want %v", b, ValidObject(b), validObj)
+	}
+}
+
+// checkUseNumber checks DecodeObjectUseNumber against a json.Decoder with
+// UseNumber that must reach the end of b.
+func checkUseNumber(t *testing.T, b []byte) {
+	t.Helper()
+	var want map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	werr := dec.Decode(&want)
+	if werr == nil {
+		if _, err := dec.Token(); err != io.EOF {
+			werr = fmt.Errorf("after the value: %v", err)
+		}
+	}
+	got, gerr := DecodeObjectUseNumber(b)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("%.200q: DecodeObjectUseNumber error %v, encoding/json error %v", b, gerr, werr)
+	}
+	if werr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%.200q: DecodeObjectUseNumber:\n got  %#v\n want %#v", b, got, want)
 	}
 }
 

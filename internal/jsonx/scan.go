@@ -19,6 +19,8 @@ const MaxDepth = 10000
 type Scanner struct {
 	B []byte
 	I int
+
+	useNumber bool // numbers as json.Number (DecodeObjectUseNumber)
 }
 
 // EOF reports whether the input is used up.

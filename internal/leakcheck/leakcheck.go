@@ -22,8 +22,33 @@ var libraryLeaks = []goleak.Option{
 	// result. Not reproduced; the callback runs on the library's own
 	// subscription goroutine.
 	goleak.IgnoreAnyFunction("github.com/nats-io/nats.go/jetstream.(*obs).Get.func2"),
+	// fasthttp v1.51 (under fiber): the first server of the process starts
+	// a goroutine that refreshes the Date header every second, forever.
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	// fasthttp v1.51: a server's worker pool cleaner looks at its stop
+	// channel only between sleeps of MaxIdleWorkerDuration (10 s), so it
+	// ends up to 10 s after Shutdown has returned. A server left running
+	// still leaks its accept loop, which is not ignored.
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 }
 
 // Main runs the package's tests and fails the run if any goroutine started
 // by them is still running at the end. Call it from TestMain.
 func Main(m *testing.M) { goleak.VerifyTestMain(m, libraryLeaks...) }
+
+// MainThen is Main for a package whose tests share something started once
+// (a test API server): stop runs after the tests, before the check.
+func MainThen(m *testing.M, stop func()) {
+	goleak.VerifyTestMain(stopAfter{m, stop}, libraryLeaks...)
+}
+
+type stopAfter struct {
+	m    *testing.M
+	stop func()
+}
+
+func (s stopAfter) Run() int {
+	code := s.m.Run()
+	s.stop()
+	return code
+}

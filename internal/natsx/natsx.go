@@ -5,7 +5,8 @@
 // (WithDeadlines), how clients authenticate and notice a dead server (Dial),
 // and the lease that lets one gateway of many act for all (Lease).
 //
-// It must not import any other weir package.
+// It must not import any other weir package but internal/lifecycle, whose
+// shutdown rule its lease follows, and internal/retry.
 package natsx
 
 import (

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weirhq/weir/internal/retry"
 )
 
 // WithReplicas returns js such that every KV bucket, object store and
@@ -125,7 +127,7 @@ const errNoPeers = 10005
 func placed[T any](ctx context.Context, log *slog.Logger, stream string, create func() (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, PlacementWait)
 	defer cancel()
-	delay := 50 * time.Millisecond
+	backoff := retry.Backoff{Base: 50 * time.Millisecond, Max: time.Second}
 	for logged := false; ; logged = true {
 		v, err := create()
 		var apiErr *jetstream.APIError
@@ -138,9 +140,8 @@ func placed[T any](ctx context.Context, log *slog.Logger, stream string, create 
 		select {
 		case <-ctx.Done():
 			return v, err
-		case <-time.After(delay):
+		case <-time.After(backoff.Next()):
 		}
-		delay = min(2*delay, time.Second)
 	}
 }
 

@@ -1,6 +1,3 @@
-// Package testgw starts real weir gateways for tests: embedded NATS with
-// JetStream on a random loopback port, HTTP on another, and a client
-// holding the admin token. Everything stops when the test ends.
 package testgw
 
 import (

@@ -1,7 +1,7 @@
 // Package client is the Go client SDK for a weir gateway: the admin API
 // (models, plugins, routes, rollouts, features) and inference, over HTTP/JSON
-// as described in the external contract. It imports nothing from weir's
-// server packages, so any program can use it.
+// as described in the external contract. It imports nothing from weir (none
+// of its server packages), so any program can use it.
 package client
 
 import (

@@ -1,4 +1,3 @@
-// Package natstest starts a real embedded NATS server with JetStream for tests.
 package natstest
 
 import (
