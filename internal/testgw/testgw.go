@@ -71,9 +71,15 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	go g.ServeGRPC(gln)
 	url := "http://" + ln.Addr().String()
 	t.Cleanup(func() {
+		// The tests' clients keep connections alive in the default
+		// transport; closing them ends the server's workers reading them,
+		// which Shutdown can otherwise leave waiting for a next request
+		// past the test (and the package's leak check).
+		http.DefaultClient.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		g.Shutdown(ctx)
+		http.DefaultClient.CloseIdleConnections()
 	})
 	tg := &Gateway{Gateway: g, URL: url, GRPCAddr: gln.Addr().String(), Token: g.AdminToken(), Client: client.New(url, g.AdminToken())}
 	testpoll.For(t, 10*time.Second, "gateway ready", func() error {
