@@ -250,6 +250,7 @@ type Gateway struct {
 	// (shadow requests); Shutdown cancels it first.
 	base       context.Context
 	cancelBase context.CancelFunc
+	conns      connSet // HTTP connections open; Shutdown cuts what its drain left
 
 	natsURL string       // what the gateway dialed (with credentials)
 	lease   *natsx.Lease // held by the one gateway that publishes drift alerts
@@ -521,7 +522,7 @@ func (g *Gateway) NATSURL() string { return g.natsURL }
 // A start waiting for NATS that then fails ends it with the error.
 func (g *Gateway) Serve(ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- g.app.Listener(lingerListener{ln}) }()
+	go func() { errc <- g.app.Listener(lingerListener{Listener: ln, conns: &g.conns}) }()
 	select {
 	case err := <-errc:
 		return err
@@ -606,6 +607,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}()
 	}
 	drains.Wait()
+	if n := g.conns.cutAll(); n > 0 {
+		g.log.Warn("HTTP connections cut at shutdown: their requests outlived the drain", "connections", n)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	shadowErr := lifecycle.WaitGroup(sctx, "shadow requests", &g.shadows)
 	cancel()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -25,7 +26,9 @@ import (
 // A drain that uses all of Shutdown's context (an HTTP request whose body
 // never comes) leaves the parts their own budget to stop in.
 func TestShutdownGivesClosingItsOwnBudget(t *testing.T) {
-	g := testgw.Start(t)
+	// A read timeout past the test's wait: only Shutdown may end the
+	// connection below.
+	g := testgw.Start(t, testgw.WithOptions(func(o *gateway.Options) { o.ReadTimeout = 10 * time.Minute }))
 	closing := make(chan error, 1)
 	gateway.OnCloseForTest(g.Gateway, func(ctx context.Context) error {
 		var none error
@@ -51,6 +54,14 @@ func TestShutdownGivesClosingItsOwnBudget(t *testing.T) {
 	}
 	if err := <-closing; err != nil {
 		t.Fatalf("a part stopped under a context it could not use: %v", err)
+	}
+	// The connection the drain gave up on is cut, not left to its read
+	// timeout (30s) or to keep-alive requests after Shutdown.
+	if err := conn.SetReadDeadline(time.Now().Add(testpoll.MinWait)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("after Shutdown, the connection its drain gave up on: %v, want it closed", err)
 	}
 }
 
