@@ -50,7 +50,7 @@ const (
 // MaxTableElements bounds a plugin's tables, all of them together: a
 // module declaring more elements is refused at load, and table.grow past
 // the limit returns -1 to the guest (see "Bounding tables" in
-// interrupt.go). An element costs the host 8 bytes. The Go toolchain puts
+// interrupt_limits.go). An element costs the host 8 bytes. The Go toolchain puts
 // every function in its table: about 6,000 elements for the example
 // plugins, 10,000 for one importing net/http; C and Rust declare a few.
 const MaxTableElements = 100_000
