@@ -15,7 +15,8 @@
 // without wazero's costly close-on-context-done; Host.Close uses the same
 // interrupt to stop the calls in flight, and leaves the runtime open rather
 // than free compiled code under a call that has not returned. Design notes are in
-// docs/plugin-abi.md ("Host implementation notes").
+// docs/plugin-abi.md ("Host implementation notes"). The Host's compilation
+// is host_compile.go, loading host_load.go, the call path host_call.go.
 //
 // Registry (registry.go) keeps a Host in step with the plugin artifacts in
 // NATS (internal/artifacts), as models.Registry does for models: a plugin
