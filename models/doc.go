@@ -10,4 +10,10 @@
 // the gateway's);
 // it never imports gateway, router, monitor or plugins (internal/lint
 // checks both). Decisions and their reasons: docs/rationale.md.
+//
+// Files by concern: the Registry's write path is registry_push.go, its
+// watch of the store registry_watch.go, its model file cache
+// registry_cache.go, listing and Load/Unload registry_state.go; tensor
+// data is parsed in tensor_parse.go, written in tensor_encode.go, pooled in
+// tensor_pool.go and converted to runtime values in tensor_ort.go.
 package models

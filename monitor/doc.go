@@ -4,6 +4,8 @@
 // analysis read, and the Parquet Archiver with its Export reader. The event
 // shape and the subject names (the external contract) live in the leaf
 // package monitor/event; Event and the name constants here are aliases.
+// The Publisher's send path is publisher_send.go, its spool use (spilling,
+// replay) publisher_spool.go, its stream setup publisher_stream.go.
 //
 // Design notes (why, not what):
 //

@@ -10,6 +10,11 @@
 // package monitor, and the event contract (monitor/event); it must not import the gateway, the model store, the router
 // or the rollout controller (they consume it through MaxDrift and Results).
 //
+// The Monitor's lifecycle is monitor.go; its stream consumer
+// monitor_consume.go, adding events to windows monitor_ingest.go, judging
+// and crossings monitor_judge.go, per-model and per-version settings
+// monitor_config.go.
+//
 // # How drift is measured
 //
 // Every input feature and every model output of a version gets a sliding
