@@ -235,7 +235,8 @@ func getRoute(t *testing.T, g *testgw.Gateway, name string) (routeVariants, stri
 
 func TestPluginVersionCanaryPromotes(t *testing.T) {
 	g := pluginCanaryGateway(t, "c-normalize")
-	startRollout(t, g, `{"model":"m","version":"1","steps":[50,100],"interval":"300ms","min_requests":5,"max_error_rate":0.05,"max_p99_ms":2000}`)
+	// c-normalize answers differently on purpose: the answers gate is off.
+	startRollout(t, g, `{"model":"m","version":"1","steps":[50,100],"interval":"300ms","min_requests":5,"max_error_rate":0.05,"max_p99_ms":2000,"max_drift":"off"}`)
 	sent, failed := drive(t, g, 20000, func() bool { return settled(rollout(t, g, "r")) })
 	if st := rollout(t, g, "r"); st.State != "promoted" || failed != 0 {
 		t.Fatalf("after %d requests (%d failed): %+v, want promoted", sent, failed, st)
