@@ -11,7 +11,9 @@
 //     and Events written. WeirRoutes reconcile concurrently, each with its own
 //     backoff; one pass applies whatever does not depend on what failed. The
 //     gateway spreads what it is given to every replica through NATS, so
-//     pushing to the local one is enough.
+//     pushing to the local one is enough. Only the WeirRoutes of its own
+//     namespace are reconciled; one elsewhere that no controller takes up is
+//     marked OtherNamespace and left off the gateway.
 //   - Autoscaler: scrapes every gateway pod's /metrics and sets the Deployment's
 //     replicas through the scale subresource with Recommend and Desired, pure
 //     functions implementing the HorizontalPodAutoscaler's replica calculator

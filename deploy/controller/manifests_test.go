@@ -56,7 +56,7 @@ func TestManifestsRenderAndApply(t *testing.T) {
 	}
 	for kind, n := range map[string]int{
 		"CustomResourceDefinition": 1, "Deployment": 1, "StatefulSet": 1, "Service": 2, "ConfigMap": 1,
-		"PodDisruptionBudget": 2, "Role": 1, "RoleBinding": 1, "ServiceAccount": 1, "Namespace": 1,
+		"PodDisruptionBudget": 2, "Role": 1, "RoleBinding": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "ServiceAccount": 1, "Namespace": 1,
 	} {
 		if kinds[kind] != n {
 			t.Errorf("rendered %d %s, want %d (all: %v)", kinds[kind], kind, n, kinds)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -176,4 +177,72 @@ func containerPort(pod map[string]any, target any) string {
 		}
 	}
 	return name
+}
+
+// TestManifestsControllerMetricsNamespaceOnly: the controller serves its
+// metrics over plain HTTP without auth (deploy/README.md says why), so the
+// NetworkPolicies must admit its --metrics-addr port from pods of the
+// namespace only: a policy selects the controller's pods, and every rule
+// that admits the port names `from` peers that are podSelectors alone (no
+// namespaceSelector, no ipBlock, never "from anywhere").
+func TestManifestsControllerMetricsNamespaceOnly(t *testing.T) {
+	objs := renderManifests(t)
+	var port string
+	var podLabels map[string]string
+	for what, w := range workloads(t, objs) {
+		containers, _, _ := unstructured.NestedSlice(w.pod, "containers")
+		for _, c := range containers {
+			args, _, _ := unstructured.NestedStringSlice(c.(map[string]any), "args")
+			for _, a := range args {
+				if addr, ok := strings.CutPrefix(a, "--metrics-addr="); ok {
+					_, port, _ = strings.Cut(addr, ":")
+					podLabels = w.labels
+					t.Logf("%s: controller metrics on port %s", what, port)
+				}
+			}
+		}
+	}
+	if port == "" {
+		t.Fatal("no container runs with --metrics-addr: the port the check is about is unknown")
+	}
+	selected := false
+	for _, o := range objs {
+		if o.GetKind() != "NetworkPolicy" {
+			continue
+		}
+		sel, _, _ := unstructured.NestedStringMap(o.Object, "spec", "podSelector", "matchLabels")
+		matches := true
+		for k, v := range sel {
+			matches = matches && podLabels[k] == v
+		}
+		if !matches {
+			continue
+		}
+		selected = true
+		rules, _, _ := unstructured.NestedSlice(o.Object, "spec", "ingress")
+		for i, r := range rules {
+			r := r.(map[string]any)
+			ports, hasPorts, _ := unstructured.NestedSlice(r, "ports")
+			admits := !hasPorts
+			for _, p := range ports {
+				admits = admits || fmt.Sprint(p.(map[string]any)["port"]) == port
+			}
+			if !admits {
+				continue
+			}
+			from, _, _ := unstructured.NestedSlice(r, "from")
+			if len(from) == 0 {
+				t.Errorf("NetworkPolicy %s ingress rule %d admits the controller's metrics port %s from anywhere", o.GetName(), i, port)
+			}
+			for _, peer := range from {
+				peer := peer.(map[string]any)
+				if _, ok := peer["podSelector"]; !ok || len(peer) != 1 {
+					t.Errorf("NetworkPolicy %s ingress rule %d admits the controller's metrics port %s from %v: only this namespace's pods may reach it", o.GetName(), i, port, peer)
+				}
+			}
+		}
+	}
+	if !selected {
+		t.Errorf("no NetworkPolicy selects the controller's pods (labels %v): its metrics port %s is open to the cluster", podLabels, port)
+	}
 }

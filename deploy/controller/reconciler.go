@@ -67,6 +67,14 @@ type ReconcilerConfig struct {
 	Client   client.Client // reads WeirRoutes and ConfigMaps, patches status
 	Recorder EventRecorder
 
+	// Namespace is the one namespace whose WeirRoutes are reconciled. A
+	// WeirRoute elsewhere that no controller has taken up within
+	// OtherNamespaceGrace (default 30s) is told so (Ready=False,
+	// OtherNamespace, and an Event) and changes nothing. Empty: every
+	// WeirRoute the client sees is reconciled.
+	Namespace           string
+	OtherNamespaceGrace time.Duration
+
 	// ConnectTimeout bounds connecting to an artifact URL, its TLS handshake
 	// and its response headers; default 15s.
 	ConnectTimeout time.Duration
@@ -108,6 +116,15 @@ type Reconciler struct {
 	// download them again: only a new generation can fix them.
 	mu  sync.Mutex
 	bad map[types.NamespacedName]badMemo
+	// foreign remembers when a WeirRoute generation of another namespace
+	// was first seen untaken, for OtherNamespaceGrace.
+	foreign map[types.NamespacedName]foreignSeen
+}
+
+type foreignSeen struct {
+	uid        types.UID
+	generation int64
+	at         time.Time
 }
 
 type badMemo struct {
@@ -136,6 +153,7 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	}
 	def(&cfg.RetryBase, time.Second)
 	def(&cfg.RetryMax, 5*time.Minute)
+	def(&cfg.OtherNamespaceGrace, 30*time.Second)
 	if cfg.MaxArtifactSize <= 0 {
 		cfg.MaxArtifactSize = 2 << 30
 	}
@@ -148,7 +166,8 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 			reader: cfg.Client, http: newHTTPClient(cfg.ConnectTimeout), maxSize: cfg.MaxArtifactSize,
 			idle: cfg.StallTimeout, total: cfg.FetchTimeout, tmpDir: cfg.TempDir,
 		},
-		bad: map[types.NamespacedName]badMemo{},
+		bad:     map[types.NamespacedName]badMemo{},
+		foreign: map[types.NamespacedName]foreignSeen{},
 	}, nil
 }
 
@@ -182,16 +201,62 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// `weir route` call.
 		if apierrors.IsNotFound(err) {
 			r.forgetBad(req.NamespacedName)
+			r.forgetForeign(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := wr.DeepCopy()
+	if r.cfg.Namespace != "" && wr.Namespace != r.cfg.Namespace {
+		return r.otherNamespace(ctx, before, &wr)
+	}
 	res, err := r.reconcile(ctx, &wr)
 	wr.Status.ObservedGeneration = wr.Generation
 	if perr := patchStatus(ctx, r.cfg.Client, before, &wr); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
 	return res, err
+}
+
+// otherNamespace tells a WeirRoute outside this controller's namespace that
+// nothing manages it, once its generation has gone OtherNamespaceGrace
+// without a controller of its own namespace writing its observedGeneration
+// (one that does is left alone: every weir install sees every WeirRoute).
+// Nothing of it reaches the gateway.
+func (r *Reconciler) otherNamespace(ctx context.Context, before, wr *v1alpha1.WeirRoute) (ctrl.Result, error) {
+	nn := nameOf(wr)
+	ready := meta.FindStatusCondition(wr.Status.Conditions, v1alpha1.ConditionReady)
+	told := ready != nil && ready.Reason == "OtherNamespace" && ready.ObservedGeneration == wr.Generation
+	if told || wr.Status.ObservedGeneration == wr.Generation {
+		r.forgetForeign(nn)
+		return ctrl.Result{}, nil
+	}
+	r.mu.Lock()
+	seen, ok := r.foreign[nn]
+	if !ok || seen.uid != wr.UID || seen.generation != wr.Generation {
+		seen = foreignSeen{uid: wr.UID, generation: wr.Generation, at: time.Now()}
+		r.foreign[nn] = seen
+	}
+	r.mu.Unlock()
+	if wait := r.cfg.OtherNamespaceGrace - time.Since(seen.at); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	msg := fmt.Sprintf("no weir controller manages namespace %s: this one manages namespace %s only. Deploy weir in %s (kubectl apply -k deploy/kubernetes, with its namespace set to %s) or create this WeirRoute in %s",
+		wr.Namespace, r.cfg.Namespace, wr.Namespace, wr.Namespace, r.cfg.Namespace)
+	r.setCondition(wr, v1alpha1.ConditionReady, metav1.ConditionFalse, "OtherNamespace", msg)
+	// Guarded by resourceVersion: a controller of that namespace writing
+	// status meanwhile wins, and the retry leaves its status alone.
+	if err := patchStatus(ctx, r.cfg.Client, before, wr); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.cfg.Recorder.Eventf(wr, nil, corev1.EventTypeWarning, "OtherNamespace", "Validate", "%s", msg)
+	r.forgetForeign(nn)
+	return ctrl.Result{}, nil
+}
+
+func (r *Reconciler) forgetForeign(nn types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.foreign, nn)
 }
 
 // patchStatus writes status with a merge patch guarded by resourceVersion, so

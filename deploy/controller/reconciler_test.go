@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -58,6 +59,13 @@ func newEnvWith(t *testing.T, opts ...testgw.Option) env {
 func (e env) start(t *testing.T, mutate func(*Options)) {
 	t.Helper()
 	cfg, _ := startEnv(t)
+	e.startAs(t, cfg, mutate)
+}
+
+// startAs is start with the API server config cfg (an impersonating one
+// runs the controller under that identity's RBAC).
+func (e env) startAs(t *testing.T, cfg *rest.Config, mutate func(*Options)) {
+	t.Helper()
 	o := Options{
 		GatewayURL: e.gw.URL, Token: e.gw.Token, Namespace: e.ns,
 		FollowInterval: 200 * time.Millisecond, ResyncInterval: 300 * time.Millisecond,

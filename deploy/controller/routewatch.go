@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -83,7 +84,7 @@ func (r *Reconciler) routeWatch(gw RouteLister, interval time.Duration) source.S
 // retryAll resets the backoff of every WeirRoute and enqueues it.
 func (r *Reconciler) retryAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	var list v1alpha1.WeirRouteList
-	if err := r.cfg.Client.List(ctx, &list); err != nil {
+	if err := r.cfg.Client.List(ctx, &list, client.InNamespace(r.cfg.Namespace)); err != nil {
 		return // the next resync or event brings them
 	}
 	for i := range list.Items {
@@ -103,7 +104,7 @@ func (r *Reconciler) pollRoutes(ctx context.Context, gw RouteLister, q workqueue
 		return err
 	}
 	var list v1alpha1.WeirRouteList
-	if err := r.cfg.Client.List(ctx, &list); err != nil {
+	if err := r.cfg.Client.List(ctx, &list, client.InNamespace(r.cfg.Namespace)); err != nil {
 		return err
 	}
 	owners := map[string][]types.NamespacedName{}

@@ -86,6 +86,10 @@ type Options struct {
 	skipNameValidation bool          // tests run several managers in one process
 	retryBase          time.Duration // tests shorten the per-WeirRoute backoff
 	retryMax           time.Duration
+	// otherNamespaceGrace: how long a WeirRoute of another namespace may
+	// wait for a controller there before it is told none manages it
+	// (default 30s; tests shorten it).
+	otherNamespaceGrace time.Duration
 }
 
 // Validate fills defaults and checks o once.
@@ -208,8 +212,15 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: Scheme(),
-		// Watch one namespace only: RBAC is a Role, not a ClusterRole.
-		Cache:                         cache.Options{DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}},
+		// One namespace is managed (RBAC is a Role there), but WeirRoutes
+		// are watched in every namespace (a ClusterRole for them alone),
+		// so one created where no controller runs is told so.
+		Cache: cache.Options{
+			DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}},
+			ByObject: map[client.Object]cache.ByObject{
+				&v1alpha1.WeirRoute{}: {Namespaces: map[string]cache.Config{cache.AllNamespaces: {}}},
+			},
+		},
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionNamespace:       opts.Namespace,
@@ -243,6 +254,8 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		Gateway:                 sdk.New(opts.GatewayURL, opts.Token),
 		Client:                  mgr.GetClient(),
 		Recorder:                loggingRecorder{mgr.GetEventRecorder("weir-controller"), mgr.GetLogger().WithName("weirroute")},
+		Namespace:               opts.Namespace,
+		OtherNamespaceGrace:     opts.otherNamespaceGrace,
 		FollowInterval:          opts.FollowInterval,
 		ResyncInterval:          opts.ResyncInterval,
 		RouteWatchInterval:      opts.RouteWatchInterval,
