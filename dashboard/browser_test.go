@@ -73,7 +73,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := g.Client.StartRollout(ctx, "demo", json.RawMessage(`{"model":"m","version":"2","steps":[10,50,100],"interval":"1h","min_requests":1000}`)); err != nil {
 		t.Fatalf("start rollout: %v", err)
 	}
-	predict(t, g.URL, 30)
+	// At 10%, 30 requests miss the canary 4% of the time: send until it
+	// has answered some.
+	predictUntilVariant(t, g.URL, "demo", "canary", 3)
 	waitText(t, browser, `#rollout-weight`, "10%")
 	waitText(t, browser, `#rollout-state .badge`, "progressing")
 	waitTextContains(t, browser, `#rollout-step`, "step 1 of 3 · 1h per step")
@@ -428,6 +430,33 @@ func screenshot(t *testing.T, ctx context.Context) []byte {
 func predict(t *testing.T, url string, n int) {
 	t.Helper()
 	predictRoute(t, url, "demo", n, func(i int) string { return fmt.Sprintf(`{"x":%d}`, i%5) })
+}
+
+// predictUntilVariant sends predictions to route until variant has answered
+// n of them (at most 5,000 requests).
+func predictUntilVariant(t *testing.T, url, route, variant string, n int) {
+	t.Helper()
+	seen := 0
+	for i := 0; seen < n; i++ {
+		if i == 5000 {
+			t.Fatalf("%d predictions on route %s, %d answered by %s; want %d", i, route, seen, variant, n)
+		}
+		resp, err := http.Post(url+"/v1/routes/"+route+"/predict", "application/json", strings.NewReader(fmt.Sprintf(`{"x":%d}`, i%5)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a struct {
+			Variant string `json:"variant"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("predict: %s %v", resp.Status, err)
+		}
+		if a.Variant == variant {
+			seen++
+		}
+	}
 }
 
 // predictRoute sends n predictions to route, the i-th with body(i).
