@@ -322,23 +322,7 @@ func TestEveryInferencePublishesOneEvent(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, a.status, a.raw)
 		}
 	}
-	nc, err := natsx.Connect(g.NATSURL(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	var evs [][]byte
-	testpoll.For(t, 10*time.Second, "every event in WEIR_EVENTS", func() error {
-		var err error
-		if evs, err = streamEvents(js, "weir.events.r"); err != nil {
-			return err
-		}
-		if len(evs) < n {
-			return fmt.Errorf("%d of %d events in the stream", len(evs), n)
-		}
-		return nil
-	})
+	evs := eventsOf(t, g, "r", n)
 	if len(evs) != n {
 		t.Fatalf("%d events for %d requests", len(evs), n)
 	}
