@@ -17,7 +17,10 @@ func TestArchiverResumesWhenItsConsumerIsLost(t *testing.T) {
 	_, js := s.Connect(t)
 	createEventsStream(t, js)
 	dir := t.TempDir()
-	a := newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 50, MaxAge: 100 * time.Millisecond})
+	// An ack sent to the lost consumer is lost with it, and its event is
+	// redelivered after AckWait (then acked as already written): keep it
+	// short so the test does not wait 30s for them.
+	a := newTestArchiver(t, ArchiverOptions{JetStream: js, Dir: dir, MaxRows: 50, MaxAge: 100 * time.Millisecond, AckWait: 2 * time.Second})
 	send := func(from, n int) {
 		for i := range n {
 			publishRaw(t, js, testEvent("r", from+i))
