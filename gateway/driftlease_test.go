@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weirhq/weir/internal/natsx"
@@ -64,17 +63,7 @@ func TestDriftAlertOutlivesItsLeaseHolder(t *testing.T) {
 	if err := a.Client.PushReference(context.Background(), "m", "1", bytes.NewReader(referenceCSV(2000, rng)), "text/csv"); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := natsx.Connect(a.NATSURL(), "alerts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	alerts := make(chan *nats.Msg, 64)
-	sub, err := nc.ChanSubscribe("weir.alerts.drift.m", alerts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	nc, alerts := subscribeAlerts(t, a.NATSURL(), "m")
 
 	// The seam: a holder that is about to die takes the lease from both
 	// gateways, and renews it until the shift has been judged.

@@ -84,6 +84,24 @@ func TestReadyReportsNATS(t *testing.T) {
 	}
 }
 
+// subscribeAlerts subscribes to model's drift alerts on the NATS at url,
+// until the test ends.
+func subscribeAlerts(t *testing.T, url, model string) (*nats.Conn, chan *nats.Msg) {
+	t.Helper()
+	nc, err := natsx.Connect(url, "alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	alerts := make(chan *nats.Msg, 256)
+	sub, err := nc.ChanSubscribe("weir.alerts.drift."+model, alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return nc, alerts
+}
+
 // TestOneDriftAlertPerCrossing: two gateways on one NATS both judge every
 // event, and one drift crossing raises exactly one alert between them.
 func TestOneDriftAlertPerCrossing(t *testing.T) {
@@ -98,17 +116,7 @@ func TestOneDriftAlertPerCrossing(t *testing.T) {
 	if err := a.Client.PushReference(context.Background(), "m", "1", bytes.NewReader(referenceCSV(2000, rng)), "text/csv"); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := natsx.Connect(a.NATSURL(), "alerts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	alerts := make(chan *nats.Msg, 64)
-	sub, err := nc.ChanSubscribe("weir.alerts.drift.m", alerts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	_, alerts := subscribeAlerts(t, a.NATSURL(), "m")
 	testpoll.For(t, 20*time.Second, "B to serve m@1 with its reference's features", func() error {
 		a := call(t, "POST", b.URL+"/v1/routes/m/predict", "", []byte(`{"amount":50,"risk":0.5}`))
 		if a.status != 200 {

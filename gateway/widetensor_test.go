@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weirhq/weir/internal/natsx"
@@ -143,17 +142,7 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 func TestImageDriftIsDriftOfItsSummary(t *testing.T) {
 	g := testgw.Start(t)
 	pushImageModel(t, g, "cam", 32, 32)
-	nc, err := natsx.Connect(g.NATSURL(), "alerts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	alerts := make(chan *nats.Msg, 256)
-	sub, err := nc.ChanSubscribe("weir.alerts.drift.cam", alerts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	_, alerts := subscribeAlerts(t, g.NATSURL(), "cam")
 	rng := rand.New(rand.NewPCG(3, 4))
 	send := func(n int, shift float64) {
 		for i := 0; i < n; i++ {
