@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/weirhq/weir/gateway"
-	"github.com/weirhq/weir/internal/natsx"
 	"github.com/weirhq/weir/internal/testgw"
 	"github.com/weirhq/weir/internal/testpoll"
 )
@@ -367,23 +364,7 @@ func TestShadowOnBothPathsOffTheCallersPath(t *testing.T) {
 		return nil
 	})
 
-	nc, err := natsx.Connect(g.NATSURL(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	var evs [][]byte
-	testpoll.For(t, 10*time.Second, "every event (callers' and shadows') in WEIR_EVENTS", func() error {
-		var err error
-		if evs, err = streamEvents(js, "weir.events.r"); err != nil {
-			return err
-		}
-		if len(evs) < 4*n {
-			return fmt.Errorf("%d of %d events in the stream", len(evs), 4*n)
-		}
-		return nil
-	})
+	evs := eventsOf(t, g, "r", 4*n) // callers' and shadows'
 	shadows := 0
 	for _, data := range evs {
 		var ev struct {
